@@ -1,0 +1,196 @@
+/*
+ * bench_pg.c -- the ways of doing get-or-create on PostgreSQL that the
+ * benchmark compares nodup with, each on its own connection per thread:
+ *
+ *  - nodup: nodup_get_or_create() (bench_nodup.c, shared with SQLite).
+ *  - raw: the single statement written by hand, prepared once and run with
+ *    PQexecPrepared: one round trip for a hit and for a miss. It is the
+ *    speed limit, not a correct implementation: its one snapshot cannot see
+ *    a row a concurrent winner committed while it waited.
+ *  - django: what Django's QuerySet.get_or_create() sends, one prepared
+ *    statement and one round trip per step: SELECT; on a miss BEGIN,
+ *    SAVEPOINT, INSERT, RELEASE, COMMIT; on a unique violation ROLLBACK TO
+ *    the savepoint, end the transaction and SELECT again.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench.h"
+
+/* Connect with libpq; 0 on success. */
+static int pg_connect(bench_worker *w) {
+  w->pg = PQconnectdb(w->target);
+  if (PQstatus(w->pg) != CONNECTION_OK) {
+    bench_worker_error(w, "connect: %s", PQerrorMessage(w->pg));
+    return -1;
+  }
+  return 0;
+}
+
+/* Prepare `sql` under `name` with `nparams` parameters of inferred type. */
+static int pg_prepare(bench_worker *w, const char *name, const char *sql,
+                      int nparams) {
+  PGresult *res = PQprepare(w->pg, name, sql, nparams, NULL);
+  int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+  if (!ok)
+    bench_worker_error(w, "prepare %s: %s", name, PQerrorMessage(w->pg));
+  PQclear(res);
+  return ok ? 0 : -1;
+}
+
+/*
+ * Run prepared statement `name` and return its result when its status is
+ * `want`; otherwise record the error, clear it and return NULL.
+ */
+static PGresult *pg_run(bench_worker *w, const char *name, int nparams,
+                        const char *const *params, ExecStatusType want) {
+  PGresult *res = PQexecPrepared(w->pg, name, nparams, params, NULL, NULL, 0);
+  if (PQresultStatus(res) == want)
+    return res;
+  bench_worker_error(w, "%s: %s", name, PQerrorMessage(w->pg));
+  PQclear(res);
+  return NULL;
+}
+
+/* Run a prepared statement that returns no rows; 0 on success. */
+static int pg_command(bench_worker *w, const char *name) {
+  PGresult *res = pg_run(w, name, 0, NULL, PGRES_COMMAND_OK);
+  PQclear(res);
+  return res ? 0 : -1;
+}
+
+static void pg_close(bench_worker *w) {
+  PQfinish(w->pg);
+  w->pg = NULL;
+}
+
+/* --- raw --------------------------------------------------------------- */
+
+static int raw_pg_open(bench_worker *w) {
+  if (pg_connect(w) != 0)
+    return -1;
+  return pg_prepare(w, "goc",
+                    "WITH ins AS (INSERT INTO \"t\" (\"k\", \"v\") "
+                    "VALUES ($1, $2) ON CONFLICT (\"k\") DO NOTHING "
+                    "RETURNING \"id\") "
+                    "SELECT \"id\" FROM ins UNION ALL "
+                    "SELECT \"id\" FROM \"t\" WHERE \"k\" = $1 LIMIT 1",
+                    2);
+}
+
+/* The statement cannot say whether it inserted: found stays unknown (-1). */
+static bench_outcome raw_pg_op(bench_worker *w, const char *key,
+                               const char *value) {
+  const char *params[] = {key, value};
+  bench_outcome out = {0, -1, 0};
+  PGresult *res = pg_run(w, "goc", 2, params, PGRES_TUPLES_OK);
+  if (res == NULL)
+    return out;
+  out.ok = 1;
+  out.has_id = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0);
+  PQclear(res);
+  return out;
+}
+
+/* --- django ------------------------------------------------------------ */
+
+static int django_pg_open(bench_worker *w) {
+  static const struct {
+    const char *name, *sql;
+    int nparams;
+  } stmts[] = {
+      /* Model.objects.get(): every column, LIMIT 21 (MAX_GET_RESULTS). */
+      {"get",
+       "SELECT \"t\".\"id\", \"t\".\"k\", \"t\".\"v\" FROM \"t\" "
+       "WHERE \"t\".\"k\" = $1 LIMIT 21",
+       1},
+      {"begin", "BEGIN", 0},
+      {"savepoint", "SAVEPOINT \"s1\"", 0},
+      {"insert",
+       "INSERT INTO \"t\" (\"k\", \"v\") VALUES ($1, $2) RETURNING \"t\".\"id\"",
+       2},
+      {"release", "RELEASE SAVEPOINT \"s1\"", 0},
+      {"commit", "COMMIT", 0},
+      {"rollback_to", "ROLLBACK TO SAVEPOINT \"s1\"", 0},
+      {"rollback", "ROLLBACK", 0},
+  };
+  if (pg_connect(w) != 0)
+    return -1;
+  for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
+    if (pg_prepare(w, stmts[i].name, stmts[i].sql, stmts[i].nparams) != 0)
+      return -1;
+  return 0;
+}
+
+/* get(): 1 when a row was found, 0 when none, -1 on error. */
+static int django_get(bench_worker *w, const char *key) {
+  const char *params[] = {key};
+  PGresult *res = pg_run(w, "get", 1, params, PGRES_TUPLES_OK);
+  if (res == NULL)
+    return -1;
+  int found = PQntuples(res) > 0;
+  PQclear(res);
+  return found;
+}
+
+/*
+ * INSERT inside the savepoint: 1 when inserted, 0 on a unique violation
+ * (the savepoint has been rolled back to), -1 on another error.
+ */
+static int django_insert(bench_worker *w, const char *key, const char *value) {
+  const char *params[] = {key, value};
+  PGresult *res = PQexecPrepared(w->pg, "insert", 2, params, NULL, NULL, 0);
+  int rc;
+  if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+    rc = PQntuples(res) == 1 ? 1 : -1;
+  } else {
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    rc = state != NULL && strcmp(state, "23505") == 0 ? 0 : -1;
+    if (rc < 0)
+      bench_worker_error(w, "insert: %s", PQerrorMessage(w->pg));
+  }
+  PQclear(res);
+  if (rc == 0 && pg_command(w, "rollback_to") != 0)
+    rc = -1;
+  return rc;
+}
+
+static bench_outcome django_pg_op(bench_worker *w, const char *key,
+                                  const char *value) {
+  bench_outcome out = {0, 0, 0};
+  int found = django_get(w, key);
+  if (found < 0)
+    return out;
+  if (found) {
+    out.ok = out.found = out.has_id = 1;
+    return out;
+  }
+  /* with transaction.atomic(): create() */
+  if (pg_command(w, "begin") != 0)
+    return out;
+  int inserted = -1;
+  if (pg_command(w, "savepoint") == 0)
+    inserted = django_insert(w, key, value);
+  if (inserted == 1) {
+    if (pg_command(w, "release") != 0 || pg_command(w, "commit") != 0) {
+      pg_command(w, "rollback");
+      return out;
+    }
+    out.ok = out.has_id = 1;
+    return out;
+  }
+  /* IntegrityError leaves atomic() (its transaction is rolled back), then
+   * get() again. */
+  if (pg_command(w, "rollback") != 0 || inserted < 0)
+    return out;
+  found = django_get(w, key);
+  if (found < 0)
+    return out;
+  out.ok = 1;
+  out.found = out.has_id = found;
+  return out;
+}
+
+const bench_method bench_pg_raw = {"raw", raw_pg_open, raw_pg_op, pg_close};
+const bench_method bench_pg_django = {"django", django_pg_open, django_pg_op,
+                                      pg_close};

@@ -1,0 +1,495 @@
+/*
+ * db_pg.c -- the PostgreSQL backend (libpq).
+ *
+ * Get-or-create is one network round trip, hit or miss: in pipeline mode we
+ * send an insert-if-absent and a lookup, then one Sync. Under READ COMMITTED
+ * the lookup takes a fresh snapshot, so it sees a winner that committed
+ * while our insert waited on its row lock; a single statement cannot (one
+ * snapshot: the CTE + UNION ALL form returns nothing about once per 1,000
+ * contended calls, see shared/research/get-or-create.md). No savepoint is
+ * needed: an insert that conflicts on the arbiter does nothing, it does not
+ * fail. The insert's SELECT ... WHERE NOT EXISTS means a hit evaluates no
+ * column default, so no sequence value is consumed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "internal.h"
+
+#define PG_MAX_RETRIES 10
+
+struct nodup_stmt {
+  char name[32];
+};
+
+static PGconn *C(nodup_db *db) { return (PGconn *)db->native; }
+
+static void chomp(buf *b) {
+  while (b->len && (b->p[b->len - 1] == '\n' || b->p[b->len - 1] == ' '))
+    b->p[--b->len] = '\0';
+}
+
+/* Map a failed result to a nodup code, with a message that names the
+ * table, constraint and column the server reported, and the SQLSTATE. */
+static int pg_fail(nodup_db *db, const PGresult *res, const char *what) {
+  const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+  const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
+  const char *cons = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
+  int code = NODUP_ERR_DB;
+
+  if (PQstatus(C(db)) == CONNECTION_BAD) code = NODUP_ERR_CONNECT;
+  else if (state && strncmp(state, "23", 2) == 0) code = NODUP_ERR_CONSTRAINT;
+  else if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01")))
+    code = NODUP_ERR_RETRY;
+  else if (state && !strcmp(state, "42P01")) code = NODUP_ERR_NO_TABLE;
+  else if (state && !strcmp(state, "42703")) code = NODUP_ERR_NO_COLUMN;
+  else if (state && !strncmp(state, "08", 2)) code = NODUP_ERR_CONNECT;
+  else if (state && !strcmp(state, "53300")) code = NODUP_ERR_CONNECT;
+
+  buf_reset(&db->err);
+  if (what) buf_printf(&db->err, "%s: ", what);
+  if (primary) {
+    buf_puts(&db->err, primary);
+    if (cons && !strstr(primary, cons)) buf_printf(&db->err, " (constraint \"%s\")", cons);
+    if (detail) buf_printf(&db->err, "; %s", detail);
+  } else {
+    buf_puts(&db->err, PQerrorMessage(C(db)));
+    chomp(&db->err);
+  }
+  if (state) buf_printf(&db->err, " [SQLSTATE %s]", state);
+  return code;
+}
+
+static int pg_ok(const PGresult *res) {
+  ExecStatusType s = PQresultStatus(res);
+  return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
+}
+
+static int pg_connect(nodup_db *db, const char *target) {
+  const char *keys[] = {"dbname", "fallback_application_name", NULL};
+  const char *vals[] = {target, "nodup", NULL};
+  PGconn *c = PQconnectdbParams(keys, vals, 1);
+  if (!c) return nodup_fail(db, NODUP_ERR_NOMEM, "out of memory connecting");
+  db->native = c;
+  if (PQstatus(c) != CONNECTION_OK) {
+    buf_reset(&db->err);
+    buf_printf(&db->err, "cannot connect to PostgreSQL: %s", PQerrorMessage(c));
+    chomp(&db->err);
+    for (size_t i = 0; i < db->err.len; i++)
+      if (db->err.p[i] == '\n') db->err.p[i] = ' ';
+    PQfinish(c);
+    db->native = NULL;
+    return NODUP_ERR_CONNECT;
+  }
+  db->server_version = PQserverVersion(c);
+  return NODUP_OK;
+}
+
+static void pg_disconnect(nodup_db *db) {
+  PQfinish(C(db));
+  db->native = NULL;
+}
+
+static int pg_exec(nodup_db *db, const char *sql) {
+  PGresult *res = PQexec(C(db), sql);
+  int rc = pg_ok(res) ? NODUP_OK : pg_fail(db, res, NULL);
+  PQclear(res);
+  return rc;
+}
+
+static int pg_rows(PGresult *res, row_fn fn, void *ctx) {
+  const char *vals[64];
+  int r, i, nr = PQntuples(res), nc = PQnfields(res);
+  if (nc > 64) nc = 64;
+  for (r = 0; fn && r < nr; r++) {
+    for (i = 0; i < nc; i++)
+      vals[i] = PQgetisnull(res, r, i) ? NULL : PQgetvalue(res, r, i);
+    if (fn(ctx, nc, vals)) break;
+  }
+  return NODUP_OK;
+}
+
+static int pg_query(nodup_db *db, const char *sql, const char *const *params,
+                    int nparams, row_fn fn, void *ctx) {
+  PGresult *res = PQexecParams(C(db), sql, nparams, NULL, params, NULL, NULL, 0);
+  int rc = pg_ok(res) ? pg_rows(res, fn, ctx) : pg_fail(db, res, NULL);
+  PQclear(res);
+  return rc;
+}
+
+static int pg_prepare(nodup_db *db, const char *sql, int nparams,
+                      const unsigned *types, nodup_stmt **out) {
+  nodup_stmt *s = calloc(1, sizeof *s);
+  PGresult *res;
+  int rc;
+  if (!s) return NODUP_ERR_NOMEM;
+  snprintf(s->name, sizeof s->name, "nodup_%u", db->next_stmt++);
+  res = PQprepare(C(db), s->name, sql, nparams, (const Oid *)types);
+  rc = pg_ok(res) ? NODUP_OK : pg_fail(db, res, NULL);
+  PQclear(res);
+  if (rc != NODUP_OK) {
+    free(s);
+    return rc;
+  }
+  *out = s;
+  return NODUP_OK;
+}
+
+static int pg_run(nodup_db *db, nodup_stmt *s, const char *const *params,
+                  int nparams, row_fn fn, void *ctx) {
+  PGresult *res = PQexecPrepared(C(db), s->name, nparams, params, NULL, NULL, 0);
+  int rc = pg_ok(res) ? pg_rows(res, fn, ctx) : pg_fail(db, res, NULL);
+  PQclear(res);
+  return rc;
+}
+
+static void pg_finalize(nodup_db *db, nodup_stmt *s) {
+  if (!s) return;
+  /* Best effort: inside an aborted transaction DEALLOCATE fails, and the
+   * statement then dies with the session. */
+  if (db->native && PQstatus(C(db)) == CONNECTION_OK &&
+      PQtransactionStatus(C(db)) != PQTRANS_INERROR) {
+    char sql[64];
+    snprintf(sql, sizeof sql, "DEALLOCATE \"%s\"", s->name);
+    PQclear(PQexec(C(db), sql));
+  }
+  free(s);
+}
+
+static int pg_in_transaction(nodup_db *db) {
+  return PQtransactionStatus(C(db)) != PQTRANS_IDLE;
+}
+
+/* ---- catalog ---- */
+
+typedef struct pg_tctx {
+  nodup_table_info *t;
+  size_t cap;
+  int oom;
+  char oid[16];
+  char relkind;
+} pg_tctx;
+
+static int pg_table_row(void *vctx, int n, const char *const *v) {
+  pg_tctx *c = vctx;
+  buf q;
+  (void)n;
+  snprintf(c->oid, sizeof c->oid, "%s", v[0]);
+  c->relkind = v[3][0];
+  c->t->name = nodup_strdup(v[2]);
+  buf_init(&q);
+  sql_ident(&q, v[1]);
+  buf_putc(&q, '.');
+  sql_ident(&q, v[2]);
+  c->t->qualified = q.oom ? NULL : nodup_strdup(buf_str(&q));
+  buf_free(&q);
+  if (!c->t->name || !c->t->qualified) c->oom = 1;
+  return 1;
+}
+
+static int pg_column_row(void *vctx, int n, const char *const *v) {
+  pg_tctx *c = vctx;
+  nodup_table_info *t = c->t;
+  (void)n;
+  if (t->ncols == c->cap) {
+    size_t cap = c->cap ? c->cap * 2 : 16;
+    char **cols = realloc(t->cols, cap * sizeof *cols);
+    unsigned *types;
+    int *nn;
+    if (!cols) return c->oom = 1;
+    t->cols = cols;
+    if (!(types = realloc(t->types, cap * sizeof *types))) return c->oom = 1;
+    t->types = types;
+    if (!(nn = realloc(t->notnull, cap * sizeof *nn))) return c->oom = 1;
+    t->notnull = nn;
+    c->cap = cap;
+  }
+  if (!(t->cols[t->ncols] = nodup_strdup(v[0]))) return c->oom = 1;
+  t->types[t->ncols] = (unsigned)strtoul(v[1], NULL, 10);
+  t->notnull[t->ncols] = v[2][0] == 't';
+  t->ncols++;
+  return 0;
+}
+
+/* Rows: index name, primary, deferrable, predicate, nulls-not-distinct,
+ * constraint, ordinal, column (NULL for an expression). One row per key
+ * column, ordered by index then ordinal. */
+static int pg_index_row(void *vctx, int n, const char *const *v) {
+  pg_tctx *c = vctx;
+  nodup_table_info *t = c->t;
+  nodup_index_info *ix;
+  char **cols;
+  (void)n;
+  if (!t->nidx || strcmp(t->idx[t->nidx - 1].name, v[0]) != 0) {
+    if (t->nidx == c->cap) {
+      size_t cap = c->cap ? c->cap * 2 : 8;
+      nodup_index_info *idx = realloc(t->idx, cap * sizeof *idx);
+      if (!idx) return c->oom = 1;
+      t->idx = idx;
+      c->cap = cap;
+    }
+    ix = &t->idx[t->nidx++];
+    memset(ix, 0, sizeof *ix);
+    ix->name = nodup_strdup(v[0]);
+    ix->primary = v[1][0] == '1';
+    ix->deferrable = v[2][0] == '1';
+    ix->predicate = v[3] ? nodup_strdup(v[3]) : NULL;
+    ix->nulls_equal = v[4][0] == '1';
+    ix->constraint = v[5] ? nodup_strdup(v[5]) : NULL;
+    if (!ix->name || (v[3] && !ix->predicate) || (v[5] && !ix->constraint))
+      return c->oom = 1;
+  }
+  ix = &t->idx[t->nidx - 1];
+  cols = realloc(ix->cols, (ix->ncols + 1) * sizeof *cols);
+  if (!cols) return c->oom = 1;
+  ix->cols = cols;
+  ix->cols[ix->ncols] = v[7] ? nodup_strdup(v[7]) : NULL;
+  if (v[7] && !ix->cols[ix->ncols]) return c->oom = 1;
+  ix->ncols++;
+  return 0;
+}
+
+static int pg_table_info(nodup_db *db, const char *table, nodup_table_info **out) {
+  nodup_table_info *t = calloc(1, sizeof *t);
+  pg_tctx c;
+  const char *p[1];
+  const char *oidp[1];
+  char sql[1600];
+  size_t i, j;
+  int rc;
+
+  *out = NULL;
+  if (!t) return NODUP_ERR_NOMEM;
+  memset(&c, 0, sizeof c);
+  c.t = t;
+  p[0] = table;
+  /* Names are exact (quoted): "Order" is not "order". A dot splits schema
+   * from table only when no relation has the whole name. */
+  rc = pg_query(db,
+                "SELECT c.oid, n.nspname, c.relname, c.relkind "
+                "FROM pg_catalog.pg_class c "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.oid = coalesce(to_regclass(quote_ident($1::text)), "
+                "  CASE WHEN strpos($1::text, '.') > 0 THEN to_regclass("
+                "    quote_ident(split_part($1::text, '.', 1)) || '.' || "
+                "    quote_ident(substr($1::text, strpos($1::text, '.') + 1))) END)",
+                p, 1, pg_table_row, &c);
+  if (rc == NODUP_OK && c.oom) rc = NODUP_ERR_NOMEM;
+  if (rc != NODUP_OK) goto done;
+  if (!c.t->name) {
+    rc = nodup_fail(db, NODUP_ERR_NO_TABLE, "no such table: \"%s\"", table);
+    goto done;
+  }
+  if (c.relkind != 'r' && c.relkind != 'p') {
+    rc = nodup_fail(db, NODUP_ERR_NO_TABLE, "\"%s\" is not a table (relkind %c)",
+                    table, c.relkind);
+    goto done;
+  }
+  oidp[0] = c.oid;
+  rc = pg_query(db,
+                "SELECT attname, atttypid, attnotnull FROM pg_catalog.pg_attribute "
+                "WHERE attrelid = $1::oid AND attnum > 0 AND NOT attisdropped "
+                "ORDER BY attnum",
+                oidp, 1, pg_column_row, &c);
+  if (rc == NODUP_OK && c.oom) rc = NODUP_ERR_NOMEM;
+  if (rc != NODUP_OK) goto done;
+
+  c.cap = 0;
+  snprintf(sql, sizeof sql,
+           "SELECT ci.relname, i.indisprimary::int, (NOT i.indimmediate)::int, "
+           "  pg_catalog.pg_get_expr(i.indpred, i.indrelid), %s, con.conname, "
+           "  k.ord, a.attname "
+           "FROM pg_catalog.pg_index i "
+           "JOIN pg_catalog.pg_class ci ON ci.oid = i.indexrelid "
+           "LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid "
+           "  AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u') "
+           "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
+           "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
+           "  AND a.attnum = k.attnum AND k.attnum > 0 "
+           "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid "
+           "  AND k.ord <= i.indnkeyatts "
+           "ORDER BY ci.relname, k.ord",
+           db->server_version >= 150000 ? "i.indnullsnotdistinct::int" : "0");
+  rc = pg_query(db, sql, oidp, 1, pg_index_row, &c);
+  if (rc == NODUP_OK && c.oom) rc = NODUP_ERR_NOMEM;
+  if (rc != NODUP_OK) goto done;
+
+  for (i = 0; i < t->nidx; i++) {
+    if (!t->idx[i].primary) continue;
+    t->pk = calloc(t->idx[i].ncols, sizeof *t->pk);
+    if (!t->pk) {
+      rc = NODUP_ERR_NOMEM;
+      goto done;
+    }
+    for (j = 0; j < t->idx[i].ncols; j++) {
+      t->pk[j] = nodup_strdup(t->idx[i].cols[j] ? t->idx[i].cols[j] : "?");
+      if (!t->pk[j]) {
+        rc = NODUP_ERR_NOMEM;
+        goto done;
+      }
+      t->npk++;
+    }
+  }
+done:
+  if (rc == NODUP_OK) *out = t;
+  else table_info_free(t);
+  return rc;
+}
+
+typedef struct explain_ctx {
+  buf *names;
+} explain_ctx;
+
+static int explain_row(void *vctx, int n, const char *const *v) {
+  explain_ctx *c = vctx;
+  const char *tag = "Conflict Arbiter Indexes: ";
+  const char *s;
+  (void)n;
+  if (v[0] && (s = strstr(v[0], tag))) buf_puts(c->names, s + strlen(tag));
+  return 0;
+}
+
+/* The planner's ON CONFLICT inference is the authority on which unique
+ * indexes back (cols) WHERE pred (with its implication proof for partial
+ * indexes). EXPLAIN runs it without executing anything and names them. */
+static int pg_arbiters(nodup_db *db, const nodup_table_info *t,
+                       char *const *cols, size_t ncols, const char *where,
+                       buf *names) {
+  buf q;
+  size_t i;
+  unsigned *types = calloc(ncols ? ncols : 1, sizeof *types);
+  const char **vals = calloc(ncols ? ncols : 1, sizeof *vals);
+  PGresult *res = NULL;
+  explain_ctx ec = {names};
+  int rc;
+
+  buf_init(&q);
+  if (!types || !vals) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  for (i = 0; i < ncols; i++) {
+    int c = table_info_column(db, t, cols[i]);
+    types[i] = c >= 0 ? t->types[c] : 0;
+  }
+  buf_printf(&q, "EXPLAIN (COSTS OFF) INSERT INTO %s (", t->qualified);
+  sql_ident_list(&q, cols, ncols);
+  buf_puts(&q, ") VALUES (");
+  for (i = 0; i < ncols; i++) {
+    if (i) buf_puts(&q, ", ");
+    sql_param(&q, db, (int)i + 1);
+  }
+  buf_puts(&q, ") ON CONFLICT (");
+  sql_ident_list(&q, cols, ncols);
+  buf_putc(&q, ')');
+  if (where) buf_printf(&q, " WHERE %s", where);
+  buf_puts(&q, " DO NOTHING");
+  if (q.oom) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  res = PQexecParams(C(db), buf_str(&q), (int)ncols, (const Oid *)types, vals,
+                     NULL, NULL, 0);
+  if (pg_ok(res)) {
+    rc = pg_rows(res, explain_row, &ec);
+  } else {
+    const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    rc = pg_fail(db, res, NULL);
+    /* 42P10: no matching index; 55000: a deferrable one cannot arbitrate. */
+    if (state && (!strcmp(state, "42P10") || !strcmp(state, "55000")))
+      rc = NODUP_ERR_UNBACKED;
+  }
+done:
+  PQclear(res);
+  buf_free(&q);
+  free(types);
+  free((void *)vals);
+  return rc;
+}
+
+static void backoff(int attempt) {
+  /* Jittered, growing sleep so two retrying transactions drift apart. */
+  struct timespec ts;
+  long us = (long)(rand() % 1000 + 1) * (attempt + 1);
+  ts.tv_sec = 0;
+  ts.tv_nsec = us * 1000L;
+  nanosleep(&ts, NULL);
+}
+
+/* One pipelined round: insert-if-absent, lookup, Sync. On error, the
+ * message is set and the SQLSTATE copied to `state`. */
+static int pg_round(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
+                    const char *const *params, int nparams, int *created,
+                    char state[6]) {
+  nodup_db *db = key->db;
+  PGconn *c = C(db);
+  PGresult *res;
+  int rc = NODUP_OK, q;
+
+  state[0] = '\0';
+  *created = 0;
+  buf_reset(&key->id);
+  if (!PQenterPipelineMode(c)) return pg_fail(db, NULL, "entering pipeline mode");
+  if (!PQsendQueryPrepared(c, insert->name, nparams, params, NULL, NULL, 0) ||
+      !PQsendQueryPrepared(c, lookup->name, (int)key->ncols, params, NULL, NULL, 0) ||
+      !PQpipelineSync(c)) {
+    rc = pg_fail(db, NULL, "sending get-or-create");
+    PQexitPipelineMode(c);
+    return rc;
+  }
+  for (q = 0; q < 2; q++) {
+    res = PQgetResult(c);
+    if (!res) return pg_fail(db, NULL, "reading get-or-create results");
+    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+      if (!key->id.len && PQntuples(res) > 0) {
+        pg_rows(res, key_store_id, key);
+        *created = q == 0;
+      }
+    } else if (PQresultStatus(res) != PGRES_PIPELINE_ABORTED && rc == NODUP_OK) {
+      const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+      snprintf(state, 6, "%s", s ? s : "");
+      rc = pg_fail(db, res, NULL);
+    }
+    PQclear(res);
+    while ((res = PQgetResult(c)) != NULL) PQclear(res);
+  }
+  res = PQgetResult(c);
+  if (!res || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
+    PQclear(res);
+    return pg_fail(db, NULL, "get-or-create pipeline out of step");
+  }
+  PQclear(res);
+  PQexitPipelineMode(c);
+  if (rc == NODUP_OK && key->id.p && key->id.oom) rc = NODUP_ERR_NOMEM;
+  return rc;
+}
+
+static int pg_get_or_create(nodup_key *key, nodup_stmt *insert,
+                            nodup_stmt *lookup, const char *const *params,
+                            int nparams, int *created) {
+  int owned = PQtransactionStatus(C(key->db)) == PQTRANS_IDLE;
+  int attempt, rc = NODUP_OK;
+  char state[6];
+  for (attempt = 0; attempt < PG_MAX_RETRIES; attempt++) {
+    rc = pg_round(key, insert, lookup, params, nparams, created, state);
+    if (rc == NODUP_ERR_RETRY && owned) {
+      backoff(attempt);
+      continue;
+    }
+    if (rc == NODUP_OK && !key->id.len) return NODUP_ERR_CONFLICT;
+    return rc;
+  }
+  return rc;
+}
+
+const struct nodup_backend nodup_pg_backend = {
+    "postgresql",  '$',          pg_connect, pg_disconnect,
+    pg_exec,       pg_query,     pg_table_info, pg_arbiters,
+    pg_prepare,    pg_run,       pg_finalize, pg_get_or_create,
+    pg_in_transaction,
+};

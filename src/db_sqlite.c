@@ -1,0 +1,537 @@
+/*
+ * db_sqlite.c -- the SQLite backend.
+ *
+ * Connections run in WAL mode (readers never block the writer) with a busy
+ * timeout, extended result codes and foreign_keys=ON. Get-or-create reads
+ * first without any lock (a hit never waits for a writer) and only a miss
+ * takes the write lock, with BEGIN IMMEDIATE: a deferred transaction that
+ * reads and then writes fails with SQLITE_BUSY_SNAPSHOT under concurrency,
+ * and the busy timeout does not help it (see shared/pg-recipe.md).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <sqlite3.h>
+
+#include "internal.h"
+
+#define SQLITE_BUSY_MS 5000
+
+static sqlite3 *H(nodup_db *db) { return (sqlite3 *)db->native; }
+
+/* Map an SQLite result code to a nodup code and set the message. */
+static int sq_fail(nodup_db *db, int rc, const char *what) {
+  sqlite3 *h = H(db);
+  const char *msg = h ? sqlite3_errmsg(h) : sqlite3_errstr(rc);
+  int primary = rc & 0xff;
+  int code = NODUP_ERR_DB;
+  if (primary == SQLITE_CONSTRAINT) code = NODUP_ERR_CONSTRAINT;
+  else if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) code = NODUP_ERR_RETRY;
+  else if (primary == SQLITE_NOMEM) code = NODUP_ERR_NOMEM;
+  return nodup_fail(db, code, "%s%s%s (SQLite %s)", what ? what : "",
+                    what ? ": " : "", msg, sqlite3_errstr(rc));
+}
+
+static int sq_connect(nodup_db *db, const char *target) {
+  sqlite3 *h = NULL;
+  int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
+  int rc;
+  char *err = NULL;
+
+  /* A plain path must exist; an explicit URI may create (mode=rwc). */
+  if (strncmp(target, "file:", 5) == 0) flags |= SQLITE_OPEN_CREATE;
+  rc = sqlite3_open_v2(target, &h, flags, NULL);
+  if (rc != SQLITE_OK) {
+    nodup_fail(db, NODUP_ERR_CONNECT,
+               "cannot open SQLite database \"%s\": %s%s", target,
+               h ? sqlite3_errmsg(h) : sqlite3_errstr(rc),
+               (rc & 0xff) == SQLITE_CANTOPEN
+                   ? " (the file must exist; use file:PATH?mode=rwc to create)"
+                   : "");
+    sqlite3_close(h);
+    return NODUP_ERR_CONNECT;
+  }
+  db->native = h;
+  db->server_version = sqlite3_libversion_number();
+  sqlite3_extended_result_codes(h, 1);
+  sqlite3_busy_timeout(h, SQLITE_BUSY_MS);
+  rc = sqlite3_exec(h, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;",
+                    NULL, NULL, &err);
+  if (rc != SQLITE_OK) {
+    nodup_fail(db, NODUP_ERR_CONNECT, "cannot use SQLite database \"%s\": %s",
+               target, err ? err : sqlite3_errstr(rc));
+    sqlite3_free(err);
+    sqlite3_close(h);
+    db->native = NULL;
+    return NODUP_ERR_CONNECT;
+  }
+  return NODUP_OK;
+}
+
+static void sq_disconnect(nodup_db *db) {
+  /* close_v2: statements the caller leaked do not keep the file open. */
+  sqlite3_close_v2(H(db));
+  db->native = NULL;
+}
+
+static int sq_exec(nodup_db *db, const char *sql) {
+  int rc = sqlite3_exec(H(db), sql, NULL, NULL, NULL);
+  return rc == SQLITE_OK ? NODUP_OK : sq_fail(db, rc, NULL);
+}
+
+static int sq_bind(nodup_db *db, sqlite3_stmt *st, const char *const *params,
+                   int n) {
+  int i, rc;
+  for (i = 0; i < n; i++) {
+    rc = params[i] ? sqlite3_bind_text(st, i + 1, params[i], -1, SQLITE_STATIC)
+                   : sqlite3_bind_null(st, i + 1);
+    /* A shape may not reference every parameter (IS NULL columns). */
+    if (rc != SQLITE_OK && rc != SQLITE_RANGE) return sq_fail(db, rc, "bind");
+  }
+  return NODUP_OK;
+}
+
+/* Step to completion, handing each row to fn. Stops calling fn (but keeps
+ * stepping, so the statement's effect is complete) once fn returns nonzero. */
+static int sq_steps(nodup_db *db, sqlite3_stmt *st, row_fn fn, void *ctx) {
+  const char *vals[64];
+  int rc, i, n, stop = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (!fn || stop) continue;
+    n = sqlite3_column_count(st);
+    if (n > 64) n = 64;
+    for (i = 0; i < n; i++) vals[i] = (const char *)sqlite3_column_text(st, i);
+    stop = fn(ctx, n, vals);
+  }
+  if (rc != SQLITE_DONE) {
+    int ext = sqlite3_extended_errcode(H(db));
+    return sq_fail(db, ext ? ext : rc, NULL);
+  }
+  return NODUP_OK;
+}
+
+static int sq_query(nodup_db *db, const char *sql, const char *const *params,
+                    int nparams, row_fn fn, void *ctx) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(H(db), sql, -1, &st, NULL);
+  if (rc != SQLITE_OK) return sq_fail(db, rc, NULL);
+  rc = sq_bind(db, st, params, nparams);
+  if (rc == NODUP_OK) rc = sq_steps(db, st, fn, ctx);
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int sq_prepare(nodup_db *db, const char *sql, int nparams,
+                      const unsigned *types, nodup_stmt **out) {
+  sqlite3_stmt *st = NULL;
+  int rc;
+  (void)nparams;
+  (void)types;
+  rc = sqlite3_prepare_v3(H(db), sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+  if (rc != SQLITE_OK) return sq_fail(db, rc, NULL);
+  *out = (nodup_stmt *)st;
+  return NODUP_OK;
+}
+
+static int sq_run(nodup_db *db, nodup_stmt *s, const char *const *params,
+                  int nparams, row_fn fn, void *ctx) {
+  sqlite3_stmt *st = (sqlite3_stmt *)s;
+  int rc;
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  rc = sq_bind(db, st, params, nparams);
+  if (rc == NODUP_OK) rc = sq_steps(db, st, fn, ctx);
+  sqlite3_reset(st);
+  return rc;
+}
+
+static void sq_finalize(nodup_db *db, nodup_stmt *s) {
+  (void)db;
+  sqlite3_finalize((sqlite3_stmt *)s);
+}
+
+static int sq_in_transaction(nodup_db *db) { return !sqlite3_get_autocommit(H(db)); }
+
+/* ---- catalog ---- */
+
+typedef struct sq_collect {
+  buf b;      /* values joined by '\x1e' */
+  size_t n;
+} sq_collect;
+
+static int collect_first(void *ctx, int ncols, const char *const *vals) {
+  sq_collect *c = ctx;
+  (void)ncols;
+  if (c->n) buf_putc(&c->b, '\x1e');
+  buf_puts(&c->b, vals[0] ? vals[0] : "");
+  c->n++;
+  return 0;
+}
+
+/* Split a '\x1e'-joined list into a fresh array of strings. */
+static char **split_list(const char *s, size_t n) {
+  char **out = calloc(n ? n : 1, sizeof *out);
+  size_t i;
+  if (!out) return NULL;
+  for (i = 0; i < n; i++) {
+    const char *e = strchr(s, '\x1e');
+    size_t len = e ? (size_t)(e - s) : strlen(s);
+    out[i] = malloc(len + 1);
+    if (!out[i]) return out; /* caller frees what exists; checked by caller */
+    memcpy(out[i], s, len);
+    out[i][len] = '\0';
+    s = e ? e + 1 : s + len;
+  }
+  return out;
+}
+
+/* The WHERE clause of a CREATE INDEX statement: SQLite keeps partial-index
+ * predicates only in sqlite_schema.sql, so we find the text after the
+ * column list's closing parenthesis, skipping quoted names and strings. */
+static char *index_predicate(const char *sql) {
+  const char *p = sql;
+  int depth = 0, seen = 0;
+  for (; *p; p++) {
+    char q = *p;
+    if (q == '\'' || q == '"' || q == '`' || q == '[') {
+      char end = q == '[' ? ']' : q;
+      for (p++; *p && !(*p == end && p[1] != end); p++)
+        if (*p == end) p++;
+      if (!*p) return NULL;
+    } else if (q == '(') {
+      depth++;
+      seen = 1;
+    } else if (q == ')') {
+      if (--depth == 0 && seen) {
+        p++;
+        break;
+      }
+    }
+  }
+  while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') p++;
+  if (strncasecmp(p, "WHERE", 5) != 0) return NULL;
+  p += 5;
+  while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r') p++;
+  {
+    size_t n = strlen(p);
+    char *r;
+    while (n && (p[n - 1] == ';' || p[n - 1] == ' ' || p[n - 1] == '\n')) n--;
+    r = malloc(n + 1);
+    if (!r) return NULL;
+    memcpy(r, p, n);
+    r[n] = '\0';
+    return r;
+  }
+}
+
+typedef struct sq_tinfo_ctx {
+  nodup_table_info *t;
+  size_t cap;
+  int pkpos[64];
+  char *pktype;
+  int oom;
+} sq_tinfo_ctx;
+
+static int add_column(void *vctx, int ncols, const char *const *v) {
+  sq_tinfo_ctx *c = vctx;
+  nodup_table_info *t = c->t;
+  size_t i = t->ncols;
+  (void)ncols;
+  if (i == c->cap) {
+    size_t cap = c->cap ? c->cap * 2 : 16;
+    char **cols = realloc(t->cols, cap * sizeof *cols);
+    int *nn;
+    if (!cols) return c->oom = 1;
+    t->cols = cols;
+    nn = realloc(t->notnull, cap * sizeof *nn);
+    if (!nn) return c->oom = 1;
+    t->notnull = nn;
+    c->cap = cap;
+  }
+  t->cols[i] = nodup_strdup(v[0]);
+  if (!t->cols[i]) return c->oom = 1;
+  t->notnull[i] = v[2] && atoi(v[2]);
+  t->ncols++;
+  if (v[3] && atoi(v[3]) > 0 && atoi(v[3]) <= 64) {
+    c->pkpos[atoi(v[3]) - 1] = (int)i + 1;
+    if (t->npk < (size_t)atoi(v[3])) t->npk = (size_t)atoi(v[3]);
+    free(c->pktype);
+    c->pktype = nodup_strdup(v[1] ? v[1] : "");
+  }
+  return 0;
+}
+
+typedef struct sq_idx_row {
+  buf names;   /* '\x1e'-joined */
+  buf origins;
+  buf partial;
+  size_t n;
+} sq_idx_row;
+
+static int collect_index(void *ctx, int ncols, const char *const *v) {
+  sq_idx_row *r = ctx;
+  (void)ncols;
+  if (r->n) {
+    buf_putc(&r->names, '\x1e');
+    buf_putc(&r->origins, '\x1e');
+    buf_putc(&r->partial, '\x1e');
+  }
+  buf_puts(&r->names, v[0]);
+  buf_puts(&r->origins, v[1] ? v[1] : "c");
+  buf_puts(&r->partial, v[2] ? v[2] : "0");
+  r->n++;
+  return 0;
+}
+
+static int sq_index_details(nodup_db *db, nodup_index_info *ix, int partial) {
+  sq_collect c = {{0}, 0};
+  const char *p[1] = {ix->name};
+  int rc;
+  size_t i;
+  buf_init(&c.b);
+  /* name is NULL for an expression column; keep it NULL so the index never
+   * matches a plain-column key. */
+  rc = sq_query(db, "SELECT coalesce(name, char(1)) FROM pragma_index_info(?1) ORDER BY seqno",
+                p, 1, collect_first, &c);
+  if (rc == NODUP_OK) {
+    ix->ncols = c.n;
+    ix->cols = split_list(buf_str(&c.b), c.n);
+    if (!ix->cols || c.b.oom) rc = NODUP_ERR_NOMEM;
+    for (i = 0; rc == NODUP_OK && i < c.n; i++) {
+      if (!ix->cols[i]) rc = NODUP_ERR_NOMEM;
+      else if (strcmp(ix->cols[i], "\x01") == 0) {
+        free(ix->cols[i]);
+        ix->cols[i] = NULL;
+      }
+    }
+  }
+  buf_reset(&c.b);
+  c.n = 0;
+  if (rc == NODUP_OK && partial) {
+    rc = sq_query(db, "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?1",
+                  p, 1, collect_first, &c);
+    if (rc == NODUP_OK && c.n) ix->predicate = index_predicate(buf_str(&c.b));
+  }
+  buf_free(&c.b);
+  return rc;
+}
+
+static int sq_table_info(nodup_db *db, const char *table, nodup_table_info **out) {
+  nodup_table_info *t;
+  sq_tinfo_ctx c;
+  sq_collect kind = {{0}, 0};
+  sq_idx_row ir;
+  const char *p[1] = {table};
+  char **names = NULL, **origins = NULL, **partial = NULL;
+  size_t i, n = 0;
+  int rc, rowid_alias = 0;
+  buf q;
+
+  *out = NULL;
+  memset(&c, 0, sizeof c);
+  buf_init(&kind.b);
+  buf_init(&q);
+  buf_init(&ir.names);
+  buf_init(&ir.origins);
+  buf_init(&ir.partial);
+  ir.n = 0;
+  t = calloc(1, sizeof *t);
+  if (!t) return NODUP_ERR_NOMEM;
+  c.t = t;
+
+  rc = sq_query(db,
+                "SELECT type || char(30) || name FROM sqlite_schema "
+                "WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE",
+                p, 1, collect_first, &kind);
+  if (rc != NODUP_OK) goto done;
+  if (kind.n == 0) {
+    rc = nodup_fail(db, NODUP_ERR_NO_TABLE, "no such table: \"%s\"", table);
+    goto done;
+  }
+  if (strncmp(buf_str(&kind.b), "view", 4) == 0) {
+    rc = nodup_fail(db, NODUP_ERR_NO_TABLE, "\"%s\" is a view, not a table", table);
+    goto done;
+  }
+  t->name = nodup_strdup(strchr(buf_str(&kind.b), '\x1e') + 1);
+  sql_ident(&q, t->name);
+  t->qualified = nodup_strdup(buf_str(&q));
+  if (!t->name || !t->qualified) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+
+  rc = sq_query(db, "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1)",
+                p, 1, add_column, &c);
+  if (rc == NODUP_OK && c.oom) rc = NODUP_ERR_NOMEM;
+  if (rc != NODUP_OK) goto done;
+  t->types = calloc(t->ncols ? t->ncols : 1, sizeof *t->types);
+  if (!t->types) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+
+  t->pk = calloc(t->npk ? t->npk : 1, sizeof *t->pk);
+  if (!t->pk) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  if (t->npk == 0) {
+    /* A table without a declared primary key is a rowid table. */
+    t->npk = 1;
+    t->pk[0] = nodup_strdup("rowid");
+  } else {
+    for (i = 0; i < t->npk; i++)
+      t->pk[i] = nodup_strdup(c.pkpos[i] ? t->cols[c.pkpos[i] - 1] : "rowid");
+    /* INTEGER PRIMARY KEY aliases the rowid and has no index of its own. */
+    rowid_alias = t->npk == 1 && c.pktype && strcasecmp(c.pktype, "INTEGER") == 0;
+  }
+  for (i = 0; i < t->npk; i++)
+    if (!t->pk[i]) {
+      rc = NODUP_ERR_NOMEM;
+      goto done;
+    }
+
+  rc = sq_query(db,
+                "SELECT name, origin, partial FROM pragma_index_list(?1) "
+                "WHERE \"unique\" = 1 ORDER BY name",
+                p, 1, collect_index, &ir);
+  if (rc != NODUP_OK) goto done;
+  n = ir.n;
+  t->idx = calloc(n + 1, sizeof *t->idx);
+  names = split_list(buf_str(&ir.names), n);
+  origins = split_list(buf_str(&ir.origins), n);
+  partial = split_list(buf_str(&ir.partial), n);
+  if (!t->idx || !names || !origins || !partial) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  for (i = 0; i < n; i++) {
+    nodup_index_info *ix = &t->idx[t->nidx];
+    if (!names[i] || !origins[i] || !partial[i]) {
+      rc = NODUP_ERR_NOMEM;
+      goto done;
+    }
+    ix->name = names[i];
+    names[i] = NULL;
+    ix->primary = strcmp(origins[i], "pk") == 0;
+    t->nidx++;
+    if ((rc = sq_index_details(db, ix, strcmp(partial[i], "1") == 0)) != NODUP_OK)
+      goto done;
+  }
+  if (rowid_alias) {
+    nodup_index_info *ix = &t->idx[t->nidx];
+    ix->name = nodup_strdup("PRIMARY KEY");
+    ix->cols = calloc(1, sizeof *ix->cols);
+    if (!ix->name || !ix->cols || !(ix->cols[0] = nodup_strdup(t->pk[0]))) {
+      rc = NODUP_ERR_NOMEM;
+      goto done;
+    }
+    ix->ncols = 1;
+    ix->primary = 1;
+    t->nidx++;
+  }
+
+done:
+  for (i = 0; i < n; i++) {
+    if (names) free(names[i]);
+    if (origins) free(origins[i]);
+    if (partial) free(partial[i]);
+  }
+  free(names);
+  free(origins);
+  free(partial);
+  free(c.pktype);
+  buf_free(&kind.b);
+  buf_free(&q);
+  buf_free(&ir.names);
+  buf_free(&ir.origins);
+  buf_free(&ir.partial);
+  if (rc == NODUP_OK) *out = t;
+  else table_info_free(t);
+  return rc;
+}
+
+/* SQLite's upsert analysis is the authority: preparing an ON CONFLICT whose
+ * target matches no unique index (columns as a set, partial predicate
+ * structurally equal) fails. It cannot name the index; key.c does that from
+ * the catalog. */
+static int sq_arbiters(nodup_db *db, const nodup_table_info *t,
+                       char *const *cols, size_t ncols, const char *where,
+                       buf *names) {
+  buf q;
+  size_t i;
+  sqlite3_stmt *st = NULL;
+  int rc;
+  (void)names;
+  buf_init(&q);
+  buf_printf(&q, "INSERT INTO %s (", t->qualified);
+  sql_ident_list(&q, cols, ncols);
+  buf_puts(&q, ") VALUES (");
+  for (i = 0; i < ncols; i++) {
+    if (i) buf_puts(&q, ", ");
+    sql_param(&q, db, (int)i + 1);
+  }
+  buf_puts(&q, ") ON CONFLICT (");
+  sql_ident_list(&q, cols, ncols);
+  buf_putc(&q, ')');
+  if (where) buf_printf(&q, " WHERE %s", where);
+  buf_puts(&q, " DO NOTHING");
+  if (q.oom) {
+    buf_free(&q);
+    return NODUP_ERR_NOMEM;
+  }
+  rc = sqlite3_prepare_v2(H(db), buf_str(&q), -1, &st, NULL);
+  sqlite3_finalize(st);
+  buf_free(&q);
+  if (rc == SQLITE_OK) return NODUP_OK;
+  if (strstr(sqlite3_errmsg(H(db)), "ON CONFLICT"))
+    return nodup_fail(db, NODUP_ERR_UNBACKED, "%s", sqlite3_errmsg(H(db)));
+  return sq_fail(db, rc, "checking the key's unique index");
+}
+
+/* Hit: one SELECT, no lock. Miss: BEGIN IMMEDIATE (unless the caller owns a
+ * transaction), insert-if-absent, and if a concurrent writer got there first
+ * (we waited for its lock), the lookup again. Returns NODUP_ERR_CONFLICT
+ * when neither statement yields a row; getorcreate.c explains or retries. */
+static int sq_get_or_create(nodup_key *key, nodup_stmt *insert,
+                            nodup_stmt *lookup, const char *const *params,
+                            int nparams, int *created) {
+  nodup_db *db = key->db;
+  int owned = sqlite3_get_autocommit(H(db));
+  int rc;
+
+  buf_reset(&key->id);
+  rc = sq_run(db, lookup, params, (int)key->ncols, key_store_id, key);
+  if (rc != NODUP_OK || key->id.len) {
+    *created = 0;
+    return rc;
+  }
+  if (owned && (rc = sq_exec(db, "BEGIN IMMEDIATE")) != NODUP_OK) return rc;
+  rc = sq_run(db, insert, params, nparams, key_store_id, key);
+  if (rc == NODUP_OK && key->id.len) *created = 1;
+  else if (rc == NODUP_OK) {
+    *created = 0;
+    rc = sq_run(db, lookup, params, (int)key->ncols, key_store_id, key);
+    if (rc == NODUP_OK && !key->id.len) rc = NODUP_ERR_CONFLICT;
+  }
+  if (owned) {
+    if (rc == NODUP_OK) {
+      int crc = sqlite3_exec(H(db), "COMMIT", NULL, NULL, NULL);
+      if (crc != SQLITE_OK) {
+        rc = sq_fail(db, crc, "COMMIT");
+        sqlite3_exec(H(db), "ROLLBACK", NULL, NULL, NULL);
+      }
+    } else {
+      sqlite3_exec(H(db), "ROLLBACK", NULL, NULL, NULL);
+    }
+  }
+  return rc;
+}
+
+const struct nodup_backend nodup_sqlite_backend = {
+    "sqlite",      '?',          sq_connect, sq_disconnect,
+    sq_exec,       sq_query,     sq_table_info, sq_arbiters,
+    sq_prepare,    sq_run,       sq_finalize, sq_get_or_create,
+    sq_in_transaction,
+};

@@ -1,0 +1,171 @@
+/*
+ * internal.h -- what the library's files share and the public header hides.
+ *
+ * Layers, bottom up: buf.c (growable strings), sql.c (quoting and statement
+ * text), the backends db_sqlite.c / db_pg.c behind `struct nodup_backend`,
+ * catalog.c (schema facts in one shape for both engines), key.c (finding the
+ * index that backs a key), getorcreate.c and duplicates.c (the features).
+ * SQL dialect differences live only in the backend files.
+ */
+#ifndef NODUP_INTERNAL_H
+#define NODUP_INTERNAL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+#include "nodup.h"
+
+/* ---- buf.c: a growable NUL-terminated string that remembers OOM ---- */
+
+/* Invariant: p is NUL-terminated when cap > 0. After an allocation failure
+ * `oom` is set and further appends are ignored, so builders can append
+ * freely and check once at the end. */
+typedef struct buf {
+  char *p;
+  size_t len;
+  size_t cap;
+  int oom;
+} buf;
+
+void buf_init(buf *b);
+void buf_free(buf *b);
+void buf_reset(buf *b);
+void buf_putn(buf *b, const char *s, size_t n);
+void buf_puts(buf *b, const char *s);
+void buf_putc(buf *b, char c);
+void buf_printf(buf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The string, or "" when nothing was appended. Borrowed from b. */
+const char *buf_str(const buf *b);
+
+char *nodup_strdup(const char *s);
+
+/* ---- sql.c: identifiers and statement text ---- */
+
+/* Append `name` as a double-quoted identifier, doubling embedded quotes. */
+void sql_ident(buf *b, const char *name);
+/* Append a comma-separated list of quoted identifiers. */
+void sql_ident_list(buf *b, char *const *names, size_t n);
+/* Append a parameter placeholder ($n or ?n) for backend `db`. */
+void sql_param(buf *b, const nodup_db *db, int n);
+
+/* ---- catalog.c: one shape for both engines' schema facts ---- */
+
+typedef struct nodup_index_info {
+  char *name;        /* index name (PostgreSQL: relname, unqualified) */
+  char *constraint;  /* constraint using the index, or NULL */
+  size_t ncols;
+  char **cols;       /* key columns in index order; NULL for an expression */
+  char *predicate;   /* partial-index WHERE text, or NULL */
+  int primary;       /* backs the primary key */
+  int nulls_equal;   /* NULLS NOT DISTINCT */
+  int deferrable;    /* deferrable constraint: cannot arbitrate ON CONFLICT */
+} nodup_index_info;
+
+typedef struct nodup_table_info {
+  char *name;        /* the table's own name as the catalog spells it */
+  char *qualified;   /* quoted SQL name ("s"."t" or "t") */
+  size_t ncols;
+  char **cols;
+  unsigned *types;   /* PostgreSQL type OIDs (0 on SQLite) */
+  int *notnull;
+  size_t npk;
+  char **pk;         /* primary key columns; SQLite rowid tables: "rowid" */
+  size_t nidx;
+  nodup_index_info *idx;  /* unique indexes only */
+} nodup_table_info;
+
+void table_info_free(nodup_table_info *t);
+/* Index of column `name` in t, or -1. Case rules are the engine's. */
+int table_info_column(const nodup_db *db, const nodup_table_info *t,
+                      const char *name);
+
+/* ---- backends ---- */
+
+typedef struct nodup_stmt nodup_stmt;   /* backend-defined prepared statement */
+
+/* Called once per result row with the row's values as text (NULL = NULL).
+ * Return nonzero to stop early. */
+typedef int (*row_fn)(void *ctx, int ncols, const char *const *vals);
+
+struct nodup_backend {
+  const char *name;
+  char placeholder;  /* '$' or '?' */
+  int (*connect)(nodup_db *db, const char *target);
+  void (*disconnect)(nodup_db *db);
+  int (*exec)(nodup_db *db, const char *sql);
+  /* One-shot parameterised query; `fn` may be NULL. */
+  int (*query)(nodup_db *db, const char *sql, const char *const *params,
+               int nparams, row_fn fn, void *ctx);
+  int (*table_info)(nodup_db *db, const char *table, nodup_table_info **out);
+  /* Ask the engine which unique indexes arbitrate ON CONFLICT for the key
+   * (its own inference, the authority). Fills `names` (comma-separated) or
+   * returns NODUP_ERR_UNBACKED with the engine's reason in the message. */
+  int (*arbiters)(nodup_db *db, const nodup_table_info *t, char *const *cols,
+                  size_t ncols, const char *where, buf *names);
+  int (*prepare)(nodup_db *db, const char *sql, int nparams,
+                 const unsigned *types, nodup_stmt **out);
+  /* Run a prepared statement; rows go to fn. */
+  int (*run)(nodup_db *db, nodup_stmt *s, const char *const *params,
+             int nparams, row_fn fn, void *ctx);
+  void (*finalize)(nodup_db *db, nodup_stmt *s);
+  /* The get-or-create round: insert-if-absent then fresh lookup. Sets
+   * *inserted / found ids through the key's id buffer. See getorcreate.c. */
+  int (*get_or_create)(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
+                       const char *const *params, int nparams, int *created);
+  int (*in_transaction)(nodup_db *db);
+};
+
+extern const struct nodup_backend nodup_sqlite_backend;
+extern const struct nodup_backend nodup_pg_backend;
+
+struct nodup_db {
+  const struct nodup_backend *be;
+  void *native;          /* sqlite3 * or PGconn * */
+  buf err;               /* message of the last failed call */
+  int server_version;    /* PostgreSQL server_version_num; SQLite libversion */
+  unsigned next_stmt;    /* names PostgreSQL prepared statements */
+};
+
+/* ---- prepared keys ---- */
+
+/* Statements for one shape of call: which key values are NULL (mask) and
+ * which default columns are given (sig). Prepared lazily, kept for reuse. */
+typedef struct key_shape {
+  unsigned mask;
+  char *sig;             /* default columns joined by '\x1f' */
+  nodup_stmt *insert;    /* insert-if-absent */
+  nodup_stmt *plain;     /* plain INSERT (nodup_insert) */
+  nodup_stmt *lookup;    /* SELECT pk by key (depends on mask only) */
+  nodup_stmt *pred;      /* evaluates the predicate on the new values */
+} key_shape;
+
+struct nodup_key {
+  nodup_db *db;
+  nodup_table_info *table;
+  size_t ncols;
+  char **cols;           /* catalog spelling */
+  int *colidx;           /* positions in table->cols */
+  char *where;           /* predicate or NULL */
+  char *index;           /* backing index name(s) */
+  int nulls_equal;
+  size_t nshapes;
+  key_shape *shapes;
+  buf id;                /* the last result's id */
+};
+
+/* ---- error.c ---- */
+
+/* Set db's message (printf-style) and return `code`, so callers can write
+ * `return nodup_fail(db, NODUP_ERR_NO_TABLE, "...", ...)`. */
+int nodup_fail(nodup_db *db, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void nodup_clear_error(nodup_db *db);
+
+/* ---- key.c helpers used by getorcreate.c ---- */
+int key_shape_get(nodup_key *key, const char *const *vals,
+                  const char *const *dcols, size_t nd, key_shape **out);
+/* Row callback that stores the row's values joined by ',' into key->id. */
+int key_store_id(void *key, int ncols, const char *const *vals);
+
+#endif

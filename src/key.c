@@ -1,0 +1,540 @@
+/*
+ * key.c -- prepared keys: which unique index backs a key, and the
+ * statements that use it.
+ *
+ * A key is only safe when a unique index makes exactly its columns (and its
+ * predicate) unique: a narrower index lets a lookup "find" a row that
+ * differs in a column the caller cares about; a wider one lets duplicates
+ * through (seed 001). The engines' own ON CONFLICT inference decides; the
+ * catalog explains refusals and names the index where the engine cannot.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "internal.h"
+
+#define KEY_MAX_COLS 32
+
+static int same_name(const nodup_db *db, const char *a, const char *b) {
+  return db->be == &nodup_sqlite_backend ? strcasecmp(a, b) == 0 : strcmp(a, b) == 0;
+}
+
+static int index_has(const nodup_db *db, const nodup_index_info *ix, const char *col) {
+  size_t i;
+  for (i = 0; i < ix->ncols; i++)
+    if (ix->cols[i] && same_name(db, ix->cols[i], col)) return 1;
+  return 0;
+}
+
+/* Number of key columns the index has, and whether it has others. */
+static size_t index_overlap(const nodup_db *db, const nodup_index_info *ix,
+                            char *const *cols, size_t n, int *extra) {
+  size_t i, k = 0;
+  for (i = 0; i < n; i++) k += index_has(db, ix, cols[i]);
+  *extra = ix->ncols > k;
+  return k;
+}
+
+static void ddl(buf *b, const nodup_table_info *t, const char *table,
+                char *const *cols, size_t n, const char *where) {
+  buf name;
+  size_t i;
+  buf_init(&name);
+  buf_puts(&name, t ? t->name : table);
+  for (i = 0; i < n; i++) buf_printf(&name, "_%s", cols[i]);
+  buf_puts(&name, "_key");
+  if (name.len > 63) name.p[name.len = 63] = '\0';
+  buf_puts(b, "CREATE UNIQUE INDEX ");
+  sql_ident(b, buf_str(&name));
+  buf_puts(b, " ON ");
+  if (t) buf_puts(b, t->qualified);
+  else sql_ident(b, table);
+  buf_puts(b, " (");
+  sql_ident_list(b, cols, n);
+  buf_putc(b, ')');
+  if (where) buf_printf(b, " WHERE %s", where);
+  buf_putc(b, ';');
+  buf_free(&name);
+}
+
+/* Explain why no index backs the key, using the indexes that come close,
+ * and end with the DDL that would back it. */
+static int refuse(nodup_db *db, const nodup_table_info *t, char *const *cols,
+                  size_t n, const char *where, const char *reason) {
+  buf m;
+  size_t i, j;
+  int extra;
+  buf_init(&m);
+  buf_printf(&m, "table %s: no unique index backs the key (", t->qualified);
+  sql_ident_list(&m, cols, n);
+  buf_putc(&m, ')');
+  if (where) buf_printf(&m, " WHERE %s", where);
+  if (reason && *reason) buf_printf(&m, " (%s)", reason);
+  buf_puts(&m, ".");
+  for (i = 0; i < t->nidx; i++) {
+    const nodup_index_info *ix = &t->idx[i];
+    size_t k = index_overlap(db, ix, cols, n, &extra);
+    if (!k) continue;
+    buf_printf(&m, " Index \"%s\" is on (", ix->name);
+    for (j = 0; j < ix->ncols; j++)
+      buf_printf(&m, "%s%s", j ? ", " : "", ix->cols[j] ? ix->cols[j] : "<expression>");
+    buf_putc(&m, ')');
+    if (ix->predicate) buf_printf(&m, " WHERE %s", ix->predicate);
+    if (k == n && !extra) {
+      if (ix->predicate && !where)
+        buf_printf(&m, ": give the key its predicate (--where '%s').", ix->predicate);
+      else if (ix->predicate)
+        buf_puts(&m, ": the key's predicate must match the index's.");
+      else
+        buf_puts(&m, ".");
+    } else if (extra) {
+      buf_puts(&m, ": it has columns the key lacks; a lookup without them can "
+                   "still create duplicates of the key (move them from the "
+                   "defaults into the key).");
+    } else {
+      buf_puts(&m, ": it already makes fewer columns unique; key on those and "
+                   "pass the rest as defaults.");
+    }
+  }
+  buf_puts(&m, " To back this key: ");
+  ddl(&m, t, t->name, cols, n, where);
+  if (m.oom) {
+    buf_free(&m);
+    return NODUP_ERR_NOMEM;
+  }
+  buf_free(&db->err);
+  db->err = m;
+  return NODUP_ERR_UNBACKED;
+}
+
+/* Resolve the key columns to the catalog's spelling. */
+static int resolve_columns(nodup_db *db, const nodup_table_info *t,
+                           const char *const *cols, size_t n, char ***out,
+                           int **idx) {
+  size_t i, j;
+  *out = calloc(n, sizeof **out);
+  *idx = calloc(n, sizeof **idx);
+  if (!*out || !*idx) return NODUP_ERR_NOMEM;
+  for (i = 0; i < n; i++) {
+    int c;
+    if (!cols[i] || !*cols[i])
+      return nodup_fail(db, NODUP_ERR_USAGE, "key column %zu is empty", i + 1);
+    c = table_info_column(db, t, cols[i]);
+    if (c < 0)
+      return nodup_fail(db, NODUP_ERR_NO_COLUMN, "table %s has no column \"%s\"",
+                        t->qualified, cols[i]);
+    for (j = 0; j < i; j++)
+      if ((*idx)[j] == c)
+        return nodup_fail(db, NODUP_ERR_USAGE, "column \"%s\" is in the key twice",
+                          cols[i]);
+    (*idx)[i] = c;
+    if (!((*out)[i] = nodup_strdup(t->cols[c]))) return NODUP_ERR_NOMEM;
+  }
+  return NODUP_OK;
+}
+
+static void free_names(char **v, size_t n) {
+  size_t i;
+  if (!v) return;
+  for (i = 0; i < n; i++) free(v[i]);
+  free(v);
+}
+
+/* Find the backing index(es): the engine's verdict first, then the catalog
+ * to name them (SQLite cannot) and to refuse a partial key backed by a
+ * non-partial index (rows outside the predicate would conflict unseen). */
+static int find_backing(nodup_db *db, const nodup_table_info *t, char *const *cols,
+                        size_t n, const char *where, buf *names, int *nulls_equal) {
+  size_t i;
+  int rc, extra, any = 0;
+  rc = db->be->arbiters(db, t, cols, n, where, names);
+  if (rc == NODUP_ERR_UNBACKED) {
+    char *reason = nodup_strdup(buf_str(&db->err));
+    rc = refuse(db, t, cols, n, where, reason);
+    free(reason);
+    return rc;
+  }
+  if (rc != NODUP_OK) return rc;
+  *nulls_equal = 1;
+  for (i = 0; i < t->nidx; i++) {
+    const nodup_index_info *ix = &t->idx[i];
+    int named;
+    if (index_overlap(db, ix, cols, n, &extra) != n || extra || ix->ncols != n) continue;
+    if (names->len) {
+      /* PostgreSQL named the arbiters: "a, b" (possibly schema-qualified). */
+      const char *p = buf_str(names), *hit = strstr(p, ix->name);
+      size_t L = strlen(ix->name);
+      named = hit && (hit == p || hit[-1] == ' ' || hit[-1] == '.') &&
+              (hit[L] == '\0' || hit[L] == ',');
+    } else {
+      /* SQLite: the upsert matched an index with these columns whose
+       * predicate is the key's (partial) or absent (non-partial). */
+      named = where ? 1 : !ix->predicate;
+      if (named) {
+        if (any) buf_puts(names, ", ");
+        buf_puts(names, ix->name);
+      }
+    }
+    if (!named) continue;
+    any = 1;
+    if (where && !ix->predicate) {
+      buf m;
+      buf_init(&m);
+      buf_printf(&m, "table %s: index \"%s\" makes (", t->qualified, ix->name);
+      sql_ident_list(&m, cols, n);
+      buf_printf(&m, ") unique in every row, not only WHERE %s: rows outside the "
+                     "predicate would still block inserts while the lookup skips "
+                     "them. Drop the predicate from the key.", where);
+      buf_free(&db->err);
+      db->err = m;
+      return NODUP_ERR_UNBACKED;
+    }
+    if (!ix->nulls_equal) *nulls_equal = 0;
+  }
+  if (!any) *nulls_equal = 0;
+  if (!names->len) buf_puts(names, "(unnamed unique index)");
+  return NODUP_OK;
+}
+
+static int load(nodup_db *db, const char *table, const char *const *cols,
+                size_t ncols, nodup_table_info **t, char ***names, int **idx) {
+  int rc;
+  *t = NULL;
+  *names = NULL;
+  *idx = NULL;
+  if (!db || !db->native || !table || !cols || ncols == 0)
+    return db ? nodup_fail(db, NODUP_ERR_USAGE, "a key needs a table and at least one column")
+              : NODUP_ERR_USAGE;
+  if (ncols > KEY_MAX_COLS)
+    return nodup_fail(db, NODUP_ERR_USAGE, "a key has at most %d columns", KEY_MAX_COLS);
+  nodup_clear_error(db);
+  if ((rc = db->be->table_info(db, table, t)) != NODUP_OK) return rc;
+  return resolve_columns(db, *t, cols, ncols, names, idx);
+}
+
+int nodup_key_check(nodup_db *db, const char *table, const char *const *cols,
+                    size_t ncols, const char *where, char *index_name, size_t size) {
+  nodup_table_info *t;
+  char **names;
+  int *idx, nulls_equal, rc;
+  buf arb;
+  buf_init(&arb);
+  rc = load(db, table, cols, ncols, &t, &names, &idx);
+  if (rc == NODUP_OK) rc = find_backing(db, t, names, ncols, where, &arb, &nulls_equal);
+  if (rc == NODUP_OK && index_name && size) {
+    strncpy(index_name, buf_str(&arb), size - 1);
+    index_name[size - 1] = '\0';
+  }
+  buf_free(&arb);
+  free_names(names, ncols);
+  free(idx);
+  table_info_free(t);
+  return rc;
+}
+
+int nodup_key_ddl(nodup_db *db, const char *table, const char *const *cols,
+                  size_t ncols, const char *where, char *out, size_t size) {
+  nodup_table_info *t = NULL;
+  buf b;
+  int len;
+  size_t i;
+  if (!db || !db->native || !table || !cols || !ncols) return -1;
+  for (i = 0; i < ncols; i++)
+    if (!cols[i]) return -1;
+  if (db->be->table_info(db, table, &t) != NODUP_OK) t = NULL;
+  nodup_clear_error(db);
+  buf_init(&b);
+  ddl(&b, t, table, (char *const *)cols, ncols, where);
+  table_info_free(t);
+  if (b.oom) {
+    buf_free(&b);
+    return -1;
+  }
+  len = (int)b.len;
+  if (out && size) {
+    strncpy(out, buf_str(&b), size - 1);
+    out[size - 1] = '\0';
+  }
+  buf_free(&b);
+  return len;
+}
+
+int nodup_key_prepare(nodup_key **out, nodup_db *db, const char *table,
+                      const char *const *cols, size_t ncols, const char *where) {
+  nodup_key *key = NULL;
+  nodup_table_info *t = NULL;
+  char **names = NULL;
+  int *idx = NULL, nulls_equal = 0, rc;
+  buf arb;
+
+  if (!out) return NODUP_ERR_USAGE;
+  *out = NULL;
+  buf_init(&arb);
+  if (where && !*where) where = NULL;
+  rc = load(db, table, cols, ncols, &t, &names, &idx);
+  if (rc != NODUP_OK) goto done;
+  if (t->npk == 0) {
+    rc = nodup_fail(db, NODUP_ERR_NO_PKEY,
+                    "table %s has no primary key: get-or-create returns the "
+                    "row's primary key",
+                    t->qualified);
+    goto done;
+  }
+  rc = find_backing(db, t, names, ncols, where, &arb, &nulls_equal);
+  if (rc != NODUP_OK) goto done;
+
+  key = calloc(1, sizeof *key);
+  if (!key || arb.oom) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  key->db = db;
+  key->table = t;
+  key->ncols = ncols;
+  key->cols = names;
+  key->colidx = idx;
+  key->nulls_equal = nulls_equal;
+  key->index = nodup_strdup(buf_str(&arb));
+  key->where = where ? nodup_strdup(where) : NULL;
+  buf_init(&key->id);
+  t = NULL;
+  names = NULL;
+  idx = NULL;
+  if (!key->index || (where && !key->where)) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  *out = key;
+  key = NULL;
+done:
+  nodup_key_free(key);
+  buf_free(&arb);
+  free_names(names, ncols);
+  free(idx);
+  table_info_free(t);
+  return rc;
+}
+
+void nodup_key_free(nodup_key *key) {
+  size_t i;
+  if (!key) return;
+  for (i = 0; i < key->nshapes; i++) {
+    key_shape *s = &key->shapes[i];
+    if (s->insert) key->db->be->finalize(key->db, s->insert);
+    if (s->plain) key->db->be->finalize(key->db, s->plain);
+    if (s->lookup) key->db->be->finalize(key->db, s->lookup);
+    if (s->pred) key->db->be->finalize(key->db, s->pred);
+    free(s->sig);
+  }
+  free(key->shapes);
+  free_names(key->cols, key->ncols);
+  free(key->colidx);
+  free(key->where);
+  free(key->index);
+  buf_free(&key->id);
+  table_info_free(key->table);
+  free(key);
+}
+
+const char *nodup_key_index(const nodup_key *key) { return key ? key->index : NULL; }
+
+int nodup_key_nulls_equal(const nodup_key *key) { return key ? key->nulls_equal : 0; }
+
+int key_store_id(void *vkey, int ncols, const char *const *vals) {
+  nodup_key *key = vkey;
+  int i;
+  buf_reset(&key->id);
+  for (i = 0; i < ncols; i++) {
+    if (i) buf_putc(&key->id, ',');
+    buf_puts(&key->id, vals[i] ? vals[i] : "");
+  }
+  if (!key->id.len) buf_putc(&key->id, '\0');  /* an empty id is still an id */
+  return 1;
+}
+
+/* ---- statement shapes ---- */
+
+static void key_condition(buf *q, nodup_key *key, unsigned mask, const char *alias) {
+  size_t i;
+  for (i = 0; i < key->ncols; i++) {
+    if (i) buf_puts(q, " AND ");
+    if (alias) buf_printf(q, "%s.", alias);
+    sql_ident(q, key->cols[i]);
+    if (mask & (1u << i)) {
+      buf_puts(q, " IS NULL");
+    } else {
+      buf_puts(q, " = ");
+      sql_param(q, key->db, (int)i + 1);
+    }
+  }
+  if (key->where) buf_printf(q, " AND (%s)", key->where);
+}
+
+static void pk_list(buf *q, const nodup_key *key) {
+  sql_ident_list(q, key->table->pk, key->table->npk);
+}
+
+/* Build and prepare the three statements of one shape. `dcols` are the
+ * default columns in catalog spelling. */
+static int shape_build(nodup_key *key, key_shape *s, char **dcols, size_t nd) {
+  nodup_db *db = key->db;
+  const nodup_table_info *t = key->table;
+  size_t n = key->ncols + nd, i;
+  unsigned *types = calloc(n, sizeof *types);
+  buf q, cols;
+  int rc;
+
+  if (!types) return NODUP_ERR_NOMEM;
+  buf_init(&q);
+  buf_init(&cols);
+  for (i = 0; i < n; i++) {
+    const char *c = i < key->ncols ? key->cols[i] : dcols[i - key->ncols];
+    types[i] = t->types[table_info_column(db, t, c)];
+    if (i) buf_puts(&cols, ", ");
+    sql_ident(&cols, c);
+  }
+
+  /* Lookup: the key, exactly as the index sees it. */
+  buf_puts(&q, "SELECT ");
+  pk_list(&q, key);
+  buf_printf(&q, " FROM %s WHERE ", t->qualified);
+  key_condition(&q, key, s->mask, NULL);
+  rc = q.oom ? NODUP_ERR_NOMEM
+             : db->be->prepare(db, buf_str(&q), (int)key->ncols, types, &s->lookup);
+  if (rc != NODUP_OK) goto done;
+
+  /* Insert-if-absent. The new values form a one-row relation nodup_new so
+   * the key's predicate can be checked on them (a row outside it would not
+   * be covered by the index). NOT EXISTS keeps a hit from evaluating column
+   * defaults (no sequence value used); ON CONFLICT ... DO NOTHING absorbs
+   * the loser's unique violation on exactly this index, and only that one:
+   * any other constraint still raises. */
+  buf_reset(&q);
+  buf_printf(&q, "INSERT INTO %s (%s) SELECT %s FROM (SELECT ", t->qualified,
+             buf_str(&cols), buf_str(&cols));
+  for (i = 0; i < n; i++) {
+    if (i) buf_puts(&q, ", ");
+    sql_param(&q, db, (int)i + 1);
+    buf_puts(&q, " AS ");
+    sql_ident(&q, i < key->ncols ? key->cols[i] : dcols[i - key->ncols]);
+  }
+  buf_puts(&q, ") AS nodup_new WHERE ");
+  if (key->where) buf_printf(&q, "(%s) AND ", key->where);
+  buf_printf(&q, "NOT EXISTS (SELECT 1 FROM %s AS nodup_old WHERE ", t->qualified);
+  key_condition(&q, key, s->mask, "nodup_old");
+  buf_puts(&q, ") ON CONFLICT (");
+  sql_ident_list(&q, key->cols, key->ncols);
+  buf_putc(&q, ')');
+  if (key->where) buf_printf(&q, " WHERE %s", key->where);
+  buf_puts(&q, " DO NOTHING RETURNING ");
+  pk_list(&q, key);
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->prepare(db, buf_str(&q), (int)n, types, &s->insert);
+  if (rc == NODUP_ERR_NO_COLUMN ||
+      (rc == NODUP_ERR_DB && strstr(buf_str(&db->err), "no such column"))) {
+    /* The predicate names a column this call does not set. */
+    char *why = nodup_strdup(buf_str(&db->err));
+    rc = nodup_fail(db, NODUP_ERR_PREDICATE,
+                    "the key's predicate (%s) mentions a column this call does "
+                    "not set, so the new row cannot be shown to satisfy it; "
+                    "give that column as a default (%s)",
+                    key->where ? key->where : "none", why ? why : "");
+    free(why);
+  }
+  if (rc != NODUP_OK) goto done;
+
+  /* Plain insert: the "then INSERT" half of check-then-insert. */
+  buf_reset(&q);
+  buf_printf(&q, "INSERT INTO %s (%s) VALUES (", t->qualified, buf_str(&cols));
+  for (i = 0; i < n; i++) {
+    if (i) buf_puts(&q, ", ");
+    sql_param(&q, db, (int)i + 1);
+  }
+  buf_puts(&q, ") RETURNING ");
+  pk_list(&q, key);
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->prepare(db, buf_str(&q), (int)n, types, &s->plain);
+
+done:
+  buf_free(&q);
+  buf_free(&cols);
+  free(types);
+  return rc;
+}
+
+int key_shape_get(nodup_key *key, const char *const *vals, const char *const *dcols,
+                  size_t nd, key_shape **out) {
+  nodup_db *db = key->db;
+  unsigned mask = 0;
+  size_t i, j;
+  char **canon = NULL;
+  buf sig;
+  key_shape *s;
+  int rc = NODUP_OK;
+
+  for (i = 0; i < key->ncols; i++)
+    if (!vals[i]) mask |= 1u << i;
+  buf_init(&sig);
+  if (nd && !(canon = calloc(nd, sizeof *canon))) return NODUP_ERR_NOMEM;
+  for (i = 0; i < nd; i++) {
+    int c = dcols[i] ? table_info_column(db, key->table, dcols[i]) : -1;
+    if (c < 0) {
+      rc = nodup_fail(db, NODUP_ERR_NO_COLUMN, "no column \"%s\"",
+                      dcols[i] ? dcols[i] : "(null)");
+      goto done;
+    }
+    for (j = 0; j < key->ncols; j++)
+      if (key->colidx[j] == c) {
+        rc = nodup_fail(db, NODUP_ERR_USAGE,
+                        "column \"%s\" is in the key: give its value with the "
+                        "key values, not as a default",
+                        dcols[i]);
+        goto done;
+      }
+    for (j = 0; j < i; j++)
+      if (strcmp(canon[j], key->table->cols[c]) == 0) {
+        rc = nodup_fail(db, NODUP_ERR_USAGE, "column \"%s\" is given twice", dcols[i]);
+        goto done;
+      }
+    canon[i] = key->table->cols[c];  /* borrowed from the table info */
+    if (i) buf_putc(&sig, '\x1f');
+    buf_puts(&sig, canon[i]);
+  }
+  if (sig.oom) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  for (i = 0; i < key->nshapes; i++) {
+    s = &key->shapes[i];
+    if (s->mask == mask && strcmp(s->sig, buf_str(&sig)) == 0) {
+      *out = s;
+      goto done;
+    }
+  }
+  s = realloc(key->shapes, (key->nshapes + 1) * sizeof *s);
+  if (!s) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  key->shapes = s;
+  s = &key->shapes[key->nshapes];
+  memset(s, 0, sizeof *s);
+  s->mask = mask;
+  if (!(s->sig = nodup_strdup(buf_str(&sig)))) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  rc = shape_build(key, s, canon, nd);
+  if (rc != NODUP_OK) {
+    if (s->lookup) db->be->finalize(db, s->lookup);
+    if (s->insert) db->be->finalize(db, s->insert);
+    if (s->plain) db->be->finalize(db, s->plain);
+    free(s->sig);
+    goto done;
+  }
+  key->nshapes++;
+  *out = s;
+done:
+  free(canon);
+  buf_free(&sig);
+  return rc;
+}

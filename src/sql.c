@@ -1,0 +1,31 @@
+/*
+ * sql.c -- the one place identifiers are quoted.
+ *
+ * Every table, column and index name nodup puts into SQL goes through
+ * sql_ident(), which always quotes (so reserved words, mixed case, spaces
+ * and quotes in names all work) and doubles embedded quotes. Values never
+ * appear in SQL text: they are bound through placeholders from sql_param().
+ */
+#include "internal.h"
+
+void sql_ident(buf *b, const char *name) {
+  const char *s;
+  buf_putc(b, '"');
+  for (s = name; *s; s++) {
+    if (*s == '"') buf_putc(b, '"');
+    buf_putc(b, *s);
+  }
+  buf_putc(b, '"');
+}
+
+void sql_ident_list(buf *b, char *const *names, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (i) buf_puts(b, ", ");
+    sql_ident(b, names[i]);
+  }
+}
+
+void sql_param(buf *b, const nodup_db *db, int n) {
+  buf_printf(b, "%c%d", db->be->placeholder, n);
+}
