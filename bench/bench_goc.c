@@ -185,7 +185,7 @@ static int pg_reset_table(engine *e, long keys, char *err, size_t size) {
                     2, params, err, size) ||
       pg_admin_exec(e, "ANALYZE \"t\"", 0, NULL, err, size))
     return -1;
-  char ignored[8];
+  char ignored[BENCH_ERRMSG];
   pg_admin_exec(e, "CHECKPOINT", 0, NULL, ignored, sizeof ignored);
   return 0;
 }

@@ -190,11 +190,25 @@ NODUP_EXTERN int nodup_key_prepare(nodup_key **out, nodup_db *db,
                                    const char *table, const char *const *cols,
                                    size_t ncols, const char *where);
 
+/*
+ * Prepare a key that no unique index has to back. Such a key can look rows
+ * up (nodup_find) and insert them (nodup_insert), which is all that
+ * check-then-insert needs, so `nodup race --naive` uses it to show the bug
+ * nodup exists for. nodup_get_or_create() on it fails with
+ * NODUP_ERR_UNBACKED unless an index does back it. Same errors as
+ * nodup_key_prepare() otherwise.
+ */
+NODUP_EXTERN int nodup_key_prepare_unbacked(nodup_key **out, nodup_db *db,
+                                            const char *table,
+                                            const char *const *cols,
+                                            size_t ncols, const char *where);
+
 /* Free a key. Accepts NULL. */
 NODUP_EXTERN void nodup_key_free(nodup_key *key);
 
 /*
- * The name of the unique index (or constraint) that backs the key. Borrowed:
+ * The name of the unique index (or constraint) that backs the key, or NULL
+ * for a key from nodup_key_prepare_unbacked() that nothing backs. Borrowed:
  * valid until nodup_key_free().
  */
 NODUP_EXTERN const char *nodup_key_index(const nodup_key *key);

@@ -282,7 +282,7 @@ static int pg_table_info(nodup_db *db, const char *table, nodup_table_info **out
   if (rc == NODUP_OK && c.oom) rc = NODUP_ERR_NOMEM;
   if (rc != NODUP_OK) goto done;
   if (!c.t->name) {
-    rc = nodup_fail(db, NODUP_ERR_NO_TABLE, "no such table: \"%s\"", table);
+    rc = nodup_fail(db, NODUP_ERR_NO_TABLE, "table \"%s\" does not exist", table);
     goto done;
   }
   if (c.relkind != 'r' && c.relkind != 'p') {

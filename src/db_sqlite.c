@@ -346,7 +346,7 @@ static int sq_table_info(nodup_db *db, const char *table, nodup_table_info **out
                 p, 1, collect_first, &kind);
   if (rc != NODUP_OK) goto done;
   if (kind.n == 0) {
-    rc = nodup_fail(db, NODUP_ERR_NO_TABLE, "no such table: \"%s\"", table);
+    rc = nodup_fail(db, NODUP_ERR_NO_TABLE, "table \"%s\" does not exist", table);
     goto done;
   }
   if (strncmp(buf_str(&kind.b), "view", 4) == 0) {

@@ -114,6 +114,10 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
   out->id = NULL;
   out->created = 0;
   nodup_clear_error(key->db);
+  if (!key->backed)
+    return name_table(key, nodup_fail(key->db, NODUP_ERR_UNBACKED,
+                                      "no unique index backs this key, so "
+                                      "get-or-create cannot be race-free"));
   if ((rc = check_nulls(key, vals)) != NODUP_OK) return name_table(key, rc);
   rc = key_shape_get(key, vals, default_cols, ndefaults, &s);
   if (rc != NODUP_OK) return name_table(key, rc);

@@ -147,7 +147,8 @@ struct nodup_key {
   char **cols;           /* catalog spelling */
   int *colidx;           /* positions in table->cols */
   char *where;           /* predicate or NULL */
-  char *index;           /* backing index name(s) */
+  char *index;           /* backing index name(s), "(none)" if unbacked */
+  int backed;            /* 0 only for nodup_key_prepare_unbacked() */
   int nulls_equal;
   size_t nshapes;
   key_shape *shapes;

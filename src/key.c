@@ -83,7 +83,7 @@ static int refuse(nodup_db *db, const nodup_table_info *t, char *const *cols,
     if (ix->predicate) buf_printf(&m, " WHERE %s", ix->predicate);
     if (k == n && !extra) {
       if (ix->predicate && !where)
-        buf_printf(&m, ": give the key its predicate (--where '%s').", ix->predicate);
+        buf_printf(&m, ": give the key its predicate (--where \"%s\").", ix->predicate);
       else if (ix->predicate)
         buf_puts(&m, ": the key's predicate must match the index's.");
       else
@@ -260,8 +260,9 @@ int nodup_key_ddl(nodup_db *db, const char *table, const char *const *cols,
   return len;
 }
 
-int nodup_key_prepare(nodup_key **out, nodup_db *db, const char *table,
-                      const char *const *cols, size_t ncols, const char *where) {
+static int key_open(nodup_key **out, nodup_db *db, const char *table,
+                    const char *const *cols, size_t ncols, const char *where,
+                    int need_backing) {
   nodup_key *key = NULL;
   nodup_table_info *t = NULL;
   char **names = NULL;
@@ -282,6 +283,11 @@ int nodup_key_prepare(nodup_key **out, nodup_db *db, const char *table,
     goto done;
   }
   rc = find_backing(db, t, names, ncols, where, &arb, &nulls_equal);
+  if (rc == NODUP_ERR_UNBACKED && !need_backing) {
+    rc = NODUP_OK;
+    nodup_clear_error(db);
+    buf_reset(&arb);
+  }
   if (rc != NODUP_OK) goto done;
 
   key = calloc(1, sizeof *key);
@@ -295,7 +301,8 @@ int nodup_key_prepare(nodup_key **out, nodup_db *db, const char *table,
   key->cols = names;
   key->colidx = idx;
   key->nulls_equal = nulls_equal;
-  key->index = nodup_strdup(buf_str(&arb));
+  key->backed = arb.len > 0;
+  key->index = nodup_strdup(key->backed ? buf_str(&arb) : "(none)");
   key->where = where ? nodup_strdup(where) : NULL;
   buf_init(&key->id);
   t = NULL;
@@ -314,6 +321,17 @@ done:
   free(idx);
   table_info_free(t);
   return rc;
+}
+
+int nodup_key_prepare(nodup_key **out, nodup_db *db, const char *table,
+                      const char *const *cols, size_t ncols, const char *where) {
+  return key_open(out, db, table, cols, ncols, where, 1);
+}
+
+int nodup_key_prepare_unbacked(nodup_key **out, nodup_db *db, const char *table,
+                               const char *const *cols, size_t ncols,
+                               const char *where) {
+  return key_open(out, db, table, cols, ncols, where, 0);
 }
 
 void nodup_key_free(nodup_key *key) {
@@ -337,7 +355,9 @@ void nodup_key_free(nodup_key *key) {
   free(key);
 }
 
-const char *nodup_key_index(const nodup_key *key) { return key ? key->index : NULL; }
+const char *nodup_key_index(const nodup_key *key) {
+  return key && key->backed ? key->index : NULL;
+}
 
 int nodup_key_nulls_equal(const nodup_key *key) { return key ? key->nulls_equal : 0; }
 
@@ -411,6 +431,7 @@ static int shape_build(nodup_key *key, key_shape *s, char **dcols, size_t nd) {
    * the loser's unique violation on exactly this index, and only that one:
    * any other constraint still raises. */
   buf_reset(&q);
+  if (!key->backed) goto plain;  /* no arbiter to conflict on */
   buf_printf(&q, "INSERT INTO %s (%s) SELECT %s FROM (SELECT ", t->qualified,
              buf_str(&cols), buf_str(&cols));
   for (i = 0; i < n; i++) {
@@ -443,6 +464,7 @@ static int shape_build(nodup_key *key, key_shape *s, char **dcols, size_t nd) {
   }
   if (rc != NODUP_OK) goto done;
 
+plain:
   /* Plain insert: the "then INSERT" half of check-then-insert. */
   buf_reset(&q);
   buf_printf(&q, "INSERT INTO %s (%s) VALUES (", t->qualified, buf_str(&cols));

@@ -331,6 +331,39 @@ long long harness_count(nodup_db *db, const char *sql, const char *param) {
   return n;
 }
 
+void harness_expect(nodup_db *db, const char *sql, const char *param,
+                    const char *want) {
+  char *got = harness_query(db, sql, param);
+  int same = (got == NULL && want == NULL) ||
+             (got != NULL && want != NULL && strcmp(got, want) == 0);
+  if (!same) {
+    char copy[512];
+    snprintf(copy, sizeof copy, "%s", got != NULL ? got : "(null)");
+    free(got);
+    fail_msg("%s [$1 = %s]: got \"%s\", expected \"%s\"", sql,
+             param != NULL ? param : "(none)", copy,
+             want != NULL ? want : "(null)");
+  }
+  free(got);
+}
+
+int harness_goc(nodup_db *db, nodup_key *key, const char *const *vals,
+                const char *const *default_cols,
+                const char *const *default_vals, size_t ndefaults, char *id) {
+  nodup_result result = {NULL, -1};
+  assert_nodup(db, NODUP_OK,
+               nodup_get_or_create(key, vals, default_cols, default_vals,
+                                   ndefaults, &result));
+  if (result.id == NULL || result.id[0] == '\0')
+    fail_msg("nodup_get_or_create succeeded without an id");
+  if (result.created != 0 && result.created != 1)
+    fail_msg("created = %d, expected 0 or 1", result.created);
+  if (strlen(result.id) >= HARNESS_ID_MAX)
+    fail_msg("id longer than %d bytes", HARNESS_ID_MAX);
+  strcpy(id, result.id);
+  return result.created;
+}
+
 int harness_in_transaction(nodup_db *db) {
   void *handle = nodup_db_handle(db);
   assert_non_null(handle);

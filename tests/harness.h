@@ -88,6 +88,19 @@ char *harness_query(nodup_db *db, const char *sql, const char *param);
 /* harness_query for a single integer (a count); asserts it is not NULL. */
 long long harness_count(nodup_db *db, const char *sql, const char *param);
 
+/* Assert that harness_query(db, sql, param) returns `want` (NULL: no value). */
+void harness_expect(nodup_db *db, const char *sql, const char *param,
+                    const char *want);
+
+/*
+ * nodup_get_or_create, asserting NODUP_OK and a non-empty id. Copies the id
+ * (borrowed from the key) into `id`, HARNESS_ID_MAX bytes, and returns the
+ * created flag, which it asserts is 0 or 1.
+ */
+int harness_goc(nodup_db *db, nodup_key *key, const char *const *vals,
+                const char *const *default_cols,
+                const char *const *default_vals, size_t ndefaults, char *id);
+
 /* 1 when the connection is inside a transaction (seen on the raw handle). */
 int harness_in_transaction(nodup_db *db);
 
@@ -114,5 +127,8 @@ int harness_in_transaction(nodup_db *db);
       fail_msg("expected \"%s\" to contain \"%s\"", hay_ ? hay_ : "(null)",    \
                needle_);                                                       \
   } while (0)
+
+/* Number of elements of an array. */
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 #endif /* NODUP_TEST_HARNESS_H */

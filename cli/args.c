@@ -1,0 +1,198 @@
+/*
+ * args.c -- option parsing and output helpers shared by the commands.
+ *
+ * Hand-rolled rather than getopt_long so every command reports unknown or
+ * incomplete options the same way, naming the option and the command.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int allowed_has(const char *const *allowed, const char *name) {
+  for (; *allowed; allowed++)
+    if (!strcmp(*allowed, name)) return 1;
+  return 0;
+}
+
+static int bad(const cli_args *a, const char *fmt, const char *what) {
+  fprintf(stderr, "nodup %s: ", a->cmd);
+  fprintf(stderr, fmt, what);
+  fprintf(stderr, " (run 'nodup %s --help')\n", a->cmd);
+  return EXIT_ERROR;
+}
+
+static int positive(const cli_args *a, const char *name, const char *v, int *out) {
+  char *end;
+  long n = strtol(v, &end, 10);
+  if (*v == '\0' || *end || n < 1 || n > 1000000000)
+    return bad(a, "--%s needs a positive whole number", name);
+  *out = (int)n;
+  return EXIT_OK;
+}
+
+static int split_key(cli_args *a, const char *v) {
+  char *p, *save = NULL;
+  free(a->keylist);
+  a->keylist = strdup(v);
+  a->nkey = 0;
+  if (!a->keylist) return bad(a, "%s", "out of memory");
+  for (p = strtok_r(a->keylist, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+    if (a->nkey == 32) return bad(a, "%s", "--key has more than 32 columns");
+    a->key[a->nkey++] = p;
+  }
+  if (!a->nkey) return bad(a, "%s", "--key needs at least one column");
+  return EXIT_OK;
+}
+
+static int add_set(cli_args *a, const char *v, int is_null) {
+  const char *eq = is_null ? NULL : strchr(v, '=');
+  if (a->nset == 256) return bad(a, "%s", "too many --set/--null options");
+  if (!is_null && (!eq || eq == v)) return bad(a, "--set needs COLUMN=VALUE, got '%s'", v);
+  if (is_null) {
+    a->set_cols[a->nset] = v;
+    a->set_vals[a->nset] = NULL;
+  } else {
+    /* Split at the first '=': values may contain '='. The column name is
+     * kept as a prefix of v; we store it via a private copy. */
+    char *col = strndup(v, (size_t)(eq - v));
+    if (!col) return bad(a, "%s", "out of memory");
+    a->set_cols[a->nset] = col;
+    a->set_vals[a->nset] = eq + 1;
+  }
+  a->nset++;
+  return EXIT_OK;
+}
+
+int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed,
+              const char *usage, cli_args *a) {
+  int i, rc;
+  memset(a, 0, sizeof *a);
+  a->cmd = cmd;
+  a->db = getenv("NODUP_DB");
+  a->format = "text";
+  a->workers = 8;
+  a->keys = 100;
+  for (i = 1; i < argc; i++) {
+    const char *arg = argv[i], *val = NULL, *eq;
+    char name[64];
+    if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+      fputs(usage, stdout);
+      a->help = 1;
+      return EXIT_OK;
+    }
+    if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+      if (!allowed_has(allowed, "ARGS")) return bad(a, "unexpected argument '%s'", arg);
+      if (a->npos == 64) return bad(a, "%s", "too many arguments");
+      a->pos[a->npos++] = arg;
+      continue;
+    }
+    eq = strchr(arg + 2, '=');
+    snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - arg - 2) : 63, arg + 2);
+    if (!allowed_has(allowed, name)) return bad(a, "unknown option '--%s'", name);
+    if (!strcmp(name, "naive") || !strcmp(name, "processes")) {
+      if (eq) return bad(a, "--%s takes no value", name);
+      if (!strcmp(name, "naive")) a->naive = 1;
+      else a->processes = 1;
+      continue;
+    }
+    if (eq) val = eq + 1;
+    else if (i + 1 < argc) val = argv[++i];
+    else return bad(a, "option '--%s' needs a value", name);
+
+    rc = EXIT_OK;
+    if (!strcmp(name, "db")) a->db = val;
+    else if (!strcmp(name, "table")) a->table = val;
+    else if (!strcmp(name, "where")) a->where = val;
+    else if (!strcmp(name, "key")) rc = split_key(a, val);
+    else if (!strcmp(name, "set")) rc = add_set(a, val, 0);
+    else if (!strcmp(name, "null")) rc = add_set(a, val, 1);
+    else if (!strcmp(name, "workers")) rc = positive(a, name, val, &a->workers);
+    else if (!strcmp(name, "keys")) rc = positive(a, name, val, &a->keys);
+    else if (!strcmp(name, "ops")) rc = positive(a, name, val, &a->ops);
+    else if (!strcmp(name, "format")) {
+      if (strcmp(val, "text") && strcmp(val, "json"))
+        return bad(a, "--format is text or json, not '%s'", val);
+      a->format = val;
+    }
+    if (rc != EXIT_OK) return rc;
+  }
+  if (allowed_has(allowed, "db") && (!a->db || !*a->db))
+    return bad(a, "%s", "no database: give --db URL or set NODUP_DB");
+  if (allowed_has(allowed, "table") && !a->table) return bad(a, "%s", "--table is required");
+  if (allowed_has(allowed, "key") && !a->nkey) return bad(a, "%s", "--key is required");
+  return EXIT_OK;
+}
+
+void cli_args_free(cli_args *a) {
+  size_t i;
+  for (i = 0; i < a->nset; i++)
+    if (a->set_vals[i]) free((char *)a->set_cols[i]);
+  free(a->keylist);
+}
+
+int cli_exit_for(int rc) { return rc == NODUP_ERR_UNBACKED ? EXIT_NO : EXIT_ERROR; }
+
+void cli_error(const cli_args *a, nodup_db *db, int rc) {
+  const char *msg = nodup_errmsg(db);
+  fprintf(stderr, "nodup %s: %s: %s\n", a->cmd, nodup_strerror(rc),
+          msg && *msg ? msg : "(no detail)");
+}
+
+int cli_open(const cli_args *a, nodup_db **db) {
+  int rc = nodup_open(db, a->db);
+  if (rc != NODUP_OK) {
+    cli_error(a, *db, rc);
+    nodup_close(*db);
+    *db = NULL;
+    return EXIT_ERROR;
+  }
+  return EXIT_OK;
+}
+
+int cli_split_values(const cli_args *a, const char **vals, const char **dcols,
+                     const char **dvals, size_t *nd) {
+  size_t i, j;
+  *nd = 0;
+  for (i = 0; i < a->nkey; i++) {
+    int found = 0;
+    for (j = 0; j < a->nset; j++)
+      if (!strcmp(a->set_cols[j], a->key[i])) {
+        vals[i] = a->set_vals[j];
+        found = 1;
+      }
+    if (!found)
+      return bad(a, "key column '%s' has no value: give --set COLUMN=VALUE or --null COLUMN",
+                 a->key[i]);
+  }
+  for (j = 0; j < a->nset; j++) {
+    int in_key = 0;
+    for (i = 0; i < a->nkey; i++)
+      if (!strcmp(a->set_cols[j], a->key[i])) in_key = 1;
+    if (!in_key) {
+      dcols[*nd] = a->set_cols[j];
+      dvals[(*nd)++] = a->set_vals[j];
+    }
+  }
+  return EXIT_OK;
+}
+
+int json_format(const cli_args *a) { return !strcmp(a->format, "json"); }
+
+void json_string(FILE *f, const char *s) {
+  if (!s) {
+    fputs("null", f);
+    return;
+  }
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    else if (c == '\n') fputs("\\n", f);
+    else if (c == '\t') fputs("\\t", f);
+    else if (c == '\r') fputs("\\r", f);
+    else if (c < 0x20) fprintf(f, "\\u%04x", c);
+    else fputc(c, f);
+  }
+  fputc('"', f);
+}

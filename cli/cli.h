@@ -1,0 +1,63 @@
+/*
+ * cli.h -- what the nodup command's files share.
+ *
+ * The tool uses only the public API (nodup.h), like curl's src/ uses only
+ * libcurl. Exit statuses are documented per command; in general 0 = done,
+ * 1 = the answer is "no" (key not backed, duplicates exist), 2 = error.
+ */
+#ifndef NODUP_CLI_H
+#define NODUP_CLI_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "nodup.h"
+
+enum { EXIT_OK = 0, EXIT_NO = 1, EXIT_ERROR = 2 };
+
+/* Options of every command; each command says which it accepts. */
+typedef struct cli_args {
+  const char *cmd;
+  const char *db;
+  const char *table;
+  const char *where;
+  const char *format;     /* "text" (default) or "json" */
+  char *keylist;          /* owned copy of --key, split in place */
+  const char *key[32];
+  size_t nkey;
+  const char *set_cols[256];
+  const char *set_vals[256];  /* NULL for --null */
+  size_t nset;
+  int workers, keys, ops, naive, processes;
+  int help;
+  const char *pos[64];    /* positional arguments */
+  size_t npos;
+} cli_args;
+
+/* Parse argv[1..] for command `cmd`, accepting only the options in
+ * `allowed` (names without "--", e.g. "db", "table"). Prints a usage error
+ * and returns EXIT_ERROR on bad input, EXIT_OK otherwise. */
+int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed,
+              const char *usage, cli_args *a);
+void cli_args_free(cli_args *a);
+
+/* Report a library failure on stderr: "nodup CMD: message". */
+void cli_error(const cli_args *a, nodup_db *db, int rc);
+/* Exit status for a library code: UNBACKED -> 1, others -> 2. */
+int cli_exit_for(int rc);
+
+/* Open --db (or $NODUP_DB); prints the error itself. */
+int cli_open(const cli_args *a, nodup_db **db);
+/* Split --set/--null into key values (in --key order) and defaults. */
+int cli_split_values(const cli_args *a, const char **vals, const char **dcols,
+                     const char **dvals, size_t *nd);
+
+void json_string(FILE *f, const char *s);
+int json_format(const cli_args *a);
+
+int cmd_get_or_create(int argc, char **argv);
+int cmd_check(int argc, char **argv);
+int cmd_race(int argc, char **argv);
+int cmd_exec(int argc, char **argv);
+
+#endif
