@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Install the Debian packages nodup needs, only those missing.
+#   scripts/deps.sh build   compiler, cmake, libsqlite3, libpq
+#   scripts/deps.sh test    + cmocka and a PostgreSQL server for the tests
+#   scripts/deps.sh ci      + clang and valgrind
+set -euo pipefail
+profile=${1:-build}
+pkgs=(gcc make cmake pkg-config libsqlite3-dev libpq-dev)
+case "$profile" in
+  build) ;;
+  test) pkgs+=(libcmocka-dev postgresql) ;;
+  ci) pkgs+=(libcmocka-dev postgresql clang valgrind) ;;
+  *) echo "usage: deps.sh build|test|ci" >&2; exit 2 ;;
+esac
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "nodup needs these Debian packages: ${missing[*]}" >&2
+  echo "install them with: sudo apt-get install ${missing[*]}" >&2
+  exit 1
+fi
+echo "installing: ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
