@@ -31,6 +31,7 @@ enum { METHOD_NODUP, METHOD_RAW, METHOD_DJANGO, NMETHODS };
 enum { MAX_THREAD_COUNTS = 8, MAX_ROUNDS = 15, MAX_ERRORS_PER_THREAD = 100 };
 
 static const char *const mix_names[NMIXES] = {"50/50", "hits", "misses"};
+static const char *const method_names[NMETHODS] = {"nodup", "raw", "django"};
 
 typedef struct options {
   const char *pg;         /* conninfo, NULL when not given */
@@ -39,6 +40,7 @@ typedef struct options {
   int rounds;
   long keys;
   int run[NENGINES];
+  int mix_on[NMIXES], method_on[NMETHODS];
   int threads[NENGINES][MAX_THREAD_COUNTS];
   int nthreads[NENGINES];
 } options;
@@ -354,6 +356,8 @@ static void run_engine(engine *e, int engine_id, const options *o, int round) {
     for (int mix = 0; mix < NMIXES; mix++)
       for (int m = 0; m < NMETHODS; m++) {
         cell_result *r = &e->results[t][mix][m];
+        if (!o->mix_on[mix] || !o->method_on[m])
+          continue;
         run_cell(e, m, o->threads[engine_id][t], mix, o, r);
         fprintf(stderr, "[round %d/%d] %-10s %2d thr %-6s %-6s %10.0f ops/s%s\n",
                 round + 1, o->rounds, e->name, o->threads[engine_id][t],
@@ -369,11 +373,11 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-/* The median of the rounds, or -1 if any round failed. */
+/* The median of the rounds, -1 if any round failed, -2 if none ran. */
 static double median_ops(const cell_result *r) {
   double v[MAX_ROUNDS];
   if (r->nrounds == 0)
-    return -1;
+    return -2;
   memcpy(v, r->ops, sizeof v[0] * (size_t)r->nrounds);
   qsort(v, (size_t)r->nrounds, sizeof v[0], cmp_double);
   if (v[0] < 0)
@@ -382,10 +386,10 @@ static double median_ops(const cell_result *r) {
                         : (v[r->nrounds / 2 - 1] + v[r->nrounds / 2]) / 2;
 }
 
-/* "12,345" or "error". */
+/* "12,345", "error" or "—" (not run). */
 static const char *fmt_ops(double ops, char *buf, size_t size) {
   if (ops < 0)
-    return snprintf(buf, size, "error"), buf;
+    return snprintf(buf, size, ops < -1 ? "—" : "error"), buf;
   char digits[32];
   int n = snprintf(digits, sizeof digits, "%.0f", ops), j = 0;
   for (int i = 0; i < n && (size_t)j + 2 < size; i++) {
@@ -410,6 +414,8 @@ static const char *fmt_ratio(double a, double b, char *buf, size_t size) {
  * elsewhere. */
 static const char *verdict(int engine_id, int mix, double nodup, double raw,
                            double django) {
+  if (nodup < -1 || raw < -1 || django < -1)
+    return "—";
   if (nodup < 0 || raw <= 0 || django <= 0)
     return "error";
   if (engine_id == ENGINE_SQLITE)
@@ -431,6 +437,8 @@ static void print_table(const engine *e, int engine_id, const options *o) {
   printf("|--:|---|--:|--:|--:|--:|--:|---|\n");
   for (int t = 0; t < o->nthreads[engine_id]; t++)
     for (int mix = 0; mix < NMIXES; mix++) {
+      if (!o->mix_on[mix])
+        continue;
       double v[NMETHODS];
       char b[NMETHODS][32], r1[16], r2[16];
       for (int m = 0; m < NMETHODS; m++)
@@ -590,10 +598,29 @@ static void usage(FILE *f) {
           "usage: bench_goc [--pg CONNINFO] [--sqlite-dir DIR] [--seconds S]\n"
           "                 [--warmup S] [--rounds N] [--keys N]\n"
           "                 [--only pg|sqlite] [--pg-threads 1,4,16]\n"
-          "                 [--sqlite-threads 1,4]\n"
+          "                 [--sqlite-threads 1,4] [--mix 50/50,hits,misses]\n"
+          "                 [--method nodup,raw,django]\n"
           "Measures nodup_get_or_create against the raw single statement and\n"
           "the Django-style sequence; prints Markdown tables on stdout.\n"
           "--pg is required unless --only sqlite.\n");
+}
+
+/* A comma-separated subset of `names` into `on`; -1 on an unknown name. */
+static int parse_subset(const char *s, const char *const *names, int n,
+                        int *on) {
+  for (int i = 0; i < n; i++)
+    on[i] = 0;
+  while (*s) {
+    size_t len = strcspn(s, ",");
+    int found = 0;
+    for (int i = 0; i < n; i++)
+      if (strlen(names[i]) == len && strncmp(s, names[i], len) == 0)
+        on[i] = found = 1;
+    if (!found)
+      return -1;
+    s += len + (s[len] == ',');
+  }
+  return 0;
 }
 
 /* "1,4,16" into `out`; the count, or -1 if malformed. */
@@ -613,7 +640,8 @@ static int parse_threads(const char *s, int *out) {
 
 static int parse_options(int argc, char **argv, options *o) {
   *o = (options){.seconds = 2, .warmup = 0.5, .rounds = 1, .keys = 10000,
-                 .run = {1, 1}, .threads = {{1, 4, 16}, {1, 4}},
+                 .run = {1, 1}, .mix_on = {1, 1, 1}, .method_on = {1, 1, 1},
+                 .threads = {{1, 4, 16}, {1, 4}},
                  .nthreads = {3, 2}};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -644,7 +672,13 @@ static int parse_options(int argc, char **argv, options *o) {
       o->nthreads[ENGINE_PG] = parse_threads(v, o->threads[ENGINE_PG]);
     else if (strcmp(a, "--sqlite-threads") == 0)
       o->nthreads[ENGINE_SQLITE] = parse_threads(v, o->threads[ENGINE_SQLITE]);
-    else
+    else if (strcmp(a, "--mix") == 0) {
+      if (parse_subset(v, mix_names, NMIXES, o->mix_on) != 0)
+        goto bad;
+    } else if (strcmp(a, "--method") == 0) {
+      if (parse_subset(v, method_names, NMETHODS, o->method_on) != 0)
+        goto bad;
+    } else
       goto bad;
   }
   if (o->seconds <= 0 || o->warmup < 0 || o->rounds < 1 ||
@@ -681,7 +715,12 @@ int main(int argc, char **argv) {
   }
   int cells = 0;
   for (int id = 0; id < NENGINES; id++)
-    cells += o.run[id] ? o.nthreads[id] * NMIXES * NMETHODS : 0;
+    cells += o.run[id] ? o.nthreads[id] : 0;
+  int per = 0;
+  for (int mix = 0; mix < NMIXES; mix++)
+    for (int m = 0; m < NMETHODS; m++)
+      per += o.mix_on[mix] && o.method_on[m];
+  cells *= per;
   fprintf(stderr, "bench_goc: %d cells × %d round(s), about %.0f s\n", cells,
           o.rounds, cells * o.rounds * (o.seconds + o.warmup + 0.3));
   for (int round = 0; round < o.rounds; round++)
