@@ -412,10 +412,17 @@ done:
   return rc;
 }
 
-static void backoff(int attempt) {
-  /* Jittered, growing sleep so two retrying transactions drift apart. */
+static void backoff(nodup_db *db, int attempt) {
+  /* Jittered, growing sleep so two retrying transactions drift apart. A
+   * per-connection xorshift: rand() is neither thread-safe nor private. */
   struct timespec ts;
-  long us = (long)(rand() % 1000 + 1) * (attempt + 1);
+  unsigned x = db->seed ? db->seed : (unsigned)(size_t)db | 1u;
+  long us;
+  x ^= x << 13;
+  x ^= x >> 17;
+  x ^= x << 5;
+  db->seed = x;
+  us = (long)(x % 1000 + 1) * (attempt + 1);
   ts.tv_sec = 0;
   ts.tv_nsec = us * 1000L;
   nanosleep(&ts, NULL);
@@ -478,7 +485,7 @@ static int pg_get_or_create(nodup_key *key, nodup_stmt *insert,
   for (attempt = 0; attempt < PG_MAX_RETRIES; attempt++) {
     rc = pg_round(key, insert, lookup, params, nparams, created, state);
     if (rc == NODUP_ERR_RETRY && owned) {
-      backoff(attempt);
+      backoff(key->db, attempt);
       continue;
     }
     if (rc == NODUP_OK && !key->id.len) return NODUP_ERR_CONFLICT;

@@ -125,6 +125,7 @@ struct nodup_db {
   buf err;               /* message of the last failed call */
   int server_version;    /* PostgreSQL server_version_num; SQLite libversion */
   unsigned next_stmt;    /* names PostgreSQL prepared statements */
+  unsigned seed;         /* retry jitter */
 };
 
 /* ---- prepared keys ---- */
