@@ -176,8 +176,11 @@ NODUP_EXTERN int nodup_exec(nodup_db *db, const char *sql);
  * key and predicate, and asks the engine to confirm it (ON CONFLICT
  * inference). A key that nothing backs is refused, and so is a lookup wider
  * than the index (a column in the key that the index does not have): both
- * would let duplicates through. The message then contains the
- * `CREATE UNIQUE INDEX ...` statement that would back the key.
+ * would let duplicates through. So is a partial key backed only by a
+ * non-partial index: rows outside the predicate would block inserts while
+ * the lookup skips them. The message then names the indexes that come close
+ * and contains the `CREATE UNIQUE INDEX ...` statement that would back the
+ * key.
  *
  * On success *out is a new key; release it with nodup_key_free() before
  * closing `db`. On failure *out is NULL.
@@ -253,9 +256,10 @@ NODUP_EXTERN int nodup_key_ddl(nodup_db *db, const char *table,
  * nodup_key_prepare(). The new row also gets `ndefaults` other columns:
  * `default_cols[i] = default_vals[i]` (a NULL value is SQL NULL). Defaults
  * are used only when the row is created; they are never compared. Every
- * value is bound as a parameter. A column the key's predicate mentions must
- * be given (as a key column or a default), so that the new row can be shown
- * to satisfy the predicate.
+ * value is bound as a parameter. A new row must satisfy the key's predicate
+ * (otherwise the index would not cover it): the predicate is evaluated on
+ * the row as inserted, with column defaults and triggers applied, and a row
+ * outside it is not kept.
  *
  * Under any concurrency, exactly one caller per key gets created = 1, and all
  * callers get the same id.
@@ -280,10 +284,13 @@ NODUP_EXTERN int nodup_key_ddl(nodup_db *db, const char *table,
  *  - NODUP_ERR_CONSTRAINT: the insert violated another constraint (another
  *    unique index, NOT NULL, CHECK, foreign key); nodup_errmsg() names it.
  *    Never reported as "existing".
- *  - NODUP_ERR_PREDICATE: the new row would not satisfy the key's predicate,
- *    or the predicate mentions a column that was not given. Nothing written.
+ *  - NODUP_ERR_PREDICATE: the new row would not satisfy the key's
+ *    predicate. Nothing written. (On PostgreSQL inside the caller's
+ *    transaction this, like any failed statement, aborts that transaction.)
  *  - NODUP_ERR_CONFLICT: the insert conflicts with a row that the lookup
- *    does not see (a non-partial index under a partial key).
+ *    does not see, several times over: the key's predicate is narrower than
+ *    the partial index's. (A non-partial index under a partial key is
+ *    refused earlier, by nodup_key_prepare.)
  *  - NODUP_ERR_RETRY: see above; also SQLITE_BUSY inside the caller's
  *    transaction.
  *  - NODUP_ERR_DB: anything else, with the database's message.

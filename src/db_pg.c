@@ -21,6 +21,8 @@
 #include "internal.h"
 
 #define PG_MAX_RETRIES 10
+/* The text the predicate guard fails to cast: recognised in pg_fail. */
+#define PG_PREDICATE_GUARD "nodup: the new row is outside the key predicate"
 
 struct nodup_stmt {
   char name[32];
@@ -50,6 +52,9 @@ static int pg_fail(nodup_db *db, const PGresult *res, const char *what) {
   else if (state && !strcmp(state, "42703")) code = NODUP_ERR_NO_COLUMN;
   else if (state && !strncmp(state, "08", 2)) code = NODUP_ERR_CONNECT;
   else if (state && !strcmp(state, "53300")) code = NODUP_ERR_CONNECT;
+  else if (state && !strcmp(state, "22P02") && primary && strstr(primary, PG_PREDICATE_GUARD))
+    return nodup_fail(db, NODUP_ERR_PREDICATE,
+                      "the new row does not satisfy the key's predicate: nothing inserted");
 
   buf_reset(&db->err);
   if (what) buf_printf(&db->err, "%s: ", what);
@@ -495,7 +500,9 @@ static int pg_get_or_create(nodup_key *key, nodup_stmt *insert,
 }
 
 const struct nodup_backend nodup_pg_backend = {
-    "postgresql",  '$',          pg_connect, pg_disconnect,
+    "postgresql",  '$',
+    "(CASE WHEN (%s) THEN '1' ELSE '" PG_PREDICATE_GUARD "' END)::int",
+    pg_connect, pg_disconnect,
     pg_exec,       pg_query,     pg_table_info, pg_arbiters,
     pg_prepare,    pg_run,       pg_finalize, pg_get_or_create,
     pg_in_transaction,

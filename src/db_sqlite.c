@@ -490,9 +490,10 @@ static int sq_arbiters(nodup_db *db, const nodup_table_info *t,
   return sq_fail(db, rc, "checking the key's unique index");
 }
 
-/* Hit: one SELECT, no lock. Miss: BEGIN IMMEDIATE (unless the caller owns a
- * transaction), insert-if-absent, and if a concurrent writer got there first
- * (we waited for its lock), the lookup again. Returns NODUP_ERR_CONFLICT
+/* Hit: one SELECT, no lock. Miss: BEGIN IMMEDIATE (a savepoint when the
+ * caller owns a transaction), insert-if-absent, and if a concurrent writer
+ * got there first (we waited for its lock), the lookup again. A new row
+ * outside the key's predicate is rolled back. Returns NODUP_ERR_CONFLICT
  * when neither statement yields a row; getorcreate.c explains or retries. */
 static int sq_get_or_create(nodup_key *key, nodup_stmt *insert,
                             nodup_stmt *lookup, const char *const *params,
@@ -507,30 +508,37 @@ static int sq_get_or_create(nodup_key *key, nodup_stmt *insert,
     *created = 0;
     return rc;
   }
-  if (owned && (rc = sq_exec(db, "BEGIN IMMEDIATE")) != NODUP_OK) return rc;
+  rc = sq_exec(db, owned ? "BEGIN IMMEDIATE" : "SAVEPOINT nodup_goc");
+  if (rc != NODUP_OK) return rc;
+  key->in_predicate = 1;
   rc = sq_run(db, insert, params, nparams, key_store_id, key);
-  if (rc == NODUP_OK && key->id.len) *created = 1;
-  else if (rc == NODUP_OK) {
+  if (rc == NODUP_OK && key->id.len && !key->in_predicate) {
+    buf_reset(&key->id);
+    rc = nodup_fail(db, NODUP_ERR_PREDICATE,
+                    "the new row does not satisfy the key's predicate: nothing inserted");
+  } else if (rc == NODUP_OK && key->id.len) {
+    *created = 1;
+  } else if (rc == NODUP_OK) {
     *created = 0;
     rc = sq_run(db, lookup, params, (int)key->ncols, key_store_id, key);
     if (rc == NODUP_OK && !key->id.len) rc = NODUP_ERR_CONFLICT;
   }
-  if (owned) {
-    if (rc == NODUP_OK) {
-      int crc = sqlite3_exec(H(db), "COMMIT", NULL, NULL, NULL);
-      if (crc != SQLITE_OK) {
-        rc = sq_fail(db, crc, "COMMIT");
-        sqlite3_exec(H(db), "ROLLBACK", NULL, NULL, NULL);
-      }
-    } else {
-      sqlite3_exec(H(db), "ROLLBACK", NULL, NULL, NULL);
+  if (rc == NODUP_OK) {
+    int crc = sqlite3_exec(H(db), owned ? "COMMIT" : "RELEASE nodup_goc", NULL, NULL, NULL);
+    if (crc != SQLITE_OK) {
+      rc = sq_fail(db, crc, "COMMIT");
+      sqlite3_exec(H(db), owned ? "ROLLBACK" : "ROLLBACK TO nodup_goc; RELEASE nodup_goc",
+                   NULL, NULL, NULL);
     }
+  } else {
+    sqlite3_exec(H(db), owned ? "ROLLBACK" : "ROLLBACK TO nodup_goc; RELEASE nodup_goc",
+                 NULL, NULL, NULL);
   }
   return rc;
 }
 
 const struct nodup_backend nodup_sqlite_backend = {
-    "sqlite",      '?',          sq_connect, sq_disconnect,
+    "sqlite",      '?',          "coalesce((%s), 0)", sq_connect, sq_disconnect,
     sq_exec,       sq_query,     sq_table_info, sq_arbiters,
     sq_prepare,    sq_run,       sq_finalize, sq_get_or_create,
     sq_in_transaction,

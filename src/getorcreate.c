@@ -6,9 +6,8 @@
  * insert-if-absent + fresh lookup; db_sqlite.c: lock-free lookup, then
  * BEGIN IMMEDIATE insert-if-absent). This file owns what is common: input
  * checks, the NULL rule, and the rare round in which neither statement
- * yields a row. That happens when the winner was deleted between our insert
- * and our lookup (retry), or when the new row would not satisfy the key's
- * predicate (explain, never retry).
+ * yields a row because the winner was deleted between our insert and our
+ * lookup (retry, bounded).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -45,58 +44,6 @@ static int check_nulls(nodup_key *key, const char *const *vals) {
   return NODUP_OK;
 }
 
-static int collect_bool(void *ctx, int n, const char *const *v) {
-  (void)n;
-  *(int *)ctx = v[0] && (v[0][0] == 't' || v[0][0] == '1');
-  return 1;
-}
-
-/* Does the new row satisfy the key's predicate? Runs only on the rare
- * both-empty path, so its statement is prepared lazily. */
-static int new_row_in_predicate(nodup_key *key, key_shape *s,
-                                const char *const *params, int n, int *in) {
-  nodup_db *db = key->db;
-  *in = 1;
-  if (!key->where) return NODUP_OK;
-  if (!s->pred) {
-    buf q;
-    size_t i;
-    int rc;
-    unsigned *types = calloc((size_t)n + 1, sizeof *types);
-    char *dup = nodup_strdup(s->sig);
-    char *p = dup;
-    if (!types || !dup) {
-      free(types);
-      free(dup);
-      return NODUP_ERR_NOMEM;
-    }
-    buf_init(&q);
-    buf_printf(&q, "SELECT (%s) FROM (SELECT ", key->where);
-    for (i = 0; i < (size_t)n; i++) {
-      const char *col;
-      if (i) buf_puts(&q, ", ");
-      if (i < key->ncols) {
-        col = key->cols[i];
-      } else {
-        col = p;
-        p = strchr(p, '\x1f');
-        if (p) *p++ = '\0';
-      }
-      sql_param(&q, db, (int)i + 1);
-      buf_puts(&q, " AS ");
-      sql_ident(&q, col);
-      types[i] = key->table->types[table_info_column(db, key->table, col)];
-    }
-    buf_puts(&q, ") AS nodup_new");
-    rc = q.oom ? NODUP_ERR_NOMEM : db->be->prepare(db, buf_str(&q), n, types, &s->pred);
-    buf_free(&q);
-    free(types);
-    free(dup);
-    if (rc != NODUP_OK) return rc;
-  }
-  return db->be->run(db, s->pred, params, n, collect_bool, in);
-}
-
 int nodup_get_or_create(nodup_key *key, const char *const *vals,
                         const char *const *default_cols,
                         const char *const *default_vals, size_t ndefaults,
@@ -105,7 +52,7 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
   const char **params = small;
   key_shape *s;
   size_t i, n;
-  int rc, round, created = 0, in;
+  int rc, round, created = 0;
 
   if (!key || !out || (key->ncols && !vals) ||
       (ndefaults && (!default_cols || !default_vals)))
@@ -114,10 +61,16 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
   out->id = NULL;
   out->created = 0;
   nodup_clear_error(key->db);
-  if (!key->backed)
+  if (!key->backed) {
+    char ddl[2048];
+    nodup_key_ddl(key->db, key->table->name, (const char *const *)key->cols,
+                  key->ncols, key->where, ddl, sizeof ddl);
     return name_table(key, nodup_fail(key->db, NODUP_ERR_UNBACKED,
                                       "no unique index backs this key, so "
-                                      "get-or-create cannot be race-free"));
+                                      "get-or-create cannot be race-free. "
+                                      "To back it: %s",
+                                      ddl));
+  }
   if ((rc = check_nulls(key, vals)) != NODUP_OK) return name_table(key, rc);
   rc = key_shape_get(key, vals, default_cols, ndefaults, &s);
   if (rc != NODUP_OK) return name_table(key, rc);
@@ -127,20 +80,13 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
   for (i = 0; i < key->ncols; i++) params[i] = vals[i];
   for (i = 0; i < ndefaults; i++) params[key->ncols + i] = default_vals[i];
 
+  /* Both statements empty: the winner was deleted between our insert and
+   * our lookup (look again), or the insert conflicts with a row the lookup
+   * cannot see (give up after a few rounds). */
   for (round = 0; round < GOC_MAX_ROUNDS; round++) {
     rc = key->db->be->get_or_create(key, s->insert, s->lookup, params, (int)n,
                                     &created);
     if (rc != NODUP_ERR_CONFLICT) break;
-    rc = new_row_in_predicate(key, s, params, (int)n, &in);
-    if (rc != NODUP_OK) break;
-    if (!in) {
-      rc = nodup_fail(key->db, NODUP_ERR_PREDICATE,
-                      "the new row does not satisfy the key's predicate (%s): "
-                      "nothing inserted",
-                      key->where);
-      break;
-    }
-    rc = NODUP_ERR_CONFLICT;  /* the winner vanished; look again */
   }
   if (rc == NODUP_ERR_CONFLICT)
     nodup_fail(key->db, rc,

@@ -91,6 +91,10 @@ typedef int (*row_fn)(void *ctx, int ncols, const char *const *vals);
 struct nodup_backend {
   const char *name;
   char placeholder;  /* '$' or '?' */
+  /* printf format turning a predicate into a RETURNING expression that is
+   * 1 when the inserted row satisfies it; PostgreSQL's raises instead, so
+   * the insert itself fails and nothing is written. */
+  const char *predicate_guard;
   int (*connect)(nodup_db *db, const char *target);
   void (*disconnect)(nodup_db *db);
   int (*exec)(nodup_db *db, const char *sql);
@@ -138,7 +142,6 @@ typedef struct key_shape {
   nodup_stmt *insert;    /* insert-if-absent */
   nodup_stmt *plain;     /* plain INSERT (nodup_insert) */
   nodup_stmt *lookup;    /* SELECT pk by key (depends on mask only) */
-  nodup_stmt *pred;      /* evaluates the predicate on the new values */
 } key_shape;
 
 struct nodup_key {
@@ -154,6 +157,7 @@ struct nodup_key {
   size_t nshapes;
   key_shape *shapes;
   buf id;                /* the last result's id */
+  int in_predicate;      /* the last inserted row satisfied the predicate */
 };
 
 /* ---- error.c ---- */
@@ -167,7 +171,8 @@ void nodup_clear_error(nodup_db *db);
 /* ---- key.c helpers used by getorcreate.c ---- */
 int key_shape_get(nodup_key *key, const char *const *vals,
                   const char *const *dcols, size_t nd, key_shape **out);
-/* Row callback that stores the row's values joined by ',' into key->id. */
+/* Row callback: stores the primary key columns joined by ',' into key->id
+ * and, when the row carries a predicate guard column, key->in_predicate. */
 int key_store_id(void *key, int ncols, const char *const *vals);
 
 #endif

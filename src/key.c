@@ -43,8 +43,22 @@ static void ddl(buf *b, const nodup_table_info *t, const char *table,
   buf_init(&name);
   buf_puts(&name, t ? t->name : table);
   for (i = 0; i < n; i++) buf_printf(&name, "_%s", cols[i]);
+  if (where) {
+    /* A partial and a full index on the same columns need two names. */
+    unsigned h = 2166136261u;
+    const char *w;
+    for (w = where; *w; w++) h = (h ^ (unsigned char)*w) * 16777619u;
+    buf_printf(&name, "_where_%08x", h);
+  }
   buf_puts(&name, "_key");
-  if (name.len > 63) name.p[name.len = 63] = '\0';
+  if (name.len > 63) {
+    /* Truncated names could collide; a hash of the full name keeps them
+     * apart (FNV-1a). */
+    unsigned h = 2166136261u;
+    for (i = 0; i < name.len; i++) h = (h ^ (unsigned char)name.p[i]) * 16777619u;
+    name.len = 54;
+    buf_printf(&name, "_%08x", h);
+  }
   buf_puts(b, "CREATE UNIQUE INDEX ");
   sql_ident(b, buf_str(&name));
   buf_puts(b, " ON ");
@@ -342,7 +356,6 @@ void nodup_key_free(nodup_key *key) {
     if (s->insert) key->db->be->finalize(key->db, s->insert);
     if (s->plain) key->db->be->finalize(key->db, s->plain);
     if (s->lookup) key->db->be->finalize(key->db, s->lookup);
-    if (s->pred) key->db->be->finalize(key->db, s->pred);
     free(s->sig);
   }
   free(key->shapes);
@@ -363,9 +376,11 @@ int nodup_key_nulls_equal(const nodup_key *key) { return key ? key->nulls_equal 
 
 int key_store_id(void *vkey, int ncols, const char *const *vals) {
   nodup_key *key = vkey;
-  int i;
+  int i, npk = (int)key->table->npk;
   buf_reset(&key->id);
-  for (i = 0; i < ncols; i++) {
+  if (ncols > npk)
+    key->in_predicate = vals[npk] && strcmp(vals[npk], "0") != 0;
+  for (i = 0; i < ncols && i < npk; i++) {
     if (i) buf_putc(&key->id, ',');
     buf_puts(&key->id, vals[i] ? vals[i] : "");
   }
@@ -441,7 +456,6 @@ static int shape_build(nodup_key *key, key_shape *s, char **dcols, size_t nd) {
     sql_ident(&q, i < key->ncols ? key->cols[i] : dcols[i - key->ncols]);
   }
   buf_puts(&q, ") AS nodup_new WHERE ");
-  if (key->where) buf_printf(&q, "(%s) AND ", key->where);
   buf_printf(&q, "NOT EXISTS (SELECT 1 FROM %s AS nodup_old WHERE ", t->qualified);
   key_condition(&q, key, s->mask, "nodup_old");
   buf_puts(&q, ") ON CONFLICT (");
@@ -450,18 +464,13 @@ static int shape_build(nodup_key *key, key_shape *s, char **dcols, size_t nd) {
   if (key->where) buf_printf(&q, " WHERE %s", key->where);
   buf_puts(&q, " DO NOTHING RETURNING ");
   pk_list(&q, key);
-  rc = q.oom ? NODUP_ERR_NOMEM : db->be->prepare(db, buf_str(&q), (int)n, types, &s->insert);
-  if (rc == NODUP_ERR_NO_COLUMN ||
-      (rc == NODUP_ERR_DB && strstr(buf_str(&db->err), "no such column"))) {
-    /* The predicate names a column this call does not set. */
-    char *why = nodup_strdup(buf_str(&db->err));
-    rc = nodup_fail(db, NODUP_ERR_PREDICATE,
-                    "the key's predicate (%s) mentions a column this call does "
-                    "not set, so the new row cannot be shown to satisfy it; "
-                    "give that column as a default (%s)",
-                    key->where ? key->where : "none", why ? why : "");
-    free(why);
+  if (key->where) {
+    /* Evaluated on the row as inserted (column defaults and triggers
+     * applied): a row outside the predicate is not covered by the index. */
+    buf_puts(&q, ", ");
+    buf_printf(&q, db->be->predicate_guard, key->where);
   }
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->prepare(db, buf_str(&q), (int)n, types, &s->insert);
   if (rc != NODUP_OK) goto done;
 
 plain:

@@ -22,7 +22,7 @@
 
 #define HARNESS_MAX_TRACKED 64
 
-static char current_url[1024];
+static char current_url[PATH_MAX + 64];
 static char current_dir[PATH_MAX]; /* SQLite: the mkdtemp directory */
 static char current_pg_name[64];   /* PostgreSQL: the database name */
 static int db_counter;
@@ -219,16 +219,31 @@ nodup_db *harness_connect(void) {
   return db;
 }
 
+static nodup_key *track_key(nodup_key *key) {
+  assert_non_null(key);
+  if (ntracked_keys == HARNESS_MAX_TRACKED) {
+    nodup_key_free(key);
+    fail_msg("harness: too many keys in one test");
+  }
+  tracked_keys[ntracked_keys++] = key;
+  return key;
+}
+
 nodup_key *harness_key(nodup_db *db, const char *table, const char *const *cols,
                        size_t ncols, const char *where) {
   nodup_key *key = NULL;
   assert_nodup(db, NODUP_OK,
                nodup_key_prepare(&key, db, table, cols, ncols, where));
-  assert_non_null(key);
-  if (ntracked_keys == HARNESS_MAX_TRACKED)
-    fail_msg("harness: too many keys in one test");
-  tracked_keys[ntracked_keys++] = key;
-  return key;
+  return track_key(key);
+}
+
+nodup_key *harness_key_unbacked(nodup_db *db, const char *table,
+                                const char *const *cols, size_t ncols,
+                                const char *where) {
+  nodup_key *key = NULL;
+  assert_nodup(db, NODUP_OK,
+               nodup_key_prepare_unbacked(&key, db, table, cols, ncols, where));
+  return track_key(key);
 }
 
 /* `sql` with every "{id}" replaced by the backend's serial primary key. */
@@ -313,6 +328,20 @@ char *harness_query(nodup_db *db, const char *sql, const char *param) {
   assert_non_null(handle);
   return harness_is_pg() ? pg_query(handle, sql, param)
                          : sqlite_query(handle, sql, param);
+}
+
+void harness_query_into(nodup_db *db, const char *sql, const char *param,
+                        char *buf, size_t size) {
+  char *text = harness_query(db, sql, param);
+  if (text == NULL)
+    fail_msg("no value from %s", sql);
+  size_t len = strlen(text);
+  if (len >= size) {
+    free(text);
+    fail_msg("value of %s is %zu bytes, more than %zu", sql, len, size - 1);
+  }
+  memcpy(buf, text, len + 1);
+  free(text);
 }
 
 long long harness_count(nodup_db *db, const char *sql, const char *param) {

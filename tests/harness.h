@@ -77,6 +77,11 @@ nodup_db *harness_connect(void);
 nodup_key *harness_key(nodup_db *db, const char *table, const char *const *cols,
                        size_t ncols, const char *where);
 
+/* nodup_key_prepare_unbacked, asserting success; freed by teardown. */
+nodup_key *harness_key_unbacked(nodup_db *db, const char *table,
+                                const char *const *cols, size_t ncols,
+                                const char *where);
+
 /*
  * Run `sql` on the raw handle with at most one text parameter ($1, NULL for
  * none) and return the first column of the first row as a malloc'd string,
@@ -84,6 +89,11 @@ nodup_key *harness_key(nodup_db *db, const char *table, const char *const *cols,
  * statement ran.
  */
 char *harness_query(nodup_db *db, const char *sql, const char *param);
+
+/* harness_query into `buf` (`size` bytes), asserting a non-NULL value that
+ * fits: nothing to free, so a failing assertion leaks nothing. */
+void harness_query_into(nodup_db *db, const char *sql, const char *param,
+                        char *buf, size_t size);
 
 /* harness_query for a single integer (a count); asserts it is not NULL. */
 long long harness_count(nodup_db *db, const char *sql, const char *param);

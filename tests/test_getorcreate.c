@@ -1,6 +1,7 @@
 /*
  * test_getorcreate.c -- nodup_get_or_create, nodup_find and nodup_insert:
  * the conformance suite, run unchanged against SQLite and PostgreSQL.
+ * Partial keys have their own suite (test_partial.c).
  *
  * Each test gets a fresh database (harness.h). What the library wrote is
  * read back through the raw handle, never through the library, so a test
@@ -261,184 +262,6 @@ static void test_key_columns_in_any_order(void **state) {
 }
 
 /* ---------------------------------------------------------------------------
- * Partial keys
- */
-
-#define ANNOTATIONS_DDL(false_literal)                                         \
-  "CREATE TABLE \"annotations\" ({id},"                                        \
-  " \"document_id\" INTEGER NOT NULL, \"corpus_id\" INTEGER NOT NULL,"         \
-  " \"annotation_label_id\" INTEGER NOT NULL, \"page\" INTEGER NOT NULL,"      \
-  " \"raw_text\" TEXT NOT NULL, \"creator_id\" INTEGER NOT NULL,"              \
-  " \"structural\" BOOLEAN NOT NULL DEFAULT " false_literal ");"
-
-static const char *const annotation_cols[] = {
-    "document_id", "corpus_id", "annotation_label_id",
-    "page",        "raw_text",  "creator_id"};
-
-/* The predicate text of seed 001's constraint, in each dialect. */
-static const char *not_structural(void) {
-  return harness_pick("\"structural\" = 0", "\"structural\" = false");
-}
-
-/* Seed 001: annotations unique per (document, corpus, label, page, text,
- * creator) among non-structural rows. */
-static void create_annotations(nodup_db *db) {
-  harness_exec(db, harness_pick(ANNOTATIONS_DDL("0"), ANNOTATIONS_DDL("false")));
-  char sql[512];
-  snprintf(sql, sizeof sql,
-           "CREATE UNIQUE INDEX \"annotation_unique_token_label_grounding_key\""
-           " ON \"annotations\" (\"document_id\", \"corpus_id\","
-           " \"annotation_label_id\", \"page\", \"raw_text\", \"creator_id\")"
-           " WHERE %s",
-           not_structural());
-  harness_exec(db, sql);
-}
-
-static void test_partial_predicate_outside_key(void **state) {
-  nodup_db *db = *state;
-  create_annotations(db);
-  /* A structural row with the very same key values: outside the predicate,
-   * so the key must neither find it nor be blocked by it. */
-  harness_exec(db, harness_pick(
-      "INSERT INTO \"annotations\" (\"document_id\", \"corpus_id\","
-      " \"annotation_label_id\", \"page\", \"raw_text\", \"creator_id\","
-      " \"structural\") VALUES (1, 1, 1, 0, 'Acme', 7, 1)",
-      "INSERT INTO \"annotations\" (\"document_id\", \"corpus_id\","
-      " \"annotation_label_id\", \"page\", \"raw_text\", \"creator_id\","
-      " \"structural\") VALUES (1, 1, 1, 0, 'Acme', 7, true)"));
-  char *structural_id =
-      harness_query(db, "SELECT \"id\" FROM \"annotations\"", NULL);
-  nodup_key *key = harness_key(db, "annotations", annotation_cols, 6,
-                               not_structural());
-  assert_string_equal(nodup_key_index(key),
-                      "annotation_unique_token_label_grounding_key");
-
-  const char *vals[] = {"1", "1", "1", "0", "Acme", "7"};
-  const char *dcols[] = {"structural"};
-  const char *no[] = {"0"};
-  const char *yes[] = {"1"};
-  nodup_result found = {"sentinel", 0};
-  char id[HARNESS_ID_MAX], again[HARNESS_ID_MAX];
-
-  assert_nodup(db, NODUP_OK, nodup_find(key, vals, &found));
-  assert_null(found.id);
-  assert_int_equal(harness_goc(db, key, vals, dcols, no, 1, id), 1);
-  assert_string_not_equal(id, structural_id);
-  free(structural_id);
-  assert_int_equal(harness_goc(db, key, vals, dcols, no, 1, again), 0);
-  assert_string_equal(id, again);
-  assert_int_equal(
-      harness_count(db, "SELECT count(*) FROM \"annotations\"", NULL), 2);
-
-  /* A new row that would be structural falls outside the key: refused. */
-  const char *beta[] = {"1", "1", "1", "0", "Beta", "7"};
-  assert_nodup(db, NODUP_ERR_PREDICATE,
-               nodup_get_or_create(key, beta, dcols, yes, 1, &found));
-  /* So is one that does not say: the predicate's column must be given. */
-  assert_nodup(db, NODUP_ERR_PREDICATE,
-               nodup_get_or_create(key, beta, NULL, NULL, 0, &found));
-  assert_int_equal(
-      harness_count(db, "SELECT count(*) FROM \"annotations\"", NULL), 2);
-  assert_false(harness_in_transaction(db));
-}
-
-#define CONVERSATIONS_DDL                                                      \
-  "CREATE TABLE \"conversations\" ({id}, \"context_type\" TEXT NOT NULL,"      \
-  " \"context_id\" TEXT NOT NULL, \"created_by\" TEXT NOT NULL,"               \
-  " \"title\" TEXT);"
-#define AGENCY_INQUIRY "\"context_type\" = 'agency_inquiry'"
-#define COUNT_CONVERSATIONS "SELECT count(*) FROM \"conversations\""
-
-/* Seed 004 as written: the predicate's column is part of the key. */
-static void test_partial_predicate_in_key(void **state) {
-  nodup_db *db = *state;
-  harness_exec(db, CONVERSATIONS_DDL
-               "CREATE UNIQUE INDEX \"unique_agency_user_conversation\""
-               " ON \"conversations\" (\"context_type\", \"context_id\","
-               " \"created_by\") WHERE " AGENCY_INQUIRY);
-  const char *cols[] = {"context_type", "context_id", "created_by"};
-  nodup_key *key = harness_key(db, "conversations", cols, 3, AGENCY_INQUIRY);
-  assert_string_equal(nodup_key_index(key), "unique_agency_user_conversation");
-  const char *vals[] = {"agency_inquiry", "agency-1", "user-1"};
-  const char *title_col[] = {"title"};
-  const char *title[] = {"Hello"};
-  char id[HARNESS_ID_MAX], again[HARNESS_ID_MAX];
-
-  assert_int_equal(harness_goc(db, key, vals, title_col, title, 1, id), 1);
-  assert_int_equal(harness_goc(db, key, vals, title_col, title, 1, again), 0);
-  assert_string_equal(id, again);
-
-  nodup_result result;
-  const char *support[] = {"support", "agency-1", "user-1"};
-  assert_nodup(db, NODUP_ERR_PREDICATE,
-               nodup_get_or_create(key, support, NULL, NULL, 0, &result));
-  assert_int_equal(harness_count(db, COUNT_CONVERSATIONS, NULL), 1);
-}
-
-/* Seed 004 with the predicate's column outside the key. */
-static void test_partial_predicate_column_as_default(void **state) {
-  nodup_db *db = *state;
-  harness_exec(db, CONVERSATIONS_DDL
-               "CREATE UNIQUE INDEX \"agency_user_conversation\""
-               " ON \"conversations\" (\"context_id\", \"created_by\")"
-               " WHERE " AGENCY_INQUIRY ";"
-               "INSERT INTO \"conversations\" (\"context_type\","
-               " \"context_id\", \"created_by\")"
-               " VALUES ('support', 'agency-1', 'user-1')");
-  const char *cols[] = {"context_id", "created_by"};
-  nodup_key *key = harness_key(db, "conversations", cols, 2, AGENCY_INQUIRY);
-  const char *vals[] = {"agency-1", "user-1"};
-  const char *type_col[] = {"context_type"};
-  const char *inquiry[] = {"agency_inquiry"};
-  const char *support[] = {"support"};
-  char id[HARNESS_ID_MAX], again[HARNESS_ID_MAX];
-
-  assert_int_equal(harness_goc(db, key, vals, type_col, inquiry, 1, id), 1);
-  harness_expect(db,
-                 "SELECT \"context_type\" FROM \"conversations\""
-                 " WHERE \"id\" = $1",
-                 id, "agency_inquiry");
-  assert_int_equal(harness_goc(db, key, vals, type_col, inquiry, 1, again), 0);
-  assert_string_equal(id, again);
-
-  nodup_result result;
-  const char *fresh[] = {"agency-2", "user-1"};
-  assert_nodup(db, NODUP_ERR_PREDICATE,
-               nodup_get_or_create(key, fresh, type_col, support, 1, &result));
-  assert_nodup(db, NODUP_ERR_PREDICATE,
-               nodup_get_or_create(key, fresh, NULL, NULL, 0, &result));
-  assert_int_equal(harness_count(db, COUNT_CONVERSATIONS, NULL), 2);
-}
-
-/* A partial key over a non-partial index: the lookup cannot see a row
- * outside the predicate that still blocks the insert. Reporting it as
- * "existing" would hand back a row the key does not match. */
-static void test_partial_key_blocked_by_row_outside(void **state) {
-  nodup_db *db = *state;
-  harness_exec(db, CONVERSATIONS_DDL
-               "CREATE UNIQUE INDEX \"conversation_owner_key\""
-               " ON \"conversations\" (\"context_id\", \"created_by\");"
-               "INSERT INTO \"conversations\" (\"context_type\","
-               " \"context_id\", \"created_by\")"
-               " VALUES ('support', 'agency-1', 'user-1')");
-  const char *cols[] = {"context_id", "created_by"};
-  nodup_key *key = harness_key(db, "conversations", cols, 2, AGENCY_INQUIRY);
-  const char *vals[] = {"agency-1", "user-1"};
-  const char *type_col[] = {"context_type"};
-  const char *inquiry[] = {"agency_inquiry"};
-  nodup_result result;
-  char id[HARNESS_ID_MAX];
-
-  assert_nodup(db, NODUP_ERR_CONFLICT,
-               nodup_get_or_create(key, vals, type_col, inquiry, 1, &result));
-  assert_int_equal(harness_count(db, COUNT_CONVERSATIONS, NULL), 1);
-  assert_false(harness_in_transaction(db));
-
-  const char *fresh[] = {"agency-2", "user-1"};
-  assert_int_equal(harness_goc(db, key, fresh, type_col, inquiry, 1, id), 1);
-}
-
-/* ---------------------------------------------------------------------------
  * Other constraints: surfaced, never reported as "existing"
  */
 
@@ -604,9 +427,9 @@ static void test_identifiers_needing_quotes(void **state) {
                "CREATE UNIQUE INDEX \"order by camel\""
                " ON \"order\" (\"CamelCase\");"
                "CREATE TABLE \"my table\" ({id}, \"we\"\"ird\" TEXT NOT NULL,"
-               " \"Flag\" INTEGER NOT NULL);"
+               " \"Flag\" TEXT NOT NULL);"
                "CREATE UNIQUE INDEX \"my table we\"\"ird\""
-               " ON \"my table\" (\"we\"\"ird\") WHERE \"Flag\" = 1");
+               " ON \"my table\" (\"we\"\"ird\") WHERE \"Flag\" = 'on'");
   char id[HARNESS_ID_MAX], again[HARNESS_ID_MAX];
 
   const char *camel[] = {"CamelCase"};
@@ -625,12 +448,12 @@ static void test_identifiers_needing_quotes(void **state) {
 
   const char *weird[] = {"we\"ird"};
   nodup_key *spaced =
-      harness_key(db, "my table", weird, 1, "\"Flag\" = 1");
+      harness_key(db, "my table", weird, 1, "\"Flag\" = 'on'");
   assert_string_equal(nodup_key_index(spaced), "my table we\"ird");
   const char *flag_col[] = {"Flag"};
-  const char *one[] = {"1"};
-  assert_int_equal(harness_goc(db, spaced, vals, flag_col, one, 1, id), 1);
-  assert_int_equal(harness_goc(db, spaced, vals, flag_col, one, 1, again), 0);
+  const char *on[] = {"on"};
+  assert_int_equal(harness_goc(db, spaced, vals, flag_col, on, 1, id), 1);
+  assert_int_equal(harness_goc(db, spaced, vals, flag_col, on, 1, again), 0);
   assert_string_equal(id, again);
   harness_expect(db,
                  "SELECT \"we\"\"ird\" FROM \"my table\" WHERE \"id\" = $1",
@@ -756,10 +579,6 @@ int main(void) {
       T(test_key_is_primary_key),
       T(test_table_without_primary_key),
       T(test_key_columns_in_any_order),
-      T(test_partial_predicate_outside_key),
-      T(test_partial_predicate_in_key),
-      T(test_partial_predicate_column_as_default),
-      T(test_partial_key_blocked_by_row_outside),
       T(test_constraint_violations),
       T(test_hit_ignores_invalid_defaults),
       T(test_unknown_default_column),

@@ -213,7 +213,6 @@ static void test_key_ddl(void **state) {
   assert_memory_equal(small, "CREATE ", 7);
 
   apply_ddl_and_prepare(db, "annotations", six_cols, 6, not_structural());
-  apply_ddl_and_prepare(db, "annotations", five_cols, 5, NULL);
   const char *weird[] = {"we\"ird", "CamelCase"};
   apply_ddl_and_prepare(db, "my table", weird, 2, "\"Flag\" = 1");
   apply_ddl_and_prepare(db, "my table", weird, 1, NULL);
@@ -227,6 +226,24 @@ static void test_key_ddl(void **state) {
   assert_int_equal(nodup_key_ddl(db, "annotations", NULL, 6, NULL, small,
                                  sizeof small),
                    -1);
+}
+
+/* Suggested index names must not collide: two keys on one table, each
+ * with its suggested index, must both end up backed. Long column lists are
+ * where a name truncated to the engine's limit (63 bytes on PostgreSQL)
+ * would make them collide. */
+static void test_key_ddl_names_distinct(void **state) {
+  nodup_db *db = *state;
+  create_annotations(db, NULL);
+  apply_ddl_and_prepare(db, "annotations", six_cols, 6, not_structural());
+  apply_ddl_and_prepare(db, "annotations", five_cols, 5, NULL);
+  apply_ddl_and_prepare(db, "annotations", six_cols, 6, NULL);
+  /* Short names too: the same columns with and without a predicate are two
+   * keys, and need two indexes. */
+  harness_exec(db, "CREATE TABLE \"tags\" ({id}, \"k\" TEXT, \"live\" INTEGER)");
+  const char *k[] = {"k"};
+  apply_ddl_and_prepare(db, "tags", k, 1, "\"live\" = 1");
+  apply_ddl_and_prepare(db, "tags", k, 1, NULL);
 }
 
 static void test_unknown_table_and_column(void **state) {
@@ -279,6 +296,60 @@ static void test_usage_errors(void **state) {
   assert_null(key);
   assert_nodup(db, NODUP_ERR_USAGE,
                nodup_key_check(db, "annotations", cols, 0, NULL, NULL, 0));
+}
+
+/* An unbacked key can look up and insert (check-then-insert, for showing
+ * the race), but get-or-create on it stays refused. */
+static void test_prepare_unbacked(void **state) {
+  nodup_db *db = *state;
+  harness_exec(db, "CREATE TABLE \"loose\" ({id}, \"k\" TEXT NOT NULL);"
+                   "CREATE TABLE \"tight\" ({id}, \"k\" TEXT NOT NULL);"
+                   "CREATE UNIQUE INDEX \"tight_k\" ON \"tight\" (\"k\")");
+  const char *cols[] = {"k"};
+  const char *vals[] = {"v"};
+  nodup_result result = {"sentinel", 0};
+  char first[HARNESS_ID_MAX], id[HARNESS_ID_MAX];
+
+  nodup_key *loose = harness_key_unbacked(db, "loose", cols, 1, NULL);
+  assert_null(nodup_key_index(loose));
+  assert_nodup(db, NODUP_ERR_UNBACKED,
+               nodup_get_or_create(loose, vals, NULL, NULL, 0, &result));
+  /* Checked last, so that the rest runs even if this fails. */
+  char refusal[1024];
+  snprintf(refusal, sizeof refusal, "%s", nodup_errmsg(db));
+  assert_nodup(db, NODUP_OK, nodup_find(loose, vals, &result));
+  assert_null(result.id);
+  assert_nodup(db, NODUP_OK, nodup_insert(loose, vals, NULL, NULL, 0, &result));
+  assert_int_equal(result.created, 1);
+  snprintf(first, sizeof first, "%s", result.id);
+  /* Nothing stops a second insert: that is the bug being demonstrated. */
+  assert_nodup(db, NODUP_OK, nodup_insert(loose, vals, NULL, NULL, 0, &result));
+  assert_string_not_equal(result.id, first);
+  long long groups = -1, redundant = -1;
+  assert_nodup(db, NODUP_OK,
+               nodup_count_duplicates(db, "loose", cols, 1, NULL, &groups,
+                                      &redundant));
+  assert_int_equal(groups, 1);
+  assert_int_equal(redundant, 1);
+
+  /* Where an index does back it, it is a full key. */
+  nodup_key *tight = harness_key_unbacked(db, "tight", cols, 1, NULL);
+  assert_non_null(nodup_key_index(tight));
+  assert_string_equal(nodup_key_index(tight), "tight_k");
+  assert_int_equal(harness_goc(db, tight, vals, NULL, NULL, 0, first), 1);
+  assert_int_equal(harness_goc(db, tight, vals, NULL, NULL, 0, id), 0);
+  assert_string_equal(first, id);
+
+  /* Unknown names are still refused. */
+  nodup_key *key = NULL;
+  assert_nodup(db, NODUP_ERR_NO_TABLE,
+               nodup_key_prepare_unbacked(&key, db, "no_such_table", cols, 1,
+                                          NULL));
+  assert_null(key);
+
+  /* The refusal is as actionable as nodup_key_prepare's: it carries the
+   * DDL that would back the key. */
+  assert_contains(refusal, "CREATE UNIQUE INDEX");
 }
 
 /* ---------------------------------------------------------------------------
@@ -375,8 +446,10 @@ int main(void) {
       T(test_unbacked_predicate_mismatch),
       T(test_key_check),
       T(test_key_ddl),
+      T(test_key_ddl_names_distinct),
       T(test_unknown_table_and_column),
       T(test_usage_errors),
+      T(test_prepare_unbacked),
       T(test_count_duplicates),
       T(test_count_duplicates_none),
 #undef T

@@ -1,0 +1,348 @@
+/*
+ * test_backend.c -- what only one backend has: PostgreSQL sequences,
+ * isolation levels, NULLS NOT DISTINCT and schemas; SQLite connection
+ * settings, file handling and locking. One executable, one test list per
+ * backend (chosen by NODUP_TEST_BACKEND), so nothing here is ever skipped.
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *const email_col[] = {"email"};
+
+static nodup_key *people_key(nodup_db *db) {
+  harness_exec(db, "CREATE TABLE \"people\" ({id}, \"email\" TEXT NOT NULL,"
+                   " \"name\" TEXT);"
+                   "CREATE UNIQUE INDEX \"people_email_key\""
+                   " ON \"people\" (\"email\")");
+  return harness_key(db, "people", email_col, 1, NULL);
+}
+
+/* ===========================================================================
+ * PostgreSQL
+ */
+
+static void test_pg_backend(void **state) {
+  nodup_db *db = *state;
+  assert_string_equal(nodup_db_backend(db), "postgresql");
+  assert_non_null(nodup_db_handle(db));
+}
+
+/* A hit must not touch the sequence: insert-first designs burn one value per
+ * call, and a busy get-or-create table then runs through its ids. */
+static void test_pg_hit_consumes_no_sequence_value(void **state) {
+  nodup_db *db = *state;
+  nodup_key *key = people_key(db);
+  const char *vals[] = {"ada@example.org"};
+  const char *seq_sql = "SELECT \"last_value\"::text || ' ' ||"
+                        " \"is_called\"::text FROM \"people_id_seq\"";
+  char id[HARNESS_ID_MAX], again[HARNESS_ID_MAX];
+
+  assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, id), 1);
+  char before[64], after[64];
+  harness_query_into(db, seq_sql, NULL, before, sizeof before);
+  for (int i = 0; i < 100; i++) {
+    assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, again), 0);
+    assert_string_equal(id, again);
+  }
+  harness_query_into(db, seq_sql, NULL, after, sizeof after);
+  if (strcmp(before, after) != 0)
+    fail_msg("100 hits moved the sequence: %s -> %s", before, after);
+
+  /* And a miss takes exactly the next value. */
+  const char *other[] = {"bob@example.org"};
+  assert_int_equal(harness_goc(db, key, other, NULL, NULL, 0, again), 1);
+  assert_int_equal(strtoll(again, NULL, 10), strtoll(id, NULL, 10) + 1);
+}
+
+/*
+ * Under REPEATABLE READ or SERIALIZABLE, a row committed after the caller's
+ * snapshot is invisible to it, yet blocks its insert. The library cannot
+ * return that row (the caller could not read it) nor retry (the transaction
+ * is the caller's): NODUP_ERR_RETRY, and after a rollback it works.
+ */
+static void test_pg_snapshot_isolation_asks_to_retry(void **state) {
+  nodup_db *db = *state;
+  nodup_key *key = people_key(db);
+  nodup_db *other = harness_connect();
+  nodup_key *other_key = harness_key(other, "people", email_col, 1, NULL);
+  static const char *const levels[] = {"REPEATABLE READ", "SERIALIZABLE"};
+  static const char *const emails[] = {"rr@example.org", "ser@example.org"};
+
+  for (size_t i = 0; i < COUNT_OF(levels); i++) {
+    const char *vals[] = {emails[i]};
+    char begin[64], winner[HARNESS_ID_MAX], id[HARNESS_ID_MAX];
+    nodup_result result = {"sentinel", 0};
+    snprintf(begin, sizeof begin, "BEGIN ISOLATION LEVEL %s", levels[i]);
+
+    harness_exec(db, begin);
+    /* The lookup takes the snapshot, and sees nothing. */
+    assert_nodup(db, NODUP_OK, nodup_find(key, vals, &result));
+    assert_null(result.id);
+    assert_int_equal(harness_goc(other, other_key, vals, NULL, NULL, 0, winner),
+                     1);
+    assert_nodup(db, NODUP_ERR_RETRY,
+                 nodup_get_or_create(key, vals, NULL, NULL, 0, &result));
+    harness_exec(db, "ROLLBACK");
+
+    harness_exec(db, begin);
+    assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, id), 0);
+    assert_string_equal(id, winner);
+    harness_exec(db, "COMMIT");
+  }
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"people\"", NULL),
+                   2);
+}
+
+/* Under READ COMMITTED inside the caller's transaction, a row committed by
+ * someone else since the transaction began is found, not duplicated. */
+static void test_pg_read_committed_sees_new_winner(void **state) {
+  nodup_db *db = *state;
+  nodup_key *key = people_key(db);
+  nodup_db *other = harness_connect();
+  nodup_key *other_key = harness_key(other, "people", email_col, 1, NULL);
+  const char *vals[] = {"ada@example.org"};
+  nodup_result result = {"sentinel", 0};
+  char winner[HARNESS_ID_MAX], id[HARNESS_ID_MAX];
+
+  harness_exec(db, "BEGIN");
+  assert_nodup(db, NODUP_OK, nodup_find(key, vals, &result));
+  assert_null(result.id);
+  assert_int_equal(harness_goc(other, other_key, vals, NULL, NULL, 0, winner),
+                   1);
+  assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, id), 0);
+  assert_string_equal(id, winner);
+  harness_exec(db, "COMMIT");
+}
+
+/* PostgreSQL 15: an index that treats NULLs as equal can back NULL keys. */
+static void test_pg_nulls_not_distinct(void **state) {
+  nodup_db *db = *state;
+  harness_exec(db, "CREATE TABLE \"pairs\" ({id}, \"a\" TEXT, \"b\" TEXT);"
+                   "CREATE UNIQUE INDEX \"pairs_key\" ON \"pairs\" (\"a\","
+                   " \"b\") NULLS NOT DISTINCT");
+  const char *cols[] = {"a", "b"};
+  nodup_key *key = harness_key(db, "pairs", cols, 2, NULL);
+  assert_int_equal(nodup_key_nulls_equal(key), 1);
+  const char *half_null[] = {"x", NULL};
+  const char *all_null[] = {NULL, NULL};
+  nodup_result found = {NULL, 0};
+  char id[HARNESS_ID_MAX], again[HARNESS_ID_MAX], nulls[HARNESS_ID_MAX];
+
+  assert_int_equal(harness_goc(db, key, half_null, NULL, NULL, 0, id), 1);
+  assert_int_equal(harness_goc(db, key, half_null, NULL, NULL, 0, again), 0);
+  assert_string_equal(id, again);
+  assert_nodup(db, NODUP_OK, nodup_find(key, half_null, &found));
+  assert_non_null(found.id);
+  assert_string_equal(found.id, id);
+  harness_expect(db, "SELECT \"b\" FROM \"pairs\" WHERE \"id\" = $1", id, NULL);
+
+  assert_int_equal(harness_goc(db, key, all_null, NULL, NULL, 0, nulls), 1);
+  assert_string_not_equal(nulls, id);
+  assert_int_equal(harness_goc(db, key, all_null, NULL, NULL, 0, again), 0);
+  assert_string_equal(nulls, again);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"pairs\"", NULL),
+                   2);
+}
+
+/* "app.conference" is table conference in schema app, not the public one. */
+static void test_pg_schema_qualified_table(void **state) {
+  nodup_db *db = *state;
+  harness_exec(db, "CREATE SCHEMA \"app\";"
+                   "CREATE TABLE \"app\".\"conference\" ({id},"
+                   " \"conference_id\" TEXT NOT NULL, \"app_id\" TEXT NOT NULL);"
+                   "CREATE UNIQUE INDEX \"conference_app_key\""
+                   " ON \"app\".\"conference\" (\"conference_id\", \"app_id\");"
+                   "CREATE TABLE \"public\".\"conference\" ({id},"
+                   " \"conference_id\" TEXT NOT NULL, \"app_id\" TEXT NOT NULL)");
+  const char *cols[] = {"conference_id", "app_id"};
+  nodup_key *key = harness_key(db, "app.conference", cols, 2, NULL);
+  assert_string_equal(nodup_key_index(key), "conference_app_key");
+  const char *vals[] = {"c1", "zoom"};
+  char id[HARNESS_ID_MAX], again[HARNESS_ID_MAX];
+
+  assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, id), 1);
+  assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, again), 0);
+  assert_string_equal(id, again);
+  assert_int_equal(
+      harness_count(db, "SELECT count(*) FROM \"app\".\"conference\"", NULL),
+      1);
+  assert_int_equal(
+      harness_count(db, "SELECT count(*) FROM \"public\".\"conference\"", NULL),
+      0);
+
+  /* Unqualified is public.conference, which nothing protects. */
+  nodup_key *unqualified = NULL;
+  assert_nodup(db, NODUP_ERR_UNBACKED,
+               nodup_key_prepare(&unqualified, db, "conference", cols, 2, NULL));
+  assert_null(unqualified);
+}
+
+/* Names are matched exactly, as quoted identifiers. */
+static void test_pg_names_are_case_sensitive(void **state) {
+  nodup_db *db = *state;
+  harness_exec(db, "CREATE TABLE \"CamelTable\" ({id}, \"Name\" TEXT NOT NULL);"
+                   "CREATE UNIQUE INDEX \"CamelTable_Name\""
+                   " ON \"CamelTable\" (\"Name\")");
+  const char *exact[] = {"Name"};
+  const char *folded[] = {"name"};
+  nodup_key *key = NULL;
+
+  assert_nodup(db, NODUP_ERR_NO_TABLE,
+               nodup_key_prepare(&key, db, "cameltable", exact, 1, NULL));
+  assert_null(key);
+  assert_nodup(db, NODUP_ERR_NO_COLUMN,
+               nodup_key_prepare(&key, db, "CamelTable", folded, 1, NULL));
+  assert_null(key);
+  key = harness_key(db, "CamelTable", exact, 1, NULL);
+  assert_string_equal(nodup_key_index(key), "CamelTable_Name");
+}
+
+/* ===========================================================================
+ * SQLite
+ */
+
+static void test_sqlite_connection_settings(void **state) {
+  nodup_db *db = *state;
+  nodup_db *second = harness_connect();
+  nodup_db *conns[] = {db, second};
+  assert_string_equal(nodup_db_backend(db), "sqlite");
+  for (size_t i = 0; i < COUNT_OF(conns); i++) {
+    harness_expect(conns[i], "PRAGMA journal_mode", NULL, "wal");
+    harness_expect(conns[i], "PRAGMA foreign_keys", NULL, "1");
+    harness_expect(conns[i], "PRAGMA busy_timeout", NULL, "5000");
+  }
+}
+
+static int file_exists(const char *path) {
+  return access(path, F_OK) == 0 || errno != ENOENT;
+}
+
+/* A typo in a path must not silently create an empty database. */
+static void test_sqlite_missing_file_is_not_created(void **state) {
+  (void)state;
+  char dir[] = "/tmp/nodup-missing-XXXXXX";
+  char path[PATH_MAX], url[PATH_MAX + 16];
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/missing.db", dir);
+
+  const char *forms[] = {path, url};
+  snprintf(url, sizeof url, "sqlite:%s", path);
+  for (size_t i = 0; i < COUNT_OF(forms); i++) {
+    nodup_db *db = NULL;
+    int rc = nodup_open(&db, forms[i]);
+    int created = file_exists(path);
+    char msg[512];
+    snprintf(msg, sizeof msg, "%s", nodup_errmsg(db));
+    nodup_close(db);
+    unlink(path);
+    if (rc != NODUP_ERR_CONNECT || created || msg[0] == '\0') {
+      rmdir(dir);
+      fail_msg("nodup_open(\"%s\") = %s, file %s, message \"%s\"", forms[i],
+               nodup_strerror(rc), created ? "created" : "not created", msg);
+    }
+  }
+  rmdir(dir);
+}
+
+/* A plain path and "sqlite:PATH" open a file that exists. */
+static void test_sqlite_plain_path_opens_existing_file(void **state) {
+  nodup_db *db = *state;
+  nodup_key *key = people_key(db);
+  const char *vals[] = {"ada@example.org"};
+  char id[HARNESS_ID_MAX];
+  assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, id), 1);
+
+  /* harness_url() is "file:PATH?mode=rwc". */
+  char path[PATH_MAX], url[PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s", harness_url() + strlen("file:"));
+  *strchr(path, '?') = '\0';
+  snprintf(url, sizeof url, "sqlite:%s", path);
+  const char *forms[] = {path, url};
+  for (size_t i = 0; i < COUNT_OF(forms); i++) {
+    nodup_db *plain = NULL;
+    int rc = nodup_open(&plain, forms[i]);
+    if (rc != NODUP_OK) {
+      char msg[512];
+      snprintf(msg, sizeof msg, "%s", nodup_errmsg(plain));
+      nodup_close(plain);
+      fail_msg("nodup_open(\"%s\"): %s", forms[i], msg);
+    }
+    long long n = harness_count(plain, "SELECT count(*) FROM \"people\"", NULL);
+    nodup_close(plain);
+    assert_int_equal(n, 1);
+  }
+}
+
+/* A hit is a plain read: it proceeds while another connection holds the
+ * write lock. (Were it to take the lock, it would wait out the 5 s busy
+ * timeout and fail.) */
+static void test_sqlite_hit_takes_no_write_lock(void **state) {
+  nodup_db *db = *state;
+  nodup_key *key = people_key(db);
+  nodup_db *writer = harness_connect();
+  const char *vals[] = {"ada@example.org"};
+  char id[HARNESS_ID_MAX], again[HARNESS_ID_MAX];
+
+  assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, id), 1);
+  harness_exec(writer, "BEGIN IMMEDIATE");
+  assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, again), 0);
+  assert_string_equal(id, again);
+  harness_exec(writer, "ROLLBACK");
+}
+
+/* Inside the caller's deferred transaction, a miss needs to upgrade a read
+ * snapshot that another connection has since overtaken: SQLite answers
+ * SQLITE_BUSY_SNAPSHOT at once, which must come back as NODUP_ERR_RETRY. */
+static void test_sqlite_stale_caller_transaction_asks_to_retry(void **state) {
+  nodup_db *db = *state;
+  nodup_key *key = people_key(db);
+  nodup_db *other = harness_connect();
+  nodup_key *other_key = harness_key(other, "people", email_col, 1, NULL);
+  const char *vals[] = {"ada@example.org"};
+  const char *unrelated[] = {"bob@example.org"};
+  nodup_result result = {"sentinel", 0};
+  char id[HARNESS_ID_MAX];
+
+  harness_exec(db, "BEGIN");
+  assert_nodup(db, NODUP_OK, nodup_find(key, vals, &result));
+  assert_null(result.id);
+  assert_int_equal(harness_goc(other, other_key, unrelated, NULL, NULL, 0, id),
+                   1);
+  assert_nodup(db, NODUP_ERR_RETRY,
+               nodup_get_or_create(key, vals, NULL, NULL, 0, &result));
+  harness_exec(db, "ROLLBACK");
+
+  assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, id), 1);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"people\"", NULL),
+                   2);
+}
+
+int main(void) {
+#define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
+  const struct CMUnitTest pg_tests[] = {
+      T(test_pg_backend),
+      T(test_pg_hit_consumes_no_sequence_value),
+      T(test_pg_snapshot_isolation_asks_to_retry),
+      T(test_pg_read_committed_sees_new_winner),
+      T(test_pg_nulls_not_distinct),
+      T(test_pg_schema_qualified_table),
+      T(test_pg_names_are_case_sensitive),
+  };
+  const struct CMUnitTest sqlite_tests[] = {
+      T(test_sqlite_connection_settings),
+      cmocka_unit_test(test_sqlite_missing_file_is_not_created),
+      T(test_sqlite_plain_path_opens_existing_file),
+      T(test_sqlite_hit_takes_no_write_lock),
+      T(test_sqlite_stale_caller_transaction_asks_to_retry),
+  };
+#undef T
+  if (harness_is_pg())
+    return cmocka_run_group_tests_name("backend_pg", pg_tests, NULL, NULL);
+  return cmocka_run_group_tests_name("backend_sqlite", sqlite_tests, NULL, NULL);
+}
