@@ -90,10 +90,11 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
     eq = strchr(arg + 2, '=');
     snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - arg - 2) : 63, arg + 2);
     if (!allowed_has(allowed, name)) return bad(a, "unknown option '--%s'", name);
-    if (!strcmp(name, "naive") || !strcmp(name, "processes")) {
+    if (!strcmp(name, "naive") || !strcmp(name, "processes") || !strcmp(name, "nulls-equal")) {
       if (eq) return bad(a, "--%s takes no value", name);
       if (!strcmp(name, "naive")) a->naive = 1;
-      else a->processes = 1;
+      else if (!strcmp(name, "processes")) a->processes = 1;
+      else a->nulls_equal = 1;
       continue;
     }
     if (eq) val = eq + 1;
@@ -110,6 +111,11 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
     else if (!strcmp(name, "workers")) rc = positive(a, name, val, &a->workers);
     else if (!strcmp(name, "keys")) rc = positive(a, name, val, &a->keys);
     else if (!strcmp(name, "ops")) rc = positive(a, name, val, &a->ops);
+    else if (!strcmp(name, "limit")) rc = positive(a, name, val, &a->limit);
+    else if (!strcmp(name, "ref")) {
+      if (a->nrefs == 64) return bad(a, "%s", "too many --ref options");
+      a->refs[a->nrefs++] = val;
+    }
     else if (!strcmp(name, "format")) {
       if (strcmp(val, "text") && strcmp(val, "json"))
         return bad(a, "--format is text or json, not '%s'", val);

@@ -29,6 +29,9 @@ typedef struct cli_args {
   const char *set_vals[256];  /* NULL for --null */
   size_t nset;
   int workers, keys, ops, naive, processes;
+  int nulls_equal, limit;
+  const char *refs[64];   /* --ref TABLE(COL[,COL]) */
+  size_t nrefs;
   int help;
   const char *pos[64];    /* positional arguments */
   size_t npos;
@@ -59,5 +62,6 @@ int cmd_get_or_create(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_race(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
+int cmd_scan(int argc, char **argv);
 
 #endif

@@ -15,6 +15,7 @@ static const char usage[] =
     "  get-or-create  return the row for a key, creating it exactly once\n"
     "  check          does a unique index back this key? (prints the DDL if not)\n"
     "  race           N concurrent workers create rows on shared keys, then count duplicates\n"
+    "  scan           list a key's duplicates and what merging them would touch\n"
     "  exec           run SQL statements (setup scripts, demos)\n"
     "\n"
     "Every command takes --db URL (default: $NODUP_DB): a file path or sqlite:PATH\n"
@@ -30,6 +31,7 @@ static int dispatch(const char *cmd, int argc, char **argv) {
   if (!strcmp(cmd, "check")) return cmd_check(argc, argv);
   if (!strcmp(cmd, "race")) return cmd_race(argc, argv);
   if (!strcmp(cmd, "exec")) return cmd_exec(argc, argv);
+  if (!strcmp(cmd, "scan")) return cmd_scan(argc, argv);
   fprintf(stderr, "nodup: unknown command '%s' (run 'nodup --help')\n", cmd);
   return EXIT_ERROR;
 }

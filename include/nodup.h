@@ -338,6 +338,79 @@ NODUP_EXTERN int nodup_count_duplicates(nodup_db *db, const char *table,
                                         const char *where, long long *groups,
                                         long long *redundant);
 
+/* ---------------------------------------------------------------------------
+ * Scanning for duplicates (read-only)
+ */
+
+/* One duplicate group: the key's values (text; NULL for SQL NULL) and how
+ * many rows share them. */
+typedef struct nodup_scan_group {
+  char **values;            /* scan->nkey entries */
+  long long rows;
+} nodup_scan_group;
+
+/*
+ * A table that references the scanned one: a declared foreign key found in
+ * the catalog, or one the caller declared (Django's generic relations).
+ * `repoint` is how many of its rows reference a row a merge would remove;
+ * `collide` how many of those would then collide in one of its unique
+ * indexes (link tables, one-to-one children), in `collide_index` (the index
+ * with the most collisions, NULL when none).
+ */
+typedef struct nodup_scan_ref {
+  char *table;              /* quoted, qualified name as SQL text */
+  char *constraint;         /* FK constraint name; NULL when user-declared */
+  size_t ncols;
+  char **cols;              /* referencing columns */
+  char **ref_cols;          /* referenced columns of the scanned table */
+  int declared;             /* 1 from the catalog, 0 from nodup_scan_options.refs */
+  int one_to_one;           /* the referencing columns are themselves unique */
+  char on_delete;           /* 'a' no action, 'r' restrict, 'c' cascade, 'n' set null, 'd' set default */
+  long long repoint;
+  long long collide;
+  char *collide_index;
+} nodup_scan_ref;
+
+/* The report of nodup_scan(). Read-only for the caller; freed by
+ * nodup_scan_free(). */
+typedef struct nodup_scan_report {
+  long long groups;         /* keys that occur more than once */
+  long long redundant;      /* rows beyond the first in each group */
+  size_t nkey;
+  char **key;               /* key columns, catalog spelling */
+  size_t nlargest;
+  nodup_scan_group *largest;  /* largest groups first, at most options.limit */
+  size_t nrefs;
+  nodup_scan_ref *refs;
+  int foreign_keys_off;     /* SQLite: PRAGMA foreign_keys is off */
+} nodup_scan_report;
+
+typedef struct nodup_scan_options {
+  int nulls_equal;          /* treat NULL key values as equal (default: not) */
+  size_t limit;             /* how many largest groups to list (0: 10) */
+  const char *const *refs;  /* extra references "TABLE(COL[,COL...])" to the primary key */
+  size_t nrefs;
+} nodup_scan_options;
+
+/*
+ * Find the duplicates of a key (`where` optional) in `table`, and for every
+ * table that references it, what a merge would re-point and what would
+ * collide. Read-only. References come from the catalog: multi-column
+ * foreign keys, keys to a unique column other than the primary key,
+ * self-references, foreign keys on partitions (each counted once) and
+ * SQLite foreign keys that target the primary key implicitly. `opt` may be
+ * NULL. On success *out is a new report (free with nodup_scan_free()).
+ *
+ * Errors: NODUP_ERR_NO_TABLE, NODUP_ERR_NO_COLUMN, NODUP_ERR_NO_PKEY,
+ * NODUP_ERR_USAGE (a malformed reference), NODUP_ERR_DB.
+ */
+NODUP_EXTERN int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
+                            const char *const *cols, size_t ncols, const char *where,
+                            const nodup_scan_options *opt);
+
+/* Free a scan report. Accepts NULL. */
+NODUP_EXTERN void nodup_scan_free(nodup_scan_report *report);
+
 #ifdef __cplusplus
 }
 #endif

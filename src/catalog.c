@@ -6,6 +6,7 @@
  * this shape. Name comparison follows the engine: SQLite identifiers are
  * case-insensitive, PostgreSQL's quoted identifiers are exact.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -36,6 +37,54 @@ void table_info_free(nodup_table_info *t) {
   }
   free(t->idx);
   free(t);
+}
+
+void fk_info_free(nodup_fk_info *fks, size_t n) {
+  size_t i;
+  if (!fks) return;
+  for (i = 0; i < n; i++) {
+    free(fks[i].name);
+    free(fks[i].table);
+    free_strings(fks[i].cols, fks[i].ncols);
+    free_strings(fks[i].refcols, fks[i].ncols);
+  }
+  free(fks);
+}
+
+/* Rows: constraint id, referencing table, seq, from, to, on_delete. Shared
+ * by both backends, which produce rows of this shape. Consecutive rows of
+ * one constraint are one foreign key. */
+int fk_collect_row(void *ctx, int ncols, const char *const *v) {
+  fk_collect *c = ctx;
+  nodup_fk_info *fk;
+  char **cols, **refs;
+  (void)ncols;
+  if (!c->n || strcmp(c->last_id, v[0]) != 0 || strcmp(c->fks[c->n - 1].table, v[1]) != 0) {
+    nodup_fk_info *fks = realloc(c->fks, (c->n + 1) * sizeof *fks);
+    if (!fks) return c->oom = 1;
+    c->fks = fks;
+    fk = &c->fks[c->n++];
+    memset(fk, 0, sizeof *fk);
+    fk->name = nodup_strdup(v[0]);
+    fk->table = nodup_strdup(v[1]);
+    fk->on_delete = v[5] ? v[5][0] : 'a';
+    snprintf(c->last_id, sizeof c->last_id, "%s", v[0]);
+    if (!fk->name || !fk->table) return c->oom = 1;
+  }
+  fk = &c->fks[c->n - 1];
+  cols = realloc(fk->cols, (fk->ncols + 1) * sizeof *cols);
+  if (!cols) return c->oom = 1;
+  fk->cols = cols;
+  refs = realloc(fk->refcols, (fk->ncols + 1) * sizeof *refs);
+  if (!refs) return c->oom = 1;
+  fk->refcols = refs;
+  fk->cols[fk->ncols] = nodup_strdup(v[3]);
+  /* SQLite leaves "to" NULL when the key targets the primary key. */
+  fk->refcols[fk->ncols] = v[4] ? nodup_strdup(v[4])
+                         : (fk->ncols < c->target->npk ? nodup_strdup(c->target->pk[fk->ncols]) : NULL);
+  fk->ncols++;
+  if (!fk->cols[fk->ncols - 1] || !fk->refcols[fk->ncols - 1]) return c->oom = 1;
+  return 0;
 }
 
 int table_info_column(const nodup_db *db, const nodup_table_info *t,

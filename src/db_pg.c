@@ -499,11 +499,46 @@ static int pg_get_or_create(nodup_key *key, nodup_stmt *insert,
   return rc;
 }
 
+static int pg_references(nodup_db *db, const nodup_table_info *t, nodup_fk_info **out,
+                         size_t *n) {
+  fk_collect c;
+  const char *p[1] = {t->qualified};
+  int rc;
+  memset(&c, 0, sizeof c);
+  c.target = t;
+  /* conparentid <> 0 marks the copies a partitioned table's foreign key
+   * leaves on each partition: the parent's key covers them. Pairs of
+   * (conkey, confkey) are unnested together so column order is kept. */
+  rc = pg_query(db,
+                "SELECT con.conname, n.nspname || '.' || c.relname, k.ord, a.attname, "
+                "  af.attname, con.confdeltype "
+                "FROM pg_catalog.pg_constraint con "
+                "JOIN pg_catalog.pg_class c ON c.oid = con.conrelid "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "CROSS JOIN LATERAL unnest(con.conkey, con.confkey) "
+                "  WITH ORDINALITY AS k(attnum, fattnum, ord) "
+                "JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum "
+                "JOIN pg_catalog.pg_attribute af ON af.attrelid = con.confrelid "
+                "  AND af.attnum = k.fattnum "
+                "WHERE con.contype = 'f' AND con.confrelid = $1::regclass "
+                "  AND con.conparentid = 0 "
+                "ORDER BY n.nspname, c.relname, con.conname, k.ord",
+                p, 1, fk_collect_row, &c);
+  if (rc == NODUP_OK && c.oom) rc = NODUP_ERR_NOMEM;
+  if (rc != NODUP_OK) {
+    fk_info_free(c.fks, c.n);
+    return rc;
+  }
+  *out = c.fks;
+  *n = c.n;
+  return NODUP_OK;
+}
+
 const struct nodup_backend nodup_pg_backend = {
     "postgresql",  '$',
     "(CASE WHEN (%s) THEN '1' ELSE '" PG_PREDICATE_GUARD "' END)::int",
     pg_connect, pg_disconnect,
     pg_exec,       pg_query,     pg_table_info, pg_arbiters,
     pg_prepare,    pg_run,       pg_finalize, pg_get_or_create,
-    pg_in_transaction,
+    pg_in_transaction, pg_references,
 };

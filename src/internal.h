@@ -80,6 +80,27 @@ void table_info_free(nodup_table_info *t);
 int table_info_column(const nodup_db *db, const nodup_table_info *t,
                       const char *name);
 
+/* A foreign key that references a table. */
+typedef struct nodup_fk_info {
+  char *name;        /* constraint name (SQLite: "fk<N>" from the pragma id) */
+  char *table;       /* referencing table, as table_info() accepts it */
+  size_t ncols;
+  char **cols;       /* referencing columns */
+  char **refcols;    /* referenced columns, in the same order */
+  char on_delete;    /* a r c n d */
+} nodup_fk_info;
+
+void fk_info_free(nodup_fk_info *fks, size_t n);
+
+typedef struct fk_collect {
+  const nodup_table_info *target;
+  nodup_fk_info *fks;
+  size_t n;
+  char last_id[128];
+  int oom;
+} fk_collect;
+int fk_collect_row(void *ctx, int ncols, const char *const *v);
+
 /* ---- backends ---- */
 
 typedef struct nodup_stmt nodup_stmt;   /* backend-defined prepared statement */
@@ -118,6 +139,10 @@ struct nodup_backend {
   int (*get_or_create)(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
                        const char *const *params, int nparams, int *created);
   int (*in_transaction)(nodup_db *db);
+  /* Every foreign key referencing t, each counted once (PostgreSQL: not
+   * the clones a partitioned parent's key leaves on its partitions). */
+  int (*references)(nodup_db *db, const nodup_table_info *t, nodup_fk_info **out,
+                    size_t *n);
 };
 
 extern const struct nodup_backend nodup_sqlite_backend;

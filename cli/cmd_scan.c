@@ -1,0 +1,131 @@
+/*
+ * cmd_scan.c -- `nodup scan`: a read-only report on a key's duplicates and
+ * on every table a merge of them would touch.
+ */
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "usage: nodup scan --db URL --table T --key col[,col...] [--where SQL] [--nulls-equal]\n"
+    "                  [--ref TABLE(COL[,COL]) ...] [--limit N] [--format text|json]\n"
+    "\n"
+    "Read-only. Counts the key's duplicate groups and redundant rows, lists the\n"
+    "largest groups (--limit, default 10), and for every table that references T\n"
+    "(foreign keys found in the catalog, plus --ref for references the catalog\n"
+    "cannot see) how many rows a merge would re-point to the kept row and how many\n"
+    "of those would then collide in a unique index (link tables, one-to-one\n"
+    "children). The kept row is the first by primary key. Rows with a NULL key\n"
+    "value are not duplicates unless --nulls-equal.\n"
+    "\n"
+    "Exit status: 0 no duplicates, 1 duplicates exist (for CI gates), 2 error.\n";
+
+static void print_cols(char **cols, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) printf("%s%s", i ? ", " : "", cols[i]);
+}
+
+static void json_cols(char **cols, size_t n) {
+  size_t i;
+  putchar('[');
+  for (i = 0; i < n; i++) {
+    if (i) fputs(", ", stdout);
+    json_string(stdout, cols[i]);
+  }
+  putchar(']');
+}
+
+static void print_text(const cli_args *a, const nodup_scan_report *r) {
+  size_t i, j;
+  printf("%s (", a->table);
+  print_cols(r->key, r->nkey);
+  printf(")%s%s: %lld duplicate groups, %lld redundant rows\n", a->where ? " WHERE " : "",
+         a->where ? a->where : "", r->groups, r->redundant);
+  if (r->nlargest) {
+    printf("largest groups:\n");
+    for (i = 0; i < r->nlargest; i++) {
+      printf("  %6lld rows  ", r->largest[i].rows);
+      for (j = 0; j < r->nkey; j++)
+        printf("%s%s", j ? " | " : "", r->largest[i].values[j] ? r->largest[i].values[j] : "NULL");
+      putchar('\n');
+    }
+  }
+  printf("references: %zu\n", r->nrefs);
+  for (i = 0; i < r->nrefs; i++) {
+    const nodup_scan_ref *f = &r->refs[i];
+    printf("  %s (", f->table);
+    print_cols(f->cols, f->ncols);
+    printf(") -> (");
+    print_cols(f->ref_cols, f->ncols);
+    printf(")%s%s: %lld to re-point, %lld would collide", f->one_to_one ? " one-to-one" : "",
+           f->declared ? "" : " [--ref]", f->repoint, f->collide);
+    if (f->collide_index) printf(" in %s", f->collide_index);
+    putchar('\n');
+  }
+}
+
+static void print_json(const nodup_scan_report *r) {
+  size_t i, j;
+  printf("{\"groups\": %lld, \"redundant\": %lld, \"key\": ", r->groups, r->redundant);
+  json_cols(r->key, r->nkey);
+  fputs(", \"largest\": [", stdout);
+  for (i = 0; i < r->nlargest; i++) {
+    printf("%s{\"rows\": %lld, \"values\": [", i ? ", " : "", r->largest[i].rows);
+    for (j = 0; j < r->nkey; j++) {
+      if (j) fputs(", ", stdout);
+      json_string(stdout, r->largest[i].values[j]);
+    }
+    fputs("]}", stdout);
+  }
+  fputs("], \"references\": [", stdout);
+  for (i = 0; i < r->nrefs; i++) {
+    const nodup_scan_ref *f = &r->refs[i];
+    fputs(i ? ", {\"table\": " : "{\"table\": ", stdout);
+    json_string(stdout, f->table);
+    fputs(", \"constraint\": ", stdout);
+    json_string(stdout, f->constraint);
+    fputs(", \"columns\": ", stdout);
+    json_cols(f->cols, f->ncols);
+    fputs(", \"references\": ", stdout);
+    json_cols(f->ref_cols, f->ncols);
+    printf(", \"one_to_one\": %s, \"declared\": %s, \"repoint\": %lld, \"collide\": %lld, "
+           "\"collide_index\": ",
+           f->one_to_one ? "true" : "false", f->declared ? "true" : "false", f->repoint,
+           f->collide);
+    json_string(stdout, f->collide_index);
+    putchar('}');
+  }
+  fputs("]}\n", stdout);
+}
+
+int cmd_scan(int argc, char **argv) {
+  static const char *const allowed[] = {"db", "table", "key", "where", "nulls-equal",
+                                        "ref", "limit", "format", NULL};
+  cli_args a;
+  nodup_db *db = NULL;
+  nodup_scan_report *r = NULL;
+  nodup_scan_options opt;
+  int rc, ex = cli_parse(argc, argv, "scan", allowed, usage, &a);
+
+  if (ex != EXIT_OK || a.help) goto done;
+  if ((ex = cli_open(&a, &db)) != EXIT_OK) goto done;
+  memset(&opt, 0, sizeof opt);
+  opt.nulls_equal = a.nulls_equal;
+  opt.limit = (size_t)a.limit;
+  opt.refs = a.refs;
+  opt.nrefs = a.nrefs;
+  rc = nodup_scan(&r, db, a.table, a.key, a.nkey, a.where, &opt);
+  if (rc != NODUP_OK) {
+    cli_error(&a, db, rc);
+    ex = EXIT_ERROR;
+    goto done;
+  }
+  if (json_format(&a)) print_json(r);
+  else print_text(&a, r);
+  ex = r->groups ? EXIT_NO : EXIT_OK;
+done:
+  nodup_scan_free(r);
+  nodup_close(db);
+  cli_args_free(&a);
+  return ex;
+}
