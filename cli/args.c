@@ -90,10 +90,13 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
     eq = strchr(arg + 2, '=');
     snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - arg - 2) : 63, arg + 2);
     if (!allowed_has(allowed, name)) return bad(a, "unknown option '--%s'", name);
-    if (!strcmp(name, "naive") || !strcmp(name, "processes") || !strcmp(name, "nulls-equal")) {
+    if (!strcmp(name, "naive") || !strcmp(name, "processes") || !strcmp(name, "nulls-equal") ||
+        !strcmp(name, "dry-run") || !strcmp(name, "no-archive")) {
       if (eq) return bad(a, "--%s takes no value", name);
       if (!strcmp(name, "naive")) a->naive = 1;
       else if (!strcmp(name, "processes")) a->processes = 1;
+      else if (!strcmp(name, "dry-run")) a->dry_run = 1;
+      else if (!strcmp(name, "no-archive")) a->no_archive = 1;
       else a->nulls_equal = 1;
       continue;
     }
@@ -112,6 +115,13 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
     else if (!strcmp(name, "keys")) rc = positive(a, name, val, &a->keys);
     else if (!strcmp(name, "ops")) rc = positive(a, name, val, &a->ops);
     else if (!strcmp(name, "limit")) rc = positive(a, name, val, &a->limit);
+    else if (!strcmp(name, "batch")) rc = positive(a, name, val, &a->batch);
+    else if (!strcmp(name, "keep")) a->keep = val;
+    else if (!strcmp(name, "one-to-one")) {
+      if (strcmp(val, "merge") && strcmp(val, "fail"))
+        return bad(a, "--one-to-one is merge or fail, not '%s'", val);
+      a->one_to_one = val;
+    }
     else if (!strcmp(name, "ref")) {
       if (a->nrefs == 64) return bad(a, "%s", "too many --ref options");
       a->refs[a->nrefs++] = val;

@@ -30,6 +30,8 @@ typedef struct cli_args {
   size_t nset;
   int workers, keys, ops, naive, processes;
   int nulls_equal, limit;
+  const char *keep, *one_to_one;
+  int batch, dry_run, no_archive;
   const char *refs[64];   /* --ref TABLE(COL[,COL]) */
   size_t nrefs;
   int help;
@@ -62,6 +64,8 @@ int cmd_get_or_create(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_race(int argc, char **argv);
 int cmd_exec(int argc, char **argv);
+int cmd_slug(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 #endif

@@ -16,7 +16,9 @@ static const char usage[] =
     "  check          does a unique index back this key? (prints the DDL if not)\n"
     "  race           N concurrent workers create rows on shared keys, then count duplicates\n"
     "  scan           list a key's duplicates and what merging them would touch\n"
+    "  merge          merge a key's duplicates into one row each, re-pointing every reference\n"
     "  exec           run SQL statements (setup scripts, demos)\n"
+    "  slug           insert a row with a unique slug made from a text (my-team, my-team-2...)\n"
     "\n"
     "Every command takes --db URL (default: $NODUP_DB): a file path or sqlite:PATH\n"
     "(SQLite; the file must exist, or use file:PATH?mode=rwc), postgres://... or a\n"
@@ -31,7 +33,9 @@ static int dispatch(const char *cmd, int argc, char **argv) {
   if (!strcmp(cmd, "check")) return cmd_check(argc, argv);
   if (!strcmp(cmd, "race")) return cmd_race(argc, argv);
   if (!strcmp(cmd, "exec")) return cmd_exec(argc, argv);
+  if (!strcmp(cmd, "slug")) return cmd_slug(argc, argv);
   if (!strcmp(cmd, "scan")) return cmd_scan(argc, argv);
+  if (!strcmp(cmd, "merge")) return cmd_merge(argc, argv);
   fprintf(stderr, "nodup: unknown command '%s' (run 'nodup --help')\n", cmd);
   return EXIT_ERROR;
 }

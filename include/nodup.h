@@ -66,7 +66,8 @@ extern "C" {
   X(ERR_NO_PKEY, 12, "table has no primary key")                               \
   X(ERR_DB, 13, "database error")                                              \
   X(ERR_CONFLICT, 14, "a row outside the key blocks the insert")               \
-  X(ERR_DUPLICATE, 15, "the key is not unique in the table")
+  X(ERR_DUPLICATE, 15, "the key is not unique in the table")                  \
+  X(ERR_REFERENCED, 16, "rows to delete are still referenced")
 
 typedef enum nodup_error {
 #define NODUP_X_ENUM(name, num, text) NODUP_##name = num,
@@ -410,6 +411,229 @@ NODUP_EXTERN int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *t
 
 /* Free a scan report. Accepts NULL. */
 NODUP_EXTERN void nodup_scan_free(nodup_scan_report *report);
+
+/* ---------------------------------------------------------------------------
+ * Slugs
+ *
+ * A slug is a URL-safe name derived from text ("My Team" -> "my-team"),
+ * unique in a column (or per tenant: unique on scope columns + the slug).
+ * nodup_slug_create() inserts a row with the next free slug: "my-team",
+ * then "my-team-2", "my-team-3"... Suffixes are sequential: the next one is
+ * the highest taken suffix + 1 (never a count, which collides after
+ * deletes), so a gap left by a deleted row stays a gap. Only "<base>-" and
+ * digits without a leading zero count as a suffix of <base>: "rap-metal"
+ * does not make "Rap" become "rap-2".
+ */
+
+/* The default maximum length of a slug, suffix included (Django's
+ * SlugField). */
+#define NODUP_SLUG_MAX_LENGTH 50
+/* Room kept free in every base for a suffix: '-' and up to six digits. */
+#define NODUP_SLUG_SUFFIX_ROOM 7
+/* How many times nodup_slug_create() moves on after losing a race. */
+#define NODUP_SLUG_MAX_ATTEMPTS 1000
+
+typedef struct nodup_slug_options {
+  /* The longest slug, suffix included; 0 for NODUP_SLUG_MAX_LENGTH. Must be
+   * more than NODUP_SLUG_SUFFIX_ROOM. The base is cut to max_length -
+   * NODUP_SLUG_SUFFIX_ROOM, so suffixes up to -999999 fit; beyond a million
+   * copies the slug grows past max_length by one character per digit. */
+  size_t max_length;
+  /* The slug for text that keeps nothing (only symbols or emoji, empty):
+   * NULL for "n-a". It goes through the same rules; if nothing is left of
+   * it either, "n-a". */
+  const char *fallback;
+  /* Slugs never issued bare, compared with the slug as made (lower case):
+   * they always get a suffix ("new" -> "new-2"). NULL for the default list
+   * "new", "edit", "delete", "admin", "api", "login", "logout", "signup",
+   * "settings", "search". To reserve nothing, point `reserved` at any
+   * array and set `nreserved` to 0. */
+  const char *const *reserved;
+  size_t nreserved;
+} nodup_slug_options;
+
+/*
+ * The outcome of nodup_slug_create(). `slug` and `id` (the row's primary
+ * key as text, as in nodup_result) are owned by the caller: release them
+ * with nodup_slug_result_free(). `attempts` is how many inserts the call
+ * ran (1 unless it lost races); `statements` how many SQL statements it
+ * ran to allocate the slug: per attempt the range query and the insert,
+ * and on SQLite also BEGIN IMMEDIATE (or SAVEPOINT) and COMMIT. It does not
+ * count the catalog reads that find the backing index. It is the same for
+ * the first and the ten-thousandth "My Team".
+ */
+typedef struct nodup_slug_result {
+  char *slug;
+  char *id;
+  unsigned attempts;
+  unsigned long statements;
+} nodup_slug_result;
+
+/*
+ * Make the base slug of `text` (UTF-8) into `out`, which must hold at
+ * least max_length + 1 bytes (NODUP_SLUG_MAX_LENGTH + 1 with default
+ * options). No database. `opt` may be NULL. The rules:
+ *  - Every script is transliterated to ASCII by ICU ("Any-Latin;
+ *    Latin-ASCII"): "Crème Brûlée" -> "creme-brulee", "Łódź" -> "lodz",
+ *    "Straße" -> "strasse", "Москва" -> "moskva", "東京" -> "dong-jing".
+ *    Only the first 4096 bytes of `text` are read; invalid UTF-8 counts as
+ *    a separator.
+ *  - Lower case; apostrophes dropped ("Don't" -> "dont"); every other run
+ *    of non-letters and non-digits (spaces, punctuation, emoji) becomes one
+ *    '-'; no '-' at either end.
+ *  - At most max_length - NODUP_SLUG_SUFFIX_ROOM characters, cut at the
+ *    last '-' when that keeps at least half of them. The output is ASCII,
+ *    so never cut inside a character.
+ *  - Nothing left: the fallback (see nodup_slug_options).
+ * Reserved words and all-digit results are returned as they are; see
+ * nodup_slug_is_reserved().
+ *
+ * Errors: NODUP_ERR_USAGE (NULL argument, `size` too small, max_length not
+ * above NODUP_SLUG_SUFFIX_ROOM, or ICU cannot open its transliterator:
+ * ICU data missing), NODUP_ERR_NOMEM. On error `out` is "" when size > 0.
+ */
+NODUP_EXTERN int nodup_slugify(char *out, size_t size, const char *text,
+                               const nodup_slug_options *opt);
+
+/*
+ * 1 when `slug` is never issued without a suffix: a reserved word (see
+ * nodup_slug_options) or all digits. An all-digit slug would read as an id
+ * in a route that takes either ("/teams/2024"), so "2024" is issued as
+ * "2024-2", like a reserved word. 0 otherwise.
+ */
+NODUP_EXTERN int nodup_slug_is_reserved(const char *slug,
+                                        const nodup_slug_options *opt);
+
+/*
+ * Insert a row into `table` whose `column` holds a unique slug made from
+ * `from` (see nodup_slugify), and return the slug and the row's id.
+ *
+ * `scope_cols` (`nscope` of them, possibly 0) make the slug unique per
+ * tenant: the new row gets `scope_cols[i] = scope_vals[i]`, and only rows
+ * with those values compete for the slug. The row also gets
+ * `set_cols[i] = set_vals[i]` (a NULL value is SQL NULL). Every value is
+ * bound as a parameter.
+ *
+ * A unique index on exactly (scope columns..., column) must exist: it is
+ * the arbiter. Without it the call is refused with NODUP_ERR_UNBACKED and
+ * the message carries the CREATE UNIQUE INDEX that would back it, as
+ * nodup_key_prepare() does (an index on the slug alone does not back a
+ * scoped slug, nor does one with extra columns).
+ *
+ * How, and what it costs: one range query finds the highest taken suffix
+ * (`column >= 'base' AND column < 'base.'`, keeping "base" and "base-"
+ * followed by digits without a leading zero), then one
+ * `INSERT ... ON CONFLICT (scope..., column) DO NOTHING RETURNING pk` of
+ * the next candidate. A constant number of statements whatever the number
+ * of existing copies (see nodup_slug_result.statements). When the insert
+ * returns nothing, a concurrent caller took the candidate: the call
+ * recomputes and tries again, up to NODUP_SLUG_MAX_ATTEMPTS times; the
+ * caller never sees the unique violation. On SQLite each attempt runs in
+ * BEGIN IMMEDIATE (a savepoint inside the caller's transaction), so the
+ * query and the insert are atomic. On PostgreSQL the range must compare
+ * bytes: when the column's collation is C or POSIX (declared, or the
+ * database's default) the query is an index range scan; otherwise it is
+ * compared with COLLATE "C", exact but reading the scope's rows (slugs are
+ * ASCII: declare the column `COLLATE "C"` to keep it indexed).
+ *
+ * Errors:
+ *  - NODUP_ERR_UNBACKED, NODUP_ERR_NO_TABLE, NODUP_ERR_NO_COLUMN,
+ *    NODUP_ERR_NO_PKEY: as nodup_key_prepare() on (scope..., column).
+ *  - NODUP_ERR_NULL_KEY: a scope value is NULL and the index treats NULLs
+ *    as distinct.
+ *  - NODUP_ERR_CONSTRAINT: the insert violated another constraint (NOT
+ *    NULL, CHECK, a foreign key, another unique index). Never retried.
+ *  - NODUP_ERR_CONFLICT: NODUP_SLUG_MAX_ATTEMPTS inserts in a row found
+ *    their candidate taken (only when the index sees duplicates that the
+ *    range query does not, e.g. a case-insensitive collation).
+ *  - NODUP_ERR_RETRY: on PostgreSQL inside the caller's transaction, a
+ *    serialization failure (roll back and retry); on SQLite, the write lock
+ *    stayed busy.
+ *  - NODUP_ERR_USAGE (NULL arguments, bad options), NODUP_ERR_NOMEM,
+ *    NODUP_ERR_DB.
+ * On success *out holds new strings; on error out->slug and out->id are
+ * NULL and nothing was inserted by this call.
+ */
+NODUP_EXTERN int nodup_slug_create(nodup_slug_result *out, nodup_db *db,
+                                   const char *table, const char *column,
+                                   const char *const *scope_cols,
+                                   const char *const *scope_vals, size_t nscope,
+                                   const char *const *set_cols,
+                                   const char *const *set_vals, size_t nset,
+                                   const char *from,
+                                   const nodup_slug_options *opt);
+
+/* Free out->slug and out->id and set them to NULL. Accepts NULL. */
+NODUP_EXTERN void nodup_slug_result_free(nodup_slug_result *out);
+
+/* ---------------------------------------------------------------------------
+ * Merging duplicates
+ */
+
+typedef struct nodup_merge_options {
+  const char *keep;         /* ORDER BY over the table's columns choosing the row kept
+                               ("created_at ASC"); NULL: primary key ascending. Trusted SQL. */
+  const char *const *refs;  /* extra references "TABLE(COL[,COL...])", as for nodup_scan */
+  size_t nrefs;
+  size_t batch;             /* duplicate groups per transaction; 0: 1000 */
+  int one_to_one;           /* NODUP_ONE_TO_ONE_MERGE (0) or _FAIL */
+  int dry_run;              /* do everything, report, roll back */
+  int no_archive;           /* do not write deleted rows to nodup_archive */
+} nodup_merge_options;
+
+#define NODUP_ONE_TO_ONE_MERGE 0
+#define NODUP_ONE_TO_ONE_FAIL 2
+
+/* What a merge changed in one table (the merged one or one referencing it,
+ * at any depth). */
+typedef struct nodup_merge_table {
+  char *table;              /* quoted, qualified name as SQL text */
+  long long repointed;      /* rows whose reference now names a kept row */
+  long long deleted;        /* rows removed: merged duplicates, collided children */
+} nodup_merge_table;
+
+typedef struct nodup_merge_report {
+  char run[40];             /* run id: rows in nodup_archive / nodup_runs carry it */
+  long long groups;         /* duplicate groups merged */
+  long long batches;
+  long long self_references;  /* kept rows that now reference themselves */
+  size_t ntables;
+  nodup_merge_table *tables;
+} nodup_merge_report;
+
+/*
+ * Merge the duplicates of a key: in each group the first row by `keep`
+ * stays; every reference to the others (foreign keys from the catalog, plus
+ * opt->refs) is re-pointed to it, set-based, one statement per referencing
+ * table per batch. Re-pointing can make rows of a referencing table collide
+ * in one of its unique indexes (link tables, one-to-one children, including
+ * two losers colliding with each other): those rows are duplicates too and
+ * are merged the same way, recursively (depth limit 8), a row already
+ * pointing at the kept row winning. Before deleting, the batch checks that
+ * nothing references a row it deletes (NODUP_ERR_REFERENCED otherwise,
+ * naming the table); cascades are never relied on. Deleted rows are
+ * archived as JSON in `nodup_archive` (run, tbl, pk, keeper, row) unless
+ * opt->no_archive.
+ *
+ * Each batch is one transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: the
+ * batch's rows locked FOR UPDATE in primary key order first): it commits
+ * whole or not at all, so killing the process leaves a consistent database
+ * and running the same merge again finishes the job. With opt->dry_run
+ * everything runs in one transaction that is rolled back: the report says
+ * exactly what would change.
+ *
+ * NULL key values are never duplicates here (what the unique index will
+ * allow). On success *out is a new report; free with nodup_merge_free().
+ * Errors: those of nodup_scan, NODUP_ERR_REFERENCED, NODUP_ERR_CONSTRAINT
+ * (a re-point broke another constraint), NODUP_ERR_DB; the failing batch
+ * is rolled back.
+ */
+NODUP_EXTERN int nodup_merge(nodup_merge_report **out, nodup_db *db, const char *table,
+                             const char *const *cols, size_t ncols, const char *where,
+                             const nodup_merge_options *opt);
+
+/* Free a merge report. Accepts NULL. */
+NODUP_EXTERN void nodup_merge_free(nodup_merge_report *report);
 
 #ifdef __cplusplus
 }

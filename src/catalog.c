@@ -87,6 +87,43 @@ int fk_collect_row(void *ctx, int ncols, const char *const *v) {
   return 0;
 }
 
+/* "TABLE(COL[,COL...])" -> a reference to t's primary key. */
+int fk_parse_ref(nodup_db *db, const nodup_table_info *t, const char *spec,
+                     nodup_fk_info *fk) {
+  const char *open = strchr(spec, '('), *close = strrchr(spec, ')');
+  char *inner, *p, *save = NULL;
+  memset(fk, 0, sizeof *fk);
+  if (!open || !close || close < open || close[1] != '\0' || open == spec)
+    return nodup_fail(db, NODUP_ERR_USAGE, "reference \"%s\" is not TABLE(COL[,COL...])", spec);
+  fk->table = strndup(spec, (size_t)(open - spec));
+  inner = strndup(open + 1, (size_t)(close - open - 1));
+  fk->cols = calloc(t->npk ? t->npk : 1, sizeof *fk->cols);
+  fk->refcols = calloc(t->npk ? t->npk : 1, sizeof *fk->refcols);
+  if (!fk->table || !inner || !fk->cols || !fk->refcols) {
+    free(inner);
+    return NODUP_ERR_NOMEM;
+  }
+  for (p = strtok_r(inner, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
+    while (*p == ' ') p++;
+    if (fk->ncols == t->npk) {
+      fk->ncols++; /* report the mismatch below */
+      break;
+    }
+    fk->cols[fk->ncols] = nodup_strdup(p);
+    fk->refcols[fk->ncols] = nodup_strdup(t->pk[fk->ncols]);
+    fk->ncols++;
+  }
+  free(inner);
+  if (fk->ncols != t->npk) {
+    if (fk->ncols > t->npk) fk->ncols = t->npk;
+    return nodup_fail(db, NODUP_ERR_USAGE,
+                      "reference \"%s\" must name %zu column(s), one per primary key column of %s",
+                      spec, t->npk, t->qualified);
+  }
+  fk->on_delete = 'a';
+  return NODUP_OK;
+}
+
 int table_info_column(const nodup_db *db, const nodup_table_info *t,
                       const char *name) {
   size_t i;

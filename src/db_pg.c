@@ -534,11 +534,17 @@ static int pg_references(nodup_db *db, const nodup_table_info *t, nodup_fk_info 
   return NODUP_OK;
 }
 
+static void pg_row_json(buf *q, const nodup_table_info *t, const char *alias) {
+  (void)t;
+  buf_printf(q, "row_to_json(%s.*)::text", alias);
+}
+
 const struct nodup_backend nodup_pg_backend = {
     "postgresql",  '$',
     "(CASE WHEN (%s) THEN '1' ELSE '" PG_PREDICATE_GUARD "' END)::int",
     pg_connect, pg_disconnect,
     pg_exec,       pg_query,     pg_table_info, pg_arbiters,
     pg_prepare,    pg_run,       pg_finalize, pg_get_or_create,
-    pg_in_transaction, pg_references,
+    pg_in_transaction, pg_references, pg_row_json,
+    "BEGIN", " FOR UPDATE",
 };

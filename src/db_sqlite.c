@@ -563,9 +563,33 @@ static int sq_references(nodup_db *db, const nodup_table_info *t, nodup_fk_info 
   return NODUP_OK;
 }
 
+/* json_object keeps each column's SQLite type; a BLOB becomes its hex text
+ * (JSON cannot hold bytes). */
+static void sq_row_json(buf *q, const nodup_table_info *t, const char *alias) {
+  size_t i;
+  buf_puts(q, "json_object(");
+  for (i = 0; i < t->ncols; i++) {
+    if (i) buf_puts(q, ", ");
+    buf_putc(q, '\'');
+    for (const char *s = t->cols[i]; *s; s++) {
+      if (*s == '\'') buf_putc(q, '\'');
+      buf_putc(q, *s);
+    }
+    buf_printf(q, "', CASE WHEN typeof(%s.", alias);
+    sql_ident(q, t->cols[i]);
+    buf_printf(q, ") = 'blob' THEN hex(%s.", alias);
+    sql_ident(q, t->cols[i]);
+    buf_printf(q, ") ELSE %s.", alias);
+    sql_ident(q, t->cols[i]);
+    buf_puts(q, " END");
+  }
+  buf_putc(q, ')');
+}
+
 const struct nodup_backend nodup_sqlite_backend = {
     "sqlite",      '?',          "coalesce((%s), 0)", sq_connect, sq_disconnect,
     sq_exec,       sq_query,     sq_table_info, sq_arbiters,
     sq_prepare,    sq_run,       sq_finalize, sq_get_or_create,
-    sq_in_transaction, sq_references,
+    sq_in_transaction, sq_references, sq_row_json,
+    "BEGIN IMMEDIATE", "",
 };

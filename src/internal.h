@@ -100,6 +100,11 @@ typedef struct fk_collect {
   int oom;
 } fk_collect;
 int fk_collect_row(void *ctx, int ncols, const char *const *v);
+/* Parse a user-declared reference "TABLE(COL[,COL...])" to t's primary key
+ * (one column per primary key column) into *fk; free with fk_info_free
+ * semantics on a single element (the caller owns the strings). */
+int fk_parse_ref(nodup_db *db, const nodup_table_info *t, const char *spec,
+                 nodup_fk_info *fk);
 
 /* ---- backends ---- */
 
@@ -143,6 +148,11 @@ struct nodup_backend {
    * the clones a partitioned parent's key leaves on its partitions). */
   int (*references)(nodup_db *db, const nodup_table_info *t, nodup_fk_info **out,
                     size_t *n);
+  /* Append an expression giving the whole row `alias` of t as JSON text
+   * (the merge archive). */
+  void (*row_json)(buf *q, const nodup_table_info *t, const char *alias);
+  const char *begin_write;   /* a transaction that will write: no upgrade */
+  const char *lock_rows;     /* suffix locking a SELECT's rows, or "" */
 };
 
 extern const struct nodup_backend nodup_sqlite_backend;

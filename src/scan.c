@@ -217,43 +217,6 @@ done:
   return rc;
 }
 
-/* "TABLE(COL[,COL...])" -> a reference to t's primary key. */
-static int parse_ref(nodup_db *db, const nodup_table_info *t, const char *spec,
-                     nodup_fk_info *fk) {
-  const char *open = strchr(spec, '('), *close = strrchr(spec, ')');
-  char *inner, *p, *save = NULL;
-  memset(fk, 0, sizeof *fk);
-  if (!open || !close || close < open || close[1] != '\0' || open == spec)
-    return nodup_fail(db, NODUP_ERR_USAGE, "reference \"%s\" is not TABLE(COL[,COL...])", spec);
-  fk->table = strndup(spec, (size_t)(open - spec));
-  inner = strndup(open + 1, (size_t)(close - open - 1));
-  fk->cols = calloc(t->npk ? t->npk : 1, sizeof *fk->cols);
-  fk->refcols = calloc(t->npk ? t->npk : 1, sizeof *fk->refcols);
-  if (!fk->table || !inner || !fk->cols || !fk->refcols) {
-    free(inner);
-    return NODUP_ERR_NOMEM;
-  }
-  for (p = strtok_r(inner, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
-    while (*p == ' ') p++;
-    if (fk->ncols == t->npk) {
-      fk->ncols++; /* report the mismatch below */
-      break;
-    }
-    fk->cols[fk->ncols] = nodup_strdup(p);
-    fk->refcols[fk->ncols] = nodup_strdup(t->pk[fk->ncols]);
-    fk->ncols++;
-  }
-  free(inner);
-  if (fk->ncols != t->npk) {
-    if (fk->ncols > t->npk) fk->ncols = t->npk;
-    return nodup_fail(db, NODUP_ERR_USAGE,
-                      "reference \"%s\" must name %zu column(s), one per primary key column of %s",
-                      spec, t->npk, t->qualified);
-  }
-  fk->on_delete = 'a';
-  return NODUP_OK;
-}
-
 /* Copy a foreign key into the report. */
 static int add_ref(nodup_db *db, nodup_scan_report *r, const nodup_fk_info *fk, int declared) {
   nodup_scan_ref *f = &r->refs[r->nrefs];
@@ -389,7 +352,7 @@ int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
     lookup[r->nrefs - 1] = fks[i].table;  /* borrowed from fks */
   }
   for (i = 0; i < opt->nrefs; i++) {
-    rc = parse_ref(db, t, opt->refs[i] ? opt->refs[i] : "", &extra);
+    rc = fk_parse_ref(db, t, opt->refs[i] ? opt->refs[i] : "", &extra);
     if (rc == NODUP_OK) rc = add_ref(db, r, &extra, 0);
     if (rc == NODUP_OK && !(lookup[r->nrefs - 1] = nodup_strdup(extra.table)))
       rc = NODUP_ERR_NOMEM;

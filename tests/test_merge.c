@@ -1,0 +1,215 @@
+/*
+ * test_merge.c -- nodup_merge against both backends, on seed 000's shape
+ * (events, a many-to-many link with keeper-vs-loser and loser-vs-loser
+ * collisions, a one-to-one summary, a self-reference) and on Chinook's
+ * duplicate playlists. Every expected row below is worked out by hand:
+ * the keeper is the lowest id, a colliding link row already pointing at
+ * the keeper wins, otherwise the lowest id.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "nodup.h"
+#include "fixtures.h"
+
+static const char *const conf_key[] = {"conference_id", "app_id"};
+
+static char *rows(nodup_db *db, const char *sql) {
+  /* All rows of a one-column query joined by ' ' (the harness returns the
+   * first row only, so aggregate in SQL). */
+  return harness_query(db, sql, NULL);
+}
+
+static void expect(nodup_db *db, const char *sql, const char *want) {
+  char *got = rows(db, sql);
+  if (!got || strcmp(got, want) != 0) fail_msg("%s\n  got  %s\n  want %s", sql, got ? got : "NULL", want);
+  free(got);
+}
+
+static const char *agg(void) { return harness_pick("group_concat", "string_agg"); }
+
+static void check_seed000_merged(nodup_db *db) {
+  char sql[512];
+  snprintf(sql, sizeof sql,
+           "SELECT %s(CAST(\"id\" AS TEXT), ',') FROM (SELECT \"id\" FROM \"conference\" ORDER BY 1) s",
+           agg());
+  expect(db, sql, "1,4,5,6");
+  snprintf(sql, sizeof sql,
+           "SELECT %s(CAST(\"conference\" AS TEXT), ',') FROM (SELECT \"conference\" FROM \"event\""
+           " ORDER BY \"id\") s", agg());
+  expect(db, sql, "1,1,1,1,4");
+  snprintf(sql, sizeof sql,
+           "SELECT %s(v, ' ') FROM (SELECT CAST(\"conference\" AS TEXT) || ':' || "
+           "CAST(\"participant\" AS TEXT) AS v FROM \"conference_participant\" ORDER BY 1) s", agg());
+  expect(db, sql, "1:1 1:2 1:3 4:3");
+  snprintf(sql, sizeof sql,
+           "SELECT %s(v, ' ') FROM (SELECT CAST(\"conference\" AS TEXT) || ':' || \"text\" AS v"
+           " FROM \"summary\" ORDER BY 1) s", agg());
+  expect(db, sql, "1:a");
+  expect(db, "SELECT CAST(\"parent_id\" AS TEXT) FROM \"conference\" WHERE \"id\" = 4", "1");
+}
+
+static void test_seed000(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  nodup_scan_report *s = NULL;
+  char sql[256];
+  size_t i;
+  long long deleted = 0;
+
+  harness_exec(db, seed000);
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, NULL), NODUP_OK);
+  assert_int_equal(r->groups, 1);
+  assert_int_equal(r->self_references, 0);
+  for (i = 0; i < r->ntables; i++) deleted += r->tables[i].deleted;
+  assert_int_equal(deleted, 2 + 3 + 2); /* conferences, link rows, summaries */
+  check_seed000_merged(db);
+
+  /* Lossless: every deleted row is in the archive, with its keeper. */
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM nodup_archive WHERE run = $1");
+  assert_int_equal(harness_count(db, sql, r->run), 7);
+  expect(db, "SELECT keeper FROM nodup_archive WHERE tbl LIKE '%summary%' ORDER BY pk LIMIT 1", "1");
+  if (!harness_is_pg()) assert_int_equal(harness_count(db, "SELECT count(*) FROM pragma_foreign_key_check", NULL), 0);
+  nodup_merge_free(r);
+
+  /* Done is done: nothing left, and a second run changes nothing. */
+  assert_int_equal(nodup_scan(&s, db, "conference", conf_key, 2, NULL, NULL), NODUP_OK);
+  assert_int_equal(s->groups, 0);
+  nodup_scan_free(s);
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, NULL), NODUP_OK);
+  assert_int_equal(r->groups, 0);
+  nodup_merge_free(r);
+  check_seed000_merged(db);
+}
+
+static void test_dry_run_changes_nothing(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options opt;
+  memset(&opt, 0, sizeof opt);
+  opt.dry_run = 1;
+  harness_exec(db, seed000);
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, &opt), NODUP_OK);
+  assert_int_equal(r->groups, 1);
+  assert_true(r->ntables >= 3);
+  nodup_merge_free(r);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"conference\"", NULL), 6);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"conference_participant\"", NULL), 7);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"summary\"", NULL), 3);
+  assert_false(harness_in_transaction(db));
+}
+
+static void test_one_to_one_fail(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options opt;
+  memset(&opt, 0, sizeof opt);
+  opt.one_to_one = NODUP_ONE_TO_ONE_FAIL;
+  harness_exec(db, seed000);
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, &opt),
+                   NODUP_ERR_CONSTRAINT);
+  assert_null(r);
+  assert_non_null(strstr(nodup_errmsg(db), "summary"));
+  /* Nothing changed, nothing left open. */
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"conference\"", NULL), 6);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"event\" WHERE \"conference\" = 1", NULL), 1);
+  assert_false(harness_in_transaction(db));
+}
+
+/* A reference the catalog cannot see would be left dangling; declared with
+ * refs it is re-pointed like a foreign key. */
+static void test_user_reference_and_keep(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options opt;
+  const char *refs[] = {"audit_log(object_id)"};
+  char sql[256];
+  memset(&opt, 0, sizeof opt);
+  opt.refs = refs;
+  opt.nrefs = 1;
+  opt.keep = "\"id\" DESC"; /* keep the newest: 3 */
+  harness_exec(db, seed000);
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, &opt), NODUP_OK);
+  nodup_merge_free(r);
+  snprintf(sql, sizeof sql,
+           "SELECT %s(CAST(\"object_id\" AS TEXT), ',') FROM (SELECT \"object_id\" FROM \"audit_log\""
+           " ORDER BY \"id\") s", agg());
+  /* Keeper 3; losers 1 and 2: every audit row now names 3. */
+  expect(db, sql, "3,3,3,3");
+  expect(db, "SELECT \"conference_id\" FROM \"conference\" WHERE \"id\" = 3", "c1");
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"conference\" WHERE \"id\" IN (1, 2)", NULL), 0);
+}
+
+/* Small batches: each is its own transaction, and together they do what
+ * one does. */
+static void test_batches(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options opt;
+  memset(&opt, 0, sizeof opt);
+  opt.batch = 1;
+  harness_exec(db, seed000);
+  harness_exec(db, "INSERT INTO \"conference\" (\"id\", \"conference_id\", \"app_id\") VALUES"
+                   " (10, 'c9', 1), (11, 'c9', 1), (12, 'c8', 1), (13, 'c8', 1)");
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, &opt), NODUP_OK);
+  assert_int_equal(r->groups, 3);
+  assert_int_equal(r->batches, 3);
+  nodup_merge_free(r);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"conference\"", NULL), 6);
+}
+
+static void test_chinook_playlists(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  const char *key_sqlite[] = {"Name"}, *key_pg[] = {"name"};
+  int pg = harness_is_pg();
+  const char *tracks = pg ? "SELECT count(DISTINCT track_id) FROM playlist_track"
+                          : "SELECT count(DISTINCT TrackId) FROM PlaylistTrack";
+  long long before;
+
+  harness_load_chinook(&db);
+  *state = db;
+  before = harness_count(db, tracks, NULL);
+  assert_int_equal(nodup_merge(&r, db, pg ? "playlist" : "Playlist", pg ? key_pg : key_sqlite, 1,
+                               NULL, NULL),
+                   NODUP_OK);
+  assert_int_equal(r->groups, 4);
+  nodup_merge_free(r);
+  /* One playlist per name, holding the union of the tracks; no track lost. */
+  assert_int_equal(harness_count(db, tracks, NULL), before);
+  assert_int_equal(harness_count(db, pg ? "SELECT count(*) FROM playlist_track WHERE playlist_id = 1"
+                                        : "SELECT count(*) FROM PlaylistTrack WHERE PlaylistId = 1",
+                                 NULL),
+                   3290);
+  assert_int_equal(harness_count(db, pg ? "SELECT count(*) FROM playlist_track WHERE playlist_id = 3"
+                                        : "SELECT count(*) FROM PlaylistTrack WHERE PlaylistId = 3",
+                                 NULL),
+                   213);
+  assert_int_equal(harness_count(db, pg ? "SELECT count(*) FROM (SELECT name FROM playlist GROUP BY name HAVING count(*) > 1) g"
+                                        : "SELECT count(*) FROM (SELECT Name FROM Playlist GROUP BY Name HAVING count(*) > 1)",
+                                 NULL),
+                   0);
+  if (!pg) assert_int_equal(harness_count(db, "SELECT count(*) FROM pragma_foreign_key_check", NULL), 0);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
+      T(test_seed000),
+      T(test_dry_run_changes_nothing),
+      T(test_one_to_one_fail),
+      T(test_user_reference_and_keep),
+      T(test_batches),
+      T(test_chinook_playlists),
+#undef T
+  };
+  return cmocka_run_group_tests_name(harness_is_pg() ? "merge_pg" : "merge_sqlite", tests, NULL,
+                                     NULL);
+}

@@ -1,0 +1,472 @@
+/*
+ * test_slug.c -- nodup_slug_create() on SQLite and PostgreSQL: sequential
+ * suffixes from the highest taken one, what counts as a suffix, gaps,
+ * reserved words, real concurrency (threads and processes, each with its
+ * own connection), per-tenant scopes, a constant statement count at 10,000
+ * copies, and the refusals: an unbacked column, another constraint's
+ * violation (returned at once, never retried).
+ */
+#include "harness.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define THREADS 64
+#define PROCESSES 8
+#define PER_PROCESS 8
+
+/* Statements per uncontended allocation: the range query and the insert,
+ * plus BEGIN IMMEDIATE and COMMIT on SQLite. */
+static unsigned long statements_per_attempt(void) { return harness_is_pg() ? 2 : 4; }
+
+static void create_teams(nodup_db *db) {
+  harness_exec(db, "CREATE TABLE \"teams\" ({id}, \"slug\" TEXT NOT NULL,"
+                   " \"name\" TEXT NOT NULL DEFAULT 'team');"
+                   "CREATE UNIQUE INDEX \"teams_slug_key\" ON \"teams\" (\"slug\")");
+}
+
+static void create_scoped(nodup_db *db) {
+  harness_exec(db, "CREATE TABLE \"projects\" ({id}, \"tenant\" INTEGER NOT NULL,"
+                   " \"slug\" TEXT NOT NULL);"
+                   "CREATE UNIQUE INDEX \"projects_tenant_slug_key\""
+                   " ON \"projects\" (\"tenant\", \"slug\")");
+}
+
+/* Create a team slug from `from`, asserting success, and check the row. */
+static void expect_slug(nodup_db *db, const char *from, const char *want) {
+  nodup_slug_result r = {NULL, NULL, 0, 0};
+  char sql[128], slug[128];
+  int rc = nodup_slug_create(&r, db, "teams", "slug", NULL, NULL, 0, NULL, NULL, 0,
+                             from, NULL);
+  if (rc != NODUP_OK) fail_msg("slug of \"%s\": %s: %s", from, nodup_strerror(rc), nodup_errmsg(db));
+  snprintf(slug, sizeof slug, "%s", r.slug);
+  snprintf(sql, sizeof sql, "SELECT \"slug\" FROM \"teams\" WHERE \"id\" = %s", r.id);
+  unsigned attempts = r.attempts;
+  unsigned long statements = r.statements;
+  nodup_slug_result_free(&r);
+  assert_null(r.slug);
+  assert_string_equal(slug, want);
+  assert_int_equal(attempts, 1);
+  assert_int_equal(statements, statements_per_attempt());
+  harness_expect(db, sql, NULL, want);
+}
+
+static void test_sequential_suffixes(void **state) {
+  nodup_db *db = *state;
+  create_teams(db);
+  expect_slug(db, "My Team", "my-team");
+  expect_slug(db, "My Team", "my-team-2");
+  expect_slug(db, "my team!", "my-team-3");
+  expect_slug(db, "  MY-TEAM  ", "my-team-4");
+  expect_slug(db, "Crème Brûlée", "creme-brulee");
+  expect_slug(db, "Crème Brûlée", "creme-brulee-2");
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"teams\"", NULL), 6);
+}
+
+/* Only "<base>-" followed by digits without a leading zero is a suffix. */
+static void test_only_digit_suffixes_count(void **state) {
+  nodup_db *db = *state;
+  create_teams(db);
+  harness_exec(db, "INSERT INTO \"teams\" (\"slug\") VALUES ('rap-metal'),"
+                   " ('rap-2010-2015'), ('rap-07'), ('rap-0'), ('rap-'), ('rap-9x'),"
+                   " ('rapper'), ('rap-metal-5'), ('ra'), ('rap.5')");
+  expect_slug(db, "Rap", "rap");
+  expect_slug(db, "Rap", "rap-2");
+  expect_slug(db, "Rap", "rap-3");
+  /* Suffixes compare as numbers, not text: 10 > 9. */
+  harness_exec(db, "INSERT INTO \"teams\" (\"slug\") VALUES ('rap-9'), ('rap-10')");
+  expect_slug(db, "Rap", "rap-11");
+  expect_slug(db, "Rap Metal", "rap-metal-6");
+}
+
+/* Highest taken + 1, not count + 1: a gap stays a gap. */
+static void test_deleted_row_leaves_gap(void **state) {
+  nodup_db *db = *state;
+  create_teams(db);
+  expect_slug(db, "My Team", "my-team");
+  expect_slug(db, "My Team", "my-team-2");
+  expect_slug(db, "My Team", "my-team-3");
+  harness_exec(db, "DELETE FROM \"teams\" WHERE \"slug\" = 'my-team-2'");
+  expect_slug(db, "My Team", "my-team-4");
+  harness_exec(db, "DELETE FROM \"teams\" WHERE \"slug\" = 'my-team'");
+  expect_slug(db, "My Team", "my-team-5");
+  harness_exec(db, "DELETE FROM \"teams\" WHERE \"slug\" <> 'my-team-5'");
+  expect_slug(db, "My Team", "my-team-6");
+  harness_exec(db, "DELETE FROM \"teams\"");
+  expect_slug(db, "My Team", "my-team");
+}
+
+static void test_reserved_and_digits(void **state) {
+  nodup_db *db = *state;
+  create_teams(db);
+  expect_slug(db, "New", "new-2");
+  expect_slug(db, "new", "new-3");
+  expect_slug(db, "2024", "2024-2");
+  expect_slug(db, "2024", "2024-3");
+  expect_slug(db, "\xf0\x9f\x98\x80", "n-a");
+  expect_slug(db, "!!!", "n-a-2");
+
+  /* A caller's own list replaces the default one. */
+  const char *mine[] = {"teams"};
+  nodup_slug_options opt = {0};
+  opt.reserved = mine;
+  opt.nreserved = 1;
+  opt.fallback = "unnamed";
+  nodup_slug_result r = {NULL, NULL, 0, 0};
+  assert_nodup(db, NODUP_OK, nodup_slug_create(&r, db, "teams", "slug", NULL, NULL, 0,
+                                               NULL, NULL, 0, "Teams", &opt));
+  assert_string_equal(r.slug, "teams-2");
+  nodup_slug_result_free(&r);
+  assert_nodup(db, NODUP_OK, nodup_slug_create(&r, db, "teams", "slug", NULL, NULL, 0,
+                                               NULL, NULL, 0, "Admin", &opt));
+  assert_string_equal(r.slug, "admin");
+  nodup_slug_result_free(&r);
+  assert_nodup(db, NODUP_OK, nodup_slug_create(&r, db, "teams", "slug", NULL, NULL, 0,
+                                               NULL, NULL, 0, "", &opt));
+  assert_string_equal(r.slug, "unnamed");
+  nodup_slug_result_free(&r);
+}
+
+/* The base keeps room for the suffix, so it is the same at -2 and -10. */
+static void test_max_length(void **state) {
+  nodup_db *db = *state;
+  nodup_slug_options opt = {0};
+  nodup_slug_result r = {NULL, NULL, 0, 0};
+  create_teams(db);
+  opt.max_length = 20;
+  for (int i = 1; i <= 12; i++) {
+    char want[32];
+    if (i == 1) snprintf(want, sizeof want, "the-quick-fox");
+    else snprintf(want, sizeof want, "the-quick-fox-%d", i);
+    assert_nodup(db, NODUP_OK,
+                 nodup_slug_create(&r, db, "teams", "slug", NULL, NULL, 0, NULL, NULL, 0,
+                                   "The quick fox jumps over the lazy dog", &opt));
+    assert_string_equal(r.slug, want);
+    assert_true(strlen(r.slug) <= 20);
+    nodup_slug_result_free(&r);
+  }
+}
+
+/* Other columns, and the values given for them. */
+static void test_set_columns(void **state) {
+  nodup_db *db = *state;
+  const char *cols[] = {"name"};
+  const char *vals[] = {"Ops & Support"};
+  nodup_slug_result r = {NULL, NULL, 0, 0};
+  create_teams(db);
+  assert_nodup(db, NODUP_OK, nodup_slug_create(&r, db, "teams", "slug", NULL, NULL, 0,
+                                               cols, vals, 1, vals[0], NULL));
+  assert_string_equal(r.slug, "ops-support");
+  harness_expect(db, "SELECT \"name\" FROM \"teams\" WHERE \"slug\" = $1", "ops-support",
+                 "Ops & Support");
+  nodup_slug_result_free(&r);
+  /* A column that does not exist. */
+  cols[0] = "nope";
+  assert_nodup(db, NODUP_ERR_NO_COLUMN,
+               nodup_slug_create(&r, db, "teams", "slug", NULL, NULL, 0, cols, vals, 1,
+                                 "x", NULL));
+  assert_null(r.slug);
+  assert_null(r.id);
+}
+
+/* ---------------------------------------------------------------------------
+ * Concurrency
+ */
+
+struct creator {
+  nodup_db *db;
+  pthread_barrier_t *barrier;
+  const char *tenant; /* NULL: the unscoped teams table */
+  int rc;
+  unsigned attempts;
+  char slug[64];
+  char error[512];
+};
+
+static struct creator creators[THREADS];
+
+static void *creator_main(void *arg) {
+  struct creator *c = arg;
+  nodup_slug_result r = {NULL, NULL, 0, 0};
+  const char *scope_cols[] = {"tenant"};
+  const char *scope_vals[] = {c->tenant};
+  pthread_barrier_wait(c->barrier);
+  if (c->tenant)
+    c->rc = nodup_slug_create(&r, c->db, "projects", "slug", scope_cols, scope_vals, 1,
+                              NULL, NULL, 0, "My Team", NULL);
+  else
+    c->rc = nodup_slug_create(&r, c->db, "teams", "slug", NULL, NULL, 0, NULL, NULL, 0,
+                              "My Team", NULL);
+  c->attempts = r.attempts;
+  snprintf(c->slug, sizeof c->slug, "%s", r.slug ? r.slug : "");
+  if (c->rc != NODUP_OK)
+    snprintf(c->error, sizeof c->error, "%s: %s", nodup_strerror(c->rc),
+             nodup_errmsg(c->db));
+  nodup_slug_result_free(&r);
+  return NULL;
+}
+
+/* `n` rows in `table` (where `scope` holds, if given): exactly my-team,
+ * my-team-2 ... my-team-n, each once. */
+static void expect_sequence(nodup_db *db, const char *table, const char *scope, int n) {
+  char sql[256], slug[64];
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\"%s%s", table,
+           scope ? " WHERE " : "", scope ? scope : "");
+  assert_int_equal(harness_count(db, sql, NULL), n);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%s\" WHERE \"slug\" = $1%s%s", table,
+           scope ? " AND " : "", scope ? scope : "");
+  for (int i = 1; i <= n; i++) {
+    if (i == 1) snprintf(slug, sizeof slug, "my-team");
+    else snprintf(slug, sizeof slug, "my-team-%d", i);
+    if (harness_count(db, sql, slug) != 1) fail_msg("%s: no row with slug %s", table, slug);
+  }
+}
+
+static void run_creators(const char *const *tenants) {
+  pthread_barrier_t barrier;
+  pthread_t threads[THREADS];
+  memset(creators, 0, sizeof creators);
+  assert_int_equal(pthread_barrier_init(&barrier, NULL, THREADS), 0);
+  for (int i = 0; i < THREADS; i++) {
+    creators[i].db = harness_connect();
+    creators[i].barrier = &barrier;
+    creators[i].tenant = tenants ? tenants[i % 2] : NULL;
+  }
+  for (int i = 0; i < THREADS; i++)
+    assert_int_equal(pthread_create(&threads[i], NULL, creator_main, &creators[i]), 0);
+  for (int i = 0; i < THREADS; i++) assert_int_equal(pthread_join(threads[i], NULL), 0);
+  pthread_barrier_destroy(&barrier);
+  unsigned retried = 0;
+  for (int i = 0; i < THREADS; i++) {
+    if (creators[i].rc != NODUP_OK) fail_msg("creator %d: %s", i, creators[i].error);
+    if (creators[i].attempts > 1) retried++;
+    for (int j = 0; j < i; j++)
+      if (creators[i].tenant == creators[j].tenant &&
+          strcmp(creators[i].slug, creators[j].slug) == 0)
+        fail_msg("creators %d and %d both got %s", j, i, creators[i].slug);
+  }
+  print_message("%u of %d creators lost a race and retried\n", retried, THREADS);
+}
+
+static void test_threads_same_text(void **state) {
+  nodup_db *db = *state;
+  create_teams(db);
+  run_creators(NULL);
+  expect_sequence(db, "teams", NULL, THREADS);
+}
+
+static void test_threads_scoped(void **state) {
+  nodup_db *db = *state;
+  const char *tenants[] = {"1", "2"};
+  create_scoped(db);
+  run_creators(tenants);
+  expect_sequence(db, "projects", "\"tenant\" = 1", THREADS / 2);
+  expect_sequence(db, "projects", "\"tenant\" = 2", THREADS / 2);
+}
+
+/* A child: its own connection, PER_PROCESS creations once the gate opens.
+ * No cmocka in here; the exit status says how it went. */
+static void child_main(int gate_fd) {
+  nodup_db *db = NULL;
+  char byte;
+  int rc = nodup_open(&db, harness_url());
+  while (read(gate_fd, &byte, 1) < 0 && errno == EINTR) {}
+  for (int i = 0; rc == NODUP_OK && i < PER_PROCESS; i++) {
+    nodup_slug_result r = {NULL, NULL, 0, 0};
+    rc = nodup_slug_create(&r, db, "teams", "slug", NULL, NULL, 0, NULL, NULL, 0,
+                           "My Team", NULL);
+    nodup_slug_result_free(&r);
+  }
+  if (rc != NODUP_OK) fprintf(stderr, "child: %s: %s\n", nodup_strerror(rc), nodup_errmsg(db));
+  nodup_close(db);
+  _exit(rc == NODUP_OK ? 0 : 1);
+}
+
+static void test_processes_same_text(void **state) {
+  nodup_db *db = *state;
+  pid_t pids[PROCESSES];
+  int gate[2], nforked = 0, ok = 1;
+  create_teams(db);
+  assert_int_equal(pipe(gate), 0);
+  nodup_close(db);
+  *state = db = NULL;
+  fflush(NULL);
+  for (; nforked < PROCESSES; nforked++) {
+    pids[nforked] = fork();
+    if (pids[nforked] < 0) break;
+    if (pids[nforked] == 0) {
+      close(gate[1]);
+      child_main(gate[0]);
+    }
+  }
+  close(gate[0]);
+  close(gate[1]); /* everyone starts now */
+  for (int i = 0; i < nforked; i++) {
+    int status = 0;
+    while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR) {}
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ok = 0;
+  }
+  int rc = nodup_open(&db, harness_url());
+  *state = db;
+  assert_nodup(db, NODUP_OK, rc);
+  if (!ok || nforked != PROCESSES) fail_msg("%d of %d children forked, some failed", nforked, PROCESSES);
+  expect_sequence(db, "teams", NULL, PROCESSES * PER_PROCESS);
+}
+
+/* ---------------------------------------------------------------------------
+ * Cost at any N
+ */
+
+static void test_ten_thousand_copies(void **state) {
+  nodup_db *db = *state;
+  nodup_slug_result r = {NULL, NULL, 0, 0};
+  create_teams(db);
+  /* The cost of the first allocation, for comparison. */
+  assert_nodup(db, NODUP_OK, nodup_slug_create(&r, db, "teams", "slug", NULL, NULL, 0,
+                                               NULL, NULL, 0, "Other", NULL));
+  unsigned long first = r.statements;
+  nodup_slug_result_free(&r);
+  harness_exec(db, harness_pick(
+      "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10000)"
+      " INSERT INTO \"teams\" (\"slug\") SELECT CASE WHEN i = 1 THEN 'my-team'"
+      " ELSE 'my-team-' || i END FROM n",
+      "INSERT INTO \"teams\" (\"slug\") SELECT CASE WHEN i = 1 THEN 'my-team'"
+      " ELSE 'my-team-' || i END FROM generate_series(1, 10000) AS i"));
+  assert_nodup(db, NODUP_OK, nodup_slug_create(&r, db, "teams", "slug", NULL, NULL, 0,
+                                               NULL, NULL, 0, "My Team", NULL));
+  assert_string_equal(r.slug, "my-team-10001");
+  assert_int_equal(r.attempts, 1);
+  assert_int_equal(r.statements, first);
+  assert_true(r.statements <= statements_per_attempt());
+  nodup_slug_result_free(&r);
+  assert_nodup(db, NODUP_OK, nodup_slug_create(&r, db, "teams", "slug", NULL, NULL, 0,
+                                               NULL, NULL, 0, "My Team", NULL));
+  assert_string_equal(r.slug, "my-team-10002");
+  assert_int_equal(r.statements, first);
+  nodup_slug_result_free(&r);
+}
+
+/* ---------------------------------------------------------------------------
+ * Refusals
+ */
+
+static void test_unbacked_refused(void **state) {
+  nodup_db *db = *state;
+  nodup_slug_result r = {NULL, NULL, 0, 0};
+  const char *scope_cols[] = {"tenant"};
+  const char *scope_vals[] = {"1"};
+  harness_exec(db, "CREATE TABLE \"loose\" ({id}, \"slug\" TEXT NOT NULL)");
+  assert_nodup(db, NODUP_ERR_UNBACKED,
+               nodup_slug_create(&r, db, "loose", "slug", NULL, NULL, 0, NULL, NULL, 0,
+                                 "My Team", NULL));
+  assert_contains(nodup_errmsg(db), "CREATE UNIQUE INDEX");
+  assert_null(r.slug);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"loose\"", NULL), 0);
+
+  /* A scoped slug needs the index on (scope, slug): the slug alone is not it. */
+  harness_exec(db, "CREATE TABLE \"tenanted\" ({id}, \"tenant\" INTEGER NOT NULL,"
+                   " \"slug\" TEXT NOT NULL);"
+                   "CREATE UNIQUE INDEX \"tenanted_slug\" ON \"tenanted\" (\"slug\")");
+  assert_nodup(db, NODUP_ERR_UNBACKED,
+               nodup_slug_create(&r, db, "tenanted", "slug", scope_cols, scope_vals, 1,
+                                 NULL, NULL, 0, "My Team", NULL));
+  assert_contains(nodup_errmsg(db), "(\"tenant\", \"slug\")");
+  /* Nor the other way round: an index on (scope, slug) for an unscoped one. */
+  create_scoped(db);
+  assert_nodup(db, NODUP_ERR_UNBACKED,
+               nodup_slug_create(&r, db, "projects", "slug", NULL, NULL, 0, NULL, NULL, 0,
+                                 "My Team", NULL));
+  assert_nodup(db, NODUP_ERR_NO_TABLE,
+               nodup_slug_create(&r, db, "nowhere", "slug", NULL, NULL, 0, NULL, NULL, 0,
+                                 "My Team", NULL));
+  assert_nodup(db, NODUP_ERR_NO_COLUMN,
+               nodup_slug_create(&r, db, "loose", "handle", NULL, NULL, 0, NULL, NULL, 0,
+                                 "My Team", NULL));
+}
+
+/* NOT NULL on a --set column, and another unique index: returned at once as
+ * CONSTRAINT, never retried as if the slug were taken. */
+static void test_other_constraint_not_retried(void **state) {
+  nodup_db *db = *state;
+  nodup_slug_result r = {NULL, NULL, 0, 0};
+  const char *cols[] = {"name"};
+  const char *null_val[] = {NULL};
+  const char *dup_val[] = {"taken"};
+  create_teams(db);
+  harness_exec(db, "CREATE UNIQUE INDEX \"teams_name_key\" ON \"teams\" (\"name\")");
+  assert_nodup(db, NODUP_ERR_CONSTRAINT,
+               nodup_slug_create(&r, db, "teams", "slug", NULL, NULL, 0, cols, null_val, 1,
+                                 "My Team", NULL));
+  assert_int_equal(r.attempts, 1);
+  assert_null(r.slug);
+  assert_contains(nodup_errmsg(db), "name");
+  assert_false(harness_in_transaction(db));
+
+  assert_nodup(db, NODUP_OK, nodup_slug_create(&r, db, "teams", "slug", NULL, NULL, 0,
+                                               cols, dup_val, 1, "My Team", NULL));
+  nodup_slug_result_free(&r);
+  assert_nodup(db, NODUP_ERR_CONSTRAINT,
+               nodup_slug_create(&r, db, "teams", "slug", NULL, NULL, 0, cols, dup_val, 1,
+                                 "My Team", NULL));
+  assert_int_equal(r.attempts, 1);
+  assert_contains(nodup_errmsg(db), "name");
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"teams\"", NULL), 1);
+}
+
+static void test_null_scope_refused(void **state) {
+  nodup_db *db = *state;
+  nodup_slug_result r = {NULL, NULL, 0, 0};
+  const char *scope_cols[] = {"tenant"};
+  const char *scope_vals[] = {NULL};
+  harness_exec(db, "CREATE TABLE \"maybe\" ({id}, \"tenant\" INTEGER,"
+                   " \"slug\" TEXT NOT NULL);"
+                   "CREATE UNIQUE INDEX \"maybe_key\" ON \"maybe\" (\"tenant\", \"slug\")");
+  assert_nodup(db, NODUP_ERR_NULL_KEY,
+               nodup_slug_create(&r, db, "maybe", "slug", scope_cols, scope_vals, 1, NULL,
+                                 NULL, 0, "My Team", NULL));
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"maybe\"", NULL), 0);
+}
+
+static void test_usage_errors(void **state) {
+  nodup_db *db = *state;
+  nodup_slug_result r = {NULL, NULL, 0, 0};
+  nodup_slug_options opt = {0};
+  create_teams(db);
+  assert_int_equal(nodup_slug_create(NULL, db, "teams", "slug", NULL, NULL, 0, NULL, NULL,
+                                     0, "x", NULL),
+                   NODUP_ERR_USAGE);
+  assert_nodup(db, NODUP_ERR_USAGE, nodup_slug_create(&r, db, "teams", "slug", NULL, NULL,
+                                                      0, NULL, NULL, 0, NULL, NULL));
+  opt.max_length = 5;
+  assert_nodup(db, NODUP_ERR_USAGE, nodup_slug_create(&r, db, "teams", "slug", NULL, NULL,
+                                                      0, NULL, NULL, 0, "x", &opt));
+  nodup_slug_result_free(NULL);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
+      T(test_sequential_suffixes),
+      T(test_only_digit_suffixes_count),
+      T(test_deleted_row_leaves_gap),
+      T(test_reserved_and_digits),
+      T(test_max_length),
+      T(test_set_columns),
+      T(test_threads_same_text),
+      T(test_threads_scoped),
+      T(test_processes_same_text),
+      T(test_ten_thousand_copies),
+      T(test_unbacked_refused),
+      T(test_other_constraint_not_retried),
+      T(test_null_scope_refused),
+      T(test_usage_errors),
+#undef T
+  };
+  return cmocka_run_group_tests_name(harness_is_pg() ? "slug_pg" : "slug_sqlite", tests,
+                                     NULL, NULL);
+}
