@@ -1,6 +1,7 @@
 /*
- * bench.h -- what the get-or-create benchmark's driver (bench_goc.c) and its
- * per-engine methods (bench_pg.c, bench_sqlite.c) share.
+ * bench.h -- what the get-or-create benchmark's parts share: the driver
+ * (bench_goc.c), the report (bench_report.c) and the methods (bench_nodup.c,
+ * bench_pg.c, bench_sqlite.c).
  *
  * A "method" is one way of doing get-or-create on one engine: nodup, the raw
  * hand-written statement (the speed limit) or the Django-style sequence. The
@@ -51,6 +52,7 @@ typedef struct bench_worker {
   long errors;   /* operations that returned an error */
   int open_failed;
   int sqlite_synchronous; /* PRAGMA synchronous of an SQLite connection */
+  int backend_pid;        /* PostgreSQL server process, for its CPU time */
   char errmsg[BENCH_ERRMSG]; /* the first error, for the report */
 } bench_worker;
 
@@ -85,6 +87,55 @@ extern const bench_method bench_sqlite_raw, bench_sqlite_django;
 
 /* PRAGMA synchronous of an SQLite connection, or -1. */
 int bench_sqlite_synchronous(sqlite3 *db);
+
+/* --- the driver's tables of results ------------------------------------- */
+
+enum { MIX_HALF, MIX_HITS, MIX_MISSES, NMIXES };
+enum { ENGINE_PG, ENGINE_SQLITE, NENGINES };
+enum { METHOD_NODUP, METHOD_RAW, METHOD_DJANGO, NMETHODS };
+enum { MAX_THREAD_COUNTS = 8, MAX_ROUNDS = 15, MAX_ERRORS_PER_THREAD = 100 };
+
+extern const char *const bench_mix_names[NMIXES];
+extern const char *const bench_method_names[NMETHODS];
+
+typedef struct bench_options {
+  const char *pg;         /* conninfo, NULL when not given */
+  const char *sqlite_dir; /* NULL: a fresh directory under $TMPDIR or /tmp */
+  double seconds, warmup;
+  int rounds;
+  long keys;
+  int run[NENGINES];
+  int mix_on[NMIXES], method_on[NMETHODS];
+  int threads[NENGINES][MAX_THREAD_COUNTS];
+  int nthreads[NENGINES];
+} bench_options;
+
+/* What one (engine, threads, mix, method) cell measured over all rounds. */
+typedef struct bench_cell {
+  double ops[MAX_ROUNDS]; /* ops/s per round; < 0: the round failed */
+  double cpu[MAX_ROUNDS]; /* CPU µs per operation; < 0: not measurable */
+  int nrounds;
+  long checked; /* operations whose outcome was checked */
+  long wrong, errors;
+  int rows_bad; /* rounds whose final row count was off */
+  char errmsg[BENCH_ERRMSG];
+} bench_cell;
+
+/* One engine: how to reset its table and where its connections go. */
+typedef struct bench_engine {
+  const char *name;
+  const bench_method *methods[NMETHODS];
+  char nodup_target[4096];  /* URL given to nodup_open() */
+  char native_target[4096]; /* given to PQconnectdb() / sqlite3_open_v2() */
+  PGconn *pg_admin;
+  sqlite3 *lite_admin;
+  int synchronous[NMETHODS]; /* SQLite: PRAGMA synchronous seen per method */
+  bench_cell results[MAX_THREAD_COUNTS][NMIXES][NMETHODS];
+} bench_engine;
+
+
+/* bench_report.c: print the Markdown report of every engine that ran. */
+void bench_report_print(const bench_engine *engines, const bench_options *o);
 
 /* Record the first error of a worker (printf-style); later ones are only
  * counted. */

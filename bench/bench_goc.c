@@ -25,47 +25,8 @@
 
 #include "bench.h"
 
-enum { MIX_HALF, MIX_HITS, MIX_MISSES, NMIXES };
-enum { ENGINE_PG, ENGINE_SQLITE, NENGINES };
-enum { METHOD_NODUP, METHOD_RAW, METHOD_DJANGO, NMETHODS };
-enum { MAX_THREAD_COUNTS = 8, MAX_ROUNDS = 15, MAX_ERRORS_PER_THREAD = 100 };
-
-static const char *const mix_names[NMIXES] = {"50/50", "hits", "misses"};
-static const char *const method_names[NMETHODS] = {"nodup", "raw", "django"};
-
-typedef struct options {
-  const char *pg;         /* conninfo, NULL when not given */
-  const char *sqlite_dir; /* NULL: a fresh directory under $TMPDIR or /tmp */
-  double seconds, warmup;
-  int rounds;
-  long keys;
-  int run[NENGINES];
-  int mix_on[NMIXES], method_on[NMETHODS];
-  int threads[NENGINES][MAX_THREAD_COUNTS];
-  int nthreads[NENGINES];
-} options;
-
-/* What one (engine, threads, mix, method) cell measured over all rounds. */
-typedef struct cell_result {
-  double ops[MAX_ROUNDS]; /* ops/s per round; < 0: the round failed */
-  int nrounds;
-  long checked; /* operations whose outcome was checked */
-  long wrong, errors;
-  int rows_bad; /* rounds whose final row count was off */
-  char errmsg[BENCH_ERRMSG];
-} cell_result;
-
-/* One engine: how to reset its table and where its connections go. */
-typedef struct engine {
-  const char *name;
-  const bench_method *methods[NMETHODS];
-  char nodup_target[4096];  /* URL given to nodup_open() */
-  char native_target[4096]; /* given to PQconnectdb() / sqlite3_open_v2() */
-  PGconn *pg_admin;
-  sqlite3 *lite_admin;
-  int synchronous[NMETHODS]; /* SQLite: PRAGMA synchronous seen per method */
-  cell_result results[MAX_THREAD_COUNTS][NMIXES][NMETHODS];
-} engine;
+const char *const bench_mix_names[NMIXES] = {"50/50", "hits", "misses"};
+const char *const bench_method_names[NMETHODS] = {"nodup", "raw", "django"};
 
 /* The cell being run; the workers read it. */
 static struct {
@@ -158,7 +119,7 @@ static void *worker_main(void *arg) {
 
 /* --- tables -------------------------------------------------------------- */
 
-static int pg_admin_exec(engine *e, const char *sql, int nparams,
+static int pg_admin_exec(bench_engine *e, const char *sql, int nparams,
                          const char *const *params, char *err, size_t size) {
   PGresult *res =
       PQexecParams(e->pg_admin, sql, nparams, NULL, params, NULL, NULL, 0);
@@ -170,16 +131,19 @@ static int pg_admin_exec(engine *e, const char *sql, int nparams,
   return ok ? 0 : -1;
 }
 
-/* A fresh "t" with `keys` rows "h1".."hN"; CHECKPOINT so that no cell pays
- * for the previous one's dirty pages. */
-static int pg_reset_table(engine *e, long keys, char *err, size_t size) {
+/* A fresh "t" with `keys` rows "h1".."hN". Autovacuum is off on it (an
+ * insert-only table would be vacuumed every 1,000 rows or so, at random
+ * moments, on the same two cores), and CHECKPOINT so that no cell pays for
+ * the previous one's dirty pages. */
+static int pg_reset_table(bench_engine *e, long keys, char *err, size_t size) {
   char n[32];
   snprintf(n, sizeof n, "%ld", keys);
   const char *params[] = {n, BENCH_VALUE};
   if (pg_admin_exec(e, "DROP TABLE IF EXISTS \"t\"", 0, NULL, err, size) ||
       pg_admin_exec(e,
                     "CREATE TABLE \"t\" (\"id\" serial PRIMARY KEY, "
-                    "\"k\" text UNIQUE, \"v\" text)",
+                    "\"k\" text UNIQUE, \"v\" text) "
+                    "WITH (autovacuum_enabled = off)",
                     0, NULL, err, size) ||
       pg_admin_exec(e,
                     "INSERT INTO \"t\" (\"k\", \"v\") SELECT 'h' || g, $2 "
@@ -192,7 +156,7 @@ static int pg_reset_table(engine *e, long keys, char *err, size_t size) {
   return 0;
 }
 
-static long pg_count_rows(engine *e) {
+static long pg_count_rows(bench_engine *e) {
   PGresult *res = PQexec(e->pg_admin, "SELECT count(*) FROM \"t\"");
   long n = PQresultStatus(res) == PGRES_TUPLES_OK
                ? strtol(PQgetvalue(res, 0, 0), NULL, 10)
@@ -202,7 +166,7 @@ static long pg_count_rows(engine *e) {
 }
 
 /* A new database file with WAL and `keys` rows "h1".."hN". */
-static int lite_reset_table(engine *e, long keys, char *err, size_t size) {
+static int lite_reset_table(bench_engine *e, long keys, char *err, size_t size) {
   static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
   char path[4200];
   sqlite3_stmt *fill = NULL;
@@ -248,7 +212,7 @@ static int lite_reset_table(engine *e, long keys, char *err, size_t size) {
   return rc == SQLITE_OK ? 0 : -1;
 }
 
-static long lite_count_rows(engine *e) {
+static long lite_count_rows(bench_engine *e) {
   sqlite3_stmt *stmt = NULL;
   long n = -1;
   if (sqlite3_prepare_v2(e->lite_admin, "SELECT count(*) FROM \"t\"", -1,
@@ -268,9 +232,54 @@ static long sum_ops(bench_worker *w, int n) {
   return total;
 }
 
+/*
+ * CPU seconds used so far by the client threads and by their PostgreSQL
+ * backends, or -1 when some of it cannot be read. A backend's time comes
+ * from Linux's /proc/PID/schedstat (nanoseconds on CPU, kernel time
+ * included), so it is measured only for a server on this machine, whose
+ * process the driver can see (its comm is "postgres").
+ */
+static double cpu_seconds(const bench_worker *w, const pthread_t *tid, int n) {
+  double total = 0;
+  for (int i = 0; i < n; i++) {
+    clockid_t clock;
+    struct timespec ts;
+    if (pthread_getcpuclockid(tid[i], &clock) != 0 ||
+        clock_gettime(clock, &ts) != 0)
+      return -1;
+    total += (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    if (w[i].backend_pid <= 0)
+      continue;
+    char path[64];
+    unsigned long long ns = 0;
+    snprintf(path, sizeof path, "/proc/%d/schedstat", w[i].backend_pid);
+    FILE *f = fopen(path, "r");
+    int ok = f != NULL && fscanf(f, "%llu", &ns) == 1;
+    if (f != NULL)
+      fclose(f);
+    if (!ok)
+      return -1;
+    total += (double)ns / 1e9;
+  }
+  return total;
+}
+
+/* Is `pid` a PostgreSQL server process on this machine? */
+static int is_local_postgres(int pid) {
+  char path[64], comm[32] = "";
+  snprintf(path, sizeof path, "/proc/%d/comm", pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL)
+    return 0;
+  int ok = fgets(comm, sizeof comm, f) != NULL &&
+           strncmp(comm, "postgres", 8) == 0;
+  fclose(f);
+  return ok;
+}
+
 /* Fold the workers' counters into `r`; check the row count. */
-static void collect(engine *e, int method, bench_worker *w, int nthreads,
-                    long keys, cell_result *r) {
+static void collect(bench_engine *e, int method, bench_worker *w, int nthreads,
+                    long keys, bench_cell *r) {
   long misses = 0, errors = 0;
   for (int i = 0; i < nthreads; i++) {
     misses += w[i].misses;
@@ -296,12 +305,13 @@ static void collect(engine *e, int method, bench_worker *w, int nthreads,
 /*
  * Run one cell once and append its ops/s to `r` (-1 when it could not run).
  */
-static void run_cell(engine *e, int method, int nthreads, int mix,
-                     const options *o, cell_result *r) {
+static void run_cell(bench_engine *e, int method, int nthreads, int mix,
+                     const bench_options *o, bench_cell *r) {
   const bench_method *m = e->methods[method];
-  double *ops = &r->ops[r->nrounds++];
+  double *ops = &r->ops[r->nrounds], *cpu = &r->cpu[r->nrounds];
   char err[BENCH_ERRMSG] = "";
-  *ops = -1;
+  r->nrounds++;
+  *ops = *cpu = -1;
   int rc = e->pg_admin ? pg_reset_table(e, o->keys, err, sizeof err)
                        : lite_reset_table(e, o->keys, err, sizeof err);
   if (rc != 0) {
@@ -329,16 +339,21 @@ static void run_cell(engine *e, int method, int nthreads, int mix,
   }
   pthread_barrier_wait(&g_run.start);
   int failed = 0;
-  for (int i = 0; i < nthreads; i++)
+  for (int i = 0; i < nthreads; i++) {
     failed |= w[i].open_failed;
+    if (w[i].backend_pid > 0 && !is_local_postgres(w[i].backend_pid))
+      w[i].backend_pid = -1; /* a remote server: no CPU figure */
+  }
   if (!failed) {
     sleep_seconds(o->warmup);
     long c1 = sum_ops(w, nthreads);
-    double t1 = now_seconds();
+    double t1 = now_seconds(), cpu1 = cpu_seconds(w, tid, nthreads);
     sleep_seconds(o->seconds);
     long c2 = sum_ops(w, nthreads);
-    double t2 = now_seconds();
+    double t2 = now_seconds(), cpu2 = cpu_seconds(w, tid, nthreads);
     *ops = (double)(c2 - c1) / (t2 - t1);
+    if (cpu1 >= 0 && cpu2 >= 0 && c2 > c1)
+      *cpu = (cpu2 - cpu1) / (double)(c2 - c1) * 1e6;
   }
   atomic_store(&g_run.stop, 1);
   for (int i = 0; i < nthreads; i++)
@@ -358,19 +373,19 @@ static void run_cell(engine *e, int method, int nthreads, int mix,
  * taken side by side: each round's nodup run is compared with the same
  * round's raw and django runs.
  */
-static void run_engine(engine *e, int engine_id, const options *o) {
+static void run_engine(bench_engine *e, int engine_id, const bench_options *o) {
   for (int t = 0; t < o->nthreads[engine_id]; t++)
     for (int mix = 0; mix < NMIXES; mix++)
       for (int round = 0; o->mix_on[mix] && round < o->rounds; round++)
         for (int k = 0; k < NMETHODS; k++) {
           int m = (round + k) % NMETHODS;
-          cell_result *r = &e->results[t][mix][m];
+          bench_cell *r = &e->results[t][mix][m];
           if (!o->method_on[m])
             continue;
           run_cell(e, m, o->threads[engine_id][t], mix, o, r);
           fprintf(stderr,
                   "[%s %2d threads %-6s round %d/%d] %-6s %10.0f ops/s%s\n",
-                  e->name, o->threads[engine_id][t], mix_names[mix],
+                  e->name, o->threads[engine_id][t], bench_mix_names[mix],
                   round + 1, o->rounds, e->methods[m]->name,
                   r->ops[r->nrounds - 1],
                   r->errors || r->wrong || r->rows_bad ? "  (check failed)"
@@ -378,203 +393,9 @@ static void run_engine(engine *e, int engine_id, const options *o) {
         }
 }
 
-/* --- report -------------------------------------------------------------- */
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-/* The median of the rounds, -1 if any round failed, -2 if none ran. */
-static double median_ops(const cell_result *r) {
-  double v[MAX_ROUNDS];
-  if (r->nrounds == 0)
-    return -2;
-  memcpy(v, r->ops, sizeof v[0] * (size_t)r->nrounds);
-  qsort(v, (size_t)r->nrounds, sizeof v[0], cmp_double);
-  if (v[0] < 0)
-    return -1;
-  return r->nrounds % 2 ? v[r->nrounds / 2]
-                        : (v[r->nrounds / 2 - 1] + v[r->nrounds / 2]) / 2;
-}
-
-/* nodup's ops/s over another method's, round by round. */
-typedef struct ratio {
-  double median, lo, hi; /* median < 0: not available */
-} ratio;
-
-static ratio ratio_of(const cell_result *nodup, const cell_result *other) {
-  ratio q = {-1, 0, 0};
-  double v[MAX_ROUNDS];
-  int n = nodup->nrounds;
-  if (n == 0 || other->nrounds != n)
-    return q;
-  for (int i = 0; i < n; i++) {
-    if (nodup->ops[i] < 0 || other->ops[i] <= 0)
-      return q;
-    v[i] = nodup->ops[i] / other->ops[i];
-  }
-  qsort(v, (size_t)n, sizeof v[0], cmp_double);
-  q.median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-  q.lo = v[0];
-  q.hi = v[n - 1];
-  return q;
-}
-
-/* "12,345", "error" or "—" (not run). */
-static const char *fmt_ops(double ops, char *buf, size_t size) {
-  if (ops < 0)
-    return snprintf(buf, size, ops < -1 ? "—" : "error"), buf;
-  char digits[32];
-  int n = snprintf(digits, sizeof digits, "%.0f", ops), j = 0;
-  for (int i = 0; i < n && (size_t)j + 2 < size; i++) {
-    if (i > 0 && (n - i) % 3 == 0)
-      buf[j++] = ',';
-    buf[j++] = digits[i];
-  }
-  buf[j] = '\0';
-  return buf;
-}
-
-/* "0.93×", with the range over the rounds when there are several. */
-static const char *fmt_ratio(ratio q, int rounds, char *buf, size_t size) {
-  if (q.median < 0)
-    snprintf(buf, size, "—");
-  else if (rounds > 1)
-    snprintf(buf, size, "%.2f× (%.2f–%.2f)", q.median, q.lo, q.hi);
-  else
-    snprintf(buf, size, "%.2f×", q.median);
-  return buf;
-}
-
-/* The target column, on the median ratios: PostgreSQL wants >= 0.85x raw
- * and >= 3x django on every row; SQLite wants >= 0.9x raw on pure hits and
- * sets no target elsewhere. */
-static const char *verdict(int engine_id, int mix, ratio raw, ratio django) {
-  if (engine_id == ENGINE_SQLITE)
-    return mix != MIX_HITS    ? "— (no target)"
-           : raw.median < 0   ? "—"
-           : raw.median >= 0.9 ? "PASS"
-                               : "MISS (raw)";
-  if (raw.median < 0 || django.median < 0)
-    return "—";
-  int raw_ok = raw.median >= 0.85, django_ok = django.median >= 3.0;
-  return raw_ok && django_ok ? "PASS"
-         : raw_ok            ? "MISS (django)"
-         : django_ok         ? "MISS (raw)"
-                             : "MISS (raw, django)";
-}
-
-static void print_table(const engine *e, int engine_id, const options *o) {
-  printf("| threads | mix | nodup ops/s | raw ops/s | django ops/s "
-         "| nodup/raw | nodup/django | target: %s |\n",
-         engine_id == ENGINE_PG ? "≥ 0.85× raw and ≥ 3× django"
-                                : "hits ≥ 0.9× raw");
-  printf("|--:|---|--:|--:|--:|--:|--:|---|\n");
-  for (int t = 0; t < o->nthreads[engine_id]; t++)
-    for (int mix = 0; mix < NMIXES; mix++) {
-      if (!o->mix_on[mix])
-        continue;
-      const cell_result *r = e->results[t][mix];
-      char b[NMETHODS][32], r1[48], r2[48];
-      ratio q_raw = ratio_of(&r[METHOD_NODUP], &r[METHOD_RAW]);
-      ratio q_django = ratio_of(&r[METHOD_NODUP], &r[METHOD_DJANGO]);
-      for (int m = 0; m < NMETHODS; m++)
-        fmt_ops(median_ops(&r[m]), b[m], sizeof b[m]);
-      printf("| %d | %s | %s | %s | %s | %s | %s | %s |\n",
-             o->threads[engine_id][t], mix_names[mix], b[0], b[1], b[2],
-             fmt_ratio(q_raw, o->rounds, r1, sizeof r1),
-             fmt_ratio(q_django, o->rounds, r2, sizeof r2),
-             verdict(engine_id, mix, q_raw, q_django));
-    }
-}
-
-/* The correctness notes under a table: one line per cell that failed a
- * check, or one line saying all passed. */
-static void print_checks(const engine *e, int engine_id, const options *o) {
-  long checked = 0;
-  int bad = 0;
-  printf("\nChecks: ");
-  for (int t = 0; t < o->nthreads[engine_id]; t++)
-    for (int mix = 0; mix < NMIXES; mix++)
-      for (int m = 0; m < NMETHODS; m++) {
-        const cell_result *r = &e->results[t][mix][m];
-        checked += r->checked;
-        if (r->errors == 0 && r->wrong == 0 && r->rows_bad == 0)
-          continue;
-        printf("%s\n- %d threads, %s, %s: %ld errors, %ld wrong outcomes, "
-               "%d bad row counts; first: %s",
-               bad ? "" : "FAILED", o->threads[engine_id][t], mix_names[mix],
-               e->methods[m]->name, r->errors, r->wrong, r->rows_bad,
-               r->errmsg);
-        bad = 1;
-      }
-  if (!bad)
-    printf("%ld operations checked: every call returned an id, %s matched "
-           "hit/miss on every call, and each table ended with exactly one "
-           "new row per miss.",
-           checked,
-           engine_id == ENGINE_PG
-               ? "nodup's created flag and django's path (the raw statement "
-                 "cannot tell)"
-               : "the created flag or path of every method");
-  printf("\n\n");
-}
-
-static const char *synchronous_name(int level) {
-  static const char *const names[] = {"OFF", "NORMAL", "FULL", "EXTRA"};
-  return level >= 0 && level <= 3 ? names[level] : "?";
-}
-
-static void print_engine_heading(const engine *e, int engine_id,
-                                 const options *o) {
-  if (engine_id == ENGINE_PG) {
-    PGresult *f = PQexec(e->pg_admin, "SHOW fsync");
-    PGresult *s = PQexec(e->pg_admin, "SHOW synchronous_commit");
-    const char *host = PQhost(e->pg_admin);
-    printf("## PostgreSQL %s\n\n%s; fsync=%s, synchronous_commit=%s",
-           PQparameterStatus(e->pg_admin, "server_version"),
-           host && host[0] == '/' ? "Unix socket" : "TCP",
-           PQresultStatus(f) == PGRES_TUPLES_OK ? PQgetvalue(f, 0, 0) : "?",
-           PQresultStatus(s) == PGRES_TUPLES_OK ? PQgetvalue(s, 0, 0) : "?");
-    printf("%s. One connection per client thread.\n\n",
-           PQresultStatus(f) == PGRES_TUPLES_OK &&
-                   strcmp(PQgetvalue(f, 0, 0), "off") == 0
-               ? " (a throwaway cluster: nothing here is durable)"
-               : "");
-    PQclear(f);
-    PQclear(s);
-  } else {
-    printf("## SQLite %s\n\nDatabase file under %s; WAL; busy timeout 5 s; "
-           "synchronous=%s for nodup, %s for raw, %s for django. One "
-           "connection per client thread.\n\n",
-           sqlite3_libversion(), o->sqlite_dir,
-           synchronous_name(e->synchronous[METHOD_NODUP]),
-           synchronous_name(e->synchronous[METHOD_RAW]),
-           synchronous_name(e->synchronous[METHOD_DJANGO]));
-  }
-}
-
-static void print_report(engine *engines, const options *o) {
-  printf("# nodup get-or-create benchmark\n\n"
-         "nodup %s · %ld CPUs · %g s per cell after a %g s warm-up · median "
-         "of %d round%s · %ld existing keys · ops/s summed over all client "
-         "threads · every cell starts from a fresh table.\n\n",
-         NODUP_VERSION, sysconf(_SC_NPROCESSORS_ONLN), o->seconds, o->warmup,
-         o->rounds, o->rounds == 1 ? "" : "s", o->keys);
-  for (int id = 0; id < NENGINES; id++) {
-    if (!o->run[id])
-      continue;
-    print_engine_heading(&engines[id], id, o);
-    print_table(&engines[id], id, o);
-    print_checks(&engines[id], id, o);
-  }
-  fflush(stdout);
-}
-
 /* --- setup and command line ---------------------------------------------- */
 
-static int open_pg(engine *e, const options *o) {
+static int open_pg(bench_engine *e, const bench_options *o) {
   e->name = "postgresql";
   e->methods[METHOD_NODUP] = &bench_nodup;
   e->methods[METHOD_RAW] = &bench_pg_raw;
@@ -591,7 +412,7 @@ static int open_pg(engine *e, const options *o) {
   return 0;
 }
 
-static int open_sqlite(engine *e, options *o, char *made_dir, size_t size) {
+static int open_sqlite(bench_engine *e, bench_options *o, char *made_dir, size_t size) {
   e->name = "sqlite";
   e->methods[METHOD_NODUP] = &bench_nodup;
   e->methods[METHOD_RAW] = &bench_sqlite_raw;
@@ -619,7 +440,7 @@ static int open_sqlite(engine *e, options *o, char *made_dir, size_t size) {
   return 0;
 }
 
-static void close_sqlite(engine *e, const char *made_dir) {
+static void close_sqlite(bench_engine *e, const char *made_dir) {
   static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
   char path[4200];
   sqlite3_close(e->lite_admin);
@@ -677,8 +498,8 @@ static int parse_threads(const char *s, int *out) {
   return n > 0 ? n : -1;
 }
 
-static int parse_options(int argc, char **argv, options *o) {
-  *o = (options){.seconds = 1.5, .warmup = 0.3, .rounds = 3, .keys = 10000,
+static int parse_options(int argc, char **argv, bench_options *o) {
+  *o = (bench_options){.seconds = 1.5, .warmup = 0.3, .rounds = 3, .keys = 10000,
                  .run = {1, 1}, .mix_on = {1, 1, 1}, .method_on = {1, 1, 1},
                  .threads = {{1, 4, 16}, {1, 4}},
                  .nthreads = {3, 2}};
@@ -712,10 +533,10 @@ static int parse_options(int argc, char **argv, options *o) {
     else if (strcmp(a, "--sqlite-threads") == 0)
       o->nthreads[ENGINE_SQLITE] = parse_threads(v, o->threads[ENGINE_SQLITE]);
     else if (strcmp(a, "--mix") == 0) {
-      if (parse_subset(v, mix_names, NMIXES, o->mix_on) != 0)
+      if (parse_subset(v, bench_mix_names, NMIXES, o->mix_on) != 0)
         goto bad;
     } else if (strcmp(a, "--method") == 0) {
-      if (parse_subset(v, method_names, NMETHODS, o->method_on) != 0)
+      if (parse_subset(v, bench_method_names, NMETHODS, o->method_on) != 0)
         goto bad;
     } else
       goto bad;
@@ -738,9 +559,9 @@ bad:
 }
 
 int main(int argc, char **argv) {
-  static engine engines[NENGINES];
+  static bench_engine engines[NENGINES];
   char made_dir[4096] = "";
-  options o;
+  bench_options o;
   int status = 0;
 
   if (parse_options(argc, argv, &o) != 0)
@@ -765,12 +586,12 @@ int main(int argc, char **argv) {
   for (int id = 0; id < NENGINES; id++)
     if (o.run[id])
       run_engine(&engines[id], id, &o);
-  print_report(engines, &o);
+  bench_report_print(engines, &o);
   for (int id = 0; id < NENGINES; id++)
     for (int t = 0; o.run[id] && t < o.nthreads[id]; t++)
       for (int mix = 0; mix < NMIXES; mix++)
         for (int m = 0; m < NMETHODS; m++) {
-          const cell_result *r = &engines[id].results[t][mix][m];
+          const bench_cell *r = &engines[id].results[t][mix][m];
           if (r->errors || r->wrong || r->rows_bad)
             status = 1;
         }

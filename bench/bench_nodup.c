@@ -22,6 +22,8 @@ static int nodup_method_open(bench_worker *w) {
    * level would make the SQLite comparison meaningless. */
   if (strcmp(nodup_db_backend(w->db), "sqlite") == 0)
     w->sqlite_synchronous = bench_sqlite_synchronous(nodup_db_handle(w->db));
+  else
+    w->backend_pid = PQbackendPID(nodup_db_handle(w->db));
   return 0;
 }
 

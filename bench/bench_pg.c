@@ -24,6 +24,7 @@ static int pg_connect(bench_worker *w) {
     bench_worker_error(w, "connect: %s", PQerrorMessage(w->pg));
     return -1;
   }
+  w->backend_pid = PQbackendPID(w->pg);
   return 0;
 }
 
