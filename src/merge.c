@@ -583,7 +583,7 @@ int nodup_merge(nodup_merge_report **out, nodup_db *db, const char *table,
     goto done;
   }
   for (i = 0; i < ncols; i++) {
-    int col = cols[i] ? mcol(db, t, cols[i]) : -1;
+    int col = cols[i] ? table_info_column(db, t, cols[i]) : -1;
     if (col < 0) {
       rc = nodup_fail(db, NODUP_ERR_NO_COLUMN, "table %s has no column \"%s\"", t->qualified,
                       cols[i] ? cols[i] : "(null)");

@@ -199,6 +199,29 @@ static void test_chinook_playlists(void **state) {
   if (!pg) assert_int_equal(harness_count(db, "SELECT count(*) FROM pragma_foreign_key_check", NULL), 0);
 }
 
+static void test_errors(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  const char *nope[] = {"nope"};
+  const char *bad_ref[] = {"audit_log"};
+  nodup_merge_options opt;
+  harness_exec(db, seed000);
+  assert_int_equal(nodup_merge(&r, db, "nope", conf_key, 2, NULL, NULL), NODUP_ERR_NO_TABLE);
+  assert_non_null(strstr(nodup_errmsg(db), "nope"));
+  assert_int_equal(nodup_merge(&r, db, "conference", nope, 1, NULL, NULL), NODUP_ERR_NO_COLUMN);
+  assert_non_null(strstr(nodup_errmsg(db), "nope"));
+  memset(&opt, 0, sizeof opt);
+  opt.refs = bad_ref;
+  opt.nrefs = 1;
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, &opt), NODUP_ERR_USAGE);
+  assert_null(r);
+  /* Inside the caller's transaction: refused, nothing done. */
+  harness_exec(db, "BEGIN");
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, NULL), NODUP_ERR_USAGE);
+  harness_exec(db, "ROLLBACK");
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"conference\"", NULL), 6);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
@@ -208,6 +231,7 @@ int main(void) {
       T(test_user_reference_and_keep),
       T(test_batches),
       T(test_chinook_playlists),
+      T(test_errors),
 #undef T
   };
   return cmocka_run_group_tests_name(harness_is_pg() ? "merge_pg" : "merge_sqlite", tests, NULL,
