@@ -128,13 +128,26 @@ static int merge_collisions(merge_ctx *c, const nodup_table_info *x, const char 
     sql_ident(&q, child->pk[i]);
     buf_printf(&q, ") OVER nodup_w AS nodup_kp%zu", i);
   }
-  buf_printf(&q, ", row_number() OVER nodup_w AS nodup_rn FROM %s AS c LEFT JOIN %s AS m ON ",
-             child->qualified, m);
+  /* Only rows pointing at a loser (moved) or at a keeper (staying) can
+   * collide: join them in, index-friendly, instead of windowing all of C.
+   * nodup_t<i> is the value after re-pointing. */
+  buf_puts(&q, ", row_number() OVER nodup_w AS nodup_rn FROM ");
+  buf_printf(&q, "%s AS c JOIN (SELECT ", child->qualified);
+  for (i = 0; i < fk->ncols; i++) {
+    int g = mcol(db, x, fk->refcols[i]);
+    buf_printf(&q, "nodup_l%d AS nodup_v%zu, nodup_k%d AS nodup_t%zu, ", g, i, g, i);
+  }
+  buf_printf(&q, "1 AS nodup_moved FROM %s UNION SELECT ", m);
+  for (i = 0; i < fk->ncols; i++) {
+    int g = mcol(db, x, fk->refcols[i]);
+    buf_printf(&q, "nodup_k%d, nodup_k%d, ", g, g);
+  }
+  buf_printf(&q, "0 FROM %s) AS mm ON ", m);
   for (i = 0; i < fk->ncols; i++) {
     if (i) buf_puts(&q, " AND ");
     buf_puts(&q, "c.");
     sql_ident(&q, fk->cols[i]);
-    buf_printf(&q, " = m.nodup_l%d", mcol(db, x, fk->refcols[i]));
+    buf_printf(&q, " = mm.nodup_v%zu", i);
   }
   buf_puts(&q, " WHERE 1 = 1");
   for (j = 0; j < ix->ncols && !ix->nulls_equal; j++) {
@@ -151,17 +164,14 @@ static int merge_collisions(merge_ctx *c, const nodup_table_info *x, const char 
         f = (int)i;
     if (j) buf_puts(&q, ", ");
     if (f >= 0) {
-      buf_printf(&q, "coalesce(m.nodup_k%d, c.", mcol(db, x, fk->refcols[f]));
-      sql_ident(&q, ix->cols[j]);
-      buf_putc(&q, ')');
+      buf_printf(&q, "mm.nodup_t%d", f);
     } else {
       buf_puts(&q, "c.");
       sql_ident(&q, ix->cols[j]);
     }
   }
   /* A row that already points at the keeper stays; then the oldest. */
-  buf_printf(&q, " ORDER BY CASE WHEN m.nodup_l%d IS NULL THEN 0 ELSE 1 END",
-             mcol(db, x, fk->refcols[0]));
+  buf_puts(&q, " ORDER BY mm.nodup_moved");
   for (i = 0; i < child->npk; i++) {
     buf_puts(&q, ", c.");
     sql_ident(&q, child->pk[i]);
@@ -437,19 +447,30 @@ static void key_condition(buf *q, const nodup_table_info *t, char *const *key, s
   (void)t;
 }
 
-/* The batch: the first `batch` duplicate groups in key order. */
-static void batch_filter(buf *q, const nodup_table_info *t, char *const *key, size_t nkey,
-                         const char *where, size_t batch) {
+/* The batch: the first `batch` duplicate groups in key order, materialised
+ * once (a correlated GROUP BY subquery would be re-run per row). */
+static int batch_groups(merge_ctx *c, const nodup_table_info *t, char *const *key, size_t nkey,
+                        const char *where, size_t batch) {
+  buf q;
+  int rc;
+  buf_init(&q);
+  buf_puts(&q, "CREATE TEMP TABLE nodup_batch AS SELECT ");
+  sql_ident_list(&q, key, nkey);
+  buf_printf(&q, " FROM %s AS g WHERE ", t->qualified);
+  key_condition(&q, t, key, nkey, where, "g");
+  buf_puts(&q, " GROUP BY ");
+  sql_ident_list(&q, key, nkey);
+  buf_puts(&q, " HAVING count(*) > 1 ORDER BY ");
+  sql_ident_list(&q, key, nkey);
+  buf_printf(&q, " LIMIT %zu", batch);
+  rc = run_sql(c, &q, NULL);
+  buf_free(&q);
+  return rc;
+}
+
+static void batch_join(buf *q, char *const *key, size_t nkey) {
   size_t i;
-  buf_puts(q, "EXISTS (SELECT 1 FROM (SELECT ");
-  sql_ident_list(q, key, nkey);
-  buf_printf(q, " FROM %s AS g WHERE ", t->qualified);
-  key_condition(q, t, key, nkey, where, "g");
-  buf_puts(q, " GROUP BY ");
-  sql_ident_list(q, key, nkey);
-  buf_puts(q, " HAVING count(*) > 1 ORDER BY ");
-  sql_ident_list(q, key, nkey);
-  buf_printf(q, " LIMIT %zu) AS b WHERE ", batch);
+  buf_puts(q, " JOIN nodup_batch AS b ON ");
   for (i = 0; i < nkey; i++) {
     if (i) buf_puts(q, " AND ");
     buf_puts(q, "b.");
@@ -457,7 +478,6 @@ static void batch_filter(buf *q, const nodup_table_info *t, char *const *key, si
     buf_puts(q, " = x.");
     sql_ident(q, key[i]);
   }
-  buf_putc(q, ')');
 }
 
 static int ensure_archive(nodup_db *db) {
@@ -480,15 +500,15 @@ static int merge_batch(merge_ctx *c, const nodup_table_info *t, char *const *key
 
   buf_init(&q);
   *groups = 0;
+  if ((rc = batch_groups(c, t, key, nkey, where, batch)) != NODUP_OK) goto done;
   if (db->be->lock_rows[0]) {
     /* Keepers and losers locked in primary key order (no deadlock between
      * two merges), so no child row can be added to a loser between
      * re-pointing and deleting. */
-    buf_puts(&q, "SELECT 1 FROM ");
-    buf_printf(&q, "%s AS x WHERE ", t->qualified);
+    buf_printf(&q, "SELECT 1 FROM %s AS x", t->qualified);
+    batch_join(&q, key, nkey);
+    buf_puts(&q, " WHERE ");
     key_condition(&q, t, key, nkey, where, "x");
-    buf_puts(&q, " AND ");
-    batch_filter(&q, t, key, nkey, where, batch);
     buf_puts(&q, " ORDER BY ");
     for (i = 0; i < t->npk; i++) {
       buf_printf(&q, "%sx.", i ? ", " : "");
@@ -506,10 +526,10 @@ static int merge_batch(merge_ctx *c, const nodup_table_info *t, char *const *key
     sql_ident(&q, t->pk[i]);
     buf_printf(&q, ") OVER nodup_w AS nodup_kp%zu", i);
   }
-  buf_printf(&q, ", row_number() OVER nodup_w AS nodup_rn FROM %s AS x WHERE ", t->qualified);
+  buf_printf(&q, ", row_number() OVER nodup_w AS nodup_rn FROM %s AS x", t->qualified);
+  batch_join(&q, key, nkey);
+  buf_puts(&q, " WHERE ");
   key_condition(&q, t, key, nkey, where, "x");
-  buf_puts(&q, " AND ");
-  batch_filter(&q, t, key, nkey, where, batch);
   buf_puts(&q, " WINDOW nodup_w AS (PARTITION BY ");
   for (i = 0; i < nkey; i++) {
     buf_printf(&q, "%sx.", i ? ", " : "");
@@ -540,6 +560,11 @@ static int merge_batch(merge_ctx *c, const nodup_table_info *t, char *const *key
   }
   rc = merge_level(c, t, buf_str(&q), 0, extra, nextra);
 done:
+  if (rc == NODUP_OK) {
+    buf_reset(&q);
+    buf_puts(&q, "DROP TABLE nodup_batch");
+    rc = run_sql(c, &q, NULL);
+  }
   buf_free(&q);
   return rc;
 }
