@@ -117,6 +117,7 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
     else if (!strcmp(name, "limit")) rc = positive(a, name, val, &a->limit);
     else if (!strcmp(name, "batch")) rc = positive(a, name, val, &a->batch);
     else if (!strcmp(name, "keep")) a->keep = val;
+    else if (!strcmp(name, "csv")) a->csv = val;
     else if (!strcmp(name, "one-to-one")) {
       if (strcmp(val, "merge") && strcmp(val, "fail"))
         return bad(a, "--one-to-one is merge or fail, not '%s'", val);

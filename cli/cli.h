@@ -33,6 +33,7 @@ typedef struct cli_args {
   const char *keep, *one_to_one;
   int batch, dry_run, no_archive;
   const char *refs[64];   /* --ref TABLE(COL[,COL]) */
+  const char *csv;        /* --csv FILE, "-" for stdin */
   size_t nrefs;
   int help;
   const char *pos[64];    /* positional arguments */
@@ -67,5 +68,6 @@ int cmd_exec(int argc, char **argv);
 int cmd_slug(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #endif

@@ -19,6 +19,7 @@ static const char usage[] =
     "  merge          merge a key's duplicates into one row each, re-pointing every reference\n"
     "  exec           run SQL statements (setup scripts, demos)\n"
     "  slug           insert a row with a unique slug made from a text (my-team, my-team-2...)\n"
+    "  import         insert every row of a CSV file in one transaction, or none\n"
     "\n"
     "Every command takes --db URL (default: $NODUP_DB): a file path or sqlite:PATH\n"
     "(SQLite; the file must exist, or use file:PATH?mode=rwc), postgres://... or a\n"
@@ -36,6 +37,7 @@ static int dispatch(const char *cmd, int argc, char **argv) {
   if (!strcmp(cmd, "slug")) return cmd_slug(argc, argv);
   if (!strcmp(cmd, "scan")) return cmd_scan(argc, argv);
   if (!strcmp(cmd, "merge")) return cmd_merge(argc, argv);
+  if (!strcmp(cmd, "import")) return cmd_import(argc, argv);
   fprintf(stderr, "nodup: unknown command '%s' (run 'nodup --help')\n", cmd);
   return EXIT_ERROR;
 }

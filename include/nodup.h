@@ -31,6 +31,7 @@
 #define NODUP_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -634,6 +635,99 @@ NODUP_EXTERN int nodup_merge(nodup_merge_report **out, nodup_db *db, const char 
 
 /* Free a merge report. Accepts NULL. */
 NODUP_EXTERN void nodup_merge_free(nodup_merge_report *report);
+
+/* ---------------------------------------------------------------------------
+ * Imports
+ *
+ * nodup_import_csv() inserts every row of a CSV file in one transaction, or
+ * none. The key's unique index is the arbiter, so two processes importing
+ * the same file at once cannot both succeed: the loser waits for the
+ * winner's transaction, finds every key taken and rolls back.
+ */
+
+/* How many conflicting keys a report lists (the rest are only counted). */
+#define NODUP_IMPORT_LIST 10
+
+typedef struct nodup_import_options {
+  size_t chunk;             /* rows per INSERT statement (PostgreSQL); 0: 500 */
+  size_t limit;             /* conflicts listed in the report; 0: NODUP_IMPORT_LIST */
+} nodup_import_options;
+
+/* One row whose key could not be inserted. */
+typedef struct nodup_import_conflict {
+  char **values;            /* report->nkey key values as in the CSV; NULL for NULL */
+  long long line;           /* CSV line where the row starts (the header is line 1) */
+  int existing;             /* 1: the key is in the table; 0: it repeats within the file */
+} nodup_import_conflict;
+
+/* The report of nodup_import_csv(). Read-only for the caller; freed by
+ * nodup_import_free(). */
+typedef struct nodup_import_report {
+  long long rows;           /* data rows read (all of them, also on conflict) */
+  long long inserted;       /* rows inserted: `rows` on success, 0 otherwise */
+  long long conflicts;      /* rows whose key exists or repeats */
+  size_t nkey;
+  char **key;               /* key columns, catalog spelling */
+  size_t nlisted;           /* at most options.limit */
+  nodup_import_conflict *listed;  /* in file order */
+} nodup_import_report;
+
+/*
+ * Insert every row of the CSV read from `csv` into `table`, all in one
+ * transaction, or none of them.
+ *
+ * The CSV is RFC 4180 (parsed by libcsv, strict): a header row naming the
+ * columns (any of the table's, in any order; the others get their
+ * defaults), then one record per row with as many fields. Fields may be
+ * quoted ("a, b", "say ""hi""", line breaks inside quotes) and are taken
+ * verbatim: no trimming. An unquoted empty field is SQL NULL, a quoted
+ * empty field ("") is the empty string (PostgreSQL's COPY convention).
+ * Lines with nothing on them are skipped. Values are text, bound as
+ * parameters and converted by the database, as everywhere in nodup.
+ *
+ * The key (`cols`, `ncols`, optional `where`) must be backed by a unique
+ * index exactly, as for nodup_key_prepare(); the header must name every key
+ * column. The file is streamed: memory stays flat whatever its size.
+ * SQLite: BEGIN IMMEDIATE (a savepoint inside the caller's transaction) and
+ * one prepared insert reused per row. PostgreSQL: BEGIN (a savepoint inside
+ * the caller's transaction) and multi-row inserts of opt->chunk rows, every
+ * value a parameter. Each insert is `INSERT ... ON CONFLICT (key) DO
+ * NOTHING`: a row that inserts nothing is a conflict, never a raw unique
+ * violation. A row outside the key's predicate is inserted but not checked
+ * (the index does not cover it).
+ *
+ * When any key already exists, or the file repeats a key, nothing is
+ * inserted (the transaction is rolled back after the whole file has been
+ * read, so every conflict is counted) and the call returns
+ * NODUP_ERR_DUPLICATE; the message names the first conflicting keys and
+ * their lines ("and N more"). Concurrent imports of one file: exactly one
+ * succeeds, the others return NODUP_ERR_DUPLICATE.
+ *
+ * On NODUP_OK and on NODUP_ERR_DUPLICATE, *out is a new report (free with
+ * nodup_import_free()); on any other error *out is NULL. `opt` may be NULL.
+ * The caller keeps `csv` (the call reads it to its end or to the error and
+ * does not close it).
+ *
+ * Errors: NODUP_ERR_DUPLICATE; those of nodup_key_prepare()
+ * (NODUP_ERR_UNBACKED, NODUP_ERR_NO_TABLE, NODUP_ERR_NO_PKEY...);
+ * NODUP_ERR_NO_COLUMN (a header names an unknown column, or lacks a key
+ * column); NODUP_ERR_USAGE (malformed CSV: unterminated quote, stray quote,
+ * a record with the wrong number of fields, an empty or repeated header
+ * name; the message gives the line); NODUP_ERR_NULL_KEY (a key value is
+ * NULL and the index treats NULLs as distinct); NODUP_ERR_CONSTRAINT and
+ * NODUP_ERR_DB (a bad value, NOT NULL, CHECK, a foreign key: the message
+ * starts with the CSV line and carries the database's, which names the
+ * column); NODUP_ERR_RETRY (a deadlock with an import of overlapping keys
+ * in another order, or SQLite's lock stayed busy: run it again);
+ * NODUP_ERR_NOMEM. Nothing is inserted on any error.
+ */
+NODUP_EXTERN int nodup_import_csv(nodup_import_report **out, nodup_db *db,
+                                  const char *table, const char *const *cols,
+                                  size_t ncols, const char *where, FILE *csv,
+                                  const nodup_import_options *opt);
+
+/* Free an import report. Accepts NULL. */
+NODUP_EXTERN void nodup_import_free(nodup_import_report *report);
 
 #ifdef __cplusplus
 }

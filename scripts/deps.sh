@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Install the Debian packages nodup needs, only those missing.
-#   scripts/deps.sh build   compiler, cmake, libsqlite3, libpq, libicu
+#   scripts/deps.sh build   compiler, cmake, libsqlite3, libpq, libicu, libcsv
 #   scripts/deps.sh test    + cmocka and a PostgreSQL server for the tests
 #   scripts/deps.sh ci      + clang and valgrind
 set -euo pipefail
 profile=${1:-build}
-pkgs=(gcc make cmake pkg-config libsqlite3-dev libpq-dev libicu-dev)
+pkgs=(gcc make cmake pkg-config libsqlite3-dev libpq-dev libicu-dev libcsv-dev)
 case "$profile" in
   build) ;;
   test) pkgs+=(libcmocka-dev postgresql) ;;

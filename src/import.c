@@ -1,0 +1,517 @@
+/*
+ * import.c -- insert every row of a CSV file in one transaction, or none.
+ *
+ * The key is a nodup key (key.c): preparing it proves that a unique index
+ * backs it, and that index arbitrates every insert through
+ * `INSERT ... ON CONFLICT (key) DO NOTHING RETURNING 1`. A row that returns
+ * nothing is a conflict (the key exists, was inserted by a concurrent import
+ * that committed first, or repeats earlier in the file); the import reads on
+ * to count them all, then rolls back. No check-then-insert anywhere, so two
+ * imports of one file cannot both succeed (seed 003).
+ *
+ * The file is parsed by libcsv (strict RFC 4180) in fixed-size blocks; rows
+ * are gathered into chunks of opt->chunk rows. SQLite inserts them one
+ * prepared statement per row; PostgreSQL one multi-row INSERT per chunk
+ * inside a savepoint. When a chunk fails or inserts fewer rows than it has,
+ * the savepoint is rolled back and the chunk re-run row by row, to name the
+ * line (and the conflicting keys) exactly; that slow path only runs on the
+ * way to an error.
+ */
+#include <csv.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define IMPORT_CHUNK 500
+#define IMPORT_MAX_PARAMS 65535  /* PostgreSQL's limit per statement */
+#define IMPORT_NULL SIZE_MAX     /* offset of an SQL NULL value */
+
+typedef struct import_ctx {
+  nodup_db *db;
+  nodup_key *key;
+  nodup_import_report *rep;
+  size_t limit, chunk;
+  int pg, owned, begun, rc;
+  /* header */
+  int header_done;
+  size_t nhdr, caphdr;
+  char **hdr;            /* catalog spelling once resolved */
+  size_t *keypos;        /* field index of each key column */
+  /* position */
+  long long line;        /* the line the parser is on */
+  long long rec_line;    /* the line where the current record starts */
+  int after_cr;
+  size_t rec_n;          /* fields of the current record so far */
+  /* the chunk being gathered */
+  buf data;
+  size_t *off;           /* chunk * nhdr offsets into data, IMPORT_NULL for NULL */
+  long long *lines;
+  size_t nrows;
+  const char **params;
+  nodup_stmt *one, *many;
+  long long got;         /* rows the last insert returned */
+} import_ctx;
+
+static int import_count_row(void *ctx, int ncols, const char *const *vals) {
+  (void)ncols;
+  (void)vals;
+  ++*(long long *)ctx;
+  return 0;
+}
+
+/* Fail with the message prefixed by the CSV line. */
+static int import_fail_at(import_ctx *c, long long line, int code) {
+  buf m;
+  buf_init(&m);
+  buf_printf(&m, "CSV line %lld: %s", line, buf_str(&c->db->err));
+  if (m.oom) {
+    buf_free(&m);
+    return NODUP_ERR_NOMEM;
+  }
+  buf_free(&c->db->err);
+  c->db->err = m;
+  return code;
+}
+
+/* The insert for `rows` rows: INSERT ... VALUES (...), ... ON CONFLICT
+ * (key) [WHERE pred] DO NOTHING RETURNING 1. */
+static int import_prepare(import_ctx *c, size_t rows, nodup_stmt **out) {
+  nodup_db *db = c->db;
+  const nodup_table_info *t = c->key->table;
+  size_t n = rows * c->nhdr, r, i;
+  unsigned *types = calloc(n, sizeof *types);
+  buf q;
+  int rc;
+  if (!types) return NODUP_ERR_NOMEM;
+  buf_init(&q);
+  buf_printf(&q, "INSERT INTO %s (", t->qualified);
+  sql_ident_list(&q, c->hdr, c->nhdr);
+  buf_puts(&q, ") VALUES ");
+  for (r = 0; r < rows; r++) {
+    buf_puts(&q, r ? ", (" : "(");
+    for (i = 0; i < c->nhdr; i++) {
+      if (i) buf_puts(&q, ", ");
+      sql_param(&q, db, (int)(r * c->nhdr + i + 1));
+      types[r * c->nhdr + i] = t->types[table_info_column(db, t, c->hdr[i])];
+    }
+    buf_putc(&q, ')');
+  }
+  buf_puts(&q, " ON CONFLICT (");
+  sql_ident_list(&q, c->key->cols, c->key->ncols);
+  buf_putc(&q, ')');
+  if (c->key->where) buf_printf(&q, " WHERE %s", c->key->where);
+  buf_puts(&q, " DO NOTHING RETURNING 1");
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->prepare(db, buf_str(&q), (int)n, types, out);
+  buf_free(&q);
+  free(types);
+  return rc;
+}
+
+/* Point params at the values of chunk rows [from, from + rows). */
+static void import_params(import_ctx *c, size_t from, size_t rows) {
+  size_t i, n = rows * c->nhdr;
+  for (i = 0; i < n; i++) {
+    size_t o = c->off[from * c->nhdr + i];
+    c->params[i] = o == IMPORT_NULL ? NULL : c->data.p + o;
+  }
+}
+
+/* Record chunk row `r` as a conflict: counted always, listed up to the
+ * limit. */
+static int import_conflict(import_ctx *c, size_t r) {
+  nodup_import_report *rep = c->rep;
+  nodup_import_conflict *k;
+  size_t i;
+  rep->conflicts++;
+  if (rep->nlisted >= c->limit) return NODUP_OK;
+  k = &rep->listed[rep->nlisted];
+  if (!(k->values = calloc(c->key->ncols, sizeof *k->values))) return NODUP_ERR_NOMEM;
+  rep->nlisted++;
+  k->line = c->lines[r];
+  for (i = 0; i < c->key->ncols; i++) {
+    size_t o = c->off[r * c->nhdr + c->keypos[i]];
+    if (o != IMPORT_NULL && !(k->values[i] = nodup_strdup(c->data.p + o)))
+      return NODUP_ERR_NOMEM;
+  }
+  return NODUP_OK;
+}
+
+/* Insert the chunk row by row: every row's outcome is known exactly. */
+static int import_rows(import_ctx *c) {
+  size_t r;
+  int rc;
+  for (r = 0; r < c->nrows; r++) {
+    import_params(c, r, 1);
+    c->got = 0;
+    rc = c->db->be->run(c->db, c->one, c->params, (int)c->nhdr, import_count_row, &c->got);
+    if (rc != NODUP_OK) return import_fail_at(c, c->lines[r], rc);
+    if (c->got == 0 && (rc = import_conflict(c, r)) != NODUP_OK) return rc;
+  }
+  return NODUP_OK;
+}
+
+/* PostgreSQL: one multi-row insert in a savepoint; on failure or a short
+ * count, back to the savepoint and row by row (unless only the count is
+ * still needed). */
+static int import_chunk_pg(import_ctx *c) {
+  nodup_db *db = c->db;
+  nodup_stmt *st = c->many, *tail = NULL;
+  int rc;
+  if (c->nrows < c->chunk) {
+    if ((rc = import_prepare(c, c->nrows, &tail)) != NODUP_OK) return rc;
+    st = tail;
+  }
+  if ((rc = db->be->exec(db, "SAVEPOINT nodup_import_chunk")) != NODUP_OK) goto done;
+  import_params(c, 0, c->nrows);
+  c->got = 0;
+  rc = db->be->run(db, st, c->params, (int)(c->nrows * c->nhdr), import_count_row, &c->got);
+  if (rc == NODUP_OK && (size_t)c->got == c->nrows) {
+    rc = db->be->exec(db, "RELEASE SAVEPOINT nodup_import_chunk");
+    goto done;
+  }
+  if (rc == NODUP_OK && c->rep->nlisted >= c->limit) {
+    /* The list is full: the number of rows that inserted nothing is all
+     * that is left to learn, and the whole import will be rolled back. */
+    c->rep->conflicts += (long long)c->nrows - c->got;
+    rc = db->be->exec(db, "RELEASE SAVEPOINT nodup_import_chunk");
+    goto done;
+  }
+  if (rc == NODUP_ERR_RETRY || rc == NODUP_ERR_CONNECT) goto done;
+  if ((rc = db->be->exec(db, "ROLLBACK TO SAVEPOINT nodup_import_chunk")) != NODUP_OK)
+    goto done;
+  if ((rc = import_rows(c)) != NODUP_OK) goto done;
+  rc = db->be->exec(db, "RELEASE SAVEPOINT nodup_import_chunk");
+done:
+  if (tail) db->be->finalize(db, tail);
+  return rc;
+}
+
+static int import_flush(import_ctx *c) {
+  int rc;
+  if (!c->nrows) return NODUP_OK;
+  rc = c->pg ? import_chunk_pg(c) : import_rows(c);
+  c->nrows = 0;
+  buf_reset(&c->data);
+  return rc;
+}
+
+/* The header is complete: resolve its names, find the key columns, prepare
+ * the inserts and open the transaction. */
+static int import_header(import_ctx *c) {
+  nodup_db *db = c->db;
+  const nodup_table_info *t = c->key->table;
+  size_t i, j;
+  int rc;
+  if (!c->nhdr) return nodup_fail(db, NODUP_ERR_USAGE, "CSV line %lld: empty header", c->rec_line);
+  for (i = 0; i < c->nhdr; i++) {
+    int col = c->hdr[i] ? table_info_column(db, t, c->hdr[i]) : -1;
+    char *canon;
+    if (!c->hdr[i] || !*c->hdr[i])
+      return nodup_fail(db, NODUP_ERR_USAGE, "CSV line %lld, column %zu: empty column name",
+                        c->rec_line, i + 1);
+    if (col < 0)
+      return nodup_fail(db, NODUP_ERR_NO_COLUMN,
+                        "CSV line %lld, column %zu: table %s has no column \"%s\"",
+                        c->rec_line, i + 1, t->qualified, c->hdr[i]);
+    for (j = 0; j < i; j++)
+      if (table_info_column(db, t, c->hdr[j]) == col)
+        return nodup_fail(db, NODUP_ERR_USAGE,
+                          "CSV line %lld, column %zu: column \"%s\" is named twice",
+                          c->rec_line, i + 1, c->hdr[i]);
+    if (!(canon = nodup_strdup(t->cols[col]))) return NODUP_ERR_NOMEM;
+    free(c->hdr[i]);
+    c->hdr[i] = canon;
+  }
+  if (!(c->keypos = calloc(c->key->ncols, sizeof *c->keypos))) return NODUP_ERR_NOMEM;
+  for (i = 0; i < c->key->ncols; i++) {
+    for (j = 0; j < c->nhdr; j++)
+      if (table_info_column(db, t, c->hdr[j]) == c->key->colidx[i]) break;
+    if (j == c->nhdr)
+      return nodup_fail(db, NODUP_ERR_NO_COLUMN,
+                        "CSV line %lld: the header has no column for key column \"%s\"",
+                        c->rec_line, c->key->cols[i]);
+    c->keypos[i] = j;
+  }
+  if (c->pg && c->chunk * c->nhdr > IMPORT_MAX_PARAMS) c->chunk = IMPORT_MAX_PARAMS / c->nhdr;
+  if (!c->pg) c->chunk = IMPORT_CHUNK;
+  c->off = calloc(c->chunk * c->nhdr, sizeof *c->off);
+  c->lines = calloc(c->chunk, sizeof *c->lines);
+  c->params = calloc(c->chunk * c->nhdr, sizeof *c->params);
+  if (!c->off || !c->lines || !c->params) return NODUP_ERR_NOMEM;
+  if ((rc = import_prepare(c, 1, &c->one)) != NODUP_OK) return rc;
+  if (c->pg && (rc = import_prepare(c, c->chunk, &c->many)) != NODUP_OK) return rc;
+  c->owned = !db->be->in_transaction(db);
+  rc = db->be->exec(db, c->owned ? db->be->begin_write : "SAVEPOINT nodup_import");
+  if (rc == NODUP_OK) c->begun = 1;
+  return rc;
+}
+
+/* ---- libcsv callbacks: they cannot return errors, so the first one is
+ * kept in c->rc and everything after it is ignored. ---- */
+
+static void import_field(void *s, size_t len, void *data) {
+  import_ctx *c = data;
+  size_t i, nl = 0;
+  const char *f = s;
+  if (c->rc != NODUP_OK) return;
+  if (c->rec_n == 0) c->rec_line = c->line;
+  c->after_cr = 0;
+  for (i = 0; i < len; i++)
+    if (f[i] == '\n' || (f[i] == '\r' && (i + 1 == len || f[i + 1] != '\n'))) nl++;
+  if (!c->header_done) {
+    if (c->nhdr == c->caphdr) {
+      size_t cap = c->caphdr ? 2 * c->caphdr : 16;
+      char **h = realloc(c->hdr, cap * sizeof *h);
+      if (!h) {
+        c->rc = NODUP_ERR_NOMEM;
+        return;
+      }
+      c->hdr = h;
+      c->caphdr = cap;
+    }
+    c->hdr[c->nhdr] = s ? strndup(f, len) : NULL;
+    if (s && !c->hdr[c->nhdr]) c->rc = NODUP_ERR_NOMEM;
+    c->nhdr++;
+  } else if (c->rec_n >= c->nhdr) {
+    c->rc = nodup_fail(c->db, NODUP_ERR_USAGE,
+                       "CSV line %lld: more than the header's %zu fields", c->rec_line,
+                       c->nhdr);
+  } else {
+    c->off[c->nrows * c->nhdr + c->rec_n] = s ? c->data.len : IMPORT_NULL;
+    if (s) {
+      buf_putn(&c->data, f, len);
+      buf_putc(&c->data, '\0');
+      if (c->data.oom) c->rc = NODUP_ERR_NOMEM;
+    }
+  }
+  c->rec_n++;
+  c->line += (long long)nl;
+}
+
+static void import_record(int term, void *data) {
+  import_ctx *c = data;
+  if (c->rc != NODUP_OK) return;
+  if (term == '\n' && c->after_cr && c->rec_n == 0) {
+    c->after_cr = 0;  /* the LF of a CRLF: the CR counted the line */
+    return;
+  }
+  c->after_cr = term == '\r';
+  if (term != -1) c->line++;
+  if (c->rec_n == 0) return;  /* a blank line */
+  c->rec_n = 0;
+  if (!c->header_done) {
+    c->header_done = 1;
+    c->rc = import_header(c);
+    return;
+  }
+  c->lines[c->nrows] = c->rec_line;
+  c->rep->rows++;
+  c->nrows++;
+  if (c->nrows == c->chunk) c->rc = import_flush(c);
+}
+
+/* Fields per record are counted as they arrive; a record end checks that
+ * there were exactly nhdr. */
+static void import_record_checked(int term, void *data) {
+  import_ctx *c = data;
+  if (c->rc == NODUP_OK && c->header_done && c->rec_n && c->rec_n != c->nhdr) {
+    c->rc = nodup_fail(c->db, NODUP_ERR_USAGE,
+                       "CSV line %lld: %zu field%s where the header has %zu", c->rec_line,
+                       c->rec_n, c->rec_n == 1 ? "" : "s", c->nhdr);
+    return;
+  }
+  if (c->rc == NODUP_OK && c->header_done && c->rec_n) {
+    size_t i;
+    for (i = 0; i < c->key->ncols; i++)
+      if (c->off[c->nrows * c->nhdr + c->keypos[i]] == IMPORT_NULL && !c->key->nulls_equal) {
+        c->rc = nodup_fail(c->db, NODUP_ERR_NULL_KEY,
+                           "CSV line %lld: key column \"%s\" is NULL (an unquoted empty "
+                           "field), and index %s treats NULLs as distinct",
+                           c->rec_line, c->key->cols[i], c->key->index);
+        return;
+      }
+  }
+  import_record(term, data);
+}
+
+static int import_no_space(unsigned char ch) {
+  (void)ch;
+  return 0;
+}
+
+/* Read the whole file through the parser. */
+static int import_read(import_ctx *c, FILE *csv) {
+  struct csv_parser p;
+  char block[65536];
+  size_t n;
+  int rc = NODUP_OK;
+  if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_REPALL_NL | CSV_EMPTY_IS_NULL) != 0)
+    return NODUP_ERR_NOMEM;
+  csv_set_space_func(&p, import_no_space);
+  while (c->rc == NODUP_OK && (n = fread(block, 1, sizeof block, csv)) > 0) {
+    if (csv_parse(&p, block, n, import_field, import_record_checked, c) != n &&
+        c->rc == NODUP_OK) {
+      int e = csv_error(&p);
+      c->rc = e == CSV_EPARSE
+                  ? nodup_fail(c->db, NODUP_ERR_USAGE,
+                               "CSV line %lld: malformed field (a quote inside an "
+                               "unquoted field, or text after a closing quote)",
+                               c->rec_n ? c->rec_line : c->line)
+                  : NODUP_ERR_NOMEM;
+    }
+  }
+  if (c->rc == NODUP_OK && ferror(csv))
+    c->rc = nodup_fail(c->db, NODUP_ERR_USAGE, "cannot read the CSV file");
+  if (c->rc == NODUP_OK) {
+    long long start = c->rec_n ? c->rec_line : c->line;
+    if (csv_fini(&p, import_field, import_record_checked, c) != 0 && c->rc == NODUP_OK)
+      c->rc = nodup_fail(c->db, NODUP_ERR_USAGE,
+                         "CSV line %lld: unterminated quoted field", start);
+  }
+  csv_free(&p);
+  rc = c->rc;
+  if (rc == NODUP_OK && !c->header_done)
+    rc = nodup_fail(c->db, NODUP_ERR_USAGE, "the CSV is empty: no header row");
+  if (rc == NODUP_OK) rc = import_flush(c);
+  return rc;
+}
+
+/* After the rollback: which listed keys are in the table (the rest repeat
+ * within the file), and the message. */
+static int import_explain(import_ctx *c) {
+  nodup_import_report *rep = c->rep;
+  nodup_db *db = c->db;
+  nodup_result found;
+  size_t i, k;
+  buf m;
+  for (i = 0; i < rep->nlisted; i++) {
+    found.id = NULL;
+    if (nodup_find(c->key, (const char *const *)rep->listed[i].values, &found) ==
+        NODUP_OK)
+      rep->listed[i].existing = found.id != NULL;
+  }
+  buf_init(&m);
+  buf_printf(&m, "table %s: %lld of %lld rows have a key that %s; nothing imported:",
+             c->key->table->qualified, rep->conflicts, rep->rows,
+             "is already in the table or repeats in the file");
+  for (i = 0; i < rep->nlisted; i++) {
+    buf_puts(&m, i ? "; (" : " (");
+    sql_ident_list(&m, c->key->cols, c->key->ncols);
+    buf_puts(&m, ")=(");
+    for (k = 0; k < c->key->ncols; k++) {
+      const char *v = rep->listed[i].values[k];
+      if (k) buf_puts(&m, ", ");
+      if (v) buf_printf(&m, "'%s'", v);
+      else buf_puts(&m, "NULL");
+    }
+    buf_printf(&m, ") line %lld %s", rep->listed[i].line,
+               rep->listed[i].existing ? "already imported" : "repeats in the file");
+  }
+  if (rep->conflicts > (long long)rep->nlisted)
+    buf_printf(&m, "; and %lld more", rep->conflicts - (long long)rep->nlisted);
+  if (m.oom) {
+    buf_free(&m);
+    return NODUP_ERR_NOMEM;
+  }
+  buf_free(&db->err);
+  db->err = m;
+  return NODUP_ERR_DUPLICATE;
+}
+
+static void import_rollback(import_ctx *c) {
+  nodup_db *db = c->db;
+  buf keep = db->err;  /* keep the failure's message, not the rollback's */
+  buf_init(&db->err);
+  db->be->exec(db, c->owned ? "ROLLBACK"
+                            : "ROLLBACK TO SAVEPOINT nodup_import; "
+                              "RELEASE SAVEPOINT nodup_import");
+  buf_free(&db->err);
+  db->err = keep;
+  c->begun = 0;
+}
+
+int nodup_import_csv(nodup_import_report **out, nodup_db *db, const char *table,
+                     const char *const *cols, size_t ncols, const char *where, FILE *csv,
+                     const nodup_import_options *opt) {
+  import_ctx c;
+  nodup_import_report *rep = NULL;
+  size_t i;
+  int rc;
+
+  if (!out) return db ? nodup_fail(db, NODUP_ERR_USAGE, "import_csv: NULL report") : NODUP_ERR_USAGE;
+  *out = NULL;
+  if (!db || !db->native) return NODUP_ERR_USAGE;
+  nodup_clear_error(db);
+  memset(&c, 0, sizeof c);
+  buf_init(&c.data);
+  c.db = db;
+  c.pg = db->be == &nodup_pg_backend;
+  c.limit = opt && opt->limit ? opt->limit : NODUP_IMPORT_LIST;
+  c.chunk = opt && opt->chunk ? opt->chunk : IMPORT_CHUNK;
+  c.line = 1;
+  if (!csv || !table) {
+    rc = nodup_fail(db, NODUP_ERR_USAGE, "import_csv: NULL table or file");
+    goto done;
+  }
+  if ((rc = nodup_key_prepare(&c.key, db, table, cols, ncols, where)) != NODUP_OK) goto done;
+  if (!(rep = c.rep = calloc(1, sizeof *rep)) ||
+      !(rep->listed = calloc(c.limit, sizeof *rep->listed)) ||
+      !(rep->key = calloc(ncols, sizeof *rep->key))) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  rep->nkey = ncols;
+  for (i = 0; i < ncols; i++)
+    if (!(rep->key[i] = nodup_strdup(c.key->cols[i]))) {
+      rc = NODUP_ERR_NOMEM;
+      goto done;
+    }
+
+  rc = import_read(&c, csv);
+  if (rc == NODUP_OK && rep->conflicts) {
+    import_rollback(&c);
+    rc = import_explain(&c);
+    goto done;
+  }
+  if (rc == NODUP_OK && c.begun) {
+    rc = db->be->exec(db, c.owned ? "COMMIT" : "RELEASE SAVEPOINT nodup_import");
+    if (rc == NODUP_OK) c.begun = 0;
+  }
+  if (rc == NODUP_OK) rep->inserted = rep->rows;
+
+done:
+  if (c.begun) import_rollback(&c);
+  if (c.one) db->be->finalize(db, c.one);
+  if (c.many) db->be->finalize(db, c.many);
+  if (rc == NODUP_OK || rc == NODUP_ERR_DUPLICATE) {
+    *out = rep;
+    rep = NULL;
+  }
+  nodup_import_free(rep);
+  nodup_key_free(c.key);
+  for (i = 0; i < c.nhdr; i++) free(c.hdr[i]);
+  free(c.hdr);
+  free(c.keypos);
+  free(c.off);
+  free(c.lines);
+  free(c.params);
+  buf_free(&c.data);
+  return rc;
+}
+
+void nodup_import_free(nodup_import_report *report) {
+  size_t i, k;
+  if (!report) return;
+  for (i = 0; i < report->nlisted; i++) {
+    for (k = 0; k < report->nkey; k++) free(report->listed[i].values[k]);
+    free(report->listed[i].values);
+  }
+  free(report->listed);
+  if (report->key)
+    for (k = 0; k < report->nkey; k++) free(report->key[k]);
+  free(report->key);
+  free(report);
+}
