@@ -11,7 +11,10 @@ run() { printf '$ %s\n' "$*"; "$@"; }
 
 "$nodup" exec --db "file:$db?mode=rwc" \
   "CREATE TABLE conference_naive (id INTEGER PRIMARY KEY, conference_id TEXT NOT NULL, app_id INTEGER NOT NULL)" \
-  "CREATE TABLE conference (id INTEGER PRIMARY KEY, conference_id TEXT NOT NULL, app_id INTEGER NOT NULL)"
+  "CREATE TABLE session (id INTEGER PRIMARY KEY, conference INTEGER NOT NULL REFERENCES conference_naive (id))" \
+  "CREATE TABLE conference (id INTEGER PRIMARY KEY, conference_id TEXT NOT NULL, app_id INTEGER NOT NULL)" \
+  "CREATE TABLE team (id INTEGER PRIMARY KEY, name TEXT NOT NULL, slug TEXT NOT NULL UNIQUE)" \
+  "CREATE TABLE chapter (id INTEGER PRIMARY KEY, episode INTEGER NOT NULL, idx INTEGER NOT NULL, title TEXT NOT NULL, UNIQUE (episode, idx))"
 
 say "1. Check-then-insert (SELECT, nothing found, INSERT) from 16 threads, no unique index"
 run "$nodup" race --db "$db" --table conference_naive --key conference_id,app_id --naive --workers 16 --keys 500
@@ -27,3 +30,23 @@ run "$nodup" race --db "$db" --table conference --key conference_id,app_id --wor
 say "4. One get-or-create from the shell: created, then existing, same id"
 run "$nodup" get-or-create --db "$db" --table conference --key conference_id,app_id --set conference_id=conf-42 --set app_id=7
 run "$nodup" get-or-create --db "$db" --table conference --key conference_id,app_id --set conference_id=conf-42 --set app_id=7 --format json
+
+say "5. Clean up the duplicates the naive race made: scan, merge (sessions re-pointed), then the index"
+"$nodup" exec --db "$db" "INSERT INTO session (conference) SELECT id FROM conference_naive"
+run "$nodup" scan --db "$db" --table conference_naive --key conference_id,app_id --limit 3 || true
+run "$nodup" merge --db "$db" --table conference_naive --key conference_id,app_id
+run "$nodup" exec --db "$db" 'CREATE UNIQUE INDEX conference_naive_key ON conference_naive (conference_id, app_id)'
+run "$nodup" check --db "$db" --table conference_naive --key conference_id,app_id
+
+say "6. A slug collision storm: 20 concurrent 'My Team!' creations, 20 distinct slugs"
+for i in $(seq 20); do
+  "$nodup" slug --db "$db" --table team --column slug --from "My Team!" --set "name=My Team!" >>"$dir/slugs" &
+done
+wait
+echo "slugs: $(sort -V "$dir/slugs" | awk '{print $1}' | paste -sd' ')"
+run "$nodup" slug --db "$db" --table team --column slug --from "Crème Brûlée" --set "name=Crème Brûlée"
+
+say "7. An all-or-nothing import, then the same import again: refused as already done"
+printf 'episode,idx,title\n39,1,"Intro, part one"\n39,2,"The ""big"" question"\n39,3,Outro\n' > "$dir/chapters.csv"
+run "$nodup" import --db "$db" --table chapter --key episode,idx --csv "$dir/chapters.csv"
+run "$nodup" import --db "$db" --table chapter --key episode,idx --csv "$dir/chapters.csv" || true
