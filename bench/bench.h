@@ -46,13 +46,13 @@ typedef struct bench_worker {
   sqlite3_stmt *stmt[BENCH_MAX_STMTS];
 
   /* Results, read by the driver after the join. */
-  long hits;     /* hit operations that succeeded */
-  long misses;   /* miss operations that succeeded (each created one row) */
-  long wrong;    /* succeeded, but the created flag or the id was wrong */
-  long errors;   /* operations that returned an error */
+  long hits;   /* hit operations that succeeded */
+  long misses; /* miss operations that succeeded (each created one row) */
+  long wrong;  /* succeeded, but the created flag or the id was wrong */
+  long errors; /* operations that returned an error */
   int open_failed;
-  int sqlite_synchronous; /* PRAGMA synchronous of an SQLite connection */
-  int backend_pid;        /* PostgreSQL server process, for its CPU time */
+  int sqlite_synchronous;    /* PRAGMA synchronous of an SQLite connection */
+  int backend_pid;           /* PostgreSQL server process, for its CPU time */
   char errmsg[BENCH_ERRMSG]; /* the first error, for the report */
 } bench_worker;
 
@@ -132,7 +132,6 @@ typedef struct bench_engine {
   int synchronous[NMETHODS]; /* SQLite: PRAGMA synchronous seen per method */
   bench_cell results[MAX_THREAD_COUNTS][NMIXES][NMETHODS];
 } bench_engine;
-
 
 /* bench_report.c: print the Markdown report of every engine that ran. */
 void bench_report_print(const bench_engine *engines, const bench_options *o);

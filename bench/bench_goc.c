@@ -133,7 +133,7 @@ static int pg_admin_exec(bench_engine *e, const char *sql, int nparams,
 
 /* A fresh "t" with `keys` rows "h1".."hN". Autovacuum is off on it (an
  * insert-only table would be vacuumed every 1,000 rows or so, at random
- * moments, on the same two cores), and CHECKPOINT so that no cell pays for
+ * moments, on the same cores), and CHECKPOINT so that no cell pays for
  * the previous one's dirty pages. */
 static int pg_reset_table(bench_engine *e, long keys, char *err, size_t size) {
   char n[32];
@@ -166,7 +166,8 @@ static long pg_count_rows(bench_engine *e) {
 }
 
 /* A new database file with WAL and `keys` rows "h1".."hN". */
-static int lite_reset_table(bench_engine *e, long keys, char *err, size_t size) {
+static int lite_reset_table(bench_engine *e, long keys, char *err,
+                            size_t size) {
   static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
   char path[4200];
   sqlite3_stmt *fill = NULL;
@@ -215,8 +216,8 @@ static int lite_reset_table(bench_engine *e, long keys, char *err, size_t size) 
 static long lite_count_rows(bench_engine *e) {
   sqlite3_stmt *stmt = NULL;
   long n = -1;
-  if (sqlite3_prepare_v2(e->lite_admin, "SELECT count(*) FROM \"t\"", -1,
-                         &stmt, NULL) == SQLITE_OK &&
+  if (sqlite3_prepare_v2(e->lite_admin, "SELECT count(*) FROM \"t\"", -1, &stmt,
+                         NULL) == SQLITE_OK &&
       sqlite3_step(stmt) == SQLITE_ROW)
     n = (long)sqlite3_column_int64(stmt, 0);
   sqlite3_finalize(stmt);
@@ -271,8 +272,8 @@ static int is_local_postgres(int pid) {
   FILE *f = fopen(path, "r");
   if (f == NULL)
     return 0;
-  int ok = fgets(comm, sizeof comm, f) != NULL &&
-           strncmp(comm, "postgres", 8) == 0;
+  int ok =
+      fgets(comm, sizeof comm, f) != NULL && strncmp(comm, "postgres", 8) == 0;
   fclose(f);
   return ok;
 }
@@ -335,7 +336,10 @@ static void run_cell(bench_engine *e, int method, int nthreads, int mix,
     w[i].index = i;
     w[i].sqlite_synchronous = -1;
     w[i].target = method == METHOD_NODUP ? e->nodup_target : e->native_target;
-    pthread_create(&tid[i], NULL, worker_main, &w[i]);
+    if (pthread_create(&tid[i], NULL, worker_main, &w[i]) != 0) {
+      fprintf(stderr, "bench_goc: cannot start thread %d\n", i + 1);
+      exit(1);
+    }
   }
   pthread_barrier_wait(&g_run.start);
   int failed = 0;
@@ -383,13 +387,11 @@ static void run_engine(bench_engine *e, int engine_id, const bench_options *o) {
           if (!o->method_on[m])
             continue;
           run_cell(e, m, o->threads[engine_id][t], mix, o, r);
-          fprintf(stderr,
-                  "[%s %2d threads %-6s round %d/%d] %-6s %10.0f ops/s%s\n",
-                  e->name, o->threads[engine_id][t], bench_mix_names[mix],
-                  round + 1, o->rounds, e->methods[m]->name,
-                  r->ops[r->nrounds - 1],
-                  r->errors || r->wrong || r->rows_bad ? "  (check failed)"
-                                                       : "");
+          fprintf(
+              stderr, "[%s %2d threads %-6s round %d/%d] %-6s %10.0f ops/s%s\n",
+              e->name, o->threads[engine_id][t], bench_mix_names[mix],
+              round + 1, o->rounds, e->methods[m]->name, r->ops[r->nrounds - 1],
+              r->errors || r->wrong || r->rows_bad ? "  (check failed)" : "");
         }
 }
 
@@ -412,7 +414,8 @@ static int open_pg(bench_engine *e, const bench_options *o) {
   return 0;
 }
 
-static int open_sqlite(bench_engine *e, bench_options *o, char *made_dir, size_t size) {
+static int open_sqlite(bench_engine *e, bench_options *o, char *made_dir,
+                       size_t size) {
   e->name = "sqlite";
   e->methods[METHOD_NODUP] = &bench_nodup;
   e->methods[METHOD_RAW] = &bench_sqlite_raw;
@@ -424,8 +427,7 @@ static int open_sqlite(bench_engine *e, bench_options *o, char *made_dir, size_t
     snprintf(made_dir, size, "%s/nodup-bench.XXXXXX",
              tmp && tmp[0] ? tmp : "/tmp");
     if (mkdtemp(made_dir) == NULL) {
-      fprintf(stderr, "bench_goc: mkdtemp %s: %s\n", made_dir,
-              strerror(errno));
+      fprintf(stderr, "bench_goc: mkdtemp %s: %s\n", made_dir, strerror(errno));
       return -1;
     }
     o->sqlite_dir = made_dir;
@@ -499,10 +501,15 @@ static int parse_threads(const char *s, int *out) {
 }
 
 static int parse_options(int argc, char **argv, bench_options *o) {
-  *o = (bench_options){.seconds = 1.5, .warmup = 0.3, .rounds = 3, .keys = 10000,
-                 .run = {1, 1}, .mix_on = {1, 1, 1}, .method_on = {1, 1, 1},
-                 .threads = {{1, 4, 16}, {1, 4}},
-                 .nthreads = {3, 2}};
+  *o = (bench_options){.seconds = 1.5,
+                       .warmup = 0.3,
+                       .rounds = 3,
+                       .keys = 10000,
+                       .run = {1, 1},
+                       .mix_on = {1, 1, 1},
+                       .method_on = {1, 1, 1},
+                       .threads = {{1, 4, 16}, {1, 4}},
+                       .nthreads = {3, 2}};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -549,7 +556,8 @@ static int parse_options(int argc, char **argv, bench_options *o) {
     return -1;
   }
   if (o->run[ENGINE_PG] && o->pg == NULL) {
-    fprintf(stderr, "bench_goc: --pg CONNINFO is required (or --only sqlite)\n");
+    fprintf(stderr,
+            "bench_goc: --pg CONNINFO is required (or --only sqlite)\n");
     return -1;
   }
   return 0;
@@ -567,9 +575,8 @@ int main(int argc, char **argv) {
   if (parse_options(argc, argv, &o) != 0)
     return 2;
   if ((o.run[ENGINE_PG] && open_pg(&engines[ENGINE_PG], &o) != 0) ||
-      (o.run[ENGINE_SQLITE] &&
-       open_sqlite(&engines[ENGINE_SQLITE], &o, made_dir, sizeof made_dir) !=
-           0)) {
+      (o.run[ENGINE_SQLITE] && open_sqlite(&engines[ENGINE_SQLITE], &o,
+                                           made_dir, sizeof made_dir) != 0)) {
     PQfinish(engines[ENGINE_PG].pg_admin);
     return 1;
   }

@@ -34,8 +34,8 @@ static bench_outcome nodup_method_op(bench_worker *w, const char *key,
   const char *default_vals[] = {value};
   nodup_result res = {NULL, 0};
   bench_outcome out = {0, 0, 0};
-  int rc = nodup_get_or_create(w->key, vals, default_cols, default_vals, 1,
-                               &res);
+  int rc =
+      nodup_get_or_create(w->key, vals, default_cols, default_vals, 1, &res);
   if (rc != NODUP_OK) {
     bench_worker_error(w, "nodup_get_or_create: %s: %s", nodup_strerror(rc),
                        nodup_errmsg(w->db));

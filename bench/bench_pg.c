@@ -108,7 +108,8 @@ static int django_pg_open(bench_worker *w) {
       {"begin", "BEGIN", 0},
       {"savepoint", "SAVEPOINT \"s1\"", 0},
       {"insert",
-       "INSERT INTO \"t\" (\"k\", \"v\") VALUES ($1, $2) RETURNING \"t\".\"id\"",
+       "INSERT INTO \"t\" (\"k\", \"v\") VALUES ($1, $2) RETURNING "
+       "\"t\".\"id\"",
        2},
       {"release", "RELEASE SAVEPOINT \"s1\"", 0},
       {"commit", "COMMIT", 0},

@@ -104,8 +104,8 @@ static const char *fmt_ratio(ratio q, int rounds, char *buf, size_t size) {
  * sets no target elsewhere. */
 static const char *verdict(int engine_id, int mix, ratio raw, ratio django) {
   if (engine_id == ENGINE_SQLITE)
-    return mix != MIX_HITS    ? "— (no target)"
-           : raw.median < 0   ? "—"
+    return mix != MIX_HITS     ? "— (no target)"
+           : raw.median < 0    ? "—"
            : raw.median >= 0.9 ? "PASS"
                                : "MISS (raw)";
   if (raw.median < 0 || django.median < 0)
@@ -117,7 +117,8 @@ static const char *verdict(int engine_id, int mix, ratio raw, ratio django) {
                              : "MISS (raw, django)";
 }
 
-static void print_table(const bench_engine *e, int engine_id, const bench_options *o) {
+static void print_table(const bench_engine *e, int engine_id,
+                        const bench_options *o) {
   printf("| threads | mix | nodup ops/s | raw ops/s | django ops/s "
          "| nodup/raw | nodup/django | target: %s |\n",
          engine_id == ENGINE_PG ? "≥ 0.85× raw and ≥ 3× django"
@@ -142,7 +143,8 @@ static void print_table(const bench_engine *e, int engine_id, const bench_option
 }
 
 /* Does any cell of the engine have a CPU figure? */
-static int has_cpu(const bench_engine *e, int engine_id, const bench_options *o) {
+static int has_cpu(const bench_engine *e, int engine_id,
+                   const bench_options *o) {
   for (int t = 0; t < o->nthreads[engine_id]; t++)
     for (int mix = 0; mix < NMIXES; mix++)
       for (int m = 0; m < NMETHODS; m++)
@@ -182,8 +184,8 @@ static void print_cpu_table(const bench_engine *e, int engine_id,
         else
           snprintf(b[m], sizeof b[m], "%.1f", us);
       }
-      printf("| %d | %s | %s | %s | %s | %s | %s |\n",
-             o->threads[engine_id][t], bench_mix_names[mix], b[0], b[1], b[2],
+      printf("| %d | %s | %s | %s | %s | %s | %s |\n", o->threads[engine_id][t],
+             bench_mix_names[mix], b[0], b[1], b[2],
              fmt_ratio(cpu_ratio(&r[METHOD_NODUP], &r[METHOD_RAW]), o->rounds,
                        r1, sizeof r1),
              fmt_ratio(cpu_ratio(&r[METHOD_NODUP], &r[METHOD_DJANGO]),
@@ -193,7 +195,8 @@ static void print_cpu_table(const bench_engine *e, int engine_id,
 
 /* The correctness notes under a table: one line per cell that failed a
  * check, or one line saying all passed. */
-static void print_checks(const bench_engine *e, int engine_id, const bench_options *o) {
+static void print_checks(const bench_engine *e, int engine_id,
+                         const bench_options *o) {
   long checked = 0;
   int bad = 0;
   printf("\nChecks: ");
@@ -206,9 +209,9 @@ static void print_checks(const bench_engine *e, int engine_id, const bench_optio
           continue;
         printf("%s\n- %d threads, %s, %s: %ld errors, %ld wrong outcomes, "
                "%d bad row counts; first: %s",
-               bad ? "" : "FAILED", o->threads[engine_id][t], bench_mix_names[mix],
-               e->methods[m]->name, r->errors, r->wrong, r->rows_bad,
-               r->errmsg);
+               bad ? "" : "FAILED", o->threads[engine_id][t],
+               bench_mix_names[mix], e->methods[m]->name, r->errors, r->wrong,
+               r->rows_bad, r->errmsg);
         bad = 1;
       }
   if (!bad)
@@ -261,9 +264,13 @@ void bench_report_print(const bench_engine *engines, const bench_options *o) {
   printf("# nodup get-or-create benchmark\n\n"
          "nodup %s · %ld CPUs · %g s per cell after a %g s warm-up · median "
          "of %d round%s · %ld existing keys · ops/s summed over all client "
-         "threads · every cell starts from a fresh table.\n\n",
+         "threads · every cell starts from a fresh table.\n\n"
+         "A ratio is nodup's throughput over the other method's, taken "
+         "round by round (the methods of a row run interleaved) and shown as "
+         "the median%s; PASS/MISS compares the median with the target.\n\n",
          NODUP_VERSION, sysconf(_SC_NPROCESSORS_ONLN), o->seconds, o->warmup,
-         o->rounds, o->rounds == 1 ? "" : "s", o->keys);
+         o->rounds, o->rounds == 1 ? "" : "s", o->keys,
+         o->rounds > 1 ? " with the range over the rounds in parentheses" : "");
   for (int id = 0; id < NENGINES; id++) {
     if (!o->run[id])
       continue;
@@ -274,4 +281,3 @@ void bench_report_print(const bench_engine *engines, const bench_options *o) {
   }
   fflush(stdout);
 }
-

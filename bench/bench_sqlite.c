@@ -113,7 +113,8 @@ static bench_outcome raw_lite_op(bench_worker *w, const char *key,
     out.ok = out.found = out.has_id = 1;
     return out;
   }
-  if (rc != SQLITE_DONE || lite_step(w, RAW_BEGIN, NULL, NULL, NULL) != SQLITE_DONE)
+  if (rc != SQLITE_DONE ||
+      lite_step(w, RAW_BEGIN, NULL, NULL, NULL) != SQLITE_DONE)
     goto fail;
   rc = lite_step(w, RAW_INSERT, key, value, &id);
   if (rc == SQLITE_DONE) {
@@ -121,7 +122,8 @@ static bench_outcome raw_lite_op(bench_worker *w, const char *key,
     rc = lite_step(w, RAW_SELECT, key, NULL, &id);
     out.found = 1;
   }
-  if (rc != SQLITE_ROW || lite_step(w, RAW_COMMIT, NULL, NULL, NULL) != SQLITE_DONE)
+  if (rc != SQLITE_ROW ||
+      lite_step(w, RAW_COMMIT, NULL, NULL, NULL) != SQLITE_DONE)
     goto fail;
   out.ok = out.has_id = 1;
   return out;

@@ -38,7 +38,9 @@ base=$(mktemp -d /tmp/nodup-bench.XXXXXX)
 chmod 755 "$base"            # as root the server runs as pgtest: it must get in
 sock=$base/pg/sock           # pgcluster.sh owns $base/pg
 started=0
+child=""
 cleanup() {
+  if [ -n "$child" ]; then kill "$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; fi
   if [ "$started" = 1 ]; then
     "$here/../scripts/pgcluster.sh" stop "$sock" || echo "run.sh: could not stop the cluster in $base/pg" >&2
   fi
@@ -55,11 +57,17 @@ if [ "$need_cluster" = 1 ]; then
   pgargs=(--pg "host=$sock user=postgres dbname=postgres")
 fi
 
-# Ours first, so that the caller's options win.
-cmd=("$bin" "${pgargs[@]}" --sqlite-dir "$base/sqlite" "${args[@]}")
+# Ours first, so that the caller's options win. The benchmark runs in the
+# background so that a signal reaches the trap at once (bash defers traps
+# while a foreground command runs); it prints its tables only at the end.
+"$bin" "${pgargs[@]}" --sqlite-dir "$base/sqlite" "${args[@]}" >"$base/results.md" &
+child=$!
+status=0
+wait "$child" || status=$?
+child=""
+cat "$base/results.md"
 if [ -n "$out" ]; then
-  "${cmd[@]}" | tee "$out"
+  cp "$base/results.md" "$out"
   echo "run.sh: tables written to $out" >&2
-else
-  "${cmd[@]}"
 fi
+exit "$status"
