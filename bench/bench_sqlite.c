@@ -97,8 +97,8 @@ static int raw_lite_open(bench_worker *w) {
   static const char *const sql[RAW_NSTMTS] = {
       [RAW_SELECT] = "SELECT \"id\" FROM \"t\" WHERE \"k\" = ?1",
       [RAW_BEGIN] = "BEGIN IMMEDIATE",
-      [RAW_INSERT] = "INSERT INTO \"t\" (\"k\", \"v\") VALUES (?1, ?2) "
-                     "ON CONFLICT DO NOTHING RETURNING \"id\"",
+      [RAW_INSERT] = ("INSERT INTO \"t\" (\"k\", \"v\") VALUES (?1, ?2) "
+                      "ON CONFLICT DO NOTHING RETURNING \"id\""),
       [RAW_COMMIT] = "COMMIT",
   };
   return lite_open(w, sql, RAW_NSTMTS);
@@ -150,12 +150,12 @@ enum {
 static int django_lite_open(bench_worker *w) {
   static const char *const sql[DJ_NSTMTS] = {
       /* Model.objects.get(): every column, LIMIT 21 (MAX_GET_RESULTS). */
-      [DJ_GET] = "SELECT \"t\".\"id\", \"t\".\"k\", \"t\".\"v\" FROM \"t\" "
-                 "WHERE \"t\".\"k\" = ?1 LIMIT 21",
+      [DJ_GET] = ("SELECT \"t\".\"id\", \"t\".\"k\", \"t\".\"v\" FROM \"t\" "
+                  "WHERE \"t\".\"k\" = ?1 LIMIT 21"),
       [DJ_BEGIN] = "BEGIN",
       [DJ_SAVEPOINT] = "SAVEPOINT \"s1\"",
-      [DJ_INSERT] = "INSERT INTO \"t\" (\"k\", \"v\") VALUES (?1, ?2) "
-                    "RETURNING \"t\".\"id\"",
+      [DJ_INSERT] = ("INSERT INTO \"t\" (\"k\", \"v\") VALUES (?1, ?2) "
+                     "RETURNING \"t\".\"id\""),
       [DJ_RELEASE] = "RELEASE SAVEPOINT \"s1\"",
       [DJ_COMMIT] = "COMMIT",
       [DJ_ROLLBACK_TO] = "ROLLBACK TO SAVEPOINT \"s1\"",
