@@ -138,8 +138,8 @@ static int sq_run(nodup_db *db, nodup_stmt *s, const char *const *params,
                   int nparams, row_fn fn, void *ctx) {
   sqlite3_stmt *st = (sqlite3_stmt *)s;
   int rc;
-  sqlite3_reset(st);
-  sqlite3_clear_bindings(st);
+  /* No clear_bindings: every parameter is bound again below. The reset
+   * after stepping leaves the statement ready, so none is needed first. */
   rc = sq_bind(db, st, params, nparams);
   if (rc == NODUP_OK) rc = sq_steps(db, st, fn, ctx);
   sqlite3_reset(st);

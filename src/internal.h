@@ -174,6 +174,9 @@ struct nodup_db {
 typedef struct key_shape {
   unsigned mask;
   char *sig;             /* default columns joined by '\x1f' */
+  char **given;          /* the default column names exactly as the caller
+                          * spelled them: the allocation-free hit path */
+  size_t ngiven;
   nodup_stmt *insert;    /* insert-if-absent */
   nodup_stmt *plain;     /* plain INSERT (nodup_insert) */
   nodup_stmt *lookup;    /* SELECT pk by key (depends on mask only) */

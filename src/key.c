@@ -356,6 +356,8 @@ void nodup_key_free(nodup_key *key) {
     if (s->insert) key->db->be->finalize(key->db, s->insert);
     if (s->plain) key->db->be->finalize(key->db, s->plain);
     if (s->lookup) key->db->be->finalize(key->db, s->lookup);
+    for (size_t j = 0; j < s->ngiven; j++) free(s->given[j]);
+    free(s->given);
     free(s->sig);
   }
   free(key->shapes);
@@ -504,6 +506,18 @@ int key_shape_get(nodup_key *key, const char *const *vals, const char *const *dc
 
   for (i = 0; i < key->ncols; i++)
     if (!vals[i]) mask |= 1u << i;
+  /* The common case, every call after the first: same NULLs, same default
+   * names as given. Compare them as given: no allocation, no catalog. */
+  for (i = 0; i < key->nshapes; i++) {
+    s = &key->shapes[i];
+    if (s->mask != mask || s->ngiven != nd) continue;
+    for (j = 0; j < nd && dcols[j] && !strcmp(s->given[j], dcols[j]); j++)
+      ;
+    if (j == nd) {
+      *out = s;
+      return NODUP_OK;
+    }
+  }
   buf_init(&sig);
   if (nd && !(canon = calloc(nd, sizeof *canon))) return NODUP_ERR_NOMEM;
   for (i = 0; i < nd; i++) {
@@ -550,15 +564,27 @@ int key_shape_get(nodup_key *key, const char *const *vals, const char *const *dc
   s = &key->shapes[key->nshapes];
   memset(s, 0, sizeof *s);
   s->mask = mask;
-  if (!(s->sig = nodup_strdup(buf_str(&sig)))) {
+  if (!(s->sig = nodup_strdup(buf_str(&sig))) ||
+      (nd && !(s->given = calloc(nd, sizeof *s->given)))) {
+    free(s->sig);
     rc = NODUP_ERR_NOMEM;
     goto done;
   }
+  for (i = 0; i < nd; i++)
+    if (!(s->given[s->ngiven++] = nodup_strdup(dcols[i]))) {
+      for (j = 0; j < s->ngiven; j++) free(s->given[j]);
+      free(s->given);
+      free(s->sig);
+      rc = NODUP_ERR_NOMEM;
+      goto done;
+    }
   rc = shape_build(key, s, canon, nd);
   if (rc != NODUP_OK) {
     if (s->lookup) db->be->finalize(db, s->lookup);
     if (s->insert) db->be->finalize(db, s->insert);
     if (s->plain) db->be->finalize(db, s->plain);
+    for (j = 0; j < s->ngiven; j++) free(s->given[j]);
+    free(s->given);
     free(s->sig);
     goto done;
   }
