@@ -51,10 +51,16 @@ void fk_info_free(nodup_fk_info *fks, size_t n) {
   free(fks);
 }
 
-/* Rows: constraint id, referencing table, seq, from, to, on_delete. Shared
- * by both backends, which produce rows of this shape. Consecutive rows of
- * one constraint are one foreign key. */
-int fk_collect_row(void *ctx, int ncols, const char *const *v) {
+typedef struct fk_collect {
+  const nodup_table_info *target;
+  nodup_fk_info *fks;
+  size_t n;
+  char last_id[128];
+  int oom;
+} fk_collect;
+
+/* Consecutive rows of one constraint are one foreign key. */
+static int fk_collect_row(void *ctx, int ncols, const char *const *v) {
   fk_collect *c = ctx;
   nodup_fk_info *fk;
   char **cols, **refs;
@@ -121,6 +127,24 @@ int fk_parse_ref(nodup_db *db, const nodup_table_info *t, const char *spec,
                       spec, t->npk, t->qualified);
   }
   fk->on_delete = 'a';
+  return NODUP_OK;
+}
+
+int fk_collect_query(nodup_db *db, const nodup_table_info *t, const char *sql,
+                     const char *param, nodup_fk_info **out, size_t *n) {
+  fk_collect c;
+  const char *p[1] = {param};
+  int rc;
+  memset(&c, 0, sizeof c);
+  c.target = t;
+  rc = db->be->query(db, sql, p, 1, fk_collect_row, &c);
+  if (rc == NODUP_OK && c.oom) rc = NODUP_ERR_NOMEM;
+  if (rc != NODUP_OK) {
+    fk_info_free(c.fks, c.n);
+    return rc;
+  }
+  *out = c.fks;
+  *n = c.n;
   return NODUP_OK;
 }
 

@@ -501,15 +501,10 @@ static int pg_get_or_create(nodup_key *key, nodup_stmt *insert,
 
 static int pg_references(nodup_db *db, const nodup_table_info *t, nodup_fk_info **out,
                          size_t *n) {
-  fk_collect c;
-  const char *p[1] = {t->qualified};
-  int rc;
-  memset(&c, 0, sizeof c);
-  c.target = t;
   /* conparentid <> 0 marks the copies a partitioned table's foreign key
    * leaves on each partition: the parent's key covers them. Pairs of
    * (conkey, confkey) are unnested together so column order is kept. */
-  rc = pg_query(db,
+  return fk_collect_query(db, t,
                 "SELECT con.conname, n.nspname || '.' || c.relname, k.ord, a.attname, "
                 "  af.attname, con.confdeltype "
                 "FROM pg_catalog.pg_constraint con "
@@ -523,15 +518,7 @@ static int pg_references(nodup_db *db, const nodup_table_info *t, nodup_fk_info 
                 "WHERE con.contype = 'f' AND con.confrelid = $1::regclass "
                 "  AND con.conparentid = 0 "
                 "ORDER BY n.nspname, c.relname, con.conname, k.ord",
-                p, 1, fk_collect_row, &c);
-  if (rc == NODUP_OK && c.oom) rc = NODUP_ERR_NOMEM;
-  if (rc != NODUP_OK) {
-    fk_info_free(c.fks, c.n);
-    return rc;
-  }
-  *out = c.fks;
-  *n = c.n;
-  return NODUP_OK;
+                          t->qualified, out, n);
 }
 
 static void pg_row_json(buf *q, const nodup_table_info *t, const char *alias) {

@@ -539,28 +539,15 @@ static int sq_get_or_create(nodup_key *key, nodup_stmt *insert,
 
 static int sq_references(nodup_db *db, const nodup_table_info *t, nodup_fk_info **out,
                          size_t *n) {
-  fk_collect c;
-  const char *p[1] = {t->name};
-  int rc;
-  memset(&c, 0, sizeof c);
-  c.target = t;
   /* on_delete: map SQLite's words to PostgreSQL's one-letter codes. */
-  rc = sq_query(db,
+  return fk_collect_query(db, t,
                 "SELECT 'fk' || f.id, m.name, f.seq, f.\"from\", f.\"to\", "
                 "  CASE f.on_delete WHEN 'CASCADE' THEN 'c' WHEN 'SET NULL' THEN 'n' "
                 "  WHEN 'SET DEFAULT' THEN 'd' WHEN 'RESTRICT' THEN 'r' ELSE 'a' END "
                 "FROM sqlite_schema AS m JOIN pragma_foreign_key_list(m.name) AS f "
                 "WHERE m.type = 'table' AND f.\"table\" = ?1 COLLATE NOCASE "
                 "ORDER BY m.name, f.id, f.seq",
-                p, 1, fk_collect_row, &c);
-  if (rc == NODUP_OK && c.oom) rc = NODUP_ERR_NOMEM;
-  if (rc != NODUP_OK) {
-    fk_info_free(c.fks, c.n);
-    return rc;
-  }
-  *out = c.fks;
-  *n = c.n;
-  return NODUP_OK;
+                          t->name, out, n);
 }
 
 /* json_object keeps each column's SQLite type; a BLOB becomes its hex text

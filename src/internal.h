@@ -92,14 +92,12 @@ typedef struct nodup_fk_info {
 
 void fk_info_free(nodup_fk_info *fks, size_t n);
 
-typedef struct fk_collect {
-  const nodup_table_info *target;
-  nodup_fk_info *fks;
-  size_t n;
-  char last_id[128];
-  int oom;
-} fk_collect;
-int fk_collect_row(void *ctx, int ncols, const char *const *v);
+/* Run a backend's foreign-key query (one parameter) whose rows are
+ * (constraint id, referencing table, seq, from column, to column or NULL
+ * for the primary key, on_delete letter), one row per column, and collect
+ * the foreign keys. Shared so both backends build them the same way. */
+int fk_collect_query(nodup_db *db, const nodup_table_info *t, const char *sql,
+                     const char *param, nodup_fk_info **out, size_t *n);
 /* Parse a user-declared reference "TABLE(COL[,COL...])" to t's primary key
  * (one column per primary key column) into *fk; free with fk_info_free
  * semantics on a single element (the caller owns the strings). */
