@@ -148,6 +148,42 @@ int fk_collect_query(nodup_db *db, const nodup_table_info *t, const char *sql,
   return NODUP_OK;
 }
 
+int table_info_key(nodup_db *db, const nodup_table_info *t, const char *const *cols,
+                   size_t n, char ***names, int **idx) {
+  char **out = calloc(n ? n : 1, sizeof *out);
+  int *pos = calloc(n ? n : 1, sizeof *pos);
+  size_t i, j;
+  int rc = NODUP_OK;
+  if (!out || !pos) rc = NODUP_ERR_NOMEM;
+  for (i = 0; rc == NODUP_OK && i < n; i++) {
+    int c;
+    if (!cols[i] || !*cols[i]) {
+      rc = nodup_fail(db, NODUP_ERR_USAGE, "key column %zu is empty", i + 1);
+      break;
+    }
+    if ((c = table_info_column(db, t, cols[i])) < 0) {
+      rc = nodup_fail(db, NODUP_ERR_NO_COLUMN, "table %s has no column \"%s\"", t->qualified,
+                      cols[i]);
+      break;
+    }
+    for (j = 0; j < i; j++)
+      if (pos[j] == c) rc = nodup_fail(db, NODUP_ERR_USAGE, "column \"%s\" is in the key twice",
+                                       cols[i]);
+    pos[i] = c;
+    if (rc == NODUP_OK && !(out[i] = nodup_strdup(t->cols[c]))) rc = NODUP_ERR_NOMEM;
+  }
+  if (rc != NODUP_OK) {
+    free_strings(out, out ? n : 0);
+    free(pos);
+    out = NULL;
+    pos = NULL;
+  }
+  *names = out;
+  if (idx) *idx = pos;
+  else free(pos);
+  return rc;
+}
+
 int table_info_column(const nodup_db *db, const nodup_table_info *t,
                       const char *name) {
   size_t i;

@@ -26,6 +26,7 @@ int nodup_count_duplicates(nodup_db *db, const char *table, const char *const *c
                            size_t ncols, const char *where, long long *groups,
                            long long *redundant) {
   nodup_table_info *t = NULL;
+  char **key = NULL;
   counts c = {0, 0};
   buf q;
   size_t i;
@@ -35,31 +36,21 @@ int nodup_count_duplicates(nodup_db *db, const char *table, const char *const *c
   nodup_clear_error(db);
   buf_init(&q);
   if ((rc = db->be->table_info(db, table, &t)) != NODUP_OK) goto done;
-  for (i = 0; i < ncols; i++)
-    if (!cols[i] || table_info_column(db, t, cols[i]) < 0) {
-      rc = nodup_fail(db, NODUP_ERR_NO_COLUMN, "table %s has no column \"%s\"",
-                      t->qualified, cols[i] ? cols[i] : "(null)");
-      goto done;
-    }
-  buf_puts(&q, "SELECT count(*), coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM ");
-  buf_printf(&q, "%s WHERE ", t->qualified);
-  for (i = 0; i < ncols; i++) {
-    if (i) buf_puts(&q, " AND ");
-    sql_ident(&q, t->cols[table_info_column(db, t, cols[i])]);
-    buf_puts(&q, " IS NOT NULL");
-  }
-  if (where && *where) buf_printf(&q, " AND (%s)", where);
+  if ((rc = table_info_key(db, t, cols, ncols, &key, NULL)) != NODUP_OK) goto done;
+  buf_printf(&q, "SELECT count(*), coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM %s WHERE ",
+             t->qualified);
+  sql_key_filter(&q, key, ncols, where, 0, NULL);
   buf_puts(&q, " GROUP BY ");
-  for (i = 0; i < ncols; i++) {
-    if (i) buf_puts(&q, ", ");
-    sql_ident(&q, t->cols[table_info_column(db, t, cols[i])]);
-  }
+  sql_ident_list(&q, key, ncols);
   buf_puts(&q, " HAVING count(*) > 1) AS nodup_groups");
   rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, read_counts, &c);
 done:
   if (groups) *groups = c.groups;
   if (redundant) *redundant = c.redundant;
   buf_free(&q);
+  if (key)
+    for (i = 0; i < ncols; i++) free(key[i]);
+  free(key);
   table_info_free(t);
   return rc;
 }

@@ -46,6 +46,12 @@ char *nodup_strdup(const char *s);
 void sql_ident(buf *b, const char *name);
 /* Append a comma-separated list of quoted identifiers. */
 void sql_ident_list(buf *b, char *const *names, size_t n);
+/* Append "1 = 1 AND k1 IS NOT NULL ... AND (where)": the rows whose key a
+ * unique index constrains. NULL key values never conflict in an index,
+ * so they are left out unless nulls_equal. Columns are qualified by
+ * `alias` when it is not NULL. */
+void sql_key_filter(buf *b, char *const *key, size_t n, const char *where, int nulls_equal,
+                    const char *alias);
 /* Append a parameter placeholder ($n or ?n) for backend `db`. */
 void sql_param(buf *b, const nodup_db *db, int n);
 
@@ -76,6 +82,12 @@ typedef struct nodup_table_info {
 } nodup_table_info;
 
 void table_info_free(nodup_table_info *t);
+/* Resolve key columns to the catalog's spelling: *names (n strings) and
+ * *idx (positions in t->cols; idx may be NULL) are new arrays the caller
+ * frees. Refuses an empty, unknown or repeated column by name; on error
+ * both are NULL. */
+int table_info_key(nodup_db *db, const nodup_table_info *t, const char *const *cols,
+                   size_t n, char ***names, int **idx);
 /* Index of column `name` in t, or -1. Case rules are the engine's. */
 int table_info_column(const nodup_db *db, const nodup_table_info *t,
                       const char *name);

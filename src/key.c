@@ -122,32 +122,6 @@ static int refuse(nodup_db *db, const nodup_table_info *t, char *const *cols,
   return NODUP_ERR_UNBACKED;
 }
 
-/* Resolve the key columns to the catalog's spelling. */
-static int resolve_columns(nodup_db *db, const nodup_table_info *t,
-                           const char *const *cols, size_t n, char ***out,
-                           int **idx) {
-  size_t i, j;
-  *out = calloc(n, sizeof **out);
-  *idx = calloc(n, sizeof **idx);
-  if (!*out || !*idx) return NODUP_ERR_NOMEM;
-  for (i = 0; i < n; i++) {
-    int c;
-    if (!cols[i] || !*cols[i])
-      return nodup_fail(db, NODUP_ERR_USAGE, "key column %zu is empty", i + 1);
-    c = table_info_column(db, t, cols[i]);
-    if (c < 0)
-      return nodup_fail(db, NODUP_ERR_NO_COLUMN, "table %s has no column \"%s\"",
-                        t->qualified, cols[i]);
-    for (j = 0; j < i; j++)
-      if ((*idx)[j] == c)
-        return nodup_fail(db, NODUP_ERR_USAGE, "column \"%s\" is in the key twice",
-                          cols[i]);
-    (*idx)[i] = c;
-    if (!((*out)[i] = nodup_strdup(t->cols[c]))) return NODUP_ERR_NOMEM;
-  }
-  return NODUP_OK;
-}
-
 static void free_names(char **v, size_t n) {
   size_t i;
   if (!v) return;
@@ -224,7 +198,7 @@ static int load(nodup_db *db, const char *table, const char *const *cols,
     return nodup_fail(db, NODUP_ERR_USAGE, "a key has at most %d columns", KEY_MAX_COLS);
   nodup_clear_error(db);
   if ((rc = db->be->table_info(db, table, t)) != NODUP_OK) return rc;
-  return resolve_columns(db, *t, cols, ncols, names, idx);
+  return table_info_key(db, *t, cols, ncols, names, idx);
 }
 
 int nodup_key_check(nodup_db *db, const char *table, const char *const *cols,

@@ -285,9 +285,7 @@ static int verify(merge_ctx *c, const nodup_table_info *x, const char *m,
   size_t i;
   int rc;
   buf_init(&q);
-  buf_printf(&q, "SELECT count(*) FROM %s AS c JOIN %s AS m ON ", fk->table, m);
   /* fk->table is the table_info spelling; quote through the catalog. */
-  buf_reset(&q);
   {
     nodup_table_info *child = NULL;
     if ((rc = db->be->table_info(db, fk->table, &child)) != NODUP_OK) {
@@ -434,19 +432,6 @@ done:
   return rc;
 }
 
-static void key_condition(buf *q, const nodup_table_info *t, char *const *key, size_t nkey,
-                          const char *where, const char *alias) {
-  size_t i;
-  buf_puts(q, "1 = 1");
-  for (i = 0; i < nkey; i++) {
-    buf_printf(q, " AND %s.", alias);
-    sql_ident(q, key[i]);
-    buf_puts(q, " IS NOT NULL");
-  }
-  if (where) buf_printf(q, " AND (%s)", where);
-  (void)t;
-}
-
 /* The batch: the first `batch` duplicate groups in key order, materialised
  * once (a correlated GROUP BY subquery would be re-run per row). */
 static int batch_groups(merge_ctx *c, const nodup_table_info *t, char *const *key, size_t nkey,
@@ -457,7 +442,7 @@ static int batch_groups(merge_ctx *c, const nodup_table_info *t, char *const *ke
   buf_puts(&q, "CREATE TEMP TABLE nodup_batch AS SELECT ");
   sql_ident_list(&q, key, nkey);
   buf_printf(&q, " FROM %s AS g WHERE ", t->qualified);
-  key_condition(&q, t, key, nkey, where, "g");
+  sql_key_filter(&q, key, nkey, where, 0, "g");
   buf_puts(&q, " GROUP BY ");
   sql_ident_list(&q, key, nkey);
   buf_puts(&q, " HAVING count(*) > 1 ORDER BY ");
@@ -508,7 +493,7 @@ static int merge_batch(merge_ctx *c, const nodup_table_info *t, char *const *key
     buf_printf(&q, "SELECT 1 FROM %s AS x", t->qualified);
     batch_join(&q, key, nkey);
     buf_puts(&q, " WHERE ");
-    key_condition(&q, t, key, nkey, where, "x");
+    sql_key_filter(&q, key, nkey, where, 0, "x");
     buf_puts(&q, " ORDER BY ");
     for (i = 0; i < t->npk; i++) {
       buf_printf(&q, "%sx.", i ? ", " : "");
@@ -529,7 +514,7 @@ static int merge_batch(merge_ctx *c, const nodup_table_info *t, char *const *key
   buf_printf(&q, ", row_number() OVER nodup_w AS nodup_rn FROM %s AS x", t->qualified);
   batch_join(&q, key, nkey);
   buf_puts(&q, " WHERE ");
-  key_condition(&q, t, key, nkey, where, "x");
+  sql_key_filter(&q, key, nkey, where, 0, "x");
   buf_puts(&q, " WINDOW nodup_w AS (PARTITION BY ");
   for (i = 0; i < nkey; i++) {
     buf_printf(&q, "%sx.", i ? ", " : "");
@@ -602,20 +587,11 @@ int nodup_merge(nodup_merge_report **out, nodup_db *db, const char *table,
                     t->qualified);
     goto done;
   }
-  if (!(key = calloc(ncols, sizeof *key)) || !(rep = calloc(1, sizeof *rep)) ||
-      !(extra = calloc(opt->nrefs + 1, sizeof *extra))) {
+  if (!(rep = calloc(1, sizeof *rep)) || !(extra = calloc(opt->nrefs + 1, sizeof *extra))) {
     rc = NODUP_ERR_NOMEM;
     goto done;
   }
-  for (i = 0; i < ncols; i++) {
-    int col = cols[i] ? table_info_column(db, t, cols[i]) : -1;
-    if (col < 0) {
-      rc = nodup_fail(db, NODUP_ERR_NO_COLUMN, "table %s has no column \"%s\"", t->qualified,
-                      cols[i] ? cols[i] : "(null)");
-      goto done;
-    }
-    key[i] = t->cols[col]; /* borrowed from t */
-  }
+  if ((rc = table_info_key(db, t, cols, ncols, &key, NULL)) != NODUP_OK) goto done;
   for (i = 0; i < opt->nrefs; i++) {
     rc = fk_parse_ref(db, t, opt->refs[i] ? opt->refs[i] : "", &extra[nextra]);
     nextra++;
@@ -659,6 +635,8 @@ done:
     }
   }
   fk_info_free(extra, nextra);
+  if (key)
+    for (i = 0; i < ncols; i++) free(key[i]);
   free(key);
   table_info_free(t);
   if (rc == NODUP_OK) *out = rep;

@@ -43,22 +43,6 @@ void nodup_scan_free(nodup_scan_report *r) {
   free(r);
 }
 
-/* The rows a merge would keep out of the key's groups: NULL key values
- * never group unless NULLs are equal, exactly as the unique index will
- * judge them. */
-static void key_filter(buf *q, const nodup_table_info *t, char **key, size_t nkey,
-                       const char *where, int nulls_equal) {
-  size_t i;
-  buf_puts(q, " WHERE 1 = 1");
-  for (i = 0; i < nkey && !nulls_equal; i++) {
-    buf_puts(q, " AND ");
-    sql_ident(q, key[i]);
-    buf_puts(q, " IS NOT NULL");
-  }
-  if (where) buf_printf(q, " AND (%s)", where);
-  (void)t;
-}
-
 /* WITH nodup_map: one row per loser with its referenced columns
  * (nodup_r1..) and its keeper's (nodup_k1..). */
 static void mapping_cte(buf *q, const nodup_table_info *t, char **key, size_t nkey,
@@ -72,7 +56,8 @@ static void mapping_cte(buf *q, const nodup_table_info *t, char **key, size_t nk
     buf_printf(q, ") OVER nodup_w AS nodup_k%zu, ", i + 1);
   }
   buf_printf(q, "row_number() OVER nodup_w AS nodup_rn FROM %s", t->qualified);
-  key_filter(q, t, key, nkey, where, nulls_equal);
+  buf_puts(q, " WHERE ");
+  sql_key_filter(q, key, nkey, where, nulls_equal, NULL);
   buf_puts(q, " WINDOW nodup_w AS (PARTITION BY ");
   sql_ident_list(q, key, nkey);
   buf_puts(q, " ORDER BY ");
@@ -282,24 +267,8 @@ int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
     rc = NODUP_ERR_NOMEM;
     goto done;
   }
-  r->key = calloc(ncols, sizeof *r->key);
-  if (!r->key) {
-    rc = NODUP_ERR_NOMEM;
-    goto done;
-  }
-  for (i = 0; i < ncols; i++) {
-    int c = cols[i] ? table_info_column(db, t, cols[i]) : -1;
-    if (c < 0) {
-      rc = nodup_fail(db, NODUP_ERR_NO_COLUMN, "table %s has no column \"%s\"", t->qualified,
-                      cols[i] ? cols[i] : "(null)");
-      goto done;
-    }
-    if (!(r->key[i] = nodup_strdup(t->cols[c]))) {
-      rc = NODUP_ERR_NOMEM;
-      goto done;
-    }
-    r->nkey++;
-  }
+  if ((rc = table_info_key(db, t, cols, ncols, &r->key, NULL)) != NODUP_OK) goto done;
+  r->nkey = ncols;
   if (t->npk == 0) {
     rc = nodup_fail(db, NODUP_ERR_NO_PKEY, "table %s has no primary key to keep rows by",
                     t->qualified);
@@ -309,7 +278,8 @@ int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
   /* Totals and the largest groups. */
   buf_puts(&q, "SELECT count(*), coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM ");
   buf_puts(&q, t->qualified);
-  key_filter(&q, t, r->key, r->nkey, where, opt->nulls_equal);
+  buf_puts(&q, " WHERE ");
+  sql_key_filter(&q, r->key, r->nkey, where, opt->nulls_equal, NULL);
   buf_puts(&q, " GROUP BY ");
   sql_ident_list(&q, r->key, r->nkey);
   buf_puts(&q, " HAVING count(*) > 1) AS nodup_g");
@@ -327,7 +297,8 @@ int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
   buf_puts(&q, "SELECT ");
   sql_ident_list(&q, r->key, r->nkey);
   buf_printf(&q, ", count(*) FROM %s", t->qualified);
-  key_filter(&q, t, r->key, r->nkey, where, opt->nulls_equal);
+  buf_puts(&q, " WHERE ");
+  sql_key_filter(&q, r->key, r->nkey, where, opt->nulls_equal, NULL);
   buf_puts(&q, " GROUP BY ");
   sql_ident_list(&q, r->key, r->nkey);
   buf_puts(&q, " HAVING count(*) > 1 ORDER BY count(*) DESC, ");

@@ -26,6 +26,19 @@ void sql_ident_list(buf *b, char *const *names, size_t n) {
   }
 }
 
+void sql_key_filter(buf *b, char *const *key, size_t n, const char *where, int nulls_equal,
+                    const char *alias) {
+  size_t i;
+  buf_puts(b, "1 = 1");
+  for (i = 0; i < n && !nulls_equal; i++) {
+    buf_puts(b, " AND ");
+    if (alias) buf_printf(b, "%s.", alias);
+    sql_ident(b, key[i]);
+    buf_puts(b, " IS NOT NULL");
+  }
+  if (where && *where) buf_printf(b, " AND (%s)", where);
+}
+
 void sql_param(buf *b, const nodup_db *db, int n) {
   buf_printf(b, "%c%d", db->be->placeholder, n);
 }
