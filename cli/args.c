@@ -91,12 +91,13 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
     snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - arg - 2) : 63, arg + 2);
     if (!allowed_has(allowed, name)) return bad(a, "unknown option '--%s'", name);
     if (!strcmp(name, "naive") || !strcmp(name, "processes") || !strcmp(name, "nulls-equal") ||
-        !strcmp(name, "dry-run") || !strcmp(name, "no-archive")) {
+        !strcmp(name, "dry-run") || !strcmp(name, "no-archive") || !strcmp(name, "fill-nulls")) {
       if (eq) return bad(a, "--%s takes no value", name);
       if (!strcmp(name, "naive")) a->naive = 1;
       else if (!strcmp(name, "processes")) a->processes = 1;
       else if (!strcmp(name, "dry-run")) a->dry_run = 1;
       else if (!strcmp(name, "no-archive")) a->no_archive = 1;
+      else if (!strcmp(name, "fill-nulls")) a->fill_nulls = 1;
       else a->nulls_equal = 1;
       continue;
     }
@@ -118,9 +119,11 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
     else if (!strcmp(name, "batch")) rc = positive(a, name, val, &a->batch);
     else if (!strcmp(name, "keep")) a->keep = val;
     else if (!strcmp(name, "csv")) a->csv = val;
+    else if (!strcmp(name, "resume")) a->run = val, a->resume = 1;
+    else if (!strcmp(name, "run")) a->run = val;
     else if (!strcmp(name, "one-to-one")) {
-      if (strcmp(val, "merge") && strcmp(val, "fail"))
-        return bad(a, "--one-to-one is merge or fail, not '%s'", val);
+      if (strcmp(val, "merge") && strcmp(val, "keep") && strcmp(val, "fail"))
+        return bad(a, "--one-to-one is merge, keep or fail, not '%s'", val);
       a->one_to_one = val;
     }
     else if (!strcmp(name, "ref")) {
@@ -136,6 +139,15 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
   }
   if (allowed_has(allowed, "db") && (!a->db || !*a->db))
     return bad(a, "%s", "no database: give --db URL or set NODUP_DB");
+  if (a->resume) {
+    /* A resumed run has its own table, key and options. */
+    if (a->table || a->nkey || a->where || a->keep || a->nrefs || a->one_to_one || a->batch ||
+        a->nulls_equal || a->fill_nulls || a->no_archive || a->dry_run)
+      return bad(a, "%s", "--resume takes the run's own table, key and options: give only --db");
+    return EXIT_OK;
+  }
+  if (allowed_has(allowed, "run") && (!a->run || !*a->run))
+    return bad(a, "%s", "--run ID is required (the id a merge printed)");
   if (allowed_has(allowed, "table") && !a->table) return bad(a, "%s", "--table is required");
   if (allowed_has(allowed, "key") && !a->nkey) return bad(a, "%s", "--key is required");
   return EXIT_OK;

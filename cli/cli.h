@@ -31,7 +31,9 @@ typedef struct cli_args {
   int workers, keys, ops, naive, processes;
   int nulls_equal, limit;
   const char *keep, *one_to_one;
-  int batch, dry_run, no_archive;
+  int batch, dry_run, no_archive, fill_nulls;
+  const char *run;        /* --run ID (undo) or --resume ID (merge) */
+  int resume;
   const char *refs[64];   /* --ref TABLE(COL[,COL]) */
   const char *csv;        /* --csv FILE, "-" for stdin */
   size_t nrefs;
@@ -69,5 +71,6 @@ int cmd_slug(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_undo(int argc, char **argv);
 
 #endif

@@ -3,34 +3,56 @@
  * reference, set-based, in atomic batches.
  */
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
 static const char usage[] =
-    "usage: nodup merge --db URL --table T --key col[,col...] [--where SQL]\n"
-    "                   [--keep ORDER] [--ref TABLE(COL[,COL]) ...] [--one-to-one merge|fail]\n"
-    "                   [--batch N] [--dry-run] [--no-archive] [--format text|json]\n"
+    "usage: nodup merge --db URL --table T --key col[,col...] [--where SQL] [--nulls-equal]\n"
+    "                   [--keep ORDER] [--fill-nulls] [--ref TABLE(COL[,COL]) ...]\n"
+    "                   [--one-to-one merge|keep|fail] [--batch N] [--dry-run]\n"
+    "                   [--no-archive] [--format text|json]\n"
+    "       nodup merge --db URL --resume RUN [--format text|json]\n"
     "\n"
     "Merge every group of rows sharing the key into one row: the first by --keep\n"
     "(an ORDER BY over T's columns, e.g. \"created_at ASC\"; default: primary key).\n"
     "Every reference to the other rows is re-pointed to it: foreign keys found in\n"
     "the catalog, and --ref for references the catalog cannot see. Rows of a\n"
     "referencing table that would then collide in one of its unique indexes (link\n"
-    "tables, one-to-one children) are merged the same way, recursively;\n"
-    "--one-to-one fail stops instead when a one-to-one child would collide.\n"
-    "Nothing is deleted while anything still references it. Deleted rows are kept\n"
-    "as JSON in the table nodup_archive (unless --no-archive), under the run id.\n"
+    "tables, one-to-one children) are merged the same way, recursively. For\n"
+    "one-to-one children: merge (default) merges them like any duplicates, keep\n"
+    "leaves the kept row's child as it is, fail stops before changing anything.\n"
+    "Nothing is deleted while anything still references it.\n"
     "\n"
+    "  --nulls-equal  rows whose key holds NULLs are duplicates too (default: not,\n"
+    "                 as a unique index allows them)\n"
+    "  --fill-nulls   the kept row's NULL columns take the first non-NULL value of\n"
+    "                 the others, in --keep order\n"
+    "  --no-archive   do not archive deleted rows nor log changed ones (no undo)\n"
+    "\n"
+    "The run is recorded in nodup_runs; deleted rows go to nodup_archive as JSON and\n"
+    "changed references to nodup_log, so 'nodup undo --run RUN' can put it all back.\n"
     "Each batch of --batch groups (default 1000) is one transaction: interrupted,\n"
-    "the database stays consistent, and running the same merge again finishes it.\n"
-    "--dry-run does everything in one transaction, reports, and rolls back.\n"
+    "the database stays consistent, and --resume RUN (or the same merge again)\n"
+    "finishes it. --dry-run does everything in one transaction, reports, and rolls\n"
+    "back. A progress bar goes to stderr when it is a terminal.\n"
     "\n"
     "Exit status: 0 success, 2 error (the failing batch is rolled back).\n";
+
+static void progress_bar(void *ctx, long long done, long long total) {
+  int width = 40, fill = total > 0 ? (int)(done * width / total) : width;
+  (void)ctx;
+  if (fill > width) fill = width;
+  fprintf(stderr, "\r[%.*s%*s] %lld/%lld groups", fill,
+          "########################################", width - fill, "", done, total);
+  if (done >= total) fputc('\n', stderr);
+  fflush(stderr);
+}
 
 int cmd_merge(int argc, char **argv) {
   static const char *const allowed[] = {"db", "table", "key", "where", "keep", "ref",
                                         "one-to-one", "batch", "dry-run", "no-archive",
-                                        "format", NULL};
+                                        "nulls-equal", "fill-nulls", "resume", "format", NULL};
   cli_args a;
   nodup_db *db = NULL;
   nodup_merge_report *r = NULL;
@@ -47,14 +69,23 @@ int cmd_merge(int argc, char **argv) {
   opt.batch = (size_t)a.batch;
   opt.dry_run = a.dry_run;
   opt.no_archive = a.no_archive;
-  opt.one_to_one = a.one_to_one && !strcmp(a.one_to_one, "fail") ? NODUP_ONE_TO_ONE_FAIL
-                                                                  : NODUP_ONE_TO_ONE_MERGE;
-  rc = nodup_merge(&r, db, a.table, a.key, a.nkey, a.where, &opt);
+  opt.nulls_equal = a.nulls_equal;
+  opt.fill_nulls = a.fill_nulls;
+  opt.one_to_one = !a.one_to_one || !strcmp(a.one_to_one, "merge") ? NODUP_ONE_TO_ONE_MERGE
+                   : !strcmp(a.one_to_one, "keep")                  ? NODUP_ONE_TO_ONE_KEEP
+                                                                    : NODUP_ONE_TO_ONE_FAIL;
+  if (isatty(STDERR_FILENO)) opt.progress = progress_bar;
+  rc = a.resume ? nodup_merge_resume(&r, db, a.run, &opt)
+                : nodup_merge(&r, db, a.table, a.key, a.nkey, a.where, &opt);
   if (rc != NODUP_OK) {
     cli_error(&a, db, rc);
     ex = EXIT_ERROR;
     goto done;
   }
+  if (r->foreign_keys_off)
+    fprintf(stderr, "nodup merge: warning: PRAGMA foreign_keys is off on this connection: "
+                    "the database may hold dangling references (the merge re-pointed every "
+                    "declared one regardless)\n");
   if (json_format(&a)) {
     printf("{\"run\": ");
     json_string(stdout, r->run);
@@ -64,18 +95,23 @@ int cmd_merge(int argc, char **argv) {
     for (i = 0; i < r->ntables; i++) {
       fputs(i ? ", {\"table\": " : "{\"table\": ", stdout);
       json_string(stdout, r->tables[i].table);
-      printf(", \"repointed\": %lld, \"deleted\": %lld}", r->tables[i].repointed,
-             r->tables[i].deleted);
+      printf(", \"repointed\": %lld, \"deleted\": %lld, \"filled\": %lld}",
+             r->tables[i].repointed, r->tables[i].deleted, r->tables[i].filled);
     }
     fputs("]}\n", stdout);
   } else {
     printf("%s run %s: %lld duplicate groups merged in %lld batch(es)\n",
            a.dry_run ? "dry run (rolled back)" : "merge", r->run, r->groups, r->batches);
-    for (i = 0; i < r->ntables; i++)
-      printf("  %s: %lld re-pointed, %lld deleted\n", r->tables[i].table,
-             r->tables[i].repointed, r->tables[i].deleted);
+    for (i = 0; i < r->ntables; i++) {
+      printf("  %s: %lld re-pointed, %lld deleted", r->tables[i].table, r->tables[i].repointed,
+             r->tables[i].deleted);
+      if (r->tables[i].filled) printf(", %lld filled", r->tables[i].filled);
+      putchar('\n');
+    }
     if (r->self_references)
       printf("warning: %lld kept row(s) now reference themselves\n", r->self_references);
+    if (!a.dry_run && !a.no_archive && r->groups)
+      printf("undo with: nodup undo --db URL --run %s\n", r->run);
   }
 done:
   nodup_merge_free(r);

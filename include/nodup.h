@@ -68,7 +68,9 @@ extern "C" {
   X(ERR_DB, 13, "database error")                                              \
   X(ERR_CONFLICT, 14, "a row outside the key blocks the insert")               \
   X(ERR_DUPLICATE, 15, "the key is not unique in the table")                  \
-  X(ERR_REFERENCED, 16, "rows to delete are still referenced")
+  X(ERR_REFERENCED, 16, "rows to delete are still referenced")                 \
+  X(ERR_NO_RUN, 17, "no such merge run, or not in a state that allows this")  \
+  X(ERR_CHANGED, 18, "rows changed since the merge: cannot undo")
 
 typedef enum nodup_error {
 #define NODUP_X_ENUM(name, num, text) NODUP_##name = num,
@@ -571,18 +573,38 @@ NODUP_EXTERN void nodup_slug_result_free(nodup_slug_result *out);
  * Merging duplicates
  */
 
+/* Called after each committed batch: groups merged so far in this call,
+ * and the groups there were when it started. */
+typedef void (*nodup_progress_fn)(void *ctx, long long done, long long total);
+
 typedef struct nodup_merge_options {
   const char *keep;         /* ORDER BY over the table's columns choosing the row kept
                                ("created_at ASC"); NULL: primary key ascending. Trusted SQL. */
   const char *const *refs;  /* extra references "TABLE(COL[,COL...])", as for nodup_scan */
   size_t nrefs;
   size_t batch;             /* duplicate groups per transaction; 0: 1000 */
-  int one_to_one;           /* NODUP_ONE_TO_ONE_MERGE (0) or _FAIL */
+  int one_to_one;           /* NODUP_ONE_TO_ONE_MERGE (0), _KEEP or _FAIL */
+  int nulls_equal;          /* NULL key values are equal (rows with NULLs are merged) */
+  int fill_nulls;           /* the kept row's NULL columns take the first non-NULL value
+                               of the others (in `keep` order), after they are deleted */
   int dry_run;              /* do everything, report, roll back */
-  int no_archive;           /* do not write deleted rows to nodup_archive */
+  int no_archive;           /* no archive and no log: faster, but no undo */
+  nodup_progress_fn progress;  /* NULL: none */
+  void *progress_ctx;
 } nodup_merge_options;
 
+/* One-to-one children (a unique index on exactly the foreign key) of rows
+ * being merged:
+ *  - MERGE: colliding children are merged like any duplicates: the kept
+ *    row's child stays, references to the others are re-pointed to it and,
+ *    with fill_nulls, its NULL columns are filled from theirs.
+ *  - KEEP: the kept row's child stays exactly as it is; the others are
+ *    archived and deleted (references to them still re-pointed, so nothing
+ *    dangles).
+ *  - FAIL: nothing is changed and the merge fails with NODUP_ERR_CONSTRAINT
+ *    naming the child table, if any such child would collide. */
 #define NODUP_ONE_TO_ONE_MERGE 0
+#define NODUP_ONE_TO_ONE_KEEP 1
 #define NODUP_ONE_TO_ONE_FAIL 2
 
 /* What a merge changed in one table (the merged one or one referencing it,
@@ -591,13 +613,17 @@ typedef struct nodup_merge_table {
   char *table;              /* quoted, qualified name as SQL text */
   long long repointed;      /* rows whose reference now names a kept row */
   long long deleted;        /* rows removed: merged duplicates, collided children */
+  long long filled;         /* kept rows whose NULL columns were filled (fill_nulls) */
 } nodup_merge_table;
 
 typedef struct nodup_merge_report {
-  char run[40];             /* run id: rows in nodup_archive / nodup_runs carry it */
+  char run[40];             /* run id: rows in nodup_runs / nodup_archive carry it */
   long long groups;         /* duplicate groups merged */
   long long batches;
   long long self_references;  /* kept rows that now reference themselves */
+  int foreign_keys_off;     /* SQLite: PRAGMA foreign_keys was off on this connection,
+                               so references may already dangle (the merge itself
+                               re-points from the declared keys either way) */
   size_t ntables;
   nodup_merge_table *tables;
 } nodup_merge_report;
@@ -612,26 +638,58 @@ typedef struct nodup_merge_report {
  * are merged the same way, recursively (depth limit 8), a row already
  * pointing at the kept row winning. Before deleting, the batch checks that
  * nothing references a row it deletes (NODUP_ERR_REFERENCED otherwise,
- * naming the table); cascades are never relied on. Deleted rows are
- * archived as JSON in `nodup_archive` (run, tbl, pk, keeper, row) unless
- * opt->no_archive.
+ * naming the table); cascades are never relied on.
+ *
+ * The run is recorded in `nodup_runs` (id, table, key, options, status).
+ * Unless opt->no_archive, every deleted row is archived as JSON in
+ * `nodup_archive` (run, step, tbl, pk, keeper, row) and every re-pointed or
+ * filled row's previous values in `nodup_log`, so nodup_undo() can put the
+ * database back as it was.
  *
  * Each batch is one transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: the
  * batch's rows locked FOR UPDATE in primary key order first): it commits
- * whole or not at all, so killing the process leaves a consistent database
- * and running the same merge again finishes the job. With opt->dry_run
- * everything runs in one transaction that is rolled back: the report says
- * exactly what would change.
+ * whole or not at all, so killing the process leaves a consistent database;
+ * nodup_merge_resume() (or running the same merge again) finishes the job.
+ * With opt->dry_run everything runs in one transaction that is rolled back:
+ * the report says exactly what would change.
  *
- * NULL key values are never duplicates here (what the unique index will
- * allow). On success *out is a new report; free with nodup_merge_free().
+ * Rows with a NULL key value are not duplicates (what a unique index
+ * allows) unless opt->nulls_equal. On success *out is a new report; free
+ * with nodup_merge_free().
  * Errors: those of nodup_scan, NODUP_ERR_REFERENCED, NODUP_ERR_CONSTRAINT
- * (a re-point broke another constraint), NODUP_ERR_DB; the failing batch
- * is rolled back.
+ * (a re-point or fill broke another constraint, or --one-to-one fail),
+ * NODUP_ERR_USAGE (called inside a transaction), NODUP_ERR_DB; the failing
+ * batch is rolled back and the run marked failed.
  */
 NODUP_EXTERN int nodup_merge(nodup_merge_report **out, nodup_db *db, const char *table,
                              const char *const *cols, size_t ncols, const char *where,
                              const nodup_merge_options *opt);
+
+/*
+ * Finish an interrupted or failed run with its own table, key and options
+ * (from nodup_runs) and the same run id, so one undo covers all of it. Of
+ * opt only progress and progress_ctx are used (opt may be NULL).
+ * Errors: NODUP_ERR_NO_RUN (unknown run, or already done or undone), and
+ * those of nodup_merge().
+ */
+NODUP_EXTERN int nodup_merge_resume(nodup_merge_report **out, nodup_db *db, const char *run,
+                                    const nodup_merge_options *opt);
+
+/*
+ * Undo a merge run in one transaction: every re-pointed reference and
+ * filled column gets its previous value back and every deleted row is
+ * re-inserted, in the reverse order of the merge, so the merged tables
+ * hold exactly what they held before (the archive itself is kept; the run
+ * is marked undone). *restored and *reverted (either may be NULL) get the
+ * numbers of rows re-inserted and of rows set back.
+ * Errors: NODUP_ERR_NO_RUN (unknown, already undone, or made with
+ * no_archive), NODUP_ERR_CHANGED (a row the merge touched was changed or
+ * deleted since), NODUP_ERR_CONSTRAINT (a restored row collides with one
+ * written since, e.g. under a unique index added after the merge): nothing
+ * is changed then.
+ */
+NODUP_EXTERN int nodup_undo(nodup_db *db, const char *run, long long *restored,
+                            long long *reverted);
 
 /* Free a merge report. Accepts NULL. */
 NODUP_EXTERN void nodup_merge_free(nodup_merge_report *report);

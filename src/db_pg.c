@@ -75,6 +75,11 @@ static int pg_ok(const PGresult *res) {
   return s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
 }
 
+static void ignore_notice(void *arg, const char *message) {
+  (void)arg;
+  (void)message;
+}
+
 static int pg_connect(nodup_db *db, const char *target) {
   const char *keys[] = {"dbname", "fallback_application_name", NULL};
   const char *vals[] = {target, "nodup", NULL};
@@ -92,6 +97,9 @@ static int pg_connect(nodup_db *db, const char *target) {
     return NODUP_ERR_CONNECT;
   }
   db->server_version = PQserverVersion(c);
+  /* A library must not write to the caller's stderr (libpq's default for
+   * NOTICEs such as "relation already exists, skipping"). */
+  PQsetNoticeProcessor(c, ignore_notice, NULL);
   return NODUP_OK;
 }
 
@@ -526,12 +534,60 @@ static void pg_row_json(buf *q, const nodup_table_info *t, const char *alias) {
   buf_printf(q, "row_to_json(%s.*)::text", alias);
 }
 
+/* json_build_object takes at most 100 arguments: wider objects are built
+ * in chunks and concatenated as jsonb. */
+static void pg_json_object(buf *q, size_t n, const char *const *keys,
+                           const char *const *exprs) {
+  size_t i;
+  buf_puts(q, "(json_build_object(");
+  for (i = 0; i < n; i++) {
+    if (i && i % 50 == 0) buf_puts(q, ")::jsonb || json_build_object(");
+    else if (i) buf_puts(q, ", ");
+    sql_name_literal(q, keys[i]);
+    buf_printf(q, ", %s", exprs[i]);
+  }
+  buf_puts(q, n > 50 ? ")::jsonb)::text" : "))::text");
+}
+
+/* json_populate_record turns the archived JSON back into a row of t with
+ * each column's own type input (bytea, timestamps, arrays alike).
+ * OVERRIDING SYSTEM VALUE: identity columns take the archived values. */
+static void pg_restore_rows(buf *q, const nodup_table_info *t) {
+  buf_printf(q, "INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT r.* FROM nodup_archive AS a, "
+                "json_populate_record(NULL::%s, a.row::json) AS r "
+                "WHERE a.run = $1 AND a.step = $2",
+             t->qualified, t->qualified);
+}
+
+static void pg_restore_cols(buf *q, const nodup_table_info *t, char *const *cols, size_t n) {
+  size_t i;
+  buf_printf(q, "UPDATE %s AS c SET ", t->qualified);
+  for (i = 0; i < n; i++) {
+    if (i) buf_puts(q, ", ");
+    sql_ident(q, cols[i]);
+    buf_puts(q, " = o.");
+    sql_ident(q, cols[i]);
+  }
+  buf_printf(q, " FROM nodup_log AS r, json_populate_record(NULL::%s, r.old::json) AS o, "
+                "json_populate_record(NULL::%s, r.cur::json) AS p "
+                "WHERE r.run = $1 AND r.step = $2",
+             t->qualified, t->qualified);
+  for (i = 0; i < t->npk; i++) {
+    buf_puts(q, " AND c.");
+    sql_ident(q, t->pk[i]);
+    buf_puts(q, " = p.");
+    sql_ident(q, t->pk[i]);
+  }
+  buf_puts(q, " RETURNING 1");
+}
+
 const struct nodup_backend nodup_pg_backend = {
     "postgresql",  '$',
     "(CASE WHEN (%s) THEN '1' ELSE '" PG_PREDICATE_GUARD "' END)::int",
     pg_connect, pg_disconnect,
     pg_exec,       pg_query,     pg_table_info, pg_arbiters,
     pg_prepare,    pg_run,       pg_finalize, pg_get_or_create,
-    pg_in_transaction, pg_references, pg_row_json,
+    pg_in_transaction, pg_references, pg_row_json, pg_json_object,
+    pg_restore_rows, pg_restore_cols,
     "BEGIN", " FOR UPDATE",
 };

@@ -33,6 +33,29 @@ static int sq_fail(nodup_db *db, int rc, const char *what) {
                     what ? ": " : "", msg, sqlite3_errstr(rc));
 }
 
+/* nodup_unhex(text): the bytes of a hex string; undo restores archived
+ * BLOBs with it (SQLite has unhex() only from 3.41). */
+static void sq_unhex(sqlite3_context *ctx, int n, sqlite3_value **v) {
+  const unsigned char *s = sqlite3_value_text(v[0]);
+  int len = sqlite3_value_bytes(v[0]), i;
+  unsigned char *out;
+  (void)n;
+  if (!s) {
+    sqlite3_result_null(ctx);
+    return;
+  }
+  if (!(out = sqlite3_malloc(len / 2 + 1))) {
+    sqlite3_result_error_nomem(ctx);
+    return;
+  }
+  for (i = 0; i + 1 < len; i += 2) {
+    int hi = s[i] <= '9' ? s[i] - '0' : (s[i] | 0x20) - 'a' + 10;
+    int lo = s[i + 1] <= '9' ? s[i + 1] - '0' : (s[i + 1] | 0x20) - 'a' + 10;
+    out[i / 2] = (unsigned char)(hi << 4 | lo);
+  }
+  sqlite3_result_blob(ctx, out, len / 2, sqlite3_free);
+}
+
 static int sq_connect(nodup_db *db, const char *target) {
   sqlite3 *h = NULL;
   int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | SQLITE_OPEN_URI;
@@ -56,6 +79,8 @@ static int sq_connect(nodup_db *db, const char *target) {
   db->server_version = sqlite3_libversion_number();
   sqlite3_extended_result_codes(h, 1);
   sqlite3_busy_timeout(h, SQLITE_BUSY_MS);
+  sqlite3_create_function(h, "nodup_unhex", 1, SQLITE_UTF8 | SQLITE_DETERMINISTIC, NULL,
+                          sq_unhex, NULL, NULL);
   rc = sqlite3_exec(h, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON;",
                     NULL, NULL, &err);
   if (rc != SQLITE_OK) {
@@ -550,33 +575,97 @@ static int sq_references(nodup_db *db, const nodup_table_info *t, nodup_fk_info 
                           t->name, out, n);
 }
 
-/* json_object keeps each column's SQLite type; a BLOB becomes its hex text
- * (JSON cannot hold bytes). */
+/* One JSON value keeping the SQLite type; a BLOB (which JSON cannot hold)
+ * becomes {"blob": "<hex>"}, an object no other value produces, so
+ * sq_json_get() can turn it back into the same bytes. */
+static void sq_json_value(buf *q, const char *expr) {
+  buf_printf(q, "CASE WHEN typeof(%s) = 'blob' THEN json_object('blob', hex(%s)) ELSE %s END",
+             expr, expr, expr);
+}
+
+static void sq_json_object(buf *q, size_t n, const char *const *keys,
+                           const char *const *exprs) {
+  size_t i;
+  buf_puts(q, "json_object(");
+  for (i = 0; i < n; i++) {
+    if (i) buf_puts(q, ", ");
+    sql_name_literal(q, keys[i]);
+    buf_puts(q, ", ");
+    sq_json_value(q, exprs[i]);
+  }
+  buf_putc(q, ')');
+}
+
 static void sq_row_json(buf *q, const nodup_table_info *t, const char *alias) {
   size_t i;
   buf_puts(q, "json_object(");
   for (i = 0; i < t->ncols; i++) {
+    buf e;
+    buf_init(&e);
+    buf_printf(&e, "%s.", alias);
+    sql_ident(&e, t->cols[i]);
     if (i) buf_puts(q, ", ");
-    buf_putc(q, '\'');
-    for (const char *s = t->cols[i]; *s; s++) {
-      if (*s == '\'') buf_putc(q, '\'');
-      buf_putc(q, *s);
-    }
-    buf_printf(q, "', CASE WHEN typeof(%s.", alias);
-    sql_ident(q, t->cols[i]);
-    buf_printf(q, ") = 'blob' THEN hex(%s.", alias);
-    sql_ident(q, t->cols[i]);
-    buf_printf(q, ") ELSE %s.", alias);
-    sql_ident(q, t->cols[i]);
-    buf_puts(q, " END");
+    sql_name_literal(q, t->cols[i]);
+    buf_puts(q, ", ");
+    sq_json_value(q, buf_str(&e));
+    if (e.oom) q->oom = 1;
+    buf_free(&e);
   }
   buf_putc(q, ')');
+}
+
+/* The value stored under `key` in JSON text `json`, with its type back.
+ * json_each compares keys as plain strings: no path syntax to escape. */
+static void sq_json_get(buf *q, const char *json, const char *key) {
+  buf_printf(q, "(SELECT CASE WHEN j.type = 'object' THEN "
+                "nodup_unhex(json_extract(j.value, '$.blob')) ELSE j.value END "
+                "FROM json_each(%s) AS j WHERE j.key = ", json);
+  sql_name_literal(q, key);
+  buf_putc(q, ')');
+}
+
+static void sq_restore_rows(buf *q, const nodup_table_info *t) {
+  size_t i;
+  int rowid = t->npk == 1;
+  for (i = 0; rowid && i < t->ncols; i++)
+    if (!strcasecmp(t->cols[i], t->pk[0])) rowid = 0;
+  buf_printf(q, "INSERT INTO %s (", t->qualified);
+  sql_ident_list(q, t->cols, t->ncols);
+  if (rowid) buf_puts(q, ", rowid");
+  buf_puts(q, ") SELECT ");
+  for (i = 0; i < t->ncols; i++) {
+    if (i) buf_puts(q, ", ");
+    sq_json_get(q, "a.row", t->cols[i]);
+  }
+  /* An implicit rowid is not in the row's JSON: the archive's pk is it. */
+  if (rowid) buf_puts(q, ", CAST(a.pk AS INTEGER)");
+  buf_puts(q, " FROM nodup_archive AS a WHERE a.run = ?1 AND a.step = ?2");
+}
+
+static void sq_restore_cols(buf *q, const nodup_table_info *t, char *const *cols, size_t n) {
+  size_t i;
+  buf_printf(q, "UPDATE %s AS c SET ", t->qualified);
+  for (i = 0; i < n; i++) {
+    if (i) buf_puts(q, ", ");
+    sql_ident(q, cols[i]);
+    buf_puts(q, " = ");
+    sq_json_get(q, "r.old", cols[i]);
+  }
+  buf_puts(q, " FROM nodup_log AS r WHERE r.run = ?1 AND r.step = ?2");
+  for (i = 0; i < t->npk; i++) {
+    buf_puts(q, " AND c.");
+    sql_ident(q, t->pk[i]);
+    buf_puts(q, " = ");
+    sq_json_get(q, "r.cur", t->pk[i]);
+  }
+  buf_puts(q, " RETURNING 1");
 }
 
 const struct nodup_backend nodup_sqlite_backend = {
     "sqlite",      '?',          "coalesce((%s), 0)", sq_connect, sq_disconnect,
     sq_exec,       sq_query,     sq_table_info, sq_arbiters,
     sq_prepare,    sq_run,       sq_finalize, sq_get_or_create,
-    sq_in_transaction, sq_references, sq_row_json,
+    sq_in_transaction, sq_references, sq_row_json, sq_json_object,
+    sq_restore_rows, sq_restore_cols,
     "BEGIN IMMEDIATE", "",
 };

@@ -52,6 +52,8 @@ void sql_ident_list(buf *b, char *const *names, size_t n);
  * `alias` when it is not NULL. */
 void sql_key_filter(buf *b, char *const *key, size_t n, const char *where, int nulls_equal,
                     const char *alias);
+/* Append a name (a column, never a value) as an SQL string literal. */
+void sql_name_literal(buf *b, const char *name);
 /* Append a parameter placeholder ($n or ?n) for backend `db`. */
 void sql_param(buf *b, const nodup_db *db, int n);
 
@@ -161,6 +163,15 @@ struct nodup_backend {
   /* Append an expression giving the whole row `alias` of t as JSON text
    * (the merge archive). */
   void (*row_json)(buf *q, const nodup_table_info *t, const char *alias);
+  /* Append an expression giving JSON text of an object whose keys[i]
+   * holds the value of SQL expression exprs[i]. */
+  void (*json_object)(buf *q, size_t n, const char *const *keys, const char *const *exprs);
+  /* Undo (merge.c). restore_rows: an INSERT of t's rows archived under
+   * nodup_archive's run ($1) and step ($2). restore_cols: an UPDATE ...
+   * RETURNING 1 setting `cols` of t back to nodup_log's `old` values, the
+   * row found by the primary key values in `cur`. */
+  void (*restore_rows)(buf *q, const nodup_table_info *t);
+  void (*restore_cols)(buf *q, const nodup_table_info *t, char *const *cols, size_t n);
   const char *begin_write;   /* a transaction that will write: no upgrade */
   const char *lock_rows;     /* suffix locking a SELECT's rows, or "" */
 };
@@ -215,6 +226,12 @@ struct nodup_key {
 int nodup_fail(nodup_db *db, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void nodup_clear_error(nodup_db *db);
+
+/* merge.c: nodup_merge() inside the caller's open transaction, all groups
+ * at once, no COMMIT (nodup enforce: merge and index under one lock). */
+int merge_in_transaction(nodup_merge_report **out, nodup_db *db, const char *table,
+                         const char *const *cols, size_t ncols, const char *where,
+                         const nodup_merge_options *opt);
 
 /* ---- key.c helpers used by getorcreate.c ---- */
 int key_shape_get(nodup_key *key, const char *const *vals,

@@ -30,6 +30,8 @@ typedef struct merge_ctx {
   const nodup_merge_options *opt;
   nodup_merge_report *rep;
   unsigned ntemp;
+  long long step;   /* the run's last step number: undo replays steps backwards */
+  int log;          /* archive deleted rows and log changed ones (undo) */
 } merge_ctx;
 
 void nodup_merge_free(nodup_merge_report *r) {
@@ -105,15 +107,92 @@ static void pk_join(buf *q, const nodup_db *db, const nodup_table_info *t, const
   }
 }
 
-static int merge_level(merge_ctx *c, const nodup_table_info *x, const char *pairs, int depth,
-                       const nodup_fk_info *extra, size_t nextra);
+/* Record the run's next step: its kind ('delete', 'repoint', 'fill'), the
+ * table as table_info() accepts it, and the columns it sets (one row per
+ * column). `stepno` (24 bytes) gets the step number as text. */
+static int step_begin(merge_ctx *c, const char *kind, const char *tname, char *const *cols,
+                      size_t n, char *stepno) {
+  nodup_db *db = c->db;
+  char pos[24];
+  size_t i;
+  buf q;
+  int rc = NODUP_OK;
+  buf_init(&q);
+  buf_puts(&q, "INSERT INTO nodup_steps (run, step, kind, tbl, pos, col) VALUES (");
+  for (i = 1; i <= 6; i++) {
+    if (i > 1) buf_puts(&q, ", ");
+    if (i == 2 || i == 5) buf_puts(&q, "CAST(");
+    sql_param(&q, db, (int)i);
+    if (i == 2 || i == 5) buf_puts(&q, " AS INTEGER)");
+  }
+  buf_putc(&q, ')');
+  c->step++;
+  snprintf(stepno, 24, "%lld", c->step);
+  for (i = 0; i < (n ? n : 1) && rc == NODUP_OK; i++) {
+    const char *p[6] = {c->rep->run, stepno, kind, tname, pos, n ? cols[i] : NULL};
+    snprintf(pos, sizeof pos, "%zu", i);
+    rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 6, NULL, NULL);
+  }
+  buf_free(&q);
+  return rc;
+}
+
+/* Log, before an UPDATE, the rows it will change: `cur` holds t's primary
+ * key as it will be after the update (curx[i] for t->pk[i]), `old` the
+ * columns `cols` (alias a) as they are now. `from` is the FROM ... WHERE
+ * that selects the rows. */
+static int log_rows(merge_ctx *c, const char *stepno, const nodup_table_info *t, const char *a,
+                    char *const *curx, char *const *cols, size_t n, const char *from) {
+  nodup_db *db = c->db;
+  const char *p[2] = {c->rep->run, stepno};
+  char **oldx = calloc(n + 1, sizeof *oldx);
+  buf q, e;
+  size_t i;
+  int rc;
+  if (!oldx) return NODUP_ERR_NOMEM;
+  buf_init(&q);
+  buf_init(&e);
+  for (i = 0; i < n; i++) {
+    buf_reset(&e);
+    buf_printf(&e, "%s.", a);
+    sql_ident(&e, cols[i]);
+    oldx[i] = e.oom ? NULL : nodup_strdup(buf_str(&e));
+    if (!oldx[i]) q.oom = 1;
+  }
+  buf_puts(&q, "INSERT INTO nodup_log (run, step, cur, old) SELECT ");
+  sql_param(&q, db, 1);
+  buf_puts(&q, ", CAST(");
+  sql_param(&q, db, 2);
+  buf_puts(&q, " AS INTEGER), ");
+  db->be->json_object(&q, t->npk, (const char *const *)t->pk, (const char *const *)curx);
+  buf_puts(&q, ", ");
+  if (!q.oom) db->be->json_object(&q, n, (const char *const *)cols, (const char *const *)oldx);
+  buf_printf(&q, " %s", from);
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 2, NULL, NULL);
+  for (i = 0; i < n; i++) free(oldx[i]);
+  free(oldx);
+  buf_free(&e);
+  buf_free(&q);
+  return rc;
+}
+
+static void free_strv(char **v, size_t n) {
+  size_t i;
+  if (!v) return;
+  for (i = 0; i < n; i++) free(v[i]);
+  free(v);
+}
+
+static int merge_level(merge_ctx *c, const nodup_table_info *x, const char *tname,
+                       const char *pairs, int depth, const nodup_fk_info *extra, size_t nextra,
+                       int fill, char *const *fixed, size_t nfixed);
 
 
 /* The rows of child C (referencing X through fk) that would collide in
  * unique index ix after re-pointing through mapping m: merge them. */
 static int merge_collisions(merge_ctx *c, const nodup_table_info *x, const char *m,
                             const nodup_table_info *child, const nodup_fk_info *fk,
-                            const nodup_index_info *ix, int depth) {
+                            const nodup_index_info *ix, int depth, int fill) {
   nodup_db *db = c->db;
   buf q;
   size_t i, j;
@@ -177,7 +256,10 @@ static int merge_collisions(merge_ctx *c, const nodup_table_info *x, const char 
     sql_ident(&q, child->pk[i]);
   }
   buf_puts(&q, ")) AS nodup_r WHERE nodup_rn > 1");
-  rc = q.oom ? NODUP_ERR_NOMEM : merge_level(c, child, buf_str(&q), depth + 1, NULL, 0);
+  /* The index's columns are equal within a group: never "filled". */
+  rc = q.oom ? NODUP_ERR_NOMEM
+             : merge_level(c, child, fk->table, buf_str(&q), depth + 1, NULL, 0, fill,
+                           ix->cols, ix->ncols);
   buf_free(&q);
   return rc;
 }
@@ -232,7 +314,46 @@ static int repoint(merge_ctx *c, const nodup_table_info *x, const char *m,
       }
       if (rc != NODUP_OK) goto done;
     }
-    if ((rc = merge_collisions(c, x, m, child, fk, &child->idx[i], depth)) != NODUP_OK) goto done;
+    /* --one-to-one keep: the surviving child is left as it is. */
+    rc = merge_collisions(c, x, m, child, fk, &child->idx[i], depth,
+                          c->opt->fill_nulls &&
+                              !(exact && c->opt->one_to_one == NODUP_ONE_TO_ONE_KEEP));
+    if (rc != NODUP_OK) goto done;
+  }
+  if (c->log) {
+    /* Log each row's reference as it is, and its primary key as it will
+     * be (the key may contain the reference: link tables). */
+    char stepno[24], **curx = calloc(child->npk + 1, sizeof *curx);
+    buf e;
+    size_t j, k;
+    buf_init(&e);
+    for (j = 0; curx && j < child->npk; j++) {
+      buf_reset(&e);
+      for (k = 0; k < fk->ncols; k++)
+        if (mcol(db, child, child->pk[j]) == mcol(db, child, fk->cols[k])) break;
+      if (k < fk->ncols) {
+        buf_printf(&e, "m.nodup_k%d", mcol(db, x, fk->refcols[k]));
+      } else {
+        buf_puts(&e, "c.");
+        sql_ident(&e, child->pk[j]);
+      }
+      if (e.oom || !(curx[j] = nodup_strdup(buf_str(&e)))) break;
+    }
+    buf_reset(&q);
+    buf_printf(&q, "FROM %s AS c JOIN %s AS m ON ", child->qualified, m);
+    for (k = 0; k < fk->ncols; k++) {
+      if (k) buf_puts(&q, " AND ");
+      buf_puts(&q, "c.");
+      sql_ident(&q, fk->cols[k]);
+      buf_printf(&q, " = m.nodup_l%d", mcol(db, x, fk->refcols[k]));
+    }
+    if (!curx || j < child->npk || q.oom) rc = NODUP_ERR_NOMEM;
+    if (rc == NODUP_OK) rc = step_begin(c, "repoint", fk->table, fk->cols, fk->ncols, stepno);
+    if (rc == NODUP_OK)
+      rc = log_rows(c, stepno, child, "c", curx, fk->cols, fk->ncols, buf_str(&q));
+    free_strv(curx, child->npk);
+    buf_free(&e);
+    if (rc != NODUP_OK) goto done;
   }
   buf_reset(&q);
   buf_printf(&q, "UPDATE %s AS c SET ", child->qualified);
@@ -310,18 +431,23 @@ static int verify(merge_ctx *c, const nodup_table_info *x, const char *m,
   return rc;
 }
 
-static int archive_and_delete(merge_ctx *c, const nodup_table_info *x, const char *m) {
+static int archive_and_delete(merge_ctx *c, const nodup_table_info *x, const char *tname,
+                              const char *m) {
   nodup_db *db = c->db;
   nodup_merge_table *st;
   long long n = 0;
+  char stepno[24];
   buf q;
   int rc = NODUP_OK;
   buf_init(&q);
-  if (!c->opt->no_archive) {
-    const char *p[2] = {c->rep->run, x->qualified};
-    buf_puts(&q, "INSERT INTO nodup_archive (run, tbl, pk, keeper, row) SELECT ");
+  if (c->log) {
+    const char *p[3] = {c->rep->run, x->qualified, stepno};
+    if ((rc = step_begin(c, "delete", tname, NULL, 0, stepno)) != NODUP_OK) goto done;
+    buf_puts(&q, "INSERT INTO nodup_archive (run, step, tbl, pk, keeper, row) SELECT ");
     sql_param(&q, db, 1);
-    buf_puts(&q, ", ");
+    buf_puts(&q, ", CAST(");
+    sql_param(&q, db, 3);
+    buf_puts(&q, " AS INTEGER), ");
     sql_param(&q, db, 2);
     buf_puts(&q, ", ");
     pk_text(&q, x, "x");
@@ -333,7 +459,7 @@ static int archive_and_delete(merge_ctx *c, const nodup_table_info *x, const cha
     pk_join(&q, db, x, "m", "l", "x");
     buf_printf(&q, " JOIN %s AS k ON ", x->qualified);
     pk_join(&q, db, x, "m", "k", "k");
-    rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 2, NULL, NULL);
+    rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 3, NULL, NULL);
     if (rc != NODUP_OK) goto done;
   }
   buf_reset(&q);
@@ -348,18 +474,129 @@ done:
   return rc;
 }
 
-/* Build X's mapping from `pairs` (nodup_lp<i>/nodup_kp<i> per primary key
- * column), re-point every reference, verify, archive, delete. */
-static int merge_level(merge_ctx *c, const nodup_table_info *x, const char *pairs, int depth,
-                       const nodup_fk_info *extra, size_t nextra) {
+/* --fill-nulls, part 1, before the losers are deleted: for each keeper,
+ * the first non-NULL value of each fillable column among its losers (in
+ * `keep` order: the mapping's nodup_rn), into temp table f. *cols gets the
+ * fillable columns (nullable, not the primary key, not `fixed`). */
+static int fill_collect(merge_ctx *c, const nodup_table_info *x, const char *m, const char *f,
+                        char *const *fixed, size_t nfixed, char ***cols, size_t *ncols) {
   nodup_db *db = c->db;
-  nodup_fk_info *fks = NULL;
-  size_t nfks = 0, i, j;
-  char m[32];
-  char *need = NULL;      /* columns of X the mapping carries */
-  long long nmap = 0;
+  size_t i, j, n = 0;
   buf q;
   int rc;
+  *cols = calloc(x->ncols + 1, sizeof **cols);
+  *ncols = 0;
+  if (!*cols) return NODUP_ERR_NOMEM;
+  for (i = 0; i < x->ncols; i++) {
+    int skip = x->notnull[i];
+    for (j = 0; j < x->npk; j++) skip |= mcol(db, x, x->pk[j]) == (int)i;
+    for (j = 0; j < nfixed; j++) skip |= fixed[j] && mcol(db, x, fixed[j]) == (int)i;
+    if (skip) continue;
+    if (!((*cols)[n] = nodup_strdup(x->cols[i]))) return NODUP_ERR_NOMEM;
+    *ncols = ++n;
+  }
+  if (!n) return NODUP_OK;
+  buf_init(&q);
+  buf_printf(&q, "CREATE TEMP TABLE %s AS SELECT DISTINCT ", f);
+  for (i = 0; i < x->npk; i++)
+    buf_printf(&q, "%sm.nodup_k%d", i ? ", " : "", mcol(db, x, x->pk[i]));
+  for (i = 0; i < n; i++) {
+    buf_puts(&q, ", first_value(l.");
+    sql_ident(&q, (*cols)[i]);
+    buf_puts(&q, ") OVER (PARTITION BY ");
+    for (j = 0; j < x->npk; j++)
+      buf_printf(&q, "%sm.nodup_k%d", j ? ", " : "", mcol(db, x, x->pk[j]));
+    buf_puts(&q, " ORDER BY CASE WHEN l.");
+    sql_ident(&q, (*cols)[i]);
+    buf_printf(&q, " IS NULL THEN 1 ELSE 0 END, m.nodup_rn) AS nodup_f%zu", i);
+  }
+  buf_printf(&q, " FROM %s AS m JOIN %s AS l ON ", m, x->qualified);
+  pk_join(&q, db, x, "m", "l", "l");
+  rc = run_sql(c, &q, NULL);
+  buf_free(&q);
+  return rc;
+}
+
+/* --fill-nulls, part 2, after the losers are gone (so no other unique
+ * index trips on a value both hold): log, then fill. */
+static int fill_apply(merge_ctx *c, const nodup_table_info *x, const char *tname, const char *f,
+                      char *const *cols, size_t n) {
+  nodup_db *db = c->db;
+  nodup_merge_table *st;
+  long long rows = 0;
+  buf q, w;
+  size_t i;
+  int rc = NODUP_OK;
+  buf_init(&q);
+  buf_init(&w);
+  /* Keepers with something to fill: f joined on the primary key. */
+  for (i = 0; i < x->npk; i++) {
+    buf_puts(&w, i ? " AND k." : " WHERE k.");
+    sql_ident(&w, x->pk[i]);
+    buf_printf(&w, " = f.nodup_k%d", mcol(db, x, x->pk[i]));
+  }
+  buf_puts(&w, " AND (");
+  for (i = 0; i < n; i++) {
+    buf_puts(&w, i ? " OR (k." : "(k.");
+    sql_ident(&w, cols[i]);
+    buf_printf(&w, " IS NULL AND f.nodup_f%zu IS NOT NULL)", i);
+  }
+  buf_putc(&w, ')');
+  if (c->log) {
+    char stepno[24], **curx = calloc(x->npk + 1, sizeof *curx);
+    buf e;
+    buf_init(&e);
+    for (i = 0; curx && i < x->npk; i++) {
+      buf_reset(&e);
+      buf_puts(&e, "k.");
+      sql_ident(&e, x->pk[i]);
+      if (e.oom || !(curx[i] = nodup_strdup(buf_str(&e)))) break;
+    }
+    buf_printf(&q, "FROM %s AS k, %s AS f%s", x->qualified, f, buf_str(&w));
+    rc = !curx || i < x->npk || q.oom || w.oom ? NODUP_ERR_NOMEM
+                                               : step_begin(c, "fill", tname, cols, n, stepno);
+    if (rc == NODUP_OK) rc = log_rows(c, stepno, x, "k", curx, cols, n, buf_str(&q));
+    free_strv(curx, x->npk);
+    buf_free(&e);
+    if (rc != NODUP_OK) goto done;
+  }
+  buf_reset(&q);
+  buf_printf(&q, "UPDATE %s AS k SET ", x->qualified);
+  for (i = 0; i < n; i++) {
+    if (i) buf_puts(&q, ", ");
+    sql_ident(&q, cols[i]);
+    buf_puts(&q, " = coalesce(k.");
+    sql_ident(&q, cols[i]);
+    buf_printf(&q, ", f.nodup_f%zu)", i);
+  }
+  buf_printf(&q, " FROM %s AS f%s RETURNING 1", f, buf_str(&w));
+  if (w.oom) q.oom = 1;
+  if ((rc = run_sql(c, &q, &rows)) != NODUP_OK) goto done;
+  if (!(st = stats_for(c, x->qualified))) rc = NODUP_ERR_NOMEM;
+  else st->filled += rows;
+done:
+  buf_free(&w);
+  buf_free(&q);
+  return rc;
+}
+
+/* Build X's mapping from `pairs` (nodup_lp<i>/nodup_kp<i> per primary key
+ * column, nodup_rn the loser's rank in its group), re-point every
+ * reference, verify, archive, delete, and fill the keepers' NULLs if
+ * `fill` (never the `fixed` columns: the key). `tname` is X's name as
+ * table_info() accepts it (for undo). */
+static int merge_level(merge_ctx *c, const nodup_table_info *x, const char *tname,
+                       const char *pairs, int depth, const nodup_fk_info *extra, size_t nextra,
+                       int fill, char *const *fixed, size_t nfixed) {
+  nodup_db *db = c->db;
+  nodup_fk_info *fks = NULL;
+  size_t nfks = 0, i, j, nfill = 0;
+  char m[32], f[32];
+  char *need = NULL;      /* columns of X the mapping carries */
+  char **fillcols = NULL;
+  long long nmap = 0;
+  buf q;
+  int rc, have_f = 0;
 
   buf_init(&q);
   if (depth > MERGE_MAX_DEPTH)
@@ -378,10 +615,11 @@ static int merge_level(merge_ctx *c, const nodup_table_info *x, const char *pair
       if (col < (int)x->ncols) need[col] = 1;
     }
   }
-  snprintf(m, sizeof m, "nodup_m%u", c->ntemp++);
-  buf_printf(&q, "CREATE TEMP TABLE %s AS SELECT ", m);
+  snprintf(m, sizeof m, "nodup_m%u", c->ntemp);
+  snprintf(f, sizeof f, "nodup_f%u", c->ntemp++);
+  buf_printf(&q, "CREATE TEMP TABLE %s AS SELECT p.nodup_rn AS nodup_rn", m);
   for (i = 0; i < x->npk; i++)
-    buf_printf(&q, "%sp.nodup_lp%zu AS nodup_l%d, p.nodup_kp%zu AS nodup_k%d", i ? ", " : "", i,
+    buf_printf(&q, ", p.nodup_lp%zu AS nodup_l%d, p.nodup_kp%zu AS nodup_k%d", i,
                mcol(db, x, x->pk[i]), i, mcol(db, x, x->pk[i]));
   for (i = 0; i < x->ncols; i++) {
     int is_pk = 0;
@@ -418,14 +656,25 @@ static int merge_level(merge_ctx *c, const nodup_table_info *x, const char *pair
     const nodup_fk_info *fk = i < nfks ? &fks[i] : &extra[i - nfks];
     if ((rc = verify(c, x, m, fk)) != NODUP_OK) goto drop;
   }
-  rc = archive_and_delete(c, x, m);
+  if (fill) {
+    if ((rc = fill_collect(c, x, m, f, fixed, nfixed, &fillcols, &nfill)) != NODUP_OK) goto drop;
+    have_f = nfill > 0;
+  }
+  if ((rc = archive_and_delete(c, x, tname, m)) != NODUP_OK) goto drop;
+  if (have_f) rc = fill_apply(c, x, tname, f, fillcols, nfill);
 drop:
   if (rc == NODUP_OK) {
     buf_reset(&q);
     buf_printf(&q, "DROP TABLE %s", m);
     rc = run_sql(c, &q, NULL);
   }
+  if (rc == NODUP_OK && have_f) {
+    buf_reset(&q);
+    buf_printf(&q, "DROP TABLE %s", f);
+    rc = run_sql(c, &q, NULL);
+  }
 done:
+  free_strv(fillcols, nfill);
   free(need);
   fk_info_free(fks, nfks);
   buf_free(&q);
@@ -442,7 +691,7 @@ static int batch_groups(merge_ctx *c, const nodup_table_info *t, char *const *ke
   buf_puts(&q, "CREATE TEMP TABLE nodup_batch AS SELECT ");
   sql_ident_list(&q, key, nkey);
   buf_printf(&q, " FROM %s AS g WHERE ", t->qualified);
-  sql_key_filter(&q, key, nkey, where, 0, "g");
+  sql_key_filter(&q, key, nkey, where, c->opt->nulls_equal, "g");
   buf_puts(&q, " GROUP BY ");
   sql_ident_list(&q, key, nkey);
   buf_puts(&q, " HAVING count(*) > 1 ORDER BY ");
@@ -453,32 +702,112 @@ static int batch_groups(merge_ctx *c, const nodup_table_info *t, char *const *ke
   return rc;
 }
 
-static void batch_join(buf *q, char *const *key, size_t nkey) {
+static void batch_join(buf *q, char *const *key, size_t nkey, int nulls_equal) {
   size_t i;
   buf_puts(q, " JOIN nodup_batch AS b ON ");
   for (i = 0; i < nkey; i++) {
     if (i) buf_puts(q, " AND ");
-    buf_puts(q, "b.");
+    /* Spelled out rather than IS NOT DISTINCT FROM, which SQLite has only
+     * from 3.39; used only when asked, as it defeats an index on x. */
+    buf_puts(q, nulls_equal ? "(b." : "b.");
     sql_ident(q, key[i]);
     buf_puts(q, " = x.");
     sql_ident(q, key[i]);
+    if (nulls_equal) {
+      buf_puts(q, " OR (b.");
+      sql_ident(q, key[i]);
+      buf_puts(q, " IS NULL AND x.");
+      sql_ident(q, key[i]);
+      buf_puts(q, " IS NULL))");
+    }
   }
 }
 
-static int ensure_archive(nodup_db *db) {
-  return db->be->exec(db,
-                      "CREATE TABLE IF NOT EXISTS nodup_archive (run TEXT NOT NULL, "
-                      "tbl TEXT NOT NULL, pk TEXT NOT NULL, keeper TEXT NOT NULL, "
-                      "row TEXT NOT NULL)");
+/* The run's bookkeeping tables. nodup_runs: one row per run, with what
+ * nodup_merge_resume() needs; nodup_run_args: its key columns and extra
+ * references; nodup_steps: each changing statement, in order, with the
+ * columns it set; nodup_log: the previous values of changed rows;
+ * nodup_archive: deleted rows. */
+static int ensure_tables(nodup_db *db) {
+  return db->be->exec(
+      db,
+      "CREATE TABLE IF NOT EXISTS nodup_runs (run TEXT PRIMARY KEY, tbl TEXT NOT NULL, "
+      "where_sql TEXT, keep_sql TEXT, batch INTEGER NOT NULL, nulls_equal INTEGER NOT NULL, "
+      "fill_nulls INTEGER NOT NULL, one_to_one INTEGER NOT NULL, archive INTEGER NOT NULL, "
+      "status TEXT NOT NULL, groups INTEGER NOT NULL DEFAULT 0, started TEXT, finished TEXT);"
+      "CREATE TABLE IF NOT EXISTS nodup_run_args (run TEXT NOT NULL, kind TEXT NOT NULL, "
+      "pos INTEGER NOT NULL, value TEXT NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS nodup_steps (run TEXT NOT NULL, step INTEGER NOT NULL, "
+      "kind TEXT NOT NULL, tbl TEXT NOT NULL, pos INTEGER NOT NULL, col TEXT);"
+      "CREATE TABLE IF NOT EXISTS nodup_log (run TEXT NOT NULL, step INTEGER NOT NULL, "
+      "cur TEXT NOT NULL, old TEXT NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS nodup_archive (run TEXT NOT NULL, step INTEGER NOT NULL, "
+      "tbl TEXT NOT NULL, pk TEXT NOT NULL, keeper TEXT NOT NULL, row TEXT NOT NULL)");
 }
 
-/* One batch in one transaction: lock, map, merge, commit. *groups gets the
- * number of groups merged (0: nothing left). */
-static int merge_batch(merge_ctx *c, const nodup_table_info *t, char *const *key, size_t nkey,
-                       const char *where, const nodup_fk_info *extra, size_t nextra,
-                       size_t batch, long long *groups) {
+/* One statement with parameters and no result. */
+static int exec_params(nodup_db *db, const char *sqlite_sql, const char *const *p, int n) {
+  buf q;
+  const char *s;
+  int rc;
+  /* Statements here are written with ?N; PostgreSQL spells them $N. */
+  buf_init(&q);
+  for (s = sqlite_sql; *s; s++) buf_putc(&q, *s == '?' ? db->be->placeholder : *s);
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, n, NULL, NULL);
+  buf_free(&q);
+  return rc;
+}
+
+/* Record a new run: settings and arguments, status 'running'. */
+static int run_record(merge_ctx *c, const char *table, char *const *key, size_t nkey,
+                      const char *where, size_t batch) {
+  const nodup_merge_options *o = c->opt;
+  char nb[24], ne[4], fl[4], oo[4], ar[4], pos[24];
+  const char *p[10];
+  size_t i;
+  int rc;
+  snprintf(nb, sizeof nb, "%zu", batch);
+  snprintf(ne, sizeof ne, "%d", o->nulls_equal ? 1 : 0);
+  snprintf(fl, sizeof fl, "%d", o->fill_nulls ? 1 : 0);
+  snprintf(oo, sizeof oo, "%d", o->one_to_one);
+  snprintf(ar, sizeof ar, "%d", o->no_archive ? 0 : 1);
+  p[0] = c->rep->run, p[1] = table, p[2] = where, p[3] = o->keep && *o->keep ? o->keep : NULL;
+  p[4] = nb, p[5] = ne, p[6] = fl, p[7] = oo, p[8] = ar;
+  rc = exec_params(c->db,
+                   "INSERT INTO nodup_runs (run, tbl, where_sql, keep_sql, batch, nulls_equal, "
+                   "fill_nulls, one_to_one, archive, status, started) VALUES (?1, ?2, ?3, ?4, "
+                   "CAST(?5 AS INTEGER), CAST(?6 AS INTEGER), CAST(?7 AS INTEGER), "
+                   "CAST(?8 AS INTEGER), CAST(?9 AS INTEGER), 'running', CURRENT_TIMESTAMP)",
+                   p, 9);
+  for (i = 0; rc == NODUP_OK && i < nkey + o->nrefs; i++) {
+    const char *a[4] = {c->rep->run, i < nkey ? "key" : "ref", pos,
+                        i < nkey ? key[i] : o->refs[i - nkey]};
+    snprintf(pos, sizeof pos, "%zu", i < nkey ? i : i - nkey);
+    rc = exec_params(c->db,
+                     "INSERT INTO nodup_run_args (run, kind, pos, value) "
+                     "VALUES (?1, ?2, CAST(?3 AS INTEGER), ?4)",
+                     a, 4);
+  }
+  return rc;
+}
+
+static int run_status(merge_ctx *c, const char *status) {
+  const char *p[2] = {c->rep->run, status};
+  return exec_params(c->db,
+                     "UPDATE nodup_runs SET status = ?2, finished = CASE WHEN ?2 = 'running' "
+                     "THEN NULL ELSE CURRENT_TIMESTAMP END WHERE run = ?1",
+                     p, 2);
+}
+
+/* One batch, inside the caller's transaction: lock, map, merge. *groups
+ * gets the number of groups merged (0: nothing left). */
+static int merge_batch(merge_ctx *c, const nodup_table_info *t, const char *tname,
+                       char *const *key, size_t nkey, const char *where,
+                       const nodup_fk_info *extra, size_t nextra, size_t batch,
+                       long long *groups) {
   nodup_db *db = c->db;
   const char *keep = c->opt->keep;
+  int ne = c->opt->nulls_equal;
   buf q;
   size_t i;
   int rc;
@@ -491,9 +820,9 @@ static int merge_batch(merge_ctx *c, const nodup_table_info *t, char *const *key
      * two merges), so no child row can be added to a loser between
      * re-pointing and deleting. */
     buf_printf(&q, "SELECT 1 FROM %s AS x", t->qualified);
-    batch_join(&q, key, nkey);
+    batch_join(&q, key, nkey, ne);
     buf_puts(&q, " WHERE ");
-    sql_key_filter(&q, key, nkey, where, 0, "x");
+    sql_key_filter(&q, key, nkey, where, ne, "x");
     buf_puts(&q, " ORDER BY ");
     for (i = 0; i < t->npk; i++) {
       buf_printf(&q, "%sx.", i ? ", " : "");
@@ -512,9 +841,9 @@ static int merge_batch(merge_ctx *c, const nodup_table_info *t, char *const *key
     buf_printf(&q, ") OVER nodup_w AS nodup_kp%zu", i);
   }
   buf_printf(&q, ", row_number() OVER nodup_w AS nodup_rn FROM %s AS x", t->qualified);
-  batch_join(&q, key, nkey);
+  batch_join(&q, key, nkey, ne);
   buf_puts(&q, " WHERE ");
-  sql_key_filter(&q, key, nkey, where, 0, "x");
+  sql_key_filter(&q, key, nkey, where, ne, "x");
   buf_puts(&q, " WINDOW nodup_w AS (PARTITION BY ");
   for (i = 0; i < nkey; i++) {
     buf_printf(&q, "%sx.", i ? ", " : "");
@@ -533,17 +862,20 @@ static int merge_batch(merge_ctx *c, const nodup_table_info *t, char *const *key
   }
   {
     /* How many groups this batch holds, for the report. */
-    buf g;
     long long n = 0;
-    buf_init(&g);
-    buf_printf(&g, "SELECT count(DISTINCT nodup_kp0) FROM (%s) AS nodup_c", buf_str(&q));
-    rc = g.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&g), NULL, 0, read_count, &n);
-    buf_free(&g);
+    rc = db->be->query(db, "SELECT count(*) FROM nodup_batch", NULL, 0, read_count, &n);
     if (rc != NODUP_OK) goto done;
     *groups = n;
     if (!n) goto done;
   }
-  rc = merge_level(c, t, buf_str(&q), 0, extra, nextra);
+  rc = merge_level(c, t, tname, buf_str(&q), 0, extra, nextra, c->opt->fill_nulls, key, nkey);
+  if (rc == NODUP_OK) {
+    char n[24];
+    const char *p[2] = {c->rep->run, n};
+    snprintf(n, sizeof n, "%lld", *groups);
+    rc = exec_params(db, "UPDATE nodup_runs SET groups = groups + CAST(?2 AS INTEGER) "
+                         "WHERE run = ?1", p, 2);
+  }
 done:
   if (rc == NODUP_OK) {
     buf_reset(&q);
@@ -554,33 +886,46 @@ done:
   return rc;
 }
 
-int nodup_merge(nodup_merge_report **out, nodup_db *db, const char *table,
-                const char *const *cols, size_t ncols, const char *where,
-                const nodup_merge_options *opt) {
-  nodup_merge_options none;
+static int count_groups(merge_ctx *c, const nodup_table_info *t, char *const *key, size_t nkey,
+                        const char *where, long long *n) {
+  buf q;
+  int rc;
+  buf_init(&q);
+  buf_puts(&q, "SELECT count(*) FROM (SELECT 1 FROM ");
+  buf_printf(&q, "%s AS g WHERE ", t->qualified);
+  sql_key_filter(&q, key, nkey, where, c->opt->nulls_equal, "g");
+  buf_puts(&q, " GROUP BY ");
+  sql_ident_list(&q, key, nkey);
+  buf_puts(&q, " HAVING count(*) > 1) AS nodup_g");
+  rc = q.oom ? NODUP_ERR_NOMEM : c->db->be->query(c->db, buf_str(&q), NULL, 0, read_count, n);
+  buf_free(&q);
+  return rc;
+}
+
+static int read_int(void *ctx, int n, const char *const *v) {
+  (void)n;
+  *(int *)ctx = v[0] && !strcmp(v[0], "1");
+  return 1;
+}
+
+/* The whole run. `run` is a run to resume (NULL: a new one); `own_txn`:
+ * one transaction per batch (0: everything inside the caller's
+ * transaction, as nodup enforce does). */
+static int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
+                     const char *const *cols, size_t ncols, const char *where,
+                     const nodup_merge_options *opt, const char *run, long long laststep,
+                     int own_txn) {
   nodup_merge_report *rep = NULL;
   nodup_table_info *t = NULL;
   nodup_fk_info *extra = NULL;
   size_t nextra = 0, i, batch;
   char **key = NULL;
   merge_ctx c;
-  long long groups;
-  int rc, in_txn = 0;
+  long long groups, total = 0;
+  int rc, in_txn = 0, recorded = 0;
 
-  if (!out) return NODUP_ERR_USAGE;
-  *out = NULL;
-  if (!db || !db->native || !table || !cols || !ncols)
-    return db ? nodup_fail(db, NODUP_ERR_USAGE, "merge needs a table and key columns")
-              : NODUP_ERR_USAGE;
-  memset(&none, 0, sizeof none);
-  if (!opt) opt = &none;
   if (where && !*where) where = NULL;
   batch = opt->batch ? opt->batch : MERGE_DEFAULT_BATCH;
-  nodup_clear_error(db);
-  if (db->be->in_transaction(db))
-    return nodup_fail(db, NODUP_ERR_USAGE,
-                      "merge runs its own transactions: call it outside one");
-
   if ((rc = db->be->table_info(db, table, &t)) != NODUP_OK) goto done;
   if (t->npk == 0) {
     rc = nodup_fail(db, NODUP_ERR_NO_PKEY, "table %s has no primary key to keep rows by",
@@ -597,42 +942,84 @@ int nodup_merge(nodup_merge_report **out, nodup_db *db, const char *table,
     nextra++;
     if (rc != NODUP_OK) goto done;
   }
-  {
+  if (run) {
+    snprintf(rep->run, sizeof rep->run, "%s", run);
+  } else {
     /* Run ids sort by time and differ between processes. */
     static unsigned counter;
     snprintf(rep->run, sizeof rep->run, "%lld-%d-%u", (long long)time(NULL), (int)getpid(),
              counter++);
   }
+  if (db->be == &nodup_sqlite_backend) {
+    int on = 1;
+    if ((rc = db->be->query(db, "PRAGMA foreign_keys", NULL, 0, read_int, &on)) != NODUP_OK)
+      goto done;
+    rep->foreign_keys_off = !on;
+  }
   memset(&c, 0, sizeof c);
   c.db = db;
   c.opt = opt;
   c.rep = rep;
-  if (!opt->no_archive && !opt->dry_run && (rc = ensure_archive(db)) != NODUP_OK) goto done;
-
-  if (opt->dry_run) batch = (size_t)-1 / 2; /* one transaction for everything */
-  for (;;) {
+  c.step = laststep;
+  c.log = !opt->no_archive;
+  if (opt->dry_run || !own_txn) {
+    /* One transaction for everything (a dry run's is rolled back, with
+     * the bookkeeping it wrote). */
+    batch = (size_t)-1 / 2;
+    if (opt->dry_run && (rc = db->be->exec(db, db->be->begin_write)) != NODUP_OK) goto done;
+    in_txn = opt->dry_run;
+    if ((rc = ensure_tables(db)) != NODUP_OK) goto done;
+    if (!run && (rc = run_record(&c, table, key, ncols, where,
+                                 opt->batch ? opt->batch : MERGE_DEFAULT_BATCH)) != NODUP_OK)
+      goto done;
+  } else {
+    /* Recorded in its own transaction first, so a run killed in its first
+     * batch can still be resumed. */
     if ((rc = db->be->exec(db, db->be->begin_write)) != NODUP_OK) goto done;
     in_txn = 1;
-    /* A dry run archives too, into a table its rollback removes again. */
-    if (opt->dry_run && !opt->no_archive && (rc = ensure_archive(db)) != NODUP_OK) goto done;
-    rc = merge_batch(&c, t, key, ncols, where, extra, nextra, batch, &groups);
+    if ((rc = ensure_tables(db)) != NODUP_OK) goto done;
+    if (!run && (rc = run_record(&c, table, key, ncols, where, batch)) != NODUP_OK) goto done;
+    if (run && (rc = run_status(&c, "running")) != NODUP_OK) goto done;
+    if ((rc = db->be->exec(db, "COMMIT")) != NODUP_OK) goto done;
+    in_txn = 0;
+    recorded = 1;
+  }
+  if (opt->progress) {
+    if ((rc = count_groups(&c, t, key, ncols, where, &total)) != NODUP_OK) goto done;
+    opt->progress(opt->progress_ctx, 0, total);
+  }
+  for (;;) {
+    if (own_txn && !opt->dry_run) {
+      if ((rc = db->be->exec(db, db->be->begin_write)) != NODUP_OK) goto done;
+      in_txn = 1;
+    }
+    rc = merge_batch(&c, t, table, key, ncols, where, extra, nextra, batch, &groups);
+    if (rc != NODUP_OK) goto done;
+    if (!groups && own_txn && !opt->dry_run) rc = run_status(&c, "done");
     if (rc != NODUP_OK) goto done;
     rep->groups += groups;
     if (groups) rep->batches++;
-    if (opt->dry_run) break;
+    if (opt->dry_run || !own_txn) break;
     if ((rc = db->be->exec(db, "COMMIT")) != NODUP_OK) goto done;
     in_txn = 0;
     if (!groups) break;
+    if (opt->progress) opt->progress(opt->progress_ctx, rep->groups, total);
   }
+  if (!own_txn && !opt->dry_run) rc = run_status(&c, "done");
 done:
   if (in_txn) {
     /* Keep the failing statement's message, not the rollback's. */
     char *msg = nodup_strdup(nodup_errmsg(db));
     db->be->exec(db, "ROLLBACK");
-    if (msg) {
-      nodup_fail(db, rc, "%s", msg);
-      free(msg);
-    }
+    if (rc == NODUP_OK) nodup_clear_error(db);   /* the dry run's planned rollback */
+    else if (msg) nodup_fail(db, rc, "%s", msg);
+    free(msg);
+  }
+  if (rc != NODUP_OK && recorded) {
+    char *msg = nodup_strdup(nodup_errmsg(db));
+    run_status(&c, "failed");
+    if (msg) nodup_fail(db, rc, "%s", msg);
+    free(msg);
   }
   fk_info_free(extra, nextra);
   if (key)
@@ -641,5 +1028,326 @@ done:
   table_info_free(t);
   if (rc == NODUP_OK) *out = rep;
   else nodup_merge_free(rep);
+  return rc;
+}
+
+int nodup_merge(nodup_merge_report **out, nodup_db *db, const char *table,
+                const char *const *cols, size_t ncols, const char *where,
+                const nodup_merge_options *opt) {
+  nodup_merge_options none;
+  if (!out) return NODUP_ERR_USAGE;
+  *out = NULL;
+  if (!db || !db->native || !table || !cols || !ncols)
+    return db ? nodup_fail(db, NODUP_ERR_USAGE, "merge needs a table and key columns")
+              : NODUP_ERR_USAGE;
+  memset(&none, 0, sizeof none);
+  if (!opt) opt = &none;
+  nodup_clear_error(db);
+  if (opt->one_to_one < NODUP_ONE_TO_ONE_MERGE || opt->one_to_one > NODUP_ONE_TO_ONE_FAIL)
+    return nodup_fail(db, NODUP_ERR_USAGE, "unknown one_to_one mode %d", opt->one_to_one);
+  if (db->be->in_transaction(db))
+    return nodup_fail(db, NODUP_ERR_USAGE,
+                      "merge runs its own transactions: call it outside one");
+  return merge_run(out, db, table, cols, ncols, where, opt, NULL, 0, 1);
+}
+
+int merge_in_transaction(nodup_merge_report **out, nodup_db *db, const char *table,
+                         const char *const *cols, size_t ncols, const char *where,
+                         const nodup_merge_options *opt) {
+  *out = NULL;
+  return merge_run(out, db, table, cols, ncols, where, opt, NULL, 0, 0);
+}
+
+/* ---- reading a run back: resume and undo ---- */
+
+typedef struct run_info {
+  char *tbl, *where, *keep, *status;
+  long long batch, laststep;
+  int nulls_equal, fill_nulls, one_to_one, archive, found;
+  char **keys, **refs;
+  size_t nkeys, nrefs;
+} run_info;
+
+static void run_info_free(run_info *r) {
+  free(r->tbl);
+  free(r->where);
+  free(r->keep);
+  free(r->status);
+  free_strv(r->keys, r->nkeys);
+  free_strv(r->refs, r->nrefs);
+  memset(r, 0, sizeof *r);
+}
+
+static char *dup_or_null(const char *s) { return s ? nodup_strdup(s) : NULL; }
+
+static int read_run(void *ctx, int n, const char *const *v) {
+  run_info *r = ctx;
+  (void)n;
+  r->found = 1;
+  r->tbl = dup_or_null(v[0]);
+  r->where = dup_or_null(v[1]);
+  r->keep = dup_or_null(v[2]);
+  r->batch = v[3] ? atoll(v[3]) : 0;
+  r->nulls_equal = v[4] && atoi(v[4]);
+  r->fill_nulls = v[5] && atoi(v[5]);
+  r->one_to_one = v[6] ? atoi(v[6]) : 0;
+  r->archive = v[7] && atoi(v[7]);
+  r->status = dup_or_null(v[8]);
+  r->laststep = v[9] ? atoll(v[9]) : 0;
+  return 1;
+}
+
+static int read_arg(void *ctx, int n, const char *const *v) {
+  run_info *r = ctx;
+  char ***list = !strcmp(v[0], "key") ? &r->keys : &r->refs;
+  size_t *len = !strcmp(v[0], "key") ? &r->nkeys : &r->nrefs;
+  char **grown = realloc(*list, (*len + 1) * sizeof *grown);
+  (void)n;
+  if (!grown) return 1;
+  *list = grown;
+  if (((*list)[*len] = nodup_strdup(v[1]))) (*len)++;
+  return 0;
+}
+
+static int load_run(nodup_db *db, const char *run, run_info *r) {
+  const char *p[1] = {run};
+  int rc, exists = 0;
+  memset(r, 0, sizeof *r);
+  {
+    /* Without the table there are no runs: say so, not "no such table". */
+    long long n = 0;
+    buf q;
+    buf_init(&q);
+    buf_puts(&q, db->be == &nodup_sqlite_backend
+                     ? "SELECT count(*) FROM sqlite_schema WHERE name = 'nodup_runs'"
+                     : "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'nodup_runs'"
+                       " AND schemaname = ANY (current_schemas(false))");
+    rc = db->be->query(db, buf_str(&q), NULL, 0, read_count, &n);
+    buf_free(&q);
+    if (rc != NODUP_OK) return rc;
+    exists = n > 0;
+  }
+  if (exists) {
+    buf q;
+    buf_init(&q);
+    buf_puts(&q, "SELECT tbl, where_sql, keep_sql, batch, nulls_equal, fill_nulls, one_to_one, "
+                 "archive, status, (SELECT max(step) FROM nodup_steps AS s WHERE s.run = r.run) "
+                 "FROM nodup_runs AS r WHERE run = ");
+    sql_param(&q, db, 1);
+    rc = db->be->query(db, buf_str(&q), p, 1, read_run, r);
+    buf_reset(&q);
+    buf_puts(&q, "SELECT kind, value FROM nodup_run_args WHERE run = ");
+    sql_param(&q, db, 1);
+    buf_puts(&q, " ORDER BY kind, pos");
+    if (rc == NODUP_OK && r->found) rc = db->be->query(db, buf_str(&q), p, 1, read_arg, r);
+    buf_free(&q);
+    if (rc != NODUP_OK) return rc;
+  }
+  if (!r->found) return nodup_fail(db, NODUP_ERR_NO_RUN, "no merge run \"%s\" in this database", run);
+  if (!r->tbl || !r->status || !r->nkeys) return NODUP_ERR_NOMEM;
+  return NODUP_OK;
+}
+
+int nodup_merge_resume(nodup_merge_report **out, nodup_db *db, const char *run,
+                       const nodup_merge_options *opt) {
+  nodup_merge_options o;
+  run_info r;
+  int rc;
+  if (!out) return NODUP_ERR_USAGE;
+  *out = NULL;
+  if (!db || !db->native || !run || !*run)
+    return db ? nodup_fail(db, NODUP_ERR_USAGE, "resume needs a run id") : NODUP_ERR_USAGE;
+  nodup_clear_error(db);
+  if (db->be->in_transaction(db))
+    return nodup_fail(db, NODUP_ERR_USAGE,
+                      "merge runs its own transactions: call it outside one");
+  if ((rc = load_run(db, run, &r)) != NODUP_OK) goto done;
+  if (strcmp(r.status, "running") && strcmp(r.status, "failed")) {
+    rc = nodup_fail(db, NODUP_ERR_NO_RUN, "merge run \"%s\" is %s: nothing to resume", run,
+                    r.status);
+    goto done;
+  }
+  memset(&o, 0, sizeof o);
+  o.keep = r.keep;
+  o.refs = (const char *const *)r.refs;
+  o.nrefs = r.nrefs;
+  o.batch = (size_t)r.batch;
+  o.one_to_one = r.one_to_one;
+  o.nulls_equal = r.nulls_equal;
+  o.fill_nulls = r.fill_nulls;
+  o.no_archive = !r.archive;
+  if (opt) {
+    o.progress = opt->progress;
+    o.progress_ctx = opt->progress_ctx;
+  }
+  rc = merge_run(out, db, r.tbl, (const char *const *)r.keys, r.nkeys, r.where, &o, run,
+                 r.laststep, 1);
+done:
+  run_info_free(&r);
+  return rc;
+}
+
+/* ---- undo ---- */
+
+typedef struct undo_step {
+  long long step;
+  char *kind, *tbl;
+  char **cols;
+  size_t ncols;
+} undo_step;
+
+typedef struct undo_steps {
+  undo_step *v;
+  size_t n;
+  int oom;
+} undo_steps;
+
+/* Rows (step, kind, tbl, col) ordered by step DESC, pos: one undo_step per
+ * step with its columns. */
+static int read_step(void *ctx, int n, const char *const *v) {
+  undo_steps *s = ctx;
+  long long step = atoll(v[0]);
+  undo_step *u;
+  (void)n;
+  if (!s->n || s->v[s->n - 1].step != step) {
+    undo_step *g = realloc(s->v, (s->n + 1) * sizeof *g);
+    if (!g) return s->oom = 1;
+    s->v = g;
+    u = &s->v[s->n++];
+    memset(u, 0, sizeof *u);
+    u->step = step;
+    u->kind = nodup_strdup(v[1]);
+    u->tbl = nodup_strdup(v[2]);
+    if (!u->kind || !u->tbl) return s->oom = 1;
+  }
+  u = &s->v[s->n - 1];
+  if (v[3]) {
+    char **g = realloc(u->cols, (u->ncols + 1) * sizeof *g);
+    if (!g) return s->oom = 1;
+    u->cols = g;
+    if (!(u->cols[u->ncols] = nodup_strdup(v[3]))) return s->oom = 1;
+    u->ncols++;
+  }
+  return 0;
+}
+
+static int undo_step_run(nodup_db *db, const char *run, const undo_step *u, long long *restored,
+                         long long *reverted) {
+  nodup_table_info *t = NULL;
+  char stepno[24];
+  const char *p[2] = {run, stepno};
+  long long want = 0, got = 0;
+  int del = !strcmp(u->kind, "delete");
+  buf q;
+  int rc;
+  buf_init(&q);
+  snprintf(stepno, sizeof stepno, "%lld", u->step);
+  if ((rc = db->be->table_info(db, u->tbl, &t)) != NODUP_OK) goto done;
+  buf_printf(&q, "SELECT count(*) FROM %s WHERE run = ", del ? "nodup_archive" : "nodup_log");
+  sql_param(&q, db, 1);
+  buf_puts(&q, " AND step = CAST(");
+  sql_param(&q, db, 2);
+  buf_puts(&q, " AS INTEGER)");
+  if ((rc = db->be->query(db, buf_str(&q), p, 2, read_count, &want)) != NODUP_OK) goto done;
+  buf_reset(&q);
+  if (del) {
+    db->be->restore_rows(&q, t);
+    buf_puts(&q, " RETURNING 1");
+  } else {
+    db->be->restore_cols(&q, t, u->cols, u->ncols);
+  }
+  if (q.oom) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  if ((rc = db->be->query(db, buf_str(&q), p, 2, count_rows, &got)) != NODUP_OK) goto done;
+  if (got != want) {
+    rc = nodup_fail(db, NODUP_ERR_CHANGED,
+                    "undo of run \"%s\": %lld of %lld row(s) of %s changed by the merge are no "
+                    "longer where it left them (changed or deleted since): nothing undone",
+                    run, want - got, want, t->qualified);
+    goto done;
+  }
+  if (del) *restored += got;
+  else *reverted += got;
+done:
+  table_info_free(t);
+  buf_free(&q);
+  return rc;
+}
+
+int nodup_undo(nodup_db *db, const char *run, long long *restored, long long *reverted) {
+  undo_steps s = {NULL, 0, 0};
+  long long nres = 0, nrev = 0;
+  const char *p[1] = {run};
+  run_info r;
+  size_t i;
+  int rc, in_txn = 0;
+  buf q;
+
+  if (restored) *restored = 0;
+  if (reverted) *reverted = 0;
+  if (!db || !db->native || !run || !*run)
+    return db ? nodup_fail(db, NODUP_ERR_USAGE, "undo needs a run id") : NODUP_ERR_USAGE;
+  nodup_clear_error(db);
+  if (db->be->in_transaction(db))
+    return nodup_fail(db, NODUP_ERR_USAGE, "undo runs its own transaction: call it outside one");
+  buf_init(&q);
+  memset(&r, 0, sizeof r);
+  if ((rc = db->be->exec(db, db->be->begin_write)) != NODUP_OK) goto done;
+  in_txn = 1;
+  if ((rc = load_run(db, run, &r)) != NODUP_OK) goto done;
+  if (!strcmp(r.status, "undone")) {
+    rc = nodup_fail(db, NODUP_ERR_NO_RUN, "merge run \"%s\" was already undone", run);
+    goto done;
+  }
+  if (!r.archive) {
+    rc = nodup_fail(db, NODUP_ERR_NO_RUN,
+                    "merge run \"%s\" was made with --no-archive: nothing to undo it from", run);
+    goto done;
+  }
+  /* Undo looks rows up by (run, step): index them now rather than pay for
+   * the index on every merge. */
+  rc = db->be->exec(db, "CREATE INDEX IF NOT EXISTS nodup_log_step ON nodup_log (run, step);"
+                        "CREATE INDEX IF NOT EXISTS nodup_archive_step ON nodup_archive "
+                        "(run, step)");
+  if (rc != NODUP_OK) goto done;
+  buf_puts(&q, "SELECT step, kind, tbl, col FROM nodup_steps WHERE run = ");
+  sql_param(&q, db, 1);
+  buf_puts(&q, " ORDER BY step DESC, pos");
+  if ((rc = db->be->query(db, buf_str(&q), p, 1, read_step, &s)) != NODUP_OK) goto done;
+  if (s.oom) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  /* Backwards: each step's rows are put back as the next-older step left
+   * them (parents re-inserted before the children that point at them). */
+  for (i = 0; i < s.n; i++)
+    if ((rc = undo_step_run(db, run, &s.v[i], &nres, &nrev)) != NODUP_OK) goto done;
+  {
+    const char *u[2] = {run, "undone"};
+    rc = exec_params(db, "UPDATE nodup_runs SET status = ?2, finished = CURRENT_TIMESTAMP "
+                         "WHERE run = ?1", u, 2);
+  }
+  if (rc == NODUP_OK && (rc = db->be->exec(db, "COMMIT")) == NODUP_OK) in_txn = 0;
+done:
+  if (in_txn) {
+    char *msg = nodup_strdup(nodup_errmsg(db));
+    db->be->exec(db, "ROLLBACK");
+    if (msg) nodup_fail(db, rc, "%s", msg);
+    free(msg);
+  }
+  for (i = 0; i < s.n; i++) {
+    free(s.v[i].kind);
+    free(s.v[i].tbl);
+    free_strv(s.v[i].cols, s.v[i].ncols);
+  }
+  free(s.v);
+  run_info_free(&r);
+  buf_free(&q);
+  if (rc == NODUP_OK) {
+    if (restored) *restored = nres;
+    if (reverted) *reverted = nrev;
+  }
   return rc;
 }

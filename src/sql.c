@@ -39,6 +39,16 @@ void sql_key_filter(buf *b, char *const *key, size_t n, const char *where, int n
   if (where && *where) buf_printf(b, " AND (%s)", where);
 }
 
+void sql_name_literal(buf *b, const char *name) {
+  const char *s;
+  buf_putc(b, '\'');
+  for (s = name; *s; s++) {
+    if (*s == '\'') buf_putc(b, '\'');
+    buf_putc(b, *s);
+  }
+  buf_putc(b, '\'');
+}
+
 void sql_param(buf *b, const nodup_db *db, int n) {
   buf_printf(b, "%c%d", db->be->placeholder, n);
 }
