@@ -1,0 +1,405 @@
+/*
+ * test_undo.c -- what a merge run records, on both backends: undo puts the
+ * database back exactly (compared as a dump of every table), resume
+ * finishes a failed run under the same id, and the options that change
+ * what a merge writes (--fill-nulls, --one-to-one keep, --nulls-equal)
+ * plus the progress callback and SQLite's foreign_keys warning.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "harness.h"
+#include "nodup.h"
+#include "fixtures.h"
+
+static const char *const conf_key[] = {"conference_id", "app_id"};
+
+/* Every row of every table except nodup's own, as text, in a fixed order:
+ * PostgreSQL's row-to-text cast; on SQLite quote() of each column (which
+ * keeps types apart: 1, '1' and X'01' differ). The caller frees. */
+static char *dump(nodup_db *db) {
+  char *tables, *out = NULL, *save = NULL, *name;
+  size_t len = 0;
+  tables = harness_query(
+      db,
+      harness_pick("SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_schema"
+                   " WHERE type = 'table' AND name NOT LIKE 'nodup%' AND name NOT LIKE 'sqlite%'"
+                   " ORDER BY name)",
+                   "SELECT string_agg(tablename, ' ' ORDER BY tablename) FROM pg_tables"
+                   " WHERE schemaname = 'public' AND tablename NOT LIKE 'nodup%'"),
+      NULL);
+  assert_non_null(tables);
+  for (name = strtok_r(tables, " ", &save); name; name = strtok_r(NULL, " ", &save)) {
+    char sql[4096], *cols = NULL, *rows;
+    size_t n;
+    if (harness_is_pg()) {
+      snprintf(sql, sizeof sql,
+               "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM \"%s\" t",
+               name);
+    } else {
+      cols = harness_query(db,
+                           "SELECT group_concat('quote(\"' || name || '\")', ' || '','' || ')"
+                           " FROM pragma_table_info($1)",
+                           name);
+      assert_non_null(cols);
+      snprintf(sql, sizeof sql,
+               "SELECT coalesce(group_concat(r, char(10)), '') FROM (SELECT %s AS r FROM \"%s\""
+               " ORDER BY 1)",
+               cols, name);
+    }
+    rows = harness_query(db, sql, NULL);
+    free(cols);
+    assert_non_null(rows);
+    n = strlen(name) + strlen(rows) + 3;
+    out = realloc(out, len + n + 1);
+    assert_non_null(out);
+    snprintf(out + len, n + 1, "%s:\n%s\n", name, rows);
+    len += strlen(out + len);
+    free(rows);
+  }
+  free(tables);
+  return out;
+}
+
+static void assert_dump_equal(const char *want, char *got) {
+  if (strcmp(want, got) != 0) fail_msg("dump differs\n--- want\n%s\n--- got\n%s", want, got);
+  free(got);
+}
+
+static void test_undo_seed000_exact(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options opt;
+  const char *refs[] = {"audit_log(object_id)"};
+  long long restored = -1, reverted = -1;
+  char *before, *merged, run[40];
+
+  harness_exec(db, seed000);
+  /* Values the fill and the undo must carry exactly. */
+  harness_exec(db, "ALTER TABLE \"conference\" ADD COLUMN \"note\" TEXT;"
+                   "UPDATE \"conference\" SET \"note\" = 'two''s' WHERE \"id\" = 2");
+  before = dump(db);
+  memset(&opt, 0, sizeof opt);
+  opt.refs = refs;
+  opt.nrefs = 1;
+  opt.fill_nulls = 1;
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, &opt), NODUP_OK);
+  snprintf(run, sizeof run, "%s", r->run);
+  nodup_merge_free(r);
+  merged = dump(db);
+  assert_string_not_equal(merged, before);
+  harness_expect(db, "SELECT \"note\" FROM \"conference\" WHERE \"id\" = 1", NULL, "two's");
+
+  assert_int_equal(nodup_undo(db, run, &restored, &reverted), NODUP_OK);
+  /* 2 conferences, 3 link rows, 2 summaries back; events 3, links 2,
+   * audit 3, the self-reference 1, the fill 1 set back. */
+  assert_int_equal(restored, 7);
+  assert_int_equal(reverted, 3 + 2 + 3 + 1 + 1);
+  assert_dump_equal(before, dump(db));
+  harness_expect(db, "SELECT status FROM nodup_runs WHERE run = $1", run, "undone");
+  assert_false(harness_in_transaction(db));
+
+  /* Twice: refused, nothing changed. */
+  assert_int_equal(nodup_undo(db, run, NULL, NULL), NODUP_ERR_NO_RUN);
+  assert_non_null(strstr(nodup_errmsg(db), "already undone"));
+  assert_int_equal(nodup_undo(db, "no-such-run", NULL, NULL), NODUP_ERR_NO_RUN);
+  assert_non_null(strstr(nodup_errmsg(db), "no-such-run"));
+  assert_dump_equal(before, dump(db));
+  free(merged);
+  free(before);
+}
+
+static void test_undo_chinook_exact(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  const char *key_sqlite[] = {"Name"}, *key_pg[] = {"name"};
+  int pg = harness_is_pg();
+  long long restored = 0;
+  char *before, run[40];
+
+  harness_load_chinook(&db);
+  *state = db;
+  before = dump(db);
+  assert_int_equal(nodup_merge(&r, db, pg ? "playlist" : "Playlist", pg ? key_pg : key_sqlite, 1,
+                               NULL, NULL),
+                   NODUP_OK);
+  assert_int_equal(r->groups, 4);
+  snprintf(run, sizeof run, "%s", r->run);
+  nodup_merge_free(r);
+  assert_int_equal(nodup_undo(db, run, &restored, NULL), NODUP_OK);
+  /* 4 playlists and the 3,290 + 213 link rows that collided. */
+  assert_true(restored >= 4 + 3290 + 213);
+  assert_dump_equal(before, dump(db));
+  if (!pg) assert_int_equal(harness_count(db, "SELECT count(*) FROM pragma_foreign_key_check", NULL), 0);
+  free(before);
+}
+
+/* A row the merge re-pointed was deleted since: undo refuses, changes
+ * nothing, and says which table. */
+static void test_undo_refuses_changed_rows(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  char *merged, run[40];
+  harness_exec(db, seed000);
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, NULL), NODUP_OK);
+  snprintf(run, sizeof run, "%s", r->run);
+  nodup_merge_free(r);
+  harness_exec(db, "DELETE FROM \"event\" WHERE \"id\" = 4");
+  merged = dump(db);
+  assert_int_equal(nodup_undo(db, run, NULL, NULL), NODUP_ERR_CHANGED);
+  assert_non_null(strstr(nodup_errmsg(db), "event"));
+  assert_dump_equal(merged, dump(db));
+  harness_expect(db, "SELECT status FROM nodup_runs WHERE run = $1", run, "done");
+  assert_false(harness_in_transaction(db));
+  free(merged);
+}
+
+static void test_no_archive_cannot_undo(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options opt;
+  char run[40];
+  memset(&opt, 0, sizeof opt);
+  opt.no_archive = 1;
+  harness_exec(db, seed000);
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, &opt), NODUP_OK);
+  snprintf(run, sizeof run, "%s", r->run);
+  nodup_merge_free(r);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM nodup_archive", NULL), 0);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM nodup_log", NULL), 0);
+  assert_int_equal(nodup_undo(db, run, NULL, NULL), NODUP_ERR_NO_RUN);
+  assert_non_null(strstr(nodup_errmsg(db), "no-archive"));
+}
+
+/* A run that fails in its second batch keeps its first; resumed, it
+ * finishes under the same id, and one undo takes back both parts. */
+static void test_resume_failed_run_then_undo(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options opt;
+  char *before, run[40];
+
+  harness_exec(db, "CREATE TABLE \"team\" ({id}, \"slug\" TEXT, \"size\" INTEGER);"
+                   "CREATE TABLE \"member\" ({id}, \"team\" INTEGER REFERENCES \"team\" (\"id\"));"
+                   "INSERT INTO \"team\" (\"id\", \"slug\", \"size\") VALUES"
+                   " (1, 'a', NULL), (2, 'a', 5), (3, 'b', NULL), (4, 'b', 7);"
+                   "INSERT INTO \"member\" (\"team\") VALUES (1), (2), (3), (4), (4)");
+  before = dump(db);
+  memset(&opt, 0, sizeof opt);
+  opt.batch = 1;
+  opt.fill_nulls = 1;
+  /* Batch 1 merges key 'a'; batch 2 (key 'b') must re-point members to
+   * team 3, which a trigger forbids for now. */
+  harness_exec(db, harness_pick("CREATE TRIGGER \"no3\" BEFORE UPDATE ON \"member\""
+                                " WHEN NEW.\"team\" = 3 BEGIN SELECT RAISE(ABORT, 'no team 3'); END",
+                                "CREATE FUNCTION no3() RETURNS trigger LANGUAGE plpgsql AS"
+                                " $$BEGIN IF NEW.team = 3 THEN RAISE EXCEPTION 'no team 3'; END IF;"
+                                " RETURN NEW; END$$;"
+                                "CREATE TRIGGER no3 BEFORE UPDATE ON member FOR EACH ROW"
+                                " EXECUTE FUNCTION no3()"));
+  {
+    const char *key[] = {"slug"};
+    assert_int_not_equal(nodup_merge(&r, db, "team", key, 1, NULL, &opt), NODUP_OK);
+    assert_null(r);
+    assert_non_null(strstr(nodup_errmsg(db), "no team 3"));
+  }
+  assert_false(harness_in_transaction(db));
+  /* Batch 1 (key a) committed, batch 2 rolled back; the run is failed. */
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"team\"", NULL), 3);
+  harness_query_into(db, "SELECT run FROM nodup_runs", NULL, run, sizeof run);
+  harness_expect(db, "SELECT status FROM nodup_runs WHERE run = $1", run, "failed");
+  harness_exec(db, harness_pick("DROP TRIGGER \"no3\"",
+                                "DROP TRIGGER no3 ON member; DROP FUNCTION no3()"));
+
+  assert_int_equal(nodup_merge_resume(&r, db, "no-such-run", NULL), NODUP_ERR_NO_RUN);
+  assert_int_equal(nodup_merge_resume(&r, db, run, NULL), NODUP_OK);
+  assert_string_equal(r->run, run);
+  assert_int_equal(r->groups, 1);
+  nodup_merge_free(r);
+  harness_expect(db, "SELECT status FROM nodup_runs WHERE run = $1", run, "done");
+  harness_expect(db, "SELECT CAST(groups AS TEXT) FROM nodup_runs WHERE run = $1", run, "2");
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"team\"", NULL), 2);
+  harness_expect(db, "SELECT CAST(\"size\" AS TEXT) FROM \"team\" WHERE \"id\" = 1", NULL, "5");
+  harness_expect(db, "SELECT CAST(\"size\" AS TEXT) FROM \"team\" WHERE \"id\" = 3", NULL, "7");
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"member\" WHERE \"team\" IN (2, 4)", NULL), 0);
+  /* Done: nothing to resume. */
+  assert_int_equal(nodup_merge_resume(&r, db, run, NULL), NODUP_ERR_NO_RUN);
+
+  assert_int_equal(nodup_undo(db, run, NULL, NULL), NODUP_OK);
+  assert_dump_equal(before, dump(db));
+  free(before);
+}
+
+/* --fill-nulls: the keeper's NULLs take the first non-NULL value of the
+ * others in keep order; its own values stay; a value under another unique
+ * index moves from the deleted loser without tripping it. */
+static void test_fill_nulls(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options opt;
+  const char *key[] = {"name"};
+  harness_exec(db, "CREATE TABLE \"person\" ({id}, \"name\" TEXT NOT NULL, \"email\" TEXT UNIQUE,"
+                   " \"phone\" TEXT, \"city\" TEXT);"
+                   "INSERT INTO \"person\" (\"id\", \"name\", \"email\", \"phone\", \"city\") VALUES"
+                   " (1, 'ann', NULL, NULL, 'Oslo'), (2, 'ann', 'ann@x', NULL, 'Rome'),"
+                   " (3, 'ann', NULL, '555', 'Nice'), (4, 'bob', NULL, NULL, NULL)");
+  memset(&opt, 0, sizeof opt);
+  opt.fill_nulls = 1;
+  assert_int_equal(nodup_merge(&r, db, "person", key, 1, NULL, &opt), NODUP_OK);
+  assert_int_equal(r->tables[r->ntables - 1].filled, 1);
+  nodup_merge_free(r);
+  harness_expect(db, "SELECT \"email\" || ' ' || \"phone\" || ' ' || \"city\" FROM \"person\""
+                     " WHERE \"id\" = 1", NULL, "ann@x 555 Oslo");
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"person\"", NULL), 2);
+
+  /* keep order decides which loser's value comes first. */
+  harness_exec(db, "DELETE FROM \"person\";"
+                   "INSERT INTO \"person\" (\"id\", \"name\", \"phone\") VALUES"
+                   " (1, 'ann', NULL), (2, 'ann', '222'), (3, 'ann', '333')");
+  opt.keep = "\"id\" DESC"; /* keeper 3 has a phone: untouched */
+  assert_int_equal(nodup_merge(&r, db, "person", key, 1, NULL, &opt), NODUP_OK);
+  nodup_merge_free(r);
+  harness_expect(db, "SELECT \"phone\" FROM \"person\"", NULL, "333");
+  harness_exec(db, "DELETE FROM \"person\";"
+                   "INSERT INTO \"person\" (\"id\", \"name\", \"phone\") VALUES"
+                   " (1, 'ann', '111'), (2, 'ann', '222'), (3, 'ann', NULL)");
+  assert_int_equal(nodup_merge(&r, db, "person", key, 1, NULL, &opt), NODUP_OK);
+  nodup_merge_free(r);
+  /* Keeper 3; losers in keep order: 2 then 1. */
+  harness_expect(db, "SELECT CAST(\"id\" AS TEXT) || ' ' || \"phone\" FROM \"person\"", NULL,
+                 "3 222");
+}
+
+/* One-to-one children: merge fills the kept child from the others', keep
+ * leaves it as it was; both archive the others and re-point their
+ * referrers. */
+static void test_one_to_one_keep_vs_merge(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options opt;
+  const char *key[] = {"code"};
+  const char *schema =
+      "CREATE TABLE \"org\" ({id}, \"code\" TEXT);"
+      "CREATE TABLE \"profile\" ({id}, \"org\" INTEGER NOT NULL UNIQUE REFERENCES \"org\" (\"id\"),"
+      " \"bio\" TEXT, \"logo\" TEXT);"
+      "CREATE TABLE \"note\" ({id}, \"profile\" INTEGER REFERENCES \"profile\" (\"id\"));"
+      "INSERT INTO \"org\" (\"id\", \"code\") VALUES (1, 'o'), (2, 'o');"
+      "INSERT INTO \"profile\" (\"id\", \"org\", \"bio\", \"logo\") VALUES"
+      " (10, 1, 'kept', NULL), (20, 2, 'other', 'logo.png');"
+      "INSERT INTO \"note\" (\"profile\") VALUES (20)";
+  memset(&opt, 0, sizeof opt);
+  opt.fill_nulls = 1;
+  opt.one_to_one = NODUP_ONE_TO_ONE_KEEP;
+  harness_exec(db, schema);
+  assert_int_equal(nodup_merge(&r, db, "org", key, 1, NULL, &opt), NODUP_OK);
+  nodup_merge_free(r);
+  harness_expect(db, "SELECT \"bio\" || '/' || coalesce(\"logo\", '-') FROM \"profile\"", NULL,
+                 "kept/-");
+  harness_expect(db, "SELECT CAST(\"profile\" AS TEXT) FROM \"note\"", NULL, "10");
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM nodup_archive WHERE row LIKE '%logo.png%'",
+                                 NULL),
+                   1);
+
+  harness_exec(db, "DROP TABLE \"note\"; DROP TABLE \"profile\"; DROP TABLE \"org\"");
+  harness_exec(db, schema);
+  opt.one_to_one = NODUP_ONE_TO_ONE_MERGE;
+  assert_int_equal(nodup_merge(&r, db, "org", key, 1, NULL, &opt), NODUP_OK);
+  nodup_merge_free(r);
+  harness_expect(db, "SELECT \"bio\" || '/' || coalesce(\"logo\", '-') FROM \"profile\"", NULL,
+                 "kept/logo.png");
+  harness_expect(db, "SELECT CAST(\"profile\" AS TEXT) FROM \"note\"", NULL, "10");
+}
+
+/* NULL key values: not duplicates by default; with nulls_equal, they are. */
+static void test_nulls_equal(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options opt;
+  harness_exec(db, seed000);
+  memset(&opt, 0, sizeof opt);
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, &opt), NODUP_OK);
+  assert_int_equal(r->groups, 1);
+  nodup_merge_free(r);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"conference\" WHERE \"conference_id\" IS NULL", NULL), 2);
+  opt.nulls_equal = 1;
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, &opt), NODUP_OK);
+  assert_int_equal(r->groups, 1);
+  nodup_merge_free(r);
+  harness_expect(db, "SELECT CAST(\"id\" AS TEXT) FROM \"conference\" WHERE \"conference_id\" IS NULL",
+                 NULL, "5");
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"conference\"", NULL), 3);
+}
+
+typedef struct progress_log {
+  long long calls, last, total;
+  int backwards;
+} progress_log;
+
+static void on_progress(void *ctx, long long done, long long total) {
+  progress_log *p = ctx;
+  if (done < p->last) p->backwards = 1;
+  p->calls++;
+  p->last = done;
+  p->total = total;
+}
+
+static void test_progress(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options opt;
+  progress_log p = {0, 0, 0, 0};
+  harness_exec(db, seed000);
+  harness_exec(db, "INSERT INTO \"conference\" (\"id\", \"conference_id\", \"app_id\") VALUES"
+                   " (10, 'c9', 1), (11, 'c9', 1), (12, 'c8', 1), (13, 'c8', 1)");
+  memset(&opt, 0, sizeof opt);
+  opt.batch = 1;
+  opt.progress = on_progress;
+  opt.progress_ctx = &p;
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, &opt), NODUP_OK);
+  nodup_merge_free(r);
+  assert_int_equal(p.total, 3);
+  assert_int_equal(p.last, 3);
+  assert_int_equal(p.calls, 4); /* the start, then one per batch */
+  assert_false(p.backwards);
+}
+
+static void test_foreign_keys_off_reported(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  harness_exec(db, seed000);
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, NULL), NODUP_OK);
+  assert_false(r->foreign_keys_off);
+  nodup_merge_free(r);
+  if (harness_is_pg()) return;
+  harness_exec(db, "PRAGMA foreign_keys = OFF;"
+                   "INSERT INTO \"conference\" (\"id\", \"conference_id\", \"app_id\") VALUES"
+                   " (20, 'z', 1), (21, 'z', 1)");
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, NULL), NODUP_OK);
+  assert_true(r->foreign_keys_off);
+  nodup_merge_free(r);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+#define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
+      T(test_undo_seed000_exact),
+      T(test_undo_chinook_exact),
+      T(test_undo_refuses_changed_rows),
+      T(test_no_archive_cannot_undo),
+      T(test_resume_failed_run_then_undo),
+      T(test_fill_nulls),
+      T(test_one_to_one_keep_vs_merge),
+      T(test_nulls_equal),
+      T(test_progress),
+      T(test_foreign_keys_off_reported),
+#undef T
+  };
+  return cmocka_run_group_tests_name(harness_is_pg() ? "undo_pg" : "undo_sqlite", tests, NULL,
+                                     NULL);
+}
