@@ -91,13 +91,16 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
     snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - arg - 2) : 63, arg + 2);
     if (!allowed_has(allowed, name)) return bad(a, "unknown option '--%s'", name);
     if (!strcmp(name, "naive") || !strcmp(name, "processes") || !strcmp(name, "nulls-equal") ||
-        !strcmp(name, "dry-run") || !strcmp(name, "no-archive") || !strcmp(name, "fill-nulls")) {
+        !strcmp(name, "dry-run") || !strcmp(name, "no-archive") || !strcmp(name, "fill-nulls") ||
+        !strcmp(name, "merge") || !strcmp(name, "online")) {
       if (eq) return bad(a, "--%s takes no value", name);
       if (!strcmp(name, "naive")) a->naive = 1;
       else if (!strcmp(name, "processes")) a->processes = 1;
       else if (!strcmp(name, "dry-run")) a->dry_run = 1;
       else if (!strcmp(name, "no-archive")) a->no_archive = 1;
       else if (!strcmp(name, "fill-nulls")) a->fill_nulls = 1;
+      else if (!strcmp(name, "merge")) a->merge = 1;
+      else if (!strcmp(name, "online")) a->online = 1;
       else a->nulls_equal = 1;
       continue;
     }
@@ -118,6 +121,8 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
     else if (!strcmp(name, "limit")) rc = positive(a, name, val, &a->limit);
     else if (!strcmp(name, "batch")) rc = positive(a, name, val, &a->batch);
     else if (!strcmp(name, "keep")) a->keep = val;
+    else if (!strcmp(name, "name")) a->name = val;
+    else if (!strcmp(name, "lock-timeout")) rc = positive(a, name, val, &a->lock_timeout);
     else if (!strcmp(name, "csv")) a->csv = val;
     else if (!strcmp(name, "resume")) a->run = val, a->resume = 1;
     else if (!strcmp(name, "run")) a->run = val;

@@ -34,6 +34,8 @@ typedef struct cli_args {
   int batch, dry_run, no_archive, fill_nulls;
   const char *run;        /* --run ID (undo) or --resume ID (merge) */
   int resume;
+  int merge, online, lock_timeout;  /* enforce */
+  const char *name;       /* enforce --name INDEX */
   const char *refs[64];   /* --ref TABLE(COL[,COL]) */
   const char *csv;        /* --csv FILE, "-" for stdin */
   size_t nrefs;
@@ -72,5 +74,6 @@ int cmd_scan(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_undo(int argc, char **argv);
+int cmd_enforce(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static const char usage[] =
     "  scan           list a key's duplicates and what merging them would touch\n"
     "  merge          merge a key's duplicates into one row each, re-pointing every reference\n"
     "  undo           put back what a merge run changed\n"
+    "  enforce        add the unique index, with no window for writers to add duplicates\n"
     "  exec           run SQL statements (setup scripts, demos)\n"
     "  slug           insert a row with a unique slug made from a text (my-team, my-team-2...)\n"
     "  import         insert every row of a CSV file in one transaction, or none\n"
@@ -40,6 +41,7 @@ static int dispatch(const char *cmd, int argc, char **argv) {
   if (!strcmp(cmd, "merge")) return cmd_merge(argc, argv);
   if (!strcmp(cmd, "import")) return cmd_import(argc, argv);
   if (!strcmp(cmd, "undo")) return cmd_undo(argc, argv);
+  if (!strcmp(cmd, "enforce")) return cmd_enforce(argc, argv);
   fprintf(stderr, "nodup: unknown command '%s' (run 'nodup --help')\n", cmd);
   return EXIT_ERROR;
 }

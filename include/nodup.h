@@ -695,6 +695,65 @@ NODUP_EXTERN int nodup_undo(nodup_db *db, const char *run, long long *restored,
 NODUP_EXTERN void nodup_merge_free(nodup_merge_report *report);
 
 /* ---------------------------------------------------------------------------
+ * Enforcing a key
+ */
+
+typedef struct nodup_enforce_options {
+  const char *name;         /* the index (and constraint) name; NULL: "<table>_<cols>_key",
+                               PostgreSQL's own naming, cut to 63 bytes */
+  int nulls_equal;          /* NULLs are equal: PostgreSQL 15+ NULLS NOT DISTINCT;
+                               refused on SQLite, which has no such index */
+  int merge;                /* merge existing duplicates (else refuse when some exist) */
+  nodup_merge_options merge_opt;  /* how (its nulls_equal and dry_run are ours) */
+  int online;               /* PostgreSQL: build CONCURRENTLY while writers run */
+  long lock_timeout_ms;     /* PostgreSQL: longest wait for a lock; 0: 2000 */
+  int dry_run;              /* do it all, report, roll back (not with online) */
+} nodup_enforce_options;
+
+typedef struct nodup_enforce_report {
+  char *index;              /* the index backing the key now */
+  int already;              /* it was there before: nothing changed */
+  int constraint;           /* PostgreSQL: attached as a UNIQUE constraint */
+  long long merged_groups;  /* duplicate groups merged on the way (all merges) */
+  char run[40];             /* the last merge run ("" if none) */
+  int builds;               /* online: index builds tried */
+  int fell_back;            /* online: finished in the locked mode */
+} nodup_enforce_report;
+
+/*
+ * Make a unique index the arbiter of a key, with no window in which
+ * writers can add duplicates between the clean-up and the index:
+ *  - SQLite: one BEGIN IMMEDIATE transaction holds the check (or merge)
+ *    and CREATE UNIQUE INDEX.
+ *  - PostgreSQL: SET LOCAL lock_timeout, LOCK TABLE ... IN SHARE ROW
+ *    EXCLUSIVE MODE (readers go on, writers wait), check or merge, CREATE
+ *    UNIQUE INDEX and, for a key without predicate, ALTER TABLE ... ADD
+ *    CONSTRAINT ... UNIQUE USING INDEX, then COMMIT. A lock not granted in
+ *    time is retried with a back-off, so writers never wait long.
+ *  - PostgreSQL with opt->online: merge in batches while writers run, then
+ *    a temporary trigger serialises writers per key with a transaction-
+ *    scoped advisory lock and refuses new duplicates (SQLSTATE 23505, as
+ *    the index will), merge what slipped in, CREATE UNIQUE INDEX
+ *    CONCURRENTLY (an INVALID leftover is dropped CONCURRENTLY and the
+ *    build retried, at most 3 times, then the locked mode finishes), attach
+ *    the constraint, drop the trigger. Leftovers of an interrupted run
+ *    (INVALID index of that name, the trigger) are removed first.
+ * An index that already backs the key (as nodup_key_prepare finds) is
+ * reported with ->already and nothing is changed.
+ * Errors: NODUP_ERR_DUPLICATE (duplicates exist and !opt->merge: nothing
+ * changed; the message gives the count), NODUP_ERR_USAGE (nulls_equal on
+ * SQLite or before PostgreSQL 15, online on SQLite, a transaction open),
+ * NODUP_ERR_RETRY (the lock was never granted), those of nodup_merge().
+ * On success *out is a new report; free with nodup_enforce_free().
+ */
+NODUP_EXTERN int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
+                               const char *const *cols, size_t ncols, const char *where,
+                               const nodup_enforce_options *opt);
+
+/* Free an enforce report. Accepts NULL. */
+NODUP_EXTERN void nodup_enforce_free(nodup_enforce_report *report);
+
+/* ---------------------------------------------------------------------------
  * Imports
  *
  * nodup_import_csv() inserts every row of a CSV file in one transaction, or

@@ -581,6 +581,14 @@ static void pg_restore_cols(buf *q, const nodup_table_info *t, char *const *cols
   buf_puts(q, " RETURNING 1");
 }
 
+static int pg_reconnect(nodup_db *db) {
+  if (PQstatus(db->native) == CONNECTION_OK) return NODUP_OK;
+  PQreset(db->native);
+  if (PQstatus(db->native) == CONNECTION_OK) return NODUP_OK;
+  return nodup_fail(db, NODUP_ERR_CONNECT, "lost the connection and could not reconnect: %s",
+                    PQerrorMessage(db->native));
+}
+
 const struct nodup_backend nodup_pg_backend = {
     "postgresql",  '$',
     "(CASE WHEN (%s) THEN '1' ELSE '" PG_PREDICATE_GUARD "' END)::int",
@@ -588,6 +596,68 @@ const struct nodup_backend nodup_pg_backend = {
     pg_exec,       pg_query,     pg_table_info, pg_arbiters,
     pg_prepare,    pg_run,       pg_finalize, pg_get_or_create,
     pg_in_transaction, pg_references, pg_row_json, pg_json_object,
-    pg_restore_rows, pg_restore_cols,
+    pg_restore_rows, pg_restore_cols, pg_reconnect,
     "BEGIN", " FOR UPDATE",
 };
+
+/* ---- COPY FROM STDIN (import.c) ---- */
+
+int pg_copy_begin(nodup_db *db, const char *sql) {
+  PGresult *res = PQexec(C(db), sql);
+  int rc = PQresultStatus(res) == PGRES_COPY_IN ? NODUP_OK : pg_fail(db, res, NULL);
+  PQclear(res);
+  return rc;
+}
+
+/* COPY's text format: tab between values, newline after the row, \N for
+ * NULL, and backslash, tab, newline and carriage return escaped. */
+void pg_copy_row(buf *out, const char *const *vals, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    const char *v = vals[i], *run;
+    if (i) buf_putc(out, '\t');
+    if (!v) {
+      buf_puts(out, "\\N");
+      continue;
+    }
+    for (run = v; *v; v++) {
+      const char *esc = *v == '\\' ? "\\\\" : *v == '\t' ? "\\t" : *v == '\n' ? "\\n"
+                        : *v == '\r' ? "\\r" : NULL;
+      if (!esc) continue;
+      buf_putn(out, run, (size_t)(v - run));
+      buf_puts(out, esc);
+      run = v + 1;
+    }
+    buf_putn(out, run, (size_t)(v - run));
+  }
+  buf_putc(out, '\n');
+}
+
+/* Read every result up to the end, so the connection is ready for the
+ * next statement; the first failure is the outcome. */
+static int pg_copy_results(nodup_db *db, int rc, int quiet) {
+  PGresult *res;
+  while ((res = PQgetResult(C(db))) != NULL) {
+    if (rc == NODUP_OK && !pg_ok(res) && !quiet) rc = pg_fail(db, res, NULL);
+    PQclear(res);
+  }
+  return rc;
+}
+
+/* When the server has already failed the COPY (a row it could not take),
+ * libpq refuses more data: the server's error is the one to report, and
+ * the COPY is over. */
+int pg_copy_put(nodup_db *db, const buf *data) {
+  int rc;
+  if (data->oom) return NODUP_ERR_NOMEM;
+  if (!data->len || PQputCopyData(C(db), data->p, (int)data->len) == 1) return NODUP_OK;
+  if (PQstatus(C(db)) == CONNECTION_BAD) return pg_fail(db, NULL, "COPY");
+  rc = pg_copy_results(db, NODUP_OK, 0);
+  return rc != NODUP_OK ? rc : pg_fail(db, NULL, "COPY");
+}
+
+int pg_copy_end(nodup_db *db, const char *abort_msg) {
+  int rc = NODUP_OK;
+  if (PQputCopyEnd(C(db), abort_msg) != 1) rc = pg_fail(db, NULL, "COPY");
+  return pg_copy_results(db, rc, abort_msg != NULL);
+}

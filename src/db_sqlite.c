@@ -666,6 +666,6 @@ const struct nodup_backend nodup_sqlite_backend = {
     sq_exec,       sq_query,     sq_table_info, sq_arbiters,
     sq_prepare,    sq_run,       sq_finalize, sq_get_or_create,
     sq_in_transaction, sq_references, sq_row_json, sq_json_object,
-    sq_restore_rows, sq_restore_cols,
+    sq_restore_rows, sq_restore_cols, NULL,
     "BEGIN IMMEDIATE", "",
 };

@@ -172,12 +172,26 @@ struct nodup_backend {
    * row found by the primary key values in `cur`. */
   void (*restore_rows)(buf *q, const nodup_table_info *t);
   void (*restore_cols)(buf *q, const nodup_table_info *t, char *const *cols, size_t n);
+  /* Reconnect a connection the server dropped (NULL: cannot happen).
+   * Statements prepared before are gone. */
+  int (*reconnect)(nodup_db *db);
   const char *begin_write;   /* a transaction that will write: no upgrade */
   const char *lock_rows;     /* suffix locking a SELECT's rows, or "" */
 };
 
 extern const struct nodup_backend nodup_sqlite_backend;
 extern const struct nodup_backend nodup_pg_backend;
+
+/* PostgreSQL's COPY FROM STDIN (db_pg.c), for bulk imports (import.c):
+ * begin runs `sql` (a COPY ... FROM STDIN); row appends one row of n text
+ * values (NULL = SQL NULL) in COPY's text format to `out`, which put then
+ * sends; end finishes the COPY, or aborts it when `abort_msg` is not NULL,
+ * and returns its outcome (a failed row's error, as any statement's). A
+ * put that fails has ended the COPY already (the server refused a row). */
+int pg_copy_begin(nodup_db *db, const char *sql);
+void pg_copy_row(buf *out, const char *const *vals, size_t n);
+int pg_copy_put(nodup_db *db, const buf *data);
+int pg_copy_end(nodup_db *db, const char *abort_msg);
 
 struct nodup_db {
   const struct nodup_backend *be;

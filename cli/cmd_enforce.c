@@ -1,0 +1,119 @@
+/*
+ * cmd_enforce.c -- `nodup enforce`: the unique index, with no window.
+ */
+#include <string.h>
+
+#include "cli.h"
+
+static const char usage[] =
+    "usage: nodup enforce --db URL --table T --key col[,col...] [--where SQL]\n"
+    "                     [--nulls-equal] [--name INDEX] [--online] [--lock-timeout MS]\n"
+    "                     [--merge [--keep ORDER] [--fill-nulls] [--ref TABLE(COL)...]\n"
+    "                              [--one-to-one merge|keep|fail] [--batch N] [--no-archive]]\n"
+    "                     [--dry-run] [--format text|json]\n"
+    "\n"
+    "End with a unique index on the key (partial with --where; NULLS NOT DISTINCT\n"
+    "with --nulls-equal, PostgreSQL 15+ only) and, on PostgreSQL for a key without\n"
+    "--where, a UNIQUE constraint using it. Duplicates are refused (exit 1, with the\n"
+    "largest groups) unless --merge, which merges them as 'nodup merge' does.\n"
+    "No writer can add a duplicate between the clean-up and the index:\n"
+    "  SQLite      one BEGIN IMMEDIATE transaction holds the merge and the index.\n"
+    "  PostgreSQL  LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE (readers go on,\n"
+    "              writers wait) around merge, index and constraint; a lock not\n"
+    "              granted within --lock-timeout (default 2000 ms) is retried.\n"
+    "  --online    PostgreSQL, for tables too big to block: merge in batches, a\n"
+    "              temporary trigger refuses new duplicates, CREATE UNIQUE INDEX\n"
+    "              CONCURRENTLY (retried, then the locked mode), trigger dropped.\n"
+    "An index that already backs the key is reported and nothing is changed.\n"
+    "\n"
+    "Exit status: 0 the key is enforced, 1 refused (duplicates exist), 2 error.\n";
+
+int cmd_enforce(int argc, char **argv) {
+  static const char *const allowed[] = {"db", "table", "key", "where", "nulls-equal", "name",
+                                        "merge", "keep", "ref", "one-to-one", "batch",
+                                        "fill-nulls", "no-archive", "online", "lock-timeout",
+                                        "dry-run", "format", NULL};
+  cli_args a;
+  nodup_db *db = NULL;
+  nodup_enforce_report *r = NULL;
+  nodup_enforce_options opt;
+  int rc, ex = cli_parse(argc, argv, "enforce", allowed, usage, &a);
+
+  if (ex != EXIT_OK || a.help) goto done;
+  if (!a.merge && (a.keep || a.nrefs || a.one_to_one || a.batch || a.fill_nulls || a.no_archive)) {
+    fprintf(stderr, "nodup enforce: merge options need --merge (run 'nodup enforce --help')\n");
+    ex = EXIT_ERROR;
+    goto done;
+  }
+  if ((ex = cli_open(&a, &db)) != EXIT_OK) goto done;
+  memset(&opt, 0, sizeof opt);
+  opt.name = a.name;
+  opt.nulls_equal = a.nulls_equal;
+  opt.merge = a.merge;
+  opt.online = a.online;
+  opt.lock_timeout_ms = a.lock_timeout;
+  opt.dry_run = a.dry_run;
+  opt.merge_opt.keep = a.keep;
+  opt.merge_opt.refs = a.refs;
+  opt.merge_opt.nrefs = a.nrefs;
+  opt.merge_opt.batch = (size_t)a.batch;
+  opt.merge_opt.fill_nulls = a.fill_nulls;
+  opt.merge_opt.no_archive = a.no_archive;
+  opt.merge_opt.one_to_one = !a.one_to_one || !strcmp(a.one_to_one, "merge")
+                                 ? NODUP_ONE_TO_ONE_MERGE
+                             : !strcmp(a.one_to_one, "keep") ? NODUP_ONE_TO_ONE_KEEP
+                                                             : NODUP_ONE_TO_ONE_FAIL;
+  rc = nodup_enforce(&r, db, a.table, a.key, a.nkey, a.where, &opt);
+  if (rc == NODUP_ERR_DUPLICATE) {
+    /* Refused: show what is in the way, as nodup scan would. */
+    nodup_scan_report *s = NULL;
+    nodup_scan_options so;
+    size_t i, j;
+    cli_error(&a, db, rc);
+    memset(&so, 0, sizeof so);
+    so.nulls_equal = a.nulls_equal;
+    so.limit = 10;
+    if (nodup_scan(&s, db, a.table, a.key, a.nkey, a.where, &so) == NODUP_OK) {
+      fprintf(stderr, "largest duplicate groups (of %lld):\n", s->groups);
+      for (i = 0; i < s->nlargest; i++) {
+        fprintf(stderr, "  %6lld rows  ", s->largest[i].rows);
+        for (j = 0; j < s->nkey; j++)
+          fprintf(stderr, "%s%s", j ? " | " : "",
+                  s->largest[i].values[j] ? s->largest[i].values[j] : "NULL");
+        fputc('\n', stderr);
+      }
+    }
+    nodup_scan_free(s);
+    ex = EXIT_NO;
+    goto done;
+  }
+  if (rc != NODUP_OK) {
+    cli_error(&a, db, rc);
+    ex = EXIT_ERROR;
+    goto done;
+  }
+  if (json_format(&a)) {
+    printf("{\"index\": ");
+    json_string(stdout, r->index);
+    printf(", \"already\": %s, \"constraint\": %s, \"dry_run\": %s, \"merged_groups\": %lld, "
+           "\"run\": ",
+           r->already ? "true" : "false", r->constraint ? "true" : "false",
+           a.dry_run ? "true" : "false", r->merged_groups);
+    json_string(stdout, r->run[0] ? r->run : NULL);
+    printf(", \"builds\": %d, \"fell_back\": %s}\n", r->builds, r->fell_back ? "true" : "false");
+  } else if (r->already) {
+    printf("already enforced by index %s: nothing changed\n", r->index);
+  } else {
+    printf("%s unique index %s%s", a.dry_run ? "dry run (rolled back): would create" : "created",
+           r->index, r->constraint ? " and its UNIQUE constraint" : "");
+    if (r->merged_groups)
+      printf(", after merging %lld duplicate group(s) (run %s)", r->merged_groups, r->run);
+    if (r->fell_back) printf(" (online builds failed %d times: finished locked)", r->builds - 1);
+    putchar('\n');
+  }
+done:
+  nodup_enforce_free(r);
+  nodup_close(db);
+  cli_args_free(&a);
+  return ex;
+}

@@ -1,0 +1,478 @@
+/*
+ * enforce.c -- the last step: a unique index, with no window in which a
+ * live writer can slip a duplicate between the clean-up and the index.
+ *
+ * The window is closed by doing both under one lock (SQLite's write lock;
+ * PostgreSQL's SHARE ROW EXCLUSIVE, which lets readers on and queues
+ * writers) or, online, by a temporary trigger that does the index's job
+ * (one writer per key at a time, duplicates refused with 23505) until the
+ * concurrently built index takes over. Everything here is statements
+ * around nodup_merge's machinery; the dialect SQL is PostgreSQL's, as only
+ * it has the online mode, constraints and NULLS NOT DISTINCT.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+#define ENFORCE_LOCK_TRIES 8
+#define ENFORCE_BUILDS 3
+#define ENFORCE_DEFAULT_TIMEOUT_MS 2000
+
+typedef struct enforce_ctx {
+  nodup_db *db;
+  const nodup_enforce_options *opt;
+  nodup_enforce_report *rep;
+  nodup_table_info *t;
+  const char *table;        /* as the caller named it (table_info accepts it) */
+  char **key;
+  size_t nkey;
+  const char *where;
+  int pg;
+  long timeout;
+  char guard[64];           /* online: trigger and function name */
+} enforce_ctx;
+
+void nodup_enforce_free(nodup_enforce_report *r) {
+  if (!r) return;
+  free(r->index);
+  free(r);
+}
+
+static int read_count(void *ctx, int n, const char *const *v) {
+  (void)n;
+  *(long long *)ctx = v[0] ? atoll(v[0]) : 0;
+  return 1;
+}
+
+static int exec_buf(nodup_db *db, buf *q) {
+  return q->oom ? NODUP_ERR_NOMEM : db->be->exec(db, buf_str(q));
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* PostgreSQL's lock_not_available: our lock_timeout ran out. */
+static int lock_timed_out(nodup_db *db) { return strstr(nodup_errmsg(db), "55P03") != NULL; }
+
+/* Default name: PostgreSQL's for a UNIQUE constraint, <table>_<cols>_key,
+ * cut to 63 bytes (NAMEDATALEN - 1) on a character boundary. */
+static char *default_name(const nodup_table_info *t, char *const *key, size_t n) {
+  buf b;
+  size_t i, len;
+  char *s;
+  buf_init(&b);
+  buf_puts(&b, t->name);
+  for (i = 0; i < n; i++) buf_printf(&b, "_%s", key[i]);
+  len = b.len > 59 ? 59 : b.len;
+  while (len && b.len > len && ((unsigned char)b.p[len] & 0xC0) == 0x80) len--;
+  s = b.oom ? NULL : malloc(len + 5);
+  if (s) {
+    memcpy(s, b.p, len);
+    memcpy(s + len, "_key", 5);
+  }
+  buf_free(&b);
+  return s;
+}
+
+static int count_groups(enforce_ctx *c, long long *n) {
+  buf q;
+  int rc;
+  buf_init(&q);
+  buf_printf(&q, "SELECT count(*) FROM (SELECT 1 FROM %s WHERE ", c->t->qualified);
+  sql_key_filter(&q, c->key, c->nkey, c->where, c->opt->nulls_equal, NULL);
+  buf_puts(&q, " GROUP BY ");
+  sql_ident_list(&q, c->key, c->nkey);
+  buf_puts(&q, " HAVING count(*) > 1) AS nodup_g");
+  rc = q.oom ? NODUP_ERR_NOMEM : c->db->be->query(c->db, buf_str(&q), NULL, 0, read_count, n);
+  buf_free(&q);
+  return rc;
+}
+
+/* Inside the lock (or online, between steps): refuse or merge what
+ * duplicates there are. */
+static int clean(enforce_ctx *c, int in_txn) {
+  nodup_merge_options mo = c->opt->merge_opt;
+  nodup_merge_report *m = NULL;
+  long long groups = 0;
+  int rc;
+  if ((rc = count_groups(c, &groups)) != NODUP_OK) return rc;
+  if (!groups) return NODUP_OK;
+  if (!c->opt->merge)
+    return nodup_fail(c->db, NODUP_ERR_DUPLICATE,
+                      "%s has %lld duplicate group(s) on (%s...): merge them first "
+                      "(nodup merge, or enforce --merge); nothing changed",
+                      c->t->qualified, groups, c->key[0]);
+  mo.nulls_equal = c->opt->nulls_equal;
+  mo.dry_run = 0;
+  rc = in_txn ? merge_in_transaction(&m, c->db, c->table, (const char *const *)c->key, c->nkey,
+                                     c->where, &mo)
+              : nodup_merge(&m, c->db, c->table, (const char *const *)c->key, c->nkey, c->where,
+                            &mo);
+  if (rc == NODUP_OK) {
+    c->rep->merged_groups += m->groups;
+    snprintf(c->rep->run, sizeof c->rep->run, "%s", m->run);
+  }
+  nodup_merge_free(m);
+  return rc;
+}
+
+static void index_ddl(enforce_ctx *c, buf *q, int concurrently) {
+  buf_printf(q, "CREATE UNIQUE INDEX %s", concurrently ? "CONCURRENTLY " : "");
+  sql_ident(q, c->rep->index);
+  buf_printf(q, " ON %s (", c->t->qualified);
+  sql_ident_list(q, c->key, c->nkey);
+  buf_putc(q, ')');
+  if (c->opt->nulls_equal) buf_puts(q, " NULLS NOT DISTINCT");
+  if (c->where) buf_printf(q, " WHERE (%s)", c->where);
+}
+
+/* A constraint (what ORMs and \d show) can only use a plain index. */
+static int attach_constraint(enforce_ctx *c) {
+  buf q;
+  int rc;
+  if (!c->pg || c->where) return NODUP_OK;
+  buf_init(&q);
+  buf_printf(&q, "ALTER TABLE %s ADD CONSTRAINT ", c->t->qualified);
+  sql_ident(&q, c->rep->index);
+  buf_puts(&q, " UNIQUE USING INDEX ");
+  sql_ident(&q, c->rep->index);
+  rc = exec_buf(c->db, &q);
+  if (rc == NODUP_OK) c->rep->constraint = 1;
+  buf_free(&q);
+  return rc;
+}
+
+static int set_lock_timeout(enforce_ctx *c) {
+  char sql[64];
+  snprintf(sql, sizeof sql, "SET LOCAL lock_timeout = %ld", c->timeout);
+  return c->db->be->exec(c->db, sql);
+}
+
+/* One transaction under the table lock: clean, index, constraint. A lock
+ * not granted within lock_timeout is retried after a back-off, so the
+ * writers queued behind our request never wait longer than that. */
+static int locked(enforce_ctx *c) {
+  nodup_db *db = c->db;
+  buf q;
+  int rc = NODUP_OK, attempt;
+  buf_init(&q);
+  for (attempt = 0; attempt < ENFORCE_LOCK_TRIES; attempt++) {
+    if (attempt) sleep_ms(50L << (attempt < 5 ? attempt : 5));
+    if ((rc = db->be->exec(db, db->be->begin_write)) != NODUP_OK) break;
+    if (c->pg) {
+      buf_reset(&q);
+      buf_printf(&q, "LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", c->t->qualified);
+      if ((rc = set_lock_timeout(c)) == NODUP_OK) rc = exec_buf(db, &q);
+    }
+    if (rc == NODUP_OK) rc = clean(c, 1);
+    if (rc == NODUP_OK) {
+      buf_reset(&q);
+      index_ddl(c, &q, 0);
+      rc = exec_buf(db, &q);
+    }
+    if (rc == NODUP_OK) rc = attach_constraint(c);
+    if (rc == NODUP_OK && !c->opt->dry_run) rc = db->be->exec(db, "COMMIT");
+    if (rc == NODUP_OK && !c->opt->dry_run) break;
+    {
+      char *msg = nodup_strdup(nodup_errmsg(db));
+      int retry = rc != NODUP_OK && c->pg && lock_timed_out(db);
+      db->be->exec(db, "ROLLBACK");
+      if (rc != NODUP_OK && msg) nodup_fail(db, rc, "%s", msg);
+      else if (rc == NODUP_OK) nodup_clear_error(db);
+      free(msg);
+      if (!retry) break;
+      rc = nodup_fail(db, NODUP_ERR_RETRY,
+                      "could not lock %s within %ld ms in %d tries: writers kept it busy",
+                      c->t->qualified, c->timeout, ENFORCE_LOCK_TRIES);
+    }
+  }
+  buf_free(&q);
+  return rc;
+}
+
+/* ---- online (PostgreSQL) ---- */
+
+/* A short DDL transaction with lock_timeout, retried like locked(). */
+static int ddl_retry(enforce_ctx *c, const char *sql) {
+  nodup_db *db = c->db;
+  int rc = NODUP_OK, attempt;
+  for (attempt = 0; attempt < ENFORCE_LOCK_TRIES; attempt++) {
+    if (attempt) sleep_ms(50L << (attempt < 5 ? attempt : 5));
+    if ((rc = db->be->exec(db, "BEGIN")) != NODUP_OK) return rc;
+    if ((rc = set_lock_timeout(c)) == NODUP_OK && (rc = db->be->exec(db, sql)) == NODUP_OK &&
+        (rc = db->be->exec(db, "COMMIT")) == NODUP_OK)
+      return NODUP_OK;
+    {
+      char *msg = nodup_strdup(nodup_errmsg(db));
+      int retry = lock_timed_out(db);
+      db->be->exec(db, "ROLLBACK");
+      if (msg) nodup_fail(db, rc, "%s", msg);
+      free(msg);
+      if (!retry) return rc;
+    }
+  }
+  return rc;
+}
+
+/* The guard trigger: for each new or re-keyed row inside the predicate,
+ * take a transaction-scoped advisory lock on the key's value (writers of
+ * one key go one at a time) and refuse the row if the key is taken, as
+ * the unique index will. Each statement of a plpgsql function sees rows
+ * committed before it started, so the second writer sees the first's row
+ * once the lock is his (READ COMMITTED; a stricter writer that slips
+ * through makes the index build fail, which is retried). */
+static int guard_install(enforce_ctx *c) {
+  const nodup_table_info *t = c->t;
+  buf q;
+  size_t i;
+  int rc;
+
+  buf_init(&q);
+  buf_printf(&q, "CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $nodup$ BEGIN IF ",
+             c->guard);
+  for (i = 0; i < c->nkey && !c->opt->nulls_equal; i++) {
+    buf_puts(&q, "NEW.");
+    sql_ident(&q, c->key[i]);
+    buf_puts(&q, " IS NOT NULL AND ");
+  }
+  if (c->where)
+    buf_printf(&q, "EXISTS (SELECT 1 FROM (SELECT NEW.*) AS nodup_new WHERE (%s))", c->where);
+  else
+    buf_puts(&q, "TRUE");
+  buf_puts(&q, " THEN PERFORM pg_advisory_xact_lock(hashtextextended(ROW(");
+  for (i = 0; i < c->nkey; i++) {
+    buf_puts(&q, i ? ", NEW." : "NEW.");
+    sql_ident(&q, c->key[i]);
+  }
+  buf_printf(&q, ")::text, TG_RELID::bigint)); IF EXISTS (SELECT 1 FROM %s AS nodup_o WHERE ",
+             t->qualified);
+  for (i = 0; i < c->nkey; i++) {
+    buf_puts(&q, i ? " AND nodup_o." : "nodup_o.");
+    sql_ident(&q, c->key[i]);
+    buf_puts(&q, c->opt->nulls_equal ? " IS NOT DISTINCT FROM NEW." : " = NEW.");
+    sql_ident(&q, c->key[i]);
+  }
+  if (c->where) buf_printf(&q, " AND (%s)", c->where);
+  /* An UPDATE must not find its own row. */
+  buf_puts(&q, " AND (TG_OP = 'INSERT' OR (");
+  for (i = 0; i < t->npk; i++) {
+    buf_puts(&q, i ? ", nodup_o." : "nodup_o.");
+    sql_ident(&q, t->pk[i]);
+  }
+  buf_puts(&q, ") IS DISTINCT FROM (");
+  for (i = 0; i < t->npk; i++) {
+    buf_puts(&q, i ? ", OLD." : "OLD.");
+    sql_ident(&q, t->pk[i]);
+  }
+  buf_puts(&q, "))) THEN RAISE unique_violation USING MESSAGE = ");
+  {
+    /* The message names the index being built, as its violation will. */
+    buf m;
+    buf_init(&m);
+    buf_puts(&m, "duplicate key value violates unique constraint \"");
+    buf_puts(&m, c->rep->index);
+    buf_puts(&m, "\" (nodup enforce is building it)");
+    sql_name_literal(&q, buf_str(&m));
+    if (m.oom) q.oom = 1;
+    buf_free(&m);
+  }
+  buf_puts(&q, "; END IF; END IF; RETURN NEW; END $nodup$");
+  if ((rc = exec_buf(c->db, &q)) != NODUP_OK) goto done;
+  buf_reset(&q);
+  buf_printf(&q, "CREATE TRIGGER %s BEFORE INSERT OR UPDATE OF ", c->guard);
+  sql_ident_list(&q, c->key, c->nkey);
+  buf_printf(&q, " ON %s FOR EACH ROW EXECUTE FUNCTION %s()", t->qualified, c->guard);
+  rc = q.oom ? NODUP_ERR_NOMEM : ddl_retry(c, buf_str(&q));
+done:
+  buf_free(&q);
+  return rc;
+}
+
+/* Drop the guard and an INVALID index of ours: leftovers of a failed or
+ * interrupted run, or of this one. Best effort, never masks the error. */
+static int online_cleanup(enforce_ctx *c) {
+  nodup_db *db = c->db;
+  long long invalid = 0;
+  const char *p[2] = {c->t->qualified, c->rep->index};
+  buf q;
+  int rc;
+  if (db->be->reconnect && (rc = db->be->reconnect(db)) != NODUP_OK) return rc;
+  buf_init(&q);
+  buf_printf(&q, "DROP TRIGGER IF EXISTS %s ON %s", c->guard, c->t->qualified);
+  rc = ddl_retry(c, buf_str(&q));
+  buf_reset(&q);
+  buf_printf(&q, "DROP FUNCTION IF EXISTS %s()", c->guard);
+  if (rc == NODUP_OK) rc = db->be->exec(db, buf_str(&q));
+  if (rc == NODUP_OK)
+    rc = db->be->query(db,
+                       "SELECT count(*) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class x "
+                       "ON x.oid = i.indexrelid WHERE i.indrelid = $1::regclass "
+                       "AND x.relname = $2 AND NOT i.indisvalid",
+                       p, 2, read_count, &invalid);
+  if (rc == NODUP_OK && invalid) {
+    buf_reset(&q);
+    buf_puts(&q, "DROP INDEX CONCURRENTLY IF EXISTS ");
+    /* The index lives in the table's schema. */
+    {
+      const char *dot = strstr(c->t->qualified, "\".\"");
+      if (dot) buf_printf(&q, "%.*s.", (int)(dot - c->t->qualified + 1), c->t->qualified);
+    }
+    sql_ident(&q, c->rep->index);
+    rc = exec_buf(db, &q);
+  }
+  buf_free(&q);
+  return rc;
+}
+
+static int online(enforce_ctx *c) {
+  nodup_db *db = c->db;
+  buf q;
+  int rc;
+  long long partitioned = 0;
+  const char *p[1] = {c->t->qualified};
+
+  if ((rc = db->be->query(db, "SELECT count(*) FROM pg_catalog.pg_class WHERE oid = "
+                              "$1::regclass AND relkind = 'p'",
+                          p, 1, read_count, &partitioned)) != NODUP_OK)
+    return rc;
+  if (partitioned)
+    return nodup_fail(db, NODUP_ERR_USAGE,
+                      "%s is partitioned: PostgreSQL cannot build its index CONCURRENTLY in one "
+                      "step; run enforce without --online (locked mode)",
+                      c->t->qualified);
+  if ((rc = online_cleanup(c)) != NODUP_OK) return rc;
+  buf_init(&q);
+  /* 1: the bulk of the merge, in batches, writers running. */
+  if ((rc = clean(c, 0)) != NODUP_OK) goto fail;
+  /* 2: from now on no writer adds a duplicate; merge what slipped in. */
+  if ((rc = guard_install(c)) != NODUP_OK) goto fail;
+  for (;;) {
+    if ((rc = clean(c, 0)) != NODUP_OK) goto fail;
+    /* 3: the index, without blocking writers. */
+    c->rep->builds++;
+    buf_reset(&q);
+    index_ddl(c, &q, 1);
+    if ((rc = exec_buf(db, &q)) == NODUP_OK) break;
+    {
+      char *msg = nodup_strdup(nodup_errmsg(db));
+      int again = strstr(msg ? msg : "", "23505") != NULL;
+      int crc = online_cleanup(c);
+      if (msg) nodup_fail(db, rc, "%s", msg);
+      free(msg);
+      if (crc != NODUP_OK || !again) goto fail;
+    }
+    if (c->rep->builds >= ENFORCE_BUILDS) {
+      /* Writers outside READ COMMITTED keep racing the guard: finish
+       * under the lock. */
+      c->rep->fell_back = 1;
+      if ((rc = locked(c)) != NODUP_OK) goto fail;
+      goto done;
+    }
+  }
+  /* 4: the constraint (a brief ACCESS EXCLUSIVE lock, no scan). */
+  if (!c->where) {
+    buf_reset(&q);
+    buf_printf(&q, "ALTER TABLE %s ADD CONSTRAINT ", c->t->qualified);
+    sql_ident(&q, c->rep->index);
+    buf_puts(&q, " UNIQUE USING INDEX ");
+    sql_ident(&q, c->rep->index);
+    if (q.oom || (rc = ddl_retry(c, buf_str(&q))) != NODUP_OK) goto fail;
+    c->rep->constraint = 1;
+  }
+done:
+  rc = online_cleanup(c);
+  buf_free(&q);
+  return rc;
+fail:
+  {
+    char *msg = nodup_strdup(nodup_errmsg(db));
+    online_cleanup(c);
+    if (msg) nodup_fail(db, rc, "%s (temporary trigger and any invalid index removed)", msg);
+    free(msg);
+  }
+  buf_free(&q);
+  return rc;
+}
+
+int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
+                  const char *const *cols, size_t ncols, const char *where,
+                  const nodup_enforce_options *opt) {
+  nodup_enforce_options none;
+  nodup_key *k = NULL;
+  enforce_ctx c;
+  size_t i;
+  int rc;
+
+  if (!out) return NODUP_ERR_USAGE;
+  *out = NULL;
+  if (!db || !db->native || !table || !cols || !ncols)
+    return db ? nodup_fail(db, NODUP_ERR_USAGE, "enforce needs a table and key columns")
+              : NODUP_ERR_USAGE;
+  memset(&none, 0, sizeof none);
+  if (!opt) opt = &none;
+  if (where && !*where) where = NULL;
+  nodup_clear_error(db);
+  memset(&c, 0, sizeof c);
+  c.db = db;
+  c.opt = opt;
+  c.table = table;
+  c.where = where;
+  c.pg = db->be != &nodup_sqlite_backend;
+  c.timeout = opt->lock_timeout_ms > 0 ? opt->lock_timeout_ms : ENFORCE_DEFAULT_TIMEOUT_MS;
+  if (db->be->in_transaction(db))
+    return nodup_fail(db, NODUP_ERR_USAGE, "enforce runs its own transactions: call it outside one");
+  if (opt->nulls_equal && !c.pg)
+    return nodup_fail(db, NODUP_ERR_USAGE,
+                      "SQLite has no NULLS NOT DISTINCT index: a unique index there always "
+                      "lets NULL keys repeat; enforce without --nulls-equal");
+  if (opt->nulls_equal && db->server_version < 150000)
+    return nodup_fail(db, NODUP_ERR_USAGE, "NULLS NOT DISTINCT needs PostgreSQL 15 or later");
+  if (opt->online && !c.pg)
+    return nodup_fail(db, NODUP_ERR_USAGE,
+                      "--online is for PostgreSQL; SQLite's write lock makes the whole step atomic");
+  if (opt->online && opt->dry_run)
+    return nodup_fail(db, NODUP_ERR_USAGE, "--online cannot be a dry run: it commits as it goes");
+
+  if (!(c.rep = calloc(1, sizeof *c.rep))) return NODUP_ERR_NOMEM;
+  if ((rc = db->be->table_info(db, table, &c.t)) != NODUP_OK) goto done;
+  if ((rc = table_info_key(db, c.t, cols, ncols, &c.key, NULL)) != NODUP_OK) goto done;
+  c.nkey = ncols;
+
+  /* Already backed (with the NULL semantics asked for)? Then done. */
+  rc = nodup_key_prepare(&k, db, table, cols, ncols, where);
+  if (rc == NODUP_OK && (!opt->nulls_equal || nodup_key_nulls_equal(k))) {
+    const char *ix = nodup_key_index(k);
+    c.rep->already = 1;
+    if (!(c.rep->index = nodup_strdup(ix ? ix : ""))) rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  if (rc != NODUP_OK && rc != NODUP_ERR_UNBACKED) goto done;
+  nodup_clear_error(db);
+  c.rep->index = opt->name && *opt->name ? nodup_strdup(opt->name) : default_name(c.t, c.key, ncols);
+  if (!c.rep->index) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  {
+    /* One guard name per table: hash the qualified name (FNV-1a). */
+    unsigned h = 2166136261u;
+    const char *s;
+    for (s = c.t->qualified; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
+    snprintf(c.guard, sizeof c.guard, "nodup_guard_%08x", h);
+  }
+  rc = opt->online ? online(&c) : locked(&c);
+done:
+  nodup_key_free(k);
+  if (c.key)
+    for (i = 0; i < ncols; i++) free(c.key[i]);
+  free(c.key);
+  table_info_free(c.t);
+  if (rc == NODUP_OK) *out = c.rep;
+  else nodup_enforce_free(c.rep);
+  return rc;
+}
