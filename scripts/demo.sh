@@ -31,12 +31,21 @@ say "4. One get-or-create from the shell: created, then existing, same id"
 run "$nodup" get-or-create --db "$db" --table conference --key conference_id,app_id --set conference_id=conf-42 --set app_id=7
 run "$nodup" get-or-create --db "$db" --table conference --key conference_id,app_id --set conference_id=conf-42 --set app_id=7 --format json
 
-say "5. Clean up the duplicates the naive race made: scan, merge (sessions re-pointed), then the index"
+say "5. Clean up what the naive race left, in three steps: scan, merge, enforce"
 "$nodup" exec --db "$db" "INSERT INTO session (conference) SELECT id FROM conference_naive"
 run "$nodup" scan --db "$db" --table conference_naive --key conference_id,app_id --limit 3 || true
 run "$nodup" merge --db "$db" --table conference_naive --key conference_id,app_id
-run "$nodup" exec --db "$db" 'CREATE UNIQUE INDEX conference_naive_key ON conference_naive (conference_id, app_id)'
+echo "# the naive writers are still running and make new duplicates; enforce merges those"
+echo "# and creates the index in one transaction, so none can slip in between:"
+"$nodup" race --db "$db" --table conference_naive --key conference_id,app_id --naive --workers 8 \
+  --keys 200 >"$dir/writers" 2>&1 &
+writers=$!
+sleep 0.3
+run "$nodup" enforce --db "$db" --table conference_naive --key conference_id,app_id --merge
+wait "$writers" || true
+echo "writers: $(grep -E '^(duplicates|errors):' "$dir/writers" | paste -sd' ')"
 run "$nodup" check --db "$db" --table conference_naive --key conference_id,app_id
+run "$nodup" scan --db "$db" --table conference_naive --key conference_id,app_id --limit 1
 
 say "6. A slug collision storm: 20 concurrent 'My Team!' creations, 20 distinct slugs"
 for i in $(seq 20); do

@@ -94,8 +94,10 @@ static int count_groups(enforce_ctx *c, long long *n) {
 }
 
 /* Inside the lock (or online, between steps): refuse or merge what
- * duplicates there are. */
-static int clean(enforce_ctx *c, int in_txn) {
+ * duplicates there are. `bounded`: merge only as many groups as exist
+ * now (online, before the guard: writers may add groups as fast as a
+ * merge removes them). */
+static int clean(enforce_ctx *c, int in_txn, int bounded) {
   nodup_merge_options mo = c->opt->merge_opt;
   nodup_merge_report *m = NULL;
   long long groups = 0;
@@ -111,8 +113,8 @@ static int clean(enforce_ctx *c, int in_txn) {
   mo.dry_run = 0;
   rc = in_txn ? merge_in_transaction(&m, c->db, c->table, (const char *const *)c->key, c->nkey,
                                      c->where, &mo)
-              : nodup_merge(&m, c->db, c->table, (const char *const *)c->key, c->nkey, c->where,
-                            &mo);
+              : merge_bounded(&m, c->db, c->table, (const char *const *)c->key, c->nkey,
+                              c->where, &mo, bounded ? groups : 0);
   if (rc == NODUP_OK) {
     c->rep->merged_groups += m->groups;
     snprintf(c->rep->run, sizeof c->rep->run, "%s", m->run);
@@ -169,7 +171,7 @@ static int locked(enforce_ctx *c) {
       buf_printf(&q, "LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", c->t->qualified);
       if ((rc = set_lock_timeout(c)) == NODUP_OK) rc = exec_buf(db, &q);
     }
-    if (rc == NODUP_OK) rc = clean(c, 1);
+    if (rc == NODUP_OK) rc = clean(c, 1, 0);
     if (rc == NODUP_OK) {
       buf_reset(&q);
       index_ddl(c, &q, 0);
@@ -347,12 +349,13 @@ static int online(enforce_ctx *c) {
                       c->t->qualified);
   if ((rc = online_cleanup(c)) != NODUP_OK) return rc;
   buf_init(&q);
-  /* 1: the bulk of the merge, in batches, writers running. */
-  if ((rc = clean(c, 0)) != NODUP_OK) goto fail;
+  /* 1: the bulk of the merge, in batches, writers running: one pass over
+   * the groups there are now. */
+  if ((rc = clean(c, 0, 1)) != NODUP_OK) goto fail;
   /* 2: from now on no writer adds a duplicate; merge what slipped in. */
   if ((rc = guard_install(c)) != NODUP_OK) goto fail;
   for (;;) {
-    if ((rc = clean(c, 0)) != NODUP_OK) goto fail;
+    if ((rc = clean(c, 0, 0)) != NODUP_OK) goto fail;
     /* 3: the index, without blocking writers. */
     c->rep->builds++;
     buf_reset(&q);
@@ -396,6 +399,52 @@ fail:
     free(msg);
   }
   buf_free(&q);
+  return rc;
+}
+
+/*
+ * The key is backed already. An online run killed after its index was
+ * built leaves two things behind: its guard trigger (which would serialise
+ * every insert on the table for ever) and, for a key without predicate,
+ * the constraint it never attached. Finish that run: drop the guard, and
+ * attach the constraint when the index has the name this run would give
+ * it and no constraint uses it yet. Anything else is the user's index:
+ * reported, not touched. *changed tells whether anything was done.
+ */
+static int finish_interrupted(enforce_ctx *c, const char *index, int *changed) {
+  nodup_db *db = c->db;
+  const char *p[2] = {c->t->qualified, c->guard};
+  const char *pi[2] = {c->t->qualified, index};
+  long long guards = 0, bare = 0;
+  int rc;
+  *changed = 0;
+  if (!c->pg || c->opt->dry_run) return NODUP_OK;
+  rc = db->be->query(db,
+                     "SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgrelid = $1::regclass "
+                     "AND tgname = $2",
+                     p, 2, read_count, &guards);
+  if (rc == NODUP_OK && guards) {
+    *changed = 1;
+    rc = online_cleanup(c);
+  }
+  if (rc != NODUP_OK || c->where || strcmp(index, c->rep->index) != 0) return rc;
+  rc = db->be->query(db,
+                     "SELECT count(*) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class x "
+                     "ON x.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND x.relname = $2 "
+                     "AND i.indisvalid AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k "
+                     "WHERE k.conindid = i.indexrelid)",
+                     pi, 2, read_count, &bare);
+  if (rc == NODUP_OK && bare) {
+    buf q;
+    buf_init(&q);
+    buf_printf(&q, "ALTER TABLE %s ADD CONSTRAINT ", c->t->qualified);
+    sql_ident(&q, index);
+    buf_puts(&q, " UNIQUE USING INDEX ");
+    sql_ident(&q, index);
+    rc = q.oom ? NODUP_ERR_NOMEM : ddl_retry(c, buf_str(&q));
+    buf_free(&q);
+    if (rc == NODUP_OK) *changed = c->rep->constraint = 1;
+  }
   return rc;
 }
 
@@ -443,16 +492,6 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
   if ((rc = table_info_key(db, c.t, cols, ncols, &c.key, NULL)) != NODUP_OK) goto done;
   c.nkey = ncols;
 
-  /* Already backed (with the NULL semantics asked for)? Then done. */
-  rc = nodup_key_prepare(&k, db, table, cols, ncols, where);
-  if (rc == NODUP_OK && (!opt->nulls_equal || nodup_key_nulls_equal(k))) {
-    const char *ix = nodup_key_index(k);
-    c.rep->already = 1;
-    if (!(c.rep->index = nodup_strdup(ix ? ix : ""))) rc = NODUP_ERR_NOMEM;
-    goto done;
-  }
-  if (rc != NODUP_OK && rc != NODUP_ERR_UNBACKED) goto done;
-  nodup_clear_error(db);
   c.rep->index = opt->name && *opt->name ? nodup_strdup(opt->name) : default_name(c.t, c.key, ncols);
   if (!c.rep->index) {
     rc = NODUP_ERR_NOMEM;
@@ -465,6 +504,26 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
     for (s = c.t->qualified; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
     snprintf(c.guard, sizeof c.guard, "nodup_guard_%08x", h);
   }
+
+  /* Already backed (with the NULL semantics asked for)? Then done, once
+   * an interrupted run of ours is finished. */
+  rc = nodup_key_prepare(&k, db, table, cols, ncols, where);
+  if (rc == NODUP_OK && (!opt->nulls_equal || nodup_key_nulls_equal(k))) {
+    const char *ix = nodup_key_index(k);
+    int changed = 0;
+    char *name = nodup_strdup(ix ? ix : "");
+    if (!name) {
+      rc = NODUP_ERR_NOMEM;
+      goto done;
+    }
+    rc = finish_interrupted(&c, name, &changed);
+    free(c.rep->index);
+    c.rep->index = name;
+    c.rep->already = !changed;
+    goto done;
+  }
+  if (rc != NODUP_OK && rc != NODUP_ERR_UNBACKED) goto done;
+  nodup_clear_error(db);
   rc = opt->online ? online(&c) : locked(&c);
 done:
   nodup_key_free(k);

@@ -246,6 +246,12 @@ void nodup_clear_error(nodup_db *db);
 int merge_in_transaction(nodup_merge_report **out, nodup_db *db, const char *table,
                          const char *const *cols, size_t ncols, const char *where,
                          const nodup_merge_options *opt);
+/* nodup_merge() that stops after the batch that reaches max_groups groups
+ * (0: none left): nodup enforce --online's first pass, which live writers
+ * could otherwise keep feeding for ever. */
+int merge_bounded(nodup_merge_report **out, nodup_db *db, const char *table,
+                  const char *const *cols, size_t ncols, const char *where,
+                  const nodup_merge_options *opt, long long max_groups);
 
 /* ---- key.c helpers used by getorcreate.c ---- */
 int key_shape_get(nodup_key *key, const char *const *vals,

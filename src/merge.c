@@ -107,6 +107,35 @@ static void pk_join(buf *q, const nodup_db *db, const nodup_table_info *t, const
   }
 }
 
+/* "c.fk1 = m.nodup_l3 AND ...": child rows (alias c) that reference a
+ * loser of mapping m (of table x) through fk. */
+static void fk_on_losers(buf *q, const nodup_db *db, const nodup_table_info *x,
+                         const nodup_fk_info *fk) {
+  size_t i;
+  for (i = 0; i < fk->ncols; i++) {
+    if (i) buf_puts(q, " AND ");
+    buf_puts(q, "c.");
+    sql_ident(q, fk->cols[i]);
+    buf_printf(q, " = m.nodup_l%d", mcol(db, x, fk->refcols[i]));
+  }
+}
+
+/* Child's primary key column j as it will be once re-pointed through
+ * mapping m: the keeper's value where the key holds the reference (link
+ * tables), the column itself otherwise. */
+static void pk_after_repoint(buf *q, const nodup_db *db, const nodup_table_info *x,
+                             const nodup_table_info *child, const nodup_fk_info *fk, size_t j) {
+  size_t k;
+  for (k = 0; k < fk->ncols; k++)
+    if (mcol(db, child, child->pk[j]) == mcol(db, child, fk->cols[k])) break;
+  if (k < fk->ncols) {
+    buf_printf(q, "m.nodup_k%d", mcol(db, x, fk->refcols[k]));
+  } else {
+    buf_puts(q, "c.");
+    sql_ident(q, child->pk[j]);
+  }
+}
+
 /* Record the run's next step: its kind ('delete', 'repoint', 'fill'), the
  * table as table_info() accepts it, and the columns it sets (one row per
  * column). `stepno` (24 bytes) gets the step number as text. */
@@ -279,6 +308,52 @@ static int index_contains_fk(const nodup_db *db, const nodup_table_info *child,
   return hit == fk->ncols;
 }
 
+/*
+ * The archive names, for each deleted row, the row it merged into. A child
+ * row that absorbed a collision may itself point at a loser and so be
+ * re-pointed next, and when its primary key holds the reference (link
+ * tables) that changes its key: "110,8" becomes "101,8". Rewrite the
+ * keepers archived since step `since` to the keys they are about to get,
+ * so the archive never names a row that no longer exists.
+ */
+static int archive_rekey(merge_ctx *c, const nodup_table_info *x, const char *m,
+                         const nodup_table_info *child, const nodup_fk_info *fk,
+                         long long since) {
+  nodup_db *db = c->db;
+  char sincetext[24];
+  const char *p[3] = {c->rep->run, child->qualified, sincetext};
+  size_t i, k;
+  int rekeyed = 0;
+  buf q;
+  int rc;
+  for (i = 0; i < child->npk; i++)
+    for (k = 0; k < fk->ncols; k++)
+      rekeyed |= mcol(db, child, child->pk[i]) == mcol(db, child, fk->cols[k]);
+  if (!rekeyed) return NODUP_OK;
+  snprintf(sincetext, sizeof sincetext, "%lld", since);
+  buf_init(&q);
+  buf_puts(&q, "UPDATE nodup_archive SET keeper = u.nodup_new FROM (SELECT ");
+  pk_text(&q, child, "c");
+  buf_puts(&q, " AS nodup_old, ");
+  for (i = 0; i < child->npk; i++) {
+    buf_puts(&q, i ? " || ',' || CAST(" : "CAST(");
+    pk_after_repoint(&q, db, x, child, fk, i);
+    buf_puts(&q, " AS TEXT)");
+  }
+  buf_printf(&q, " AS nodup_new FROM %s AS c JOIN %s AS m ON ", child->qualified, m);
+  fk_on_losers(&q, db, x, fk);
+  buf_puts(&q, ") AS u WHERE nodup_archive.run = ");
+  sql_param(&q, db, 1);
+  buf_puts(&q, " AND nodup_archive.tbl = ");
+  sql_param(&q, db, 2);
+  buf_puts(&q, " AND nodup_archive.step > CAST(");
+  sql_param(&q, db, 3);
+  buf_puts(&q, " AS INTEGER) AND nodup_archive.keeper = u.nodup_old");
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 3, NULL, NULL);
+  buf_free(&q);
+  return rc;
+}
+
 /* Re-point one reference: collisions first (merged one level down), then
  * one UPDATE for the rest. */
 static int repoint(merge_ctx *c, const nodup_table_info *x, const char *m,
@@ -286,25 +361,26 @@ static int repoint(merge_ctx *c, const nodup_table_info *x, const char *m,
   nodup_db *db = c->db;
   nodup_table_info *child = NULL;
   nodup_merge_table *st;
-  long long n = 0;
+  long long n = 0, before_step, before_deleted;
   buf q;
   size_t i;
   int rc, exact;
 
   buf_init(&q);
   if ((rc = db->be->table_info(db, fk->table, &child)) != NODUP_OK) goto done;
+  before_step = c->step;
+  if ((st = stats_for(c, child->qualified)) == NULL) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  before_deleted = st->deleted;
   for (i = 0; i < child->nidx; i++) {
     if (!index_contains_fk(db, child, &child->idx[i], fk, &exact)) continue;
     if (exact && c->opt->one_to_one == NODUP_ONE_TO_ONE_FAIL) {
       long long clash = 0;
       buf_reset(&q);
       buf_printf(&q, "SELECT count(*) FROM %s AS c JOIN %s AS m ON ", child->qualified, m);
-      for (size_t k = 0; k < fk->ncols; k++) {
-        if (k) buf_puts(&q, " AND ");
-        buf_puts(&q, "c.");
-        sql_ident(&q, fk->cols[k]);
-        buf_printf(&q, " = m.nodup_l%d", mcol(db, x, fk->refcols[k]));
-      }
+      fk_on_losers(&q, db, x, fk);
       rc = db->be->query(db, buf_str(&q), NULL, 0, read_count, &clash);
       if (rc == NODUP_OK && clash) {
         rc = nodup_fail(db, NODUP_ERR_CONSTRAINT,
@@ -320,33 +396,25 @@ static int repoint(merge_ctx *c, const nodup_table_info *x, const char *m,
                               !(exact && c->opt->one_to_one == NODUP_ONE_TO_ONE_KEEP));
     if (rc != NODUP_OK) goto done;
   }
+  /* stats_for() may have moved the table array: look the row up again. */
+  if (c->log && (st = stats_for(c, child->qualified)) != NULL && st->deleted > before_deleted &&
+      (rc = archive_rekey(c, x, m, child, fk, before_step)) != NODUP_OK)
+    goto done;
   if (c->log) {
     /* Log each row's reference as it is, and its primary key as it will
      * be (the key may contain the reference: link tables). */
     char stepno[24], **curx = calloc(child->npk + 1, sizeof *curx);
     buf e;
-    size_t j, k;
+    size_t j;
     buf_init(&e);
     for (j = 0; curx && j < child->npk; j++) {
       buf_reset(&e);
-      for (k = 0; k < fk->ncols; k++)
-        if (mcol(db, child, child->pk[j]) == mcol(db, child, fk->cols[k])) break;
-      if (k < fk->ncols) {
-        buf_printf(&e, "m.nodup_k%d", mcol(db, x, fk->refcols[k]));
-      } else {
-        buf_puts(&e, "c.");
-        sql_ident(&e, child->pk[j]);
-      }
+      pk_after_repoint(&e, db, x, child, fk, j);
       if (e.oom || !(curx[j] = nodup_strdup(buf_str(&e)))) break;
     }
     buf_reset(&q);
     buf_printf(&q, "FROM %s AS c JOIN %s AS m ON ", child->qualified, m);
-    for (k = 0; k < fk->ncols; k++) {
-      if (k) buf_puts(&q, " AND ");
-      buf_puts(&q, "c.");
-      sql_ident(&q, fk->cols[k]);
-      buf_printf(&q, " = m.nodup_l%d", mcol(db, x, fk->refcols[k]));
-    }
+    fk_on_losers(&q, db, x, fk);
     if (!curx || j < child->npk || q.oom) rc = NODUP_ERR_NOMEM;
     if (rc == NODUP_OK) rc = step_begin(c, "repoint", fk->table, fk->cols, fk->ncols, stepno);
     if (rc == NODUP_OK)
@@ -363,12 +431,7 @@ static int repoint(merge_ctx *c, const nodup_table_info *x, const char *m,
     buf_printf(&q, " = m.nodup_k%d", mcol(db, x, fk->refcols[i]));
   }
   buf_printf(&q, " FROM %s AS m WHERE ", m);
-  for (i = 0; i < fk->ncols; i++) {
-    if (i) buf_puts(&q, " AND ");
-    buf_puts(&q, "c.");
-    sql_ident(&q, fk->cols[i]);
-    buf_printf(&q, " = m.nodup_l%d", mcol(db, x, fk->refcols[i]));
-  }
+  fk_on_losers(&q, db, x, fk);
   buf_puts(&q, " RETURNING 1");
   if ((rc = run_sql(c, &q, &n)) != NODUP_OK) goto done;
   if (!(st = stats_for(c, child->qualified))) {
@@ -403,7 +466,6 @@ static int verify(merge_ctx *c, const nodup_table_info *x, const char *m,
   nodup_db *db = c->db;
   long long left = 0;
   buf q;
-  size_t i;
   int rc;
   buf_init(&q);
   /* fk->table is the table_info spelling; quote through the catalog. */
@@ -416,12 +478,7 @@ static int verify(merge_ctx *c, const nodup_table_info *x, const char *m,
     buf_printf(&q, "SELECT count(*) FROM %s AS c JOIN %s AS m ON ", child->qualified, m);
     table_info_free(child);
   }
-  for (i = 0; i < fk->ncols; i++) {
-    if (i) buf_puts(&q, " AND ");
-    buf_puts(&q, "c.");
-    sql_ident(&q, fk->cols[i]);
-    buf_printf(&q, " = m.nodup_l%d", mcol(db, x, fk->refcols[i]));
-  }
+  fk_on_losers(&q, db, x, fk);
   rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, read_count, &left);
   buf_free(&q);
   if (rc == NODUP_OK && left)
@@ -742,7 +799,9 @@ static int ensure_tables(nodup_db *db) {
       "CREATE TABLE IF NOT EXISTS nodup_log (run TEXT NOT NULL, step INTEGER NOT NULL, "
       "cur TEXT NOT NULL, old TEXT NOT NULL);"
       "CREATE TABLE IF NOT EXISTS nodup_archive (run TEXT NOT NULL, step INTEGER NOT NULL, "
-      "tbl TEXT NOT NULL, pk TEXT NOT NULL, keeper TEXT NOT NULL, row TEXT NOT NULL)");
+      "tbl TEXT NOT NULL, pk TEXT NOT NULL, keeper TEXT NOT NULL, row TEXT NOT NULL);"
+      /* archive_rekey() reads the run's latest steps while merging. */
+      "CREATE INDEX IF NOT EXISTS nodup_archive_step ON nodup_archive (run, step)");
 }
 
 /* One statement with parameters and no result. */
@@ -914,7 +973,7 @@ static int read_int(void *ctx, int n, const char *const *v) {
 static int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
                      const char *const *cols, size_t ncols, const char *where,
                      const nodup_merge_options *opt, const char *run, long long laststep,
-                     int own_txn) {
+                     int own_txn, long long budget) {
   nodup_merge_report *rep = NULL;
   nodup_table_info *t = NULL;
   nodup_fk_info *extra = NULL;
@@ -1000,9 +1059,11 @@ static int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
     rep->groups += groups;
     if (groups) rep->batches++;
     if (opt->dry_run || !own_txn) break;
+    if (groups && budget > 0 && rep->groups >= budget) rc = run_status(&c, "done");
+    if (rc != NODUP_OK) goto done;
     if ((rc = db->be->exec(db, "COMMIT")) != NODUP_OK) goto done;
     in_txn = 0;
-    if (!groups) break;
+    if (!groups || (budget > 0 && rep->groups >= budget)) break;
     if (opt->progress) opt->progress(opt->progress_ctx, rep->groups, total);
   }
   if (!own_txn && !opt->dry_run) rc = run_status(&c, "done");
@@ -1048,14 +1109,21 @@ int nodup_merge(nodup_merge_report **out, nodup_db *db, const char *table,
   if (db->be->in_transaction(db))
     return nodup_fail(db, NODUP_ERR_USAGE,
                       "merge runs its own transactions: call it outside one");
-  return merge_run(out, db, table, cols, ncols, where, opt, NULL, 0, 1);
+  return merge_run(out, db, table, cols, ncols, where, opt, NULL, 0, 1, 0);
 }
 
 int merge_in_transaction(nodup_merge_report **out, nodup_db *db, const char *table,
                          const char *const *cols, size_t ncols, const char *where,
                          const nodup_merge_options *opt) {
   *out = NULL;
-  return merge_run(out, db, table, cols, ncols, where, opt, NULL, 0, 0);
+  return merge_run(out, db, table, cols, ncols, where, opt, NULL, 0, 0, 0);
+}
+
+int merge_bounded(nodup_merge_report **out, nodup_db *db, const char *table,
+                  const char *const *cols, size_t ncols, const char *where,
+                  const nodup_merge_options *opt, long long max_groups) {
+  *out = NULL;
+  return merge_run(out, db, table, cols, ncols, where, opt, NULL, 0, 1, max_groups);
 }
 
 /* ---- reading a run back: resume and undo ---- */
@@ -1181,7 +1249,7 @@ int nodup_merge_resume(nodup_merge_report **out, nodup_db *db, const char *run,
     o.progress_ctx = opt->progress_ctx;
   }
   rc = merge_run(out, db, r.tbl, (const char *const *)r.keys, r.nkeys, r.where, &o, run,
-                 r.laststep, 1);
+                 r.laststep, 1, 0);
 done:
   run_info_free(&r);
   return rc;
