@@ -461,9 +461,10 @@ typedef struct nodup_slug_options {
  * with nodup_slug_result_free(). `attempts` is how many inserts the call
  * ran (1 unless it lost races); `statements` how many SQL statements it
  * ran to allocate the slug: per attempt the range query and the insert,
- * and on SQLite also BEGIN IMMEDIATE (or SAVEPOINT) and COMMIT. It does not
- * count the catalog reads that find the backing index. It is the same for
- * the first and the ten-thousandth "My Team".
+ * and on SQLite also BEGIN IMMEDIATE (or SAVEPOINT) and COMMIT; one more
+ * range query when over 32 other rows (such as "my-team-2-old") rank above
+ * every copy. It does not count the catalog reads that find the backing
+ * index. It is the same for the first and the ten-thousandth "My Team".
  */
 typedef struct nodup_slug_result {
   char *slug;
@@ -524,11 +525,14 @@ NODUP_EXTERN int nodup_slug_is_reserved(const char *slug,
  * scoped slug, nor does one with extra columns).
  *
  * How, and what it costs: one range query finds the highest taken suffix
- * (`column >= 'base' AND column < 'base.'`, keeping "base" and "base-"
- * followed by digits without a leading zero), then one
- * `INSERT ... ON CONFLICT (scope..., column) DO NOTHING RETURNING pk` of
- * the next candidate. A constant number of statements whatever the number
- * of existing copies (see nodup_slug_result.statements). When the insert
+ * (`column >= 'base' AND column < 'base.'`, ranked by length then text,
+ * keeping "base" and "base-" followed by digits without a leading zero),
+ * then one `INSERT ... ON CONFLICT (scope..., column) DO NOTHING RETURNING
+ * pk` of the next candidate. A constant number of statements whatever the
+ * number of existing copies (see nodup_slug_result.statements); the range
+ * query reads the copies' index entries, under a microsecond each (see
+ * docs/BENCHMARKS.md), where a probe per suffix costs a round trip. Each
+ * call also reads the catalog to find the backing index. When the insert
  * returns nothing, a concurrent caller took the candidate: the call
  * recomputes and tries again, up to NODUP_SLUG_MAX_ATTEMPTS times; the
  * caller never sees the unique violation. On SQLite each attempt runs in
@@ -739,7 +743,11 @@ typedef struct nodup_enforce_report {
  *    the constraint, drop the trigger. Leftovers of an interrupted run
  *    (INVALID index of that name, the trigger) are removed first.
  * An index that already backs the key (as nodup_key_prepare finds) is
- * reported with ->already and nothing is changed.
+ * reported with ->already and nothing is changed, except what an online
+ * run of the same key that was killed after its build left: its guard
+ * trigger is dropped and, when the index has the name this call would
+ * give it and no constraint yet, the constraint is attached (->already
+ * is then 0).
  * Errors: NODUP_ERR_DUPLICATE (duplicates exist and !opt->merge: nothing
  * changed; the message gives the count), NODUP_ERR_USAGE (nulls_equal on
  * SQLite or before PostgreSQL 15, online on SQLite, a transaction open),
@@ -766,7 +774,8 @@ NODUP_EXTERN void nodup_enforce_free(nodup_enforce_report *report);
 #define NODUP_IMPORT_LIST 10
 
 typedef struct nodup_import_options {
-  size_t chunk;             /* rows per INSERT statement (PostgreSQL); 0: 500 */
+  size_t chunk;             /* rows per INSERT statement where PostgreSQL's COPY of a
+                               batch failed (the exact path); 0: 500 */
   size_t limit;             /* conflicts listed in the report; 0: NODUP_IMPORT_LIST */
 } nodup_import_options;
 
@@ -799,19 +808,26 @@ typedef struct nodup_import_report {
  * quoted ("a, b", "say ""hi""", line breaks inside quotes) and are taken
  * verbatim: no trimming. An unquoted empty field is SQL NULL, a quoted
  * empty field ("") is the empty string (PostgreSQL's COPY convention).
- * Lines with nothing on them are skipped. Values are text, bound as
- * parameters and converted by the database, as everywhere in nodup.
+ * Lines with nothing on them are skipped. Values are text, converted by
+ * the database's input functions, as everywhere in nodup (bound as
+ * parameters, or sent as COPY text: the same conversion, never SQL).
  *
  * The key (`cols`, `ncols`, optional `where`) must be backed by a unique
  * index exactly, as for nodup_key_prepare(); the header must name every key
  * column. The file is streamed: memory stays flat whatever its size.
  * SQLite: BEGIN IMMEDIATE (a savepoint inside the caller's transaction) and
  * one prepared insert reused per row. PostgreSQL: BEGIN (a savepoint inside
- * the caller's transaction) and multi-row inserts of opt->chunk rows, every
- * value a parameter. Each insert is `INSERT ... ON CONFLICT (key) DO
- * NOTHING`: a row that inserts nothing is a conflict, never a raw unique
- * violation. A row outside the key's predicate is inserted but not checked
- * (the index does not cover it).
+ * the caller's transaction), then batches of 10,000 rows streamed through
+ * COPY FROM STDIN as they are parsed, each in a savepoint (COPY fires
+ * triggers and checks constraints, but applies no rules). A row whose key
+ * exists makes the batch's COPY fail on the key's index; the batch is then
+ * rolled back and inserted with `INSERT ... ON CONFLICT (key) DO NOTHING`
+ * of opt->chunk rows, and row by row where one of those fails or inserts
+ * fewer rows than it has: a row that inserts nothing is a conflict, never a
+ * raw unique violation, and a failing row is named by its line. After the
+ * first conflict the remaining batches skip COPY and only count theirs.
+ * SQLite inserts with the same statement. A row outside the key's predicate
+ * is inserted but not checked (the index does not cover it).
  *
  * When any key already exists, or the file repeats a key, nothing is
  * inserted (the transaction is rolled back after the whole file has been

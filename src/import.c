@@ -10,12 +10,18 @@
  * imports of one file cannot both succeed (seed 003).
  *
  * The file is parsed by libcsv (strict RFC 4180) in fixed-size blocks; rows
- * are gathered into chunks of opt->chunk rows. SQLite inserts them one
- * prepared statement per row; PostgreSQL one multi-row INSERT per chunk
- * inside a savepoint. When a chunk fails or inserts fewer rows than it has,
- * the savepoint is rolled back and the chunk re-run row by row, to name the
- * line (and the conflicting keys) exactly; that slow path only runs on the
- * way to an error.
+ * are gathered into batches (IMPORT_BATCH rows or IMPORT_BATCH_BYTES of
+ * values, so memory stays flat). SQLite inserts them one prepared statement
+ * per row. PostgreSQL streams each batch through COPY FROM STDIN inside a
+ * savepoint as it is parsed, COPY being the fastest way in: a row whose key
+ * exists makes COPY fail on the key's unique index, so a batch that COPY
+ * takes whole has no conflict. When COPY fails, the savepoint is rolled
+ * back and the batch inserted the exact way: multi-row INSERT ... ON
+ * CONFLICT DO NOTHING of opt->chunk rows, and when one of those fails or
+ * inserts fewer rows than it has, back to its savepoint and row by row, to
+ * name the line (and the conflicting keys) exactly. After the first
+ * conflict the import will fail, so the remaining batches skip COPY and
+ * only count. The slow paths only run on the way to an error.
  */
 #include <csv.h>
 #include <stdint.h>
@@ -28,13 +34,22 @@
 #define IMPORT_CHUNK 500
 #define IMPORT_MAX_PARAMS 65535  /* PostgreSQL's limit per statement */
 #define IMPORT_NULL SIZE_MAX     /* offset of an SQL NULL value */
+#define IMPORT_BATCH 10000       /* rows per COPY (PostgreSQL) */
+#define IMPORT_BATCH_BYTES (8u << 20)  /* or fewer, when their values reach this */
+#define IMPORT_COPY_SEND 65536   /* COPY text sent in pieces of about this */
 
 typedef struct import_ctx {
   nodup_db *db;
   nodup_key *key;
   nodup_import_report *rep;
-  size_t limit, chunk;
+  size_t limit, chunk;   /* chunk: rows per multi-row INSERT (PostgreSQL) */
+  size_t batch;          /* rows gathered before they are inserted */
   int pg, owned, begun, rc;
+  /* PostgreSQL's COPY of the batch being gathered */
+  int copy;              /* batches go through COPY (until a conflict) */
+  int copying;           /* a COPY is open */
+  int copy_rc;           /* how the COPY of this batch failed, or NODUP_OK */
+  buf copy_text;         /* rows encoded, not yet sent */
   /* header */
   int header_done;
   size_t nhdr, caphdr;
@@ -45,9 +60,9 @@ typedef struct import_ctx {
   long long rec_line;    /* the line where the current record starts */
   int after_cr;
   size_t rec_n;          /* fields of the current record so far */
-  /* the chunk being gathered */
+  /* the batch being gathered */
   buf data;
-  size_t *off;           /* chunk * nhdr offsets into data, IMPORT_NULL for NULL */
+  size_t *off;           /* batch * nhdr offsets into data, IMPORT_NULL for NULL */
   long long *lines;
   size_t nrows;
   const char **params;
@@ -139,11 +154,12 @@ static int import_conflict(import_ctx *c, size_t r) {
   return NODUP_OK;
 }
 
-/* Insert the chunk row by row: every row's outcome is known exactly. */
-static int import_rows(import_ctx *c) {
+/* Insert batch rows [from, from + rows) one by one: every row's outcome is
+ * known exactly. */
+static int import_rows(import_ctx *c, size_t from, size_t rows) {
   size_t r;
   int rc;
-  for (r = 0; r < c->nrows; r++) {
+  for (r = from; r < from + rows; r++) {
     import_params(c, r, 1);
     c->got = 0;
     rc = c->db->be->run(c->db, c->one, c->params, (int)c->nhdr, import_count_row, &c->got);
@@ -153,46 +169,112 @@ static int import_rows(import_ctx *c) {
   return NODUP_OK;
 }
 
-/* PostgreSQL: one multi-row insert in a savepoint; on failure or a short
- * count, back to the savepoint and row by row (unless only the count is
- * still needed). */
-static int import_chunk_pg(import_ctx *c) {
+/* PostgreSQL: batch rows [from, from + rows) in one multi-row insert in a
+ * savepoint; on failure or a short count, back to the savepoint and row by
+ * row (unless only the count is still needed). */
+static int import_chunk_pg(import_ctx *c, size_t from, size_t rows) {
   nodup_db *db = c->db;
   nodup_stmt *st = c->many, *tail = NULL;
   int rc;
-  if (c->nrows < c->chunk) {
-    if ((rc = import_prepare(c, c->nrows, &tail)) != NODUP_OK) return rc;
+  if (rows < c->chunk) {
+    if ((rc = import_prepare(c, rows, &tail)) != NODUP_OK) return rc;
     st = tail;
   }
   if ((rc = db->be->exec(db, "SAVEPOINT nodup_import_chunk")) != NODUP_OK) goto done;
-  import_params(c, 0, c->nrows);
+  import_params(c, from, rows);
   c->got = 0;
-  rc = db->be->run(db, st, c->params, (int)(c->nrows * c->nhdr), import_count_row, &c->got);
-  if (rc == NODUP_OK && (size_t)c->got == c->nrows) {
+  rc = db->be->run(db, st, c->params, (int)(rows * c->nhdr), import_count_row, &c->got);
+  if (rc == NODUP_OK && (size_t)c->got == rows) {
     rc = db->be->exec(db, "RELEASE SAVEPOINT nodup_import_chunk");
     goto done;
   }
   if (rc == NODUP_OK && c->rep->nlisted >= c->limit) {
     /* The list is full: the number of rows that inserted nothing is all
      * that is left to learn, and the whole import will be rolled back. */
-    c->rep->conflicts += (long long)c->nrows - c->got;
+    c->rep->conflicts += (long long)rows - c->got;
     rc = db->be->exec(db, "RELEASE SAVEPOINT nodup_import_chunk");
     goto done;
   }
   if (rc == NODUP_ERR_RETRY || rc == NODUP_ERR_CONNECT) goto done;
   if ((rc = db->be->exec(db, "ROLLBACK TO SAVEPOINT nodup_import_chunk")) != NODUP_OK)
     goto done;
-  if ((rc = import_rows(c)) != NODUP_OK) goto done;
+  if ((rc = import_rows(c, from, rows)) != NODUP_OK) goto done;
   rc = db->be->exec(db, "RELEASE SAVEPOINT nodup_import_chunk");
 done:
   if (tail) db->be->finalize(db, tail);
   return rc;
 }
 
+/* Send the COPY text gathered so far. A failed send has ended the COPY:
+ * remember why, and let the batch's end take the exact path. */
+static int import_copy_send(import_ctx *c) {
+  int rc = pg_copy_put(c->db, &c->copy_text);
+  buf_reset(&c->copy_text);
+  if (rc == NODUP_OK) return NODUP_OK;
+  if (rc == NODUP_ERR_NOMEM) return rc;  /* nothing sent: still open, aborted later */
+  c->copying = 0;
+  c->copy_rc = rc;
+  return rc == NODUP_ERR_RETRY || rc == NODUP_ERR_CONNECT ? rc : NODUP_OK;
+}
+
+/* PostgreSQL: batch row r goes into the batch's COPY, opened (in a
+ * savepoint) by its first row. */
+static int import_copy_row(import_ctx *c, size_t r) {
+  nodup_db *db = c->db;
+  int rc;
+  if (c->copy_rc != NODUP_OK) return NODUP_OK;  /* the COPY failed: wait for the end */
+  if (!c->copying) {
+    buf q;
+    buf_init(&q);
+    buf_printf(&q, "COPY %s (", c->key->table->qualified);
+    sql_ident_list(&q, c->hdr, c->nhdr);
+    buf_puts(&q, ") FROM STDIN");
+    rc = q.oom ? NODUP_ERR_NOMEM : db->be->exec(db, "SAVEPOINT nodup_import_batch");
+    if (rc == NODUP_OK) rc = pg_copy_begin(db, buf_str(&q));
+    buf_free(&q);
+    if (rc != NODUP_OK) return rc;
+    c->copying = 1;
+  }
+  import_params(c, r, 1);
+  pg_copy_row(&c->copy_text, c->params, c->nhdr);
+  return c->copy_text.len < IMPORT_COPY_SEND ? NODUP_OK : import_copy_send(c);
+}
+
+/* PostgreSQL: finish the batch's COPY. If it failed (a key that exists, a
+ * bad value...), roll it back and insert the batch the exact way, in
+ * chunks; from the first conflict on, batches skip COPY. */
+static int import_batch_pg(import_ctx *c) {
+  nodup_db *db = c->db;
+  size_t from;
+  int rc = NODUP_OK;
+  if (c->copying) {
+    rc = import_copy_send(c);
+    if (rc == NODUP_OK && c->copying) {
+      c->copying = 0;
+      c->copy_rc = pg_copy_end(db, NULL);
+    }
+    if (rc != NODUP_OK) return rc;
+  }
+  if (c->copy) {
+    rc = c->copy_rc;
+    c->copy_rc = NODUP_OK;
+    if (rc == NODUP_OK) return db->be->exec(db, "RELEASE SAVEPOINT nodup_import_batch");
+    if (rc == NODUP_ERR_RETRY || rc == NODUP_ERR_CONNECT || rc == NODUP_ERR_NOMEM) return rc;
+    rc = db->be->exec(db, "ROLLBACK TO SAVEPOINT nodup_import_batch; "
+                          "RELEASE SAVEPOINT nodup_import_batch");
+    if (rc != NODUP_OK) return rc;
+    nodup_clear_error(db);
+  }
+  for (from = 0; rc == NODUP_OK && from < c->nrows; from += c->chunk)
+    rc = import_chunk_pg(c, from, c->nrows - from < c->chunk ? c->nrows - from : c->chunk);
+  if (c->rep->conflicts) c->copy = 0;
+  return rc;
+}
+
 static int import_flush(import_ctx *c) {
   int rc;
   if (!c->nrows) return NODUP_OK;
-  rc = c->pg ? import_chunk_pg(c) : import_rows(c);
+  rc = c->pg ? import_batch_pg(c) : import_rows(c, 0, c->nrows);
   c->nrows = 0;
   buf_reset(&c->data);
   return rc;
@@ -237,8 +319,10 @@ static int import_header(import_ctx *c) {
   }
   if (c->pg && c->chunk * c->nhdr > IMPORT_MAX_PARAMS) c->chunk = IMPORT_MAX_PARAMS / c->nhdr;
   if (!c->pg) c->chunk = IMPORT_CHUNK;
-  c->off = calloc(c->chunk * c->nhdr, sizeof *c->off);
-  c->lines = calloc(c->chunk, sizeof *c->lines);
+  c->batch = c->pg ? IMPORT_BATCH : c->chunk;
+  c->copy = c->pg;
+  c->off = calloc(c->batch * c->nhdr, sizeof *c->off);
+  c->lines = calloc(c->batch, sizeof *c->lines);
   c->params = calloc(c->chunk * c->nhdr, sizeof *c->params);
   if (!c->off || !c->lines || !c->params) return NODUP_ERR_NOMEM;
   if ((rc = import_prepare(c, 1, &c->one)) != NODUP_OK) return rc;
@@ -309,8 +393,10 @@ static void import_record(int term, void *data) {
   }
   c->lines[c->nrows] = c->rec_line;
   c->rep->rows++;
+  if (c->copy) c->rc = import_copy_row(c, c->nrows);
   c->nrows++;
-  if (c->nrows == c->chunk) c->rc = import_flush(c);
+  if (c->rc == NODUP_OK && (c->nrows == c->batch || c->data.len >= IMPORT_BATCH_BYTES))
+    c->rc = import_flush(c);
 }
 
 /* Fields per record are counted as they arrive; a record end checks that
@@ -425,6 +511,8 @@ static void import_rollback(import_ctx *c) {
   nodup_db *db = c->db;
   buf keep = db->err;  /* keep the failure's message, not the rollback's */
   buf_init(&db->err);
+  if (c->copying) pg_copy_end(db, "nodup: import abandoned");
+  c->copying = 0;
   db->be->exec(db, c->owned ? "ROLLBACK"
                             : "ROLLBACK TO SAVEPOINT nodup_import; "
                               "RELEASE SAVEPOINT nodup_import");
@@ -447,6 +535,7 @@ int nodup_import_csv(nodup_import_report **out, nodup_db *db, const char *table,
   nodup_clear_error(db);
   memset(&c, 0, sizeof c);
   buf_init(&c.data);
+  buf_init(&c.copy_text);
   c.db = db;
   c.pg = db->be == &nodup_pg_backend;
   c.limit = opt && opt->limit ? opt->limit : NODUP_IMPORT_LIST;
@@ -499,6 +588,7 @@ done:
   free(c.lines);
   free(c.params);
   buf_free(&c.data);
+  buf_free(&c.copy_text);
   return rc;
 }
 

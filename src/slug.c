@@ -21,18 +21,45 @@
 
 #define SLUG_MAX_SCOPE 31
 
-/* The highest-ranked row of the range query: "base" itself or the
- * "base-<digits>" with the most digits, then the greatest. */
+/* Rows the range query ranks and returns (see range_query). */
+#define SLUG_TOP 32
+
+/* The range queries of one call and their parameters. */
+typedef struct slug_query {
+  buf top;               /* the SLUG_TOP highest-ranked rows of the range */
+  buf exact;             /* the highest-ranked copy, filtered by the database */
+  const char *params[SLUG_MAX_SCOPE + 5];
+  int ntop, nexact;      /* parameters of each (the exact one has one more) */
+} slug_query;
+
+/* The highest-ranked copy of the base among the rows of a range query:
+ * "base" itself or the "base-<digits>" with the most digits, then the
+ * greatest. */
 typedef struct slug_top {
   buf slug;
+  const char *base;
+  size_t blen;
+  unsigned seen;         /* rows the query returned, up to the copy found */
   int found;
 } slug_top;
+
+/* Is s the base itself or "base-" and digits without a leading zero? */
+static int slug_is_copy(const char *s, const char *base, size_t blen) {
+  if (strncmp(s, base, blen) != 0) return 0;
+  if (s[blen] == '\0') return 1;
+  if (s[blen] != '-' || s[blen + 1] < '1' || s[blen + 1] > '9') return 0;
+  for (s += blen + 2; *s; s++)
+    if (*s < '0' || *s > '9') return 0;
+  return 1;
+}
 
 static int slug_top_row(void *ctx, int ncols, const char *const *vals) {
   slug_top *t = ctx;
   (void)ncols;
+  t->seen++;
+  if (!vals[0] || !slug_is_copy(vals[0], t->base, t->blen)) return 0;  /* "base-9x" */
   buf_reset(&t->slug);
-  buf_puts(&t->slug, vals[0] ? vals[0] : "");
+  buf_puts(&t->slug, vals[0]);
   t->found = 1;
   return 1;
 }
@@ -53,19 +80,30 @@ static void decimal_increment(buf *b) {
 }
 
 /*
- * The range query. Parameters: the non-NULL scope values, then base,
- * base + ".", strlen(base "-") and base + "-". Rows sort by length, then
- * text, so the first is the highest suffix (equal lengths of digits sort
- * as numbers) or, failing any, the bare base. Unless the column already
- * compares in byte order, PostgreSQL compares in the C collation: in a
- * linguistic one '-' is ignored and the range would miss rows.
+ * A range query. Parameters: the non-NULL scope values, then base,
+ * base + ".", base + "-1", base + "-:" and (exact only) strlen(base "-").
+ * The index range [base, base.) holds the base and everything that starts
+ * with it; of those, a suffix is in [base-1, base-:) (a '-' then a first
+ * digit 1 to 9: ':' follows '9') and made of digits only. Rows sort by
+ * length, then text, so the first copy is the highest suffix (equal
+ * lengths of digits sort as numbers) or, failing any, the bare base.
+ *
+ * The `top` query returns the SLUG_TOP highest-ranked rows and the caller
+ * keeps the first that is a copy: a row like "base-9x" can rank above it,
+ * but only SLUG_TOP of them in a row send the caller to the `exact` query,
+ * which has the database check every row for digits (on SQLite that check
+ * costs four times the scan). Either reads every copy of the base in the
+ * index (one range, no per-candidate probe): the cost per copy is small
+ * but not zero. Unless the column already compares in byte order,
+ * PostgreSQL compares in the C collation: in a linguistic one '-' is
+ * ignored and the ranges would miss rows.
  */
 static void range_query(buf *q, nodup_key *key, const char *const *scope_vals,
-                        size_t nscope, int byte_order) {
+                        size_t nscope, int byte_order, int exact) {
   nodup_db *db = key->db;
   const char *col = key->cols[nscope];
   const char *c = byte_order ? "" : " COLLATE \"C\"";
-  int p = 1, base, len;
+  int p = 1, base;
   size_t i;
   buf s;
 
@@ -85,26 +123,23 @@ static void range_query(buf *q, nodup_key *key, const char *const *scope_vals,
     buf_puts(q, " AND ");
   }
   base = p;
-  len = p + 2;
   buf_printf(q, "%s%s >= ", buf_str(&s), c);
   sql_param(q, db, base);
   buf_printf(q, " AND %s%s < ", buf_str(&s), c);
   sql_param(q, db, base + 1);
   buf_printf(q, " AND (%s = ", buf_str(&s));
   sql_param(q, db, base);
-  buf_printf(q, " OR (length(%s) > CAST(", buf_str(&s));
-  sql_param(q, db, len);
-  buf_printf(q, " AS INTEGER) AND substr(%s, 1, CAST(", buf_str(&s));
-  sql_param(q, db, len);
-  buf_puts(q, " AS INTEGER)) = ");
-  sql_param(q, db, len + 1);
-  buf_printf(q, " AND ltrim(substr(%s, CAST(", buf_str(&s));
-  sql_param(q, db, len);
-  buf_printf(q, " AS INTEGER) + 1), '0123456789') = '' AND substr(%s, CAST(",
-             buf_str(&s));
-  sql_param(q, db, len);
-  buf_printf(q, " AS INTEGER) + 1, 1) <> '0')) ORDER BY length(%s) DESC, %s%s DESC LIMIT 1",
-             buf_str(&s), buf_str(&s), c);
+  buf_printf(q, " OR (%s%s >= ", buf_str(&s), c);
+  sql_param(q, db, base + 2);
+  buf_printf(q, " AND %s%s < ", buf_str(&s), c);
+  sql_param(q, db, base + 3);
+  if (exact) {
+    buf_printf(q, " AND ltrim(substr(%s, CAST(", buf_str(&s));
+    sql_param(q, db, base + 4);
+    buf_puts(q, " AS INTEGER) + 1), '0123456789') = ''");
+  }
+  buf_printf(q, ")) ORDER BY length(%s) DESC, %s%s DESC LIMIT %d", buf_str(&s),
+             buf_str(&s), c, exact ? 1 : SLUG_TOP);
   buf_free(&s);
 }
 
@@ -177,10 +212,9 @@ static int check_args(nodup_db *db, const char *table, const char *column,
 /* One attempt: range query, then insert-if-absent. SQLite wraps both in
  * BEGIN IMMEDIATE so nobody inserts between them. Sets key->id when the
  * row was inserted, leaves it empty when the candidate was taken. */
-static int attempt(nodup_key *key, key_shape *shape, const char *qsql,
-                   const char *const *qparams, int nq, const char **params, int np,
-                   size_t nscope, const char *base, int reserved, buf *cand,
-                   slug_top *top, unsigned long *statements) {
+static int attempt(nodup_key *key, key_shape *shape, const slug_query *sq,
+                   const char **params, int np, size_t nscope, const char *base,
+                   int reserved, buf *cand, slug_top *top, unsigned long *statements) {
   nodup_db *db = key->db;
   int sqlite = db->be == &nodup_sqlite_backend;
   int owned = sqlite && !db->be->in_transaction(db);
@@ -194,8 +228,13 @@ static int attempt(nodup_key *key, key_shape *shape, const char *qsql,
       return rc;
   }
   top->found = 0;
+  top->seen = 0;
   ++*statements;
-  rc = db->be->query(db, qsql, qparams, nq, slug_top_row, top);
+  rc = db->be->query(db, buf_str(&sq->top), sq->params, sq->ntop, slug_top_row, top);
+  if (rc == NODUP_OK && !top->found && top->seen == SLUG_TOP) {
+    ++*statements;
+    rc = db->be->query(db, buf_str(&sq->exact), sq->params, sq->nexact, slug_top_row, top);
+  }
   if (rc == NODUP_OK && top->slug.oom) rc = NODUP_ERR_NOMEM;
   if (rc == NODUP_OK) {
     next_candidate(cand, base, reserved, top);
@@ -231,12 +270,13 @@ int nodup_slug_create(nodup_slug_result *out, nodup_db *db, const char *table,
                       const char *const *set_cols, const char *const *set_vals,
                       size_t nset, const char *from, const nodup_slug_options *opt) {
   size_t max = opt && opt->max_length ? opt->max_length : NODUP_SLUG_MAX_LENGTH;
-  const char *cols[SLUG_MAX_SCOPE + 1], *qparams[SLUG_MAX_SCOPE + 4];
+  const char *cols[SLUG_MAX_SCOPE + 1];
   const char **params = NULL;
   nodup_key *key = NULL;
   key_shape *shape;
   char *base = NULL, lenbuf[32];
-  buf qsql, dot, dash, cand;
+  buf dot, low, high, cand;
+  slug_query sq;
   slug_top top;
   size_t i;
   int rc, nq = 0, reserved, pg_idle, bytes;
@@ -246,9 +286,11 @@ int nodup_slug_create(nodup_slug_result *out, nodup_db *db, const char *table,
   memset(out, 0, sizeof *out);
   if (!db || !db->native) return NODUP_ERR_USAGE;
   nodup_clear_error(db);
-  buf_init(&qsql);
+  buf_init(&sq.top);
+  buf_init(&sq.exact);
   buf_init(&dot);
-  buf_init(&dash);
+  buf_init(&low);
+  buf_init(&high);
   buf_init(&cand);
   buf_init(&top.slug);
   rc = check_args(db, table, column, scope_cols, scope_vals, nscope, set_cols, set_vals,
@@ -290,19 +332,26 @@ int nodup_slug_create(nodup_slug_result *out, nodup_db *db, const char *table,
   for (i = 0; i < nset; i++) params[nscope + 1 + i] = set_vals[i];
   if ((rc = key_shape_get(key, params, set_cols, nset, &shape)) != NODUP_OK) goto done;
 
-  /* Parameters of the range query. */
+  /* The range queries and their parameters. */
   for (i = 0; i < nscope; i++)
-    if (scope_vals[i]) qparams[nq++] = scope_vals[i];
+    if (scope_vals[i]) sq.params[nq++] = scope_vals[i];
   buf_printf(&dot, "%s.", base);
-  buf_printf(&dash, "%s-", base);
-  snprintf(lenbuf, sizeof lenbuf, "%zu", dash.len);
-  qparams[nq++] = base;
-  qparams[nq++] = buf_str(&dot);
-  qparams[nq++] = lenbuf;
-  qparams[nq++] = buf_str(&dash);
+  buf_printf(&low, "%s-1", base);
+  buf_printf(&high, "%s-:", base);
+  snprintf(lenbuf, sizeof lenbuf, "%zu", strlen(base) + 1);
+  sq.params[nq++] = base;
+  sq.params[nq++] = buf_str(&dot);
+  sq.params[nq++] = buf_str(&low);
+  sq.params[nq++] = buf_str(&high);
+  sq.ntop = nq;
+  sq.params[nq++] = lenbuf;
+  sq.nexact = nq;
+  top.base = base;
+  top.blen = strlen(base);
   if ((rc = byte_order(key, nscope, &bytes)) != NODUP_OK) goto done;
-  range_query(&qsql, key, scope_vals, nscope, bytes);
-  if (qsql.oom || dot.oom || dash.oom) {
+  range_query(&sq.top, key, scope_vals, nscope, bytes, 0);
+  range_query(&sq.exact, key, scope_vals, nscope, bytes, 1);
+  if (sq.top.oom || sq.exact.oom || dot.oom || low.oom || high.oom) {
     rc = NODUP_ERR_NOMEM;
     goto done;
   }
@@ -312,9 +361,8 @@ int nodup_slug_create(nodup_slug_result *out, nodup_db *db, const char *table,
   pg_idle = db->be == &nodup_pg_backend && !db->be->in_transaction(db);
   for (out->attempts = 0; out->attempts < NODUP_SLUG_MAX_ATTEMPTS;) {
     out->attempts++;
-    rc = attempt(key, shape, buf_str(&qsql), qparams, nq, params,
-                 (int)(nscope + 1 + nset), nscope, base, reserved, &cand, &top,
-                 &out->statements);
+    rc = attempt(key, shape, &sq, params, (int)(nscope + 1 + nset), nscope, base,
+                 reserved, &cand, &top, &out->statements);
     if (rc == NODUP_ERR_RETRY && pg_idle) continue;
     if (rc != NODUP_OK || key->id.len) break;
   }
@@ -339,9 +387,11 @@ done:
   nodup_key_free(key);
   free(params);
   free(base);
-  buf_free(&qsql);
+  buf_free(&sq.top);
+  buf_free(&sq.exact);
   buf_free(&dot);
-  buf_free(&dash);
+  buf_free(&low);
+  buf_free(&high);
   buf_free(&cand);
   buf_free(&top.slug);
   return rc;

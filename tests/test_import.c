@@ -3,8 +3,11 @@
  * none; conflicts with the table and within the file named by key and line;
  * concurrent imports of one file (threads and processes, each with its own
  * connection): exactly one wins; malformed CSV, unknown columns and
- * constraint violations named by line; RFC 4180 fields verbatim; 100,000
- * rows streamed.
+ * constraint violations named by line; RFC 4180 fields verbatim (and
+ * through PostgreSQL's COPY text: tabs, backslashes, "\N"); 100,000 rows
+ * streamed; a conflict, a repeated key and bad rows in a later batch (where
+ * PostgreSQL's COPY of the batch fails and the exact path names the line);
+ * an import inside the caller's transaction.
  */
 #include "harness.h"
 
@@ -343,9 +346,10 @@ static void test_rfc4180_verbatim(void **state) {
                            "\"a, b\",1,1,\"say \"\"hi\"\"\"\r\n"
                            "\"two\nlines\",1,2,\"crlf\r\ninside\"\r\n"
                            "\r\n"
-                           "  spaced  ,1,3,\"\"\"\"\r\n",
+                           "  spaced  ,1,3,\"\"\"\"\r\n"
+                           "back\\slash \\N,1,4,\"tab\there\"\r\n",
                            &r));
-  assert_int_equal(r->rows, 3);
+  assert_int_equal(r->rows, 4);
   nodup_import_free(r);
   harness_expect(db, "SELECT \"title\" FROM \"chapters\" WHERE \"ord\" = 1", NULL, "a, b");
   harness_expect(db, "SELECT \"note\" FROM \"chapters\" WHERE \"ord\" = 1", NULL,
@@ -357,6 +361,12 @@ static void test_rfc4180_verbatim(void **state) {
   harness_expect(db, "SELECT \"title\" FROM \"chapters\" WHERE \"ord\" = 3", NULL,
                  "  spaced  ");
   harness_expect(db, "SELECT \"note\" FROM \"chapters\" WHERE \"ord\" = 3", NULL, "\"");
+  /* Backslashes and tabs are data (PostgreSQL's COPY text must escape
+   * them): "\N" is two characters, not NULL. */
+  harness_expect(db, "SELECT \"title\" FROM \"chapters\" WHERE \"ord\" = 4", NULL,
+                 "back\\slash \\N");
+  harness_expect(db, "SELECT \"note\" FROM \"chapters\" WHERE \"ord\" = 4", NULL,
+                 "tab\there");
   /* Lines are physical lines: the conflict on line 6 after a multi-line
    * field and a blank line. */
   assert_nodup(db, NODUP_ERR_DUPLICATE,
@@ -396,6 +406,138 @@ static void test_large_import(void **state) {
   assert_int_equal(count_rows(db), 100000);
 }
 
+/* A file of `rows` rows (ep = i / 1000, ord = i % 1000), with line
+ * `bad_line` (the header is line 1) replaced by `bad`; the caller unlinks
+ * `path`. */
+static FILE *big_csv(char *path, size_t size, int rows, int bad_line, const char *bad) {
+  snprintf(path, size, "/tmp/nodup-import-XXXXXX");
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  FILE *f = fdopen(fd, "w+");
+  assert_non_null(f);
+  fputs("ep,ord,title\n", f);
+  for (int i = 0; i < rows; i++) {
+    if (i + 2 == bad_line) fprintf(f, "%s\n", bad);
+    else fprintf(f, "%d,%d,t%d\n", i / 1000, i % 1000, i);
+  }
+  rewind(f);
+  return f;
+}
+
+/* One key that exists, deep in a file of several batches (PostgreSQL
+ * streams 10,000-row batches through COPY: the third one fails on the key's
+ * index and must be redone the exact way): exactly that key and line, and
+ * nothing inserted, not even the batches COPY had taken. */
+static void test_conflict_in_a_later_batch(void **state) {
+  nodup_db *db = *state;
+  nodup_import_report *r = NULL;
+  char path[64];
+  create_chapters(db);
+  harness_exec(db, "INSERT INTO \"chapters\" (\"ep\", \"ord\", \"title\") VALUES (20, 456, 'old')");
+  FILE *f = big_csv(path, sizeof path, 21000, 0, NULL);
+  int rc = nodup_import_csv(&r, db, "chapters", KEY, 2, NULL, f, NULL);
+  fclose(f);
+  unlink(path);
+  assert_nodup(db, NODUP_ERR_DUPLICATE, rc);
+  assert_int_equal(r->rows, 21000);
+  assert_int_equal(r->conflicts, 1);
+  assert_int_equal(r->nlisted, 1);
+  assert_int_equal(r->listed[0].line, 20456 + 2);
+  assert_int_equal(r->listed[0].existing, 1);
+  nodup_import_free(r);
+  assert_contains(nodup_errmsg(db), "('20', '456') line 20458 already imported");
+  assert_int_equal(count_rows(db), 1);
+  assert_false(harness_in_transaction(db));
+}
+
+/* A repeated key and a bad row in the second batch: named by line, nothing
+ * inserted. */
+static void test_errors_in_a_later_batch(void **state) {
+  nodup_db *db = *state;
+  nodup_import_report *r = NULL;
+  char path[64];
+  create_chapters(db);
+  FILE *f = big_csv(path, sizeof path, 12000, 11002, "0,5,again");
+  int rc = nodup_import_csv(&r, db, "chapters", KEY, 2, NULL, f, NULL);
+  fclose(f);
+  unlink(path);
+  assert_nodup(db, NODUP_ERR_DUPLICATE, rc);
+  assert_int_equal(r->conflicts, 1);
+  assert_int_equal(r->listed[0].line, 11002);
+  assert_int_equal(r->listed[0].existing, 0);
+  nodup_import_free(r);
+  assert_contains(nodup_errmsg(db), "('0', '5') line 11002 repeats in the file");
+  assert_int_equal(count_rows(db), 0);
+
+  /* NOT NULL (an unquoted empty title) on line 10,777. */
+  f = big_csv(path, sizeof path, 12000, 10777, "99,99,");
+  rc = nodup_import_csv(&r, db, "chapters", KEY, 2, NULL, f, NULL);
+  fclose(f);
+  unlink(path);
+  assert_nodup(db, NODUP_ERR_CONSTRAINT, rc);
+  assert_null(r);
+  assert_contains(nodup_errmsg(db), "CSV line 10777: ");
+  assert_contains(nodup_errmsg(db), "title");
+  assert_int_equal(count_rows(db), 0);
+  assert_false(harness_in_transaction(db));
+
+  /* A malformed record after whole batches went in: rolled back too. */
+  f = big_csv(path, sizeof path, 12000, 11500, "1,2,\"never closed");
+  rc = nodup_import_csv(&r, db, "chapters", KEY, 2, NULL, f, NULL);
+  fclose(f);
+  unlink(path);
+  assert_nodup(db, NODUP_ERR_USAGE, rc);
+  assert_contains(nodup_errmsg(db), "CSV line 11500: unterminated quoted field");
+  assert_int_equal(count_rows(db), 0);
+  assert_false(harness_in_transaction(db));
+
+  /* Then the clean file goes in whole. */
+  f = big_csv(path, sizeof path, 12000, 0, NULL);
+  rc = nodup_import_csv(&r, db, "chapters", KEY, 2, NULL, f, NULL);
+  fclose(f);
+  unlink(path);
+  assert_nodup(db, NODUP_OK, rc);
+  assert_int_equal(r->inserted, 12000);
+  nodup_import_free(r);
+  assert_int_equal(count_rows(db), 12000);
+  if (harness_is_pg()) {
+    /* A bad integer: the database's own message, after the line. */
+    f = big_csv(path, sizeof path, 12000, 11999, "200,x,bad");
+    harness_exec(db, "DELETE FROM \"chapters\"");
+    rc = nodup_import_csv(&r, db, "chapters", KEY, 2, NULL, f, NULL);
+    fclose(f);
+    unlink(path);
+    assert_nodup(db, NODUP_ERR_DB, rc);
+    assert_contains(nodup_errmsg(db), "CSV line 11999: ");
+    assert_contains(nodup_errmsg(db), "integer");
+    assert_int_equal(count_rows(db), 0);
+  }
+}
+
+/* Inside the caller's transaction the import is a savepoint: a failed one
+ * leaves the caller's own work, a good one commits with it. */
+static void test_inside_callers_transaction(void **state) {
+  nodup_db *db = *state;
+  nodup_import_report *r = NULL;
+  char path[64];
+  create_chapters(db);
+  harness_exec(db, "BEGIN");
+  harness_exec(db, "INSERT INTO \"chapters\" (\"ep\", \"ord\", \"title\") VALUES (3, 7, 'mine')");
+  FILE *f = big_csv(path, sizeof path, 12000, 0, NULL);
+  assert_nodup(db, NODUP_ERR_DUPLICATE, nodup_import_csv(&r, db, "chapters", KEY, 2, NULL, f, NULL));
+  nodup_import_free(r);
+  assert_true(harness_in_transaction(db));
+  rewind(f);
+  harness_exec(db, "DELETE FROM \"chapters\" WHERE \"title\" = 'mine'");
+  harness_exec(db, "INSERT INTO \"chapters\" (\"ep\", \"ord\", \"title\") VALUES (99, 1, 'mine')");
+  assert_nodup(db, NODUP_OK, nodup_import_csv(&r, db, "chapters", KEY, 2, NULL, f, NULL));
+  nodup_import_free(r);
+  fclose(f);
+  unlink(path);
+  harness_exec(db, "COMMIT");
+  assert_int_equal(count_rows(db), 12001);
+}
+
 static void test_usage_errors(void **state) {
   nodup_db *db = *state;
   nodup_import_report *r = NULL;
@@ -420,6 +562,9 @@ int main(void) {
       T(test_unbacked_key),
       T(test_rfc4180_verbatim),
       T(test_large_import),
+      T(test_conflict_in_a_later_batch),
+      T(test_errors_in_a_later_batch),
+      T(test_inside_callers_transaction),
       T(test_usage_errors),
 #undef T
   };

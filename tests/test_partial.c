@@ -2,12 +2,17 @@
  * test_partial.c -- partial keys (a key with a WHERE predicate, as Django's
  * `condition=`), from seeds 001 and 004: a lookup sees only rows inside the
  * predicate, a row outside it is neither found nor allowed to block, and a
- * new row must satisfy the predicate. Conformance suite: the same tests on
+ * new row must satisfy the predicate; and seed 004 end to end ("send
+ * message" twice at once, and again while and after the first request
+ * times out: one conversation). Conformance suite: the same tests on
  * SQLite and PostgreSQL.
  */
 #include "harness.h"
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -233,6 +238,134 @@ static void test_partial_key_blocked_by_row_outside(void **state) {
   assert_string_equal(nodup_key_index(plain), "conversation_owner_key");
 }
 
+/* ---------------------------------------------------------------------------
+ * Seed 004 end to end. The app checked for a conversation, the check timed
+ * out, the modal showed anyway, and "send" created a second conversation.
+ * With get-or-create on the partial key every "send" is the same call: the
+ * check cannot time out into a duplicate, because there is no separate
+ * check.
+ */
+
+static const char *const SEND_COLS[] = {"context_type", "context_id", "created_by"};
+
+/* One "send message" request on its own connection. */
+struct sender {
+  nodup_db *db;
+  pthread_barrier_t *barrier;  /* NULL: start at once */
+  const char *agency;
+  int rc, created;
+  atomic_int done;
+  char id[HARNESS_ID_MAX];
+  char error[512];
+};
+
+static void *sender_main(void *arg) {
+  struct sender *s = arg;
+  nodup_key *key = NULL;
+  nodup_result r;
+  const char *vals[] = {"agency_inquiry", s->agency, "user-1"};
+  const char *title_col[] = {"title"};
+  const char *title[] = {"Hello"};
+  if (s->barrier) pthread_barrier_wait(s->barrier);
+  s->rc = nodup_key_prepare(&key, s->db, "conversations", SEND_COLS, 3, AGENCY_INQUIRY);
+  if (s->rc == NODUP_OK) s->rc = nodup_get_or_create(key, vals, title_col, title, 1, &r);
+  if (s->rc == NODUP_OK) {
+    s->created = r.created;
+    snprintf(s->id, sizeof s->id, "%s", r.id);
+  } else {
+    snprintf(s->error, sizeof s->error, "%s: %s", nodup_strerror(s->rc), nodup_errmsg(s->db));
+  }
+  nodup_key_free(key);
+  atomic_store(&s->done, 1);
+  return NULL;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+/* The first request is still open (its transaction holds the new row, as
+ * when the client gave up waiting); the retry starts, waits for it, and
+ * gets its conversation when it commits, or makes the only one when it
+ * rolls back. */
+static void send_while_first_is_open(nodup_db *db, const char *agency, int commit) {
+  nodup_key *key = harness_key(db, "conversations", SEND_COLS, 3, AGENCY_INQUIRY);
+  const char *vals[] = {"agency_inquiry", agency, "user-1"};
+  char first[HARNESS_ID_MAX];
+  struct sender retry;
+  pthread_t thread;
+  char where[128];
+
+  harness_exec(db, harness_pick("BEGIN IMMEDIATE", "BEGIN"));
+  assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, first), 1);
+  memset(&retry, 0, sizeof retry);
+  retry.db = harness_connect();
+  retry.agency = agency;
+  assert_int_equal(pthread_create(&thread, NULL, sender_main, &retry), 0);
+  sleep_ms(300);
+  /* It waits for the first request's row (PostgreSQL) or write lock
+   * (SQLite): it neither reports "none" nor makes a second one. */
+  assert_false(atomic_load(&retry.done));
+  harness_exec(db, commit ? "COMMIT" : "ROLLBACK");
+  assert_int_equal(pthread_join(thread, NULL), 0);
+  if (retry.rc != NODUP_OK) fail_msg("the retry failed: %s", retry.error);
+  assert_int_equal(retry.created, !commit);
+  if (commit) assert_string_equal(retry.id, first);
+  snprintf(where, sizeof where,
+           "SELECT count(*) FROM \"conversations\" WHERE \"context_id\" = $1 AND %s",
+           AGENCY_INQUIRY);
+  assert_int_equal(harness_count(db, where, agency), 1);
+  /* And once more, later: the same conversation. */
+  char again[HARNESS_ID_MAX];
+  assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, again), 0);
+  assert_string_equal(again, retry.id);
+}
+
+static void test_seed004_send_message(void **state) {
+  nodup_db *db = *state;
+  harness_exec(db, CONVERSATIONS_DDL
+               "CREATE UNIQUE INDEX \"unique_agency_user_conversation\""
+               " ON \"conversations\" (\"context_type\", \"context_id\","
+               " \"created_by\") WHERE " AGENCY_INQUIRY ";"
+               "INSERT INTO \"conversations\" (\"context_type\", \"context_id\","
+               " \"created_by\") VALUES ('support', 'agency-1', 'user-1')");
+
+  /* Twice at once (a double click): one created, one existing, one id. */
+  struct sender senders[2];
+  pthread_t threads[2];
+  pthread_barrier_t barrier;
+  assert_int_equal(pthread_barrier_init(&barrier, NULL, 2), 0);
+  memset(senders, 0, sizeof senders);
+  for (int i = 0; i < 2; i++) {
+    senders[i].db = harness_connect();
+    senders[i].barrier = &barrier;
+    senders[i].agency = "agency-1";
+  }
+  for (int i = 0; i < 2; i++)
+    assert_int_equal(pthread_create(&threads[i], NULL, sender_main, &senders[i]), 0);
+  for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(threads[i], NULL), 0);
+  pthread_barrier_destroy(&barrier);
+  for (int i = 0; i < 2; i++)
+    if (senders[i].rc != NODUP_OK) fail_msg("sender %d: %s", i, senders[i].error);
+  assert_int_equal(senders[0].created + senders[1].created, 1);
+  assert_string_equal(senders[0].id, senders[1].id);
+
+  /* Again after the client timed out: the conversation is found. */
+  nodup_key *key = harness_key(db, "conversations", SEND_COLS, 3, AGENCY_INQUIRY);
+  const char *vals[] = {"agency_inquiry", "agency-1", "user-1"};
+  char id[HARNESS_ID_MAX];
+  assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, id), 0);
+  assert_string_equal(id, senders[0].id);
+  /* One inquiry, and the support conversation outside the predicate. */
+  assert_int_equal(harness_count(db, COUNT_CONVERSATIONS, NULL), 2);
+
+  /* The retry arrives while the first request is still open. */
+  send_while_first_is_open(db, "agency-2", 1);
+  send_while_first_is_open(db, "agency-3", 0);
+  assert_int_equal(harness_count(db, COUNT_CONVERSATIONS, NULL), 4);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
@@ -241,6 +374,7 @@ int main(void) {
       T(test_partial_predicate_column_as_default),
       T(test_predicate_sees_converted_values),
       T(test_partial_key_blocked_by_row_outside),
+      T(test_seed004_send_message),
 #undef T
   };
   return cmocka_run_group_tests_name(harness_is_pg() ? "partial_pg"

@@ -84,6 +84,32 @@ static void test_only_digit_suffixes_count(void **state) {
   expect_slug(db, "Rap Metal", "rap-metal-6");
 }
 
+/* The range query ranks rows by length and keeps the first copy among the
+ * top 32; when more than 32 rows that are not copies ("rap-5-old-1"...)
+ * rank above every copy, one exact query more finds it. */
+static void test_many_non_copies_rank_first(void **state) {
+  nodup_db *db = *state;
+  nodup_slug_result r = {NULL, NULL, 0, 0};
+  create_teams(db);
+  harness_exec(db, "INSERT INTO \"teams\" (\"slug\") VALUES ('rap'), ('rap-2'), ('rap-3')");
+  for (int i = 1; i <= 40; i++) {
+    char sql[128];
+    snprintf(sql, sizeof sql, "INSERT INTO \"teams\" (\"slug\") VALUES ('rap-5-old-%d')", i);
+    harness_exec(db, sql);
+  }
+  assert_nodup(db, NODUP_OK, nodup_slug_create(&r, db, "teams", "slug", NULL, NULL, 0, NULL,
+                                               NULL, 0, "Rap", NULL));
+  assert_string_equal(r.slug, "rap-4");
+  assert_int_equal(r.attempts, 1);
+  assert_int_equal(r.statements, statements_per_attempt() + 1);
+  nodup_slug_result_free(&r);
+  /* 31 of them: the top 32 rows hold a copy, one query is enough. */
+  harness_exec(db, "DELETE FROM \"teams\" WHERE \"slug\" LIKE 'rap-5-old-%' AND \"id\" % 4 <> 0");
+  assert_true(harness_count(db, "SELECT count(*) FROM \"teams\" WHERE \"slug\" LIKE 'rap-5-old-%'",
+                            NULL) < 32);
+  expect_slug(db, "Rap", "rap-5");
+}
+
 /* Highest taken + 1, not count + 1: a gap stays a gap. */
 static void test_deleted_row_leaves_gap(void **state) {
   nodup_db *db = *state;
@@ -453,6 +479,7 @@ int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
       T(test_sequential_suffixes),
       T(test_only_digit_suffixes_count),
+      T(test_many_non_copies_rank_first),
       T(test_deleted_row_leaves_gap),
       T(test_reserved_and_digits),
       T(test_max_length),

@@ -91,7 +91,7 @@ export NODUP_DB=""  # each case says which database it means
 
 # --- help and usage errors ------------------------------------------------------
 run "nodup --help" 0 "$bin" --help && stdout_has "get-or-create"
-for cmd in get-or-create check race exec; do
+for cmd in get-or-create check race exec slug import; do
   run "nodup $cmd --help" 0 "$bin" "$cmd" --help && stdout_has "usage: nodup $cmd"
 done
 run "unknown command" 2 "$bin" frobnicate && stderr_has "frobnicate"
@@ -218,6 +218,244 @@ run "race partial key" 0 race --table conversations \
   stdout_has '^duplicates: 0( |$)'
 run "race on an unbacked key is refused" 1 race --table loose --key email &&
   stderr_has "CREATE UNIQUE INDEX"
+
+# --- slug -------------------------------------------------------------------
+# Counting rows through the CLI alone: an INSERT of NULL into a NOT NULL
+# column that happens only when the count is wrong, so exit 2 means "wrong".
+expect_count() { # NAME TABLE N [WHERE]
+  run "$1" 0 "$bin" exec --db "$url" "INSERT INTO \"assertions\" (\"v\")
+    SELECT NULL WHERE (SELECT count(*) FROM \"$2\" ${4:+WHERE $4}) <> $3" ||
+    echo "  (table $2 ${4:+where $4} does not hold $3 rows)"
+}
+run "exec setup (slug, import)" 0 "$bin" exec --db "$url" "
+  CREATE TABLE \"assertions\" (\"v\" INTEGER NOT NULL);
+  CREATE TABLE \"teams\" ($id_col, \"slug\" TEXT NOT NULL, \"name\" TEXT);
+  CREATE UNIQUE INDEX \"teams_slug_key\" ON \"teams\" (\"slug\");
+  CREATE TABLE \"storm\" ($id_col, \"slug\" TEXT NOT NULL);
+  CREATE UNIQUE INDEX \"storm_slug_key\" ON \"storm\" (\"slug\");
+  CREATE TABLE \"projects\" ($id_col, \"tenant\" INTEGER NOT NULL, \"slug\" TEXT NOT NULL);
+  CREATE UNIQUE INDEX \"projects_tenant_slug_key\" ON \"projects\" (\"tenant\", \"slug\");
+  CREATE TABLE \"loose_slugs\" ($id_col, \"slug\" TEXT NOT NULL);
+  CREATE TABLE \"chapters\" ($id_col, \"ep\" INTEGER NOT NULL, \"ord\" INTEGER NOT NULL,
+    \"title\" TEXT NOT NULL, \"note\" TEXT);
+  CREATE UNIQUE INDEX \"chapters_ep_ord_key\" ON \"chapters\" (\"ep\", \"ord\")"
+
+slug() { "$bin" slug --db "$url" "$@"; }
+sid=""
+if run "slug creates" 0 slug --table teams --column slug --from "My Team" --set name=Ops; then
+  stdout_has '^my-team [^ ]+$'
+  sid=$(cut -d' ' -f2 "$out")
+fi
+# The row is the one printed, with the --set value: get-or-create on the
+# slug finds it.
+run "slug row is there" 0 goc --table teams --key slug --set slug=my-team &&
+  stdout_has "^$sid existing\$"
+run "slug again: next suffix" 0 slug --table teams --column slug --from "my team!" &&
+  stdout_has '^my-team-2 [^ ]+$'
+if run "slug json" 0 slug --table teams --column slug --from "MY TEAM" --format json; then
+  json_has '"slug":"my-team-3"'
+  json | grep -Eq '"id":"[^"]+"' || fail "no id in $(json)"
+  json_has '"statements":'
+fi
+run "slug transliterates" 0 slug --table teams --column slug --from "Crème Brûlée" &&
+  stdout_has '^creme-brulee [^ ]+$'
+run "slug reserved word" 0 slug --table teams --column slug --from "Admin" &&
+  stdout_has '^admin-2 [^ ]+$'
+run "slug --reserve replaces the list" 0 slug --table teams --column slug --from "Teams" \
+  --reserve teams && stdout_has '^teams-2 [^ ]+$'
+run "slug --fallback" 0 slug --table teams --column slug --from "!!!" --fallback untitled &&
+  stdout_has '^untitled [^ ]+$'
+if run "slug --max-length" 0 slug --table teams --column slug --max-length 12 \
+  --from "The quick brown fox jumps"; then
+  s=$(cut -d' ' -f1 "$out")
+  [ "${#s}" -le 12 ] || fail "slug '$s' is longer than 12"
+fi
+run "slug scoped, tenant 1" 0 slug --table projects --column slug --scope tenant \
+  --set tenant=1 --from "My Team" && stdout_has '^my-team [^ ]+$'
+run "slug scoped, tenant 2 gets the same slug" 0 slug --table projects --column slug \
+  --scope tenant --set tenant=2 --from "My Team" && stdout_has '^my-team [^ ]+$'
+run "slug scoped, tenant 1 again" 0 slug --table projects --column slug --scope tenant \
+  --set tenant=1 --from "My Team" && stdout_has '^my-team-2 [^ ]+$'
+run "slug scope without its value" 2 slug --table projects --column slug --scope tenant \
+  --from "My Team" && stderr_has "tenant"
+run "slug unscoped on a scoped index is refused" 1 slug --table projects --column slug \
+  --from "My Team" && stderr_has "CREATE UNIQUE INDEX"
+run "slug without a unique index is refused" 1 slug --table loose_slugs --column slug \
+  --from "My Team" && stderr_has "CREATE UNIQUE INDEX"
+expect_count "slug refusals inserted nothing" loose_slugs 0
+run "slug other constraint" 2 slug --table teams --column slug --from "x" --null slug &&
+  stderr_nonempty
+run "slug unknown flag" 2 slug --table teams --column slug --from x --colour red &&
+  { stderr_has "colour"; stderr_has "nodup slug --help"; }
+run "slug without --from" 2 slug --table teams --column slug &&
+  { stderr_has "--from"; stderr_has "nodup slug --help"; }
+run "slug without --column" 2 slug --table teams --from x && stderr_has "--column"
+run "slug --max-length too small" 2 slug --table teams --column slug --from x \
+  --max-length 5 && stderr_has "--max-length"
+run "slug --format yaml" 2 slug --table teams --column slug --from x --format yaml &&
+  stderr_has "format"
+run "slug missing table" 2 slug --table no_such_table --column slug --from x &&
+  stderr_has "no_such_table"
+
+# A storm: 20 processes allocate "My Team" at once (they wait for one gate
+# file): 20 rows, 20 distinct slugs, my-team to my-team-20, no error.
+storm=$work/storm
+mkdir -p "$storm"
+current="slug storm"
+command_line="20 x nodup slug --table storm --column slug --from 'My Team'"
+pids=()
+for i in $(seq 1 20); do
+  (while [ ! -e "$storm/go" ]; do sleep 0.01; done
+   exec "$bin" slug --db "$url" --table storm --column slug --from "My Team" \
+     >"$storm/$i.out" 2>"$storm/$i.err") &
+  pids+=($!)
+done
+sleep 0.3
+touch "$storm/go"
+storm_failed=0
+for i in "${!pids[@]}"; do wait "${pids[$i]}" || storm_failed=$((storm_failed + 1)); done
+cat "$storm"/*.out >"$out"
+cat "$storm"/*.err >"$err"
+status=$storm_failed
+if [ "$storm_failed" -ne 0 ]; then
+  fail "$storm_failed of 20 processes failed"
+elif [ "$(cut -d' ' -f1 "$out" | sort -u | wc -l)" -ne 20 ]; then
+  fail "20 processes did not get 20 distinct slugs"
+else
+  { echo my-team; for i in $(seq 2 20); do echo "my-team-$i"; done; } | sort >"$storm/want"
+  if cut -d' ' -f1 "$out" | sort | cmp -s - "$storm/want"; then
+    passes=$((passes + 1))
+  else
+    fail "the slugs are not exactly my-team, my-team-2 ... my-team-20"
+  fi
+fi
+expect_count "slug storm: 20 rows" storm 20
+
+# --- import -----------------------------------------------------------------
+imp() { "$bin" import --db "$url" --table chapters --key ep,ord "$@"; }
+printf 'ep,ord,title\n39,1,Intro\n39,2,"Middle, with a comma"\n39,3,End\n' >"$work/batch.csv"
+run "import" 0 imp --csv "$work/batch.csv" &&
+  stdout_has '^imported 3 rows into chapters$'
+expect_count "import: 3 rows" chapters 3
+if run "import again: already imported" 1 imp --csv "$work/batch.csv"; then
+  stderr_has "('39', '1') line 2 already imported"
+  stderr_has "('39', '3') line 4 already imported"
+  stderr_has "nothing imported"
+fi
+if run "import again, json" 1 imp --csv "$work/batch.csv" --format json; then
+  json_has '"rows":3'
+  json_has '"inserted":0'
+  json_has '"conflicts":3'
+  json_has '{"line":3,"existing":true,"key":{"ep":"39","ord":"2"}}'
+fi
+expect_count "import refused: still 3 rows" chapters 3
+printf 'ep,ord,title\n40,1,a\n40,2,b\n' >"$work/batch2.csv"
+if run "import json" 0 imp --csv "$work/batch2.csv" --format json; then
+  json_has '"rows":2'
+  json_has '"inserted":2'
+  json_has '"conflicts":0'
+fi
+run "import from standard input" 0 imp --csv - <<<$'ep,ord,title\n41,1,stdin' &&
+  stdout_has '^imported 1 rows into chapters$'
+# A batch that repeats a key fails before writing anything: its other rows
+# can be imported afterwards.
+printf 'ep,ord,title\n42,1,a\n42,2,b\n42,1,c\n' >"$work/repeat.csv"
+run "import with a repeated key" 1 imp --csv "$work/repeat.csv" &&
+  stderr_has "('42', '1') line 4 repeats in the file"
+expect_count "repeated key: nothing written" chapters 0 "\"ep\" = 42"
+printf 'ep,ord,title\n43,1,a\n43,2,"never closed\n43,3,c\n' >"$work/malformed.csv"
+run "import malformed CSV" 2 imp --csv "$work/malformed.csv" &&
+  stderr_has "CSV line 3: unterminated quoted field"
+printf 'ep,ord,title\n44,1,a\n44,2,b,extra\n' >"$work/fields.csv"
+run "import, a row with too many fields" 2 imp --csv "$work/fields.csv" &&
+  stderr_has "CSV line 3: "
+printf 'ep,ord,title\n45,1,a\n45,2,\n' >"$work/notnull.csv"
+run "import NOT NULL names line and column" 2 imp --csv "$work/notnull.csv" &&
+  { stderr_has "CSV line 3: "; stderr_has "title"; }
+expect_count "failed imports wrote nothing" chapters 0 "\"ep\" >= 43"
+run "import unknown column" 2 imp --csv - <<<$'ep,ord,titel\n46,1,a' &&
+  stderr_has "titel"
+run "import unbacked key" 1 "$bin" import --db "$url" --table chapters --key ep \
+  --csv "$work/batch2.csv" && stderr_has "CREATE UNIQUE INDEX"
+run "import missing file" 2 imp --csv "$work/no-such.csv" && stderr_has "no-such.csv"
+run "import without --csv" 2 imp && stderr_has "--csv"
+run "import unknown flag" 2 imp --csv "$work/batch.csv" --dry-run &&
+  { stderr_has "dry-run"; stderr_has "nodup import --help"; }
+run "import --format yaml" 2 imp --csv "$work/batch.csv" --format yaml &&
+  stderr_has "format"
+
+# Concurrent imports of one batch: exactly one wins, the others say
+# "already imported", and the table holds one copy.
+awk 'BEGIN { print "ep,ord,title"; for (i = 1; i <= 500; i++) print 50 "," i ",chapter " i }' \
+  >"$work/concurrent.csv"
+current="concurrent imports"
+command_line="8 x nodup import --csv concurrent.csv"
+pids=()
+for i in $(seq 1 8); do
+  (while [ ! -e "$storm/import-go" ]; do sleep 0.01; done
+   exec "$bin" import --db "$url" --table chapters --key ep,ord --csv "$work/concurrent.csv" \
+     >"$storm/imp$i.out" 2>"$storm/imp$i.err") &
+  pids+=($!)
+done
+sleep 0.3
+touch "$storm/import-go"
+wins=0 refused=0 others=0
+for i in "${!pids[@]}"; do
+  s=0
+  wait "${pids[$i]}" || s=$?
+  case $s in 0) wins=$((wins + 1)) ;; 1) refused=$((refused + 1)) ;; *) others=$((others + 1)) ;; esac
+done
+cat "$storm"/imp*.out >"$out"
+cat "$storm"/imp*.err >"$err"
+status="$wins won, $refused refused, $others failed"
+if [ "$wins" -ne 1 ] || [ "$refused" -ne 7 ]; then
+  fail "expected 1 import to win and 7 to be refused"
+elif [ "$(grep -c 'already imported' "$err")" -ne 7 ]; then
+  fail "every refused import should say 'already imported'"
+else
+  passes=$((passes + 1))
+fi
+expect_count "concurrent imports: one copy" chapters 500 "\"ep\" = 50"
+
+# --- seed 004: "send message" twice at once, and again after a timeout ------
+# Both requests run get-or-create on the partial key; one conversation, one
+# "created", the other "existing" with the same id; the retry after the
+# timeout finds it too.
+current="seed 004: send message twice at once"
+command_line="2 x nodup get-or-create conversations (agency-7, user-7)"
+send=(--table conversations --key context_type,context_id,created_by
+  --where "\"context_type\" = 'agency_inquiry'"
+  --set context_type=agency_inquiry --set context_id=agency-7 --set created_by=user-7)
+pids=()
+for i in 1 2; do
+  (while [ ! -e "$storm/send-go" ]; do sleep 0.01; done
+   exec "$bin" get-or-create --db "$url" "${send[@]}" >"$storm/send$i.out" 2>"$storm/send$i.err") &
+  pids+=($!)
+done
+sleep 0.2
+touch "$storm/send-go"
+send_failed=0
+for p in "${pids[@]}"; do wait "$p" || send_failed=$((send_failed + 1)); done
+cat "$storm"/send1.out "$storm"/send2.out >"$out"
+cat "$storm"/send1.err "$storm"/send2.err >"$err"
+status=$send_failed
+conv=""
+if [ "$send_failed" -ne 0 ]; then
+  fail "a request failed"
+elif [ "$(grep -c ' created$' "$out")" -ne 1 ] || [ "$(grep -c ' existing$' "$out")" -ne 1 ]; then
+  fail "expected one 'created' and one 'existing'"
+elif [ "$(cut -d' ' -f1 "$out" | sort -u | wc -l)" -ne 1 ]; then
+  fail "the two requests got different conversations"
+else
+  passes=$((passes + 1))
+  conv=$(head -1 "$out" | cut -d' ' -f1)
+fi
+run "seed 004: again after a timeout" 0 timeout 30 "$bin" get-or-create --db "$url" \
+  "${send[@]}" && stdout_has "^$conv existing\$"
+expect_count "seed 004: one conversation" conversations 1 \
+  "\"context_id\" = 'agency-7' AND \"created_by\" = 'user-7'"
+run "seed 004: scan finds no duplicate" 0 "$bin" scan --db "$url" --table conversations \
+  --key context_type,context_id,created_by --where "\"context_type\" = 'agency_inquiry'"
 
 echo "cli ($backend): $passes passed, $failures failed"
 [ "$failures" -eq 0 ]
