@@ -32,6 +32,7 @@ typedef struct merge_ctx {
   unsigned ntemp;
   long long step;   /* the run's last step number: undo replays steps backwards */
   int log;          /* archive deleted rows and log changed ones (undo) */
+  int have_groups;  /* temp table nodup_groups exists (pass_groups) */
 } merge_ctx;
 
 void nodup_merge_free(nodup_merge_report *r) {
@@ -495,6 +496,7 @@ static int archive_and_delete(merge_ctx *c, const nodup_table_info *x, const cha
   long long n = 0;
   char stepno[24];
   buf q;
+  size_t i;
   int rc = NODUP_OK;
   buf_init(&q);
   if (c->log) {
@@ -520,9 +522,16 @@ static int archive_and_delete(merge_ctx *c, const nodup_table_info *x, const cha
     if (rc != NODUP_OK) goto done;
   }
   buf_reset(&q);
-  buf_printf(&q, "DELETE FROM %s WHERE EXISTS (SELECT 1 FROM %s AS m WHERE ", x->qualified, m);
-  pk_join(&q, db, x, "m", "l", x->qualified);
-  buf_puts(&q, ") RETURNING 1");
+  /* (pk) IN (SELECT ...), not a correlated EXISTS: SQLite runs EXISTS
+   * once per row of X, scanning the mapping each time (5 s a batch at
+   * 100,000 rows), while IN drives the delete from the mapping through
+   * the primary key. */
+  buf_printf(&q, "DELETE FROM %s WHERE (", x->qualified);
+  sql_ident_list(&q, x->pk, x->npk);
+  buf_puts(&q, ") IN (SELECT ");
+  for (i = 0; i < x->npk; i++)
+    buf_printf(&q, "%snodup_l%d", i ? ", " : "", mcol(db, x, x->pk[i]));
+  buf_printf(&q, " FROM %s) RETURNING 1", m);
   if ((rc = run_sql(c, &q, &n)) != NODUP_OK) goto done;
   if (!(st = stats_for(c, x->qualified))) rc = NODUP_ERR_NOMEM;
   else st->deleted += n;
@@ -701,6 +710,11 @@ static int merge_level(merge_ctx *c, const nodup_table_info *x, const char *tnam
     buf_printf(&q, " = p.nodup_kp%zu", i);
   }
   if ((rc = run_sql(c, &q, NULL)) != NODUP_OK) goto done;
+  /* Temp tables have no statistics until analysed: without them PostgreSQL
+   * guesses the mapping large and scans each child whole, every batch. */
+  buf_reset(&q);
+  buf_printf(&q, "ANALYZE %s", m);
+  if ((rc = run_sql(c, &q, NULL)) != NODUP_OK) goto drop;
   buf_reset(&q);
   buf_printf(&q, "SELECT count(*) FROM %s", m);
   if ((rc = db->be->query(db, buf_str(&q), NULL, 0, read_count, &nmap)) != NODUP_OK) goto drop;
@@ -738,22 +752,55 @@ done:
   return rc;
 }
 
-/* The batch: the first `batch` duplicate groups in key order, materialised
- * once (a correlated GROUP BY subquery would be re-run per row). */
-static int batch_groups(merge_ctx *c, const nodup_table_info *t, char *const *key, size_t nkey,
-                        const char *where, size_t batch) {
+/*
+ * A pass: every duplicate group there is now, numbered in key order, in
+ * temp table nodup_groups (kept across the batches' commits). One
+ * aggregate over X per pass, not per batch: each batch takes its slice by
+ * number, so a run is linear in the table, not quadratic. *n gets the
+ * number of groups.
+ */
+static int pass_groups(merge_ctx *c, const nodup_table_info *t, char *const *key, size_t nkey,
+                       const char *where, long long *n) {
   buf q;
   int rc;
   buf_init(&q);
-  buf_puts(&q, "CREATE TEMP TABLE nodup_batch AS SELECT ");
+  if (c->have_groups) {
+    buf_puts(&q, "DROP TABLE nodup_groups");
+    if ((rc = run_sql(c, &q, NULL)) != NODUP_OK) goto done;
+    c->have_groups = 0;
+    buf_reset(&q);
+  }
+  buf_puts(&q, "CREATE TEMP TABLE nodup_groups AS SELECT ");
+  sql_ident_list(&q, key, nkey);
+  buf_puts(&q, ", row_number() OVER (ORDER BY ");
+  sql_ident_list(&q, key, nkey);
+  buf_puts(&q, ") AS nodup_g FROM (SELECT ");
   sql_ident_list(&q, key, nkey);
   buf_printf(&q, " FROM %s AS g WHERE ", t->qualified);
   sql_key_filter(&q, key, nkey, where, c->opt->nulls_equal, "g");
   buf_puts(&q, " GROUP BY ");
   sql_ident_list(&q, key, nkey);
-  buf_puts(&q, " HAVING count(*) > 1 ORDER BY ");
+  buf_puts(&q, " HAVING count(*) > 1) AS nodup_d");
+  if ((rc = run_sql(c, &q, NULL)) != NODUP_OK) goto done;
+  c->have_groups = 1;
+  rc = c->db->be->exec(c->db, "CREATE INDEX nodup_groups_g ON nodup_groups (nodup_g)");
+  if (rc == NODUP_OK)
+    rc = c->db->be->query(c->db, "SELECT count(*) FROM nodup_groups", NULL, 0, read_count, n);
+done:
+  buf_free(&q);
+  return rc;
+}
+
+/* The batch: groups first + 1 .. first + batch of the pass. */
+static int batch_groups(merge_ctx *c, char *const *key, size_t nkey, long long first,
+                        size_t batch) {
+  buf q;
+  int rc;
+  buf_init(&q);
+  buf_puts(&q, "CREATE TEMP TABLE nodup_batch AS SELECT ");
   sql_ident_list(&q, key, nkey);
-  buf_printf(&q, " LIMIT %zu", batch);
+  buf_printf(&q, " FROM nodup_groups WHERE nodup_g > %lld AND nodup_g <= %lld", first,
+             first + (long long)batch);
   rc = run_sql(c, &q, NULL);
   buf_free(&q);
   return rc;
@@ -862,8 +909,8 @@ static int run_status(merge_ctx *c, const char *status) {
  * gets the number of groups merged (0: nothing left). */
 static int merge_batch(merge_ctx *c, const nodup_table_info *t, const char *tname,
                        char *const *key, size_t nkey, const char *where,
-                       const nodup_fk_info *extra, size_t nextra, size_t batch,
-                       long long *groups) {
+                       const nodup_fk_info *extra, size_t nextra, long long first,
+                       size_t batch, long long *groups) {
   nodup_db *db = c->db;
   const char *keep = c->opt->keep;
   int ne = c->opt->nulls_equal;
@@ -873,7 +920,7 @@ static int merge_batch(merge_ctx *c, const nodup_table_info *t, const char *tnam
 
   buf_init(&q);
   *groups = 0;
-  if ((rc = batch_groups(c, t, key, nkey, where, batch)) != NODUP_OK) goto done;
+  if ((rc = batch_groups(c, key, nkey, first, batch)) != NODUP_OK) goto done;
   if (db->be->lock_rows[0]) {
     /* Keepers and losers locked in primary key order (no deadlock between
      * two merges), so no child row can be added to a loser between
@@ -945,22 +992,6 @@ done:
   return rc;
 }
 
-static int count_groups(merge_ctx *c, const nodup_table_info *t, char *const *key, size_t nkey,
-                        const char *where, long long *n) {
-  buf q;
-  int rc;
-  buf_init(&q);
-  buf_puts(&q, "SELECT count(*) FROM (SELECT 1 FROM ");
-  buf_printf(&q, "%s AS g WHERE ", t->qualified);
-  sql_key_filter(&q, key, nkey, where, c->opt->nulls_equal, "g");
-  buf_puts(&q, " GROUP BY ");
-  sql_ident_list(&q, key, nkey);
-  buf_puts(&q, " HAVING count(*) > 1) AS nodup_g");
-  rc = q.oom ? NODUP_ERR_NOMEM : c->db->be->query(c->db, buf_str(&q), NULL, 0, read_count, n);
-  buf_free(&q);
-  return rc;
-}
-
 static int read_int(void *ctx, int n, const char *const *v) {
   (void)n;
   *(int *)ctx = v[0] && !strcmp(v[0], "1");
@@ -980,8 +1011,8 @@ static int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
   size_t nextra = 0, i, batch;
   char **key = NULL;
   merge_ctx c;
-  long long groups, total = 0;
-  int rc, in_txn = 0, recorded = 0;
+  long long groups, total = 0, first = 0, ngroups = 0;
+  int rc, in_txn = 0, recorded = 0, one_txn, groups_in_txn = 0;
 
   if (where && !*where) where = NULL;
   batch = opt->batch ? opt->batch : MERGE_DEFAULT_BATCH;
@@ -1043,36 +1074,57 @@ static int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
     in_txn = 0;
     recorded = 1;
   }
-  if (opt->progress) {
-    if ((rc = count_groups(&c, t, key, ncols, where, &total)) != NODUP_OK) goto done;
-    opt->progress(opt->progress_ctx, 0, total);
-  }
+  /* In one transaction (a dry run, enforce's locked step) one batch takes
+   * the whole pass; otherwise each batch commits, and a pass that ends is
+   * followed by another, for groups that writers made meanwhile, until a
+   * pass finds none (or `budget` groups were merged). */
+  one_txn = opt->dry_run || !own_txn;
+  if ((rc = pass_groups(&c, t, key, ncols, where, &ngroups)) != NODUP_OK) goto done;
+  groups_in_txn = in_txn;
+  total = ngroups;
+  if (opt->progress) opt->progress(opt->progress_ctx, 0, total);
   for (;;) {
-    if (own_txn && !opt->dry_run) {
+    if (first >= ngroups) {
+      if (one_txn || !ngroups) break;
+      if ((rc = pass_groups(&c, t, key, ncols, where, &ngroups)) != NODUP_OK) goto done;
+      first = 0;
+      total = rep->groups + ngroups;
+      if (!ngroups) break;
+    }
+    if (!one_txn) {
       if ((rc = db->be->exec(db, db->be->begin_write)) != NODUP_OK) goto done;
       in_txn = 1;
     }
-    rc = merge_batch(&c, t, table, key, ncols, where, extra, nextra, batch, &groups);
+    rc = merge_batch(&c, t, table, key, ncols, where, extra, nextra, first, batch, &groups);
     if (rc != NODUP_OK) goto done;
-    if (!groups && own_txn && !opt->dry_run) rc = run_status(&c, "done");
-    if (rc != NODUP_OK) goto done;
+    first += (long long)batch;
     rep->groups += groups;
     if (groups) rep->batches++;
-    if (opt->dry_run || !own_txn) break;
-    if (groups && budget > 0 && rep->groups >= budget) rc = run_status(&c, "done");
+    if (one_txn) continue;
+    if (budget > 0 && rep->groups >= budget) rc = run_status(&c, "done");
     if (rc != NODUP_OK) goto done;
     if ((rc = db->be->exec(db, "COMMIT")) != NODUP_OK) goto done;
     in_txn = 0;
-    if (!groups || (budget > 0 && rep->groups >= budget)) break;
+    if (budget > 0 && rep->groups >= budget) goto finished;
     if (opt->progress) opt->progress(opt->progress_ctx, rep->groups, total);
   }
-  if (!own_txn && !opt->dry_run) rc = run_status(&c, "done");
+  if (!opt->dry_run) rc = run_status(&c, "done");
+finished:
 done:
   if (in_txn) {
     /* Keep the failing statement's message, not the rollback's. */
     char *msg = nodup_strdup(nodup_errmsg(db));
     db->be->exec(db, "ROLLBACK");
     if (rc == NODUP_OK) nodup_clear_error(db);   /* the dry run's planned rollback */
+    else if (msg) nodup_fail(db, rc, "%s", msg);
+    free(msg);
+    if (groups_in_txn) c.have_groups = 0;        /* rolled back with it */
+  }
+  if (c.have_groups && !(rc != NODUP_OK && !own_txn)) {
+    /* Best effort: a failure here must not mask the run's result. */
+    char *msg = nodup_strdup(nodup_errmsg(db));
+    int drc = db->be->exec(db, "DROP TABLE nodup_groups");
+    if (rc == NODUP_OK) rc = drc;
     else if (msg) nodup_fail(db, rc, "%s", msg);
     free(msg);
   }
