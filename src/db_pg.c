@@ -115,6 +115,15 @@ static int pg_exec(nodup_db *db, const char *sql) {
   return rc;
 }
 
+static int pg_changes(nodup_db *db, const char *sql, const char *const *params, int nparams,
+                      long long *n) {
+  PGresult *res = PQexecParams(C(db), sql, nparams, NULL, params, NULL, NULL, 0);
+  int rc = pg_ok(res) ? NODUP_OK : pg_fail(db, res, NULL);
+  if (rc == NODUP_OK) *n = atoll(PQcmdTuples(res));
+  PQclear(res);
+  return rc;
+}
+
 static int pg_rows(PGresult *res, row_fn fn, void *ctx) {
   const char *vals[64];
   int r, i, nr = PQntuples(res), nc = PQnfields(res);
@@ -578,7 +587,6 @@ static void pg_restore_cols(buf *q, const nodup_table_info *t, char *const *cols
     buf_puts(q, " = p.");
     sql_ident(q, t->pk[i]);
   }
-  buf_puts(q, " RETURNING 1");
 }
 
 static int pg_reconnect(nodup_db *db) {
@@ -597,7 +605,7 @@ const struct nodup_backend nodup_pg_backend = {
     pg_prepare,    pg_run,       pg_finalize, pg_get_or_create,
     pg_in_transaction, pg_references, pg_row_json, pg_json_object,
     pg_restore_rows, pg_restore_cols, pg_reconnect,
-    "BEGIN", " FOR UPDATE",
+    "BEGIN", " FOR UPDATE", pg_changes,
 };
 
 /* ---- COPY FROM STDIN (import.c) ---- */

@@ -147,6 +147,18 @@ static int sq_query(nodup_db *db, const char *sql, const char *const *params,
   return rc;
 }
 
+static int sq_changes(nodup_db *db, const char *sql, const char *const *params, int nparams,
+                      long long *n) {
+  sqlite3_stmt *st = NULL;
+  int rc = sqlite3_prepare_v2(H(db), sql, -1, &st, NULL);
+  if (rc != SQLITE_OK) return sq_fail(db, rc, NULL);
+  rc = sq_bind(db, st, params, nparams);
+  if (rc == NODUP_OK) rc = sq_steps(db, st, NULL, NULL);
+  if (rc == NODUP_OK) *n = sqlite3_changes(H(db));
+  sqlite3_finalize(st);
+  return rc;
+}
+
 static int sq_prepare(nodup_db *db, const char *sql, int nparams,
                       const unsigned *types, nodup_stmt **out) {
   sqlite3_stmt *st = NULL;
@@ -658,7 +670,6 @@ static void sq_restore_cols(buf *q, const nodup_table_info *t, char *const *cols
     buf_puts(q, " = ");
     sq_json_get(q, "r.cur", t->pk[i]);
   }
-  buf_puts(q, " RETURNING 1");
 }
 
 const struct nodup_backend nodup_sqlite_backend = {
@@ -667,5 +678,5 @@ const struct nodup_backend nodup_sqlite_backend = {
     sq_prepare,    sq_run,       sq_finalize, sq_get_or_create,
     sq_in_transaction, sq_references, sq_row_json, sq_json_object,
     sq_restore_rows, sq_restore_cols, NULL,
-    "BEGIN IMMEDIATE", "",
+    "BEGIN IMMEDIATE", "", sq_changes,
 };

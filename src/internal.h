@@ -167,9 +167,9 @@ struct nodup_backend {
    * holds the value of SQL expression exprs[i]. */
   void (*json_object)(buf *q, size_t n, const char *const *keys, const char *const *exprs);
   /* Undo (merge.c). restore_rows: an INSERT of t's rows archived under
-   * nodup_archive's run ($1) and step ($2). restore_cols: an UPDATE ...
-   * RETURNING 1 setting `cols` of t back to nodup_log's `old` values, the
-   * row found by the primary key values in `cur`. */
+   * nodup_archive's run ($1) and step ($2). restore_cols: an UPDATE
+   * setting `cols` of t back to nodup_log's `old` values, the row found by
+   * the primary key values in `cur`. Both run through changes(). */
   void (*restore_rows)(buf *q, const nodup_table_info *t);
   void (*restore_cols)(buf *q, const nodup_table_info *t, char *const *cols, size_t n);
   /* Reconnect a connection the server dropped (NULL: cannot happen).
@@ -177,6 +177,11 @@ struct nodup_backend {
   int (*reconnect)(nodup_db *db);
   const char *begin_write;   /* a transaction that will write: no upgrade */
   const char *lock_rows;     /* suffix locking a SELECT's rows, or "" */
+  /* Run one parameterised INSERT, UPDATE or DELETE; *n gets the rows it
+   * changed, counted by the engine (no row is sent back per change, so a
+   * merge's memory does not grow with the table). */
+  int (*changes)(nodup_db *db, const char *sql, const char *const *params, int nparams,
+                 long long *n);
 };
 
 extern const struct nodup_backend nodup_sqlite_backend;

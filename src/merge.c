@@ -33,7 +33,78 @@ typedef struct merge_ctx {
   long long step;   /* the run's last step number: undo replays steps backwards */
   int log;          /* archive deleted rows and log changed ones (undo) */
   int have_groups;  /* temp table nodup_groups exists (pass_groups) */
+  /* The schema, read once per run rather than per batch (schema_*). */
+  struct schema_entry {
+    char *name;                /* as table_info() was asked */
+    nodup_table_info *info;
+    nodup_fk_info *fks;        /* who references it (NULL until asked) */
+    size_t nfks;
+    int have_fks;
+  } *schema;
+  size_t nschema;
 } merge_ctx;
+
+/* The run's cached view of table `name` (borrowed until schema_free). */
+static int schema_entry_get(merge_ctx *c, const char *name, struct schema_entry **out) {
+  struct schema_entry *e;
+  size_t i;
+  int rc;
+  for (i = 0; i < c->nschema; i++)
+    if (!strcmp(c->schema[i].name, name)) {
+      *out = &c->schema[i];
+      return NODUP_OK;
+    }
+  e = realloc(c->schema, (c->nschema + 1) * sizeof *e);
+  if (!e) return NODUP_ERR_NOMEM;
+  c->schema = e;
+  e = &c->schema[c->nschema];
+  memset(e, 0, sizeof *e);
+  if (!(e->name = nodup_strdup(name))) return NODUP_ERR_NOMEM;
+  if ((rc = c->db->be->table_info(c->db, name, &e->info)) != NODUP_OK) {
+    free(e->name);
+    return rc;
+  }
+  c->nschema++;
+  *out = e;
+  return NODUP_OK;
+}
+
+static int schema_table(merge_ctx *c, const char *name, const nodup_table_info **out) {
+  struct schema_entry *e;
+  int rc = schema_entry_get(c, name, &e);
+  *out = rc == NODUP_OK ? e->info : NULL;
+  return rc;
+}
+
+/* The foreign keys that reference x, from the catalog, once per run. */
+static int schema_references(merge_ctx *c, const nodup_table_info *x, const nodup_fk_info **fks,
+                             size_t *n) {
+  struct schema_entry *e = NULL;
+  size_t i;
+  int rc;
+  for (i = 0; i < c->nschema && !e; i++)
+    if (c->schema[i].info == x) e = &c->schema[i];
+  if (!e) return nodup_fail(c->db, NODUP_ERR_DB, "internal: %s not in the run's schema", x->qualified);
+  if (!e->have_fks) {
+    if ((rc = c->db->be->references(c->db, x, &e->fks, &e->nfks)) != NODUP_OK) return rc;
+    e->have_fks = 1;
+  }
+  *fks = e->fks;
+  *n = e->nfks;
+  return NODUP_OK;
+}
+
+static void schema_free(merge_ctx *c) {
+  size_t i;
+  for (i = 0; i < c->nschema; i++) {
+    free(c->schema[i].name);
+    table_info_free(c->schema[i].info);
+    fk_info_free(c->schema[i].fks, c->schema[i].nfks);
+  }
+  free(c->schema);
+  c->schema = NULL;
+  c->nschema = 0;
+}
 
 void nodup_merge_free(nodup_merge_report *r) {
   size_t i;
@@ -66,24 +137,17 @@ static int mcol(const nodup_db *db, const nodup_table_info *t, const char *name)
   return i >= 0 ? i : (int)t->ncols;
 }
 
-static int count_rows(void *ctx, int n, const char *const *v) {
-  (void)n;
-  (void)v;
-  (*(long long *)ctx)++;
-  return 0;
-}
-
 static int read_count(void *ctx, int n, const char *const *v) {
   (void)n;
   *(long long *)ctx = v[0] ? atoll(v[0]) : 0;
   return 1;
 }
 
+/* One statement; with `rows`, *rows gets how many rows it changed. */
 static int run_sql(merge_ctx *c, buf *q, long long *rows) {
-  long long ignore = 0;
   if (q->oom) return NODUP_ERR_NOMEM;
-  return c->db->be->query(c->db, buf_str(q), NULL, 0, rows ? count_rows : NULL,
-                          rows ? rows : &ignore);
+  if (rows) return c->db->be->changes(c->db, buf_str(q), NULL, 0, rows);
+  return c->db->be->exec(c->db, buf_str(q));
 }
 
 /* Primary key columns of t as text joined by ',' for alias a. */
@@ -360,7 +424,7 @@ static int archive_rekey(merge_ctx *c, const nodup_table_info *x, const char *m,
 static int repoint(merge_ctx *c, const nodup_table_info *x, const char *m,
                    const nodup_fk_info *fk, int depth) {
   nodup_db *db = c->db;
-  nodup_table_info *child = NULL;
+  const nodup_table_info *child = NULL;
   nodup_merge_table *st;
   long long n = 0, before_step, before_deleted;
   buf q;
@@ -368,7 +432,7 @@ static int repoint(merge_ctx *c, const nodup_table_info *x, const char *m,
   int rc, exact;
 
   buf_init(&q);
-  if ((rc = db->be->table_info(db, fk->table, &child)) != NODUP_OK) goto done;
+  if ((rc = schema_table(c, fk->table, &child)) != NODUP_OK) goto done;
   before_step = c->step;
   if ((st = stats_for(c, child->qualified)) == NULL) {
     rc = NODUP_ERR_NOMEM;
@@ -433,7 +497,6 @@ static int repoint(merge_ctx *c, const nodup_table_info *x, const char *m,
   }
   buf_printf(&q, " FROM %s AS m WHERE ", m);
   fk_on_losers(&q, db, x, fk);
-  buf_puts(&q, " RETURNING 1");
   if ((rc = run_sql(c, &q, &n)) != NODUP_OK) goto done;
   if (!(st = stats_for(c, child->qualified))) {
     rc = NODUP_ERR_NOMEM;
@@ -456,7 +519,6 @@ static int repoint(merge_ctx *c, const nodup_table_info *x, const char *m,
     c->rep->self_references += self;
   }
 done:
-  table_info_free(child);
   buf_free(&q);
   return rc;
 }
@@ -471,13 +533,12 @@ static int verify(merge_ctx *c, const nodup_table_info *x, const char *m,
   buf_init(&q);
   /* fk->table is the table_info spelling; quote through the catalog. */
   {
-    nodup_table_info *child = NULL;
-    if ((rc = db->be->table_info(db, fk->table, &child)) != NODUP_OK) {
+    const nodup_table_info *child = NULL;
+    if ((rc = schema_table(c, fk->table, &child)) != NODUP_OK) {
       buf_free(&q);
       return rc;
     }
     buf_printf(&q, "SELECT count(*) FROM %s AS c JOIN %s AS m ON ", child->qualified, m);
-    table_info_free(child);
   }
   fk_on_losers(&q, db, x, fk);
   rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, read_count, &left);
@@ -531,7 +592,7 @@ static int archive_and_delete(merge_ctx *c, const nodup_table_info *x, const cha
   buf_puts(&q, ") IN (SELECT ");
   for (i = 0; i < x->npk; i++)
     buf_printf(&q, "%snodup_l%d", i ? ", " : "", mcol(db, x, x->pk[i]));
-  buf_printf(&q, " FROM %s) RETURNING 1", m);
+  buf_printf(&q, " FROM %s)", m);
   if ((rc = run_sql(c, &q, &n)) != NODUP_OK) goto done;
   if (!(st = stats_for(c, x->qualified))) rc = NODUP_ERR_NOMEM;
   else st->deleted += n;
@@ -635,7 +696,7 @@ static int fill_apply(merge_ctx *c, const nodup_table_info *x, const char *tname
     sql_ident(&q, cols[i]);
     buf_printf(&q, ", f.nodup_f%zu)", i);
   }
-  buf_printf(&q, " FROM %s AS f%s RETURNING 1", f, buf_str(&w));
+  buf_printf(&q, " FROM %s AS f%s", f, buf_str(&w));
   if (w.oom) q.oom = 1;
   if ((rc = run_sql(c, &q, &rows)) != NODUP_OK) goto done;
   if (!(st = stats_for(c, x->qualified))) rc = NODUP_ERR_NOMEM;
@@ -655,20 +716,20 @@ static int merge_level(merge_ctx *c, const nodup_table_info *x, const char *tnam
                        const char *pairs, int depth, const nodup_fk_info *extra, size_t nextra,
                        int fill, char *const *fixed, size_t nfixed) {
   nodup_db *db = c->db;
-  nodup_fk_info *fks = NULL;
+  const nodup_fk_info *fks = NULL;
   size_t nfks = 0, i, j, nfill = 0;
   char m[32], f[32];
   char *need = NULL;      /* columns of X the mapping carries */
   char **fillcols = NULL;
   long long nmap = 0;
   buf q;
-  int rc, have_f = 0;
+  int rc, have_f = 0, extra_cols = 0;
 
   buf_init(&q);
   if (depth > MERGE_MAX_DEPTH)
     return nodup_fail(db, NODUP_ERR_DB, "merge recursion deeper than %d levels at %s",
                       MERGE_MAX_DEPTH, x->qualified);
-  if ((rc = db->be->references(db, x, &fks, &nfks)) != NODUP_OK) return rc;
+  if ((rc = schema_references(c, x, &fks, &nfks)) != NODUP_OK) return rc;
   need = calloc(x->ncols + 2, 1);
   if (!need) {
     rc = NODUP_ERR_NOMEM;
@@ -691,23 +752,29 @@ static int merge_level(merge_ctx *c, const nodup_table_info *x, const char *tnam
     int is_pk = 0;
     for (j = 0; j < x->npk; j++) is_pk |= mcol(db, x, x->pk[j]) == (int)i;
     if (!need[i] || is_pk) continue;
+    extra_cols = 1;
     buf_puts(&q, ", l.");
     sql_ident(&q, x->cols[i]);
     buf_printf(&q, " AS nodup_l%zu, k.", i);
     sql_ident(&q, x->cols[i]);
     buf_printf(&q, " AS nodup_k%zu", i);
   }
-  buf_printf(&q, " FROM (%s) AS p JOIN %s AS l ON ", pairs, x->qualified);
-  for (i = 0; i < x->npk; i++) {
-    buf_printf(&q, "%sl.", i ? " AND " : "");
-    sql_ident(&q, x->pk[i]);
-    buf_printf(&q, " = p.nodup_lp%zu", i);
-  }
-  buf_printf(&q, " JOIN %s AS k ON ", x->qualified);
-  for (i = 0; i < x->npk; i++) {
-    buf_printf(&q, "%sk.", i ? " AND " : "");
-    sql_ident(&q, x->pk[i]);
-    buf_printf(&q, " = p.nodup_kp%zu", i);
+  buf_printf(&q, " FROM (%s) AS p", pairs);
+  /* Referenced columns other than the key come from the rows themselves
+   * (two primary key lookups per loser, skipped when nothing needs them). */
+  if (extra_cols) {
+    buf_printf(&q, " JOIN %s AS l ON ", x->qualified);
+    for (i = 0; i < x->npk; i++) {
+      buf_printf(&q, "%sl.", i ? " AND " : "");
+      sql_ident(&q, x->pk[i]);
+      buf_printf(&q, " = p.nodup_lp%zu", i);
+    }
+    buf_printf(&q, " JOIN %s AS k ON ", x->qualified);
+    for (i = 0; i < x->npk; i++) {
+      buf_printf(&q, "%sk.", i ? " AND " : "");
+      sql_ident(&q, x->pk[i]);
+      buf_printf(&q, " = p.nodup_kp%zu", i);
+    }
   }
   if ((rc = run_sql(c, &q, NULL)) != NODUP_OK) goto done;
   /* Temp tables have no statistics until analysed: without them PostgreSQL
@@ -747,7 +814,6 @@ drop:
 done:
   free_strv(fillcols, nfill);
   free(need);
-  fk_info_free(fks, nfks);
   buf_free(&q);
   return rc;
 }
@@ -925,7 +991,8 @@ static int merge_batch(merge_ctx *c, const nodup_table_info *t, const char *tnam
     /* Keepers and losers locked in primary key order (no deadlock between
      * two merges), so no child row can be added to a loser between
      * re-pointing and deleting. */
-    buf_printf(&q, "SELECT 1 FROM %s AS x", t->qualified);
+    long long locked = 0;
+    buf_printf(&q, "SELECT count(*) FROM (SELECT 1 FROM %s AS x", t->qualified);
     batch_join(&q, key, nkey, ne);
     buf_puts(&q, " WHERE ");
     sql_key_filter(&q, key, nkey, where, ne, "x");
@@ -934,8 +1001,12 @@ static int merge_batch(merge_ctx *c, const nodup_table_info *t, const char *tnam
       buf_printf(&q, "%sx.", i ? ", " : "");
       sql_ident(&q, t->pk[i]);
     }
-    buf_puts(&q, db->be->lock_rows);
-    if ((rc = run_sql(c, &q, NULL)) != NODUP_OK) goto done;
+    /* Counted, not fetched: a row per locked row would grow our memory
+     * with the batch. */
+    buf_printf(&q, "%s) AS nodup_locked", db->be->lock_rows);
+    rc = q.oom ? NODUP_ERR_NOMEM
+               : db->be->query(db, buf_str(&q), NULL, 0, read_count, &locked);
+    if (rc != NODUP_OK) goto done;
   }
   buf_reset(&q);
   buf_puts(&q, "SELECT * FROM (SELECT ");
@@ -1006,7 +1077,7 @@ static int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
                      const nodup_merge_options *opt, const char *run, long long laststep,
                      int own_txn, long long budget) {
   nodup_merge_report *rep = NULL;
-  nodup_table_info *t = NULL;
+  const nodup_table_info *t = NULL;
   nodup_fk_info *extra = NULL;
   size_t nextra = 0, i, batch;
   char **key = NULL;
@@ -1014,9 +1085,13 @@ static int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
   long long groups, total = 0, first = 0, ngroups = 0;
   int rc, in_txn = 0, recorded = 0, one_txn, groups_in_txn = 0;
 
+  memset(&c, 0, sizeof c);
+  c.db = db;
+  c.opt = opt;
   if (where && !*where) where = NULL;
   batch = opt->batch ? opt->batch : MERGE_DEFAULT_BATCH;
-  if ((rc = db->be->table_info(db, table, &t)) != NODUP_OK) goto done;
+  /* t belongs to the run's schema cache (freed with it). */
+  if ((rc = schema_table(&c, table, &t)) != NODUP_OK) goto done;
   if (t->npk == 0) {
     rc = nodup_fail(db, NODUP_ERR_NO_PKEY, "table %s has no primary key to keep rows by",
                     t->qualified);
@@ -1046,9 +1121,6 @@ static int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
       goto done;
     rep->foreign_keys_off = !on;
   }
-  memset(&c, 0, sizeof c);
-  c.db = db;
-  c.opt = opt;
   c.rep = rep;
   c.step = laststep;
   c.log = !opt->no_archive;
@@ -1138,7 +1210,7 @@ done:
   if (key)
     for (i = 0; i < ncols; i++) free(key[i]);
   free(key);
-  table_info_free(t);
+  schema_free(&c);
   if (rc == NODUP_OK) *out = rep;
   else nodup_merge_free(rep);
   return rc;
@@ -1370,17 +1442,13 @@ static int undo_step_run(nodup_db *db, const char *run, const undo_step *u, long
   buf_puts(&q, " AS INTEGER)");
   if ((rc = db->be->query(db, buf_str(&q), p, 2, read_count, &want)) != NODUP_OK) goto done;
   buf_reset(&q);
-  if (del) {
-    db->be->restore_rows(&q, t);
-    buf_puts(&q, " RETURNING 1");
-  } else {
-    db->be->restore_cols(&q, t, u->cols, u->ncols);
-  }
+  if (del) db->be->restore_rows(&q, t);
+  else db->be->restore_cols(&q, t, u->cols, u->ncols);
   if (q.oom) {
     rc = NODUP_ERR_NOMEM;
     goto done;
   }
-  if ((rc = db->be->query(db, buf_str(&q), p, 2, count_rows, &got)) != NODUP_OK) goto done;
+  if ((rc = db->be->changes(db, buf_str(&q), p, 2, &got)) != NODUP_OK) goto done;
   if (got != want) {
     rc = nodup_fail(db, NODUP_ERR_CHANGED,
                     "undo of run \"%s\": %lld of %lld row(s) of %s changed by the merge are no "
