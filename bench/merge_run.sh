@@ -11,7 +11,9 @@
 #                   N link and N/2 profile rows)
 #   --rounds R      rounds (default 3); methods rotate their order per round
 #   --only pg|sqlite
-#   --methods LIST  default nodup,noarchive,hand,loop
+#   --methods LIST  default nodup,noarchive,one,one-noarchive,hand,loop
+#                   (one: nodup merge --batch N, every group in one
+#                   transaction, as the hand-written SQL)
 #
 # Every method starts from a fresh copy of one generated database
 # (PostgreSQL: CREATE DATABASE ... TEMPLATE; SQLite: a file copy) and ends
@@ -32,7 +34,7 @@ fi
 usage="usage: merge_run.sh [-o FILE] NODUP BENCH_MERGE_LOOP"
 nodup=${1:?$usage}
 loop=${2:?$usage}
-rows=1000000 rounds=3 only="" methods="nodup,noarchive,hand,loop"
+rows=1000000 rounds=3 only="" methods="nodup,noarchive,one,one-noarchive,hand,loop"
 read -r -a args <<<"${NODUP_BENCH_MERGE_ARGS:-}"
 set -- "${args[@]}"
 while [ $# -gt 0 ]; do
@@ -83,6 +85,8 @@ timed() {
   case "$method" in
     nodup) cmd=("$nodup" merge --db "$conn" --table parent --key k) ;;
     noarchive) cmd=("$nodup" merge --db "$conn" --table parent --key k --no-archive) ;;
+    one) cmd=("$nodup" merge --db "$conn" --table parent --key k --batch "$rows") ;;
+    one-noarchive) cmd=("$nodup" merge --db "$conn" --table parent --key k --batch "$rows" --no-archive) ;;
     hand)
       if [ "$engine" = pg ]; then cmd=(psql -X -q -h "$sock" -U postgres -d bm -f "$here/merge/hand_pg.sql")
       else cmd=(sh -c 'exec sqlite3 "$1" < "$2"' sh "$target" "$here/merge/hand_sqlite.sql"); fi ;;
@@ -135,8 +139,10 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
 
 label() {
   case "$1" in
-    nodup) echo "nodup merge (archive + undo log)" ;;
-    noarchive) echo "nodup merge --no-archive" ;;
+    nodup) echo "nodup merge (batches of 1,000 groups; archive + undo log)" ;;
+    noarchive) echo "nodup merge --no-archive (batches of 1,000 groups)" ;;
+    one) echo "nodup merge --batch $rows (one transaction; archive + undo log)" ;;
+    one-noarchive) echo "nodup merge --batch $rows --no-archive (one transaction)" ;;
     hand) echo "hand-written set-based SQL, one transaction (the limit)" ;;
     loop) echo "per-group loop (6 statements + 1 transaction per group)" ;;
   esac

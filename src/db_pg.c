@@ -605,7 +605,7 @@ const struct nodup_backend nodup_pg_backend = {
     pg_prepare,    pg_run,       pg_finalize, pg_get_or_create,
     pg_in_transaction, pg_references, pg_row_json, pg_json_object,
     pg_restore_rows, pg_restore_cols, pg_reconnect,
-    "BEGIN", " FOR UPDATE", pg_changes,
+    "BEGIN", " FOR UPDATE", pg_changes, NULL,
 };
 
 /* ---- COPY FROM STDIN (import.c) ---- */

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -189,6 +190,34 @@ static void sq_finalize(nodup_db *db, nodup_stmt *s) {
 }
 
 static int sq_in_transaction(nodup_db *db) { return !sqlite3_get_autocommit(H(db)); }
+
+/*
+ * SQLite's write lock has no queue: whoever asks when it is free gets it.
+ * The default busy handler backs off to 100 ms sleeps, so a connection
+ * that needs the lock once (nodup enforce) loses every free moment to
+ * writers that keep re-taking it, and starves. This one asks again every
+ * millisecond until the deadline, then the usual handler comes back.
+ */
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static int sq_busy_poll(void *deadline, int count) {
+  (void)count;
+  if (sqlite3_sleep(1) < 0 || now_ms() >= *(double *)deadline) return 0;
+  return 1;
+}
+
+static int sq_begin_write_urgent(nodup_db *db, long timeout_ms) {
+  double deadline = now_ms() + (double)timeout_ms;
+  int rc;
+  sqlite3_busy_handler(H(db), sq_busy_poll, &deadline);
+  rc = sq_exec(db, "BEGIN IMMEDIATE");
+  sqlite3_busy_timeout(H(db), SQLITE_BUSY_MS);
+  return rc;
+}
 
 /* ---- catalog ---- */
 
@@ -678,5 +707,5 @@ const struct nodup_backend nodup_sqlite_backend = {
     sq_prepare,    sq_run,       sq_finalize, sq_get_or_create,
     sq_in_transaction, sq_references, sq_row_json, sq_json_object,
     sq_restore_rows, sq_restore_cols, NULL,
-    "BEGIN IMMEDIATE", "", sq_changes,
+    "BEGIN IMMEDIATE", "", sq_changes, sq_begin_write_urgent,
 };

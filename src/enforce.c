@@ -165,7 +165,17 @@ static int locked(enforce_ctx *c) {
   buf_init(&q);
   for (attempt = 0; attempt < ENFORCE_LOCK_TRIES; attempt++) {
     if (attempt) sleep_ms(50L << (attempt < 5 ? attempt : 5));
-    if ((rc = db->be->exec(db, db->be->begin_write)) != NODUP_OK) break;
+    rc = db->be->begin_write_urgent ? db->be->begin_write_urgent(db, c->timeout)
+                                    : db->be->exec(db, db->be->begin_write);
+    if (rc == NODUP_ERR_RETRY && !c->pg) {
+      /* SQLite: busy until the deadline; back off and ask again. */
+      rc = nodup_fail(db, NODUP_ERR_RETRY,
+                      "could not get the write lock on %s within %ld ms in %d tries: "
+                      "writers kept it busy",
+                      c->t->qualified, c->timeout, attempt + 1);
+      continue;
+    }
+    if (rc != NODUP_OK) break;
     if (c->pg) {
       buf_reset(&q);
       buf_printf(&q, "LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", c->t->qualified);

@@ -182,6 +182,10 @@ struct nodup_backend {
    * merge's memory does not grow with the table). */
   int (*changes)(nodup_db *db, const char *sql, const char *const *params, int nparams,
                  long long *n);
+  /* Open a write transaction (begin_write) for a caller that must not be
+   * starved by a stream of short writers, waiting at most timeout_ms.
+   * NULL: begin_write is fair already (PostgreSQL queues lock requests). */
+  int (*begin_write_urgent)(nodup_db *db, long timeout_ms);
 };
 
 extern const struct nodup_backend nodup_sqlite_backend;

@@ -868,6 +868,9 @@ static int batch_groups(merge_ctx *c, char *const *key, size_t nkey, long long f
   buf_printf(&q, " FROM nodup_groups WHERE nodup_g > %lld AND nodup_g <= %lld", first,
              first + (long long)batch);
   rc = run_sql(c, &q, NULL);
+  /* Analysed, so that the planners drive the batch's joins from it
+   * (SQLite otherwise walks X's whole key index once per batch). */
+  if (rc == NODUP_OK) rc = c->db->be->exec(c->db, "ANALYZE nodup_batch");
   buf_free(&q);
   return rc;
 }
