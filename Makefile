@@ -4,7 +4,7 @@
 BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps test demo bench install clean
+.PHONY: all deps test demo bench bench-merge install clean
 
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j2
@@ -25,9 +25,14 @@ demo: all
 	scripts/demo.sh $(BUILD)/nodup
 
 bench:
-	scripts/deps.sh test
+	scripts/deps.sh bench
 	$(MAKE) all
 	cmake --build $(BUILD) --target bench
+
+bench-merge:
+	scripts/deps.sh bench
+	$(MAKE) all
+	cmake --build $(BUILD) --target bench_merge
 
 install: all
 	cmake --install $(BUILD)

@@ -742,6 +742,12 @@ typedef struct nodup_enforce_report {
  *    build retried, at most 3 times, then the locked mode finishes), attach
  *    the constraint, drop the trigger. Leftovers of an interrupted run
  *    (INVALID index of that name, the trigger) are removed first.
+ *  - PostgreSQL, a partitioned table: the key must contain the partition
+ *    key (NODUP_ERR_USAGE naming the column otherwise, nothing changed).
+ *    Locked: ALTER TABLE ... ADD CONSTRAINT ... UNIQUE (key) (CREATE UNIQUE
+ *    INDEX for a key with predicate). Online: each leaf partition's index
+ *    CONCURRENTLY (<partition>_<cols>_key), then that one statement under
+ *    lock_timeout, which attaches them instead of building.
  * An index that already backs the key (as nodup_key_prepare finds) is
  * reported with ->already and nothing is changed, except what an online
  * run of the same key that was killed after its build left: its guard

@@ -3,6 +3,8 @@
 #   scripts/deps.sh build   compiler, cmake, libsqlite3, libpq, libicu, libcsv
 #   scripts/deps.sh test    + cmocka and a PostgreSQL server for the tests
 #   scripts/deps.sh ci      + clang and valgrind
+#   scripts/deps.sh bench   test + the sqlite3 and psql shells and GNU time
+#                           (bench/merge_run.sh)
 set -euo pipefail
 profile=${1:-build}
 pkgs=(gcc make cmake pkg-config libsqlite3-dev libpq-dev libicu-dev libcsv-dev)
@@ -10,7 +12,8 @@ case "$profile" in
   build) ;;
   test) pkgs+=(libcmocka-dev postgresql) ;;
   ci) pkgs+=(libcmocka-dev postgresql clang valgrind) ;;
-  *) echo "usage: deps.sh build|test|ci" >&2; exit 2 ;;
+  bench) pkgs+=(libcmocka-dev postgresql postgresql-client sqlite3 time) ;;
+  *) echo "usage: deps.sh build|test|ci|bench" >&2; exit 2 ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

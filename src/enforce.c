@@ -33,6 +33,10 @@ typedef struct enforce_ctx {
   int pg;
   long timeout;
   char guard[64];           /* online: trigger and function name */
+  int partitioned;          /* PostgreSQL: a partitioned table */
+  char **parts;             /* online, partitioned: each leaf partition, quoted */
+  char **part_index;        /* ... and the name of the index built on it */
+  size_t nparts;
 } enforce_ctx;
 
 void nodup_enforce_free(nodup_enforce_report *r) {
@@ -61,12 +65,12 @@ static int lock_timed_out(nodup_db *db) { return strstr(nodup_errmsg(db), "55P03
 
 /* Default name: PostgreSQL's for a UNIQUE constraint, <table>_<cols>_key,
  * cut to 63 bytes (NAMEDATALEN - 1) on a character boundary. */
-static char *default_name(const nodup_table_info *t, char *const *key, size_t n) {
+static char *default_name(const char *table, char *const *key, size_t n) {
   buf b;
   size_t i, len;
   char *s;
   buf_init(&b);
-  buf_puts(&b, t->name);
+  buf_puts(&b, table);
   for (i = 0; i < n; i++) buf_printf(&b, "_%s", key[i]);
   len = b.len > 59 ? 59 : b.len;
   while (len && b.len > len && ((unsigned char)b.p[len] & 0xC0) == 0x80) len--;
@@ -123,14 +127,19 @@ static int clean(enforce_ctx *c, int in_txn, int bounded) {
   return rc;
 }
 
-static void index_ddl(enforce_ctx *c, buf *q, int concurrently) {
+static void index_ddl_on(enforce_ctx *c, buf *q, int concurrently, const char *name,
+                         const char *table) {
   buf_printf(q, "CREATE UNIQUE INDEX %s", concurrently ? "CONCURRENTLY " : "");
-  sql_ident(q, c->rep->index);
-  buf_printf(q, " ON %s (", c->t->qualified);
+  sql_ident(q, name);
+  buf_printf(q, " ON %s (", table);
   sql_ident_list(q, c->key, c->nkey);
   buf_putc(q, ')');
   if (c->opt->nulls_equal) buf_puts(q, " NULLS NOT DISTINCT");
   if (c->where) buf_printf(q, " WHERE (%s)", c->where);
+}
+
+static void index_ddl(enforce_ctx *c, buf *q, int concurrently) {
+  index_ddl_on(c, q, concurrently, c->rep->index, c->t->qualified);
 }
 
 /* A constraint (what ORMs and \d show) can only use a plain index. */
@@ -147,6 +156,18 @@ static int attach_constraint(enforce_ctx *c) {
   if (rc == NODUP_OK) c->rep->constraint = 1;
   buf_free(&q);
   return rc;
+}
+
+/* ALTER TABLE ... ADD CONSTRAINT name UNIQUE (key): on a partitioned
+ * table the only way to a constraint (USING INDEX is not supported there);
+ * PostgreSQL attaches a matching index each partition already has instead
+ * of building one. */
+static void constraint_ddl(enforce_ctx *c, buf *q) {
+  buf_printf(q, "ALTER TABLE %s ADD CONSTRAINT ", c->t->qualified);
+  sql_ident(q, c->rep->index);
+  buf_puts(q, c->opt->nulls_equal ? " UNIQUE NULLS NOT DISTINCT (" : " UNIQUE (");
+  sql_ident_list(q, c->key, c->nkey);
+  buf_putc(q, ')');
 }
 
 static int set_lock_timeout(enforce_ctx *c) {
@@ -182,12 +203,16 @@ static int locked(enforce_ctx *c) {
       if ((rc = set_lock_timeout(c)) == NODUP_OK) rc = exec_buf(db, &q);
     }
     if (rc == NODUP_OK) rc = clean(c, 1, 0);
-    if (rc == NODUP_OK) {
+    if (rc == NODUP_OK && c->partitioned && !c->where) {
+      buf_reset(&q);
+      constraint_ddl(c, &q);
+      if ((rc = exec_buf(db, &q)) == NODUP_OK) c->rep->constraint = 1;
+    } else if (rc == NODUP_OK) {
       buf_reset(&q);
       index_ddl(c, &q, 0);
       rc = exec_buf(db, &q);
+      if (rc == NODUP_OK) rc = attach_constraint(c);
     }
-    if (rc == NODUP_OK) rc = attach_constraint(c);
     if (rc == NODUP_OK && !c->opt->dry_run) rc = db->be->exec(db, "COMMIT");
     if (rc == NODUP_OK && !c->opt->dry_run) break;
     {
@@ -341,22 +366,252 @@ static int online_cleanup(enforce_ctx *c) {
   return rc;
 }
 
+/* ---- partitioned tables (PostgreSQL) ---- */
+
+typedef struct name_list {
+  char **a, **b;            /* two columns per row */
+  size_t n;
+  int oom;
+} name_list;
+
+static int read_names(void *ctx, int n, const char *const *v) {
+  name_list *l = ctx;
+  char **a = realloc(l->a, (l->n + 1) * sizeof *a), **b;
+  if (a) l->a = a;
+  b = a ? realloc(l->b, (l->n + 1) * sizeof *b) : NULL;
+  if (b) l->b = b;
+  if (!a || !b) {
+    l->oom = 1;
+    return 1;
+  }
+  l->a[l->n] = nodup_strdup(v[0] ? v[0] : "");
+  l->b[l->n] = nodup_strdup(n > 1 && v[1] ? v[1] : "");
+  if (!l->a[l->n] || !l->b[l->n]) {
+    free(l->a[l->n]);
+    free(l->b[l->n]);
+    l->oom = 1;
+    return 1;
+  }
+  l->n++;
+  return 0;
+}
+
+static void name_list_free(name_list *l) {
+  size_t i;
+  for (i = 0; i < l->n; i++) {
+    free(l->a[i]);
+    free(l->b[i]);
+  }
+  free(l->a);
+  free(l->b);
+  memset(l, 0, sizeof *l);
+}
+
+/*
+ * Is T partitioned? Then a unique index on it must contain the partition
+ * key (each partition can only check its own rows): refuse now, naming the
+ * column, rather than after a merge. Both modes.
+ */
+static int partition_check(enforce_ctx *c) {
+  nodup_db *db = c->db;
+  const char *p[1] = {c->t->qualified};
+  long long kind = 0;
+  name_list cols;
+  size_t i, j;
+  int rc;
+  memset(&cols, 0, sizeof cols);
+  rc = db->be->query(db, "SELECT count(*) FROM pg_catalog.pg_class WHERE oid = $1::regclass "
+                         "AND relkind = 'p'", p, 1, read_count, &kind);
+  if (rc != NODUP_OK || !kind) return rc;
+  c->partitioned = 1;
+  rc = db->be->query(db,
+                     "SELECT coalesce(a.attname::text, '') FROM pg_catalog.pg_partitioned_table pt "
+                     "CROSS JOIN LATERAL unnest(pt.partattrs::int2[]) AS k(n) "
+                     "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = pt.partrelid "
+                     "AND a.attnum = k.n WHERE pt.partrelid = $1::regclass",
+                     p, 1, read_names, &cols);
+  if (rc == NODUP_OK && cols.oom) rc = NODUP_ERR_NOMEM;
+  for (i = 0; rc == NODUP_OK && i < cols.n; i++) {
+    int found = 0;
+    for (j = 0; j < c->nkey; j++) found |= !strcmp(cols.a[i], c->key[j]);
+    if (!found)
+      rc = nodup_fail(db, NODUP_ERR_USAGE,
+                      "%s is partitioned by %s, which is not in the key: PostgreSQL can only "
+                      "enforce a unique key on a partitioned table when it contains the "
+                      "partition key; nothing changed",
+                      c->t->qualified, *cols.a[i] ? cols.a[i] : "an expression");
+  }
+  name_list_free(&cols);
+  return rc;
+}
+
+/* The leaf partitions, quoted, and the index each gets (PostgreSQL's own
+ * name for it: <partition>_<cols>_key). */
+static int partitions_load(enforce_ctx *c) {
+  nodup_db *db = c->db;
+  const char *p[1] = {c->t->qualified};
+  name_list l;
+  size_t i;
+  int rc;
+  memset(&l, 0, sizeof l);
+  rc = db->be->query(db,
+                     "SELECT format('%I.%I', n.nspname, r.relname), r.relname "
+                     "FROM pg_partition_tree($1::regclass) AS t "
+                     "JOIN pg_catalog.pg_class r ON r.oid = t.relid "
+                     "JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace "
+                     "WHERE t.isleaf ORDER BY 1",
+                     p, 1, read_names, &l);
+  if (rc == NODUP_OK && l.oom) rc = NODUP_ERR_NOMEM;
+  if (rc != NODUP_OK) {
+    name_list_free(&l);
+    return rc;
+  }
+  c->parts = l.a;
+  c->nparts = l.n;
+  c->part_index = calloc(l.n + 1, sizeof *c->part_index);
+  for (i = 0; c->part_index && i < l.n; i++)
+    if (!(c->part_index[i] = default_name(l.b[i], c->key, c->nkey))) break;
+  for (i = 0; i < l.n; i++) free(l.b[i]);
+  free(l.b);
+  return c->part_index && (l.n == 0 || c->part_index[l.n - 1]) ? NODUP_OK : NODUP_ERR_NOMEM;
+}
+
+static void partitions_free(enforce_ctx *c) {
+  size_t i;
+  for (i = 0; i < c->nparts; i++) {
+    free(c->parts[i]);
+    if (c->part_index) free(c->part_index[i]);
+  }
+  free(c->parts);
+  free(c->part_index);
+  c->parts = c->part_index = NULL;
+  c->nparts = 0;
+}
+
+/* Partition i's index of ours, if it exists and is not attached to a
+ * parent index yet: its quoted name, and whether it is valid. */
+static int partition_index(enforce_ctx *c, size_t i, char **qualified, int *valid) {
+  const char *p[2] = {c->parts[i], c->part_index[i]};
+  name_list l;
+  int rc;
+  memset(&l, 0, sizeof l);
+  *qualified = NULL;
+  rc = c->db->be->query(c->db,
+                        "SELECT format('%I.%I', n.nspname, x.relname), i.indisvalid::int "
+                        "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class x "
+                        "ON x.oid = i.indexrelid JOIN pg_catalog.pg_namespace n "
+                        "ON n.oid = x.relnamespace WHERE i.indrelid = $1::regclass "
+                        "AND x.relname = $2 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h "
+                        "WHERE h.inhrelid = i.indexrelid)",
+                        p, 2, read_names, &l);
+  if (rc == NODUP_OK && l.oom) rc = NODUP_ERR_NOMEM;
+  if (rc == NODUP_OK && l.n) {
+    *qualified = l.a[0];
+    *valid = !strcmp(l.b[0], "1");
+    l.a[0] = NULL;
+  }
+  name_list_free(&l);
+  return rc;
+}
+
+/* Drop our partition indexes that no parent index took: INVALID leftovers,
+ * and (after a failure, `all`) the valid ones this run built. */
+static int partitions_cleanup(enforce_ctx *c, const int *built) {
+  size_t i;
+  int rc = NODUP_OK;
+  for (i = 0; i < c->nparts && rc == NODUP_OK; i++) {
+    char *name = NULL;
+    int valid = 0;
+    if ((rc = partition_index(c, i, &name, &valid)) != NODUP_OK || !name) continue;
+    if (!valid || (built && built[i])) {
+      buf q;
+      buf_init(&q);
+      buf_printf(&q, "DROP INDEX CONCURRENTLY IF EXISTS %s", name);
+      rc = exec_buf(c->db, &q);
+      buf_free(&q);
+    }
+    free(name);
+  }
+  return rc;
+}
+
+/* Online on a partitioned table: each leaf's index CONCURRENTLY, then one
+ * short locked statement makes the parent's (attaching them, no build). */
+static int online_partitioned(enforce_ctx *c) {
+  nodup_db *db = c->db;
+  int *built = NULL;
+  size_t i;
+  buf q;
+  int rc;
+
+  buf_init(&q);
+  if ((rc = partitions_load(c)) != NODUP_OK) goto fail;
+  if (!(built = calloc(c->nparts + 1, sizeof *built))) {
+    rc = NODUP_ERR_NOMEM;
+    goto fail;
+  }
+  if ((rc = online_cleanup(c)) != NODUP_OK || (rc = partitions_cleanup(c, NULL)) != NODUP_OK)
+    goto fail;
+  if ((rc = clean(c, 0, 1)) != NODUP_OK) goto fail;
+  if ((rc = guard_install(c)) != NODUP_OK) goto fail;
+  for (;;) {
+    if ((rc = clean(c, 0, 0)) != NODUP_OK) goto fail;
+    c->rep->builds++;
+    for (i = 0; i < c->nparts && rc == NODUP_OK; i++) {
+      char *name = NULL;
+      int valid = 0;
+      if ((rc = partition_index(c, i, &name, &valid)) != NODUP_OK) break;
+      free(name);
+      if (name && valid) continue;     /* there already: the parent will take it */
+      buf_reset(&q);
+      index_ddl_on(c, &q, 1, c->part_index[i], c->parts[i]);
+      if ((rc = exec_buf(db, &q)) == NODUP_OK) built[i] = 1;
+    }
+    if (rc == NODUP_OK) break;
+    {
+      char *msg = nodup_strdup(nodup_errmsg(db));
+      int again = strstr(msg ? msg : "", "23505") != NULL;
+      int crc = partitions_cleanup(c, built);
+      if (msg) nodup_fail(db, rc, "%s", msg);
+      free(msg);
+      memset(built, 0, c->nparts * sizeof *built);
+      if (crc != NODUP_OK || !again) goto fail;
+    }
+    if (c->rep->builds >= ENFORCE_BUILDS) {
+      c->rep->fell_back = 1;
+      if ((rc = locked(c)) != NODUP_OK) goto fail;
+      goto done;
+    }
+  }
+  buf_reset(&q);
+  if (c->where) index_ddl(c, &q, 0);
+  else constraint_ddl(c, &q);
+  if (q.oom || (rc = ddl_retry(c, buf_str(&q))) != NODUP_OK) goto fail;
+  c->rep->constraint = !c->where;
+done:
+  rc = online_cleanup(c);
+  free(built);
+  buf_free(&q);
+  return rc;
+fail:
+  {
+    char *msg = nodup_strdup(nodup_errmsg(db));
+    if (built) partitions_cleanup(c, built);
+    online_cleanup(c);
+    if (msg) nodup_fail(db, rc, "%s (temporary trigger and indexes removed)", msg);
+    free(msg);
+  }
+  free(built);
+  buf_free(&q);
+  return rc;
+}
+
 static int online(enforce_ctx *c) {
   nodup_db *db = c->db;
   buf q;
   int rc;
-  long long partitioned = 0;
-  const char *p[1] = {c->t->qualified};
 
-  if ((rc = db->be->query(db, "SELECT count(*) FROM pg_catalog.pg_class WHERE oid = "
-                              "$1::regclass AND relkind = 'p'",
-                          p, 1, read_count, &partitioned)) != NODUP_OK)
-    return rc;
-  if (partitioned)
-    return nodup_fail(db, NODUP_ERR_USAGE,
-                      "%s is partitioned: PostgreSQL cannot build its index CONCURRENTLY in one "
-                      "step; run enforce without --online (locked mode)",
-                      c->t->qualified);
+  if (c->partitioned) return online_partitioned(c);
   if ((rc = online_cleanup(c)) != NODUP_OK) return rc;
   buf_init(&q);
   /* 1: the bulk of the merge, in batches, writers running: one pass over
@@ -437,7 +692,9 @@ static int finish_interrupted(enforce_ctx *c, const char *index, int *changed) {
     *changed = 1;
     rc = online_cleanup(c);
   }
-  if (rc != NODUP_OK || c->where || strcmp(index, c->rep->index) != 0) return rc;
+  /* (A partitioned table's constraint comes with its index, never after.) */
+  if (rc != NODUP_OK || c->where || c->partitioned || strcmp(index, c->rep->index) != 0)
+    return rc;
   rc = db->be->query(db,
                      "SELECT count(*) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class x "
                      "ON x.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND x.relname = $2 "
@@ -502,7 +759,8 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
   if ((rc = table_info_key(db, c.t, cols, ncols, &c.key, NULL)) != NODUP_OK) goto done;
   c.nkey = ncols;
 
-  c.rep->index = opt->name && *opt->name ? nodup_strdup(opt->name) : default_name(c.t, c.key, ncols);
+  if (c.pg && (rc = partition_check(&c)) != NODUP_OK) goto done;
+  c.rep->index = opt->name && *opt->name ? nodup_strdup(opt->name) : default_name(c.t->name, c.key, ncols);
   if (!c.rep->index) {
     rc = NODUP_ERR_NOMEM;
     goto done;
@@ -536,6 +794,7 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
   nodup_clear_error(db);
   rc = opt->online ? online(&c) : locked(&c);
 done:
+  partitions_free(&c);
   nodup_key_free(k);
   if (c.key)
     for (i = 0; i < ncols; i++) free(c.key[i]);

@@ -1310,6 +1310,94 @@ static void test_client_killed_mid_enforce(void **state) {
     kill_client_sqlite(state);
 }
 
+/* ---------------------------------------------------------------------------
+ * PostgreSQL: partitioned tables
+ */
+
+/* A table partitioned by region, 600 rows over 100 keys per region (so 200
+ * duplicate groups across two partitions), and a child referencing it. */
+static void create_partitioned(nodup_db *db, const char *t) {
+  char sql[2048];
+  snprintf(sql, sizeof sql,
+           "CREATE TABLE %1$s (id bigint GENERATED ALWAYS AS IDENTITY, region int NOT NULL,"
+           " k text, v int NOT NULL DEFAULT 0, PRIMARY KEY (id, region))"
+           " PARTITION BY LIST (region);"
+           "CREATE TABLE %1$s_r1 PARTITION OF %1$s FOR VALUES IN (1);"
+           "CREATE TABLE %1$s_r2 PARTITION OF %1$s FOR VALUES IN (2);"
+           "CREATE TABLE %1$s_child (id serial PRIMARY KEY, item bigint NOT NULL,"
+           " region int NOT NULL, FOREIGN KEY (item, region) REFERENCES %1$s (id, region));"
+           "INSERT INTO %1$s (region, k, v) SELECT 1 + i %% 2, 'k' || (i / 2) %% 100, i"
+           " FROM generate_series(0, 1199) AS i;"
+           "INSERT INTO %1$s_child (item, region) SELECT id, region FROM %1$s WHERE v %% 3 = 0",
+           t);
+  harness_exec(db, sql);
+}
+
+static void partitioned(void **state, int online) {
+  nodup_db *db = *state;
+  const char *const key[] = {"region", "k"};
+  const char *t = online ? "pon" : "plock";
+  char sql[512], want[64];
+  nodup_enforce_options opt;
+  memset(&opt, 0, sizeof opt);
+  opt.online = online;
+  opt.lock_timeout_ms = LOCK_TIMEOUT_MS;
+  create_partitioned(db, t);
+  snprintf(want, sizeof want, "%s_region_k_key", t);
+
+  /* Without the partition key: refused up front, naming it, nothing done. */
+  opt.merge = 1;
+  struct outcome o = enforce(db, t, key + 1, 1, NULL, &opt);
+  expect_rc(&o, NODUP_ERR_USAGE);
+  if (strstr(o.msg, "partitioned by region") == NULL)
+    fail_msg("refusal does not name the partition key: %s", o.msg);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", t);
+  assert_int_equal(harness_count(db, sql, NULL), 1200);
+
+  /* With it: merged, then the parent's index (each partition's attached)
+   * and the constraint. */
+  o = enforce(db, t, key, 2, NULL, &opt);
+  expect_ok(&o);
+  assert_false(o.already);
+  assert_string_equal(o.index, want);
+  assert_int_equal(o.merged_groups, 200);
+  assert_int_equal(o.constraint, 1);
+  /* Online: each partition's index was built concurrently (one round). */
+  assert_int_equal(o.builds, online ? 1 : 0);
+  assert_int_equal(unique_constraints_named(db, want), 1);
+  expect_backed(db, t, key, 2, NULL, want);
+  expect_no_duplicates(db, t, key, 2, NULL);
+  assert_int_equal(harness_count(db, sql, NULL), 200);
+  /* Each partition's unique index hangs under the parent's. */
+  assert_int_equal(harness_count(db,
+                                 "SELECT count(*) FROM pg_catalog.pg_inherits h"
+                                 " JOIN pg_catalog.pg_index i ON i.indexrelid = h.inhrelid"
+                                 " WHERE h.inhparent = CAST($1 AS regclass)"
+                                 " AND i.indisunique AND i.indisvalid",
+                                 want),
+                   2);
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM %1$s_child c WHERE NOT EXISTS (SELECT 1 FROM %1$s p"
+           " WHERE p.id = c.item AND p.region = c.region)", t);
+  assert_int_equal(harness_count(db, sql, NULL), 0);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM %s_child", t);
+  assert_int_equal(harness_count(db, sql, NULL), 400);
+  /* A duplicate now fails on the index. */
+  snprintf(sql, sizeof sql, "INSERT INTO %s (region, k) VALUES (1, 'k7')", t);
+  assert_int_equal(nodup_exec(db, sql), NODUP_ERR_CONSTRAINT);
+  expect_nothing_temporary(db);
+
+  /* Twice: reported, nothing changed. */
+  o = enforce(db, t, key, 2, NULL, &opt);
+  expect_ok(&o);
+  assert_true(o.already);
+  assert_string_equal(o.index, want);
+}
+
+static void test_partitioned_locked(void **state) { partitioned(state, 0); }
+
+static void test_partitioned_online(void **state) { partitioned(state, 1); }
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
   const struct CMUnitTest sqlite_tests[] = {
@@ -1341,6 +1429,8 @@ int main(void) {
       T(test_usage_refusals),
       T(test_backend_terminated_mid_build),
       T(test_client_killed_mid_enforce),
+      T(test_partitioned_locked),
+      T(test_partitioned_online),
   };
 #undef T
   if (harness_is_pg())
