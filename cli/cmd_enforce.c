@@ -24,6 +24,9 @@ static const char usage[] =
     "  --online    PostgreSQL, for tables too big to block: merge in batches, a\n"
     "              temporary trigger refuses new duplicates, CREATE UNIQUE INDEX\n"
     "              CONCURRENTLY (retried, then the locked mode), trigger dropped.\n"
+    "A partitioned table (PostgreSQL) needs the partition key in the key; online,\n"
+    "each partition's index is built CONCURRENTLY, then one short ADD CONSTRAINT\n"
+    "attaches them.\n"
     "An index that already backs the key is reported and nothing is changed.\n"
     "\n"
     "Exit status: 0 the key is enforced, 1 refused (duplicates exist), 2 error.\n";
