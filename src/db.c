@@ -94,3 +94,16 @@ int nodup_exec(nodup_db *db, const char *sql) {
   nodup_clear_error(db);
   return db->be->exec(db, sql);
 }
+
+/* Statements shared by both backends are written with ?N; PostgreSQL
+ * spells the placeholders $N. */
+int db_exec_params(nodup_db *db, const char *sql, const char *const *p, int n) {
+  buf q;
+  const char *s;
+  int rc;
+  buf_init(&q);
+  for (s = sql; *s; s++) buf_putc(&q, *s == '?' ? db->be->placeholder : *s);
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, n, NULL, NULL);
+  buf_free(&q);
+  return rc;
+}

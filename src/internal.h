@@ -57,6 +57,10 @@ void sql_name_literal(buf *b, const char *name);
 /* Append a parameter placeholder ($n or ?n) for backend `db`. */
 void sql_param(buf *b, const nodup_db *db, int n);
 
+/* db.c: one statement with parameters and no result, written with ?N
+ * placeholders (PostgreSQL's $N are substituted). */
+int db_exec_params(nodup_db *db, const char *sql, const char *const *p, int n);
+
 /* ---- catalog.c: one shape for both engines' schema facts ---- */
 
 typedef struct nodup_index_info {
@@ -255,6 +259,14 @@ void nodup_clear_error(nodup_db *db);
 int merge_in_transaction(nodup_merge_report **out, nodup_db *db, const char *table,
                          const char *const *cols, size_t ncols, const char *where,
                          const nodup_merge_options *opt);
+/* merge.c: the whole run. `run` is a run to resume (NULL: a new one) whose
+ * last step was `laststep`; `own_txn`: one transaction per batch (0: all
+ * inside the caller's); `budget`: stop after that many groups (0: none).
+ * runs.c (resume) calls it. */
+int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
+              const char *const *cols, size_t ncols, const char *where,
+              const nodup_merge_options *opt, const char *run, long long laststep,
+              int own_txn, long long budget);
 /* nodup_merge() that stops after the batch that reaches max_groups groups
  * (0: none left): nodup enforce --online's first pass, which live writers
  * could otherwise keep feeding for ever. */
