@@ -80,3 +80,10 @@ char *nodup_strdup(const char *s) {
   if (p) memcpy(p, s, n);
   return p;
 }
+
+void strv_free(char **v, size_t n) {
+  size_t i;
+  if (!v) return;
+  for (i = 0; i < n; i++) free(v[i]);
+  free(v);
+}

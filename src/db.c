@@ -107,3 +107,9 @@ int db_exec_params(nodup_db *db, const char *sql, const char *const *p, int n) {
   buf_free(&q);
   return rc;
 }
+
+int db_read_count(void *ctx, int n, const char *const *v) {
+  (void)n;
+  *(long long *)ctx = v[0] ? atoll(v[0]) : 0;
+  return 1;
+}

@@ -148,15 +148,11 @@ static int sq_query(nodup_db *db, const char *sql, const char *const *params,
   return rc;
 }
 
+/* sqlite3_changes() counts the last statement's rows, finalized or not. */
 static int sq_changes(nodup_db *db, const char *sql, const char *const *params, int nparams,
                       long long *n) {
-  sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(H(db), sql, -1, &st, NULL);
-  if (rc != SQLITE_OK) return sq_fail(db, rc, NULL);
-  rc = sq_bind(db, st, params, nparams);
-  if (rc == NODUP_OK) rc = sq_steps(db, st, NULL, NULL);
+  int rc = sq_query(db, sql, params, nparams, NULL, NULL);
   if (rc == NODUP_OK) *n = sqlite3_changes(H(db));
-  sqlite3_finalize(st);
   return rc;
 }
 
@@ -191,6 +187,12 @@ static void sq_finalize(nodup_db *db, nodup_stmt *s) {
 
 static int sq_in_transaction(nodup_db *db) { return !sqlite3_get_autocommit(H(db)); }
 
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
 /*
  * SQLite's write lock has no queue: whoever asks when it is free gets it.
  * The default busy handler backs off to 100 ms sleeps, so a connection
@@ -198,12 +200,6 @@ static int sq_in_transaction(nodup_db *db) { return !sqlite3_get_autocommit(H(db
  * writers that keep re-taking it, and starves. This one asks again every
  * millisecond until the deadline, then the usual handler comes back.
  */
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 static int sq_busy_poll(void *deadline, int count) {
   (void)count;
   if (sqlite3_sleep(1) < 0 || now_ms() >= *(double *)deadline) return 0;

@@ -45,12 +45,6 @@ void nodup_enforce_free(nodup_enforce_report *r) {
   free(r);
 }
 
-static int read_count(void *ctx, int n, const char *const *v) {
-  (void)n;
-  *(long long *)ctx = v[0] ? atoll(v[0]) : 0;
-  return 1;
-}
-
 static int exec_buf(nodup_db *db, buf *q) {
   return q->oom ? NODUP_ERR_NOMEM : db->be->exec(db, buf_str(q));
 }
@@ -92,7 +86,7 @@ static int count_groups(enforce_ctx *c, long long *n) {
   buf_puts(&q, " GROUP BY ");
   sql_ident_list(&q, c->key, c->nkey);
   buf_puts(&q, " HAVING count(*) > 1) AS nodup_g");
-  rc = q.oom ? NODUP_ERR_NOMEM : c->db->be->query(c->db, buf_str(&q), NULL, 0, read_count, n);
+  rc = q.oom ? NODUP_ERR_NOMEM : c->db->be->query(c->db, buf_str(&q), NULL, 0, db_read_count, n);
   buf_free(&q);
   return rc;
 }
@@ -115,10 +109,14 @@ static int clean(enforce_ctx *c, int in_txn, int bounded) {
                       c->t->qualified, groups, c->key[0]);
   mo.nulls_equal = c->opt->nulls_equal;
   mo.dry_run = 0;
-  rc = in_txn ? merge_in_transaction(&m, c->db, c->table, (const char *const *)c->key, c->nkey,
-                                     c->where, &mo)
-              : merge_bounded(&m, c->db, c->table, (const char *const *)c->key, c->nkey,
-                              c->where, &mo, bounded ? groups : 0);
+  if (in_txn)
+    rc = merge_in_transaction(&m, c->db, c->table, (const char *const *)c->key, c->nkey,
+                              c->where, &mo);
+  else if (bounded)
+    rc = merge_one_pass(&m, c->db, c->table, (const char *const *)c->key, c->nkey, c->where,
+                        &mo);
+  else
+    rc = nodup_merge(&m, c->db, c->table, (const char *const *)c->key, c->nkey, c->where, &mo);
   if (rc == NODUP_OK) {
     c->rep->merged_groups += m->groups;
     snprintf(c->rep->run, sizeof c->rep->run, "%s", m->run);
@@ -143,15 +141,19 @@ static void index_ddl(enforce_ctx *c, buf *q, int concurrently) {
 }
 
 /* A constraint (what ORMs and \d show) can only use a plain index. */
+static void using_index_ddl(enforce_ctx *c, buf *q) {
+  buf_printf(q, "ALTER TABLE %s ADD CONSTRAINT ", c->t->qualified);
+  sql_ident(q, c->rep->index);
+  buf_puts(q, " UNIQUE USING INDEX ");
+  sql_ident(q, c->rep->index);
+}
+
 static int attach_constraint(enforce_ctx *c) {
   buf q;
   int rc;
   if (!c->pg || c->where) return NODUP_OK;
   buf_init(&q);
-  buf_printf(&q, "ALTER TABLE %s ADD CONSTRAINT ", c->t->qualified);
-  sql_ident(&q, c->rep->index);
-  buf_puts(&q, " UNIQUE USING INDEX ");
-  sql_ident(&q, c->rep->index);
+  using_index_ddl(c, &q);
   rc = exec_buf(c->db, &q);
   if (rc == NODUP_OK) c->rep->constraint = 1;
   buf_free(&q);
@@ -330,27 +332,19 @@ done:
   return rc;
 }
 
-/* Drop the guard and an INVALID index of ours: leftovers of a failed or
- * interrupted run, or of this one. Best effort, never masks the error. */
-static int online_cleanup(enforce_ctx *c) {
+/* Drop an INVALID index of ours (a failed CONCURRENTLY build leaves one). */
+static int drop_invalid_index(enforce_ctx *c) {
   nodup_db *db = c->db;
   long long invalid = 0;
   const char *p[2] = {c->t->qualified, c->rep->index};
   buf q;
   int rc;
-  if (db->be->reconnect && (rc = db->be->reconnect(db)) != NODUP_OK) return rc;
   buf_init(&q);
-  buf_printf(&q, "DROP TRIGGER IF EXISTS %s ON %s", c->guard, c->t->qualified);
-  rc = ddl_retry(c, buf_str(&q));
-  buf_reset(&q);
-  buf_printf(&q, "DROP FUNCTION IF EXISTS %s()", c->guard);
-  if (rc == NODUP_OK) rc = db->be->exec(db, buf_str(&q));
-  if (rc == NODUP_OK)
-    rc = db->be->query(db,
+  rc = db->be->query(db,
                        "SELECT count(*) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class x "
                        "ON x.oid = i.indexrelid WHERE i.indrelid = $1::regclass "
                        "AND x.relname = $2 AND NOT i.indisvalid",
-                       p, 2, read_count, &invalid);
+                       p, 2, db_read_count, &invalid);
   if (rc == NODUP_OK && invalid) {
     buf_reset(&q);
     buf_puts(&q, "DROP INDEX CONCURRENTLY IF EXISTS ");
@@ -362,6 +356,24 @@ static int online_cleanup(enforce_ctx *c) {
     sql_ident(&q, c->rep->index);
     rc = exec_buf(db, &q);
   }
+  buf_free(&q);
+  return rc;
+}
+
+/* Drop the guard and an INVALID index of ours: leftovers of a failed or
+ * interrupted run, or of this one. Best effort, never masks the error. */
+static int online_cleanup(enforce_ctx *c) {
+  nodup_db *db = c->db;
+  buf q;
+  int rc;
+  if (db->be->reconnect && (rc = db->be->reconnect(db)) != NODUP_OK) return rc;
+  buf_init(&q);
+  buf_printf(&q, "DROP TRIGGER IF EXISTS %s ON %s", c->guard, c->t->qualified);
+  rc = ddl_retry(c, buf_str(&q));
+  buf_reset(&q);
+  buf_printf(&q, "DROP FUNCTION IF EXISTS %s()", c->guard);
+  if (rc == NODUP_OK) rc = db->be->exec(db, buf_str(&q));
+  if (rc == NODUP_OK) rc = drop_invalid_index(c);
   buf_free(&q);
   return rc;
 }
@@ -421,7 +433,7 @@ static int partition_check(enforce_ctx *c) {
   int rc;
   memset(&cols, 0, sizeof cols);
   rc = db->be->query(db, "SELECT count(*) FROM pg_catalog.pg_class WHERE oid = $1::regclass "
-                         "AND relkind = 'p'", p, 1, read_count, &kind);
+                         "AND relkind = 'p'", p, 1, db_read_count, &kind);
   if (rc != NODUP_OK || !kind) return rc;
   c->partitioned = 1;
   rc = db->be->query(db,
@@ -469,11 +481,12 @@ static int partitions_load(enforce_ctx *c) {
   c->parts = l.a;
   c->nparts = l.n;
   c->part_index = calloc(l.n + 1, sizeof *c->part_index);
-  for (i = 0; c->part_index && i < l.n; i++)
-    if (!(c->part_index[i] = default_name(l.b[i], c->key, c->nkey))) break;
+  rc = c->part_index ? NODUP_OK : NODUP_ERR_NOMEM;
+  for (i = 0; rc == NODUP_OK && i < l.n; i++)
+    if (!(c->part_index[i] = default_name(l.b[i], c->key, c->nkey))) rc = NODUP_ERR_NOMEM;
   for (i = 0; i < l.n; i++) free(l.b[i]);
   free(l.b);
-  return c->part_index && (l.n == 0 || c->part_index[l.n - 1]) ? NODUP_OK : NODUP_ERR_NOMEM;
+  return rc;
 }
 
 static void partitions_free(enforce_ctx *c) {
@@ -515,7 +528,7 @@ static int partition_index(enforce_ctx *c, size_t i, char **qualified, int *vali
 }
 
 /* Drop our partition indexes that no parent index took: INVALID leftovers,
- * and (after a failure, `all`) the valid ones this run built. */
+ * and the valid ones this run built (built[i]; NULL: none). */
 static int partitions_cleanup(enforce_ctx *c, const int *built) {
   size_t i;
   int rc = NODUP_OK;
@@ -535,85 +548,57 @@ static int partitions_cleanup(enforce_ctx *c, const int *built) {
   return rc;
 }
 
-/* Online on a partitioned table: each leaf's index CONCURRENTLY, then one
- * short locked statement makes the parent's (attaching them, no build). */
-static int online_partitioned(enforce_ctx *c) {
-  nodup_db *db = c->db;
-  int *built = NULL;
-  size_t i;
+/* Step 3 of online, CONCURRENTLY: a plain table's index, or each leaf
+ * partition's (one there already is kept: the parent will take it).
+ * built[i]: partition i's index is this run's. */
+static int online_build(enforce_ctx *c, int *built) {
   buf q;
-  int rc;
-
+  size_t i;
+  int rc = NODUP_OK;
   buf_init(&q);
-  if ((rc = partitions_load(c)) != NODUP_OK) goto fail;
-  if (!(built = calloc(c->nparts + 1, sizeof *built))) {
-    rc = NODUP_ERR_NOMEM;
-    goto fail;
+  if (!c->partitioned) {
+    index_ddl(c, &q, 1);
+    rc = exec_buf(c->db, &q);
   }
-  if ((rc = online_cleanup(c)) != NODUP_OK || (rc = partitions_cleanup(c, NULL)) != NODUP_OK)
-    goto fail;
-  if ((rc = clean(c, 0, 1)) != NODUP_OK) goto fail;
-  if ((rc = guard_install(c)) != NODUP_OK) goto fail;
-  for (;;) {
-    if ((rc = clean(c, 0, 0)) != NODUP_OK) goto fail;
-    c->rep->builds++;
-    for (i = 0; i < c->nparts && rc == NODUP_OK; i++) {
-      char *name = NULL;
-      int valid = 0;
-      if ((rc = partition_index(c, i, &name, &valid)) != NODUP_OK) break;
-      free(name);
-      if (name && valid) continue;     /* there already: the parent will take it */
-      buf_reset(&q);
-      index_ddl_on(c, &q, 1, c->part_index[i], c->parts[i]);
-      if ((rc = exec_buf(db, &q)) == NODUP_OK) built[i] = 1;
-    }
-    if (rc == NODUP_OK) break;
-    {
-      char *msg = nodup_strdup(nodup_errmsg(db));
-      int again = strstr(msg ? msg : "", "23505") != NULL;
-      int crc = partitions_cleanup(c, built);
-      if (msg) nodup_fail(db, rc, "%s", msg);
-      free(msg);
-      memset(built, 0, c->nparts * sizeof *built);
-      if (crc != NODUP_OK || !again) goto fail;
-    }
-    if (c->rep->builds >= ENFORCE_BUILDS) {
-      c->rep->fell_back = 1;
-      if ((rc = locked(c)) != NODUP_OK) goto fail;
-      goto done;
-    }
+  for (i = 0; c->partitioned && i < c->nparts && rc == NODUP_OK; i++) {
+    char *name = NULL;
+    int valid = 0;
+    if ((rc = partition_index(c, i, &name, &valid)) != NODUP_OK) break;
+    free(name);
+    if (name && valid) continue;
+    buf_reset(&q);
+    index_ddl_on(c, &q, 1, c->part_index[i], c->parts[i]);
+    if ((rc = exec_buf(c->db, &q)) == NODUP_OK) built[i] = 1;
   }
-  buf_reset(&q);
-  if (c->where) index_ddl(c, &q, 0);
-  else constraint_ddl(c, &q);
-  if (q.oom || (rc = ddl_retry(c, buf_str(&q))) != NODUP_OK) goto fail;
-  c->rep->constraint = !c->where;
-done:
-  rc = online_cleanup(c);
-  free(built);
   buf_free(&q);
   return rc;
-fail:
-  {
-    char *msg = nodup_strdup(nodup_errmsg(db));
-    if (built) partitions_cleanup(c, built);
-    online_cleanup(c);
-    if (msg) nodup_fail(db, rc, "%s (temporary trigger and indexes removed)", msg);
-    free(msg);
-  }
-  free(built);
+}
+
+/* Step 4, a brief lock and no scan: a plain table's constraint on the
+ * built index; a partitioned table's own index (with its constraint unless
+ * partial), which attaches the leaves' indexes instead of building. */
+static int online_finish(enforce_ctx *c) {
+  buf q;
+  int rc = NODUP_OK;
+  buf_init(&q);
+  if (c->partitioned && c->where) index_ddl(c, &q, 0);
+  else if (c->partitioned) constraint_ddl(c, &q);
+  else if (!c->where) using_index_ddl(c, &q);
+  if (q.len || q.oom) rc = q.oom ? NODUP_ERR_NOMEM : ddl_retry(c, buf_str(&q));
+  if (rc == NODUP_OK) c->rep->constraint = !c->where;
   buf_free(&q);
   return rc;
 }
 
 static int online(enforce_ctx *c) {
   nodup_db *db = c->db;
-  buf q;
+  int *built = NULL;
   int rc;
 
-  if (c->partitioned) return online_partitioned(c);
-  if ((rc = online_cleanup(c)) != NODUP_OK) return rc;
-  buf_init(&q);
+  if (c->partitioned && (rc = partitions_load(c)) != NODUP_OK) return rc;
+  if (!(built = calloc(c->nparts + 1, sizeof *built))) return NODUP_ERR_NOMEM;
+  if ((rc = online_cleanup(c)) != NODUP_OK || (rc = partitions_cleanup(c, NULL)) != NODUP_OK)
+    goto fail;
   /* 1: the bulk of the merge, in batches, writers running: one pass over
    * the groups there are now. */
   if ((rc = clean(c, 0, 1)) != NODUP_OK) goto fail;
@@ -623,47 +608,40 @@ static int online(enforce_ctx *c) {
     if ((rc = clean(c, 0, 0)) != NODUP_OK) goto fail;
     /* 3: the index, without blocking writers. */
     c->rep->builds++;
-    buf_reset(&q);
-    index_ddl(c, &q, 1);
-    if ((rc = exec_buf(db, &q)) == NODUP_OK) break;
+    if ((rc = online_build(c, built)) == NODUP_OK) break;
     {
+      /* A duplicate the guard could not stop (a writer outside READ
+       * COMMITTED): drop what the build left, keep the guard, merge, retry. */
       char *msg = nodup_strdup(nodup_errmsg(db));
       int again = strstr(msg ? msg : "", "23505") != NULL;
-      int crc = online_cleanup(c);
+      int crc = partitions_cleanup(c, built);
+      if (crc == NODUP_OK) crc = drop_invalid_index(c);
       if (msg) nodup_fail(db, rc, "%s", msg);
       free(msg);
+      memset(built, 0, (c->nparts + 1) * sizeof *built);
       if (crc != NODUP_OK || !again) goto fail;
     }
     if (c->rep->builds >= ENFORCE_BUILDS) {
-      /* Writers outside READ COMMITTED keep racing the guard: finish
-       * under the lock. */
+      /* Such writers keep racing the guard: finish under the lock. */
       c->rep->fell_back = 1;
       if ((rc = locked(c)) != NODUP_OK) goto fail;
       goto done;
     }
   }
-  /* 4: the constraint (a brief ACCESS EXCLUSIVE lock, no scan). */
-  if (!c->where) {
-    buf_reset(&q);
-    buf_printf(&q, "ALTER TABLE %s ADD CONSTRAINT ", c->t->qualified);
-    sql_ident(&q, c->rep->index);
-    buf_puts(&q, " UNIQUE USING INDEX ");
-    sql_ident(&q, c->rep->index);
-    if (q.oom || (rc = ddl_retry(c, buf_str(&q))) != NODUP_OK) goto fail;
-    c->rep->constraint = 1;
-  }
+  if ((rc = online_finish(c)) != NODUP_OK) goto fail;
 done:
   rc = online_cleanup(c);
-  buf_free(&q);
+  free(built);
   return rc;
 fail:
   {
     char *msg = nodup_strdup(nodup_errmsg(db));
+    partitions_cleanup(c, built);
     online_cleanup(c);
-    if (msg) nodup_fail(db, rc, "%s (temporary trigger and any invalid index removed)", msg);
+    if (msg) nodup_fail(db, rc, "%s (temporary trigger and any index it left removed)", msg);
     free(msg);
   }
-  buf_free(&q);
+  free(built);
   return rc;
 }
 
@@ -687,7 +665,7 @@ static int finish_interrupted(enforce_ctx *c, const char *index, int *changed) {
   rc = db->be->query(db,
                      "SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgrelid = $1::regclass "
                      "AND tgname = $2",
-                     p, 2, read_count, &guards);
+                     p, 2, db_read_count, &guards);
   if (rc == NODUP_OK && guards) {
     *changed = 1;
     rc = online_cleanup(c);
@@ -700,14 +678,11 @@ static int finish_interrupted(enforce_ctx *c, const char *index, int *changed) {
                      "ON x.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND x.relname = $2 "
                      "AND i.indisvalid AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k "
                      "WHERE k.conindid = i.indexrelid)",
-                     pi, 2, read_count, &bare);
+                     pi, 2, db_read_count, &bare);
   if (rc == NODUP_OK && bare) {
     buf q;
     buf_init(&q);
-    buf_printf(&q, "ALTER TABLE %s ADD CONSTRAINT ", c->t->qualified);
-    sql_ident(&q, index);
-    buf_puts(&q, " UNIQUE USING INDEX ");
-    sql_ident(&q, index);
+    using_index_ddl(c, &q);   /* index is c->rep->index (checked above) */
     rc = q.oom ? NODUP_ERR_NOMEM : ddl_retry(c, buf_str(&q));
     buf_free(&q);
     if (rc == NODUP_OK) *changed = c->rep->constraint = 1;

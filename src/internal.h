@@ -39,6 +39,8 @@ void buf_printf(buf *b, const char *fmt, ...)
 const char *buf_str(const buf *b);
 
 char *nodup_strdup(const char *s);
+/* Free n strings and the array holding them. Accepts NULL. */
+void strv_free(char **v, size_t n);
 
 /* ---- sql.c: identifiers and statement text ---- */
 
@@ -60,6 +62,9 @@ void sql_param(buf *b, const nodup_db *db, int n);
 /* db.c: one statement with parameters and no result, written with ?N
  * placeholders (PostgreSQL's $N are substituted). */
 int db_exec_params(nodup_db *db, const char *sql, const char *const *p, int n);
+/* A row_fn reading the first column of the first row as a count into
+ * *(long long *)ctx (NULL: 0). */
+int db_read_count(void *ctx, int n, const char *const *v);
 
 /* ---- catalog.c: one shape for both engines' schema facts ---- */
 
@@ -261,18 +266,19 @@ int merge_in_transaction(nodup_merge_report **out, nodup_db *db, const char *tab
                          const nodup_merge_options *opt);
 /* merge.c: the whole run. `run` is a run to resume (NULL: a new one) whose
  * last step was `laststep`; `own_txn`: one transaction per batch (0: all
- * inside the caller's); `budget`: stop after that many groups (0: none).
+ * inside the caller's); `one_pass`: stop after the groups of the first
+ * pass, leaving what writers add meanwhile.
  * runs.c (resume) calls it. */
 int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
               const char *const *cols, size_t ncols, const char *where,
               const nodup_merge_options *opt, const char *run, long long laststep,
-              int own_txn, long long budget);
-/* nodup_merge() that stops after the batch that reaches max_groups groups
- * (0: none left): nodup enforce --online's first pass, which live writers
- * could otherwise keep feeding for ever. */
-int merge_bounded(nodup_merge_report **out, nodup_db *db, const char *table,
-                  const char *const *cols, size_t ncols, const char *where,
-                  const nodup_merge_options *opt, long long max_groups);
+              int own_txn, int one_pass);
+/* nodup_merge() of the duplicate groups there are when it starts, one
+ * pass: nodup enforce --online's first merge, which live writers could
+ * otherwise keep feeding for ever. */
+int merge_one_pass(nodup_merge_report **out, nodup_db *db, const char *table,
+                   const char *const *cols, size_t ncols, const char *where,
+                   const nodup_merge_options *opt);
 
 /* ---- key.c helpers used by getorcreate.c ---- */
 int key_shape_get(nodup_key *key, const char *const *vals,

@@ -137,12 +137,6 @@ static int mcol(const nodup_db *db, const nodup_table_info *t, const char *name)
   return i >= 0 ? i : (int)t->ncols;
 }
 
-static int read_count(void *ctx, int n, const char *const *v) {
-  (void)n;
-  *(long long *)ctx = v[0] ? atoll(v[0]) : 0;
-  return 1;
-}
-
 /* One statement; with `rows`, *rows gets how many rows it changed. */
 static int run_sql(merge_ctx *c, buf *q, long long *rows) {
   if (q->oom) return NODUP_ERR_NOMEM;
@@ -268,13 +262,6 @@ static int log_rows(merge_ctx *c, const char *stepno, const nodup_table_info *t,
   buf_free(&e);
   buf_free(&q);
   return rc;
-}
-
-static void free_strv(char **v, size_t n) {
-  size_t i;
-  if (!v) return;
-  for (i = 0; i < n; i++) free(v[i]);
-  free(v);
 }
 
 static int merge_level(merge_ctx *c, const nodup_table_info *x, const char *tname,
@@ -446,7 +433,7 @@ static int repoint(merge_ctx *c, const nodup_table_info *x, const char *m,
       buf_reset(&q);
       buf_printf(&q, "SELECT count(*) FROM %s AS c JOIN %s AS m ON ", child->qualified, m);
       fk_on_losers(&q, db, x, fk);
-      rc = db->be->query(db, buf_str(&q), NULL, 0, read_count, &clash);
+      rc = db->be->query(db, buf_str(&q), NULL, 0, db_read_count, &clash);
       if (rc == NODUP_OK && clash) {
         rc = nodup_fail(db, NODUP_ERR_CONSTRAINT,
                         "one-to-one child %s has %lld row(s) on rows being merged "
@@ -484,7 +471,7 @@ static int repoint(merge_ctx *c, const nodup_table_info *x, const char *m,
     if (rc == NODUP_OK) rc = step_begin(c, "repoint", fk->table, fk->cols, fk->ncols, stepno);
     if (rc == NODUP_OK)
       rc = log_rows(c, stepno, child, "c", curx, fk->cols, fk->ncols, buf_str(&q));
-    free_strv(curx, child->npk);
+    strv_free(curx, child->npk);
     buf_free(&e);
     if (rc != NODUP_OK) goto done;
   }
@@ -515,7 +502,7 @@ static int repoint(merge_ctx *c, const nodup_table_info *x, const char *m,
       buf_puts(&q, " = c.");
       sql_ident(&q, fk->refcols[i]);
     }
-    rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, read_count, &self);
+    rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, db_read_count, &self);
     c->rep->self_references += self;
   }
 done:
@@ -541,7 +528,7 @@ static int verify(merge_ctx *c, const nodup_table_info *x, const char *m,
     buf_printf(&q, "SELECT count(*) FROM %s AS c JOIN %s AS m ON ", child->qualified, m);
   }
   fk_on_losers(&q, db, x, fk);
-  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, read_count, &left);
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, db_read_count, &left);
   buf_free(&q);
   if (rc == NODUP_OK && left)
     rc = nodup_fail(db, NODUP_ERR_REFERENCED,
@@ -683,7 +670,7 @@ static int fill_apply(merge_ctx *c, const nodup_table_info *x, const char *tname
     rc = !curx || i < x->npk || q.oom || w.oom ? NODUP_ERR_NOMEM
                                                : step_begin(c, "fill", tname, cols, n, stepno);
     if (rc == NODUP_OK) rc = log_rows(c, stepno, x, "k", curx, cols, n, buf_str(&q));
-    free_strv(curx, x->npk);
+    strv_free(curx, x->npk);
     buf_free(&e);
     if (rc != NODUP_OK) goto done;
   }
@@ -784,7 +771,7 @@ static int merge_level(merge_ctx *c, const nodup_table_info *x, const char *tnam
   if ((rc = run_sql(c, &q, NULL)) != NODUP_OK) goto drop;
   buf_reset(&q);
   buf_printf(&q, "SELECT count(*) FROM %s", m);
-  if ((rc = db->be->query(db, buf_str(&q), NULL, 0, read_count, &nmap)) != NODUP_OK) goto drop;
+  if ((rc = db->be->query(db, buf_str(&q), NULL, 0, db_read_count, &nmap)) != NODUP_OK) goto drop;
   if (nmap == 0) goto drop;
   for (i = 0; i < nfks + nextra; i++) {
     const nodup_fk_info *fk = i < nfks ? &fks[i] : &extra[i - nfks];
@@ -812,7 +799,7 @@ drop:
     rc = run_sql(c, &q, NULL);
   }
 done:
-  free_strv(fillcols, nfill);
+  strv_free(fillcols, nfill);
   free(need);
   buf_free(&q);
   return rc;
@@ -851,7 +838,7 @@ static int pass_groups(merge_ctx *c, const nodup_table_info *t, char *const *key
   c->have_groups = 1;
   rc = c->db->be->exec(c->db, "CREATE INDEX nodup_groups_g ON nodup_groups (nodup_g)");
   if (rc == NODUP_OK)
-    rc = c->db->be->query(c->db, "SELECT count(*) FROM nodup_groups", NULL, 0, read_count, n);
+    rc = c->db->be->query(c->db, "SELECT count(*) FROM nodup_groups", NULL, 0, db_read_count, n);
 done:
   buf_free(&q);
   return rc;
@@ -995,7 +982,7 @@ static int merge_batch(merge_ctx *c, const nodup_table_info *t, const char *tnam
      * with the batch. */
     buf_printf(&q, "%s) AS nodup_locked", db->be->lock_rows);
     rc = q.oom ? NODUP_ERR_NOMEM
-               : db->be->query(db, buf_str(&q), NULL, 0, read_count, &locked);
+               : db->be->query(db, buf_str(&q), NULL, 0, db_read_count, &locked);
     if (rc != NODUP_OK) goto done;
   }
   buf_reset(&q);
@@ -1030,7 +1017,7 @@ static int merge_batch(merge_ctx *c, const nodup_table_info *t, const char *tnam
   {
     /* How many groups this batch holds, for the report. */
     long long n = 0;
-    rc = db->be->query(db, "SELECT count(*) FROM nodup_batch", NULL, 0, read_count, &n);
+    rc = db->be->query(db, "SELECT count(*) FROM nodup_batch", NULL, 0, db_read_count, &n);
     if (rc != NODUP_OK) goto done;
     *groups = n;
     if (!n) goto done;
@@ -1065,7 +1052,7 @@ static int read_int(void *ctx, int n, const char *const *v) {
 int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
               const char *const *cols, size_t ncols, const char *where,
               const nodup_merge_options *opt, const char *run, long long laststep,
-              int own_txn, long long budget) {
+              int own_txn, int one_pass) {
   nodup_merge_report *rep = NULL;
   const nodup_table_info *t = NULL;
   nodup_fk_info *extra = NULL;
@@ -1139,7 +1126,7 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
   /* In one transaction (a dry run, enforce's locked step) one batch takes
    * the whole pass; otherwise each batch commits, and a pass that ends is
    * followed by another, for groups that writers made meanwhile, until a
-   * pass finds none (or `budget` groups were merged). */
+   * pass finds none (`one_pass`: after the first). */
   one_txn = opt->dry_run || !own_txn;
   if ((rc = pass_groups(&c, t, key, ncols, where, &ngroups)) != NODUP_OK) goto done;
   groups_in_txn = in_txn;
@@ -1147,7 +1134,7 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
   if (opt->progress) opt->progress(opt->progress_ctx, 0, total);
   for (;;) {
     if (first >= ngroups) {
-      if (one_txn || !ngroups) break;
+      if (one_txn || one_pass || !ngroups) break;
       if ((rc = pass_groups(&c, t, key, ncols, where, &ngroups)) != NODUP_OK) goto done;
       first = 0;
       total = rep->groups + ngroups;
@@ -1163,15 +1150,11 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
     rep->groups += groups;
     if (groups) rep->batches++;
     if (one_txn) continue;
-    if (budget > 0 && rep->groups >= budget) rc = run_status(&c, "done");
-    if (rc != NODUP_OK) goto done;
     if ((rc = db->be->exec(db, "COMMIT")) != NODUP_OK) goto done;
     in_txn = 0;
-    if (budget > 0 && rep->groups >= budget) goto finished;
     if (opt->progress) opt->progress(opt->progress_ctx, rep->groups, total);
   }
   if (!opt->dry_run) rc = run_status(&c, "done");
-finished:
 done:
   if (in_txn) {
     /* Keep the failing statement's message, not the rollback's. */
@@ -1233,9 +1216,9 @@ int merge_in_transaction(nodup_merge_report **out, nodup_db *db, const char *tab
   return merge_run(out, db, table, cols, ncols, where, opt, NULL, 0, 0, 0);
 }
 
-int merge_bounded(nodup_merge_report **out, nodup_db *db, const char *table,
-                  const char *const *cols, size_t ncols, const char *where,
-                  const nodup_merge_options *opt, long long max_groups) {
+int merge_one_pass(nodup_merge_report **out, nodup_db *db, const char *table,
+                   const char *const *cols, size_t ncols, const char *where,
+                   const nodup_merge_options *opt) {
   *out = NULL;
-  return merge_run(out, db, table, cols, ncols, where, opt, NULL, 0, 1, max_groups);
+  return merge_run(out, db, table, cols, ncols, where, opt, NULL, 0, 1, 1);
 }

@@ -14,19 +14,6 @@
 
 #include "internal.h"
 
-static int read_count(void *ctx, int n, const char *const *v) {
-  (void)n;
-  *(long long *)ctx = v[0] ? atoll(v[0]) : 0;
-  return 1;
-}
-
-static void free_strv(char **v, size_t n) {
-  size_t i;
-  if (!v) return;
-  for (i = 0; i < n; i++) free(v[i]);
-  free(v);
-}
-
 /* ---- reading a run back: resume and undo ---- */
 
 typedef struct run_info {
@@ -42,8 +29,8 @@ static void run_info_free(run_info *r) {
   free(r->where);
   free(r->keep);
   free(r->status);
-  free_strv(r->keys, r->nkeys);
-  free_strv(r->refs, r->nrefs);
+  strv_free(r->keys, r->nkeys);
+  strv_free(r->refs, r->nrefs);
   memset(r, 0, sizeof *r);
 }
 
@@ -91,7 +78,7 @@ static int load_run(nodup_db *db, const char *run, run_info *r) {
                      ? "SELECT count(*) FROM sqlite_schema WHERE name = 'nodup_runs'"
                      : "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'nodup_runs'"
                        " AND schemaname = ANY (current_schemas(false))");
-    rc = db->be->query(db, buf_str(&q), NULL, 0, read_count, &n);
+    rc = db->be->query(db, buf_str(&q), NULL, 0, db_read_count, &n);
     buf_free(&q);
     if (rc != NODUP_OK) return rc;
     exists = n > 0;
@@ -217,7 +204,7 @@ static int undo_step_run(nodup_db *db, const char *run, const undo_step *u, long
   buf_puts(&q, " AND step = CAST(");
   sql_param(&q, db, 2);
   buf_puts(&q, " AS INTEGER)");
-  if ((rc = db->be->query(db, buf_str(&q), p, 2, read_count, &want)) != NODUP_OK) goto done;
+  if ((rc = db->be->query(db, buf_str(&q), p, 2, db_read_count, &want)) != NODUP_OK) goto done;
   buf_reset(&q);
   if (del) db->be->restore_rows(&q, t);
   else db->be->restore_cols(&q, t, u->cols, u->ncols);
@@ -305,7 +292,7 @@ done:
   for (i = 0; i < s.n; i++) {
     free(s.v[i].kind);
     free(s.v[i].tbl);
-    free_strv(s.v[i].cols, s.v[i].ncols);
+    strv_free(s.v[i].cols, s.v[i].ncols);
   }
   free(s.v);
   run_info_free(&r);

@@ -18,25 +18,18 @@
 
 #define SCAN_DEFAULT_LIMIT 10
 
-static void free_strv(char **v, size_t n) {
-  size_t i;
-  if (!v) return;
-  for (i = 0; i < n; i++) free(v[i]);
-  free(v);
-}
-
 void nodup_scan_free(nodup_scan_report *r) {
   size_t i;
   if (!r) return;
-  free_strv(r->key, r->nkey);
-  for (i = 0; i < r->nlargest; i++) free_strv(r->largest[i].values, r->nkey);
+  strv_free(r->key, r->nkey);
+  for (i = 0; i < r->nlargest; i++) strv_free(r->largest[i].values, r->nkey);
   free(r->largest);
   for (i = 0; i < r->nrefs; i++) {
     nodup_scan_ref *f = &r->refs[i];
     free(f->table);
     free(f->constraint);
-    free_strv(f->cols, f->ncols);
-    free_strv(f->ref_cols, f->ncols);
+    strv_free(f->cols, f->ncols);
+    strv_free(f->ref_cols, f->ncols);
     free(f->collide_index);
   }
   free(r->refs);
@@ -329,8 +322,8 @@ int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
       rc = NODUP_ERR_NOMEM;
     free(extra.name);
     free(extra.table);
-    free_strv(extra.cols, extra.ncols);
-    free_strv(extra.refcols, extra.ncols);
+    strv_free(extra.cols, extra.ncols);
+    strv_free(extra.refcols, extra.ncols);
     memset(&extra, 0, sizeof extra);
     if (rc != NODUP_OK) goto done;
   }

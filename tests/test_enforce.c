@@ -336,6 +336,30 @@ static long long unique_constraints_named(nodup_db *db, const char *name) {
                        name);
 }
 
+/* PostgreSQL: 1 when index `name` is NULLS NOT DISTINCT, 0 when not. */
+static long long index_nulls_not_distinct(nodup_db *db, const char *name) {
+  return harness_count(db,
+                       "SELECT CAST(i.indnullsnotdistinct AS int) FROM pg_catalog.pg_index i"
+                       " JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid"
+                       " WHERE c.relname = $1",
+                       name);
+}
+
+/* item's rows (`filter`) and all of child's are exactly `items` and
+ * `children` (rows_text fingerprints); fails naming both as they are. */
+static void expect_item_rows(nodup_db *db, const char *filter, const char *items,
+                             const char *children, const char *what) {
+  char *got_items = rows_text(db, "item", ITEM_EXPR, filter);
+  char *got_children = rows_text(db, "child", CHILD_EXPR, "1 = 1");
+  int ok = strcmp(got_items, items) == 0 && strcmp(got_children, children) == 0;
+  char copy[512];
+  snprintf(copy, sizeof copy, "%s | %s", got_items, got_children);
+  free(got_items);
+  free(got_children);
+  if (!ok) fail_msg("%s: item and child rows are %s, expected %s | %s", what, copy, items,
+                    children);
+}
+
 /* ---------------------------------------------------------------------------
  * Live writers
  */
@@ -697,26 +721,11 @@ static void test_null_keys_stay_distinct(void **state) {
   struct outcome o = enforce(db, "item", key_k, 1, NULL, &opt);
   expect_ok(&o);
   assert_int_equal(o.merged_groups, 1); /* 'a' only */
-  char *nulls = rows_text(db, "item", ITEM_EXPR, "\"k\" IS NULL");
-  char *children = rows_text(db, "child", CHILD_EXPR, "1 = 1");
-  int same_nulls = strcmp(nulls, "1=~/1;2=~/2;3=~/3") == 0;
-  int repointed = strcmp(children, "1=2;2=3;3=4") == 0;
-  char copy[256];
-  snprintf(copy, sizeof copy, "%s | %s", nulls, children);
-  free(nulls);
-  free(children);
-  if (!same_nulls || !repointed)
-    fail_msg("NULL rows or children wrong: %s", copy);
+  expect_item_rows(db, "\"k\" IS NULL", "1=~/1;2=~/2;3=~/3", "1=2;2=3;3=4",
+                   "NULL keys kept apart");
   expect_backed(db, "item", key_k, 1, NULL, "item_k_key");
   if (harness_is_pg() && pg_version(db) >= 150000)
-    assert_int_equal(harness_count(db,
-                                   "SELECT CAST(i.indnullsnotdistinct AS int)"
-                                   " FROM pg_catalog.pg_index i"
-                                   " JOIN pg_catalog.pg_class c"
-                                   " ON c.oid = i.indexrelid"
-                                   " WHERE c.relname = $1",
-                                   "item_k_key"),
-                     0);
+    assert_int_equal(index_nulls_not_distinct(db, "item_k_key"), 0);
   /* The index lets NULLs repeat and stops 'a'. */
   assert_nodup(db, NODUP_OK,
                nodup_exec(db, "INSERT INTO \"item\" (\"id\", \"k\")"
@@ -762,25 +771,9 @@ static void test_nulls_equal(void **state) {
   struct outcome o = enforce(db, "item", key_k, 1, NULL, &opt);
   expect_ok(&o);
   assert_int_equal(o.merged_groups, 2);
-  char *items = rows_text(db, "item", ITEM_EXPR, "1 = 1");
-  char *children = rows_text(db, "child", CHILD_EXPR, "1 = 1");
-  int items_ok = strcmp(items, "1=~/1;4=a/4;6=b/6") == 0;
-  int children_ok = strcmp(children, "1=1;2=1;3=4") == 0;
-  char copy[256];
-  snprintf(copy, sizeof copy, "%s | %s", items, children);
-  free(items);
-  free(children);
-  if (!items_ok || !children_ok)
-    fail_msg("after a nulls_equal merge: %s", copy);
+  expect_item_rows(db, "1 = 1", "1=~/1;4=a/4;6=b/6", "1=1;2=1;3=4", "a nulls_equal merge");
   expect_backed(db, "item", key_k, 1, NULL, "item_k_key");
-  assert_int_equal(harness_count(db,
-                                 "SELECT CAST(i.indnullsnotdistinct AS int)"
-                                 " FROM pg_catalog.pg_index i"
-                                 " JOIN pg_catalog.pg_class c"
-                                 " ON c.oid = i.indexrelid"
-                                 " WHERE c.relname = $1",
-                                 "item_k_key"),
-                   1);
+  assert_int_equal(index_nulls_not_distinct(db, "item_k_key"), 1);
   assert_nodup(db, NODUP_ERR_CONSTRAINT,
                nodup_exec(db, "INSERT INTO \"item\" (\"id\", \"k\")"
                               " VALUES (10, NULL)"));
