@@ -173,8 +173,10 @@ void cli_error(const cli_args *a, nodup_db *db, int rc) {
           msg && *msg ? msg : "(no detail)");
 }
 
-int cli_open(const cli_args *a, nodup_db **db) {
-  int rc = nodup_open(db, a->db);
+int cli_open(const cli_args *a, nodup_db **db) { return cli_open_ext(a, db, 0); }
+
+int cli_open_ext(const cli_args *a, nodup_db **db, unsigned flags) {
+  int rc = nodup_open_ext(db, a->db, flags);
   if (rc != NODUP_OK) {
     cli_error(a, *db, rc);
     nodup_close(*db);

@@ -58,6 +58,9 @@ int cli_exit_for(int rc);
 
 /* Open --db (or $NODUP_DB); prints the error itself. */
 int cli_open(const cli_args *a, nodup_db **db);
+/* cli_open with nodup_open_ext flags: read-only commands (check, scan)
+ * pass NODUP_OPEN_READONLY so they never change the database file. */
+int cli_open_ext(const cli_args *a, nodup_db **db, unsigned flags);
 /* Split --set/--null into key values (in --key order) and defaults. */
 int cli_split_values(const cli_args *a, const char **vals, const char **dcols,
                      const char **dvals, size_t *nd);

@@ -24,7 +24,7 @@ int cmd_check(int argc, char **argv) {
   int rc, ex = cli_parse(argc, argv, "check", allowed, usage, &a);
 
   if (ex != EXIT_OK || a.help) goto done;
-  if ((ex = cli_open(&a, &db)) != EXIT_OK) goto done;
+  if ((ex = cli_open_ext(&a, &db, NODUP_OPEN_READONLY)) != EXIT_OK) goto done;
   rc = nodup_key_check(db, a.table, a.key, a.nkey, a.where, name, sizeof name);
   if (rc != NODUP_OK && rc != NODUP_ERR_UNBACKED) {
     cli_error(&a, db, rc);

@@ -108,7 +108,7 @@ int cmd_scan(int argc, char **argv) {
   int rc, ex = cli_parse(argc, argv, "scan", allowed, usage, &a);
 
   if (ex != EXIT_OK || a.help) goto done;
-  if ((ex = cli_open(&a, &db)) != EXIT_OK) goto done;
+  if ((ex = cli_open_ext(&a, &db, NODUP_OPEN_READONLY)) != EXIT_OK) goto done;
   memset(&opt, 0, sizeof opt);
   opt.nulls_equal = a.nulls_equal;
   opt.limit = (size_t)a.limit;

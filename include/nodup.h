@@ -130,7 +130,10 @@ NODUP_EXTERN const char *nodup_errmsg(const nodup_db *db);
  *    SQLite URI with mode=rwc ("file:app.db?mode=rwc").
  *
  * SQLite connections run in WAL mode with a busy timeout (5 s), extended
- * result codes and foreign_keys=ON.
+ * result codes and foreign_keys=ON. WAL is a lasting property of the file,
+ * so it is switched on only by a connection that may write: not by one
+ * opened with NODUP_OPEN_READONLY, and not when the file or its directory
+ * cannot be written (then the connection reads, and writes fail).
  *
  * On success *out is a new connection; release it with nodup_close().
  * On failure *out is still set to a connection object that holds only the
@@ -142,6 +145,23 @@ NODUP_EXTERN const char *nodup_errmsg(const nodup_db *db);
  * NODUP_ERR_NOMEM.
  */
 NODUP_EXTERN int nodup_open(nodup_db **out, const char *url);
+
+/* Flags for nodup_open_ext(); combine with |. */
+#define NODUP_OPEN_READONLY 0x1u /* the connection only reads (see below) */
+
+/*
+ * nodup_open() with `flags`. NODUP_OPEN_READONLY is for callers that only
+ * inspect (nodup_key_prepare, nodup_scan, lookups): SQLite opens the file
+ * read-only, leaves its journal mode as it is (no switch to WAL, no -wal or
+ * -shm file made for a file in rollback-journal mode), works on a file or
+ * directory the process cannot write, and fails every write with
+ * NODUP_ERR_DB naming SQLite's "attempt to write a readonly database"; an
+ * SQLite URI cannot create a file this way. PostgreSQL: accepted and
+ * changes nothing on the connection (a session setting would leak to other
+ * clients through a transaction-mode pooler); the calls listed above never
+ * write there. Unknown flag bits are NODUP_ERR_USAGE.
+ */
+NODUP_EXTERN int nodup_open_ext(nodup_db **out, const char *url, unsigned flags);
 
 /* Close the connection and free it. Accepts NULL. Keys prepared on `db`
  * must be freed first. */

@@ -42,7 +42,9 @@ static int check_pg_url(nodup_db *db, const char *url) {
   return NODUP_OK;
 }
 
-int nodup_open(nodup_db **out, const char *url) {
+int nodup_open(nodup_db **out, const char *url) { return nodup_open_ext(out, url, 0); }
+
+int nodup_open_ext(nodup_db **out, const char *url, unsigned flags) {
   nodup_db *db;
   const char *target = url;
   int rc;
@@ -51,7 +53,11 @@ int nodup_open(nodup_db **out, const char *url) {
   *out = db = calloc(1, sizeof *db);
   if (!db) return NODUP_ERR_NOMEM;
   buf_init(&db->err);
+  db->flags = flags;
 
+  if (flags & ~NODUP_OPEN_READONLY)
+    return nodup_fail(db, NODUP_ERR_USAGE, "unknown nodup_open_ext flags 0x%x",
+                      flags & ~NODUP_OPEN_READONLY);
   if (!url || !*url)
     return nodup_fail(db, NODUP_ERR_URL, "empty database URL");
   if (starts_with(url, "postgres://") || starts_with(url, "postgresql://") ||

@@ -218,6 +218,7 @@ struct nodup_db {
   int server_version;    /* PostgreSQL server_version_num; SQLite libversion */
   unsigned next_stmt;    /* names PostgreSQL prepared statements */
   unsigned seed;         /* retry jitter */
+  unsigned flags;        /* NODUP_OPEN_* given to nodup_open_ext */
 };
 
 /* ---- prepared keys ---- */

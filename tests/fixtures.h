@@ -40,45 +40,65 @@ static const char *const seed000 __attribute__((unused)) =
     "INSERT INTO \"store\" (\"region_code\", \"region_country\") VALUES"
     " ('N', 'FR'), ('NO', 'FR'), ('NO', 'FR'), ('S', 'FR')";
 
-/* SQLite: replace the fresh test database file with a copy of `relpath`
- * under NODUP_DATASETS (never the shared file itself) and reopen *db on the
- * copy. The old handle is closed first and *db is NULL until the copy is
- * open, so a failed assertion here leaves teardown nothing to double-close
- * when *db is the test's state. */
-__attribute__((unused)) static void harness_copy_sqlite_dataset(nodup_db **db,
-                                                                const char *relpath) {
+/* The path of `relpath` under NODUP_DATASETS (the unpacked tests/data) in
+ * out, or NULL after printing which file is missing and why: a missing
+ * dataset is a test failure that names the file, never a crash. */
+__attribute__((unused)) static const char *harness_dataset(char *out, size_t size,
+                                                           const char *relpath) {
   const char *dir = getenv("NODUP_DATASETS");
+  FILE *f;
+  if (dir == NULL || *dir == '\0') {
+    print_error("NODUP_DATASETS is not set: it names the unpacked tests/data directory"
+                " (ctest sets it; %s is needed)\n", relpath);
+    return NULL;
+  }
+  snprintf(out, size, "%s/%s", dir, relpath);
+  if ((f = fopen(out, "rb")) == NULL) {
+    print_error("test data file %s is missing (NODUP_DATASETS=%s; the build unpacks"
+                " tests/data/*.tar.xz there)\n", out, dir);
+    return NULL;
+  }
+  fclose(f);
+  return out;
+}
+
+/* SQLite: replace the fresh test database file with a copy of `relpath`
+ * under NODUP_DATASETS (never the file itself) and reopen on the copy.
+ * `state` is the test's state (the nodup_db *): it is cleared before the
+ * old handle is closed and set to the new one, so a failed assertion here
+ * leaves teardown nothing to close twice. Returns the new connection. */
+__attribute__((unused)) static nodup_db *harness_copy_sqlite_dataset(void **state,
+                                                                     const char *relpath) {
   const char *src = harness_url();
   char path[4096], cmd[8192];
   nodup_db *copy = NULL;
   int len;
-  assert_non_null(dir);
+  if (harness_dataset(path, sizeof path, relpath) == NULL) fail();
   assert_non_null(strchr(src, '?'));
-  snprintf(path, sizeof path, "%s/%s", dir, relpath);
   /* harness_url() is file:PATH?mode=rwc: copy the dataset over PATH. */
   len = (int)(strchr(src, '?') - src - 5);
   snprintf(cmd, sizeof cmd, "cp '%s' '%.*s' && chmod u+w '%.*s'", path, len, src + 5, len,
            src + 5);
-  nodup_close(*db);
-  *db = NULL;
+  nodup_close(*state);
+  *state = NULL;
   assert_int_equal(system(cmd), 0);
   assert_int_equal(nodup_open(&copy, src), NODUP_OK);
-  *db = copy;
+  *state = copy;
+  return copy;
 }
 
-/* Replace the fresh test database with a copy of Chinook (never the
- * shared file itself). Needs cmocka, stdio, stdlib and string first. */
-__attribute__((unused)) static void harness_load_chinook(nodup_db **db) {
-  const char *dir = getenv("NODUP_DATASETS");
+/* Replace the fresh test database with a copy of Chinook (never the file
+ * itself). Pass the test's state; returns the connection, which is also
+ * the new state. Needs cmocka, stdio, stdlib and string first. */
+__attribute__((unused)) static nodup_db *harness_load_chinook(void **state) {
   char path[4096];
-  assert_non_null(dir);
-  if (!harness_is_pg()) {
-    harness_copy_sqlite_dataset(db, "chinook/Chinook_Sqlite.sqlite");
-  } else {
+  if (!harness_is_pg())
+    return harness_copy_sqlite_dataset(state, "chinook/Chinook_Sqlite.sqlite");
+  {
     FILE *f;
     long n;
     char *sql, *start;
-    snprintf(path, sizeof path, "%s/chinook/Chinook_PostgreSql.sql", dir);
+    if (harness_dataset(path, sizeof path, "chinook/Chinook_PostgreSql.sql") == NULL) fail();
     f = fopen(path, "rb");
     assert_non_null(f);
     fseek(f, 0, SEEK_END);
@@ -92,21 +112,18 @@ __attribute__((unused)) static void harness_load_chinook(nodup_db **db) {
      * follows "\c chinook;" in ours. */
     start = strstr(sql, "\\c chinook;");
     assert_non_null(start);
-    harness_exec(*db, start + strlen("\\c chinook;"));
+    harness_exec(*state, start + strlen("\\c chinook;"));
     free(sql);
   }
+  return *state;
 }
 
 /* Sakila (SQLite only: sakila-sqlite/sakila.db) in place of the fresh test
  * database. Pass the test's state; returns the connection to the copy,
  * which is also the new state. */
 __attribute__((unused)) static nodup_db *harness_load_sakila(void **state) {
-  nodup_db *db = *state;
   assert_false(harness_is_pg());
-  *state = NULL;
-  harness_copy_sqlite_dataset(&db, "sakila-sqlite/sakila.db");
-  *state = db;
-  return db;
+  return harness_copy_sqlite_dataset(state, "sakila-sqlite/sakila.db");
 }
 
 /*
@@ -152,11 +169,13 @@ __attribute__((unused)) static int harness_pg_admin(const char *sql) {
 }
 
 __attribute__((unused)) static int harness_pagila_setup(void **state) {
-  const char *dir = getenv("NODUP_DATASETS");
-  char conninfo[1024], sql[160], cmd[8192];
+  char conninfo[1024], sql[160], cmd[10240], schema[4096], data[4096];
   (void)state;
-  if (dir == NULL || getenv("NODUP_TEST_PG") == NULL) {
-    print_error("Pagila needs NODUP_DATASETS and NODUP_TEST_PG\n");
+  if (harness_dataset(schema, sizeof schema, "pagila/pagila-schema.sql") == NULL ||
+      harness_dataset(data, sizeof data, "pagila/pagila-data.sql") == NULL)
+    return -1;
+  if (getenv("NODUP_TEST_PG") == NULL) {
+    print_error("Pagila needs NODUP_TEST_PG\n");
     return -1;
   }
   snprintf(harness_pagila_template, sizeof harness_pagila_template, "nodup_pagila_%ld",
@@ -171,9 +190,8 @@ __attribute__((unused)) static int harness_pagila_setup(void **state) {
    * tests one by one. Query results (setval) go to /dev/null, errors to
    * the test log. */
   snprintf(cmd, sizeof cmd,
-           "psql -X -q -v ON_ERROR_STOP=1 -d '%s' -f '%s/pagila/pagila-schema.sql'"
-           " -f '%s/pagila/pagila-data.sql' >/dev/null",
-           conninfo, dir, dir);
+           "psql -X -q -v ON_ERROR_STOP=1 -d '%s' -f '%s' -f '%s' >/dev/null", conninfo,
+           schema, data);
   if (system(cmd) != 0) {
     print_error("loading Pagila with psql failed (is psql on PATH?): %s\n", cmd);
     return -1;

@@ -8,6 +8,10 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -323,6 +327,115 @@ static void test_sqlite_stale_caller_transaction_asks_to_retry(void **state) {
                    2);
 }
 
+/* A file in rollback-journal mode, made with SQLite itself (the harness's
+ * own file was opened by nodup, hence WAL): people(email) with one row. */
+static void make_journal_file(const char *path) {
+  sqlite3 *h = NULL;
+  assert_int_equal(sqlite3_open(path, &h), SQLITE_OK);
+  assert_int_equal(sqlite3_exec(h,
+                                "CREATE TABLE people (id INTEGER PRIMARY KEY, email TEXT NOT NULL);"
+                                "CREATE UNIQUE INDEX people_email_key ON people (email);"
+                                "INSERT INTO people (email) VALUES ('ada@example.org')",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  sqlite3_close(h);
+}
+
+/* The journal mode SQLite reads from the file, through a connection of
+ * its own (which changes nothing). */
+static void expect_journal_mode(const char *path, const char *mode) {
+  sqlite3 *h = NULL;
+  sqlite3_stmt *st = NULL;
+  assert_int_equal(sqlite3_open_v2(path, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_prepare_v2(h, "PRAGMA journal_mode", -1, &st, NULL), SQLITE_OK);
+  assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+  assert_string_equal((const char *)sqlite3_column_text(st, 0), mode);
+  sqlite3_finalize(st);
+  sqlite3_close(h);
+}
+
+/* What nodup check and nodup scan do, on a read-only connection: returns
+ * 0 when every step behaved, else the number of the step that did not
+ * (usable in a forked child, where cmocka's assertions must not run). */
+static int readonly_session(const char *path) {
+  nodup_db *db = NULL;
+  nodup_key *key = NULL;
+  nodup_scan_report *scan = NULL;
+  nodup_result r = {NULL, 0};
+  const char *vals[] = {"ada@example.org"};
+  int step = 0;
+  if (nodup_open_ext(&db, path, NODUP_OPEN_READONLY) != NODUP_OK) { step = 1; goto done; }
+  if (nodup_key_prepare(&key, db, "people", email_col, 1, NULL) != NODUP_OK) { step = 2; goto done; }
+  if (nodup_find(key, vals, &r) != NODUP_OK || r.id == NULL) { step = 3; goto done; }
+  if (nodup_scan(&scan, db, "people", email_col, 1, NULL, NULL) != NODUP_OK) { step = 4; goto done; }
+  /* A write is refused by SQLite, named. */
+  if (nodup_exec(db, "INSERT INTO people (email) VALUES ('bob@example.org')") != NODUP_ERR_DB ||
+      strstr(nodup_errmsg(db), "readonly") == NULL) { step = 5; goto done; }
+done:
+  nodup_scan_free(scan);
+  nodup_key_free(key);
+  nodup_close(db);
+  return step;
+}
+
+/* Read-only use stays read-only: a rollback-journal file inspected through
+ * NODUP_OPEN_READONLY keeps its mode and gets no -wal file; an ordinary
+ * open still switches it to WAL. */
+static void test_sqlite_readonly_open_keeps_journal_mode(void **state) {
+  char dir[] = "/tmp/nodup-ro-XXXXXX";
+  char path[PATH_MAX], wal[PATH_MAX + 8];
+  nodup_db *db = NULL;
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/j.db", dir);
+  snprintf(wal, sizeof wal, "%s-wal", path);
+  make_journal_file(path);
+
+  assert_int_equal(readonly_session(path), 0);
+  expect_journal_mode(path, "delete");
+  assert_false(file_exists(wal));
+
+  /* Unknown flag bits are refused, naming them. */
+  assert_int_equal(nodup_open_ext(&db, path, 0x80), NODUP_ERR_USAGE);
+  assert_non_null(strstr(nodup_errmsg(db), "0x80"));
+  nodup_close(db);
+
+  assert_int_equal(nodup_open(&db, path), NODUP_OK);
+  nodup_close(db);
+  expect_journal_mode(path, "wal");
+  unlink(path);
+  rmdir(dir);
+}
+
+/* On a file and directory the process cannot write, read-only use works.
+ * As root permissions do not apply, so a forked child drops to nobody. */
+static void test_sqlite_readonly_file_and_directory(void **state) {
+  char dir[] = "/tmp/nodup-ro-XXXXXX";
+  char path[PATH_MAX];
+  int status = -1;
+  pid_t pid;
+  (void)state;
+  assert_non_null(mkdtemp(dir));
+  snprintf(path, sizeof path, "%s/j.db", dir);
+  make_journal_file(path);
+  assert_int_equal(chmod(path, 0444), 0);
+  assert_int_equal(chmod(dir, 0555), 0);
+  pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(100);
+    _exit(readonly_session(path));
+  }
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  chmod(dir, 0755);
+  expect_journal_mode(path, "delete");
+  unlink(path);
+  rmdir(dir);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    fail_msg("read-only session on a read-only file and directory failed at step %d",
+             WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
   const struct CMUnitTest pg_tests[] = {
@@ -340,6 +453,8 @@ int main(void) {
       T(test_sqlite_plain_path_opens_existing_file),
       T(test_sqlite_hit_takes_no_write_lock),
       T(test_sqlite_stale_caller_transaction_asks_to_retry),
+      cmocka_unit_test(test_sqlite_readonly_open_keeps_journal_mode),
+      cmocka_unit_test(test_sqlite_readonly_file_and_directory),
   };
 #undef T
   if (harness_is_pg())

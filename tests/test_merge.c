@@ -174,8 +174,7 @@ static void test_chinook_playlists(void **state) {
                           : "SELECT count(DISTINCT TrackId) FROM PlaylistTrack";
   long long before;
 
-  harness_load_chinook(&db);
-  *state = db;
+  db = harness_load_chinook(state);
   before = harness_count(db, tracks, NULL);
   assert_int_equal(nodup_merge(&r, db, pg ? "playlist" : "Playlist", pg ? key_pg : key_sqlite, 1,
                                NULL, NULL),

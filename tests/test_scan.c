@@ -167,8 +167,7 @@ static void test_chinook_playlists(void **state) {
   const char *key_sqlite[] = {"Name"}, *key_pg[] = {"name"};
   const nodup_scan_ref *f;
 
-  harness_load_chinook(&db);
-  *state = db;
+  db = harness_load_chinook(state);
   assert_int_equal(nodup_scan(&r, db, harness_is_pg() ? "playlist" : "Playlist",
                               harness_is_pg() ? key_pg : key_sqlite, 1, NULL, NULL),
                    NODUP_OK);

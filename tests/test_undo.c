@@ -123,8 +123,7 @@ static void test_undo_chinook_exact(void **state) {
   long long restored = 0;
   char *before, run[40];
 
-  harness_load_chinook(&db);
-  *state = db;
+  db = harness_load_chinook(state);
   before = dump(db);
   assert_int_equal(nodup_merge(&r, db, pg ? "playlist" : "Playlist", pg ? key_pg : key_sqlite, 1,
                                NULL, NULL),
