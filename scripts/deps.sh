@@ -2,7 +2,9 @@
 # Install the Debian packages nodup needs, only those missing.
 #   scripts/deps.sh build   compiler, cmake, libsqlite3, libpq, libicu, libcsv
 #   scripts/deps.sh test    + cmocka and a PostgreSQL server for the tests
-#   scripts/deps.sh ci      + clang and valgrind
+#   scripts/deps.sh pgversions  test + npm, when there is none, for
+#                           scripts/pgversions.sh (PostgreSQL 14, 16-18)
+#   scripts/deps.sh ci      + clang and valgrind, and npm as pgversions
 #   scripts/deps.sh bench   test + the sqlite3 and psql shells and GNU time
 #                           (bench/merge_run.sh)
 set -euo pipefail
@@ -10,10 +12,16 @@ profile=${1:-build}
 pkgs=(gcc make cmake pkg-config libsqlite3-dev libpq-dev libicu-dev libcsv-dev)
 case "$profile" in
   build) ;;
-  test) pkgs+=(libcmocka-dev postgresql) ;;
-  ci) pkgs+=(libcmocka-dev postgresql clang valgrind) ;;
-  bench) pkgs+=(libcmocka-dev postgresql postgresql-client sqlite3 time) ;;
-  *) echo "usage: deps.sh build|test|ci|bench" >&2; exit 2 ;;
+  test) pkgs+=(libcmocka-dev postgresql pgbouncer) ;;
+  pgversions) pkgs+=(libcmocka-dev postgresql) ;;
+  ci) pkgs+=(libcmocka-dev postgresql pgbouncer clang valgrind) ;;
+  bench) pkgs+=(libcmocka-dev postgresql pgbouncer postgresql-client sqlite3 time) ;;
+  *) echo "usage: deps.sh build|test|pgversions|ci|bench" >&2; exit 2 ;;
+esac
+# Any npm will do (a Node.js from elsewhere may bring its own): Debian's
+# package only when the command is missing.
+case "$profile" in
+  pgversions | ci) command -v npm >/dev/null 2>&1 || pkgs+=(npm) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

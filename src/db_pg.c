@@ -27,9 +27,38 @@
 /* The text the predicate guard fails to cast: recognised in pg_fail. */
 #define PG_PREDICATE_GUARD "nodup: the new row is outside the key predicate"
 
+/* A prepared statement. On a connection that keeps its server session
+ * (db->pooled == 0) it is a named server-side statement, parsed once. Behind
+ * a transaction-mode pooler the next transaction may run on another server
+ * session, where that name does not exist (or names another statement), so
+ * the statement is kept as text and sent unnamed with each execution: Parse,
+ * Bind and Execute travel in the one transaction they serve. */
 struct nodup_stmt {
-  char name[32];
+  char name[32];   /* server-side name; "" when sent unnamed */
+  char *sql;       /* the text, for unnamed execution */
+  int nparams;
+  Oid *types;      /* nparams type OIDs (0: let the server infer) */
 };
+
+/* Send one execution of s (pipeline mode or not). 1 on success. */
+static int pg_send(PGconn *c, const nodup_stmt *s, int nparams, const char *const *params) {
+  if (s->name[0]) return PQsendQueryPrepared(c, s->name, nparams, params, NULL, NULL, 0);
+  return PQsendQueryParams(c, s->sql, nparams, s->types, params, NULL, NULL, 0);
+}
+
+/* Run one execution of s and wait for its result (the caller clears it). */
+static PGresult *pg_exec_stmt(PGconn *c, const nodup_stmt *s, int nparams,
+                              const char *const *params) {
+  if (s->name[0]) return PQexecPrepared(c, s->name, nparams, params, NULL, NULL, 0);
+  return PQexecParams(c, s->sql, nparams, s->types, params, NULL, NULL, 0);
+}
+
+static void pg_stmt_free(nodup_stmt *s) {
+  if (!s) return;
+  free(s->sql);
+  free(s->types);
+  free(s);
+}
 
 static PGconn *C(nodup_db *db) { return (PGconn *)db->native; }
 
@@ -83,6 +112,23 @@ static void ignore_notice(void *arg, const char *message) {
   (void)message;
 }
 
+/* Does this connection keep one server session? A pooler (PgBouncer,
+ * pgcat, Odyssey, RDS Proxy) answers the startup itself and hands the client
+ * its own BackendKeyData, so the process id libpq was given at connect is
+ * not the server process that runs our statements. Equal ids prove a
+ * direct session; anything else is treated as pooled (a session-mode pooler
+ * too: the safe side costs a Parse per statement, nothing else). */
+static int pg_session_check(nodup_db *db) {
+  PGresult *res = PQexec(C(db), "SELECT pg_catalog.pg_backend_pid()");
+  int rc = NODUP_OK;
+  if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+    db->pooled = atoi(PQgetvalue(res, 0, 0)) != PQbackendPID(C(db));
+  else
+    rc = pg_fail(db, res, "reading the server process id");
+  PQclear(res);
+  return rc;
+}
+
 static int pg_connect(nodup_db *db, const char *target) {
   const char *keys[] = {"dbname", "fallback_application_name", NULL};
   const char *vals[] = {target, "nodup", NULL};
@@ -103,7 +149,7 @@ static int pg_connect(nodup_db *db, const char *target) {
   /* A library must not write to the caller's stderr (libpq's default for
    * NOTICEs such as "relation already exists, skipping"). */
   PQsetNoticeProcessor(c, ignore_notice, NULL);
-  return NODUP_OK;
+  return pg_session_check(db);
 }
 
 static void pg_disconnect(nodup_db *db) {
@@ -147,18 +193,32 @@ static int pg_query(nodup_db *db, const char *sql, const char *const *params,
   return rc;
 }
 
+/* Parse the statement now either way, so a mistake is reported at prepare
+ * time; pooled, the unnamed statement's parse is discarded by the next one
+ * and the text is what is kept. */
 static int pg_prepare(nodup_db *db, const char *sql, int nparams,
                       const unsigned *types, nodup_stmt **out) {
   nodup_stmt *s = calloc(1, sizeof *s);
   PGresult *res;
   int rc;
   if (!s) return NODUP_ERR_NOMEM;
-  snprintf(s->name, sizeof s->name, "nodup_%u", db->next_stmt++);
+  s->nparams = nparams;
+  if (db->pooled) {
+    s->sql = nodup_strdup(sql);
+    s->types = calloc(nparams > 0 ? (size_t)nparams : 1, sizeof *s->types);
+    if (!s->sql || !s->types) {
+      pg_stmt_free(s);
+      return NODUP_ERR_NOMEM;
+    }
+    if (types) memcpy(s->types, types, (size_t)nparams * sizeof *s->types);
+  } else {
+    snprintf(s->name, sizeof s->name, "nodup_%u", db->next_stmt++);
+  }
   res = PQprepare(C(db), s->name, sql, nparams, (const Oid *)types);
   rc = pg_ok(res) ? NODUP_OK : pg_fail(db, res, NULL);
   PQclear(res);
   if (rc != NODUP_OK) {
-    free(s);
+    pg_stmt_free(s);
     return rc;
   }
   *out = s;
@@ -167,7 +227,7 @@ static int pg_prepare(nodup_db *db, const char *sql, int nparams,
 
 static int pg_run(nodup_db *db, nodup_stmt *s, const char *const *params,
                   int nparams, row_fn fn, void *ctx) {
-  PGresult *res = PQexecPrepared(C(db), s->name, nparams, params, NULL, NULL, 0);
+  PGresult *res = pg_exec_stmt(C(db), s, nparams, params);
   int rc = pg_ok(res) ? pg_rows(res, fn, ctx) : pg_fail(db, res, NULL);
   PQclear(res);
   return rc;
@@ -177,13 +237,13 @@ static void pg_finalize(nodup_db *db, nodup_stmt *s) {
   if (!s) return;
   /* Best effort: inside an aborted transaction DEALLOCATE fails, and the
    * statement then dies with the session. */
-  if (db->native && PQstatus(C(db)) == CONNECTION_OK &&
+  if (s->name[0] && db->native && PQstatus(C(db)) == CONNECTION_OK &&
       PQtransactionStatus(C(db)) != PQTRANS_INERROR) {
     char sql[64];
     snprintf(sql, sizeof sql, "DEALLOCATE \"%s\"", s->name);
     PQclear(PQexec(C(db), sql));
   }
-  free(s);
+  pg_stmt_free(s);
 }
 
 static int pg_in_transaction(nodup_db *db) {
@@ -207,13 +267,14 @@ static int pg_table_row(void *vctx, int n, const char *const *v) {
   snprintf(c->oid, sizeof c->oid, "%s", v[0]);
   c->relkind = v[3][0];
   c->t->name = nodup_strdup(v[2]);
+  c->t->schema = nodup_strdup(v[1]);
   buf_init(&q);
   sql_ident(&q, v[1]);
   buf_putc(&q, '.');
   sql_ident(&q, v[2]);
   c->t->qualified = q.oom ? NULL : nodup_strdup(buf_str(&q));
   buf_free(&q);
-  if (!c->t->name || !c->t->qualified) c->oom = 1;
+  if (!c->t->name || !c->t->qualified || !c->t->schema) c->oom = 1;
   return 1;
 }
 
@@ -437,6 +498,25 @@ done:
   return rc;
 }
 
+/* Leave pipeline mode after a failure that stopped us reading: whatever
+ * is still pending is read and dropped so the connection is usable (or,
+ * when it is broken, left for pg_fail to report as NODUP_ERR_CONNECT). */
+static void pg_pipeline_abandon(nodup_db *db) {
+  PGconn *c = C(db);
+  PGresult *res;
+  int nulls = 0;
+  while (PQpipelineStatus(c) != PQ_PIPELINE_OFF && PQstatus(c) == CONNECTION_OK) {
+    if (PQexitPipelineMode(c)) return;
+    res = PQgetResult(c);
+    if (!res) {
+      if (++nulls > 1) break;
+      continue;
+    }
+    nulls = 0;
+    PQclear(res);
+  }
+}
+
 static void backoff(nodup_db *db, int attempt) {
   /* Jittered, growing sleep so two retrying transactions drift apart. A
    * per-connection xorshift: rand() is neither thread-safe nor private. */
@@ -454,49 +534,74 @@ static void backoff(nodup_db *db, int attempt) {
 }
 
 /* One pipelined round: insert-if-absent, lookup, Sync. On error, the
- * message is set and the SQLSTATE copied to `state`. */
+ * message is set and the SQLSTATE copied to `state`.
+ *
+ * The results are read up to the Sync whatever happens, so the connection
+ * leaves pipeline mode clean after an error at any position: the insert's
+ * (another constraint), the lookup's, or the implicit transaction's COMMIT
+ * at the Sync (a deferred constraint trigger, or SERIALIZABLE's 40001
+ * "could not serialize access" raised at commit), which arrives as one more
+ * error result before PGRES_PIPELINE_SYNC. A failed COMMIT rolled the insert
+ * back, so `created` is reset with it. */
 static int pg_round(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
                     const char *const *params, int nparams, int *created,
                     char state[6]) {
   nodup_db *db = key->db;
   PGconn *c = C(db);
   PGresult *res;
-  int rc = NODUP_OK, q;
+  ExecStatusType st;
+  int rc = NODUP_OK, pos = 0, nulls = 0;
 
   state[0] = '\0';
   *created = 0;
   buf_reset(&key->id);
   if (!PQenterPipelineMode(c)) return pg_fail(db, NULL, "entering pipeline mode");
-  if (!PQsendQueryPrepared(c, insert->name, nparams, params, NULL, NULL, 0) ||
-      !PQsendQueryPrepared(c, lookup->name, (int)key->ncols, params, NULL, NULL, 0) ||
-      !PQpipelineSync(c)) {
+  if (!pg_send(c, insert, nparams, params) ||
+      !pg_send(c, lookup, (int)key->ncols, params) || !PQpipelineSync(c)) {
     rc = pg_fail(db, NULL, "sending get-or-create");
-    PQexitPipelineMode(c);
+    pg_pipeline_abandon(db);
     return rc;
   }
-  for (q = 0; q < 2; q++) {
+  /* pos: 0 insert, 1 lookup, 2 the COMMIT at the Sync. PQgetResult
+   * returns NULL after each statement's results. */
+  for (;;) {
     res = PQgetResult(c);
-    if (!res) return pg_fail(db, NULL, "reading get-or-create results");
-    if (PQresultStatus(res) == PGRES_TUPLES_OK) {
+    if (!res) {
+      /* Two NULLs in a row mean nothing more will come (a broken
+       * connection); one ends a statement's results. */
+      if (++nulls > 1 || PQstatus(c) == CONNECTION_BAD) {
+        if (rc == NODUP_OK) rc = pg_fail(db, NULL, "reading get-or-create results");
+        pg_pipeline_abandon(db);
+        return rc;
+      }
+      pos++;
+      continue;
+    }
+    nulls = 0;
+    st = PQresultStatus(res);
+    if (st == PGRES_PIPELINE_SYNC) {
+      PQclear(res);
+      break;
+    }
+    if (st == PGRES_TUPLES_OK && pos < 2) {
       if (!key->id.len && PQntuples(res) > 0) {
         pg_rows(res, key_store_id, key);
-        *created = q == 0;
+        *created = pos == 0;
       }
-    } else if (PQresultStatus(res) != PGRES_PIPELINE_ABORTED && rc == NODUP_OK) {
+    } else if (st != PGRES_PIPELINE_ABORTED && st != PGRES_COMMAND_OK && rc == NODUP_OK) {
       const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
       snprintf(state, 6, "%s", s ? s : "");
-      rc = pg_fail(db, res, NULL);
+      rc = pg_fail(db, res, pos >= 2 ? "at commit" : NULL);
     }
     PQclear(res);
-    while ((res = PQgetResult(c)) != NULL) PQclear(res);
   }
-  res = PQgetResult(c);
-  if (!res || PQresultStatus(res) != PGRES_PIPELINE_SYNC) {
-    PQclear(res);
-    return pg_fail(db, NULL, "get-or-create pipeline out of step");
-  }
-  PQclear(res);
   PQexitPipelineMode(c);
+  if (rc != NODUP_OK) {
+    /* Nothing of this round survives a failure: the implicit transaction
+     * (or the caller's) is rolled back or aborted. */
+    *created = 0;
+    buf_reset(&key->id);
+  }
   if (rc == NODUP_OK && key->id.p && key->id.oom) rc = NODUP_ERR_NOMEM;
   return rc;
 }

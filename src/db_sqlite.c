@@ -62,6 +62,27 @@ static void sq_unhex(sqlite3_context *ctx, int n, sqlite3_value **v) {
   sqlite3_result_blob(ctx, out, len / 2, sqlite3_free);
 }
 
+/* A read-only open of an SQLite URI whose mode= asks for more (rw, rwc):
+ * SQLite refuses a mode less restrictive than the open flags ("access mode
+ * not allowed"), so the copy in *out says mode=ro instead. *out is NULL
+ * when target needs no change; the caller frees it. */
+static int sq_readonly_uri(const char *target, char **out) {
+  const char *q = strchr(target, '?'), *m;
+  buf b;
+  *out = NULL;
+  if (strncmp(target, "file:", 5) != 0 || !q) return NODUP_OK;
+  for (m = q; (m = strstr(m + 1, "mode=")) != NULL;)
+    if (m[-1] == '?' || m[-1] == '&') break;
+  if (!m) return NODUP_OK;
+  buf_init(&b);
+  buf_putn(&b, target, (size_t)(m - target));
+  buf_puts(&b, "mode=ro");
+  buf_puts(&b, m + 5 + strcspn(m + 5, "&#"));
+  if (b.oom) return NODUP_ERR_NOMEM;
+  *out = b.p;
+  return NODUP_OK;
+}
+
 static int sq_connect(nodup_db *db, const char *target) {
   sqlite3 *h = NULL;
   int readonly = (db->flags & NODUP_OPEN_READONLY) != 0;
@@ -73,7 +94,14 @@ static int sq_connect(nodup_db *db, const char *target) {
   /* A plain path must exist; an explicit URI may create (mode=rwc). A
    * read-only open never creates (SQLite ignores mode=rwc under it). */
   if (strncmp(target, "file:", 5) == 0 && !readonly) flags |= SQLITE_OPEN_CREATE;
-  rc = sqlite3_open_v2(target, &h, flags, NULL);
+  if (readonly) {
+    char *ro = NULL;
+    if ((rc = sq_readonly_uri(target, &ro)) != NODUP_OK) return rc;
+    rc = sqlite3_open_v2(ro ? ro : target, &h, flags, NULL);
+    free(ro);
+  } else {
+    rc = sqlite3_open_v2(target, &h, flags, NULL);
+  }
   if (rc != SQLITE_OK) {
     nodup_fail(db, NODUP_ERR_CONNECT,
                "cannot open SQLite database \"%s\": %s%s", target,

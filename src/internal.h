@@ -219,6 +219,11 @@ struct nodup_db {
   unsigned next_stmt;    /* names PostgreSQL prepared statements */
   unsigned seed;         /* retry jitter */
   unsigned flags;        /* NODUP_OPEN_* given to nodup_open_ext */
+  /* PostgreSQL through a pooler (db_pg.c's pg_session_check): the next
+   * transaction may run in another server session, so nothing may be kept
+   * on the server between transactions (prepared statements, temporary
+   * tables, session settings, session advisory locks). */
+  int pooled;
 };
 
 /* ---- prepared keys ---- */

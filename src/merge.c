@@ -32,7 +32,12 @@ typedef struct merge_ctx {
   unsigned ntemp;
   long long step;   /* the run's last step number: undo replays steps backwards */
   int log;          /* archive deleted rows and log changed ones (undo) */
-  int have_groups;  /* temp table nodup_groups exists (pass_groups) */
+  int have_groups;  /* the pass's groups table exists (pass_groups) */
+  /* The pass's groups table, quoted: temp table nodup_groups on a session
+   * of our own; behind a transaction-mode pooler a temp table would be
+   * gone (or another client's) in the next batch's transaction, so it is
+   * an unlogged table named after the run, dropped at the end. */
+  char groups[96];
   /* The schema, read once per run rather than per batch (schema_*). */
   struct schema_entry {
     char *name;                /* as table_info() was asked */
@@ -807,7 +812,7 @@ done:
 
 /*
  * A pass: every duplicate group there is now, numbered in key order, in
- * temp table nodup_groups (kept across the batches' commits). One
+ * c->groups (kept across the batches' commits). One
  * aggregate over X per pass, not per batch: each batch takes its slice by
  * number, so a run is linear in the table, not quadratic. *n gets the
  * number of groups.
@@ -818,12 +823,13 @@ static int pass_groups(merge_ctx *c, const nodup_table_info *t, char *const *key
   int rc;
   buf_init(&q);
   if (c->have_groups) {
-    buf_puts(&q, "DROP TABLE nodup_groups");
+    buf_printf(&q, "DROP TABLE %s", c->groups);
     if ((rc = run_sql(c, &q, NULL)) != NODUP_OK) goto done;
     c->have_groups = 0;
     buf_reset(&q);
   }
-  buf_puts(&q, "CREATE TEMP TABLE nodup_groups AS SELECT ");
+  buf_printf(&q, "CREATE %s TABLE %s AS SELECT ", c->db->pooled ? "UNLOGGED" : "TEMP",
+             c->groups);
   sql_ident_list(&q, key, nkey);
   buf_puts(&q, ", row_number() OVER (ORDER BY ");
   sql_ident_list(&q, key, nkey);
@@ -836,9 +842,16 @@ static int pass_groups(merge_ctx *c, const nodup_table_info *t, char *const *key
   buf_puts(&q, " HAVING count(*) > 1) AS nodup_d");
   if ((rc = run_sql(c, &q, NULL)) != NODUP_OK) goto done;
   c->have_groups = 1;
-  rc = c->db->be->exec(c->db, "CREATE INDEX nodup_groups_g ON nodup_groups (nodup_g)");
+  buf_reset(&q);
+  /* Pooled, the table's name is the run's and the index is named by
+   * PostgreSQL; a temp table's index can have a fixed name. */
+  if (c->db->pooled) buf_printf(&q, "CREATE INDEX ON %s (nodup_g)", c->groups);
+  else buf_puts(&q, "CREATE INDEX nodup_groups_g ON nodup_groups (nodup_g)");
+  rc = run_sql(c, &q, NULL);
+  buf_reset(&q);
+  buf_printf(&q, "SELECT count(*) FROM %s", c->groups);
   if (rc == NODUP_OK)
-    rc = c->db->be->query(c->db, "SELECT count(*) FROM nodup_groups", NULL, 0, db_read_count, n);
+    rc = c->db->be->query(c->db, buf_str(&q), NULL, 0, db_read_count, n);
 done:
   buf_free(&q);
   return rc;
@@ -852,7 +865,7 @@ static int batch_groups(merge_ctx *c, char *const *key, size_t nkey, long long f
   buf_init(&q);
   buf_puts(&q, "CREATE TEMP TABLE nodup_batch AS SELECT ");
   sql_ident_list(&q, key, nkey);
-  buf_printf(&q, " FROM nodup_groups WHERE nodup_g > %lld AND nodup_g <= %lld", first,
+  buf_printf(&q, " FROM %s WHERE nodup_g > %lld AND nodup_g <= %lld", c->groups, first,
              first + (long long)batch);
   rc = run_sql(c, &q, NULL);
   /* Analysed, so that the planners drive the batch's joins from it
@@ -1098,6 +1111,17 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
       goto done;
     rep->foreign_keys_off = !on;
   }
+  if (db->pooled) {
+    buf g;
+    char name[80];
+    buf_init(&g);
+    snprintf(name, sizeof name, "nodup_groups_%s", rep->run);
+    sql_ident(&g, name);
+    snprintf(c.groups, sizeof c.groups, "%s", buf_str(&g));
+    buf_free(&g);
+  } else {
+    snprintf(c.groups, sizeof c.groups, "nodup_groups");
+  }
   c.rep = rep;
   c.step = laststep;
   c.log = !opt->no_archive;
@@ -1168,7 +1192,10 @@ done:
   if (c.have_groups && !(rc != NODUP_OK && !own_txn)) {
     /* Best effort: a failure here must not mask the run's result. */
     char *msg = nodup_strdup(nodup_errmsg(db));
-    int drc = db->be->exec(db, "DROP TABLE nodup_groups");
+    char drop[128];
+    int drc;
+    snprintf(drop, sizeof drop, "DROP TABLE %s", c.groups);
+    drc = db->be->exec(db, drop);
     if (rc == NODUP_OK) rc = drc;
     else if (msg) nodup_fail(db, rc, "%s", msg);
     free(msg);

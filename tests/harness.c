@@ -20,7 +20,7 @@
 #include <libpq-fe.h>
 #include <sqlite3.h>
 
-#define HARNESS_MAX_TRACKED 64
+#define HARNESS_MAX_TRACKED 128
 
 static char current_url[PATH_MAX + 64];
 static char current_dir[PATH_MAX]; /* SQLite: the mkdtemp directory */

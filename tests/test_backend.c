@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,6 +206,117 @@ static void test_pg_names_are_case_sensitive(void **state) {
   assert_null(key);
   key = harness_key(db, "CamelTable", exact, 1, NULL);
   assert_string_equal(nodup_key_index(key), "CamelTable_Name");
+}
+
+/*
+ * Errors injected at each position of the get-or-create pipeline: the
+ * insert (a BEFORE trigger), the lookup (a row-security policy that fires
+ * only for SELECT statements), and the implicit transaction's COMMIT at the
+ * Sync (a deferred constraint trigger, which is how SERIALIZABLE's 40001
+ * "could not serialize access" arrives at commit). Each fault fires a set
+ * number of times, counted by a sequence (nextval is never rolled back).
+ */
+static const char fault_schema[] =
+    "CREATE TABLE \"people\" (\"id\" serial PRIMARY KEY, \"email\" text NOT NULL);"
+    "CREATE UNIQUE INDEX \"people_email_key\" ON \"people\" (\"email\");"
+    "CREATE SEQUENCE fault_calls;"
+    "CREATE TABLE fault (pos int, code text, times int);"
+    "CREATE FUNCTION fault_hit(p int) RETURNS boolean LANGUAGE plpgsql AS $$"
+    " DECLARE f record; BEGIN"
+    "  SELECT * INTO f FROM fault WHERE pos = p;"
+    "  IF FOUND AND nextval('fault_calls') <= f.times THEN"
+    "   RAISE EXCEPTION 'fault injected at position %', p USING ERRCODE = f.code;"
+    "  END IF; RETURN true; END $$;"
+    "CREATE FUNCTION fault_insert() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN PERFORM fault_hit(0); RETURN NEW; END $$;"
+    "CREATE TRIGGER fault_insert BEFORE INSERT ON \"people\""
+    " FOR EACH ROW EXECUTE FUNCTION fault_insert();"
+    "CREATE FUNCTION fault_commit() RETURNS trigger LANGUAGE plpgsql AS $$"
+    " BEGIN PERFORM fault_hit(2); RETURN NULL; END $$;"
+    "CREATE CONSTRAINT TRIGGER fault_commit AFTER INSERT ON \"people\""
+    " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION fault_commit();"
+    "CREATE FUNCTION fault_lookup() RETURNS boolean LANGUAGE plpgsql AS $$"
+    " BEGIN RETURN current_query() NOT ILIKE 'select%' OR fault_hit(1); END $$;"
+    "ALTER TABLE \"people\" ENABLE ROW LEVEL SECURITY;"
+    "CREATE POLICY fault_lookup ON \"people\" FOR SELECT USING (fault_lookup());"
+    "CREATE POLICY fault_write ON \"people\" FOR INSERT WITH CHECK (true);"
+    "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'nodup_fault') THEN"
+    "  CREATE ROLE nodup_fault; END IF; END $$;"
+    "GRANT ALL ON \"people\", \"people_id_seq\", fault_calls, fault TO nodup_fault";
+
+/* Arm one fault: position, SQLSTATE, how many times it fires. */
+static void fault_arm(nodup_db *admin, int pos, const char *code, int times) {
+  char sql[256];
+  snprintf(sql, sizeof sql,
+           "DELETE FROM fault; ALTER SEQUENCE fault_calls RESTART;"
+           " INSERT INTO fault VALUES (%d, '%s', %d)", pos, code, times);
+  harness_exec(admin, sql);
+}
+
+/* After any failure the connection is out of pipeline mode, outside any
+ * transaction the call owned, and a new call works. */
+static void expect_clean(nodup_db *conn, nodup_key *key, int owned, const char *email) {
+  PGconn *c = nodup_db_handle(conn);
+  const char *vals[] = {email};
+  char id[HARNESS_ID_MAX];
+  assert_int_equal(PQpipelineStatus(c), PQ_PIPELINE_OFF);
+  if (!owned) {
+    assert_int_equal(PQtransactionStatus(c), PQTRANS_INERROR);
+    harness_exec(conn, "ROLLBACK");
+  }
+  assert_int_equal(PQtransactionStatus(c), PQTRANS_IDLE);
+  assert_int_equal(harness_goc(conn, key, vals, NULL, NULL, 0, id), 1);
+  assert_int_equal(harness_goc(conn, key, vals, NULL, NULL, 0, id), 0);
+}
+
+static void test_pg_error_at_each_pipeline_position(void **state) {
+  nodup_db *db = *state;
+  nodup_db *conn = harness_connect();
+  nodup_key *key;
+  static const struct {
+    int pos;
+    const char *code;
+    int times;
+    int owned;  /* the call owns its transaction (else: inside the caller's) */
+    int want;   /* the call's result */
+  } cases[] = {
+      {0, "23514", 1, 1, NODUP_ERR_CONSTRAINT}, /* the insert: not retried */
+      {0, "40001", 3, 1, NODUP_OK},             /* retried */
+      {0, "40001", 1, 0, NODUP_ERR_RETRY},      /* the caller's to retry */
+      {1, "P0001", 1, 1, NODUP_ERR_DB},         /* the lookup */
+      {1, "40P01", 3, 1, NODUP_OK},             /* a deadlock, retried */
+      {1, "40001", 1, 0, NODUP_ERR_RETRY},
+      {2, "40001", 3, 1, NODUP_OK},             /* at COMMIT, retried */
+      {2, "40001", 1000, 1, NODUP_ERR_RETRY},   /* more than the retries */
+      {2, "23505", 1, 1, NODUP_ERR_CONSTRAINT}, /* a deferred constraint */
+  };
+  harness_exec(db, fault_schema);
+  harness_exec(conn, "SET SESSION AUTHORIZATION nodup_fault");
+  key = harness_key(conn, "people", email_col, 1, NULL);
+  for (size_t i = 0; i < COUNT_OF(cases); i++) {
+    char email[64], after[64];
+    const char *vals[] = {email};
+    nodup_result r = {NULL, 0};
+    long long rows;
+    int rc;
+    snprintf(email, sizeof email, "case%zu@example.org", i);
+    snprintf(after, sizeof after, "after%zu@example.org", i);
+    fault_arm(db, cases[i].pos, cases[i].code, cases[i].times);
+    if (!cases[i].owned) harness_exec(conn, "BEGIN");
+    rc = nodup_get_or_create(key, vals, NULL, NULL, 0, &r);
+    if (rc != cases[i].want)
+      fail_msg("case %zu (position %d, %s x%d): %s, want %s: %s", i, cases[i].pos,
+               cases[i].code, cases[i].times, nodup_strerror(rc),
+               nodup_strerror(cases[i].want), nodup_errmsg(conn));
+    if (rc == NODUP_OK) assert_int_equal(r.created, 1);
+    else if (cases[i].want == NODUP_ERR_RETRY || cases[i].want == NODUP_ERR_DB)
+      assert_non_null(strstr(nodup_errmsg(conn), "SQLSTATE"));
+    fault_arm(db, 0, "00000", 0);
+    expect_clean(conn, key, cases[i].owned, after);
+    /* Exactly the rows the successful calls made. */
+    rows = harness_count(db, "SELECT count(*) FROM \"people\" WHERE \"email\" = $1", email);
+    assert_int_equal(rows, rc == NODUP_OK ? 1 : 0);
+  }
 }
 
 /* ===========================================================================

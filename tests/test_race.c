@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #define THREADS 16
+#define MANY_THREADS 64 /* the isolation-level races */
 #define PROCESSES 6
 #define KEYS 20
 #define ROUNDS 3
@@ -109,15 +110,15 @@ static void *thread_main(void *arg) {
 
 /* Static rather than malloc'd: a failed assertion longjmps out of the test,
  * and must not leak them. One race at a time uses each array. */
-static struct worker thread_workers[THREADS];
+static struct worker thread_workers[MANY_THREADS];
 static struct worker process_workers[PROCESSES];
 
-/* THREADS workers on their own connections, prepared before the start. */
+/* n workers on their own connections, prepared before the start. */
 static struct worker *start_workers(const struct scenario *sc, int naive,
-                                    pthread_barrier_t *barrier) {
+                                    pthread_barrier_t *barrier, int n) {
   struct worker *workers = thread_workers;
   memset(thread_workers, 0, sizeof thread_workers);
-  for (int i = 0; i < THREADS; i++) {
+  for (int i = 0; i < n; i++) {
     workers[i].scenario = sc;
     workers[i].db = harness_connect();
     workers[i].key =
@@ -131,12 +132,12 @@ static struct worker *start_workers(const struct scenario *sc, int naive,
   return workers;
 }
 
-static void run_threads(struct worker *workers) {
-  pthread_t threads[THREADS];
-  for (int i = 0; i < THREADS; i++)
+static void run_threads(struct worker *workers, int n) {
+  pthread_t threads[MANY_THREADS];
+  for (int i = 0; i < n; i++)
     assert_int_equal(
         pthread_create(&threads[i], NULL, thread_main, &workers[i]), 0);
-  for (int i = 0; i < THREADS; i++)
+  for (int i = 0; i < n; i++)
     assert_int_equal(pthread_join(threads[i], NULL), 0);
 }
 
@@ -184,13 +185,17 @@ static void verify(nodup_db *db, const struct scenario *sc,
   assert_int_equal(redundant, 0);
 }
 
-static void race_threads(nodup_db *db, const struct scenario *sc) {
+static void race_n_threads(nodup_db *db, const struct scenario *sc, int n) {
   pthread_barrier_t barrier;
-  assert_int_equal(pthread_barrier_init(&barrier, NULL, THREADS), 0);
-  struct worker *workers = start_workers(sc, 0, &barrier);
-  run_threads(workers);
+  assert_int_equal(pthread_barrier_init(&barrier, NULL, (unsigned)n), 0);
+  struct worker *workers = start_workers(sc, 0, &barrier, n);
+  run_threads(workers, n);
   pthread_barrier_destroy(&barrier);
-  verify(db, sc, workers, THREADS);
+  verify(db, sc, workers, n);
+}
+
+static void race_threads(nodup_db *db, const struct scenario *sc) {
+  race_n_threads(db, sc, THREADS);
 }
 
 /* ---------------------------------------------------------------------------
@@ -361,8 +366,8 @@ static void test_threads_naive_check_then_insert(void **state) {
    * INSERT (nodup_insert) the seeds ran, on a table no index protects. */
   pthread_barrier_t barrier;
   assert_int_equal(pthread_barrier_init(&barrier, NULL, THREADS), 0);
-  struct worker *workers = start_workers(&naive, 1, &barrier);
-  run_threads(workers);
+  struct worker *workers = start_workers(&naive, 1, &barrier, THREADS);
+  run_threads(workers, THREADS);
 
   long long inserted = 0, dup_keys = 0, extra = 0;
   for (int i = 0; i < THREADS; i++)
@@ -649,6 +654,49 @@ static void test_waits_for_uncommitted_winner(void **state) {
   }
 }
 
+/* ---------------------------------------------------------------------------
+ * Isolation levels
+ */
+
+/* 64 callers on 20 keys with the database's default isolation set to
+ * `level` (PostgreSQL; every new session starts there, as under
+ * ALTER DATABASE ... SET default_transaction_isolation in production and on
+ * engines whose default is SERIALIZABLE). Exactly one `created` per key and
+ * no error: serialization failures and deadlocks are retried inside the
+ * call, which owns its transaction. SQLite's transactions are serializable
+ * by construction; there the same 64-caller race runs once. */
+static void race_at_level(nodup_db *db, const char *level) {
+  char sql[256], got[64];
+  const char *name = strstr(harness_url(), "dbname=");
+  if (harness_is_pg()) {
+    assert_non_null(name);
+    snprintf(sql, sizeof sql, "ALTER DATABASE \"%s\" SET default_transaction_isolation = '%s'",
+             name + strlen("dbname="), level);
+    harness_exec(db, sql);
+  }
+  create_people(db);
+  if (harness_is_pg() && getenv("NODUP_TEST_POOLER") == NULL) {
+    /* A new session starts at the level (through a pooler the server
+     * sessions were opened before the ALTER, and keep their default). */
+    nodup_db *probe = harness_connect();
+    harness_query_into(probe, "SHOW transaction_isolation", NULL, got, sizeof got);
+    assert_string_equal(got, level);
+  }
+  race_n_threads(db, &plain, MANY_THREADS);
+}
+
+static void test_64_callers_read_committed(void **state) {
+  race_at_level(*state, "read committed");
+}
+
+static void test_64_callers_repeatable_read(void **state) {
+  race_at_level(*state, "repeatable read");
+}
+
+static void test_64_callers_serializable(void **state) {
+  race_at_level(*state, "serializable");
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
@@ -659,6 +707,9 @@ int main(void) {
       T(test_processes_same_keys),
       T(test_processes_partial_key),
       T(test_waits_for_uncommitted_winner),
+      T(test_64_callers_read_committed),
+      T(test_64_callers_repeatable_read),
+      T(test_64_callers_serializable),
 #undef T
   };
   return cmocka_run_group_tests_name(harness_is_pg() ? "race_pg" : "race_sqlite",
