@@ -70,7 +70,8 @@ extern "C" {
   X(ERR_DUPLICATE, 15, "the key is not unique in the table")                  \
   X(ERR_REFERENCED, 16, "rows to delete are still referenced")                 \
   X(ERR_NO_RUN, 17, "no such merge run, or not in a state that allows this")  \
-  X(ERR_CHANGED, 18, "rows changed since the merge: cannot undo")
+  X(ERR_CHANGED, 18, "rows changed since the merge: cannot undo")              \
+  X(ERR_UNSUPPORTED, 19, "the database engine cannot guarantee this")
 
 typedef enum nodup_error {
 #define NODUP_X_ENUM(name, num, text) NODUP_##name = num,

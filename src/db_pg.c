@@ -112,19 +112,27 @@ static void ignore_notice(void *arg, const char *message) {
   (void)message;
 }
 
-/* Does this connection keep one server session? A pooler (PgBouncer,
+/* Which engine is this, and does this connection keep one server session? A pooler (PgBouncer,
  * pgcat, Odyssey, RDS Proxy) answers the startup itself and hands the client
  * its own BackendKeyData, so the process id libpq was given at connect is
  * not the server process that runs our statements. Equal ids prove a
  * direct session; anything else is treated as pooled (a session-mode pooler
  * too: the safe side costs a Parse per statement, nothing else). */
 static int pg_session_check(nodup_db *db) {
-  PGresult *res = PQexec(C(db), "SELECT pg_catalog.pg_backend_pid()");
+  /* One round trip also tells which engine answers (engine.c): Citus,
+   * CockroachDB and YugabyteDB refuse up front what cannot hold there. A
+   * failure fails the connect: guessing "PostgreSQL" would skip those
+   * refusals. */
+  PGresult *res = PQexec(C(db), ENGINE_SQL_DETECT);
   int rc = NODUP_OK;
-  if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-    db->pooled = atoi(PQgetvalue(res, 0, 0)) != PQbackendPID(C(db));
-  else
-    rc = pg_fail(db, res, "reading the server process id");
+  if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && PQnfields(res) == 3) {
+    engine_detect(&db->engine, PQgetvalue(res, 0, 0),
+                  PQparameterStatus(C(db), "server_version"),
+                  PQgetisnull(res, 0, 1) ? NULL : PQgetvalue(res, 0, 1));
+    db->pooled = atoi(PQgetvalue(res, 0, 2)) != PQbackendPID(C(db));
+  } else {
+    rc = pg_fail(db, res, "identifying the server");
+  }
   PQclear(res);
   return rc;
 }
@@ -700,7 +708,8 @@ static void pg_restore_cols(buf *q, const nodup_table_info *t, char *const *cols
 static int pg_reconnect(nodup_db *db) {
   if (PQstatus(db->native) == CONNECTION_OK) return NODUP_OK;
   PQreset(db->native);
-  if (PQstatus(db->native) == CONNECTION_OK) return NODUP_OK;
+  /* A new server session: through a pooler or not, the same engine. */
+  if (PQstatus(db->native) == CONNECTION_OK) return pg_session_check(db);
   return nodup_fail(db, NODUP_ERR_CONNECT, "lost the connection and could not reconnect: %s",
                     PQerrorMessage(db->native));
 }

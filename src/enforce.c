@@ -735,6 +735,10 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
   c.nkey = ncols;
 
   if (c.pg && (rc = partition_check(&c)) != NODUP_OK) goto done;
+  rc = engine_check(db, c.t, opt->online ? ENGINE_OP_ENFORCE_ONLINE : ENGINE_OP_ENFORCE_LOCKED,
+                    c.key, ncols);
+  if (rc == NODUP_OK && opt->merge) rc = engine_check(db, c.t, ENGINE_OP_MERGE, c.key, ncols);
+  if (rc != NODUP_OK) goto done;
   c.rep->index = opt->name && *opt->name ? nodup_strdup(opt->name) : default_name(c.t->name, c.key, ncols);
   if (!c.rep->index) {
     rc = NODUP_ERR_NOMEM;

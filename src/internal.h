@@ -211,6 +211,105 @@ void pg_copy_row(buf *out, const char *const *vals, size_t n);
 int pg_copy_put(nodup_db *db, const buf *data);
 int pg_copy_end(nodup_db *db, const char *abort_msg);
 
+/* ==== engine.c: which PostgreSQL-compatible engine answers, and what it
+ * cannot hold (Citus, CockroachDB, YugabyteDB). Pure functions over the
+ * server's answers; the PostgreSQL backend runs the ENGINE_SQL_* queries.
+ * docs/SCALE.md explains every refusal to users. ==== */
+
+typedef enum engine_kind {
+  ENGINE_POSTGRES = 0,  /* PostgreSQL, or nothing we recognise as another */
+  ENGINE_CITUS,         /* PostgreSQL with the citus extension installed */
+  ENGINE_COCKROACH,     /* CockroachDB */
+  ENGINE_YUGABYTE       /* YugabyteDB (YSQL) */
+} engine_kind;
+
+typedef struct engine_info {
+  engine_kind kind;
+  char release[32];     /* the engine's own release as it prints it:
+                         * "v23.1.11", "2.18.0.0-b0", "12.1-1", "16.4" */
+  int v[4];             /* release numbers: {23,1,11,0}, {2,18,0,0}, {12,1} */
+  int pg_version;       /* the PostgreSQL it speaks, as server_version_num
+                         * (YugabyteDB 11.2 -> 110002, CockroachDB 130000);
+                         * 0 when unknown */
+} engine_info;
+
+/* One row, no parameters, no session state (works through PgBouncer in
+ * transaction mode and on all four engines): version(), citus extversion
+ * or NULL. */
+extern const char ENGINE_SQL_DETECT[];
+/* A table's Citus metadata, $1 = its quoted name; no row when Citus does
+ * not know it. Use engine_citus_table_sql() to pick the one for the
+ * installed Citus (pg_dist_schema exists from 12.0). */
+extern const char ENGINE_SQL_CITUS_TABLE[];
+extern const char ENGINE_SQL_CITUS_TABLE_11[];
+
+/* Fill *out from what the server said: `version` is version()'s text (or
+ * CockroachDB's crdb_version startup parameter), `server_version` the
+ * server_version parameter (PQparameterStatus), `citus_version` the citus
+ * extension's extversion; any may be NULL. Never fails: what it cannot
+ * recognise is PostgreSQL. */
+void engine_detect(engine_info *out, const char *version, const char *server_version,
+                   const char *citus_version);
+/* "PostgreSQL", "Citus", "CockroachDB", "YugabyteDB". Static storage. */
+const char *engine_name(engine_kind kind);
+/* 0 on YugabyteDB, whose server does not retry a pipeline's later
+ * statements: send get-or-create's insert and lookup as two statements. */
+int engine_pipeline_safe(const engine_info *e);
+/* ENGINE_SQL_CITUS_TABLE or its pre-12.0 form. Static storage. */
+const char *engine_citus_table_sql(const engine_info *e);
+
+/* Where a table's rows live, from Citus's metadata. */
+typedef enum engine_placement {
+  ENGINE_TABLE_LOCAL = 0,    /* not a Citus table (or not Citus): one server */
+  ENGINE_TABLE_DISTRIBUTED,  /* sharded by a distribution column */
+  ENGINE_TABLE_SINGLE_SHARD, /* distributed without a column: one shard */
+  ENGINE_TABLE_SCHEMA,       /* in a distributed schema: one shard */
+  ENGINE_TABLE_REFERENCE,    /* one shard copied to every node */
+  ENGINE_TABLE_CITUS_LOCAL   /* Citus local table on the coordinator */
+} engine_placement;
+
+typedef struct engine_table {
+  const char *name;          /* for messages, as the user named it; borrowed */
+  engine_placement placement;
+  const char *dist_column;   /* DISTRIBUTED: the column; borrowed */
+} engine_table;
+
+/* Read one row of engine_citus_table_sql() (five values) into *t, whose
+ * name the caller sets; dist_column points into vals. Without a row, leave
+ * t->placement ENGINE_TABLE_LOCAL. NODUP_ERR_USAGE for a malformed row. */
+int engine_citus_table(engine_table *t, int ncols, const char *const *vals);
+
+typedef enum engine_op {
+  ENGINE_OP_GET_OR_CREATE,   /* a key a unique index must arbitrate: key
+                              * prepare, check, get-or-create, slug, import */
+  ENGINE_OP_ENFORCE_LOCKED,  /* enforce (one lock, one transaction) */
+  ENGINE_OP_ENFORCE_ONLINE,  /* enforce --online (guard trigger, CONCURRENTLY) */
+  ENGINE_OP_MERGE,           /* merge, enforce --merge, undo, resume */
+  ENGINE_OP_EXPRESSION_KEY   /* a key arbitrated by an expression index */
+} engine_op;
+
+typedef struct engine_request {
+  engine_op op;
+  const engine_table *table; /* Citus facts about the table, or NULL */
+  char *const *key;          /* key columns, catalog spelling; may be empty */
+  size_t nkey;
+  int pipelined;             /* GET_OR_CREATE: insert and lookup share one Sync */
+} engine_request;
+
+/* NODUP_OK when r can hold on engine e. Otherwise the code to return
+ * (NODUP_ERR_UNBACKED for a key Citus cannot back, NODUP_ERR_USAGE for the
+ * rest, NODUP_ERR_NOMEM) with a one-line message in *msg (reset first)
+ * naming the engine and its release, the reason with the manual's address,
+ * and what to do instead. */
+int engine_refusal(const engine_info *e, const engine_request *r, buf *msg);
+
+/* The engine check every operation makes before it changes anything:
+ * NODUP_OK on PostgreSQL and SQLite; on another engine the refusal of
+ * engine_refusal() set as db's message. Citus: reads t's placement first
+ * (one query, only there). */
+int engine_check(nodup_db *db, const nodup_table_info *t, engine_op op, char *const *key,
+                 size_t nkey);
+
 struct nodup_db {
   const struct nodup_backend *be;
   void *native;          /* sqlite3 * or PGconn * */
@@ -224,6 +323,7 @@ struct nodup_db {
    * on the server between transactions (prepared statements, temporary
    * tables, session settings, session advisory locks). */
   int pooled;
+  engine_info engine;    /* PostgreSQL: which engine answers (zero: PostgreSQL) */
 };
 
 /* ---- prepared keys ---- */

@@ -136,6 +136,9 @@ static int find_backing(nodup_db *db, const nodup_table_info *t, char *const *co
                         size_t n, const char *where, buf *names, int *nulls_equal) {
   size_t i;
   int rc, extra, any = 0;
+  /* Citus, CockroachDB, YugabyteDB: what cannot hold there is refused
+   * before anything else is asked. */
+  if ((rc = engine_check(db, t, ENGINE_OP_GET_OR_CREATE, cols, n)) != NODUP_OK) return rc;
   rc = db->be->arbiters(db, t, cols, n, where, names);
   if (rc == NODUP_ERR_UNBACKED) {
     char *reason = nodup_strdup(buf_str(&db->err));

@@ -1092,6 +1092,7 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
     goto done;
   }
   if ((rc = table_info_key(db, t, cols, ncols, &key, NULL)) != NODUP_OK) goto done;
+  if ((rc = engine_check(db, t, ENGINE_OP_MERGE, key, ncols)) != NODUP_OK) goto done;
   for (i = 0; i < opt->nrefs; i++) {
     rc = fk_parse_ref(db, t, opt->refs[i] ? opt->refs[i] : "", &extra[nextra]);
     nextra++;

@@ -244,6 +244,7 @@ int nodup_undo(nodup_db *db, const char *run, long long *restored, long long *re
   nodup_clear_error(db);
   if (db->be->in_transaction(db))
     return nodup_fail(db, NODUP_ERR_USAGE, "undo runs its own transaction: call it outside one");
+  if ((rc = engine_check(db, NULL, ENGINE_OP_MERGE, NULL, 0)) != NODUP_OK) return rc;
   buf_init(&q);
   memset(&r, 0, sizeof r);
   if ((rc = db->be->exec(db, db->be->begin_write)) != NODUP_OK) goto done;
