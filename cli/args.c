@@ -31,35 +31,74 @@ static int positive(const cli_args *a, const char *name, const char *v, int *out
   return EXIT_OK;
 }
 
-static int split_key(cli_args *a, const char *v) {
-  char *p, *save = NULL;
-  free(a->keylist);
-  a->keylist = strdup(v);
-  a->nkey = 0;
-  if (!a->keylist) return bad(a, "%s", "out of memory");
-  for (p = strtok_r(a->keylist, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
-    if (a->nkey == 32) return bad(a, "%s", "--key has more than 32 columns");
-    a->key[a->nkey++] = p;
+static int ascii_space(char ch) {
+  return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\v' || ch == '\f' || ch == '\r';
+}
+
+/* Names are trimmed of ASCII whitespace, so "a, b" is (a, b): a column
+ * whose real name starts or ends with a space is rare enough that the
+ * common typo wins. An empty element ("a,", ",a", "a,,b") is refused
+ * rather than skipped, since skipping would silently make another key. */
+int cli_split_list(const char *cmd, const char *option, const char *value, char **copy,
+                   const char **items, size_t max, size_t *n) {
+  char *p, *end, *next;
+  free(*copy);
+  *n = 0;
+  if (!(*copy = strdup(value))) {
+    fprintf(stderr, "nodup %s: out of memory\n", cmd);
+    return EXIT_ERROR;
   }
-  if (!a->nkey) return bad(a, "%s", "--key needs at least one column");
+  for (p = *copy; *p && ascii_space(*p); p++) {}
+  if (!*p) {
+    fprintf(stderr, "nodup %s: --%s needs at least one column (run 'nodup %s --help')\n", cmd,
+            option, cmd);
+    return EXIT_ERROR;
+  }
+  for (p = *copy; p; p = next) {
+    if ((next = strchr(p, ','))) *next++ = '\0';
+    while (ascii_space(*p)) p++;
+    for (end = p + strlen(p); end > p && ascii_space(end[-1]); end--) {}
+    *end = '\0';
+    if (!*p) {
+      fprintf(stderr, "nodup %s: --%s '%s' has an empty column name (run 'nodup %s --help')\n",
+              cmd, option, value, cmd);
+      return EXIT_ERROR;
+    }
+    if (*n == max) {
+      fprintf(stderr, "nodup %s: --%s has more than %zu columns (run 'nodup %s --help')\n", cmd,
+              option, max, cmd);
+      return EXIT_ERROR;
+    }
+    items[(*n)++] = p;
+  }
   return EXIT_OK;
+}
+
+static int split_key(cli_args *a, const char *v) {
+  return cli_split_list(a->cmd, "key", v, &a->keylist, a->key,
+                        sizeof a->key / sizeof *a->key, &a->nkey);
 }
 
 static int add_set(cli_args *a, const char *v, int is_null) {
   const char *eq = is_null ? NULL : strchr(v, '=');
+  char *col = NULL;
+  size_t i;
   if (a->nset == 256) return bad(a, "%s", "too many --set/--null options");
   if (!is_null && (!eq || eq == v)) return bad(a, "--set needs COLUMN=VALUE, got '%s'", v);
-  if (is_null) {
-    a->set_cols[a->nset] = v;
-    a->set_vals[a->nset] = NULL;
-  } else {
-    /* Split at the first '=': values may contain '='. The column name is
-     * kept as a prefix of v; we store it via a private copy. */
-    char *col = strndup(v, (size_t)(eq - v));
-    if (!col) return bad(a, "%s", "out of memory");
-    a->set_cols[a->nset] = col;
-    a->set_vals[a->nset] = eq + 1;
-  }
+  /* Split at the first '=': values may contain '='. The column name is a
+   * private copy. */
+  if (!is_null && !(col = strndup(v, (size_t)(eq - v)))) return bad(a, "%s", "out of memory");
+  /* The same column twice would silently keep one of the values. Names
+   * that differ only in case may be one column (SQLite) or two
+   * (PostgreSQL): the library decides those against the catalog. */
+  for (i = 0; i < a->nset; i++)
+    if (!strcmp(a->set_cols[i], col ? col : v)) {
+      int rc = bad(a, "column '%s' is given twice by --set/--null", col ? col : v);
+      free(col);
+      return rc;
+    }
+  a->set_cols[a->nset] = col ? col : v;
+  a->set_vals[a->nset] = is_null ? NULL : eq + 1;
   a->nset++;
   return EXIT_OK;
 }

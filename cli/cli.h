@@ -51,6 +51,14 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
               const char *usage, cli_args *a);
 void cli_args_free(cli_args *a);
 
+/* Split a comma list option (--key, --scope) into at most `max` names,
+ * trimmed of ASCII whitespace, in place in a new copy of `value` kept in
+ * *copy (freed first; the caller frees it). An empty list or element is
+ * refused with a message naming --option and the value, on stderr.
+ * Returns EXIT_OK or EXIT_ERROR. */
+int cli_split_list(const char *cmd, const char *option, const char *value, char **copy,
+                   const char **items, size_t max, size_t *n);
+
 /* Report a library failure on stderr: "nodup CMD: message". */
 void cli_error(const cli_args *a, nodup_db *db, int rc);
 /* Exit status for a library code: UNBACKED -> 1, others -> 2. */

@@ -109,8 +109,10 @@ int cmd_enforce(int argc, char **argv) {
   } else {
     printf("%s unique index %s%s", a.dry_run ? "dry run (rolled back): would create" : "created",
            r->index, r->constraint ? " and its UNIQUE constraint" : "");
-    if (r->merged_groups)
+    if (r->merged_groups && r->run[0])
       printf(", after merging %lld duplicate group(s) (run %s)", r->merged_groups, r->run);
+    else if (r->merged_groups)
+      printf(", after merging %lld duplicate group(s)", r->merged_groups);
     if (r->fell_back) printf(" (online builds failed %d times: finished locked)", r->builds - 1);
     putchar('\n');
   }

@@ -2,6 +2,7 @@
  * cmd_merge.c -- `nodup merge`: merge a key's duplicates, re-pointing every
  * reference, set-based, in atomic batches.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -49,6 +50,37 @@ static void progress_bar(void *ctx, long long done, long long total) {
   fflush(stderr);
 }
 
+/* Print s as one shell word, so the undo line can be pasted: as it is when
+ * no shell gives any of its characters a meaning, else single-quoted (a
+ * quote inside as '\''). */
+static void print_shell_word(const char *s) {
+  static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                              "0123456789@%+=:,./_-";
+  if (*s && strspn(s, plain) == strlen(s)) {
+    fputs(s, stdout);
+    return;
+  }
+  putchar('\'');
+  for (; *s; s++)
+    if (*s == '\'') fputs("'\\''", stdout);
+    else putchar(*s);
+  putchar('\'');
+}
+
+/* "undo with: nodup undo --db DB --run RUN", DB without its password (the
+ * undo finds it where the merge did: PGPASSWORD, ~/.pgpass). */
+static void print_undo_line(const cli_args *a, const char *run) {
+  size_t size = strlen(a->db) + 1;
+  char *db = malloc(size);
+  fputs("undo with: nodup undo --db ", stdout);
+  if (db && nodup_url_redact(db, size, a->db) >= 0) print_shell_word(db);
+  else fputs("URL", stdout);
+  fputs(" --run ", stdout);
+  print_shell_word(run);
+  putchar('\n');
+  free(db);
+}
+
 int cmd_merge(int argc, char **argv) {
   static const char *const allowed[] = {"db", "table", "key", "where", "keep", "ref",
                                         "one-to-one", "batch", "dry-run", "no-archive",
@@ -88,20 +120,28 @@ int cmd_merge(int argc, char **argv) {
                     "declared one regardless)\n");
   if (json_format(&a)) {
     printf("{\"run\": ");
-    json_string(stdout, r->run);
+    json_string(stdout, r->run[0] ? r->run : NULL);
     printf(", \"dry_run\": %s, \"groups\": %lld, \"batches\": %lld, \"self_references\": %lld, "
            "\"tables\": [",
            a.dry_run ? "true" : "false", r->groups, r->batches, r->self_references);
     for (i = 0; i < r->ntables; i++) {
-      fputs(i ? ", {\"table\": " : "{\"table\": ", stdout);
-      json_string(stdout, r->tables[i].table);
+      /* Plain names: a JSON reader should not have to parse SQL quoting. */
+      fputs(i ? ", {\"schema\": " : "{\"schema\": ", stdout);
+      json_string(stdout, r->tables[i].table_schema);
+      fputs(", \"table\": ", stdout);
+      json_string(stdout, r->tables[i].table_name);
       printf(", \"repointed\": %lld, \"deleted\": %lld, \"filled\": %lld}",
              r->tables[i].repointed, r->tables[i].deleted, r->tables[i].filled);
     }
     fputs("]}\n", stdout);
   } else {
-    printf("%s run %s: %lld duplicate groups merged in %lld batch(es)\n",
-           a.dry_run ? "dry run (rolled back)" : "merge", r->run, r->groups, r->batches);
+    /* A dry run's id names nothing (rolled back): none is shown. */
+    if (r->run[0])
+      printf("merge run %s: %lld duplicate groups merged in %lld batch(es)\n", r->run,
+             r->groups, r->batches);
+    else
+      printf("dry run (rolled back): %lld duplicate groups merged in %lld batch(es)\n",
+             r->groups, r->batches);
     for (i = 0; i < r->ntables; i++) {
       printf("  %s: %lld re-pointed, %lld deleted", r->tables[i].table, r->tables[i].repointed,
              r->tables[i].deleted);
@@ -110,8 +150,7 @@ int cmd_merge(int argc, char **argv) {
     }
     if (r->self_references)
       printf("warning: %lld kept row(s) now reference themselves\n", r->self_references);
-    if (!a.dry_run && !a.no_archive && r->groups)
-      printf("undo with: nodup undo --db URL --run %s\n", r->run);
+    if (r->run[0] && !a.no_archive && r->groups) print_undo_line(&a, r->run);
   }
 done:
   nodup_merge_free(r);

@@ -80,8 +80,11 @@ static void print_json(const nodup_scan_report *r) {
   fputs("], \"references\": [", stdout);
   for (i = 0; i < r->nrefs; i++) {
     const nodup_scan_ref *f = &r->refs[i];
-    fputs(i ? ", {\"table\": " : "{\"table\": ", stdout);
-    json_string(stdout, f->table);
+    /* Plain names: a JSON reader should not have to parse SQL quoting. */
+    fputs(i ? ", {\"schema\": " : "{\"schema\": ", stdout);
+    json_string(stdout, f->table_schema);
+    fputs(", \"table\": ", stdout);
+    json_string(stdout, f->table_name);
     fputs(", \"constraint\": ", stdout);
     json_string(stdout, f->constraint);
     fputs(", \"columns\": ", stdout);

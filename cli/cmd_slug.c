@@ -96,16 +96,9 @@ static int take_own(int argc, char **argv, slug_args *s, char **rest, int *nrest
       if (!*val) continue;
       if (s->nreserved == SLUG_MAX_RESERVED) return slug_bad("%s", "too many --reserve words");
       s->reserved[s->nreserved++] = val;
-    } else {
-      char *p, *save = NULL;
-      free(s->scopelist);
-      s->nscope = 0;
-      if (!(s->scopelist = strdup(val))) return slug_bad("%s", "out of memory");
-      for (p = strtok_r(s->scopelist, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
-        if (s->nscope == SLUG_MAX_SCOPE) return slug_bad("%s", "--scope has too many columns");
-        s->scope[s->nscope++] = p;
-      }
-      if (!s->nscope) return slug_bad("%s", "--scope needs at least one column");
+    } else if (cli_split_list("slug", "scope", val, &s->scopelist, s->scope, SLUG_MAX_SCOPE,
+                              &s->nscope) != EXIT_OK) {
+      return EXIT_ERROR;
     }
   }
   rest[*nrest] = NULL;

@@ -187,6 +187,30 @@ NODUP_EXTERN void *nodup_db_handle(nodup_db *db);
  */
 NODUP_EXTERN int nodup_exec(nodup_db *db, const char *sql);
 
+/*
+ * Copy the database URL `url` into `out` (at most `size` bytes,
+ * NUL-terminated) without its passwords, to show it in a message, a log or
+ * a command line to paste. nodup's own messages (nodup_errmsg) already
+ * show URLs this way, and replace by *** any password text that libpq's
+ * messages quote.
+ *
+ * Taken out: in a URI the ":password" of "user:password@" and every
+ * "password=" and "sslpassword=" query parameter (keys percent-decoded);
+ * in a libpq keyword/value string every password / sslpassword pair,
+ * quoted or not. Malformed strings are read to hide more rather than less:
+ * the user part ends at the last '@' before the query, and words or query
+ * pieces without '=' after a password are taken to belong to it. The rest
+ * is kept as written, so the result connects the same way when the
+ * password comes from elsewhere (PGPASSWORD, ~/.pgpass). File paths and
+ * SQLite URIs come back unchanged.
+ *
+ * Returns the length of the whole result (like snprintf: it fit when
+ * smaller than `size`), which is never more than strlen(url), so
+ * strlen(url) + 1 bytes always suffice; -1 when `url` is NULL, `out` is
+ * NULL with a nonzero `size`, or memory ran out (`out` is then "").
+ */
+NODUP_EXTERN int nodup_url_redact(char *out, size_t size, const char *url);
+
 /* ---------------------------------------------------------------------------
  * Keys
  */
@@ -394,6 +418,8 @@ typedef struct nodup_scan_ref {
   long long repoint;
   long long collide;
   char *collide_index;
+  char *table_schema;       /* the schema, plain (PostgreSQL); NULL on SQLite */
+  char *table_name;         /* the table's own name, plain, as the catalog spells it */
 } nodup_scan_ref;
 
 /* The report of nodup_scan(). Read-only for the caller; freed by
@@ -639,10 +665,13 @@ typedef struct nodup_merge_table {
   long long repointed;      /* rows whose reference now names a kept row */
   long long deleted;        /* rows removed: merged duplicates, collided children */
   long long filled;         /* kept rows whose NULL columns were filled (fill_nulls) */
+  char *table_schema;       /* the schema, plain (PostgreSQL); NULL on SQLite */
+  char *table_name;         /* the table's own name, plain, as the catalog spells it */
 } nodup_merge_table;
 
 typedef struct nodup_merge_report {
-  char run[40];             /* run id: rows in nodup_runs / nodup_archive carry it */
+  char run[40];             /* run id: rows in nodup_runs / nodup_archive carry it;
+                               "" after a dry run, whose rows were rolled back */
   long long groups;         /* duplicate groups merged */
   long long batches;
   long long self_references;  /* kept rows that now reference themselves */
@@ -740,7 +769,7 @@ typedef struct nodup_enforce_report {
   int already;              /* it was there before: nothing changed */
   int constraint;           /* PostgreSQL: attached as a UNIQUE constraint */
   long long merged_groups;  /* duplicate groups merged on the way (all merges) */
-  char run[40];             /* the last merge run ("" if none) */
+  char run[40];             /* the last merge run ("" if none, or a dry run) */
   int builds;               /* online: index builds tried */
   int fell_back;            /* online: finished in the locked mode */
 } nodup_enforce_report;
@@ -835,9 +864,11 @@ typedef struct nodup_import_report {
  * quoted ("a, b", "say ""hi""", line breaks inside quotes) and are taken
  * verbatim: no trimming. An unquoted empty field is SQL NULL, a quoted
  * empty field ("") is the empty string (PostgreSQL's COPY convention).
- * Lines with nothing on them are skipped. Values are text, converted by
- * the database's input functions, as everywhere in nodup (bound as
- * parameters, or sent as COPY text: the same conversion, never SQL).
+ * Lines with nothing on them are skipped. A UTF-8 byte-order mark at the
+ * start of the file (Excel's "CSV UTF-8") is skipped; a NUL byte in a field
+ * is refused, never cut short. Values are text, converted by the
+ * database's input functions, as everywhere in nodup (bound as parameters,
+ * or sent as COPY text: the same conversion, never SQL).
  *
  * The key (`cols`, `ncols`, optional `where`) must be backed by a unique
  * index exactly, as for nodup_key_prepare(); the header must name every key
@@ -873,8 +904,9 @@ typedef struct nodup_import_report {
  * NODUP_ERR_NO_COLUMN (a header names an unknown column, or lacks a key
  * column); NODUP_ERR_USAGE (malformed CSV: unterminated quote, stray quote,
  * a record with the wrong number of fields, an empty or repeated header
- * name; the message gives the line); NODUP_ERR_NULL_KEY (a key value is
- * NULL and the index treats NULLs as distinct); NODUP_ERR_CONSTRAINT and
+ * name, a NUL byte in a field; the message gives the line);
+ * NODUP_ERR_NULL_KEY (a key value is NULL and the index treats NULLs as
+ * distinct); NODUP_ERR_CONSTRAINT and
  * NODUP_ERR_DB (a bad value, NOT NULL, CHECK, a foreign key: the message
  * starts with the CSV line and carries the database's, which names the
  * column); NODUP_ERR_RETRY (a deadlock with an import of overlapping keys

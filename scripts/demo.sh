@@ -6,8 +6,24 @@ nodup=${1:-build/nodup}
 dir=$(mktemp -d /tmp/nodup-demo.XXXXXX)
 trap 'rm -rf "$dir"' EXIT
 db="$dir/demo.db"
-say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-run() { printf '$ %s\n' "$*"; "$@"; }
+# Bold headings on a terminal only: piped or logged, the text stays plain.
+if [ -t 1 ]; then bold=$'\033[1m' plain=$'\033[0m'; else bold='' plain=''; fi
+say() { printf '\n%s== %s%s\n' "$bold" "$*" "$plain"; }
+# A word as the shell would read it back: as it is when no character means
+# anything to the shell, else in single quotes (a quote inside as '\'').
+shell_word() {
+  case $1 in
+  '' | *[!A-Za-z0-9_@%+=:,./-]*) printf "'%s'" "${1//\'/\'\\\'\'}" ;;
+  *) printf '%s' "$1" ;;
+  esac
+}
+# Echo the command so that it can be pasted, then run it.
+run() {
+  local word line='$'
+  for word in "$@"; do line+=" $(shell_word "$word")"; done
+  printf '%s\n' "$line"
+  "$@"
+}
 
 "$nodup" exec --db "file:$db?mode=rwc" \
   "CREATE TABLE conference_naive (id INTEGER PRIMARY KEY, conference_id TEXT NOT NULL, app_id INTEGER NOT NULL)" \

@@ -25,8 +25,10 @@ void table_info_free(nodup_table_info *t) {
   if (!t) return;
   free(t->name);
   free(t->qualified);
+  free(t->schema);
   free_strings(t->cols, t->ncols);
   free(t->types);
+  free(t->vclass);
   free(t->notnull);
   free_strings(t->pk, t->npk);
   for (i = 0; i < t->nidx; i++) {
@@ -93,11 +95,13 @@ static int fk_collect_row(void *ctx, int ncols, const char *const *v) {
   return 0;
 }
 
+#define FK_SPACE " \t\n\v\f\r"
+
 /* "TABLE(COL[,COL...])" -> a reference to t's primary key. */
 int fk_parse_ref(nodup_db *db, const nodup_table_info *t, const char *spec,
                      nodup_fk_info *fk) {
   const char *open = strchr(spec, '('), *close = strrchr(spec, ')');
-  char *inner, *p, *save = NULL;
+  char *inner, *p, *next;
   memset(fk, 0, sizeof *fk);
   if (!open || !close || close < open || close[1] != '\0' || open == spec)
     return nodup_fail(db, NODUP_ERR_USAGE, "reference \"%s\" is not TABLE(COL[,COL...])", spec);
@@ -109,8 +113,19 @@ int fk_parse_ref(nodup_db *db, const nodup_table_info *t, const char *spec,
     free(inner);
     return NODUP_ERR_NOMEM;
   }
-  for (p = strtok_r(inner, ",", &save); p; p = strtok_r(NULL, ",", &save)) {
-    while (*p == ' ') p++;
+  /* As the CLI's --key: names are trimmed of ASCII whitespace, and an
+   * empty one ("T(a,)", "T(,a)") is refused rather than skipped, which
+   * would silently make another reference. */
+  for (p = inner; p; p = next) {
+    char *end;
+    if ((next = strchr(p, ','))) *next++ = '\0';
+    p += strspn(p, FK_SPACE);
+    for (end = p + strlen(p); end > p && strchr(FK_SPACE, end[-1]); end--) {}
+    *end = '\0';
+    if (!*p) {
+      free(inner);
+      return nodup_fail(db, NODUP_ERR_USAGE, "reference \"%s\" has an empty column name", spec);
+    }
     if (fk->ncols == t->npk) {
       fk->ncols++; /* report the mismatch below */
       break;

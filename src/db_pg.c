@@ -525,6 +525,41 @@ static void pg_pipeline_abandon(nodup_db *db) {
   }
 }
 
+typedef struct canon_ctx {
+  buf *out;
+} canon_ctx;
+
+static int canon_row(void *vctx, int n, const char *const *v) {
+  canon_ctx *c = vctx;
+  const char *tag = "Output: ";
+  const char *s;
+  (void)n;
+  if (c->out->len || !v[0] || !(s = strstr(v[0], tag))) return 0;
+  buf_puts(c->out, s + strlen(tag));
+  return 1;
+}
+
+/* The planner's own form of a predicate: EXPLAIN VERBOSE prints the
+ * expression after parsing and constant folding, so `is_active = true`,
+ * `"is_active"` and `is_active` all read `is_active`, and an index's
+ * stored predicate (pg_get_expr) reads the same as the key's. Selected,
+ * not filtered, so no index or partition choice changes the text; ONLY,
+ * so a partitioned table prints its own columns. One statement through
+ * the extended protocol: a predicate cannot smuggle in a second one. */
+static int pg_predicate_canon(nodup_db *db, const nodup_table_info *t, const char *pred,
+                              buf *out) {
+  buf q;
+  canon_ctx c = {out};
+  int rc;
+  buf_reset(out);
+  buf_init(&q);
+  buf_printf(&q, "EXPLAIN (VERBOSE, COSTS OFF) SELECT (%s) FROM ONLY %s", pred, t->qualified);
+  rc = q.oom ? NODUP_ERR_NOMEM : pg_query(db, buf_str(&q), NULL, 0, canon_row, &c);
+  buf_free(&q);
+  if (rc == NODUP_OK && out->oom) rc = NODUP_ERR_NOMEM;
+  return rc;
+}
+
 static void backoff(nodup_db *db, int attempt) {
   /* Jittered, growing sleep so two retrying transactions drift apart. A
    * per-connection xorshift: rand() is neither thread-safe nor private. */
@@ -722,7 +757,7 @@ const struct nodup_backend nodup_pg_backend = {
     pg_prepare,    pg_run,       pg_finalize, pg_get_or_create,
     pg_in_transaction, pg_references, pg_row_json, pg_json_object,
     pg_restore_rows, pg_restore_cols, pg_reconnect,
-    "BEGIN", " FOR UPDATE", pg_changes, NULL,
+    "BEGIN", " FOR UPDATE", pg_changes, NULL, pg_predicate_canon,
 };
 
 /* ---- COPY FROM STDIN (import.c) ---- */

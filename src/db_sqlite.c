@@ -335,6 +335,26 @@ typedef struct sq_tinfo_ctx {
   int oom;
 } sq_tinfo_ctx;
 
+/* The value class of a declared type: SQLite's affinity rules (its
+ * "Datatypes" page, 3.1: INT, then CHAR/CLOB/TEXT, BLOB, REAL/FLOA/DOUB),
+ * with BOOL/BOOLEAN first, which Django and Rails write and SQLite gives
+ * NUMERIC affinity. */
+static unsigned char sq_value_class(const char *decl) {
+  char up[64];
+  size_t i;
+  if (!decl) return VALUE_TEXT;
+  while (*decl == ' ') decl++;
+  for (i = 0; decl[i] && i + 1 < sizeof up; i++)
+    up[i] = (char)(decl[i] >= 'a' && decl[i] <= 'z' ? decl[i] - 'a' + 'A' : decl[i]);
+  up[i] = '\0';
+  if (!strncmp(up, "BOOL", 4)) return VALUE_BOOL;
+  if (strstr(up, "INT")) return VALUE_INT;
+  if (strstr(up, "CHAR") || strstr(up, "CLOB") || strstr(up, "TEXT") || strstr(up, "BLOB"))
+    return VALUE_TEXT;
+  if (strstr(up, "REAL") || strstr(up, "FLOA") || strstr(up, "DOUB")) return VALUE_REAL;
+  return VALUE_TEXT;   /* NUMERIC affinity (DECIMAL, DATE, ...): SQLite's own rules */
+}
+
 static int add_column(void *vctx, int ncols, const char *const *v) {
   sq_tinfo_ctx *c = vctx;
   nodup_table_info *t = c->t;
@@ -344,13 +364,18 @@ static int add_column(void *vctx, int ncols, const char *const *v) {
     size_t cap = c->cap ? c->cap * 2 : 16;
     char **cols = realloc(t->cols, cap * sizeof *cols);
     int *nn;
+    unsigned char *vc;
     if (!cols) return c->oom = 1;
     t->cols = cols;
     nn = realloc(t->notnull, cap * sizeof *nn);
     if (!nn) return c->oom = 1;
     t->notnull = nn;
+    vc = realloc(t->vclass, cap * sizeof *vc);
+    if (!vc) return c->oom = 1;
+    t->vclass = vc;
     c->cap = cap;
   }
+  t->vclass[i] = sq_value_class(v[1]);
   t->cols[i] = nodup_strdup(v[0]);
   if (!t->cols[i]) return c->oom = 1;
   t->notnull[i] = v[2] && atoi(v[2]);
@@ -592,6 +617,73 @@ static int sq_arbiters(nodup_db *db, const nodup_table_info *t,
   return sq_fail(db, rc, "checking the key's unique index");
 }
 
+/* Skip spaces and one SQL identifier (bare, "double", `back` or
+ * [bracket] quoted) into name; returns the rest, or NULL. */
+static const char *sq_ident(const char *p, char *name, size_t size) {
+  size_t n = 0;
+  char close = 0;
+  while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+  if (*p == '"' || *p == '`') close = *p++;
+  else if (*p == '[') close = ']', p++;
+  if (close) {
+    for (; *p && !(*p == close && p[1] != close); p++) {
+      if (*p == close) p++;   /* a doubled quote */
+      if (n + 1 < size) name[n++] = *p;
+    }
+    if (*p != close) return NULL;
+    p++;
+  } else {
+    if (!(*p == '_' || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z'))) return NULL;
+    for (; *p == '_' || (*p >= '0' && *p <= '9') || ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z'); p++)
+      if (n + 1 < size) name[n++] = *p;
+  }
+  name[n] = '\0';
+  return p;
+}
+
+/* The one canonical form SQLite needs: a test of a boolean column, the
+ * partial-index predicate Django (`WHERE "is_active"`) and Rails
+ * (`WHERE active = 1`) write, in the spellings users type: c, "c", (c),
+ * c = 1, c = TRUE, c == 1, and NOT c, c = 0, c = FALSE. Each becomes `"c"`
+ * or `NOT "c"` with the catalog's spelling of the column: the forms
+ * PostgreSQL's planner folds into one (c IS TRUE it keeps apart, and so
+ * does this, so both engines accept the same spellings). Anything else
+ * gets no canonical form: SQLite's ON CONFLICT matching, structural, is
+ * the judge. */
+static int sq_predicate_canon(nodup_db *db, const nodup_table_info *t, const char *pred,
+                              buf *out) {
+  char name[256], word[16];
+  const char *p = pred;
+  int neg = 0, col, truth = 1, parens = 0;
+  size_t n;
+  buf_reset(out);
+  while (*p == ' ' || *p == '(') parens += *p++ == '(';
+  if (!strncasecmp(p, "NOT", 3) && (p[3] == ' ' || p[3] == '(' || p[3] == '"')) {
+    neg = 1;
+    p += 3;
+    while (*p == ' ' || *p == '(') parens += *p++ == '(';
+  }
+  if (!(p = sq_ident(p, name, sizeof name))) return NODUP_OK;
+  while (*p == ' ') p++;
+  if (*p && *p != ')') {
+    size_t op = !strncmp(p, "==", 2) ? 2 : *p == '=' ? 1 : 0;
+    if (!op) return NODUP_OK;
+    p += op;
+    while (*p == ' ') p++;
+    for (n = 0; ((*p | 0x20) >= 'a' && (*p | 0x20) <= 'z') || (*p >= '0' && *p <= '9'); p++)
+      if (n + 1 < sizeof word) word[n++] = *p;
+    word[n] = '\0';
+    if (!strcasecmp(word, "TRUE") || !strcmp(word, "1")) truth = 1;
+    else if (!strcasecmp(word, "FALSE") || !strcmp(word, "0")) truth = 0;
+    else return NODUP_OK;
+  }
+  while (*p == ' ' || *p == ')') parens -= *p++ == ')';
+  if (*p || parens != 0 || (col = table_info_column(db, t, name)) < 0) return NODUP_OK;
+  if (neg ^ !truth) buf_puts(out, "NOT ");
+  sql_ident(out, t->cols[col]);
+  return out->oom ? NODUP_ERR_NOMEM : NODUP_OK;
+}
+
 /* Hit: one SELECT, no lock. Miss: BEGIN IMMEDIATE (a savepoint when the
  * caller owns a transaction), insert-if-absent, and if a concurrent writer
  * got there first (we waited for its lock), the lookup again. A new row
@@ -738,10 +830,14 @@ static void sq_restore_cols(buf *q, const nodup_table_info *t, char *const *cols
 }
 
 const struct nodup_backend nodup_sqlite_backend = {
-    "sqlite",      '?',          "coalesce((%s), 0)", sq_connect, sq_disconnect,
+    /* The guard is the predicate's truth, not its value: coalesce(pred, 0)
+     * returned the text 'true' for `WHERE is_active` on a row holding
+     * 'true', which the guard then read as inside while SQLite's index
+     * (and every WHERE) reads it as false. */
+    "sqlite",      '?',          "CASE WHEN (%s) THEN 1 ELSE 0 END", sq_connect, sq_disconnect,
     sq_exec,       sq_query,     sq_table_info, sq_arbiters,
     sq_prepare,    sq_run,       sq_finalize, sq_get_or_create,
     sq_in_transaction, sq_references, sq_row_json, sq_json_object,
     sq_restore_rows, sq_restore_cols, NULL,
-    "BEGIN IMMEDIATE", "", sq_changes, sq_begin_write_urgent,
+    "BEGIN IMMEDIATE", "", sq_changes, sq_begin_write_urgent, sq_predicate_canon,
 };

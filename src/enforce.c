@@ -779,6 +779,8 @@ done:
     for (i = 0; i < ncols; i++) free(c.key[i]);
   free(c.key);
   table_info_free(c.t);
+  /* A dry run's merge was rolled back with its rows in nodup_runs. */
+  if (rc == NODUP_OK && opt->dry_run) c.rep->run[0] = '\0';
   if (rc == NODUP_OK) *out = c.rep;
   else nodup_enforce_free(c.rep);
   return rc;

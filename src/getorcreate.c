@@ -79,6 +79,10 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
   if (n > 32 && !(params = malloc(n * sizeof *params))) return NODUP_ERR_NOMEM;
   for (i = 0; i < key->ncols; i++) params[i] = vals[i];
   for (i = 0; i < ndefaults; i++) params[key->ncols + i] = default_vals[i];
+  if ((rc = key_coerce(key, s, params, n)) != NODUP_OK) {
+    if (params != small) free(params);
+    return name_table(key, rc);
+  }
 
   /* Both statements empty: the winner was deleted between our insert and
    * our lookup (look again), or the insert conflicts with a row the lookup
@@ -111,8 +115,19 @@ int nodup_find(nodup_key *key, const char *const *vals, nodup_result *out) {
   if ((rc = check_nulls(key, vals)) != NODUP_OK) return name_table(key, rc);
   if ((rc = key_shape_get(key, vals, NULL, 0, &s)) != NODUP_OK)
     return name_table(key, rc);
-  buf_reset(&key->id);
-  rc = key->db->be->run(key->db, s->lookup, vals, (int)key->ncols, key_store_id, key);
+  {
+    const char *small[32];
+    const char **params = small;
+    size_t i;
+    if (key->ncols > 32 && !(params = malloc(key->ncols * sizeof *params)))
+      return NODUP_ERR_NOMEM;
+    for (i = 0; i < key->ncols; i++) params[i] = vals[i];
+    rc = key_coerce(key, s, params, key->ncols);
+    buf_reset(&key->id);
+    if (rc == NODUP_OK)
+      rc = key->db->be->run(key->db, s->lookup, params, (int)key->ncols, key_store_id, key);
+    if (params != small) free(params);
+  }
   if (rc != NODUP_OK) return name_table(key, rc);
   out->id = key->id.len ? buf_str(&key->id) : NULL;
   return NODUP_OK;
@@ -139,7 +154,8 @@ int nodup_insert(nodup_key *key, const char *const *vals,
   for (i = 0; i < key->ncols; i++) params[i] = vals[i];
   for (i = 0; i < ndefaults; i++) params[key->ncols + i] = default_vals[i];
   buf_reset(&key->id);
-  rc = key->db->be->run(key->db, s->plain, params, (int)n, key_store_id, key);
+  rc = key_coerce(key, s, params, n);
+  if (rc == NODUP_OK) rc = key->db->be->run(key->db, s->plain, params, (int)n, key_store_id, key);
   if (params != small) free(params);
   if (rc != NODUP_OK) return name_table(key, rc);
   out->id = buf_str(&key->id);

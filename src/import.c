@@ -161,6 +161,15 @@ static int import_rows(import_ctx *c, size_t from, size_t rows) {
   int rc;
   for (r = from; r < from + rows; r++) {
     import_params(c, r, 1);
+    if (c->key->table->vclass) {
+      /* SQLite: values by their columns' declared types (key.c). */
+      size_t i;
+      for (i = 0; i < c->nhdr; i++) {
+        rc = value_coerce(c->db, c->key->table,
+                          table_info_column(c->db, c->key->table, c->hdr[i]), &c->params[i]);
+        if (rc != NODUP_OK) return import_fail_at(c, c->lines[r], rc);
+      }
+    }
     c->got = 0;
     rc = c->db->be->run(c->db, c->one, c->params, (int)c->nhdr, import_count_row, &c->got);
     if (rc != NODUP_OK) return import_fail_at(c, c->lines[r], rc);
@@ -336,15 +345,32 @@ static int import_header(import_ctx *c) {
 /* ---- libcsv callbacks: they cannot return errors, so the first one is
  * kept in c->rc and everything after it is ignored. ---- */
 
+/* Line breaks in f[0, len): LF, CRLF and a lone CR count one each. */
+static long long import_newlines(const char *f, size_t len) {
+  long long nl = 0;
+  size_t i;
+  for (i = 0; i < len; i++)
+    if (f[i] == '\n' || (f[i] == '\r' && (i + 1 == len || f[i + 1] != '\n'))) nl++;
+  return nl;
+}
+
 static void import_field(void *s, size_t len, void *data) {
   import_ctx *c = data;
-  size_t i, nl = 0;
-  const char *f = s;
+  const char *f = s, *nul = s ? memchr(f, '\0', len) : NULL;
+  long long nl;
   if (c->rc != NODUP_OK) return;
   if (c->rec_n == 0) c->rec_line = c->line;
   c->after_cr = 0;
-  for (i = 0; i < len; i++)
-    if (f[i] == '\n' || (f[i] == '\r' && (i + 1 == len || f[i + 1] != '\n'))) nl++;
+  if (nul) {
+    /* Values and names travel as C strings (bound text, COPY text): a NUL
+     * would silently cut the field short, so the file is refused. */
+    c->rc = nodup_fail(c->db, NODUP_ERR_USAGE,
+                       "CSV line %lld, column %zu: a NUL byte inside the field",
+                       c->line + import_newlines(f, (size_t)(nul - f)),
+                       (c->header_done ? c->rec_n : c->nhdr) + 1);
+    return;
+  }
+  nl = import_newlines(f, len);
   if (!c->header_done) {
     if (c->nhdr == c->caphdr) {
       size_t cap = c->caphdr ? 2 * c->caphdr : 16;
@@ -372,7 +398,7 @@ static void import_field(void *s, size_t len, void *data) {
     }
   }
   c->rec_n++;
-  c->line += (long long)nl;
+  c->line += nl;
 }
 
 static void import_record(int term, void *data) {
@@ -432,13 +458,19 @@ static int import_no_space(unsigned char ch) {
 static int import_read(import_ctx *c, FILE *csv) {
   struct csv_parser p;
   char block[65536];
-  size_t n;
-  int rc = NODUP_OK;
+  size_t n, skip;
+  int rc = NODUP_OK, first = 1;
   if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_REPALL_NL | CSV_EMPTY_IS_NULL) != 0)
     return NODUP_ERR_NOMEM;
   csv_set_space_func(&p, import_no_space);
   while (c->rc == NODUP_OK && (n = fread(block, 1, sizeof block, csv)) > 0) {
-    if (csv_parse(&p, block, n, import_field, import_record_checked, c) != n &&
+    /* Excel's "CSV UTF-8" starts with a UTF-8 byte-order mark: not part of
+     * the first column's name. fread fills the block unless the file ends,
+     * so the mark is never split across blocks. */
+    skip = first && n >= 3 && !memcmp(block, "\xEF\xBB\xBF", 3) ? 3 : 0;
+    first = 0;
+    if (csv_parse(&p, block + skip, n - skip, import_field, import_record_checked, c) !=
+            n - skip &&
         c->rc == NODUP_OK) {
       int e = csv_error(&p);
       c->rc = e == CSV_EPARSE

@@ -82,9 +82,14 @@ typedef struct nodup_index_info {
 typedef struct nodup_table_info {
   char *name;        /* the table's own name as the catalog spells it */
   char *qualified;   /* quoted SQL name ("s"."t" or "t") */
+  char *schema;      /* PostgreSQL: the schema as the catalog spells it; SQLite: NULL */
   size_t ncols;
   char **cols;
   unsigned *types;   /* PostgreSQL type OIDs (0 on SQLite) */
+  /* SQLite: per column, how a value given as text is converted before it
+   * is bound (VALUE_*, from the declared type). NULL on PostgreSQL, whose
+   * type input functions convert and refuse by the column's type. */
+  unsigned char *vclass;
   int *notnull;
   size_t npk;
   char **pk;         /* primary key columns; SQLite rowid tables: "rowid" */
@@ -93,6 +98,17 @@ typedef struct nodup_table_info {
 } nodup_table_info;
 
 void table_info_free(nodup_table_info *t);
+
+/* How a text value meets an SQLite column (its declared type, as the ORM
+ * that wrote the DDL means it). SQLite stores what it is given where the
+ * type's affinity cannot convert it: 'true' in a BOOL column stays the text
+ * 'true', which a predicate `WHERE is_active` reads as false. */
+enum {
+  VALUE_TEXT = 0,  /* bound as given */
+  VALUE_BOOL,      /* BOOL, BOOLEAN: true/false, t/f, yes/no, on/off, 1/0 -> 1 or 0 */
+  VALUE_INT,       /* INTEGER affinity: a whole number, else refused */
+  VALUE_REAL       /* REAL affinity: a number, else refused */
+};
 /* Resolve key columns to the catalog's spelling: *names (n strings) and
  * *idx (positions in t->cols; idx may be NULL) are new arrays the caller
  * frees. Refuses an empty, unknown or repeated column by name; on error
@@ -195,6 +211,13 @@ struct nodup_backend {
    * starved by a stream of short writers, waiting at most timeout_ms.
    * NULL: begin_write is fair already (PostgreSQL queues lock requests). */
   int (*begin_write_urgent)(nodup_db *db, long timeout_ms);
+  /* A canonical text of predicate `pred` on t, so that two spellings of
+   * one predicate compare equal (key.c: a partial index backs a key only
+   * when its predicate is the key's). Sets *out, or leaves it empty when
+   * the engine has no canonical form for it and its own ON CONFLICT
+   * inference must judge (SQLite: anything but a boolean column test).
+   * Never writes, and never fails on a predicate the engine can parse. */
+  int (*predicate_canon)(nodup_db *db, const nodup_table_info *t, const char *pred, buf *out);
 };
 
 extern const struct nodup_backend nodup_sqlite_backend;
@@ -339,6 +362,8 @@ typedef struct key_shape {
   nodup_stmt *insert;    /* insert-if-absent */
   nodup_stmt *plain;     /* plain INSERT (nodup_insert) */
   nodup_stmt *lookup;    /* SELECT pk by key (depends on mask only) */
+  int *pcol;             /* per parameter (key values, then defaults): its
+                          * column in key->table, for value conversion */
 } key_shape;
 
 struct nodup_key {
@@ -389,6 +414,14 @@ int merge_one_pass(nodup_merge_report **out, nodup_db *db, const char *table,
 /* ---- key.c helpers used by getorcreate.c ---- */
 int key_shape_get(nodup_key *key, const char *const *vals,
                   const char *const *dcols, size_t nd, key_shape **out);
+/* Convert params[0..n) (the key's values, then s's defaults) in place by
+ * their columns' value classes (SQLite; nothing to do on PostgreSQL).
+ * NODUP_ERR_USAGE, naming the column and the value, for one that cannot
+ * be what its column declares. */
+int key_coerce(nodup_key *key, const key_shape *s, const char **params, size_t n);
+/* One value *v for column c of t (key_coerce's rule): *v may be replaced
+ * by a static string ("1", "0"). */
+int value_coerce(nodup_db *db, const nodup_table_info *t, int c, const char **v);
 /* Row callback: stores the primary key columns joined by ',' into key->id
  * and, when the row carries a predicate guard column, key->in_predicate. */
 int key_store_id(void *key, int ncols, const char *const *vals);

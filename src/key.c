@@ -72,6 +72,17 @@ static void ddl(buf *b, const nodup_table_info *t, const char *table,
   buf_free(&name);
 }
 
+/* s as one shell word: single quotes, each ' written '\'' (POSIX sh), so a
+ * refusal's suggestion can be pasted into a command line as it is. */
+static void shell_quote(buf *b, const char *s) {
+  buf_putc(b, '\'');
+  for (; *s; s++) {
+    if (*s == '\'') buf_puts(b, "'\\''");
+    else buf_putc(b, *s);
+  }
+  buf_putc(b, '\'');
+}
+
 /* Explain why no index backs the key, using the indexes that come close,
  * and end with the DDL that would back it. */
 static int refuse(nodup_db *db, const nodup_table_info *t, char *const *cols,
@@ -96,12 +107,20 @@ static int refuse(nodup_db *db, const nodup_table_info *t, char *const *cols,
     buf_putc(&m, ')');
     if (ix->predicate) buf_printf(&m, " WHERE %s", ix->predicate);
     if (k == n && !extra) {
-      if (ix->predicate && !where)
-        buf_printf(&m, ": give the key its predicate (--where \"%s\").", ix->predicate);
-      else if (ix->predicate)
-        buf_puts(&m, ": the key's predicate must match the index's.");
-      else
+      if (ix->predicate && !where) {
+        buf_puts(&m, ": give the key its predicate (--where ");
+        shell_quote(&m, ix->predicate);
+        buf_puts(&m, ").");
+      } else if (ix->predicate) {
+        buf_puts(&m, ": the key's predicate must be the index's (--where ");
+        shell_quote(&m, ix->predicate);
+        buf_puts(&m, "); a narrower or wider one would find rows the index does not "
+                     "arbitrate, or miss rows it does.");
+      } else if (ix->deferrable) {
+        buf_puts(&m, ": it is DEFERRABLE.");
+      } else {
         buf_puts(&m, ".");
+      }
     } else if (extra) {
       buf_puts(&m, ": it has columns the key lacks; a lookup without them can "
                    "still create duplicates of the key (move them from the "
@@ -129,16 +148,80 @@ static void free_names(char **v, size_t n) {
   free(v);
 }
 
-/* Find the backing index(es): the engine's verdict first, then the catalog
- * to name them (SQLite cannot) and to refuse a partial key backed by a
- * non-partial index (rows outside the predicate would conflict unseen). */
-static int find_backing(nodup_db *db, const nodup_table_info *t, char *const *cols,
-                        size_t n, const char *where, buf *names, int *nulls_equal) {
+/* Which indexes could back (cols) WHERE where, from the catalog alone:
+ * the same set of columns, not DEFERRABLE (a deferrable constraint cannot
+ * arbitrate ON CONFLICT), and the same predicate, compared in the engine's
+ * canonical form (be->predicate_canon) so that `is_active = true` and
+ * `"is_active"` are one predicate and `is_active AND title = 'x'` is not
+ * `is_active`. *effective gets the predicate text to use in statements:
+ * the index's own when the canonical forms matched (SQLite's ON CONFLICT
+ * matching is structural, and the index's text is what it matches), else
+ * the key's. Returns how many indexes qualify, or may qualify where the
+ * engine has no canonical form (SQLite, beyond boolean tests), in *found;
+ * an error (a predicate the engine cannot parse) with db's message set.
+ * Asking the catalog first means an unbacked key is
+ * refused without sending a statement that fails: PostgreSQL would write
+ * each failed ON CONFLICT probe into its log. */
+static int candidates(nodup_db *db, const nodup_table_info *t, char *const *cols, size_t n,
+                      const char *where, const char **effective, int *why_deferrable,
+                      int *nfound) {
+  buf ck, ci;
   size_t i;
-  int rc, extra, any = 0;
+  int extra, found = 0, rc = NODUP_OK;
+  *effective = where;
+  *why_deferrable = 0;
+  buf_init(&ck);
+  buf_init(&ci);
+  if (where) rc = db->be->predicate_canon(db, t, where, &ck);
+  for (i = 0; rc == NODUP_OK && i < t->nidx; i++) {
+    const nodup_index_info *ix = &t->idx[i];
+    if (index_overlap(db, ix, cols, n, &extra) != n || extra || ix->ncols != n) continue;
+    if (ix->deferrable) {
+      *why_deferrable = 1;
+      continue;
+    }
+    if (!where) {
+      found += !ix->predicate;
+      continue;
+    }
+    if (!ix->predicate) {
+      found++;  /* refused by find_backing, with its own reason */
+      continue;
+    }
+    if ((rc = db->be->predicate_canon(db, t, ix->predicate, &ci)) != NODUP_OK) break;
+    if (ck.len && ci.len) {
+      if (strcmp(buf_str(&ck), buf_str(&ci)) != 0) continue;
+      *effective = ix->predicate;
+    }
+    found++;
+  }
+  buf_free(&ck);
+  buf_free(&ci);
+  *nfound = found;
+  return rc;
+}
+
+/* Find the backing index(es): the catalog narrows the choice (candidates,
+ * above), then the engine's ON CONFLICT inference decides, and the catalog
+ * names them (SQLite cannot) and refuses a partial key backed by a
+ * non-partial index (rows outside the predicate would conflict unseen).
+ * *where is replaced by the predicate text the statements must use. */
+static int find_backing(nodup_db *db, const nodup_table_info *t, char *const *cols,
+                        size_t n, const char **wherep, buf *names, int *nulls_equal) {
+  const char *where = *wherep;
+  size_t i;
+  int rc, extra, any = 0, deferrable, found;
   /* Citus, CockroachDB, YugabyteDB: what cannot hold there is refused
    * before anything else is asked. */
   if ((rc = engine_check(db, t, ENGINE_OP_GET_OR_CREATE, cols, n)) != NODUP_OK) return rc;
+  if ((rc = candidates(db, t, cols, n, where, wherep, &deferrable, &found)) != NODUP_OK)
+    return rc;
+  if (found == 0)
+    return refuse(db, t, cols, n, where,
+                  deferrable ? "a DEFERRABLE unique constraint cannot arbitrate INSERT ... "
+                               "ON CONFLICT; make it NOT DEFERRABLE or add a unique index"
+                             : NULL);
+  where = *wherep;
   rc = db->be->arbiters(db, t, cols, n, where, names);
   if (rc == NODUP_ERR_UNBACKED) {
     char *reason = nodup_strdup(buf_str(&db->err));
@@ -212,7 +295,8 @@ int nodup_key_check(nodup_db *db, const char *table, const char *const *cols,
   buf arb;
   buf_init(&arb);
   rc = load(db, table, cols, ncols, &t, &names, &idx);
-  if (rc == NODUP_OK) rc = find_backing(db, t, names, ncols, where, &arb, &nulls_equal);
+  if (where && !*where) where = NULL;
+  if (rc == NODUP_OK) rc = find_backing(db, t, names, ncols, &where, &arb, &nulls_equal);
   if (rc == NODUP_OK && index_name && size) {
     strncpy(index_name, buf_str(&arb), size - 1);
     index_name[size - 1] = '\0';
@@ -273,11 +357,16 @@ static int key_open(nodup_key **out, nodup_db *db, const char *table,
                     t->qualified);
     goto done;
   }
-  rc = find_backing(db, t, names, ncols, where, &arb, &nulls_equal);
-  if (rc == NODUP_ERR_UNBACKED && !need_backing) {
-    rc = NODUP_OK;
-    nodup_clear_error(db);
-    buf_reset(&arb);
+  {
+    const char *effective = where;
+    rc = find_backing(db, t, names, ncols, &effective, &arb, &nulls_equal);
+    if (rc == NODUP_ERR_UNBACKED && !need_backing) {
+      rc = NODUP_OK;
+      nodup_clear_error(db);
+      buf_reset(&arb);
+    } else if (rc == NODUP_OK) {
+      where = effective;   /* borrowed from t, copied below */
+    }
   }
   if (rc != NODUP_OK) goto done;
 
@@ -335,6 +424,7 @@ void nodup_key_free(nodup_key *key) {
     if (s->lookup) key->db->be->finalize(key->db, s->lookup);
     for (size_t j = 0; j < s->ngiven; j++) free(s->given[j]);
     free(s->given);
+    free(s->pcol);
     free(s->sig);
   }
   free(key->shapes);
@@ -555,8 +645,15 @@ int key_shape_get(nodup_key *key, const char *const *vals, const char *const *dc
       rc = NODUP_ERR_NOMEM;
       goto done;
     }
-  rc = shape_build(key, s, canon, nd);
+  if (!(s->pcol = calloc(key->ncols + nd + 1, sizeof *s->pcol))) {
+    rc = NODUP_ERR_NOMEM;
+  } else {
+    for (i = 0; i < key->ncols; i++) s->pcol[i] = key->colidx[i];
+    for (i = 0; i < nd; i++) s->pcol[key->ncols + i] = table_info_column(db, key->table, canon[i]);
+    rc = shape_build(key, s, canon, nd);
+  }
   if (rc != NODUP_OK) {
+    free(s->pcol);
     if (s->lookup) db->be->finalize(db, s->lookup);
     if (s->insert) db->be->finalize(db, s->insert);
     if (s->plain) db->be->finalize(db, s->plain);
@@ -571,4 +668,71 @@ done:
   free(canon);
   buf_free(&sig);
   return rc;
+}
+
+/* ---- value conversion (SQLite's declared types) ---- */
+
+static int ieq(const char *a, const char *b) {
+  for (; *a && *b; a++, b++)
+    if ((*a | 0x20) != (*b | 0x20)) return 0;
+  return *a == *b;
+}
+
+/* PostgreSQL's boolean spellings (boolin), which ORMs send and users type. */
+static const char *as_bool(const char *v) {
+  static const char *const yes[] = {"true", "t", "yes", "y", "on", "1"};
+  static const char *const no[] = {"false", "f", "no", "n", "off", "0"};
+  size_t i;
+  for (i = 0; i < sizeof yes / sizeof *yes; i++) {
+    if (ieq(v, yes[i])) return "1";
+    if (ieq(v, no[i])) return "0";
+  }
+  return NULL;
+}
+
+static int is_int(const char *v) {
+  const char *p = v + (*v == '-' || *v == '+');
+  size_t digits = strspn(p, "0123456789");
+  /* 19 digits fit in a signed 64-bit integer when below its maximum;
+   * longer ones SQLite would store as REAL, rounded. */
+  if (!digits || p[digits] || digits > 19) return 0;
+  return digits < 19 || strcmp(p, "9223372036854775807") <= 0 ||
+         (*v == '-' && !strcmp(p, "9223372036854775808"));
+}
+
+static int is_real(const char *v) {
+  char *end;
+  if (!*v || *v == ' ' || *v == '\t') return 0;
+  (void)strtod(v, &end);
+  return *end == '\0';
+}
+
+int value_coerce(nodup_db *db, const nodup_table_info *t, int c, const char **v) {
+  const char *in = *v, *why = NULL, *out = in;
+  if (!t->vclass || c < 0 || !in) return NODUP_OK;
+  switch (t->vclass[c]) {
+  case VALUE_BOOL:
+    if ((out = as_bool(in)) == NULL) why = "is not a boolean (true/false, t/f, yes/no, on/off, 1/0)";
+    break;
+  case VALUE_INT:
+    if (!is_int(in)) why = "is not a whole number";
+    break;
+  case VALUE_REAL:
+    if (!is_real(in)) why = "is not a number";
+    break;
+  default:
+    break;
+  }
+  if (why) return nodup_fail(db, NODUP_ERR_USAGE, "column \"%s\": '%s' %s", t->cols[c], in, why);
+  *v = out;
+  return NODUP_OK;
+}
+
+int key_coerce(nodup_key *key, const key_shape *s, const char **params, size_t n) {
+  size_t i;
+  int rc;
+  if (!key->table->vclass || !s->pcol) return NODUP_OK;
+  for (i = 0; i < n; i++)
+    if ((rc = value_coerce(key->db, key->table, s->pcol[i], &params[i])) != NODUP_OK) return rc;
+  return NODUP_OK;
 }

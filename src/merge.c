@@ -114,23 +114,35 @@ static void schema_free(merge_ctx *c) {
 void nodup_merge_free(nodup_merge_report *r) {
   size_t i;
   if (!r) return;
-  for (i = 0; i < r->ntables; i++) free(r->tables[i].table);
+  for (i = 0; i < r->ntables; i++) {
+    free(r->tables[i].table);
+    free(r->tables[i].table_schema);
+    free(r->tables[i].table_name);
+  }
   free(r->tables);
   free(r);
 }
 
-static nodup_merge_table *stats_for(merge_ctx *c, const char *table) {
+static nodup_merge_table *stats_for(merge_ctx *c, const nodup_table_info *info) {
   nodup_merge_report *r = c->rep;
   nodup_merge_table *t;
   size_t i;
   for (i = 0; i < r->ntables; i++)
-    if (!strcmp(r->tables[i].table, table)) return &r->tables[i];
+    if (!strcmp(r->tables[i].table, info->qualified)) return &r->tables[i];
   t = realloc(r->tables, (r->ntables + 1) * sizeof *t);
   if (!t) return NULL;
   r->tables = t;
   t = &r->tables[r->ntables];
   memset(t, 0, sizeof *t);
-  if (!(t->table = nodup_strdup(table))) return NULL;
+  t->table = nodup_strdup(info->qualified);
+  t->table_name = nodup_strdup(info->name);
+  t->table_schema = info->schema ? nodup_strdup(info->schema) : NULL;
+  if (!t->table || !t->table_name || (info->schema && !t->table_schema)) {
+    free(t->table);
+    free(t->table_name);
+    free(t->table_schema);
+    return NULL;
+  }
   r->ntables++;
   return t;
 }
@@ -426,7 +438,7 @@ static int repoint(merge_ctx *c, const nodup_table_info *x, const char *m,
   buf_init(&q);
   if ((rc = schema_table(c, fk->table, &child)) != NODUP_OK) goto done;
   before_step = c->step;
-  if ((st = stats_for(c, child->qualified)) == NULL) {
+  if ((st = stats_for(c, child)) == NULL) {
     rc = NODUP_ERR_NOMEM;
     goto done;
   }
@@ -454,7 +466,7 @@ static int repoint(merge_ctx *c, const nodup_table_info *x, const char *m,
     if (rc != NODUP_OK) goto done;
   }
   /* stats_for() may have moved the table array: look the row up again. */
-  if (c->log && (st = stats_for(c, child->qualified)) != NULL && st->deleted > before_deleted &&
+  if (c->log && (st = stats_for(c, child)) != NULL && st->deleted > before_deleted &&
       (rc = archive_rekey(c, x, m, child, fk, before_step)) != NODUP_OK)
     goto done;
   if (c->log) {
@@ -490,7 +502,7 @@ static int repoint(merge_ctx *c, const nodup_table_info *x, const char *m,
   buf_printf(&q, " FROM %s AS m WHERE ", m);
   fk_on_losers(&q, db, x, fk);
   if ((rc = run_sql(c, &q, &n)) != NODUP_OK) goto done;
-  if (!(st = stats_for(c, child->qualified))) {
+  if (!(st = stats_for(c, child))) {
     rc = NODUP_ERR_NOMEM;
     goto done;
   }
@@ -586,7 +598,7 @@ static int archive_and_delete(merge_ctx *c, const nodup_table_info *x, const cha
     buf_printf(&q, "%snodup_l%d", i ? ", " : "", mcol(db, x, x->pk[i]));
   buf_printf(&q, " FROM %s)", m);
   if ((rc = run_sql(c, &q, &n)) != NODUP_OK) goto done;
-  if (!(st = stats_for(c, x->qualified))) rc = NODUP_ERR_NOMEM;
+  if (!(st = stats_for(c, x))) rc = NODUP_ERR_NOMEM;
   else st->deleted += n;
 done:
   buf_free(&q);
@@ -691,7 +703,7 @@ static int fill_apply(merge_ctx *c, const nodup_table_info *x, const char *tname
   buf_printf(&q, " FROM %s AS f%s", f, buf_str(&w));
   if (w.oom) q.oom = 1;
   if ((rc = run_sql(c, &q, &rows)) != NODUP_OK) goto done;
-  if (!(st = stats_for(c, x->qualified))) rc = NODUP_ERR_NOMEM;
+  if (!(st = stats_for(c, x))) rc = NODUP_ERR_NOMEM;
   else st->filled += rows;
 done:
   buf_free(&w);
@@ -1212,6 +1224,8 @@ done:
     for (i = 0; i < ncols; i++) free(key[i]);
   free(key);
   schema_free(&c);
+  /* A dry run's id names nothing: its nodup_runs row was rolled back. */
+  if (rc == NODUP_OK && opt->dry_run) rep->run[0] = '\0';
   if (rc == NODUP_OK) *out = rep;
   else nodup_merge_free(rep);
   return rc;

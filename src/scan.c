@@ -31,6 +31,8 @@ void nodup_scan_free(nodup_scan_report *r) {
     strv_free(f->cols, f->ncols);
     strv_free(f->ref_cols, f->ncols);
     free(f->collide_index);
+    free(f->table_schema);
+    free(f->table_name);
   }
   free(r->refs);
   free(r);
@@ -208,11 +210,14 @@ static int add_ref(nodup_db *db, nodup_scan_report *r, const nodup_fk_info *fk, 
   f->declared = declared;
   f->on_delete = fk->on_delete;
   f->table = nodup_strdup(child->qualified);
+  f->table_name = nodup_strdup(child->name);
+  f->table_schema = child->schema ? nodup_strdup(child->schema) : NULL;
   f->constraint = declared ? nodup_strdup(fk->name) : NULL;
   f->ncols = fk->ncols;
   f->cols = calloc(fk->ncols, sizeof *f->cols);
   f->ref_cols = calloc(fk->ncols, sizeof *f->ref_cols);
-  if (!f->table || (declared && !f->constraint) || !f->cols || !f->ref_cols)
+  if (!f->table || !f->table_name || (child->schema && !f->table_schema) ||
+      (declared && !f->constraint) || !f->cols || !f->ref_cols)
     rc = NODUP_ERR_NOMEM;
   for (i = 0; rc == NODUP_OK && i < fk->ncols; i++) {
     int c = table_info_column(db, child, fk->cols[i]);

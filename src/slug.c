@@ -331,6 +331,10 @@ int nodup_slug_create(nodup_slug_result *out, nodup_db *db, const char *table,
   params[nscope] = base;  /* shape_get reads NULL-ness only */
   for (i = 0; i < nset; i++) params[nscope + 1 + i] = set_vals[i];
   if ((rc = key_shape_get(key, params, set_cols, nset, &shape)) != NODUP_OK) goto done;
+  /* Scope and set values by their columns' types (SQLite); the slug
+   * itself is text. */
+  if ((rc = key_coerce(key, shape, (const char **)params, nscope + 1 + nset)) != NODUP_OK)
+    goto done;
 
   /* The range queries and their parameters. */
   for (i = 0; i < nscope; i++)

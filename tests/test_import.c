@@ -7,7 +7,8 @@
  * through PostgreSQL's COPY text: tabs, backslashes, "\N"); 100,000 rows
  * streamed; a conflict, a repeated key and bad rows in a later batch (where
  * PostgreSQL's COPY of the batch fails and the exact path names the line);
- * an import inside the caller's transaction.
+ * an import inside the caller's transaction; a UTF-8 byte-order mark
+ * skipped, a NUL byte in a field refused by line, never cut short.
  */
 #include "harness.h"
 
@@ -538,6 +539,109 @@ static void test_inside_callers_transaction(void **state) {
   assert_int_equal(count_rows(db), 12001);
 }
 
+/* ---------------------------------------------------------------------------
+ * Bytes that text tools leave in files: a byte-order mark, a NUL
+ */
+
+/* Import `len` bytes of `text` (which may hold NULs); as import_text. */
+static int import_bytes(nodup_db *db, const char *text, size_t len,
+                        nodup_import_report **rep) {
+  char path[64];
+  snprintf(path, sizeof path, "/tmp/nodup-import-XXXXXX");
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  FILE *f = fdopen(fd, "w+");
+  assert_non_null(f);
+  assert_int_equal(fwrite(text, 1, len, f), len);
+  rewind(f);
+  int rc = nodup_import_csv(rep, db, "chapters", KEY, 2, NULL, f, NULL);
+  fclose(f);
+  unlink(path);
+  return rc;
+}
+
+#define IMPORT_BYTES(db, lit, rep) import_bytes(db, lit, sizeof lit - 1, rep)
+
+/* Excel's "CSV UTF-8" starts with EF BB BF: the first column is "title",
+ * not "\xEF\xBB\xBFtitle". */
+static void test_byte_order_mark(void **state) {
+  nodup_db *db = *state;
+  nodup_import_report *r = NULL;
+  create_chapters(db);
+  assert_nodup(db, NODUP_OK,
+               IMPORT_BYTES(db, "\xEF\xBB\xBFtitle,ep,ord\r\nfirst,1,1\r\n", &r));
+  assert_int_equal(r->inserted, 1);
+  nodup_import_free(r);
+  harness_expect(db, "SELECT \"title\" FROM \"chapters\" WHERE \"ord\" = 1", NULL, "first");
+  /* Lines are still counted from the header as line 1. */
+  assert_nodup(db, NODUP_ERR_DUPLICATE,
+               IMPORT_BYTES(db, "\xEF\xBB\xBF\"ep\",ord,title\n1,2,a\n1,1,b\n", &r));
+  assert_int_equal(r->listed[0].line, 3);
+  nodup_import_free(r);
+  assert_int_equal(count_rows(db), 1);
+  /* Only a mark at the very start is skipped: elsewhere it is data. */
+  assert_nodup(db, NODUP_OK,
+               IMPORT_BYTES(db, "\xEF\xBB\xBF" "ep,ord,title\n1,3,\xEF\xBB\xBFx\n", &r));
+  nodup_import_free(r);
+  harness_expect(db, "SELECT \"title\" FROM \"chapters\" WHERE \"ord\" = 3", NULL,
+                 "\xEF\xBB\xBFx");
+  r = NULL;
+  assert_nodup(db, NODUP_ERR_USAGE, IMPORT_BYTES(db, "\xEF\xBB\xBF", &r));
+  assert_null(r);
+  assert_contains(nodup_errmsg(db), "no header row");
+}
+
+/* A NUL byte would cut a value or a name short (today `1,2,"ab\0cd"`
+ * stored "ab"; `ord\0x` in the header meant "ord"): refused, naming the
+ * line and column, nothing imported. */
+static void expect_nul(nodup_db *db, const char *text, size_t len, const char *msg) {
+  nodup_import_report *r = NULL;
+  assert_nodup(db, NODUP_ERR_USAGE, import_bytes(db, text, len, &r));
+  assert_null(r);
+  assert_contains(nodup_errmsg(db), msg);
+  assert_int_equal(count_rows(db), 0);
+  assert_false(harness_in_transaction(db));
+}
+
+#define EXPECT_NUL(db, lit, msg) expect_nul(db, lit, sizeof lit - 1, msg)
+
+static void test_nul_byte(void **state) {
+  nodup_db *db = *state;
+  create_chapters(db);
+  EXPECT_NUL(db, "ep,ord,title\n1,1,a\n1,2,\"ab\0cd\"\n1,3,c\n",
+             "CSV line 3, column 3: a NUL byte inside the field");
+  EXPECT_NUL(db, "ep,ord,title\n1,1,ab\0cd\n", "CSV line 2, column 3: a NUL byte");
+  EXPECT_NUL(db, "ep,ord,title\n1,1\0,a\n", "CSV line 2, column 2: a NUL byte");
+  EXPECT_NUL(db, "ep,ord,title\n1,1,\"two\nlines\0\"\n", "CSV line 3, column 3: a NUL byte");
+  /* In the header: "ord\0x" must not become the key column "ord". */
+  EXPECT_NUL(db, "ep,ord\0x,title\n1,1,a\n", "CSV line 1, column 2: a NUL byte");
+  EXPECT_NUL(db, "\xEF\xBB\xBF\0ep,ord,title\n1,1,a\n", "CSV line 1, column 1: a NUL byte");
+
+  /* After whole batches went in (PostgreSQL: COPY took the first 10,000
+   * rows): rolled back too. */
+  char path[64];
+  nodup_import_report *r = NULL;
+  snprintf(path, sizeof path, "/tmp/nodup-import-XXXXXX");
+  int fd = mkstemp(path);
+  assert_true(fd >= 0);
+  FILE *f = fdopen(fd, "w+");
+  assert_non_null(f);
+  fputs("ep,ord,title\n", f);
+  for (int i = 0; i < 12000; i++) {
+    if (i + 2 == 11500) assert_int_equal(fwrite("99,1,a\0b\n", 1, 9, f), 9);
+    else fprintf(f, "%d,%d,t%d\n", i / 1000, i % 1000, i);
+  }
+  rewind(f);
+  int rc = nodup_import_csv(&r, db, "chapters", KEY, 2, NULL, f, NULL);
+  fclose(f);
+  unlink(path);
+  assert_nodup(db, NODUP_ERR_USAGE, rc);
+  assert_null(r);
+  assert_contains(nodup_errmsg(db), "CSV line 11500, column 3: a NUL byte");
+  assert_int_equal(count_rows(db), 0);
+  assert_false(harness_in_transaction(db));
+}
+
 static void test_usage_errors(void **state) {
   nodup_db *db = *state;
   nodup_import_report *r = NULL;
@@ -565,6 +669,8 @@ int main(void) {
       T(test_conflict_in_a_later_batch),
       T(test_errors_in_a_later_batch),
       T(test_inside_callers_transaction),
+      T(test_byte_order_mark),
+      T(test_nul_byte),
       T(test_usage_errors),
 #undef T
   };

@@ -457,5 +457,156 @@ expect_count "seed 004: one conversation" conversations 1 \
 run "seed 004: scan finds no duplicate" 0 "$bin" scan --db "$url" --table conversations \
   --key context_type,context_id,created_by --where "\"context_type\" = 'agency_inquiry'"
 
+# --- issue 10: key specs and repeated --set ----------------------------------
+# A comma list (--key, --scope, the columns of --ref) is trimmed of spaces
+# around each name; an empty element is refused, naming the option and the
+# value: never silently another key. people has unique indexes on (email)
+# and on (handle), none on (email, handle).
+for spec in 'email,' ',email' 'email,,handle' ','; do
+  run "--key '$spec' is refused" 2 "$bin" check --db "$url" --table people --key "$spec" &&
+    stderr_has "nodup check: --key '$spec' has an empty column name"
+done
+run "--key ' email ' is trimmed" 0 "$bin" check --db "$url" --table people --key ' email ' &&
+  stdout_has "people_email_key"
+run "--key 'a, b ,c' is trimmed" 0 "$bin" check --db "$url" --table conversations \
+  --key 'context_type, context_id ,created_by' \
+  --where "\"context_type\" = 'agency_inquiry'" &&
+  stdout_has "unique_agency_user_conversation"
+run "get-or-create, trimmed key" 0 goc --table people --key 'email ' \
+  --set email=ada@example.org && stdout_has "^$id existing\$"
+run "get-or-create, --key 'email,' is refused" 2 goc --table people --key 'email,' \
+  --set email=trailing@example.org && stderr_has "--key 'email,' has an empty column name"
+run "import, --key 'ep,,ord' is refused" 2 imp --key 'ep,,ord' --csv "$work/batch2.csv" &&
+  stderr_has "--key 'ep,,ord' has an empty column name"
+run "slug, --scope 'tenant,' is refused" 2 slug --table projects --column slug \
+  --scope 'tenant,' --set tenant=7 --from "Empty Scope" &&
+  stderr_has "nodup slug: --scope 'tenant,' has an empty column name"
+run "slug, --scope ' tenant ' is trimmed" 0 slug --table projects --column slug \
+  --scope ' tenant ' --set tenant=7 --from "Trimmed Scope" && stdout_has '^trimmed-scope [^ ]+$'
+run "scan, --ref 'chapters(,ep)' is refused" 2 "$bin" scan --db "$url" --table people \
+  --key email --ref 'chapters(,ep)' && stderr_has "empty column name"
+run "scan, --ref 'chapters( ep )' is trimmed" 0 "$bin" scan --db "$url" --table people \
+  --key email --ref 'chapters( ep )' && stdout_has '"chapters" \(ep\)'
+
+# The same column twice in --set/--null would silently keep one value.
+run "--set twice" 2 goc --table people --key email --set email=twice@example.org \
+  --set name=A --set name=B && stderr_has "column 'name' is given twice"
+run "--set of a key column twice" 2 goc --table people --key email \
+  --set email=twice@example.org --set email=again@example.org &&
+  stderr_has "column 'email' is given twice"
+run "--set and --null of one column" 2 goc --table people --key email \
+  --set email=twice@example.org --set name=A --null name &&
+  stderr_has "column 'name' is given twice"
+run "--null twice" 2 goc --table people --key email --set email=twice@example.org \
+  --null handle --null handle && stderr_has "column 'handle' is given twice"
+run "race, --set twice" 2 "$bin" race --db "$url" --table indexed --key k \
+  --set k=1 --set k=2 && stderr_has "column 'k' is given twice"
+run "slug, --set twice" 2 slug --table teams --column slug --from "Set Twice" \
+  --set name=A --set name=B && stderr_has "column 'name' is given twice"
+expect_count "refused key specs and --set wrote nothing" people 0 \
+  "\"email\" IN ('trailing@example.org', 'twice@example.org', 'again@example.org')"
+expect_count "refused slugs wrote nothing" teams 0 "\"slug\" = 'set-twice'"
+expect_count "refused --scope wrote nothing" projects 0 "\"slug\" = 'empty-scope'"
+
+# --- issue 10: redaction and output ------------------------------------------
+# No password reaches stdout or stderr, from a URI or a keyword/value string,
+# whether it is malformed, points at a server that is down, or works; the
+# undo line names the real --db (without its password) and can be pasted; a
+# dry run shows no run id (its run was rolled back); JSON names tables
+# plainly; nothing carries an ANSI escape when the output is not a terminal.
+secret=S3cretPW
+no_secret() { ! grep -Fq -- "$secret" "$out" "$err" || fail "the password is in the output"; }
+no_escape() { ! grep -q $'\033' "$out" "$err" || fail "an ANSI escape in the output"; }
+for bad in "postgresql://alice:$secret@/db?host=/tmp&bogus=1" \
+  "postgresql://alice:$secret%zz@127.0.0.1:1/db" \
+  "host=127.0.0.1 port=1 password='$secret' bogus=1" \
+  "host=127.0.0.1 port=1 password=$secret words dbname=db"; do
+  run "malformed URL: $bad" 2 "$bin" check --db "$bad" --table t --key k &&
+    { no_secret; stderr_has "malformed PostgreSQL URL"; }
+done
+stderr_has 'missing "=" after "***"'
+# An unencoded '/' in a URI password: libpq reads the password as the port
+# and quotes it in its refusal.
+for down in "postgresql://alice:$secret@127.0.0.1:1/db" \
+  "postgresql://alice:$secret/x@127.0.0.1:1/db" \
+  "host=127.0.0.1 port=1 user=alice password=$secret dbname=db" \
+  "host=127.0.0.1 port=1 password='$secret with spaces' dbname=db"; do
+  run "server down: $down" 2 "$bin" scan --db "$down" --table t --key k &&
+    { no_secret; stderr_has "cannot connect"; }
+done
+
+case $backend in
+pg) fk_type=BIGINT schema='"schema":"public"' pwurl="$url password=$secret" ;;
+*) fk_type=INTEGER schema='"schema":null' pwurl=$url ;;
+esac
+run "exec setup (issue 10)" 0 "$bin" exec --db "$url" "
+  CREATE TABLE \"i10_conf\" ($id_col, \"k\" TEXT NOT NULL);
+  CREATE TABLE \"i10_talk\" ($id_col,
+    \"conf_id\" $fk_type NOT NULL REFERENCES \"i10_conf\" (\"id\"));
+  INSERT INTO \"i10_conf\" (\"k\") VALUES ('a'), ('a'), ('b'), ('b'), ('c');
+  INSERT INTO \"i10_talk\" (\"conf_id\") SELECT \"id\" FROM \"i10_conf\""
+i10=(--table i10_conf --key k)
+if run "scan json" 1 "$bin" scan --db "$pwurl" "${i10[@]}" --format json; then
+  json_has "{$schema,\"table\":\"i10_talk\","
+  json | grep -Fq '\"' && fail "json quotes SQL names: $(json)"
+  no_secret
+fi
+if run "merge --dry-run" 0 "$bin" merge --db "$pwurl" "${i10[@]}" --dry-run; then
+  stdout_has '^dry run \(rolled back\): 2 duplicate groups'
+  ! grep -Eq '[0-9]+-[0-9]+-[0-9]+' "$out" || fail "a dry run shows a run id"
+  stdout_lacks "undo with"
+fi
+run "merge --dry-run json" 0 "$bin" merge --db "$pwurl" "${i10[@]}" --dry-run --format json &&
+  { json_has '"run":null'; json_has "{$schema,\"table\":\"i10_conf\","; }
+run "enforce --merge --dry-run" 0 "$bin" enforce --db "$pwurl" "${i10[@]}" --merge --dry-run &&
+  { stdout_has 'after merging 2 duplicate group'; stdout_lacks "(run "; }
+run "enforce --merge --dry-run json" 0 "$bin" enforce --db "$pwurl" "${i10[@]}" --merge \
+  --dry-run --format json && json_has '"run":null'
+undo=()
+if run "merge" 0 "$bin" merge --db "$pwurl" "${i10[@]}"; then
+  stdout_has '^undo with: nodup undo --db .* --run [0-9]+-[0-9]+-[0-9]+$'
+  no_secret
+  no_escape
+  # The line is one shell command: its words are the real --db and the run.
+  eval "undo=($(sed -n 's/^undo with: nodup //p' "$out"))"
+  [ "${#undo[@]}" -eq 5 ] && [ "${undo[2]}" = "$url" ] ||
+    fail "the undo line does not give back --db '$url' as one word: ${undo[*]}"
+fi
+[ "${#undo[@]}" -eq 5 ] && run "the pasted undo line" 0 "$bin" "${undo[@]}" &&
+  stdout_has '^undo run [^ ]+: 2 row\(s\) restored'
+if run "merge json" 0 "$bin" merge --db "$pwurl" "${i10[@]}" --format json; then
+  json_has "{$schema,\"table\":\"i10_talk\",\"repointed\":2"
+  json_has "{$schema,\"table\":\"i10_conf\",\"repointed\":0,\"deleted\":2"
+  json | grep -Eq '"run":"[0-9]+-[0-9]+-[0-9]+"' || fail "no run id in $(json)"
+  no_secret
+  no_escape
+fi
+
+# make demo: plain text when piped, and the commands it echoes paste back
+# as the same words (the SQL and "Crème Brûlée" as one word each). Its exit
+# status is not the point here: its races can hit SQLite's busy timeout on a
+# loaded machine (sanitizers); the slug line is checked when it got there.
+if [ "$backend" = sqlite ]; then
+  current="make demo, piped"
+  command_line="bash scripts/demo.sh $bin"
+  bash "$(dirname "$0")/../../scripts/demo.sh" "$bin" >"$out" 2>"$err"
+  status=$?
+  before=$failures
+  no_escape
+  words=()
+  eval "words=($(sed -n 's/^\$ \(.* exec .*CREATE UNIQUE INDEX.*\)$/\1/p' "$out"))"
+  [ "${#words[@]}" -eq 5 ] && [ "${words[4]}" = \
+    'CREATE UNIQUE INDEX conference_key ON conference (conference_id, app_id)' ] ||
+    fail "the echoed exec is not 5 words: ${words[*]}"
+  if [ "$status" -eq 0 ] || grep -q 'Brûlée' "$out"; then
+    words=()
+    eval "words=($(sed -n 's/^\$ \(.* slug .*Brûlée.*\)$/\1/p' "$out"))"
+    [ "${words[9]:-}" = "Crème Brûlée" ] || fail "the echoed slug splits 'Crème Brûlée': ${words[*]}"
+  else
+    echo "note: make demo stopped early (exit status $status), slug line not checked"
+  fi
+  [ "$failures" -eq "$before" ] && passes=$((passes + 1))
+fi
+
 echo "cli ($backend): $passes passed, $failures failed"
 [ "$failures" -eq 0 ]

@@ -1,0 +1,259 @@
+/*
+ * test_orm.c -- keys on schemas as the ORMs write them, on both engines:
+ * the DDL Django (sqlmigrate) and ActiveRecord really generate, kept in
+ * tests/orm (regen.sh, rails_ddl.rb say how). A boolean column with a
+ * partial unique index `WHERE "is_active"` is where check-then-insert code
+ * meets nodup first.
+ *
+ * What is checked: a value is converted by its column's declared type the
+ * way the ORM means it (SQLite stores the text 'true' otherwise, which its
+ * own WHERE reads as false), or refused naming the column; no value puts a
+ * row outside the predicate it was checked against; a key is backed only
+ * by an index whose predicate is the key's, in any of the spellings users
+ * type, and check and get-or-create agree; PostgreSQL's log gets no ERROR
+ * line from probing a key.
+ */
+#include "harness.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const title_col[] = {"title"};
+
+/* Run tests/orm/<name>_<engine>.sql on db. */
+static void load_ddl(nodup_db *db, const char *name) {
+  const char *dir = getenv("NODUP_ORM");
+  char path[4096];
+  FILE *f;
+  long n;
+  char *sql;
+  if (!dir) fail_msg("NODUP_ORM is not set (ctest sets it to tests/orm)");
+  snprintf(path, sizeof path, "%s/%s_%s.sql", dir, name, harness_is_pg() ? "pg" : "sqlite");
+  if (!(f = fopen(path, "rb"))) fail_msg("ORM schema %s is missing", path);
+  fseek(f, 0, SEEK_END);
+  n = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  sql = calloc(1, (size_t)n + 1);
+  assert_non_null(sql);
+  assert_int_equal(fread(sql, 1, (size_t)n, f), (size_t)n);
+  fclose(f);
+  harness_exec(db, sql);
+  free(sql);
+}
+
+/* get-or-create of title `t` with is_active given as `flag`; returns the
+ * call's code and sets *created. */
+static int team(nodup_key *key, const char *flag_col, const char *t, const char *flag,
+                int *created) {
+  const char *vals[] = {t};
+  const char *dcols[] = {flag_col};
+  const char *dvals[] = {flag};
+  nodup_result r = {NULL, 0};
+  int rc = nodup_get_or_create(key, vals, dcols, dvals, 1, &r);
+  *created = r.created;
+  return rc;
+}
+
+/* Django: BooleanField + UniqueConstraint(condition=Q(is_active=True)).
+ * Every spelling of true finds the one row; false and nonsense are
+ * refused, and the table holds exactly the rows the predicate covers. */
+static void test_django_boolean_partial_key(void **state) {
+  nodup_db *db = *state;
+  nodup_key *key;
+  static const char *const trues[] = {"true", "t", "1", "yes", "TRUE", "on", "True"};
+  int created, rc;
+  load_ddl(db, "django");
+  key = harness_key(db, "teams_team", title_col, 1, "\"is_active\"");
+  for (size_t i = 0; i < COUNT_OF(trues); i++) {
+    rc = team(key, "is_active", "Blue", trues[i], &created);
+    if (rc != NODUP_OK) fail_msg("is_active=%s: %s: %s", trues[i], nodup_strerror(rc), nodup_errmsg(db));
+    if (created != (i == 0)) fail_msg("is_active=%s: created = %d", trues[i], created);
+  }
+  /* A row outside the predicate is never inserted (the index would not
+   * see it: the next call would create again). */
+  assert_int_equal(team(key, "is_active", "Red", "false", &created), NODUP_ERR_PREDICATE);
+  assert_int_equal(team(key, "is_active", "Red", "0", &created), NODUP_ERR_PREDICATE);
+  /* Not a boolean at all: refused (SQLite by nodup, naming the column;
+   * PostgreSQL by the type's input function). */
+  rc = team(key, "is_active", "Red", "maybe", &created);
+  assert_true(rc == NODUP_ERR_USAGE || rc == NODUP_ERR_DB);
+  assert_non_null(strstr(nodup_errmsg(db), harness_is_pg() ? "boolean" : "is_active"));
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM teams_team", NULL), 1);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM teams_team WHERE is_active", NULL), 1);
+}
+
+/* Integers and reals: numbers are stored as numbers; anything else is
+ * refused by name before it reaches the table (SQLite would store the
+ * text 'abc' in an INTEGER column without a word). */
+static void test_values_by_declared_type(void **state) {
+  nodup_db *db = *state;
+  nodup_key *key;
+  const char *vals[] = {"Blue"};
+  const char *dcols[] = {"is_active", "score", "ratio"};
+  const char *good[] = {"t", "12", "0.25"};
+  const char *bad_int[] = {"t", "abc", "0.25"};
+  const char *bad_real[] = {"t", "12", "x1"};
+  nodup_result r = {NULL, 0};
+  load_ddl(db, "django");
+  key = harness_key(db, "teams_team", title_col, 1, "\"is_active\"");
+  assert_nodup(db, harness_is_pg() ? NODUP_ERR_DB : NODUP_ERR_USAGE,
+               nodup_get_or_create(key, vals, dcols, bad_int, 3, &r));
+  if (!harness_is_pg()) assert_non_null(strstr(nodup_errmsg(db), "\"score\""));
+  assert_nodup(db, harness_is_pg() ? NODUP_ERR_DB : NODUP_ERR_USAGE,
+               nodup_get_or_create(key, vals, dcols, bad_real, 3, &r));
+  if (!harness_is_pg()) assert_non_null(strstr(nodup_errmsg(db), "\"ratio\""));
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM teams_team", NULL), 0);
+  assert_nodup(db, NODUP_OK, nodup_get_or_create(key, vals, dcols, good, 3, &r));
+  assert_int_equal(r.created, 1);
+  if (!harness_is_pg())
+    harness_expect(db, "SELECT typeof(is_active) || ' ' || typeof(score) || ' ' || typeof(ratio)"
+                       " FROM teams_team", NULL, "integer integer real");
+  /* The lookup converts too: "yes" finds the row stored as 1 / true. */
+  {
+    const char *lookup[] = {"Blue"};
+    assert_nodup(db, NODUP_OK, nodup_find(key, lookup, &r));
+    assert_non_null(r.id);
+  }
+}
+
+/* ActiveRecord: `t.boolean :active, default: true` and
+ * add_index ..., unique: true, where: "active". Rails sets the timestamps
+ * itself (NOT NULL, no default). */
+static int rails_team(nodup_key *key, const char *t, const char *active, int *created) {
+  const char *vals[] = {t};
+  const char *dcols[] = {"active", "created_at", "updated_at"};
+  const char *dvals[] = {active, "2026-12-02 12:00:00", "2026-12-02 12:00:00"};
+  nodup_result r = {NULL, 0};
+  int rc = nodup_get_or_create(key, vals, dcols, dvals, 3, &r);
+  *created = r.created;
+  return rc;
+}
+
+static void test_rails_boolean_partial_key(void **state) {
+  nodup_db *db = *state;
+  nodup_key *key;
+  int created;
+  load_ddl(db, "rails");
+  key = harness_key(db, "teams", title_col, 1, "active");
+  assert_nodup(db, NODUP_OK, rails_team(key, "Blue", "true", &created));
+  assert_int_equal(created, 1);
+  assert_nodup(db, NODUP_OK, rails_team(key, "Blue", "1", &created));
+  assert_int_equal(created, 0);
+  assert_int_equal(rails_team(key, "Red", "false", &created), NODUP_ERR_PREDICATE);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM teams", NULL), 1);
+}
+
+/* The spellings of one predicate users type are one key, on both
+ * engines; check and get-or-create agree on every one. */
+static void test_predicate_spellings(void **state) {
+  nodup_db *db = *state;
+  static const char *const same[] = {"is_active", "\"is_active\"", "is_active = true",
+                                     "(is_active)", "is_active = TRUE", " is_active "};
+  char name[128];
+  load_ddl(db, "django");
+  for (size_t i = 0; i < COUNT_OF(same); i++) {
+    nodup_key *key = NULL;
+    int rc = nodup_key_check(db, "teams_team", title_col, 1, same[i], name, sizeof name);
+    if (rc != NODUP_OK) fail_msg("check WHERE %s: %s: %s", same[i], nodup_strerror(rc), nodup_errmsg(db));
+    assert_string_equal(name, "uniq_active_title");
+    rc = nodup_key_prepare(&key, db, "teams_team", title_col, 1, same[i]);
+    if (rc != NODUP_OK) fail_msg("prepare WHERE %s: %s: %s", same[i], nodup_strerror(rc), nodup_errmsg(db));
+    {
+      const char *vals[] = {"Blue"};
+      const char *dcols[] = {"is_active"};
+      const char *dvals[] = {"true"};
+      nodup_result r = {NULL, 0};
+      rc = nodup_get_or_create(key, vals, dcols, dvals, 1, &r);
+      if (rc != NODUP_OK) fail_msg("WHERE %s: %s: %s", same[i], nodup_strerror(rc), nodup_errmsg(db));
+      assert_int_equal(r.created, i == 0);
+    }
+    nodup_key_free(key);
+  }
+}
+
+/* A narrower or wider predicate than the index's is not the index's key:
+ * check refuses it as get-or-create does (before, check said "backed" and
+ * get-or-create failed five tries later), and the refusal gives the
+ * index's predicate ready to paste. */
+static void test_other_predicates_refused(void **state) {
+  nodup_db *db = *state;
+  static const char *const other[] = {"is_active AND title = 'x'", "NOT is_active",
+                                      "is_active OR score > 1", "score > 1"};
+  char name[128];
+  load_ddl(db, "django");
+  for (size_t i = 0; i < COUNT_OF(other); i++) {
+    nodup_key *key = NULL;
+    int rc = nodup_key_check(db, "teams_team", title_col, 1, other[i], name, sizeof name);
+    if (rc != NODUP_ERR_UNBACKED)
+      fail_msg("check WHERE %s: %s, want unbacked: %s", other[i], nodup_strerror(rc), nodup_errmsg(db));
+    assert_non_null(strstr(nodup_errmsg(db), "--where '"));
+    assert_nodup(db, NODUP_ERR_UNBACKED,
+                 nodup_key_prepare(&key, db, "teams_team", title_col, 1, other[i]));
+  }
+  /* Without a predicate: told which one to give. */
+  assert_int_equal(nodup_key_check(db, "teams_team", title_col, 1, NULL, name, sizeof name),
+                   NODUP_ERR_UNBACKED);
+  assert_non_null(strstr(nodup_errmsg(db), harness_is_pg() ? "--where 'is_active'"
+                                                           : "--where '\"is_active\"'"));
+}
+
+/* ERROR lines in the test server's log (PostgreSQL). */
+static long error_lines(void) {
+  const char *log = getenv("NODUP_TEST_PG_LOG");
+  char line[4096];
+  long n = 0;
+  FILE *f;
+  if (!log) fail_msg("NODUP_TEST_PG_LOG is not set (ctest sets it)");
+  if (!(f = fopen(log, "r"))) fail_msg("cannot read the server log %s", log);
+  while (fgets(line, sizeof line, f))
+    if (strstr(line, "ERROR:")) n++;
+  fclose(f);
+  return n;
+}
+
+/* Probing keys that no index backs writes nothing to the server's log:
+ * the catalog rules them out before any statement that would fail. */
+static void test_probing_writes_no_server_error(void **state) {
+  nodup_db *db = *state;
+  static const char *const cols_title[] = {"title"}, *const cols_score[] = {"score"};
+  char name[128];
+  long before;
+  load_ddl(db, "django");
+  harness_exec(db, "CREATE TABLE deferred (id serial PRIMARY KEY, k text,"
+                   " CONSTRAINT deferred_k UNIQUE (k) DEFERRABLE INITIALLY DEFERRED)");
+  before = error_lines();
+  for (int round = 0; round < 3; round++) {
+    assert_int_equal(nodup_key_check(db, "teams_team", cols_score, 1, NULL, name, sizeof name),
+                     NODUP_ERR_UNBACKED);
+    assert_int_equal(nodup_key_check(db, "teams_team", cols_title, 1, NULL, name, sizeof name),
+                     NODUP_ERR_UNBACKED);
+    assert_int_equal(nodup_key_check(db, "teams_team", cols_title, 1, "is_active AND score > 1",
+                                     name, sizeof name),
+                     NODUP_ERR_UNBACKED);
+    assert_int_equal(nodup_key_check(db, "deferred", (const char *const[]){"k"}, 1, NULL, name,
+                                     sizeof name),
+                     NODUP_ERR_UNBACKED);
+    assert_non_null(strstr(nodup_errmsg(db), "DEFERRABLE"));
+  }
+  assert_int_equal(error_lines(), before);
+}
+
+int main(void) {
+#define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
+  const struct CMUnitTest tests[] = {
+      T(test_django_boolean_partial_key),
+      T(test_values_by_declared_type),
+      T(test_rails_boolean_partial_key),
+      T(test_predicate_spellings),
+      T(test_other_predicates_refused),
+  };
+  const struct CMUnitTest pg_only[] = {
+      T(test_probing_writes_no_server_error),
+  };
+#undef T
+  int failed = cmocka_run_group_tests_name(harness_is_pg() ? "orm_pg" : "orm_sqlite", tests,
+                                           NULL, NULL);
+  if (harness_is_pg()) failed += cmocka_run_group_tests_name("orm_pg_log", pg_only, NULL, NULL);
+  return failed;
+}
