@@ -168,6 +168,49 @@ NODUP_EXTERN int nodup_open_ext(nodup_db **out, const char *url, unsigned flags)
  * must be freed first. */
 NODUP_EXTERN void nodup_close(nodup_db *db);
 
+/*
+ * Inside the caller's transaction
+ *
+ * Every call may be made with a transaction open on the connection (begun
+ * with nodup_exec(db, "BEGIN") or on nodup_db_handle()). What each does
+ * then, tested in tests/test_txn.c on both engines:
+ *
+ *  - nodup_get_or_create, nodup_find, nodup_insert, nodup_slug_create:
+ *    run inside it; what they write commits or rolls back with it.
+ *    SQLite: a miss runs in a savepoint, so a failed call (another
+ *    constraint, a row outside the predicate) leaves the transaction as it
+ *    was and usable. PostgreSQL: no savepoint (a subtransaction per call
+ *    would overflow each backend's cache of 64 and slow every snapshot on
+ *    the server), so a failed call aborts the caller's transaction, as any
+ *    failed statement does; roll back, or to a savepoint of your own.
+ *    Serialization failures and deadlocks (40001, 40P01), and SQLite's
+ *    SQLITE_BUSY, come back as NODUP_ERR_RETRY: only the caller can re-run
+ *    its transaction. Under REPEATABLE READ and SERIALIZABLE a key another
+ *    transaction inserted after the caller's snapshot is NODUP_ERR_RETRY
+ *    too: the row exists, but this transaction cannot see it.
+ *  - nodup_import_csv: inside a savepoint; a refused import (a key already
+ *    there) rolls back to it and leaves the transaction usable, on both
+ *    engines.
+ *  - nodup_key_prepare, nodup_key_check, nodup_scan,
+ *    nodup_count_duplicates: read only; the transaction's snapshot is what
+ *    they see.
+ *  - nodup_merge, nodup_merge_resume, nodup_undo, nodup_enforce: refused
+ *    with NODUP_ERR_USAGE, nothing changed: they commit as they go (a merge
+ *    batch, an index built CONCURRENTLY) and cannot be one step of a
+ *    larger transaction.
+ *
+ * Outside a transaction each call owns its own and retries 40001 and 40P01
+ * a bounded number of times, with jitter, at every isolation level.
+ *
+ * Through a transaction-mode pooler (PgBouncer pool_mode=transaction,
+ * pgcat, RDS Proxy) every call works as on a direct connection: nodup finds
+ * at connect whether the server process that answers is the one libpq
+ * connected to, and if not keeps nothing on the server between
+ * transactions (statements are sent unnamed, merge's working table is an
+ * ordinary unlogged table named after the run). A transaction the caller
+ * opens keeps its server session until it ends, as the pooler promises.
+ */
+
 /* "sqlite" or "postgresql". Static string. */
 NODUP_EXTERN const char *nodup_db_backend(const nodup_db *db);
 
