@@ -223,6 +223,14 @@ NODUP_EXTERN const char *nodup_db_backend(const nodup_db *db);
 NODUP_EXTERN void *nodup_db_handle(nodup_db *db);
 
 /*
+ * How many times calls on `db` re-ran their own transaction after a
+ * serialization failure or deadlock (40001, 40P01) since it was opened:
+ * the price of SERIALIZABLE or of hot keys, for monitoring and for the
+ * benchmarks. 0 for NULL and on SQLite, which waits for its lock instead.
+ */
+NODUP_EXTERN unsigned long long nodup_retries(const nodup_db *db);
+
+/*
  * Run one or more SQL statements that return no rows we need (DDL, BEGIN,
  * COMMIT, setup scripts). No parameters: never build `sql` from untrusted
  * input. Errors: NODUP_ERR_DB and the constraint codes, with the database's

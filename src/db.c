@@ -435,6 +435,8 @@ const char *nodup_db_backend(const nodup_db *db) {
 
 void *nodup_db_handle(nodup_db *db) { return db ? db->native : NULL; }
 
+unsigned long long nodup_retries(const nodup_db *db) { return db ? db->retries : 0; }
+
 int nodup_exec(nodup_db *db, const char *sql) {
   if (!db || !db->native || !sql) return NODUP_ERR_USAGE;
   nodup_clear_error(db);

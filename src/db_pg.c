@@ -658,6 +658,7 @@ static int pg_get_or_create(nodup_key *key, nodup_stmt *insert,
   for (attempt = 0; attempt < PG_MAX_RETRIES; attempt++) {
     rc = pg_round(key, insert, lookup, params, nparams, created, state);
     if (rc == NODUP_ERR_RETRY && owned) {
+      key->db->retries++;
       backoff(key->db, attempt);
       continue;
     }

@@ -347,6 +347,7 @@ struct nodup_db {
    * tables, session settings, session advisory locks). */
   int pooled;
   engine_info engine;    /* PostgreSQL: which engine answers (zero: PostgreSQL) */
+  unsigned long long retries;  /* nodup_retries() */
 };
 
 /* ---- prepared keys ---- */

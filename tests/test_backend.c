@@ -301,9 +301,13 @@ static void test_pg_error_at_each_pipeline_position(void **state) {
     int rc;
     snprintf(email, sizeof email, "case%zu@example.org", i);
     snprintf(after, sizeof after, "after%zu@example.org", i);
+    unsigned long long retries = nodup_retries(conn);
     fault_arm(db, cases[i].pos, cases[i].code, cases[i].times);
     if (!cases[i].owned) harness_exec(conn, "BEGIN");
     rc = nodup_get_or_create(key, vals, NULL, NULL, 0, &r);
+    /* Each transient failure the call absorbed is counted, once. */
+    if (rc == NODUP_OK && cases[i].code[0] == '4')
+      assert_int_equal(nodup_retries(conn) - retries, (unsigned long long)cases[i].times);
     if (rc != cases[i].want)
       fail_msg("case %zu (position %d, %s x%d): %s, want %s: %s", i, cases[i].pos,
                cases[i].code, cases[i].times, nodup_strerror(rc),
