@@ -205,6 +205,11 @@ static int locked(enforce_ctx *c) {
       if ((rc = set_lock_timeout(c)) == NODUP_OK) rc = exec_buf(db, &q);
     }
     if (rc == NODUP_OK) rc = clean(c, 1, 0);
+    /* A merge's deletes and updates queue the checks of DEFERRABLE
+     * INITIALLY DEFERRED foreign keys (every Django foreign key) until
+     * COMMIT, and PostgreSQL refuses to build an index on a table with
+     * pending trigger events (55006): run the checks now. */
+    if (rc == NODUP_OK && c->pg) rc = db->be->exec(db, "SET CONSTRAINTS ALL IMMEDIATE");
     if (rc == NODUP_OK && c->partitioned && !c->where) {
       buf_reset(&q);
       constraint_ddl(c, &q);

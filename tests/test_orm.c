@@ -238,6 +238,37 @@ static void test_probing_writes_no_server_error(void **state) {
   }
   assert_int_equal(error_lines(), before);
 }
+/* enforce --merge on Django's schema: its foreign keys are DEFERRABLE
+ * INITIALLY DEFERRED, so the merge's deletes leave pending trigger events
+ * in the transaction that must then build the index (PostgreSQL refused:
+ * 55006), with or without child rows. */
+static void test_django_enforce_merge(void **state) {
+  nodup_db *db = *state;
+  nodup_enforce_options opt;
+  nodup_enforce_report *r = NULL;
+  load_ddl(db, "django");
+  harness_exec(db, "DROP INDEX uniq_active_title");
+  harness_exec(db, harness_is_pg()
+                       ? "INSERT INTO teams_team (id, title, is_active) VALUES"
+                         " (1, 'Blue', true), (2, 'Blue', true), (3, 'Red', true), (4, 'Red', true)"
+                       : "INSERT INTO teams_team (id, title, is_active) VALUES"
+                         " (1, 'Blue', 1), (2, 'Blue', 1), (3, 'Red', 1), (4, 'Red', 1)");
+  /* Children of one loser only: Red's loser (4) has none. */
+  harness_exec(db, "INSERT INTO teams_member (name, team_id) VALUES ('a', 1), ('b', 2), ('c', 2)");
+  memset(&opt, 0, sizeof opt);
+  opt.merge = 1;
+  opt.name = "uniq_active_title";
+  assert_nodup(db, NODUP_OK, nodup_enforce(&r, db, "teams_team", title_col, 1, "\"is_active\"", &opt));
+  assert_int_equal(r->merged_groups, 2);
+  nodup_enforce_free(r);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM teams_team", NULL), 2);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM teams_member WHERE team_id = 1", NULL), 3);
+  {
+    char name[128];
+    assert_nodup(db, NODUP_OK, nodup_key_check(db, "teams_team", title_col, 1, "is_active", name,
+                                               sizeof name));
+  }
+}
 
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
@@ -247,6 +278,7 @@ int main(void) {
       T(test_rails_boolean_partial_key),
       T(test_predicate_spellings),
       T(test_other_predicates_refused),
+      T(test_django_enforce_merge),
   };
   const struct CMUnitTest pg_only[] = {
       T(test_probing_writes_no_server_error),
