@@ -562,6 +562,7 @@ int main(void) {
       T(test_pg_nulls_not_distinct),
       T(test_pg_schema_qualified_table),
       T(test_pg_names_are_case_sensitive),
+      T(test_pg_error_at_each_pipeline_position),
   };
   const struct CMUnitTest sqlite_tests[] = {
       T(test_sqlite_connection_settings),
