@@ -177,11 +177,20 @@ static int sq_steps(nodup_db *db, sqlite3_stmt *st, row_fn fn, void *ctx) {
   return NODUP_OK;
 }
 
+/* One statement: a text with more after it (a tail SQLite would silently
+ * ignore, or that a later exec would run) is refused. */
 static int sq_query(nodup_db *db, const char *sql, const char *const *params,
                     int nparams, row_fn fn, void *ctx) {
   sqlite3_stmt *st = NULL;
-  int rc = sqlite3_prepare_v2(H(db), sql, -1, &st, NULL);
+  const char *tail = NULL;
+  int rc = sqlite3_prepare_v2(H(db), sql, -1, &st, &tail);
   if (rc != SQLITE_OK) return sq_fail(db, rc, NULL);
+  while (tail && (*tail == ' ' || *tail == '\n' || *tail == '\t' || *tail == '\r' || *tail == ';'))
+    tail++;
+  if (tail && *tail) {
+    sqlite3_finalize(st);
+    return nodup_fail(db, NODUP_ERR_USAGE, "more than one SQL statement: %s", sql);
+  }
   rc = sq_bind(db, st, params, nparams);
   if (rc == NODUP_OK) rc = sq_steps(db, st, fn, ctx);
   sqlite3_finalize(st);

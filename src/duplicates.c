@@ -37,6 +37,8 @@ int nodup_count_duplicates(nodup_db *db, const char *table, const char *const *c
   buf_init(&q);
   if ((rc = db->be->table_info(db, table, &t)) != NODUP_OK) goto done;
   if ((rc = table_info_key(db, t, cols, ncols, &key, NULL)) != NODUP_OK) goto done;
+  if (where && !*where) where = NULL;
+  if ((rc = userexpr_check(db, t, where, 0, "the key's predicate")) != NODUP_OK) goto done;
   buf_printf(&q, "SELECT count(*), coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM %s WHERE ",
              t->qualified);
   sql_key_filter(&q, key, ncols, where, 0, NULL);

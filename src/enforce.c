@@ -45,8 +45,10 @@ void nodup_enforce_free(nodup_enforce_report *r) {
   free(r);
 }
 
+/* One statement (the index's WHERE is the user's): never a multi-statement
+ * exec. */
 static int exec_buf(nodup_db *db, buf *q) {
-  return q->oom ? NODUP_ERR_NOMEM : db->be->exec(db, buf_str(q));
+  return q->oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(q), NULL, 0, NULL, NULL);
 }
 
 static void sleep_ms(long ms) {
@@ -738,6 +740,7 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
   if ((rc = db->be->table_info(db, table, &c.t)) != NODUP_OK) goto done;
   if ((rc = table_info_key(db, c.t, cols, ncols, &c.key, NULL)) != NODUP_OK) goto done;
   c.nkey = ncols;
+  if ((rc = userexpr_check(db, c.t, where, 0, "--where")) != NODUP_OK) goto done;
 
   if (c.pg && (rc = partition_check(&c)) != NODUP_OK) goto done;
   rc = engine_check(db, c.t, opt->online ? ENGINE_OP_ENFORCE_ONLINE : ENGINE_OP_ENFORCE_LOCKED,

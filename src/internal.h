@@ -143,6 +143,18 @@ int fk_collect_query(nodup_db *db, const nodup_table_info *t, const char *sql,
 int fk_parse_ref(nodup_db *db, const nodup_table_info *t, const char *spec,
                  nodup_fk_info *fk);
 
+/* ---- userexpr.c: SQL users write is one expression ---- */
+
+/* The first lexical reason s is not one expression (';', a comment,
+ * unbalanced parentheses, an unterminated literal), or NULL; *at gets the
+ * byte offset. Pure (unit-tested). */
+const char *userexpr_lex(const char *s, size_t *at);
+/* Refuse (NODUP_ERR_USAGE, naming `what` and the reason; an unknown column
+ * NODUP_ERR_NO_COLUMN) an `expr` that is not exactly one expression over
+ * t: a WHERE condition, or with order_by an ORDER BY list. NULL is fine. */
+int userexpr_check(nodup_db *db, const nodup_table_info *t, const char *expr, int order_by,
+                   const char *what);
+
 /* ---- backends ---- */
 
 typedef struct nodup_stmt nodup_stmt;   /* backend-defined prepared statement */

@@ -214,6 +214,7 @@ static int find_backing(nodup_db *db, const nodup_table_info *t, char *const *co
   /* Citus, CockroachDB, YugabyteDB: what cannot hold there is refused
    * before anything else is asked. */
   if ((rc = engine_check(db, t, ENGINE_OP_GET_OR_CREATE, cols, n)) != NODUP_OK) return rc;
+  if ((rc = userexpr_check(db, t, where, 0, "the key's predicate")) != NODUP_OK) return rc;
   if ((rc = candidates(db, t, cols, n, where, wherep, &deferrable, &found)) != NODUP_OK)
     return rc;
   if (found == 0)

@@ -155,10 +155,12 @@ static int mcol(const nodup_db *db, const nodup_table_info *t, const char *name)
 }
 
 /* One statement; with `rows`, *rows gets how many rows it changed. */
+/* One statement, never a multi-statement exec: the text may carry the
+ * user's --where or --keep (checked, userexpr.c; this is the second wall). */
 static int run_sql(merge_ctx *c, buf *q, long long *rows) {
   if (q->oom) return NODUP_ERR_NOMEM;
   if (rows) return c->db->be->changes(c->db, buf_str(q), NULL, 0, rows);
-  return c->db->be->exec(c->db, buf_str(q));
+  return c->db->be->query(c->db, buf_str(q), NULL, 0, NULL, NULL);
 }
 
 /* Primary key columns of t as text joined by ',' for alias a. */
@@ -869,14 +871,22 @@ done:
   return rc;
 }
 
-/* The batch: groups first + 1 .. first + batch of the pass. */
+/* The batch: groups first + 1 .. first + batch of the pass. Its columns
+ * are nodup_k0, nodup_k1, ...: named like the key, they would make a
+ * user's --where or --keep that names a key column ambiguous in the
+ * queries that join the batch to the table. */
 static int batch_groups(merge_ctx *c, char *const *key, size_t nkey, long long first,
                         size_t batch) {
   buf q;
+  size_t i;
   int rc;
   buf_init(&q);
   buf_puts(&q, "CREATE TEMP TABLE nodup_batch AS SELECT ");
-  sql_ident_list(&q, key, nkey);
+  for (i = 0; i < nkey; i++) {
+    if (i) buf_puts(&q, ", ");
+    sql_ident(&q, key[i]);
+    buf_printf(&q, " AS nodup_k%zu", i);
+  }
   buf_printf(&q, " FROM %s WHERE nodup_g > %lld AND nodup_g <= %lld", c->groups, first,
              first + (long long)batch);
   rc = run_sql(c, &q, NULL);
@@ -894,14 +904,10 @@ static void batch_join(buf *q, char *const *key, size_t nkey, int nulls_equal) {
     if (i) buf_puts(q, " AND ");
     /* Spelled out rather than IS NOT DISTINCT FROM, which SQLite has only
      * from 3.39; used only when asked, as it defeats an index on x. */
-    buf_puts(q, nulls_equal ? "(b." : "b.");
-    sql_ident(q, key[i]);
-    buf_puts(q, " = x.");
+    buf_printf(q, "%sb.nodup_k%zu = x.", nulls_equal ? "(" : "", i);
     sql_ident(q, key[i]);
     if (nulls_equal) {
-      buf_puts(q, " OR (b.");
-      sql_ident(q, key[i]);
-      buf_puts(q, " IS NULL AND x.");
+      buf_printf(q, " OR (b.nodup_k%zu IS NULL AND x.", i);
       sql_ident(q, key[i]);
       buf_puts(q, " IS NULL))");
     }
@@ -1105,6 +1111,13 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
   }
   if ((rc = table_info_key(db, t, cols, ncols, &key, NULL)) != NODUP_OK) goto done;
   if ((rc = engine_check(db, t, ENGINE_OP_MERGE, key, ncols)) != NODUP_OK) goto done;
+  /* Before anything is written (the journal included), and again on a
+   * resume, whose texts come from nodup_runs, which anyone who can write
+   * that table could have changed. */
+  if ((rc = userexpr_check(db, t, where, 0, "--where")) != NODUP_OK ||
+      (rc = userexpr_check(db, t, opt->keep && *opt->keep ? opt->keep : NULL, 1, "--keep")) !=
+          NODUP_OK)
+    goto done;
   for (i = 0; i < opt->nrefs; i++) {
     rc = fk_parse_ref(db, t, opt->refs[i] ? opt->refs[i] : "", &extra[nextra]);
     nextra++;

@@ -267,6 +267,7 @@ int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
   }
   if ((rc = table_info_key(db, t, cols, ncols, &r->key, NULL)) != NODUP_OK) goto done;
   r->nkey = ncols;
+  if ((rc = userexpr_check(db, t, where, 0, "--where")) != NODUP_OK) goto done;
   if (t->npk == 0) {
     rc = nodup_fail(db, NODUP_ERR_NO_PKEY, "table %s has no primary key to keep rows by",
                     t->qualified);
