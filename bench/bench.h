@@ -1,16 +1,20 @@
 /*
  * bench.h -- what the get-or-create benchmark's parts share: the driver
- * (bench_goc.c), the report (bench_report.c) and the methods (bench_nodup.c,
- * bench_pg.c, bench_sqlite.c).
+ * (bench_goc.c), the report (bench_report.c), the CPU clocks (bench_cpu.c)
+ * and the methods (bench_nodup.c, bench_pg.c, bench_sqlite.c).
  *
  * A "method" is one way of doing get-or-create on one engine: nodup, the raw
  * hand-written statement (the speed limit) or the Django-style sequence. The
  * driver owns the table, the threads and the clock; a method only knows how
  * to open a connection for one worker, run one operation on it and close it.
+ * The "pooled" engine is PostgreSQL reached through a transaction-mode
+ * pooler (PgBouncer): the same table, with methods that keep nothing on the
+ * server between transactions.
  */
 #ifndef NODUP_BENCH_H
 #define NODUP_BENCH_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 
 #include <libpq-fe.h>
@@ -42,6 +46,7 @@ typedef struct bench_worker {
   nodup_db *db;
   nodup_key *key;
   PGconn *pg;
+  int unnamed; /* PostgreSQL: statements sent unnamed, none prepared */
   sqlite3 *lite;
   sqlite3_stmt *stmt[BENCH_MAX_STMTS];
 
@@ -79,8 +84,13 @@ typedef struct bench_method {
 /* bench_nodup.c: nodup_get_or_create(); `target` is a nodup URL. */
 extern const bench_method bench_nodup;
 
-/* bench_pg.c: `target` is a libpq conninfo string. */
+/* bench_pg.c: `target` is a libpq conninfo string. The pooled variants
+ * send every statement unnamed (PQexecParams, or PQexec when it has no
+ * parameters): a named prepared statement lives in one server session, and
+ * a transaction-mode pooler gives each transaction whichever session is
+ * free. */
 extern const bench_method bench_pg_raw, bench_pg_django;
+extern const bench_method bench_pg_raw_pooled, bench_pg_django_pooled;
 
 /* bench_sqlite.c: `target` is the database file's path. */
 extern const bench_method bench_sqlite_raw, bench_sqlite_django;
@@ -91,15 +101,19 @@ int bench_sqlite_synchronous(sqlite3 *db);
 /* --- the driver's tables of results ------------------------------------- */
 
 enum { MIX_HALF, MIX_HITS, MIX_MISSES, NMIXES };
-enum { ENGINE_PG, ENGINE_SQLITE, NENGINES };
+enum { ENGINE_PG, ENGINE_SQLITE, ENGINE_POOLED, NENGINES };
 enum { METHOD_NODUP, METHOD_RAW, METHOD_DJANGO, NMETHODS };
 enum { MAX_THREAD_COUNTS = 8, MAX_ROUNDS = 15, MAX_ERRORS_PER_THREAD = 100 };
 
 extern const char *const bench_mix_names[NMIXES];
 extern const char *const bench_method_names[NMETHODS];
+extern const char *const bench_engine_names[NENGINES];
 
 typedef struct bench_options {
   const char *pg;         /* conninfo, NULL when not given */
+  const char *pooled;     /* the pooler's conninfo, NULL when not given */
+  const char *pooler_label; /* e.g. "PgBouncer 1.18.0, pool size 16" */
+  int pooler_pid;         /* the pooler's process, for its CPU; 0: unknown */
   const char *sqlite_dir; /* NULL: a fresh directory under $TMPDIR or /tmp */
   double seconds, warmup;
   int rounds;
@@ -124,6 +138,7 @@ typedef struct bench_cell {
 /* One engine: how to reset its table and where its connections go. */
 typedef struct bench_engine {
   const char *name;
+  int pooled;  /* clients go through the pooler; pg_admin does not */
   const bench_method *methods[NMETHODS];
   char nodup_target[4096];  /* URL given to nodup_open() */
   char native_target[4096]; /* given to PQconnectdb() / sqlite3_open_v2() */
@@ -132,6 +147,45 @@ typedef struct bench_engine {
   int synchronous[NMETHODS]; /* SQLite: PRAGMA synchronous seen per method */
   bench_cell results[MAX_THREAD_COUNTS][NMIXES][NMETHODS];
 } bench_engine;
+
+/* --- bench_cpu.c: CPU clocks (Linux) ------------------------------------ */
+
+/* CPU seconds a thread has used, or -1. */
+double bench_cpu_thread(pthread_t tid);
+
+/* CPU seconds a process has used (/proc/PID/schedstat: kernel time
+ * included), or -1 when it cannot be read. */
+double bench_cpu_process(int pid);
+
+/* Is `pid` a PostgreSQL server process on this machine? */
+int bench_is_local_postgres(int pid);
+
+enum { BENCH_POOL_MAX_PIDS = 256 };
+
+/*
+ * The server side of a pooled run: every client backend of the database
+ * (the pool's server connections, whichever client they serve) and the
+ * pooler process. Sampled before and after the measured window; a backend
+ * that appears in between counts from zero.
+ */
+typedef struct bench_pool_cpu {
+  int n;
+  int pid[BENCH_POOL_MAX_PIDS];
+  double seconds[BENCH_POOL_MAX_PIDS];
+} bench_pool_cpu;
+
+/* Sample through `admin` (a direct connection, whose own backend is left
+ * out) and `pooler_pid` (0: none); 0 on success, -1 when some figure
+ * cannot be read (a remote server, no /proc). */
+int bench_pool_cpu_sample(PGconn *admin, int pooler_pid, bench_pool_cpu *out);
+
+/* CPU seconds used between two samples. */
+double bench_pool_cpu_delta(const bench_pool_cpu *before,
+                            const bench_pool_cpu *after);
+
+/* bench_options.c: fill `o` from the command line (exits 0 after --help);
+ * 0 on success, -1 after printing what is wrong. */
+int bench_parse_options(int argc, char **argv, bench_options *o);
 
 /* bench_report.c: print the Markdown report of every engine that ran. */
 void bench_report_print(const bench_engine *engines, const bench_options *o);

@@ -12,6 +12,12 @@
  * return an id, nodup's created flag must match, and the table must hold
  * exactly one new row per miss at the end. The driver prints one Markdown
  * table per engine on stdout (progress goes to stderr).
+ *
+ * With --pooled the same cells run a third time through a transaction-mode
+ * pooler in front of the same server (the "pooled" engine): nodup detects
+ * the pooler and sends its statements unnamed, and the raw and django
+ * methods do the same (bench_pg.c). Tables are reset and counted over the
+ * direct connection.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -27,6 +33,7 @@
 
 const char *const bench_mix_names[NMIXES] = {"50/50", "hits", "misses"};
 const char *const bench_method_names[NMETHODS] = {"nodup", "raw", "django"};
+const char *const bench_engine_names[NENGINES] = {"pg", "sqlite", "pooled"};
 
 /* The cell being run; the workers read it. */
 static struct {
@@ -234,48 +241,30 @@ static long sum_ops(bench_worker *w, int n) {
 }
 
 /*
- * CPU seconds used so far by the client threads and by their PostgreSQL
- * backends, or -1 when some of it cannot be read. A backend's time comes
- * from Linux's /proc/PID/schedstat (nanoseconds on CPU, kernel time
- * included), so it is measured only for a server on this machine, whose
- * process the driver can see (its comm is "postgres").
+ * CPU seconds used so far by the client threads and, on PostgreSQL, by the
+ * server side: each client's own backend on a direct connection, the whole
+ * pool and the pooler through one (`pool`, sampled into `sample`). -1 when
+ * some of it cannot be read (a remote server, no /proc).
  */
-static double cpu_seconds(const bench_worker *w, const pthread_t *tid, int n) {
+static double cpu_seconds(const bench_worker *w, const pthread_t *tid, int n,
+                          const bench_engine *e, const bench_options *o,
+                          bench_pool_cpu *sample) {
   double total = 0;
   for (int i = 0; i < n; i++) {
-    clockid_t clock;
-    struct timespec ts;
-    if (pthread_getcpuclockid(tid[i], &clock) != 0 ||
-        clock_gettime(clock, &ts) != 0)
+    double s = bench_cpu_thread(tid[i]);
+    if (s < 0)
       return -1;
-    total += (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    total += s;
     if (w[i].backend_pid <= 0)
       continue;
-    char path[64];
-    unsigned long long ns = 0;
-    snprintf(path, sizeof path, "/proc/%d/schedstat", w[i].backend_pid);
-    FILE *f = fopen(path, "r");
-    int ok = f != NULL && fscanf(f, "%llu", &ns) == 1;
-    if (f != NULL)
-      fclose(f);
-    if (!ok)
+    if ((s = bench_cpu_process(w[i].backend_pid)) < 0)
       return -1;
-    total += (double)ns / 1e9;
+    total += s;
   }
+  if (e->pooled &&
+      bench_pool_cpu_sample(e->pg_admin, o->pooler_pid, sample) != 0)
+    return -1;
   return total;
-}
-
-/* Is `pid` a PostgreSQL server process on this machine? */
-static int is_local_postgres(int pid) {
-  char path[64], comm[32] = "";
-  snprintf(path, sizeof path, "/proc/%d/comm", pid);
-  FILE *f = fopen(path, "r");
-  if (f == NULL)
-    return 0;
-  int ok =
-      fgets(comm, sizeof comm, f) != NULL && strncmp(comm, "postgres", 8) == 0;
-  fclose(f);
-  return ok;
 }
 
 /* Fold the workers' counters into `r`; check the row count. */
@@ -345,17 +334,25 @@ static void run_cell(bench_engine *e, int method, int nthreads, int mix,
   int failed = 0;
   for (int i = 0; i < nthreads; i++) {
     failed |= w[i].open_failed;
-    if (w[i].backend_pid > 0 && !is_local_postgres(w[i].backend_pid))
-      w[i].backend_pid = -1; /* a remote server: no CPU figure */
+    /* Through a pooler the "backend" libpq reports is the pooler's own
+     * number; a remote server's process is not ours to read. */
+    if (w[i].backend_pid > 0 &&
+        (e->pooled || !bench_is_local_postgres(w[i].backend_pid)))
+      w[i].backend_pid = -1;
   }
   if (!failed) {
+    static bench_pool_cpu pool1, pool2; /* one cell runs at a time */
     sleep_seconds(o->warmup);
     long c1 = sum_ops(w, nthreads);
-    double t1 = now_seconds(), cpu1 = cpu_seconds(w, tid, nthreads);
+    double t1 = now_seconds(),
+           cpu1 = cpu_seconds(w, tid, nthreads, e, o, &pool1);
     sleep_seconds(o->seconds);
     long c2 = sum_ops(w, nthreads);
-    double t2 = now_seconds(), cpu2 = cpu_seconds(w, tid, nthreads);
+    double t2 = now_seconds(),
+           cpu2 = cpu_seconds(w, tid, nthreads, e, o, &pool2);
     *ops = (double)(c2 - c1) / (t2 - t1);
+    if (cpu1 >= 0 && cpu2 >= 0 && e->pooled)
+      cpu2 += bench_pool_cpu_delta(&pool1, &pool2);
     if (cpu1 >= 0 && cpu2 >= 0 && c2 > c1)
       *cpu = (cpu2 - cpu1) / (double)(c2 - c1) * 1e6;
   }
@@ -395,7 +392,7 @@ static void run_engine(bench_engine *e, int engine_id, const bench_options *o) {
         }
 }
 
-/* --- setup and command line ---------------------------------------------- */
+/* --- setup -------------------------------------------------------------- */
 
 static int open_pg(bench_engine *e, const bench_options *o) {
   e->name = "postgresql";
@@ -412,6 +409,33 @@ static int open_pg(bench_engine *e, const bench_options *o) {
   }
   PQclear(PQexec(e->pg_admin, "SET client_min_messages = warning"));
   return 0;
+}
+
+/* The pooled engine: clients connect to the pooler, the driver's own
+ * connection (table resets, row counts, the pool's CPU) goes straight to the
+ * server, so that it takes no server connection from the pool. */
+static int open_pooled(bench_engine *e, const bench_options *o) {
+  e->name = "pooled";
+  e->pooled = 1;
+  e->methods[METHOD_NODUP] = &bench_nodup;
+  e->methods[METHOD_RAW] = &bench_pg_raw_pooled;
+  e->methods[METHOD_DJANGO] = &bench_pg_django_pooled;
+  snprintf(e->nodup_target, sizeof e->nodup_target, "%s", o->pooled);
+  snprintf(e->native_target, sizeof e->native_target, "%s", o->pooled);
+  e->pg_admin = PQconnectdb(o->pg);
+  if (PQstatus(e->pg_admin) != CONNECTION_OK) {
+    fprintf(stderr, "bench_goc: cannot connect to %s: %s", o->pg,
+            PQerrorMessage(e->pg_admin));
+    return -1;
+  }
+  PQclear(PQexec(e->pg_admin, "SET client_min_messages = warning"));
+  PGconn *probe = PQconnectdb(o->pooled);
+  int ok = PQstatus(probe) == CONNECTION_OK;
+  if (!ok)
+    fprintf(stderr, "bench_goc: cannot connect to the pooler at %s: %s",
+            o->pooled, PQerrorMessage(probe));
+  PQfinish(probe);
+  return ok ? 0 : -1;
 }
 
 static int open_sqlite(bench_engine *e, bench_options *o, char *made_dir,
@@ -455,129 +479,20 @@ static void close_sqlite(bench_engine *e, const char *made_dir) {
     rmdir(made_dir);
 }
 
-static void usage(FILE *f) {
-  fprintf(f,
-          "usage: bench_goc [--pg CONNINFO] [--sqlite-dir DIR] [--seconds S]\n"
-          "                 [--warmup S] [--rounds N] [--keys N]\n"
-          "                 [--only pg|sqlite] [--pg-threads 1,4,16]\n"
-          "                 [--sqlite-threads 1,4] [--mix 50/50,hits,misses]\n"
-          "                 [--method nodup,raw,django]\n"
-          "Measures nodup_get_or_create against the raw single statement and\n"
-          "the Django-style sequence; prints Markdown tables on stdout.\n"
-          "--pg is required unless --only sqlite.\n");
-}
-
-/* A comma-separated subset of `names` into `on`; -1 on an unknown name. */
-static int parse_subset(const char *s, const char *const *names, int n,
-                        int *on) {
-  for (int i = 0; i < n; i++)
-    on[i] = 0;
-  while (*s) {
-    size_t len = strcspn(s, ",");
-    int found = 0;
-    for (int i = 0; i < n; i++)
-      if (strlen(names[i]) == len && strncmp(s, names[i], len) == 0)
-        on[i] = found = 1;
-    if (!found)
-      return -1;
-    s += len + (s[len] == ',');
-  }
-  return 0;
-}
-
-/* "1,4,16" into `out`; the count, or -1 if malformed. */
-static int parse_threads(const char *s, int *out) {
-  int n = 0;
-  while (*s) {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || v < 1 || v > 256 || n == MAX_THREAD_COUNTS ||
-        (*end != ',' && *end != '\0'))
-      return -1;
-    out[n++] = (int)v;
-    s = *end == ',' ? end + 1 : end;
-  }
-  return n > 0 ? n : -1;
-}
-
-static int parse_options(int argc, char **argv, bench_options *o) {
-  *o = (bench_options){.seconds = 1.5,
-                       .warmup = 0.3,
-                       .rounds = 3,
-                       .keys = 10000,
-                       .run = {1, 1},
-                       .mix_on = {1, 1, 1},
-                       .method_on = {1, 1, 1},
-                       .threads = {{1, 4, 16}, {1, 4}},
-                       .nthreads = {3, 2}};
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-      usage(stdout);
-      exit(0);
-    }
-    if (v == NULL)
-      goto bad;
-    i++;
-    if (strcmp(a, "--pg") == 0)
-      o->pg = v;
-    else if (strcmp(a, "--sqlite-dir") == 0)
-      o->sqlite_dir = v;
-    else if (strcmp(a, "--seconds") == 0)
-      o->seconds = strtod(v, NULL);
-    else if (strcmp(a, "--warmup") == 0)
-      o->warmup = strtod(v, NULL);
-    else if (strcmp(a, "--rounds") == 0)
-      o->rounds = atoi(v);
-    else if (strcmp(a, "--keys") == 0)
-      o->keys = atol(v);
-    else if (strcmp(a, "--only") == 0 && strcmp(v, "pg") == 0)
-      o->run[ENGINE_SQLITE] = 0;
-    else if (strcmp(a, "--only") == 0 && strcmp(v, "sqlite") == 0)
-      o->run[ENGINE_PG] = 0;
-    else if (strcmp(a, "--pg-threads") == 0)
-      o->nthreads[ENGINE_PG] = parse_threads(v, o->threads[ENGINE_PG]);
-    else if (strcmp(a, "--sqlite-threads") == 0)
-      o->nthreads[ENGINE_SQLITE] = parse_threads(v, o->threads[ENGINE_SQLITE]);
-    else if (strcmp(a, "--mix") == 0) {
-      if (parse_subset(v, bench_mix_names, NMIXES, o->mix_on) != 0)
-        goto bad;
-    } else if (strcmp(a, "--method") == 0) {
-      if (parse_subset(v, bench_method_names, NMETHODS, o->method_on) != 0)
-        goto bad;
-    } else
-      goto bad;
-  }
-  if (o->seconds <= 0 || o->warmup < 0 || o->rounds < 1 ||
-      o->rounds > MAX_ROUNDS || o->keys < 1 || o->nthreads[0] < 0 ||
-      o->nthreads[1] < 0) {
-    fprintf(stderr, "bench_goc: invalid --seconds, --warmup, --rounds "
-                    "(1..15), --keys or thread list\n");
-    return -1;
-  }
-  if (o->run[ENGINE_PG] && o->pg == NULL) {
-    fprintf(stderr,
-            "bench_goc: --pg CONNINFO is required (or --only sqlite)\n");
-    return -1;
-  }
-  return 0;
-bad:
-  usage(stderr);
-  return -1;
-}
-
 int main(int argc, char **argv) {
   static bench_engine engines[NENGINES];
   char made_dir[4096] = "";
   bench_options o;
   int status = 0;
 
-  if (parse_options(argc, argv, &o) != 0)
+  if (bench_parse_options(argc, argv, &o) != 0)
     return 2;
   if ((o.run[ENGINE_PG] && open_pg(&engines[ENGINE_PG], &o) != 0) ||
       (o.run[ENGINE_SQLITE] && open_sqlite(&engines[ENGINE_SQLITE], &o,
-                                           made_dir, sizeof made_dir) != 0)) {
+                                           made_dir, sizeof made_dir) != 0) ||
+      (o.run[ENGINE_POOLED] && open_pooled(&engines[ENGINE_POOLED], &o) != 0)) {
     PQfinish(engines[ENGINE_PG].pg_admin);
+    PQfinish(engines[ENGINE_POOLED].pg_admin);
     return 1;
   }
   int cells = 0;
@@ -603,6 +518,7 @@ int main(int argc, char **argv) {
             status = 1;
         }
   PQfinish(engines[ENGINE_PG].pg_admin);
+  PQfinish(engines[ENGINE_POOLED].pg_admin);
   if (o.run[ENGINE_SQLITE])
     close_sqlite(&engines[ENGINE_SQLITE], made_dir);
   return status;

@@ -3,19 +3,73 @@
  * benchmark compares nodup with, each on its own connection per thread:
  *
  *  - nodup: nodup_get_or_create() (bench_nodup.c, shared with SQLite).
- *  - raw: the single statement written by hand, prepared once and run with
- *    PQexecPrepared: one round trip for a hit and for a miss. It is the
- *    speed limit, not a correct implementation: its one snapshot cannot see
- *    a row a concurrent winner committed while it waited.
- *  - django: what Django's QuerySet.get_or_create() sends, one prepared
- *    statement and one round trip per step: SELECT; on a miss BEGIN,
- *    SAVEPOINT, INSERT, RELEASE, COMMIT; on a unique violation ROLLBACK TO
- *    the savepoint, end the transaction and SELECT again.
+ *  - raw: the single statement written by hand: one round trip for a hit
+ *    and for a miss. It is the speed limit, not a correct implementation:
+ *    its one snapshot cannot see a row a concurrent winner committed while
+ *    it waited.
+ *  - django: what Django's QuerySet.get_or_create() sends, one statement
+ *    and one round trip per step: SELECT; on a miss BEGIN, SAVEPOINT,
+ *    INSERT, RELEASE, COMMIT; on a unique violation ROLLBACK TO the
+ *    savepoint, end the transaction and SELECT again.
+ *
+ * On a direct connection each statement is prepared once (PQprepare) and
+ * run with PQexecPrepared. Through a transaction-mode pooler that breaks: a
+ * prepared statement belongs to one server session, and the next
+ * transaction may run on another (PgBouncer before 1.21 does not track
+ * them). The pooled variants therefore send each statement unnamed, the
+ * fastest form that works there: PQexecParams (Parse, Bind, Execute and
+ * Sync in one round trip) when it has parameters, PQexec (one simple Query
+ * message) when it has none. nodup does the same when it detects a pooler.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "bench.h"
+
+/* One statement: the name it is prepared under, its text, its arity. */
+typedef struct pg_stmt {
+  const char *name, *sql;
+  int nparams;
+} pg_stmt;
+
+static const pg_stmt raw_goc = {
+    "goc",
+    "WITH ins AS (INSERT INTO \"t\" (\"k\", \"v\") "
+    "VALUES ($1, $2) ON CONFLICT (\"k\") DO NOTHING "
+    "RETURNING \"id\") "
+    "SELECT \"id\" FROM ins UNION ALL "
+    "SELECT \"id\" FROM \"t\" WHERE \"k\" = $1 LIMIT 1",
+    2};
+
+enum {
+  DJ_GET,
+  DJ_BEGIN,
+  DJ_SAVEPOINT,
+  DJ_INSERT,
+  DJ_RELEASE,
+  DJ_COMMIT,
+  DJ_ROLLBACK_TO,
+  DJ_ROLLBACK,
+  DJ_NSTMTS
+};
+
+static const pg_stmt django_stmts[DJ_NSTMTS] = {
+    /* Model.objects.get(): every column, LIMIT 21 (MAX_GET_RESULTS). */
+    [DJ_GET] = {"get",
+                "SELECT \"t\".\"id\", \"t\".\"k\", \"t\".\"v\" FROM \"t\" "
+                "WHERE \"t\".\"k\" = $1 LIMIT 21",
+                1},
+    [DJ_BEGIN] = {"begin", "BEGIN", 0},
+    [DJ_SAVEPOINT] = {"savepoint", "SAVEPOINT \"s1\"", 0},
+    [DJ_INSERT] = {"insert",
+                   "INSERT INTO \"t\" (\"k\", \"v\") VALUES ($1, $2) "
+                   "RETURNING \"t\".\"id\"",
+                   2},
+    [DJ_RELEASE] = {"release", "RELEASE SAVEPOINT \"s1\"", 0},
+    [DJ_COMMIT] = {"commit", "COMMIT", 0},
+    [DJ_ROLLBACK_TO] = {"rollback_to", "ROLLBACK TO SAVEPOINT \"s1\"", 0},
+    [DJ_ROLLBACK] = {"rollback", "ROLLBACK", 0},
+};
 
 /* Connect with libpq; 0 on success. */
 static int pg_connect(bench_worker *w) {
@@ -28,34 +82,46 @@ static int pg_connect(bench_worker *w) {
   return 0;
 }
 
-/* Prepare `sql` under `name` with `nparams` parameters of inferred type. */
-static int pg_prepare(bench_worker *w, const char *name, const char *sql,
-                      int nparams) {
-  PGresult *res = PQprepare(w->pg, name, sql, nparams, NULL);
+/* Prepare `s` under its name with parameters of inferred type; nothing to
+ * do when the worker sends statements unnamed. */
+static int pg_prepare(bench_worker *w, const pg_stmt *s) {
+  if (w->unnamed)
+    return 0;
+  PGresult *res = PQprepare(w->pg, s->name, s->sql, s->nparams, NULL);
   int ok = PQresultStatus(res) == PGRES_COMMAND_OK;
   if (!ok)
-    bench_worker_error(w, "prepare %s: %s", name, PQerrorMessage(w->pg));
+    bench_worker_error(w, "prepare %s: %s", s->name, PQerrorMessage(w->pg));
   PQclear(res);
   return ok ? 0 : -1;
 }
 
+/* Run `s` once, prepared or unnamed as the worker does. */
+static PGresult *pg_exec(bench_worker *w, const pg_stmt *s,
+                         const char *const *params) {
+  if (!w->unnamed)
+    return PQexecPrepared(w->pg, s->name, s->nparams, params, NULL, NULL, 0);
+  if (s->nparams == 0)
+    return PQexec(w->pg, s->sql);
+  return PQexecParams(w->pg, s->sql, s->nparams, NULL, params, NULL, NULL, 0);
+}
+
 /*
- * Run prepared statement `name` and return its result when its status is
- * `want`; otherwise record the error, clear it and return NULL.
+ * Run `s` and return its result when its status is `want`; otherwise
+ * record the error, clear it and return NULL.
  */
-static PGresult *pg_run(bench_worker *w, const char *name, int nparams,
+static PGresult *pg_run(bench_worker *w, const pg_stmt *s,
                         const char *const *params, ExecStatusType want) {
-  PGresult *res = PQexecPrepared(w->pg, name, nparams, params, NULL, NULL, 0);
+  PGresult *res = pg_exec(w, s, params);
   if (PQresultStatus(res) == want)
     return res;
-  bench_worker_error(w, "%s: %s", name, PQerrorMessage(w->pg));
+  bench_worker_error(w, "%s: %s", s->name, PQerrorMessage(w->pg));
   PQclear(res);
   return NULL;
 }
 
-/* Run a prepared statement that returns no rows; 0 on success. */
-static int pg_command(bench_worker *w, const char *name) {
-  PGresult *res = pg_run(w, name, 0, NULL, PGRES_COMMAND_OK);
+/* Run a statement that returns no rows; 0 on success. */
+static int pg_command(bench_worker *w, int stmt) {
+  PGresult *res = pg_run(w, &django_stmts[stmt], NULL, PGRES_COMMAND_OK);
   PQclear(res);
   return res ? 0 : -1;
 }
@@ -70,13 +136,12 @@ static void pg_close(bench_worker *w) {
 static int raw_pg_open(bench_worker *w) {
   if (pg_connect(w) != 0)
     return -1;
-  return pg_prepare(w, "goc",
-                    "WITH ins AS (INSERT INTO \"t\" (\"k\", \"v\") "
-                    "VALUES ($1, $2) ON CONFLICT (\"k\") DO NOTHING "
-                    "RETURNING \"id\") "
-                    "SELECT \"id\" FROM ins UNION ALL "
-                    "SELECT \"id\" FROM \"t\" WHERE \"k\" = $1 LIMIT 1",
-                    2);
+  return pg_prepare(w, &raw_goc);
+}
+
+static int raw_pg_open_pooled(bench_worker *w) {
+  w->unnamed = 1;
+  return raw_pg_open(w);
 }
 
 /* The statement cannot say whether it inserted: found stays unknown (-1). */
@@ -84,7 +149,7 @@ static bench_outcome raw_pg_op(bench_worker *w, const char *key,
                                const char *value) {
   const char *params[] = {key, value};
   bench_outcome out = {0, -1, 0};
-  PGresult *res = pg_run(w, "goc", 2, params, PGRES_TUPLES_OK);
+  PGresult *res = pg_run(w, &raw_goc, params, PGRES_TUPLES_OK);
   if (res == NULL)
     return out;
   out.ok = 1;
@@ -96,38 +161,23 @@ static bench_outcome raw_pg_op(bench_worker *w, const char *key,
 /* --- django ------------------------------------------------------------ */
 
 static int django_pg_open(bench_worker *w) {
-  static const struct {
-    const char *name, *sql;
-    int nparams;
-  } stmts[] = {
-      /* Model.objects.get(): every column, LIMIT 21 (MAX_GET_RESULTS). */
-      {"get",
-       "SELECT \"t\".\"id\", \"t\".\"k\", \"t\".\"v\" FROM \"t\" "
-       "WHERE \"t\".\"k\" = $1 LIMIT 21",
-       1},
-      {"begin", "BEGIN", 0},
-      {"savepoint", "SAVEPOINT \"s1\"", 0},
-      {"insert",
-       "INSERT INTO \"t\" (\"k\", \"v\") VALUES ($1, $2) RETURNING "
-       "\"t\".\"id\"",
-       2},
-      {"release", "RELEASE SAVEPOINT \"s1\"", 0},
-      {"commit", "COMMIT", 0},
-      {"rollback_to", "ROLLBACK TO SAVEPOINT \"s1\"", 0},
-      {"rollback", "ROLLBACK", 0},
-  };
   if (pg_connect(w) != 0)
     return -1;
-  for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++)
-    if (pg_prepare(w, stmts[i].name, stmts[i].sql, stmts[i].nparams) != 0)
+  for (int i = 0; i < DJ_NSTMTS; i++)
+    if (pg_prepare(w, &django_stmts[i]) != 0)
       return -1;
   return 0;
+}
+
+static int django_pg_open_pooled(bench_worker *w) {
+  w->unnamed = 1;
+  return django_pg_open(w);
 }
 
 /* get(): 1 when a row was found, 0 when none, -1 on error. */
 static int django_get(bench_worker *w, const char *key) {
   const char *params[] = {key};
-  PGresult *res = pg_run(w, "get", 1, params, PGRES_TUPLES_OK);
+  PGresult *res = pg_run(w, &django_stmts[DJ_GET], params, PGRES_TUPLES_OK);
   if (res == NULL)
     return -1;
   int found = PQntuples(res) > 0;
@@ -141,7 +191,7 @@ static int django_get(bench_worker *w, const char *key) {
  */
 static int django_insert(bench_worker *w, const char *key, const char *value) {
   const char *params[] = {key, value};
-  PGresult *res = PQexecPrepared(w->pg, "insert", 2, params, NULL, NULL, 0);
+  PGresult *res = pg_exec(w, &django_stmts[DJ_INSERT], params);
   int rc;
   if (PQresultStatus(res) == PGRES_TUPLES_OK) {
     rc = PQntuples(res) == 1 ? 1 : -1;
@@ -152,7 +202,7 @@ static int django_insert(bench_worker *w, const char *key, const char *value) {
       bench_worker_error(w, "insert: %s", PQerrorMessage(w->pg));
   }
   PQclear(res);
-  if (rc == 0 && pg_command(w, "rollback_to") != 0)
+  if (rc == 0 && pg_command(w, DJ_ROLLBACK_TO) != 0)
     rc = -1;
   return rc;
 }
@@ -168,14 +218,14 @@ static bench_outcome django_pg_op(bench_worker *w, const char *key,
     return out;
   }
   /* with transaction.atomic(): create() */
-  if (pg_command(w, "begin") != 0)
+  if (pg_command(w, DJ_BEGIN) != 0)
     return out;
   int inserted = -1;
-  if (pg_command(w, "savepoint") == 0)
+  if (pg_command(w, DJ_SAVEPOINT) == 0)
     inserted = django_insert(w, key, value);
   if (inserted == 1) {
-    if (pg_command(w, "release") != 0 || pg_command(w, "commit") != 0) {
-      pg_command(w, "rollback");
+    if (pg_command(w, DJ_RELEASE) != 0 || pg_command(w, DJ_COMMIT) != 0) {
+      pg_command(w, DJ_ROLLBACK);
       return out;
     }
     out.ok = out.has_id = 1;
@@ -183,7 +233,7 @@ static bench_outcome django_pg_op(bench_worker *w, const char *key,
   }
   /* IntegrityError leaves atomic() (its transaction is rolled back), then
    * get() again. */
-  if (pg_command(w, "rollback") != 0 || inserted < 0)
+  if (pg_command(w, DJ_ROLLBACK) != 0 || inserted < 0)
     return out;
   found = django_get(w, key);
   if (found < 0)
@@ -196,3 +246,7 @@ static bench_outcome django_pg_op(bench_worker *w, const char *key,
 const bench_method bench_pg_raw = {"raw", raw_pg_open, raw_pg_op, pg_close};
 const bench_method bench_pg_django = {"django", django_pg_open, django_pg_op,
                                       pg_close};
+const bench_method bench_pg_raw_pooled = {"raw", raw_pg_open_pooled, raw_pg_op,
+                                          pg_close};
+const bench_method bench_pg_django_pooled = {"django", django_pg_open_pooled,
+                                             django_pg_op, pg_close};
