@@ -131,7 +131,7 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
     if (!allowed_has(allowed, name)) return bad(a, "unknown option '--%s'", name);
     if (!strcmp(name, "naive") || !strcmp(name, "processes") || !strcmp(name, "nulls-equal") ||
         !strcmp(name, "dry-run") || !strcmp(name, "no-archive") || !strcmp(name, "fill-nulls") ||
-        !strcmp(name, "merge") || !strcmp(name, "online")) {
+        !strcmp(name, "merge") || !strcmp(name, "online") || !strcmp(name, "abort")) {
       if (eq) return bad(a, "--%s takes no value", name);
       if (!strcmp(name, "naive")) a->naive = 1;
       else if (!strcmp(name, "processes")) a->processes = 1;
@@ -140,6 +140,7 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
       else if (!strcmp(name, "fill-nulls")) a->fill_nulls = 1;
       else if (!strcmp(name, "merge")) a->merge = 1;
       else if (!strcmp(name, "online")) a->online = 1;
+      else if (!strcmp(name, "abort")) a->abort = 1;
       else a->nulls_equal = 1;
       continue;
     }
@@ -174,6 +175,10 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
       if (a->nrefs == 64) return bad(a, "%s", "too many --ref options");
       a->refs[a->nrefs++] = val;
     }
+    else if (!strcmp(name, "ignore-ref")) {
+      if (a->nignore_refs == 64) return bad(a, "%s", "too many --ignore-ref options");
+      a->ignore_refs[a->nignore_refs++] = val;
+    }
     else if (!strcmp(name, "format")) {
       if (strcmp(val, "text") && strcmp(val, "json"))
         return bad(a, "--format is text or json, not '%s'", val);
@@ -185,7 +190,8 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
     return bad(a, "%s", "no database: give --db URL or set NODUP_DB");
   if (a->resume) {
     /* A resumed run has its own table, key and options. */
-    if (a->table || a->nkey || a->where || a->keep || a->nrefs || a->one_to_one || a->batch ||
+    if (a->table || a->nkey || a->where || a->keep || a->nrefs || a->nignore_refs ||
+        a->one_to_one || a->batch ||
         a->nulls_equal || a->fill_nulls || a->no_archive || a->dry_run)
       return bad(a, "%s", "--resume takes the run's own table, key and options: give only --db");
     return EXIT_OK;
@@ -253,6 +259,24 @@ int cli_split_values(const cli_args *a, const char **vals, const char **dcols,
 }
 
 int json_format(const cli_args *a) { return !strcmp(a->format, "json"); }
+
+void cli_shell_word(FILE *f, const char *s) {
+  static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                              "0123456789@%+=:,./_-";
+  if (*s && strspn(s, plain) == strlen(s)) {
+    fputs(s, f);
+    return;
+  }
+  if (strchr(s, '\'') && !strpbrk(s, "\"$`\\!")) {
+    fprintf(f, "\"%s\"", s);
+    return;
+  }
+  fputc('\'', f);
+  for (; *s; s++)
+    if (*s == '\'') fputs("'\\''", f);
+    else fputc(*s, f);
+  fputc('\'', f);
+}
 
 void json_string(FILE *f, const char *s) {
   if (!s) {

@@ -35,13 +35,16 @@ typedef struct cli_args {
   const char *run;        /* --run ID (undo) or --resume ID (merge) */
   int resume;
   int merge, online, lock_timeout;  /* enforce */
+  int abort;              /* enforce --abort */
   const char *name;       /* enforce --name INDEX */
-  const char *refs[64];   /* --ref TABLE(COL[,COL]) */
+  const char *refs[64];   /* --ref TABLE(COL[,COL]) [WHERE cond] */
   const char *csv;        /* --csv FILE, "-" for stdin */
   size_t nrefs;
   int help;
   const char *pos[64];    /* positional arguments */
   size_t npos;
+  const char *ignore_refs[64];  /* --ignore-ref TABLE(COL) */
+  size_t nignore_refs;
 } cli_args;
 
 /* Parse argv[1..] for command `cmd`, accepting only the options in
@@ -61,6 +64,10 @@ int cli_split_list(const char *cmd, const char *option, const char *value, char 
 
 /* Report a library failure on stderr: "nodup CMD: message". */
 void cli_error(const cli_args *a, nodup_db *db, int rc);
+/* Print nodup_notice(db), if any and not in nodup_errmsg(db) already, on
+ * stderr: "nodup CMD: warning: ..." (notice.c). Every command that names a
+ * key calls it last; db may be NULL. */
+void cli_notice(const cli_args *a, const nodup_db *db);
 /* Exit status for a library code: UNBACKED -> 1, others -> 2. */
 int cli_exit_for(int rc);
 
@@ -74,6 +81,10 @@ int cli_split_values(const cli_args *a, const char **vals, const char **dcols,
                      const char **dvals, size_t *nd);
 
 void json_string(FILE *f, const char *s);
+/* Print s as one shell word, so a line the tool suggests can be pasted: as
+ * it is when no shell gives any of its characters a meaning, else quoted
+ * (double quotes around a single quote when nothing inside expands). */
+void cli_shell_word(FILE *f, const char *s);
 int json_format(const cli_args *a);
 
 int cmd_get_or_create(int argc, char **argv);

@@ -26,6 +26,7 @@ int cmd_check(int argc, char **argv) {
   if (ex != EXIT_OK || a.help) goto done;
   if ((ex = cli_open_ext(&a, &db, NODUP_OPEN_READONLY)) != EXIT_OK) goto done;
   rc = nodup_key_check(db, a.table, a.key, a.nkey, a.where, name, sizeof name);
+  cli_notice(&a, db);   /* before nodup_key_ddl clears the message that may carry it */
   if (rc != NODUP_OK && rc != NODUP_ERR_UNBACKED) {
     cli_error(&a, db, rc);
     ex = EXIT_ERROR;

@@ -8,14 +8,19 @@
 static const char usage[] =
     "usage: nodup enforce --db URL --table T --key col[,col...] [--where SQL]\n"
     "                     [--nulls-equal] [--name INDEX] [--online] [--lock-timeout MS]\n"
-    "                     [--merge [--keep ORDER] [--fill-nulls] [--ref TABLE(COL)...]\n"
+    "                     [--merge [--keep ORDER] [--fill-nulls] [--ref 'TABLE(COL) [WHERE SQL]'...]\n"
+    "                              [--ignore-ref TABLE(COL)...]\n"
     "                              [--one-to-one merge|keep|fail] [--batch N] [--no-archive]]\n"
     "                     [--dry-run] [--format text|json]\n"
+    "       nodup enforce --abort --db URL --table T --key col[,col...] [--name INDEX]\n"
+    "                     [--lock-timeout MS] [--format text|json]\n"
     "\n"
     "End with a unique index on the key (partial with --where; NULLS NOT DISTINCT\n"
     "with --nulls-equal, PostgreSQL 15+ only) and, on PostgreSQL for a key without\n"
     "--where, a UNIQUE constraint using it. Duplicates are refused (exit 1, with the\n"
-    "largest groups) unless --merge, which merges them as 'nodup merge' does.\n"
+    "largest groups) unless --merge, which merges them as 'nodup merge' does\n"
+    "(--ref and --ignore-ref as there: it refuses while a suspected reference\n"
+    "points at a row it would delete).\n"
     "No writer can add a duplicate between the clean-up and the index:\n"
     "  SQLite      one BEGIN IMMEDIATE transaction holds the merge and the index.\n"
     "  PostgreSQL  LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE (readers go on,\n"
@@ -29,13 +34,30 @@ static const char usage[] =
     "attaches them.\n"
     "An index that already backs the key is reported and nothing is changed.\n"
     "\n"
-    "Exit status: 0 the key is enforced, 1 refused (duplicates exist), 2 error.\n";
+    "An --online run that is interrupted (client killed, server restarted) can\n"
+    "leave its guard trigger and function, which make writers of one key wait for\n"
+    "each other and refuse a key already in the table (SQLSTATE 23505), and an\n"
+    "INVALID index, still updated by every write. Every nodup command on the key\n"
+    "says so (a warning, or in its error). Running enforce again removes them\n"
+    "first and finishes; a failed run's message lists what is left.\n"
+    "  --abort     PostgreSQL: only remove what an interrupted --online run left\n"
+    "              for this key: its guard trigger and function, INVALID unique\n"
+    "              indexes on the key's columns, the partition indexes it built\n"
+    "              that no parent index uses, and guard functions of any table\n"
+    "              that no trigger uses. Nothing else changes (a valid index that\n"
+    "              backs the key stays); prints what it removed; running it again\n"
+    "              removes nothing. Refused while that run is alive in another\n"
+    "              backend (the message names it).\n"
+    "\n"
+    "Exit status: 0 the key is enforced (--abort: removed, or nothing to remove),\n"
+    "1 refused (duplicates exist), 2 error.\n";
 
 int cmd_enforce(int argc, char **argv) {
   static const char *const allowed[] = {"db", "table", "key", "where", "nulls-equal", "name",
-                                        "merge", "keep", "ref", "one-to-one", "batch",
+                                        "merge", "keep", "ref", "ignore-ref", "one-to-one",
+                                        "batch",
                                         "fill-nulls", "no-archive", "online", "lock-timeout",
-                                        "dry-run", "format", NULL};
+                                        "dry-run", "format", "abort", NULL};
   cli_args a;
   nodup_db *db = NULL;
   nodup_enforce_report *r = NULL;
@@ -43,8 +65,16 @@ int cmd_enforce(int argc, char **argv) {
   int rc, ex = cli_parse(argc, argv, "enforce", allowed, usage, &a);
 
   if (ex != EXIT_OK || a.help) goto done;
-  if (!a.merge && (a.keep || a.nrefs || a.one_to_one || a.batch || a.fill_nulls || a.no_archive)) {
+  if (!a.merge && (a.keep || a.nrefs || a.nignore_refs || a.one_to_one || a.batch ||
+                   a.fill_nulls || a.no_archive)) {
     fprintf(stderr, "nodup enforce: merge options need --merge (run 'nodup enforce --help')\n");
+    ex = EXIT_ERROR;
+    goto done;
+  }
+  if (a.abort && (a.merge || a.online || a.dry_run || a.nulls_equal || a.where)) {
+    fprintf(stderr, "nodup enforce: --abort only removes what an interrupted --online run "
+                    "left: it takes no --merge, --online, --dry-run, --nulls-equal or --where "
+                    "(run 'nodup enforce --help')\n");
     ex = EXIT_ERROR;
     goto done;
   }
@@ -56,9 +86,12 @@ int cmd_enforce(int argc, char **argv) {
   opt.online = a.online;
   opt.lock_timeout_ms = a.lock_timeout;
   opt.dry_run = a.dry_run;
+  opt.abort = a.abort;
   opt.merge_opt.keep = a.keep;
   opt.merge_opt.refs = a.refs;
   opt.merge_opt.nrefs = a.nrefs;
+  opt.merge_opt.ignore_refs = a.ignore_refs;
+  opt.merge_opt.nignore_refs = a.nignore_refs;
   opt.merge_opt.batch = (size_t)a.batch;
   opt.merge_opt.fill_nulls = a.fill_nulls;
   opt.merge_opt.no_archive = a.no_archive;
@@ -103,10 +136,27 @@ int cmd_enforce(int argc, char **argv) {
            r->already ? "true" : "false", r->constraint ? "true" : "false",
            a.dry_run ? "true" : "false", r->merged_groups);
     json_string(stdout, r->run[0] ? r->run : NULL);
-    printf(", \"builds\": %d, \"fell_back\": %s}\n", r->builds, r->fell_back ? "true" : "false");
+    printf(", \"builds\": %d, \"fell_back\": %s, \"abort\": %s, \"removed\": ", r->builds,
+           r->fell_back ? "true" : "false", a.abort ? "true" : "false");
+    json_string(stdout, r->removed);
+    fputs(", \"notice\": ", stdout);
+    json_string(stdout, nodup_notice(db));
+    fputs("}\n", stdout);
+  } else if (a.abort) {
+    /* What went, and (as a warning) what stays. */
+    if (r->removed)
+      printf("removed what an interrupted `nodup enforce --online` left: %s\n", r->removed);
+    else
+      printf("nothing to remove: no guard trigger or function, INVALID index or partition "
+             "index of an interrupted `nodup enforce --online` for this key on %s\n", a.table);
   } else if (r->already) {
-    printf("already enforced by index %s: nothing changed\n", r->index);
+    if (r->removed)
+      printf("removed what an interrupted `nodup enforce --online` left: %s\n", r->removed);
+    printf("already enforced by index %s%s\n", r->index,
+           r->removed ? "" : ": nothing changed");
   } else {
+    if (r->removed)
+      printf("removed what an interrupted `nodup enforce --online` left: %s\n", r->removed);
     printf("%s unique index %s%s", a.dry_run ? "dry run (rolled back): would create" : "created",
            r->index, r->constraint ? " and its UNIQUE constraint" : "");
     if (r->merged_groups && r->run[0])
@@ -117,6 +167,7 @@ int cmd_enforce(int argc, char **argv) {
     putchar('\n');
   }
 done:
+  cli_notice(&a, db);
   nodup_enforce_free(r);
   nodup_close(db);
   cli_args_free(&a);

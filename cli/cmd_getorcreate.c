@@ -51,6 +51,7 @@ int cmd_get_or_create(int argc, char **argv) {
     printf("%s %s\n", r.id, r.created ? "created" : "existing");
   }
 done:
+  cli_notice(&a, db);
   nodup_key_free(key);
   nodup_close(db);
   cli_args_free(&a);

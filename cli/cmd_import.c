@@ -84,6 +84,7 @@ int cmd_import(int argc, char **argv) {
   }
   if (!json_format(&a)) printf("imported %lld rows into %s\n", r->inserted, a.table);
 done:
+  cli_notice(&a, db);
   nodup_import_free(r);
   if (f && f != stdin) fclose(f);
   nodup_close(db);

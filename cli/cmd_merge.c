@@ -10,7 +10,8 @@
 
 static const char usage[] =
     "usage: nodup merge --db URL --table T --key col[,col...] [--where SQL] [--nulls-equal]\n"
-    "                   [--keep ORDER] [--fill-nulls] [--ref TABLE(COL[,COL]) ...]\n"
+    "                   [--keep ORDER] [--fill-nulls] [--ref 'TABLE(COL[,COL]) [WHERE SQL]' ...]\n"
+    "                   [--ignore-ref TABLE(COL) ...]\n"
     "                   [--one-to-one merge|keep|fail] [--batch N] [--dry-run]\n"
     "                   [--no-archive] [--format text|json]\n"
     "       nodup merge --db URL --resume RUN [--format text|json]\n"
@@ -24,6 +25,21 @@ static const char usage[] =
     "one-to-one children: merge (default) merges them like any duplicates, keep\n"
     "leaves the kept row's child as it is, fail stops before changing anything.\n"
     "Nothing is deleted while anything still references it.\n"
+    "\n"
+    "References the catalog does not declare: on PostgreSQL a partition that\n"
+    "lacks the foreign key its sibling partitions declare is re-pointed too (the\n"
+    "report marks it 'inferred'). Suspected references ('nodup scan' lists them:\n"
+    "columns named like a declared foreign key's or T_id, Django generic relations,\n"
+    "Rails polymorphic ones) are counted before anything changes: while one points\n"
+    "at a row the merge would delete, it refuses (exit 2, nothing changed), naming\n"
+    "each, until it is re-pointed or left on purpose:\n"
+    "  --ref 'T(C)'             re-point T.C like a foreign key to T's primary key\n"
+    "  --ref 'T(C) WHERE SQL'   only T's rows where SQL holds (one expression on T),\n"
+    "                           for a polymorphic reference:\n"
+    "                           --ref 'comment(object_id) WHERE content_type_id = 7'\n"
+    "  --ignore-ref 'T(C)'      leave T.C as it is (its rows keep the old ids)\n"
+    "The messages give the exact --ref (Django: the content type id read from\n"
+    "django_content_type; Rails: WHERE x_type = 'ClassName').\n"
     "\n"
     "  --nulls-equal  rows whose key holds NULLs are duplicates too (default: not,\n"
     "                 as a unique index allows them)\n"
@@ -50,40 +66,23 @@ static void progress_bar(void *ctx, long long done, long long total) {
   fflush(stderr);
 }
 
-/* Print s as one shell word, so the undo line can be pasted: as it is when
- * no shell gives any of its characters a meaning, else single-quoted (a
- * quote inside as '\''). */
-static void print_shell_word(const char *s) {
-  static const char plain[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                              "0123456789@%+=:,./_-";
-  if (*s && strspn(s, plain) == strlen(s)) {
-    fputs(s, stdout);
-    return;
-  }
-  putchar('\'');
-  for (; *s; s++)
-    if (*s == '\'') fputs("'\\''", stdout);
-    else putchar(*s);
-  putchar('\'');
-}
-
 /* "undo with: nodup undo --db DB --run RUN", DB without its password (the
  * undo finds it where the merge did: PGPASSWORD, ~/.pgpass). */
 static void print_undo_line(const cli_args *a, const char *run) {
   size_t size = strlen(a->db) + 1;
   char *db = malloc(size);
   fputs("undo with: nodup undo --db ", stdout);
-  if (db && nodup_url_redact(db, size, a->db) >= 0) print_shell_word(db);
+  if (db && nodup_url_redact(db, size, a->db) >= 0) cli_shell_word(stdout, db);
   else fputs("URL", stdout);
   fputs(" --run ", stdout);
-  print_shell_word(run);
+  cli_shell_word(stdout, run);
   putchar('\n');
   free(db);
 }
 
 int cmd_merge(int argc, char **argv) {
   static const char *const allowed[] = {"db", "table", "key", "where", "keep", "ref",
-                                        "one-to-one", "batch", "dry-run", "no-archive",
+                                        "ignore-ref", "one-to-one", "batch", "dry-run", "no-archive",
                                         "nulls-equal", "fill-nulls", "resume", "format", NULL};
   cli_args a;
   nodup_db *db = NULL;
@@ -98,6 +97,8 @@ int cmd_merge(int argc, char **argv) {
   opt.keep = a.keep;
   opt.refs = a.refs;
   opt.nrefs = a.nrefs;
+  opt.ignore_refs = a.ignore_refs;
+  opt.nignore_refs = a.nignore_refs;
   opt.batch = (size_t)a.batch;
   opt.dry_run = a.dry_run;
   opt.no_archive = a.no_archive;
@@ -130,8 +131,9 @@ int cmd_merge(int argc, char **argv) {
       json_string(stdout, r->tables[i].table_schema);
       fputs(", \"table\": ", stdout);
       json_string(stdout, r->tables[i].table_name);
-      printf(", \"repointed\": %lld, \"deleted\": %lld, \"filled\": %lld}",
-             r->tables[i].repointed, r->tables[i].deleted, r->tables[i].filled);
+      printf(", \"repointed\": %lld, \"deleted\": %lld, \"filled\": %lld, \"inferred\": %s}",
+             r->tables[i].repointed, r->tables[i].deleted, r->tables[i].filled,
+             r->tables[i].inferred ? "true" : "false");
     }
     fputs("]}\n", stdout);
   } else {
@@ -146,6 +148,8 @@ int cmd_merge(int argc, char **argv) {
       printf("  %s: %lld re-pointed, %lld deleted", r->tables[i].table, r->tables[i].repointed,
              r->tables[i].deleted);
       if (r->tables[i].filled) printf(", %lld filled", r->tables[i].filled);
+      if (r->tables[i].inferred)
+        printf(" (inferred reference: its sibling partitions declare the foreign key)");
       putchar('\n');
     }
     if (r->self_references)
@@ -153,6 +157,7 @@ int cmd_merge(int argc, char **argv) {
     if (r->run[0] && !a.no_archive && r->groups) print_undo_line(&a, r->run);
   }
 done:
+  cli_notice(&a, db);
   nodup_merge_free(r);
   nodup_close(db);
   cli_args_free(&a);

@@ -195,6 +195,7 @@ int cmd_slug(int argc, char **argv) {
     printf("%s %s\n", r.slug, r.id);
   }
 done:
+  if (parsed) cli_notice(&a, db);
   nodup_slug_result_free(&r);
   nodup_close(db);
   if (parsed) cli_args_free(&a);

@@ -115,6 +115,30 @@ NODUP_EXTERN const char *nodup_strerror(int code);
  */
 NODUP_EXTERN const char *nodup_errmsg(const nodup_db *db);
 
+/*
+ * What the caller should pass on although the call succeeded, or NULL.
+ * Today one thing: what an interrupted `nodup enforce --online` left on
+ * the table of the key a call looked at (PostgreSQL), in one sentence:
+ * its guard trigger and function (writers of one key wait for each other,
+ * and a key already in the table is refused with SQLSTATE 23505, so of
+ * concurrent first inserts of a key all but one fail instead of finding the
+ * row), INVALID unique indexes on the key's columns (still updated, and
+ * checked for duplicates, by every write), partition indexes no parent
+ * index uses, then `nodup enforce ... --online` to finish the run and
+ * `nodup enforce --abort ...` to remove what it left (or, while the run
+ * is alive in another backend, which one and how to stop it).
+ *
+ * Set, or cleared, by the calls that look at a key's table:
+ * nodup_key_prepare, nodup_key_prepare_unbacked, nodup_key_check (and so
+ * nodup_slug_create and nodup_import_csv), nodup_scan, nodup_merge,
+ * nodup_merge_resume and nodup_enforce; other calls leave it. When such a
+ * call fails with NODUP_ERR_UNBACKED, its message ends with the same
+ * sentence. Borrowed: valid until the next of those calls on `db`. Costs
+ * one catalog query per call, on PostgreSQL only (SQLite has no online
+ * mode: always NULL there).
+ */
+NODUP_EXTERN const char *nodup_notice(const nodup_db *db);
+
 /* ---------------------------------------------------------------------------
  * Connections
  */
@@ -451,7 +475,11 @@ typedef struct nodup_scan_group {
 
 /*
  * A table that references the scanned one: a declared foreign key found in
- * the catalog, or one the caller declared (Django's generic relations).
+ * the catalog, a partition whose sibling partitions declare one (`inferred`:
+ * PostgreSQL, where Pagila's payment_p2022_07 lacks the key its siblings
+ * have; a merge re-points it like a declared one), or one the caller
+ * declared (`refs`: Django's generic relations, with `condition` when the
+ * reference was given as "T(C) WHERE condition").
  * `repoint` is how many of its rows reference a row a merge would remove;
  * `collide` how many of those would then collide in one of its unique
  * indexes (link tables, one-to-one children), in `collide_index` (the index
@@ -471,7 +499,61 @@ typedef struct nodup_scan_ref {
   char *collide_index;
   char *table_schema;       /* the schema, plain (PostgreSQL); NULL on SQLite */
   char *table_name;         /* the table's own name, plain, as the catalog spells it */
+  int inferred;             /* 1: no constraint of its own; its sibling partitions
+                               declare one (declared is 0, constraint NULL) */
+  char *inferred_from;      /* inferred: the sibling's constraint it follows; else NULL */
+  char *condition;          /* user-declared "T(C) WHERE condition": the condition
+                               (SQL on the referencing table); else NULL */
 } nodup_scan_ref;
+
+/*
+ * A column that looks like a reference to the scanned table although no
+ * foreign key declares it (a "suspected reference"). Found from names and
+ * types, never from data:
+ *  - NODUP_SUSPECT_SAME_NAME: named like the column of a declared foreign
+ *    key to the table (single-column, to its primary key), with its type;
+ *  - NODUP_SUSPECT_TABLE_ID: named <table>_id (also the singular of a plural
+ *    name, users -> user_id; and <model>_id for a Django model found in
+ *    django_content_type), of the primary key's type;
+ *  - NODUP_SUSPECT_DJANGO: a generic relation: <p>object_id beside
+ *    <p>content_type_id, a foreign key to django_content_type; `condition`
+ *    picks the rows of this table's content type, read from
+ *    django_content_type (app_label || '_' || model = the table's name;
+ *    NULL when no row matches: then every row counts);
+ *  - NODUP_SUSPECT_RAILS: a polymorphic association: <x>_id beside a text
+ *    <x>_type; `condition` is <x>_type = '<ClassName>' (the class Rails
+ *    names after the table: blog_posts -> BlogPost).
+ * Types match as a declared foreign key would need them to: PostgreSQL by
+ * type (domains by their base type; smallint, integer and bigint as one,
+ * text, varchar and char as one), SQLite by the declared type's affinity.
+ * Columns with any foreign key, a table's own one-column primary key (a
+ * column of a composite one, as in a link table, may be suspected), the
+ * key's own columns in the scanned table, partitions (their parent stands
+ * for them) and nodup's own tables (nodup_*) are never suspected.
+ * `rows` is how many rows point at a row a merge would remove (with
+ * `condition`). `ref` is the nodup_merge_options.refs entry that re-points
+ * the reference ("teams_comment(object_id) WHERE content_type_id = 7"; NULL
+ * when a Django content type is unknown), `ignore` the ignore_refs entry
+ * that leaves it ("teams_comment(object_id)"), `why` one sentence.
+ */
+#define NODUP_SUSPECT_SAME_NAME 1
+#define NODUP_SUSPECT_TABLE_ID 2
+#define NODUP_SUSPECT_DJANGO 3
+#define NODUP_SUSPECT_RAILS 4
+
+typedef struct nodup_scan_suspect {
+  char *table;              /* quoted, qualified name as SQL text */
+  char *table_schema;       /* the schema, plain (PostgreSQL); NULL on SQLite */
+  char *table_name;         /* the table's own name, plain */
+  char *column;             /* the referencing column */
+  char *ref_column;         /* the scanned table's primary key column it would hold */
+  int kind;                 /* NODUP_SUSPECT_* */
+  char *condition;          /* SQL on the referencing table, or NULL (see above) */
+  char *ref;                /* what to pass as a reference to re-point it, or NULL */
+  char *ignore;             /* what to pass as an ignored reference to leave it */
+  char *why;                /* one sentence: why it is suspected */
+  long long rows;           /* rows pointing at a row a merge would remove */
+} nodup_scan_suspect;
 
 /* The report of nodup_scan(). Read-only for the caller; freed by
  * nodup_scan_free(). */
@@ -485,13 +567,23 @@ typedef struct nodup_scan_report {
   size_t nrefs;
   nodup_scan_ref *refs;
   int foreign_keys_off;     /* SQLite: PRAGMA foreign_keys is off */
+  size_t nsuspects;
+  nodup_scan_suspect *suspects;  /* suspected references not given in refs nor
+                                    ignore_refs; a merge refuses while one of
+                                    them has rows > 0 */
 } nodup_scan_report;
 
 typedef struct nodup_scan_options {
   int nulls_equal;          /* treat NULL key values as equal (default: not) */
   size_t limit;             /* how many largest groups to list (0: 10) */
-  const char *const *refs;  /* extra references "TABLE(COL[,COL...])" to the primary key */
+  const char *const *refs;  /* extra references "TABLE(COL[,COL...])" to the primary key,
+                               each optionally followed by " WHERE condition": the
+                               condition (SQL on TABLE, one expression) picks the rows
+                               that reference this table ("comment(object_id) WHERE
+                               content_type_id = 7") */
   size_t nrefs;
+  const char *const *ignore_refs;  /* suspected references "TABLE(COL)" to leave out */
+  size_t nignore_refs;
 } nodup_scan_options;
 
 /*
@@ -499,12 +591,18 @@ typedef struct nodup_scan_options {
  * table that references it, what a merge would re-point and what would
  * collide. Read-only. References come from the catalog: multi-column
  * foreign keys, keys to a unique column other than the primary key,
- * self-references, foreign keys on partitions (each counted once) and
- * SQLite foreign keys that target the primary key implicitly. `opt` may be
- * NULL. On success *out is a new report (free with nodup_scan_free()).
+ * self-references, foreign keys on partitions (each counted once),
+ * partitions whose siblings declare a key they lack (PostgreSQL, `inferred`)
+ * and SQLite foreign keys that target the primary key implicitly; then
+ * opt->refs (one naming exactly the table and columns of a catalog
+ * reference adds nothing). Suspected references (nodup_scan_suspect) are
+ * listed with the rows that point at a row a merge would remove, except
+ * those opt->refs or opt->ignore_refs name. `opt` may be NULL. On success
+ * *out is a new report (free with nodup_scan_free()).
  *
  * Errors: NODUP_ERR_NO_TABLE, NODUP_ERR_NO_COLUMN, NODUP_ERR_NO_PKEY,
- * NODUP_ERR_USAGE (a malformed reference), NODUP_ERR_DB.
+ * NODUP_ERR_USAGE (a malformed reference, or a reference's WHERE that is not
+ * one expression on its table), NODUP_ERR_DB.
  */
 NODUP_EXTERN int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
                             const char *const *cols, size_t ncols, const char *where,
@@ -682,7 +780,9 @@ typedef void (*nodup_progress_fn)(void *ctx, long long done, long long total);
 typedef struct nodup_merge_options {
   const char *keep;         /* ORDER BY over the table's columns choosing the row kept
                                ("created_at ASC"); NULL: primary key ascending. Trusted SQL. */
-  const char *const *refs;  /* extra references "TABLE(COL[,COL...])", as for nodup_scan */
+  const char *const *refs;  /* extra references "TABLE(COL[,COL...]) [WHERE condition]",
+                               as for nodup_scan; the condition limits the rows
+                               re-pointed, checked and logged */
   size_t nrefs;
   size_t batch;             /* duplicate groups per transaction; 0: 1000 */
   int one_to_one;           /* NODUP_ONE_TO_ONE_MERGE (0), _KEEP or _FAIL */
@@ -693,6 +793,9 @@ typedef struct nodup_merge_options {
   int no_archive;           /* no archive and no log: faster, but no undo */
   nodup_progress_fn progress;  /* NULL: none */
   void *progress_ctx;
+  const char *const *ignore_refs;  /* suspected references "TABLE(COL)" left as they
+                                      are, on purpose (see nodup_merge) */
+  size_t nignore_refs;
 } nodup_merge_options;
 
 /* One-to-one children (a unique index on exactly the foreign key) of rows
@@ -718,6 +821,8 @@ typedef struct nodup_merge_table {
   long long filled;         /* kept rows whose NULL columns were filled (fill_nulls) */
   char *table_schema;       /* the schema, plain (PostgreSQL); NULL on SQLite */
   char *table_name;         /* the table's own name, plain, as the catalog spells it */
+  int inferred;             /* re-pointed through an inferred reference: a partition
+                               whose sibling partitions declare the foreign key */
 } nodup_merge_table;
 
 typedef struct nodup_merge_report {
@@ -745,6 +850,18 @@ typedef struct nodup_merge_report {
  * nothing references a row it deletes (NODUP_ERR_REFERENCED otherwise,
  * naming the table); cascades are never relied on.
  *
+ * References the catalog does not declare: a partition whose sibling
+ * partitions declare a foreign key is re-pointed as if it declared it too
+ * (PostgreSQL; the report marks its table `inferred`). Before anything is
+ * written (the journal included), every suspected reference (as
+ * nodup_scan lists them) not named in opt->refs or opt->ignore_refs is
+ * counted with the same mapping of losers to keepers, `keep` included;
+ * when one holds rows that point at a row the merge would delete, nothing
+ * changes and NODUP_ERR_REFERENCED names each table and column, the rows,
+ * and the two ways on: re-point it (opt->refs, the entry to pass given) or
+ * leave it explicitly (opt->ignore_refs). A dry run refuses the same way. A
+ * pass that finds groups writers added meanwhile counts them again first.
+ *
  * The run is recorded in `nodup_runs` (id, table, key, options, status).
  * Unless opt->no_archive, every deleted row is archived as JSON in
  * `nodup_archive` (run, step, tbl, pk, keeper, row) and every re-pointed or
@@ -761,7 +878,9 @@ typedef struct nodup_merge_report {
  * Rows with a NULL key value are not duplicates (what a unique index
  * allows) unless opt->nulls_equal. On success *out is a new report; free
  * with nodup_merge_free().
- * Errors: those of nodup_scan, NODUP_ERR_REFERENCED, NODUP_ERR_CONSTRAINT
+ * Errors: those of nodup_scan, NODUP_ERR_REFERENCED (a suspected reference,
+ * nothing changed; or a reference left after re-pointing, batch rolled
+ * back), NODUP_ERR_CONSTRAINT
  * (a re-point or fill broke another constraint, or --one-to-one fail),
  * NODUP_ERR_USAGE (called inside a transaction), NODUP_ERR_DB; the failing
  * batch is rolled back and the run marked failed.
@@ -813,6 +932,9 @@ typedef struct nodup_enforce_options {
   int online;               /* PostgreSQL: build CONCURRENTLY while writers run */
   long lock_timeout_ms;     /* PostgreSQL: longest wait for a lock; 0: 2000 */
   int dry_run;              /* do it all, report, roll back (not with online) */
+  int abort;                /* PostgreSQL: only remove what an interrupted online run
+                               left for this key (see nodup_enforce); not with merge,
+                               online or dry_run */
 } nodup_enforce_options;
 
 typedef struct nodup_enforce_report {
@@ -823,6 +945,11 @@ typedef struct nodup_enforce_report {
   char run[40];             /* the last merge run ("" if none, or a dry run) */
   int builds;               /* online: index builds tried */
   int fell_back;            /* online: finished in the locked mode */
+  char *removed;            /* PostgreSQL: what an interrupted online run had left and
+                               this call removed, "; " between items ("guard trigger
+                               nodup_guard_1a2b3c4d and its function
+                               "public"."nodup_guard_1a2b3c4d"(); INVALID unique index
+                               "public"."p_k_key" on "public"."p""); NULL: nothing */
 } nodup_enforce_report;
 
 /*
@@ -841,24 +968,47 @@ typedef struct nodup_enforce_report {
  *    the index will), merge what slipped in, CREATE UNIQUE INDEX
  *    CONCURRENTLY (an INVALID leftover is dropped CONCURRENTLY and the
  *    build retried, at most 3 times, then the locked mode finishes), attach
- *    the constraint, drop the trigger. Leftovers of an interrupted run
- *    (INVALID index of that name, the trigger) are removed first.
+ *    the constraint, drop the trigger. The guard's function and trigger
+ *    are created, and dropped, in one transaction each; the function's
+ *    comment names the backend that installed it. When the run fails, its
+ *    message ends with what the catalog shows is left, or, when the server
+ *    cannot be asked (it restarted), what may be and the commands that
+ *    finish (`nodup enforce ... --online`) or remove (`--abort`) it.
  *  - PostgreSQL, a partitioned table: the key must contain the partition
  *    key (NODUP_ERR_USAGE naming the column otherwise, nothing changed).
  *    Locked: ALTER TABLE ... ADD CONSTRAINT ... UNIQUE (key) (CREATE UNIQUE
  *    INDEX for a key with predicate). Online: each leaf partition's index
  *    CONCURRENTLY (<partition>_<cols>_key), then that one statement under
  *    lock_timeout, which attaches them instead of building.
+ * Leftovers of an interrupted online run (PostgreSQL, either mode, not a
+ * dry run) are removed first: the table's guard trigger and function, INVALID
+ * unique indexes on the key's columns, and any guard function of any table
+ * that no trigger uses; ->removed lists them. While the run that installed
+ * the guard is alive in another backend, NODUP_ERR_RETRY names it and
+ * nothing changes.
  * An index that already backs the key (as nodup_key_prepare finds) is
- * reported with ->already and nothing is changed, except what an online
- * run of the same key that was killed after its build left: its guard
- * trigger is dropped and, when the index has the name this call would
- * give it and no constraint yet, the constraint is attached (->already
- * is then 0).
+ * reported with ->already and nothing else is changed, except what an
+ * online run of the same key that was killed after its build left: when the
+ * index has the name this call would give it and no constraint yet, the
+ * constraint is attached (->already is then 0).
+ * With opt->abort (PostgreSQL) nothing is built: the call removes what an
+ * interrupted online run left for this key -- the guard trigger and
+ * function if they guard this key's columns, INVALID unique indexes on
+ * them (not one being built), the indexes a partitioned run built on leaf
+ * partitions that no parent index uses -- and every orphan guard function,
+ * lists them in ->removed (NULL: nothing was there; running it again is a
+ * no-op), and sets nodup_notice() to what it kept: another key's guard, an
+ * index being built, or a valid index of ours still waiting for its
+ * constraint. Nothing else changes; the key, an index that backs it and the
+ * rows are untouched. The key must name the table's columns; the partition
+ * key need not be in it. NODUP_ERR_USAGE on SQLite.
  * Errors: NODUP_ERR_DUPLICATE (duplicates exist and !opt->merge: nothing
- * changed; the message gives the count), NODUP_ERR_USAGE (nulls_equal on
- * SQLite or before PostgreSQL 15, online on SQLite, a transaction open),
- * NODUP_ERR_RETRY (the lock was never granted), those of nodup_merge().
+ * changed but the leftovers removed first, which the message names; it
+ * gives the count), NODUP_ERR_USAGE (nulls_equal on SQLite or before
+ * PostgreSQL 15, online on SQLite, a transaction open, abort on SQLite or
+ * with merge, online or dry_run),
+ * NODUP_ERR_RETRY (the lock was never granted, or an online run of the
+ * table is alive in the backend the message names), those of nodup_merge().
  * On success *out is a new report; free with nodup_enforce_free().
  */
 NODUP_EXTERN int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,

@@ -2,7 +2,7 @@
 # Install the Debian packages nodup needs, only those missing.
 #   scripts/deps.sh build   compiler, cmake, libsqlite3, libpq, libicu, libcsv
 #   scripts/deps.sh test    + cmocka and a PostgreSQL server for the tests
-#   scripts/deps.sh pgversions  test + npm, when there is none, for
+#   scripts/deps.sh pgversions  test + npm when there is none, for
 #                           scripts/pgversions.sh (PostgreSQL 14, 16-18)
 #   scripts/deps.sh ci      + clang and valgrind, and npm as pgversions
 #   scripts/deps.sh bench   test + the sqlite3 and psql shells and GNU time
@@ -12,8 +12,7 @@ profile=${1:-build}
 pkgs=(gcc make cmake pkg-config libsqlite3-dev libpq-dev libicu-dev libcsv-dev)
 case "$profile" in
   build) ;;
-  test) pkgs+=(libcmocka-dev postgresql pgbouncer) ;;
-  pgversions) pkgs+=(libcmocka-dev postgresql) ;;
+  test | pgversions) pkgs+=(libcmocka-dev postgresql pgbouncer) ;;
   ci) pkgs+=(libcmocka-dev postgresql pgbouncer clang valgrind) ;;
   bench) pkgs+=(libcmocka-dev postgresql pgbouncer postgresql-client sqlite3 time) ;;
   *) echo "usage: deps.sh build|test|pgversions|ci|bench" >&2; exit 2 ;;

@@ -3,6 +3,11 @@
 #
 #   scripts/pgcluster.sh start SOCKDIR   # prints nothing; server listens on SOCKDIR
 #   scripts/pgcluster.sh stop  SOCKDIR
+#   scripts/pgcluster.sh kill  SOCKDIR   # crash it (pg_ctl -m immediate), keep the cluster
+#   scripts/pgcluster.sh resume SOCKDIR  # start the killed cluster again (crash recovery)
+#
+# kill and resume are for tests of what a server restart does to a client
+# (test_enforce_leftovers: a restart in the middle of `enforce --online`).
 #
 # The cluster lives in SOCKDIR/.. (BASE), a directory this script creates
 # itself and marks with a file, BASE/.nodup-pgcluster. It deletes BASE only
@@ -22,7 +27,7 @@
 #                  without it a system account `pgtest` is created (once,
 #                  with a note on stderr; `userdel pgtest` removes it).
 set -euo pipefail
-usage="usage: pgcluster.sh start|stop SOCKDIR"
+usage="usage: pgcluster.sh start|stop|kill|resume SOCKDIR"
 cmd=${1:?$usage}
 sock=${2:?$usage}
 case "$sock" in /*) ;; *) sock="$PWD/$sock" ;; esac
@@ -99,6 +104,15 @@ synchronous_commit = off
 full_page_writes = off
 max_connections = 200
 CONF
+  "${as[@]}" "$pgbin/pg_ctl" -D "$base/data" -l "$base/pg.log" -w -t 60 start >/dev/null
+  ;;
+kill)
+  ours || die "$base was not made by pgcluster.sh (no $marker): not touching it"
+  server_stop immediate
+  ;;
+resume)
+  ours || die "$base was not made by pgcluster.sh (no $marker): not touching it"
+  find_server
   "${as[@]}" "$pgbin/pg_ctl" -D "$base/data" -l "$base/pg.log" -w -t 60 start >/dev/null
   ;;
 stop)

@@ -49,8 +49,32 @@ void fk_info_free(nodup_fk_info *fks, size_t n) {
     free(fks[i].table);
     free_strings(fks[i].cols, fks[i].ncols);
     free_strings(fks[i].refcols, fks[i].ncols);
+    free(fks[i].where);
   }
   free(fks);
+}
+
+void fk_info_clear(nodup_fk_info *fk) {
+  free(fk->name);
+  free(fk->table);
+  free_strings(fk->cols, fk->ncols);
+  free_strings(fk->refcols, fk->ncols);
+  free(fk->where);
+  memset(fk, 0, sizeof *fk);
+}
+
+int fk_same(const nodup_db *db, const char *aq, const nodup_fk_info *a, const char *bq,
+            const nodup_fk_info *b) {
+  int fold = db->be == &nodup_sqlite_backend;
+  size_t i;
+  if (strcmp(aq, bq) != 0 || a->ncols != b->ncols) return 0;
+  if ((a->where == NULL) != (b->where == NULL) || (a->where && strcmp(a->where, b->where)))
+    return 0;
+  for (i = 0; i < a->ncols; i++)
+    if (fold ? strcasecmp(a->cols[i], b->cols[i]) || strcasecmp(a->refcols[i], b->refcols[i])
+             : strcmp(a->cols[i], b->cols[i]) || strcmp(a->refcols[i], b->refcols[i]))
+      return 0;
+  return 1;
 }
 
 typedef struct fk_collect {
@@ -66,7 +90,6 @@ static int fk_collect_row(void *ctx, int ncols, const char *const *v) {
   fk_collect *c = ctx;
   nodup_fk_info *fk;
   char **cols, **refs;
-  (void)ncols;
   if (!c->n || strcmp(c->last_id, v[0]) != 0 || strcmp(c->fks[c->n - 1].table, v[1]) != 0) {
     nodup_fk_info *fks = realloc(c->fks, (c->n + 1) * sizeof *fks);
     if (!fks) return c->oom = 1;
@@ -76,6 +99,7 @@ static int fk_collect_row(void *ctx, int ncols, const char *const *v) {
     fk->name = nodup_strdup(v[0]);
     fk->table = nodup_strdup(v[1]);
     fk->on_delete = v[5] ? v[5][0] : 'a';
+    fk->inferred = ncols > 6 && v[6] && !strcmp(v[6], "1");
     snprintf(c->last_id, sizeof c->last_id, "%s", v[0]);
     if (!fk->name || !fk->table) return c->oom = 1;
   }
@@ -97,14 +121,37 @@ static int fk_collect_row(void *ctx, int ncols, const char *const *v) {
 
 #define FK_SPACE " \t\n\v\f\r"
 
-/* "TABLE(COL[,COL...])" -> a reference to t's primary key. */
+/* The condition of "T(C) WHERE cond": NULL when `rest` (what follows the
+ * ')') is blank, else *cond gets cond, trimmed; -1 for anything else. */
+static int ref_condition(const char *rest, char **cond) {
+  const char *end;
+  *cond = NULL;
+  rest += strspn(rest, FK_SPACE);
+  if (!*rest) return 0;
+  if (strncasecmp(rest, "WHERE", 5) != 0 || !strchr(FK_SPACE "(", rest[5]) || !rest[5])
+    return -1;
+  rest += 5;
+  rest += strspn(rest, FK_SPACE);
+  for (end = rest + strlen(rest); end > rest && strchr(FK_SPACE, end[-1]); end--) {}
+  if (end == rest) return -1;
+  return (*cond = strndup(rest, (size_t)(end - rest))) ? 0 : -2;
+}
+
+/* "TABLE(COL[,COL...]) [WHERE cond]" -> a reference to t's primary key. */
 int fk_parse_ref(nodup_db *db, const nodup_table_info *t, const char *spec,
-                     nodup_fk_info *fk) {
-  const char *open = strchr(spec, '('), *close = strrchr(spec, ')');
+                 nodup_fk_info *fk) {
+  const char *open = strchr(spec, '('), *close = open ? strchr(open, ')') : NULL;
   char *inner, *p, *next;
+  int rc;
   memset(fk, 0, sizeof *fk);
-  if (!open || !close || close < open || close[1] != '\0' || open == spec)
-    return nodup_fail(db, NODUP_ERR_USAGE, "reference \"%s\" is not TABLE(COL[,COL...])", spec);
+  if (!open || !close || open == spec)
+    return nodup_fail(db, NODUP_ERR_USAGE,
+                      "reference \"%s\" is not TABLE(COL[,COL...]) [WHERE condition]", spec);
+  if ((rc = ref_condition(close + 1, &fk->where)) != 0)
+    return rc == -2 ? NODUP_ERR_NOMEM
+                    : nodup_fail(db, NODUP_ERR_USAGE,
+                                 "reference \"%s\" is not TABLE(COL[,COL...]) [WHERE condition]",
+                                 spec);
   fk->table = strndup(spec, (size_t)(open - spec));
   inner = strndup(open + 1, (size_t)(close - open - 1));
   fk->cols = calloc(t->npk ? t->npk : 1, sizeof *fk->cols);
@@ -142,6 +189,16 @@ int fk_parse_ref(nodup_db *db, const nodup_table_info *t, const char *spec,
                       spec, t->npk, t->qualified);
   }
   fk->on_delete = 'a';
+  if (fk->where) {
+    /* The condition is pasted into the statements that re-point, check and
+     * log the reference: one expression on the referencing table, exactly
+     * like --where on the merged one. */
+    nodup_table_info *child = NULL;
+    if ((rc = db->be->table_info(db, fk->table, &child)) == NODUP_OK)
+      rc = userexpr_check(db, child, fk->where, 0, "--ref's WHERE");
+    table_info_free(child);
+    if (rc != NODUP_OK) return rc;
+  }
   return NODUP_OK;
 }
 

@@ -426,6 +426,7 @@ void nodup_close(nodup_db *db) {
   if (!db) return;
   if (db->be && db->native) db->be->disconnect(db);
   buf_free(&db->err);
+  buf_free(&db->notice);
   free(db);
 }
 

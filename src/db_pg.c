@@ -588,7 +588,7 @@ static void backoff(nodup_db *db, int attempt) {
  * back, so `created` is reset with it. */
 static int pg_round(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
                     const char *const *params, int nparams, int *created,
-                    char state[6]) {
+                    char state[6], char *cons, size_t ncons) {
   nodup_db *db = key->db;
   PGconn *c = C(db);
   PGresult *res;
@@ -596,6 +596,7 @@ static int pg_round(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
   int rc = NODUP_OK, pos = 0, nulls = 0;
 
   state[0] = '\0';
+  cons[0] = '\0';
   *created = 0;
   buf_reset(&key->id);
   if (!PQenterPipelineMode(c)) return pg_fail(db, NULL, "entering pipeline mode");
@@ -633,7 +634,9 @@ static int pg_round(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
       }
     } else if (st != PGRES_PIPELINE_ABORTED && st != PGRES_COMMAND_OK && rc == NODUP_OK) {
       const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+      const char *k = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
       snprintf(state, 6, "%s", s ? s : "");
+      snprintf(cons, ncons, "%s", k ? k : "");
       rc = pg_fail(db, res, pos >= 2 ? "at commit" : NULL);
     }
     PQclear(res);
@@ -649,14 +652,38 @@ static int pg_round(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
   return rc;
 }
 
+/* Is `cons` one of the key's arbiter indexes (key->index: "a, b", names
+ * possibly schema-qualified)? A unique violation naming it can only come
+ * from a trigger doing the index's job before ON CONFLICT could absorb the
+ * conflict: nodup enforce --online's guard, live or left by a dead run. */
+static int own_index(const nodup_key *key, const char *cons) {
+  const char *p = key->index, *hit;
+  size_t n = strlen(cons);
+  if (!n) return 0;
+  for (; (hit = strstr(p, cons)) != NULL; p = hit + 1)
+    if ((hit == key->index || hit[-1] == ' ' || hit[-1] == '.') &&
+        (hit[n] == '\0' || hit[n] == ','))
+      return 1;
+  return 0;
+}
+
 static int pg_get_or_create(nodup_key *key, nodup_stmt *insert,
                             nodup_stmt *lookup, const char *const *params,
                             int nparams, int *created) {
   int owned = PQtransactionStatus(C(key->db)) == PQTRANS_IDLE;
   int attempt, rc = NODUP_OK;
-  char state[6];
+  char state[6], cons[128];
   for (attempt = 0; attempt < PG_MAX_RETRIES; attempt++) {
-    rc = pg_round(key, insert, lookup, params, nparams, created, state);
+    rc = pg_round(key, insert, lookup, params, nparams, created, state, cons, sizeof cons);
+    if (rc == NODUP_ERR_CONSTRAINT && !strcmp(state, "23505") && own_index(key, cons)) {
+      /* The winner's row exists: the next round's lookup returns it. */
+      if (!owned)
+        return nodup_fail(key->db, NODUP_ERR_RETRY,
+                          "a concurrent transaction created this key, and the guard of an "
+                          "online enforce refused ours (%s): roll back and retry",
+                          cons);
+      rc = NODUP_ERR_RETRY;
+    }
     if (rc == NODUP_ERR_RETRY && owned) {
       key->db->retries++;
       backoff(key->db, attempt);
@@ -668,26 +695,108 @@ static int pg_get_or_create(nodup_key *key, nodup_stmt *insert,
   return rc;
 }
 
+/* Every foreign key to $1, one row per column. conparentid <> 0 marks the
+ * copies a partitioned table's foreign key leaves on each partition: the
+ * parent's key covers them. Pairs of (conkey, confkey) are unnested
+ * together so column order is kept. */
+#define PG_FK_ROWS                                                                   \
+  "SELECT con.oid, con.conname, con.conrelid, con.conparentid, con.confdeltype, k.ord, " \
+  "  a.attname, af.attname AS refname "                                               \
+  "FROM pg_catalog.pg_constraint con "                                                \
+  "CROSS JOIN LATERAL unnest(con.conkey, con.confkey) WITH ORDINALITY AS k(attnum, fattnum, ord) " \
+  "JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum " \
+  "JOIN pg_catalog.pg_attribute af ON af.attrelid = con.confrelid AND af.attnum = k.fattnum " \
+  "WHERE con.contype = 'f' AND con.confrelid = $1::regclass"
+
 static int pg_references(nodup_db *db, const nodup_table_info *t, nodup_fk_info **out,
                          size_t *n) {
-  /* conparentid <> 0 marks the copies a partitioned table's foreign key
-   * leaves on each partition: the parent's key covers them. Pairs of
-   * (conkey, confkey) are unnested together so column order is kept. */
-  return fk_collect_query(db, t,
-                "SELECT con.conname, n.nspname || '.' || c.relname, k.ord, a.attname, "
-                "  af.attname, con.confdeltype "
-                "FROM pg_catalog.pg_constraint con "
-                "JOIN pg_catalog.pg_class c ON c.oid = con.conrelid "
-                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                "CROSS JOIN LATERAL unnest(con.conkey, con.confkey) "
-                "  WITH ORDINALITY AS k(attnum, fattnum, ord) "
-                "JOIN pg_catalog.pg_attribute a ON a.attrelid = con.conrelid AND a.attnum = k.attnum "
-                "JOIN pg_catalog.pg_attribute af ON af.attrelid = con.confrelid "
-                "  AND af.attnum = k.fattnum "
-                "WHERE con.contype = 'f' AND con.confrelid = $1::regclass "
-                "  AND con.conparentid = 0 "
-                "ORDER BY n.nspname, c.relname, con.conname, k.ord",
-                          t->qualified, out, n);
+  /* Partitions whose siblings declare a key they lack (Pagila's
+   * payment_p2022_07) reference t just the same: each gets one inferred
+   * key per distinct column list its siblings declare on their own
+   * (conparentid = 0), unless it, or a partition of it, has one on those
+   * columns. pg_partition_tree is PostgreSQL's (12+); other engines get the
+   * declared keys only. */
+  int infer = db->engine.kind == ENGINE_POSTGRES || db->engine.kind == ENGINE_CITUS;
+  if (!infer)
+    return fk_collect_query(db, t,
+                            "WITH fk AS (" PG_FK_ROWS ") "
+                            "SELECT fk.conname, n.nspname || '.' || c.relname, fk.ord, fk.attname, "
+                            "  fk.refname, fk.confdeltype "
+                            "FROM fk JOIN pg_catalog.pg_class c ON c.oid = fk.conrelid "
+                            "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                            "WHERE fk.conparentid = 0 "
+                            "ORDER BY n.nspname, c.relname, fk.conname, fk.ord",
+                            t->qualified, out, n);
+  return fk_collect_query(
+      db, t,
+      "WITH fk AS (" PG_FK_ROWS "), "
+      "sig AS (SELECT oid, conname, conrelid, conparentid, array_agg(attname ORDER BY ord) AS cols "
+      "  FROM fk GROUP BY oid, conname, conrelid, conparentid), "
+      "inf AS (SELECT DISTINCT ON (s.inhrelid, d.cols) s.inhrelid AS relid, d.oid "
+      "  FROM sig d "
+      "  JOIN pg_catalog.pg_inherits p ON p.inhrelid = d.conrelid "
+      "  JOIN pg_catalog.pg_class pc ON pc.oid = p.inhparent AND pc.relkind = 'p' "
+      "  JOIN pg_catalog.pg_inherits s ON s.inhparent = p.inhparent "
+      "  JOIN pg_catalog.pg_class sc ON sc.oid = s.inhrelid AND sc.relkind IN ('r', 'p') "
+      "  WHERE d.conparentid = 0 AND NOT EXISTS (SELECT 1 FROM sig e WHERE e.cols = d.cols "
+      "    AND e.conrelid IN (SELECT s.inhrelid UNION ALL "
+      "      SELECT relid FROM pg_catalog.pg_partition_tree(s.inhrelid))) "
+      "  ORDER BY s.inhrelid, d.cols, d.conname) "
+      "SELECT fk.conname, n.nspname || '.' || c.relname, fk.ord, fk.attname, fk.refname, "
+      "  fk.confdeltype, 0, n.nspname, c.relname "
+      "FROM fk JOIN pg_catalog.pg_class c ON c.oid = fk.conrelid "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+      "WHERE fk.conparentid = 0 "
+      "UNION ALL "
+      "SELECT fk.conname, n.nspname || '.' || c.relname, fk.ord, fk.attname, fk.refname, "
+      "  fk.confdeltype, 1, n.nspname, c.relname "
+      "FROM inf JOIN fk ON fk.oid = inf.oid "
+      "JOIN pg_catalog.pg_class c ON c.oid = inf.relid "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+      "ORDER BY 8, 9, 1, 3",
+      t->qualified, out, n);
+}
+
+/* suspect.c's view of the schema. The type class: a domain is its base
+ * type; smallint, integer and bigint are "int" and text, varchar and char
+ * "text", since a foreign key may join across each family. A partitioned
+ * table has the foreign keys of its partitions (by column name): Pagila's
+ * payment declares none itself, its partitions do. */
+static int pg_columns(nodup_db *db, row_fn fn, void *ctx) {
+  int tree = db->engine.kind == ENGINE_POSTGRES || db->engine.kind == ENGINE_CITUS;
+  char sql[4096];
+  snprintf(sql, sizeof sql,
+           "SELECT n.nspname, c.relname, "
+           "  CASE WHEN pg_catalog.pg_table_is_visible(c.oid) THEN c.relname "
+           "  ELSE n.nspname || '.' || c.relname END, a.attname, "
+           "  CASE WHEN b.t IN (20, 21, 23) THEN 'int' WHEN b.t IN (25, 1042, 1043) THEN 'text' "
+           "  ELSE b.t::text END, "
+           "  (SELECT count(*) FROM pg_catalog.pg_index i WHERE i.indrelid = c.oid "
+           "    AND i.indisprimary AND a.attnum = ANY (i.indkey)), "
+           "  (SELECT CASE WHEN pg_catalog.pg_table_is_visible(fc.oid) THEN fc.relname "
+           "     ELSE fn.nspname || '.' || fc.relname END "
+           "   FROM pg_catalog.pg_constraint k "
+           "   JOIN pg_catalog.pg_attribute ka ON ka.attrelid = k.conrelid "
+           "     AND ka.attnum = ANY (k.conkey) "
+           "   JOIN pg_catalog.pg_class fc ON fc.oid = k.confrelid "
+           "   JOIN pg_catalog.pg_namespace fn ON fn.oid = fc.relnamespace "
+           "   WHERE k.contype = 'f' AND ka.attname = a.attname AND k.conrelid IN (%s) "
+           "   ORDER BY fc.relname LIMIT 1), "
+           "  %s "
+           "FROM pg_catalog.pg_class c "
+           "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+           "JOIN pg_catalog.pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 "
+           "  AND NOT a.attisdropped "
+           "JOIN pg_catalog.pg_type ty ON ty.oid = a.atttypid "
+           "CROSS JOIN LATERAL (SELECT CASE WHEN ty.typtype = 'd' THEN ty.typbasetype "
+           "  ELSE ty.oid END AS t) AS b "
+           "WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema' "
+           "  AND n.nspname NOT LIKE 'pg\\_%%' AND c.relname NOT LIKE 'nodup\\_%%' "
+           "ORDER BY n.nspname, c.relname, a.attnum",
+           tree ? "SELECT c.oid UNION ALL SELECT relid FROM pg_catalog.pg_partition_tree(c.oid)"
+                : "SELECT c.oid",
+           tree ? "c.relispartition::int" : "0");
+  return pg_query(db, sql, NULL, 0, fn, ctx);
 }
 
 static void pg_row_json(buf *q, const nodup_table_info *t, const char *alias) {
@@ -758,7 +867,7 @@ const struct nodup_backend nodup_pg_backend = {
     pg_prepare,    pg_run,       pg_finalize, pg_get_or_create,
     pg_in_transaction, pg_references, pg_row_json, pg_json_object,
     pg_restore_rows, pg_restore_cols, pg_reconnect,
-    "BEGIN", " FOR UPDATE", pg_changes, NULL, pg_predicate_canon,
+    "BEGIN", " FOR UPDATE", pg_changes, NULL, pg_predicate_canon, pg_columns,
 };
 
 /* ---- COPY FROM STDIN (import.c) ---- */

@@ -753,6 +753,29 @@ static int sq_references(nodup_db *db, const nodup_table_info *t, nodup_fk_info 
                           t->name, out, n);
 }
 
+/* suspect.c's view of the schema: the type class is the declared type's
+ * affinity (SQLite's own rules, in their order), "int" and "text" named as
+ * on PostgreSQL. Virtual tables are left out: nothing updates through them. */
+static int sq_columns(nodup_db *db, row_fn fn, void *ctx) {
+  return sq_query(db,
+                  "SELECT NULL, m.name, m.name, c.name, "
+                  "  CASE WHEN c.type LIKE '%INT%' THEN 'int' "
+                  "  WHEN c.type LIKE '%CHAR%' OR c.type LIKE '%CLOB%' OR c.type LIKE '%TEXT%' "
+                  "    THEN 'text' "
+                  "  WHEN c.type LIKE '%BLOB%' OR c.type = '' THEN 'blob' "
+                  "  WHEN c.type LIKE '%REAL%' OR c.type LIKE '%FLOA%' OR c.type LIKE '%DOUB%' "
+                  "    THEN 'real' ELSE 'numeric' END, "
+                  "  c.pk > 0, "
+                  "  (SELECT f.\"table\" FROM pragma_foreign_key_list(m.name) AS f "
+                  "   WHERE f.\"from\" = c.name COLLATE NOCASE LIMIT 1), 0 "
+                  "FROM sqlite_schema AS m JOIN pragma_table_info(m.name) AS c "
+                  "WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite\\_%' ESCAPE '\\' "
+                  "  AND m.name NOT LIKE 'nodup\\_%' ESCAPE '\\' "
+                  "  AND coalesce(m.sql, '') NOT LIKE 'CREATE VIRTUAL%' "
+                  "ORDER BY m.name, c.cid",
+                  NULL, 0, fn, ctx);
+}
+
 /* One JSON value keeping the SQLite type; a BLOB (which JSON cannot hold)
  * becomes {"blob": "<hex>"}, an object no other value produces, so
  * sq_json_get() can turn it back into the same bytes. */
@@ -849,4 +872,5 @@ const struct nodup_backend nodup_sqlite_backend = {
     sq_in_transaction, sq_references, sq_row_json, sq_json_object,
     sq_restore_rows, sq_restore_cols, NULL,
     "BEGIN IMMEDIATE", "", sq_changes, sq_begin_write_urgent, sq_predicate_canon,
+    sq_columns,
 };

@@ -37,11 +37,16 @@ typedef struct enforce_ctx {
   char **parts;             /* online, partitioned: each leaf partition, quoted */
   char **part_index;        /* ... and the name of the index built on it */
   size_t nparts;
+  int guarded;              /* online: this run installed its guard (or tried to) */
+  int building;             /* online: this run started an index build */
+  int told;                 /* the message says what is left already */
+  buf removed;              /* leftovers of earlier runs removed (report->removed) */
 } enforce_ctx;
 
 void nodup_enforce_free(nodup_enforce_report *r) {
   if (!r) return;
   free(r->index);
+  free(r->removed);
   free(r);
 }
 
@@ -61,7 +66,7 @@ static int lock_timed_out(nodup_db *db) { return strstr(nodup_errmsg(db), "55P03
 
 /* Default name: PostgreSQL's for a UNIQUE constraint, <table>_<cols>_key,
  * cut to 63 bytes (NAMEDATALEN - 1) on a character boundary. */
-static char *default_name(const char *table, char *const *key, size_t n) {
+char *enforce_default_name(const char *table, char *const *key, size_t n) {
   buf b;
   size_t i, len;
   char *s;
@@ -243,16 +248,20 @@ static int locked(enforce_ctx *c) {
 
 /* ---- online (PostgreSQL) ---- */
 
-/* A short DDL transaction with lock_timeout, retried like locked(). */
-static int ddl_retry(enforce_ctx *c, const char *sql) {
-  nodup_db *db = c->db;
+/* A short DDL transaction with lock_timeout, retried like locked(). Each
+ * statement alone (some carry the user's WHERE): never a multi-statement
+ * exec. */
+int enforce_ddl(nodup_db *db, long timeout_ms, const char *const *sql, size_t n) {
+  char timeout[64];
+  size_t i;
   int rc = NODUP_OK, attempt;
+  snprintf(timeout, sizeof timeout, "SET LOCAL lock_timeout = %ld", timeout_ms);
   for (attempt = 0; attempt < ENFORCE_LOCK_TRIES; attempt++) {
     if (attempt) sleep_ms(50L << (attempt < 5 ? attempt : 5));
     if ((rc = db->be->exec(db, "BEGIN")) != NODUP_OK) return rc;
-    if ((rc = set_lock_timeout(c)) == NODUP_OK && (rc = db->be->exec(db, sql)) == NODUP_OK &&
-        (rc = db->be->exec(db, "COMMIT")) == NODUP_OK)
-      return NODUP_OK;
+    rc = db->be->exec(db, timeout);
+    for (i = 0; rc == NODUP_OK && i < n; i++) rc = db->be->query(db, sql[i], NULL, 0, NULL, NULL);
+    if (rc == NODUP_OK && (rc = db->be->exec(db, "COMMIT")) == NODUP_OK) return NODUP_OK;
     {
       char *msg = nodup_strdup(nodup_errmsg(db));
       int retry = lock_timed_out(db);
@@ -265,6 +274,10 @@ static int ddl_retry(enforce_ctx *c, const char *sql) {
   return rc;
 }
 
+static int ddl_retry(enforce_ctx *c, const char *sql) {
+  return enforce_ddl(c->db, c->timeout, &sql, 1);
+}
+
 /* The guard trigger: for each new or re-keyed row inside the predicate,
  * take a transaction-scoped advisory lock on the key's value (writers of
  * one key go one at a time) and refuse the row if the key is taken, as
@@ -274,7 +287,8 @@ static int ddl_retry(enforce_ctx *c, const char *sql) {
  * through makes the index build fail, which is retried). */
 static int guard_install(enforce_ctx *c) {
   const nodup_table_info *t = c->t;
-  buf q;
+  buf q, comment, trigger;
+  const char *sql[3];
   size_t i;
   int rc;
 
@@ -317,25 +331,42 @@ static int guard_install(enforce_ctx *c) {
   }
   buf_puts(&q, "))) THEN RAISE unique_violation USING MESSAGE = ");
   {
-    /* The message names the index being built, as its violation will. */
+    /* The message names the index being built, as its violation will,
+     * and the guard, for whoever meets one that a dead run left. */
     buf m;
     buf_init(&m);
     buf_puts(&m, "duplicate key value violates unique constraint \"");
     buf_puts(&m, c->rep->index);
-    buf_puts(&m, "\" (nodup enforce is building it)");
+    buf_printf(&m, "\" (nodup enforce is building it; refused by its guard trigger %s, which "
+                   "`nodup enforce --abort` removes if no enforce of this table is running)",
+               c->guard);
     sql_name_literal(&q, buf_str(&m));
+    /* The index's name as the violation's constraint, as the index itself
+     * will report it: get-or-create then knows this refusal is its own
+     * key's (a lost race to absorb), not another constraint's. */
+    buf_puts(&q, ", CONSTRAINT = ");
+    sql_name_literal(&q, c->rep->index);
     if (m.oom) q.oom = 1;
     buf_free(&m);
   }
   buf_puts(&q, "; END IF; END IF; RETURN NEW; END $nodup$");
-  if ((rc = exec_buf(c->db, &q)) != NODUP_OK) goto done;
-  buf_reset(&q);
-  buf_printf(&q, "CREATE TRIGGER %s BEFORE INSERT OR UPDATE OF ", c->guard);
-  sql_ident_list(&q, c->key, c->nkey);
-  buf_printf(&q, " ON %s FOR EACH ROW EXECUTE FUNCTION %s()", t->qualified, c->guard);
-  rc = q.oom ? NODUP_ERR_NOMEM : ddl_retry(c, buf_str(&q));
+  buf_init(&comment);
+  buf_init(&trigger);
+  if ((rc = enforce_guard_comment(c->db, c->guard, c->rep->index, &comment)) != NODUP_OK) goto done;
+  buf_printf(&trigger, "CREATE TRIGGER %s BEFORE INSERT OR UPDATE OF ", c->guard);
+  sql_ident_list(&trigger, c->key, c->nkey);
+  buf_printf(&trigger, " ON %s FOR EACH ROW EXECUTE FUNCTION %s()", t->qualified, c->guard);
+  /* One transaction: no moment shows a function without its trigger,
+   * which the next enforce anywhere would take for an orphan. */
+  sql[0] = buf_str(&q);
+  sql[1] = buf_str(&comment);
+  sql[2] = buf_str(&trigger);
+  rc = q.oom || trigger.oom ? NODUP_ERR_NOMEM : enforce_ddl(c->db, c->timeout, sql, 3);
+  if (rc == NODUP_OK) c->guarded = 1;
 done:
   buf_free(&q);
+  buf_free(&comment);
+  buf_free(&trigger);
   return rc;
 }
 
@@ -367,21 +398,18 @@ static int drop_invalid_index(enforce_ctx *c) {
   return rc;
 }
 
-/* Drop the guard and an INVALID index of ours: leftovers of a failed or
- * interrupted run, or of this one. Best effort, never masks the error. */
-static int online_cleanup(enforce_ctx *c) {
+/* Drop the guard (trigger and function, in one transaction) and INVALID
+ * indexes on the key: leftovers of a failed or interrupted run, or this
+ * run's own. `removed` gets what was there (NULL: this run's, not told). */
+static int online_cleanup(enforce_ctx *c, buf *removed) {
   nodup_db *db = c->db;
-  buf q;
+  buf ignored;
   int rc;
   if (db->be->reconnect && (rc = db->be->reconnect(db)) != NODUP_OK) return rc;
-  buf_init(&q);
-  buf_printf(&q, "DROP TRIGGER IF EXISTS %s ON %s", c->guard, c->t->qualified);
-  rc = ddl_retry(c, buf_str(&q));
-  buf_reset(&q);
-  buf_printf(&q, "DROP FUNCTION IF EXISTS %s()", c->guard);
-  if (rc == NODUP_OK) rc = db->be->exec(db, buf_str(&q));
-  if (rc == NODUP_OK) rc = drop_invalid_index(c);
-  buf_free(&q);
+  buf_init(&ignored);
+  rc = enforce_leftovers_remove(db, c->t, c->key, c->nkey, c->timeout, 0,
+                                removed ? removed : &ignored);
+  buf_free(&ignored);
   return rc;
 }
 
@@ -490,7 +518,7 @@ static int partitions_load(enforce_ctx *c) {
   c->part_index = calloc(l.n + 1, sizeof *c->part_index);
   rc = c->part_index ? NODUP_OK : NODUP_ERR_NOMEM;
   for (i = 0; rc == NODUP_OK && i < l.n; i++)
-    if (!(c->part_index[i] = default_name(l.b[i], c->key, c->nkey))) rc = NODUP_ERR_NOMEM;
+    if (!(c->part_index[i] = enforce_default_name(l.b[i], c->key, c->nkey))) rc = NODUP_ERR_NOMEM;
   for (i = 0; i < l.n; i++) free(l.b[i]);
   free(l.b);
   return rc;
@@ -563,6 +591,7 @@ static int online_build(enforce_ctx *c, int *built) {
   size_t i;
   int rc = NODUP_OK;
   buf_init(&q);
+  c->building = 1;
   if (!c->partitioned) {
     index_ddl(c, &q, 1);
     rc = exec_buf(c->db, &q);
@@ -597,19 +626,54 @@ static int online_finish(enforce_ctx *c) {
   return rc;
 }
 
+/* A failed run's message (or a finished one's that could not remove its
+ * guard): the error, then what the catalog shows is left of the run or,
+ * when it cannot be read (the server went away), what may be. */
+static int left_behind(enforce_ctx *c, int rc, const char *err, int crc, const char *cerr) {
+  nodup_db *db = c->db;
+  buf m, left;
+  int lrc;
+  buf_init(&m);
+  buf_init(&left);
+  buf_puts(&m, err ? err : nodup_strerror(rc));
+  lrc = crc == NODUP_OK ? enforce_leftovers(db, c->t, c->key, c->nkey, c->where, 1, &left) : crc;
+  if (lrc == NODUP_OK && left.len)
+    buf_printf(&m, "; %s", buf_str(&left));
+  else if (lrc == NODUP_OK)
+    buf_printf(&m, "; nothing of this run is left on %s%s", c->t->qualified,
+               c->guarded || c->building ? " (its guard trigger, function and index build "
+                                           "were removed)" : "");
+  else
+    enforce_leftovers_unknown(&m, c->t, c->key, c->nkey, c->where,
+                              crc != NODUP_OK && cerr ? cerr : nodup_errmsg(db),
+                              c->guarded ? c->guard : NULL,
+                              c->building ? c->rep->index : NULL, c->partitioned);
+  buf_free(&left);
+  if (m.oom) {
+    buf_free(&m);
+    return NODUP_ERR_NOMEM;
+  }
+  buf_free(&db->err);
+  db->err = m;
+  return rc;
+}
+
 static int online(enforce_ctx *c) {
   nodup_db *db = c->db;
   int *built = NULL;
-  int rc;
+  int rc, crc;
 
   if (c->partitioned && (rc = partitions_load(c)) != NODUP_OK) return rc;
   if (!(built = calloc(c->nparts + 1, sizeof *built))) return NODUP_ERR_NOMEM;
-  if ((rc = online_cleanup(c)) != NODUP_OK || (rc = partitions_cleanup(c, NULL)) != NODUP_OK)
-    goto fail;
+  /* (nodup_enforce removed an interrupted run's guard and INVALID indexes.) */
+  if ((rc = partitions_cleanup(c, NULL)) != NODUP_OK) goto fail;
   /* 1: the bulk of the merge, in batches, writers running: one pass over
    * the groups there are now. */
   if ((rc = clean(c, 0, 1)) != NODUP_OK) goto fail;
-  /* 2: from now on no writer adds a duplicate; merge what slipped in. */
+  /* 2: from now on no writer adds a duplicate; merge what slipped in.
+   * (Counted as there from the first try: a failed COMMIT may have made
+   * it.) */
+  c->guarded = 1;
   if ((rc = guard_install(c)) != NODUP_OK) goto fail;
   for (;;) {
     if ((rc = clean(c, 0, 0)) != NODUP_OK) goto fail;
@@ -621,7 +685,7 @@ static int online(enforce_ctx *c) {
        * COMMITTED): drop what the build left, keep the guard, merge, retry. */
       char *msg = nodup_strdup(nodup_errmsg(db));
       int again = strstr(msg ? msg : "", "23505") != NULL;
-      int crc = partitions_cleanup(c, built);
+      crc = partitions_cleanup(c, built);
       if (crc == NODUP_OK) crc = drop_invalid_index(c);
       if (msg) nodup_fail(db, rc, "%s", msg);
       free(msg);
@@ -637,55 +701,67 @@ static int online(enforce_ctx *c) {
   }
   if ((rc = online_finish(c)) != NODUP_OK) goto fail;
 done:
-  rc = online_cleanup(c);
+  c->building = 0;   /* the index is built and valid */
+  if ((rc = online_cleanup(c, NULL)) != NODUP_OK) {
+    char *cmsg = nodup_strdup(nodup_errmsg(db));
+    buf m;
+    buf_init(&m);
+    buf_printf(&m, "index %s is built and enforces the key, but removing the guard failed: %s",
+               c->rep->index, cmsg ? cmsg : nodup_strerror(rc));
+    rc = left_behind(c, rc, m.oom ? NULL : buf_str(&m), rc, cmsg);
+    buf_free(&m);
+    free(cmsg);
+    c->told = 1;
+  }
   free(built);
   return rc;
 fail:
   {
-    char *msg = nodup_strdup(nodup_errmsg(db));
-    partitions_cleanup(c, built);
-    online_cleanup(c);
-    if (msg) nodup_fail(db, rc, "%s (temporary trigger and any index it left removed)", msg);
+    /* Clean up on a connection that works (the server may have dropped
+     * ours), then say exactly what is left, from the catalog. */
+    char *msg = nodup_strdup(nodup_errmsg(db)), *cmsg = NULL;
+    crc = db->be->reconnect ? db->be->reconnect(db) : NODUP_OK;
+    if (crc == NODUP_OK && c->partitioned) crc = partitions_cleanup(c, built);
+    if (crc == NODUP_OK) crc = online_cleanup(c, NULL);
+    if (crc != NODUP_OK) cmsg = nodup_strdup(nodup_errmsg(db));
+    rc = left_behind(c, rc, msg, crc, cmsg);
     free(msg);
+    free(cmsg);
+    c->told = 1;
   }
   free(built);
   return rc;
 }
 
+/* Whether t has a valid index named `index` that no constraint uses. */
+static int bare_index(enforce_ctx *c, const char *index, long long *bare) {
+  const char *p[2] = {c->t->qualified, index};
+  *bare = 0;
+  return c->db->be->query(c->db,
+                          "SELECT count(*) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class x "
+                          "ON x.oid = i.indexrelid WHERE i.indrelid = $1::regclass "
+                          "AND x.relname = $2 AND i.indisvalid AND NOT EXISTS (SELECT 1 FROM "
+                          "pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid)",
+                          p, 2, db_read_count, bare);
+}
+
 /*
  * The key is backed already. An online run killed after its index was
- * built leaves two things behind: its guard trigger (which would serialise
- * every insert on the table for ever) and, for a key without predicate,
- * the constraint it never attached. Finish that run: drop the guard, and
- * attach the constraint when the index has the name this run would give
- * it and no constraint uses it yet. Anything else is the user's index:
- * reported, not touched. *changed tells whether anything was done.
+ * built leaves two things behind: its guard trigger (removed by
+ * nodup_enforce before this, with the other leftovers) and, for a key
+ * without predicate, the constraint it never attached. Attach it when the
+ * index has the name this run would give it and no constraint uses it
+ * yet. Anything else is the user's index: reported, not touched. *changed
+ * tells whether the constraint was attached.
  */
 static int finish_interrupted(enforce_ctx *c, const char *index, int *changed) {
-  nodup_db *db = c->db;
-  const char *p[2] = {c->t->qualified, c->guard};
-  const char *pi[2] = {c->t->qualified, index};
-  long long guards = 0, bare = 0;
+  long long bare = 0;
   int rc;
   *changed = 0;
   if (!c->pg || c->opt->dry_run) return NODUP_OK;
-  rc = db->be->query(db,
-                     "SELECT count(*) FROM pg_catalog.pg_trigger WHERE tgrelid = $1::regclass "
-                     "AND tgname = $2",
-                     p, 2, db_read_count, &guards);
-  if (rc == NODUP_OK && guards) {
-    *changed = 1;
-    rc = online_cleanup(c);
-  }
   /* (A partitioned table's constraint comes with its index, never after.) */
-  if (rc != NODUP_OK || c->where || c->partitioned || strcmp(index, c->rep->index) != 0)
-    return rc;
-  rc = db->be->query(db,
-                     "SELECT count(*) FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class x "
-                     "ON x.oid = i.indexrelid WHERE i.indrelid = $1::regclass AND x.relname = $2 "
-                     "AND i.indisvalid AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k "
-                     "WHERE k.conindid = i.indexrelid)",
-                     pi, 2, db_read_count, &bare);
+  if (c->where || c->partitioned || strcmp(index, c->rep->index) != 0) return NODUP_OK;
+  rc = bare_index(c, index, &bare);
   if (rc == NODUP_OK && bare) {
     buf q;
     buf_init(&q);
@@ -694,6 +770,37 @@ static int finish_interrupted(enforce_ctx *c, const char *index, int *changed) {
     buf_free(&q);
     if (rc == NODUP_OK) *changed = c->rep->constraint = 1;
   }
+  return rc;
+}
+
+/*
+ * --abort: remove what an interrupted online run left for this key (its
+ * guard, INVALID indexes on the key, the partition indexes it built, and
+ * orphan guard functions anywhere); change nothing else. A valid index it
+ * built stays (it backs the key): the notice says so, and that `nodup
+ * enforce` attaches its constraint.
+ */
+static int abort_run(enforce_ctx *c) {
+  nodup_db *db = c->db;
+  buf left;
+  long long bare = 0;
+  int rc;
+  rc = enforce_leftovers_remove(db, c->t, c->key, c->nkey, c->timeout,
+                                LEFTOVERS_KEY_GUARD_ONLY | LEFTOVERS_PARTITIONS, &c->removed);
+  c->told = 1;
+  if (rc != NODUP_OK) return rc;
+  /* What stays: a guard of another key, an index being built. */
+  buf_init(&left);
+  rc = enforce_leftovers(db, c->t, c->key, c->nkey, c->where, 0, &left);
+  if (rc == NODUP_OK && !c->where && !c->partitioned) rc = bare_index(c, c->rep->index, &bare);
+  buf_reset(&db->notice);
+  if (rc == NODUP_OK && left.len) buf_printf(&db->notice, "still there: %s", buf_str(&left));
+  if (rc == NODUP_OK && bare)
+    buf_printf(&db->notice, "%skept index %s: it is valid and backs the key, but its UNIQUE "
+                            "constraint was never attached (`nodup enforce` with this key "
+                            "attaches it)", db->notice.len ? "; " : "", c->rep->index);
+  if (rc == NODUP_OK && (left.oom || db->notice.oom)) rc = NODUP_ERR_NOMEM;
+  buf_free(&left);
   return rc;
 }
 
@@ -715,6 +822,7 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
   if (!opt) opt = &none;
   if (where && !*where) where = NULL;
   nodup_clear_error(db);
+  buf_reset(&db->notice);
   memset(&c, 0, sizeof c);
   c.db = db;
   c.opt = opt;
@@ -722,13 +830,22 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
   c.where = where;
   c.pg = db->be != &nodup_sqlite_backend;
   c.timeout = opt->lock_timeout_ms > 0 ? opt->lock_timeout_ms : ENFORCE_DEFAULT_TIMEOUT_MS;
+  buf_init(&c.removed);
   if (db->be->in_transaction(db))
     return nodup_fail(db, NODUP_ERR_USAGE, "enforce runs its own transactions: call it outside one");
+  if (opt->abort && !c.pg)
+    return nodup_fail(db, NODUP_ERR_USAGE,
+                      "--abort removes what an interrupted --online run left, and SQLite has "
+                      "no online mode (one transaction does it all): there is nothing to remove");
+  if (opt->abort && (opt->merge || opt->online || opt->dry_run))
+    return nodup_fail(db, NODUP_ERR_USAGE,
+                      "--abort only removes what an interrupted --online run left: it takes "
+                      "no --merge, --online or --dry-run");
   if (opt->nulls_equal && !c.pg)
     return nodup_fail(db, NODUP_ERR_USAGE,
                       "SQLite has no NULLS NOT DISTINCT index: a unique index there always "
                       "lets NULL keys repeat; enforce without --nulls-equal");
-  if (opt->nulls_equal && db->server_version < 150000)
+  if (opt->nulls_equal && db->server_version < 150000 && !opt->abort)
     return nodup_fail(db, NODUP_ERR_USAGE, "NULLS NOT DISTINCT needs PostgreSQL 15 or later");
   if (opt->online && !c.pg)
     return nodup_fail(db, NODUP_ERR_USAGE,
@@ -741,23 +858,39 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
   if ((rc = table_info_key(db, c.t, cols, ncols, &c.key, NULL)) != NODUP_OK) goto done;
   c.nkey = ncols;
   if ((rc = userexpr_check(db, c.t, where, 0, "--where")) != NODUP_OK) goto done;
+  c.rep->index = opt->name && *opt->name ? nodup_strdup(opt->name)
+                                         : enforce_default_name(c.t->name, c.key, ncols);
+  if (!c.rep->index) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  enforce_guard_name(c.t, c.guard);
+  if (opt->abort) {
+    /* Removing is allowed wherever the run could have been (no engine
+     * or partition-key refusal stands between a user and a leftover). */
+    if (c.pg && (rc = partition_check(&c)) == NODUP_ERR_USAGE) {
+      rc = NODUP_OK;
+      nodup_clear_error(db);
+    }
+    if (rc == NODUP_OK) rc = abort_run(&c);
+    goto done;
+  }
 
   if (c.pg && (rc = partition_check(&c)) != NODUP_OK) goto done;
   rc = engine_check(db, c.t, opt->online ? ENGINE_OP_ENFORCE_ONLINE : ENGINE_OP_ENFORCE_LOCKED,
                     c.key, ncols);
   if (rc == NODUP_OK && opt->merge) rc = engine_check(db, c.t, ENGINE_OP_MERGE, c.key, ncols);
   if (rc != NODUP_OK) goto done;
-  c.rep->index = opt->name && *opt->name ? nodup_strdup(opt->name) : default_name(c.t->name, c.key, ncols);
-  if (!c.rep->index) {
-    rc = NODUP_ERR_NOMEM;
-    goto done;
-  }
-  {
-    /* One guard name per table: hash the qualified name (FNV-1a). */
-    unsigned h = 2166136261u;
-    const char *s;
-    for (s = c.t->qualified; *s; s++) h = (h ^ (unsigned char)*s) * 16777619u;
-    snprintf(c.guard, sizeof c.guard, "nodup_guard_%08x", h);
+
+  /* What an interrupted online run left goes first, in either mode: its
+   * guard would outlive this run, its INVALID index take this one's name.
+   * A dry run changes nothing: its message or notice lists them. */
+  if (c.pg && !opt->dry_run) {
+    rc = enforce_leftovers_remove(db, c.t, c.key, c.nkey, c.timeout, 0, &c.removed);
+    if (rc != NODUP_OK) {
+      c.told = 1;
+      goto done;
+    }
   }
 
   /* Already backed (with the NULL semantics asked for)? Then done, once
@@ -781,6 +914,32 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
   nodup_clear_error(db);
   rc = opt->online ? online(&c) : locked(&c);
 done:
+  /* The notice is what is left now (the merges on the way saw this run's
+   * own guard); a failure's message says it too, unless it said already. */
+  if (c.pg && c.t && c.key && !c.told && !opt->abort) {
+    char *err = rc != NODUP_OK ? nodup_strdup(nodup_errmsg(db)) : NULL;
+    buf left;
+    buf_init(&left);
+    buf_reset(&db->notice);
+    if (enforce_leftovers(db, c.t, c.key, c.nkey, where, 0, &left) == NODUP_OK && left.len)
+      buf_puts(&db->notice, buf_str(&left));
+    if (rc != NODUP_OK) {
+      buf_reset(&db->err);
+      buf_puts(&db->err, err ? err : nodup_strerror(rc));
+      if (left.len) buf_printf(&db->err, "; %s", buf_str(&left));
+    }
+    free(err);
+    buf_free(&left);
+  } else if (!opt->abort) {
+    buf_reset(&db->notice);
+  }
+  /* Leftovers removed before a refusal: "nothing changed" is not true. */
+  if (rc != NODUP_OK && !opt->abort && c.removed.len)
+    buf_printf(&db->err, " (before that, removed what an interrupted `nodup enforce --online` "
+                         "left: %s)", buf_str(&c.removed));
+  if (rc == NODUP_OK && c.removed.len && !(c.rep->removed = nodup_strdup(buf_str(&c.removed))))
+    rc = NODUP_ERR_NOMEM;
+  buf_free(&c.removed);
   partitions_free(&c);
   nodup_key_free(k);
   if (c.key)

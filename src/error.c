@@ -26,6 +26,10 @@ const char *nodup_errmsg(const nodup_db *db) {
   return buf_str(&db->err);
 }
 
+const char *nodup_notice(const nodup_db *db) {
+  return db && db->notice.len ? buf_str(&db->notice) : NULL;
+}
+
 int nodup_fail(nodup_db *db, int code, const char *fmt, ...) {
   va_list ap;
   char tmp[2048];

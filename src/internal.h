@@ -121,27 +121,76 @@ int table_info_column(const nodup_db *db, const nodup_table_info *t,
 
 /* A foreign key that references a table. */
 typedef struct nodup_fk_info {
-  char *name;        /* constraint name (SQLite: "fk<N>" from the pragma id) */
+  char *name;        /* constraint name (SQLite: "fk<N>" from the pragma id);
+                      * inferred: the sibling partition's constraint */
   char *table;       /* referencing table, as table_info() accepts it */
   size_t ncols;
   char **cols;       /* referencing columns */
   char **refcols;    /* referenced columns, in the same order */
   char on_delete;    /* a r c n d */
+  int inferred;      /* no constraint: a partition whose siblings declare one */
+  char *where;       /* user reference "T(C) WHERE cond": cond (SQL on `table`,
+                      * checked by userexpr_check); it filters the referencing
+                      * rows wherever the reference is used. NULL otherwise */
 } nodup_fk_info;
 
 void fk_info_free(nodup_fk_info *fks, size_t n);
 
 /* Run a backend's foreign-key query (one parameter) whose rows are
  * (constraint id, referencing table, seq, from column, to column or NULL
- * for the primary key, on_delete letter), one row per column, and collect
- * the foreign keys. Shared so both backends build them the same way. */
+ * for the primary key, on_delete letter[, inferred 0/1]), one row per
+ * column, and collect the foreign keys. Shared so both backends build them
+ * the same way. */
 int fk_collect_query(nodup_db *db, const nodup_table_info *t, const char *sql,
                      const char *param, nodup_fk_info **out, size_t *n);
-/* Parse a user-declared reference "TABLE(COL[,COL...])" to t's primary key
- * (one column per primary key column) into *fk; free with fk_info_free
- * semantics on a single element (the caller owns the strings). */
+/* Parse a user-declared reference "TABLE(COL[,COL...]) [WHERE cond]" to
+ * t's primary key (one column per primary key column) into *fk; a WHERE
+ * is checked to be one expression on TABLE (userexpr_check). Free with
+ * fk_info_clear (the caller owns the strings, also after a failure). */
 int fk_parse_ref(nodup_db *db, const nodup_table_info *t, const char *spec,
                  nodup_fk_info *fk);
+/* Free one element's strings and zero it (fk_info_free's per element). */
+void fk_info_clear(nodup_fk_info *fk);
+/* 1 when a and b are the same reference: one table (as the catalog names
+ * it, `aq` and `bq` their qualified names), the same columns to the same
+ * referenced columns, and the same condition. */
+int fk_same(const nodup_db *db, const char *aq, const nodup_fk_info *a, const char *bq,
+            const nodup_fk_info *b);
+
+/* ---- suspect.c: references the catalog does not declare ---- */
+
+/*
+ * The suspected references to t (nodup_scan_suspect explains the rules):
+ * `fks` are the catalog's references to t, `user` the caller's (a suspect
+ * one of them names is not listed), `ignore` "TABLE(COL)" specs to leave
+ * out (an unknown table or column is refused by name), `key` the key's
+ * columns in t. *out (free with suspect_free) gets them with rows = 0.
+ * Nothing is suspected for a primary key of several columns.
+ */
+int suspect_find(nodup_db *db, const nodup_table_info *t, char *const *key, size_t nkey,
+                 const nodup_fk_info *fks, size_t nfks, const nodup_fk_info *user,
+                 size_t nuser, const char *const *ignore, size_t nignore,
+                 nodup_scan_suspect **out, size_t *n);
+/* Fill each suspect's rows: rows pointing at a loser of the mapping
+ * scan_mapping_cte builds with the same arguments. */
+int suspect_count(nodup_db *db, const nodup_table_info *t, char *const *key, size_t nkey,
+                  const char *where, int nulls_equal, const char *keep,
+                  nodup_scan_suspect *s, size_t n);
+/* NODUP_ERR_REFERENCED with one message naming every suspect with rows,
+ * the rows and the two ways on; NODUP_OK when none has any. `when` ends
+ * the message ("nothing changed"). */
+int suspect_refuse(nodup_db *db, const nodup_table_info *t, const nodup_scan_suspect *s,
+                   size_t n, const char *when);
+void suspect_free(nodup_scan_suspect *s, size_t n);
+
+/* scan.c: append "WITH nodup_ranked AS (...), nodup_map AS (...) ": one
+ * row per loser of t's key (rows filtered as a merge filters them) with
+ * the referenced columns refcols (nodup_r1..) and its keeper's
+ * (nodup_k1..). The keeper is the first row by `keep` (NULL: none), then
+ * the primary key, as nodup_merge keeps. */
+void scan_mapping_cte(buf *q, const nodup_table_info *t, char *const *key, size_t nkey,
+                      const char *where, int nulls_equal, const char *keep,
+                      char *const *refcols, size_t nref);
 
 /* ---- userexpr.c: SQL users write is one expression ---- */
 
@@ -230,6 +279,16 @@ struct nodup_backend {
    * inference must judge (SQLite: anything but a boolean column test).
    * Never writes, and never fails on a predicate the engine can parse. */
   int (*predicate_canon)(nodup_db *db, const nodup_table_info *t, const char *pred, buf *out);
+  /* Every column of every table a reference could live in (not system
+   * tables, not nodup_*; views excluded), one row each to fn: (schema or
+   * NULL, table name, the table as table_info() accepts it, column, type
+   * class, in the primary key 0/1, the table another foreign key of this
+   * column targets or NULL (PostgreSQL: on the table or any of its
+   * partitions), a partition 0/1). The type class compares as a declared
+   * foreign key would need: "int" and "text" for the integer and string
+   * families, otherwise the engine's own type (PostgreSQL: base type OID;
+   * SQLite: the declared type's affinity). suspect.c. */
+  int (*columns)(nodup_db *db, row_fn fn, void *ctx);
 };
 
 extern const struct nodup_backend nodup_sqlite_backend;
@@ -360,6 +419,7 @@ struct nodup_db {
   int pooled;
   engine_info engine;    /* PostgreSQL: which engine answers (zero: PostgreSQL) */
   unsigned long long retries;  /* nodup_retries() */
+  buf notice;            /* nodup_notice(): what enforce_leftovers_note() found */
 };
 
 /* ---- prepared keys ---- */
@@ -423,6 +483,65 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
 int merge_one_pass(nodup_merge_report **out, nodup_db *db, const char *table,
                    const char *const *cols, size_t ncols, const char *where,
                    const nodup_merge_options *opt);
+
+/* ---- enforce.c and enforce_leftovers.c: what an interrupted online
+ * enforce leaves (PostgreSQL), found by every command on the key ---- */
+
+/* PostgreSQL's name for a UNIQUE constraint, <table>_<cols>_key, cut to 63
+ * bytes on a character boundary; the name enforce gives its index and a
+ * partitioned run each leaf's. New string (NULL: out of memory). */
+char *enforce_default_name(const char *table, char *const *key, size_t n);
+/* Run sql[0..n) in one transaction under SET LOCAL lock_timeout, each as a
+ * single statement; a lock not granted in time is retried with back-off
+ * (a few times), so writers queued behind us never wait long. */
+int enforce_ddl(nodup_db *db, long timeout_ms, const char *const *sql, size_t n);
+/* The guard trigger's (and function's) name for t: one per table. */
+void enforce_guard_name(const nodup_table_info *t, char out[64]);
+/* Append "COMMENT ON FUNCTION guard() IS '...'" to sql: the index being
+ * built and the backend installing the guard (pid and start time; "pooled"
+ * through a transaction pooler), so leftovers can tell a live run. */
+int enforce_guard_comment(nodup_db *db, const char *guard, const char *index, buf *sql);
+/*
+ * What an interrupted `nodup enforce --online` left on t that concerns the
+ * key: guard trigger and function, this table's guard function without
+ * trigger, INVALID unique indexes on the key's columns, our indexes on leaf
+ * partitions that the parent does not use. *msg (reset first) gets one
+ * sentence listing each, what it does to writers, and the two commands that
+ * finish or remove them (or, when the run is alive, its backend and how to
+ * stop it); empty when there is nothing. `self`: worded for the run that
+ * left them. One catalog query; PostgreSQL (and Citus) only, nothing
+ * elsewhere. Errors: the query's.
+ */
+int enforce_leftovers(nodup_db *db, const nodup_table_info *t, char *const *key, size_t nkey,
+                      const char *where, int self, buf *msg);
+/*
+ * The one-line hook for the commands that look at a key (key prepare and
+ * check, scan, merge): when rc is NODUP_OK or NODUP_ERR_UNBACKED, set db's
+ * notice to enforce_leftovers() (cleared when nothing is left) and, when
+ * rc is the refusal, append it to db's message. Returns rc; a failed query
+ * only when rc was NODUP_OK. Any other rc is returned untouched.
+ */
+int enforce_leftovers_note(nodup_db *db, const nodup_table_info *t, char *const *key,
+                           size_t nkey, const char *where, int rc);
+/* For when the catalog cannot be read (the server went away): append to m
+ * "; could not remove or check what this run left on T (why): it may still
+ * hold ..." naming the guard (NULL: none installed) and the index (NULL:
+ * no build started), and the commands to run once the server answers. */
+void enforce_leftovers_unknown(buf *m, const nodup_table_info *t, char *const *key, size_t nkey,
+                               const char *where, const char *why, const char *guard,
+                               const char *index, int partitioned);
+#define LEFTOVERS_KEY_GUARD_ONLY 0x1u  /* keep a guard of another key (--abort) */
+#define LEFTOVERS_PARTITIONS 0x2u      /* drop our valid leaf indexes too (--abort) */
+/*
+ * Remove what enforce_leftovers() lists (guards of any key unless
+ * LEFTOVERS_KEY_GUARD_ONLY; valid partition indexes only with
+ * LEFTOVERS_PARTITIONS), then every orphan guard function of any table.
+ * Refuses with NODUP_ERR_RETRY, changing nothing, while the guard's run is
+ * alive in another backend. Appends what it removed to *removed, "; "
+ * between items. Indexes being built are left alone.
+ */
+int enforce_leftovers_remove(nodup_db *db, const nodup_table_info *t, char *const *key,
+                             size_t nkey, long timeout_ms, unsigned flags, buf *removed);
 
 /* ---- key.c helpers used by getorcreate.c ---- */
 int key_shape_get(nodup_key *key, const char *const *vals,

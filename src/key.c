@@ -298,6 +298,7 @@ int nodup_key_check(nodup_db *db, const char *table, const char *const *cols,
   rc = load(db, table, cols, ncols, &t, &names, &idx);
   if (where && !*where) where = NULL;
   if (rc == NODUP_OK) rc = find_backing(db, t, names, ncols, &where, &arb, &nulls_equal);
+  rc = enforce_leftovers_note(db, t, names, ncols, where, rc);
   if (rc == NODUP_OK && index_name && size) {
     strncpy(index_name, buf_str(&arb), size - 1);
     index_name[size - 1] = '\0';
@@ -361,6 +362,7 @@ static int key_open(nodup_key **out, nodup_db *db, const char *table,
   {
     const char *effective = where;
     rc = find_backing(db, t, names, ncols, &effective, &arb, &nulls_equal);
+    rc = enforce_leftovers_note(db, t, names, ncols, where, rc);
     if (rc == NODUP_ERR_UNBACKED && !need_backing) {
       rc = NODUP_OK;
       nodup_clear_error(db);

@@ -185,6 +185,15 @@ static void pk_join(buf *q, const nodup_db *db, const nodup_table_info *t, const
   }
 }
 
+/* " AND (cond)" for a user reference "T(C) WHERE cond": only those rows of
+ * T reference X, in every statement that re-points, logs, checks or merges
+ * them. cond names T's columns bare (userexpr_check proved it one
+ * expression on T); every statement here aliases T as c and the others it
+ * joins (mappings) have only nodup_* columns, so the names are c's. */
+static void fk_condition(buf *q, const nodup_fk_info *fk) {
+  if (fk->where) buf_printf(q, " AND (%s)", fk->where);
+}
+
 /* "c.fk1 = m.nodup_l3 AND ...": child rows (alias c) that reference a
  * loser of mapping m (of table x) through fk. */
 static void fk_on_losers(buf *q, const nodup_db *db, const nodup_table_info *x,
@@ -196,6 +205,7 @@ static void fk_on_losers(buf *q, const nodup_db *db, const nodup_table_info *x,
     sql_ident(q, fk->cols[i]);
     buf_printf(q, " = m.nodup_l%d", mcol(db, x, fk->refcols[i]));
   }
+  fk_condition(q, fk);
 }
 
 /* Child's primary key column j as it will be once re-pointed through
@@ -335,6 +345,9 @@ static int merge_collisions(merge_ctx *c, const nodup_table_info *x, const char 
     buf_puts(&q, " IS NOT NULL");
   }
   if (ix->predicate) buf_printf(&q, " AND (%s)", ix->predicate);
+  /* Rows outside a reference's condition (another content type) neither
+   * move nor stay on the keeper: they are not this reference's. */
+  fk_condition(&q, fk);
   buf_puts(&q, " WINDOW nodup_w AS (PARTITION BY ");
   for (j = 0; j < ix->ncols; j++) {
     int f = -1;
@@ -509,6 +522,7 @@ static int repoint(merge_ctx *c, const nodup_table_info *x, const char *m,
     goto done;
   }
   st->repointed += n;
+  if (fk->inferred) st->inferred = 1;
   if (!strcmp(child->qualified, x->qualified)) {
     /* A self-reference re-pointed onto its own row: report, never hide. */
     long long self = 0;
@@ -959,10 +973,13 @@ static int run_record(merge_ctx *c, const char *table, char *const *key, size_t 
                    "CAST(?5 AS INTEGER), CAST(?6 AS INTEGER), CAST(?7 AS INTEGER), "
                    "CAST(?8 AS INTEGER), CAST(?9 AS INTEGER), 'running', CURRENT_TIMESTAMP)",
                    p, 9);
-  for (i = 0; rc == NODUP_OK && i < nkey + o->nrefs; i++) {
-    const char *a[4] = {c->rep->run, i < nkey ? "key" : "ref", pos,
-                        i < nkey ? key[i] : o->refs[i - nkey]};
-    snprintf(pos, sizeof pos, "%zu", i < nkey ? i : i - nkey);
+  for (i = 0; rc == NODUP_OK && i < nkey + o->nrefs + o->nignore_refs; i++) {
+    /* The key, the references and the ignored ones: resume uses them all. */
+    int k = i < nkey ? 0 : i < nkey + o->nrefs ? 1 : 2;
+    size_t at = k == 0 ? i : k == 1 ? i - nkey : i - nkey - o->nrefs;
+    const char *a[4] = {c->rep->run, k == 0 ? "key" : k == 1 ? "ref" : "ignore", pos,
+                        k == 0 ? key[i] : k == 1 ? o->refs[at] : o->ignore_refs[at]};
+    snprintf(pos, sizeof pos, "%zu", at);
     rc = db_exec_params(c->db,
                      "INSERT INTO nodup_run_args (run, kind, pos, value) "
                      "VALUES (?1, ?2, CAST(?3 AS INTEGER), ?4)",
@@ -1077,6 +1094,57 @@ static int read_int(void *ctx, int n, const char *const *v) {
   return 1;
 }
 
+/* Drop the references of extra[0..*n) that repeat one the catalog has
+ * (an inferred partition the caller also named, say): re-pointed once. */
+static int drop_known_refs(merge_ctx *c, const nodup_table_info *t, nodup_fk_info *extra,
+                           size_t *n) {
+  const nodup_fk_info *fks = NULL;
+  size_t nfks = 0, i = 0, j;
+  int rc;
+  if ((rc = schema_references(c, t, &fks, &nfks)) != NODUP_OK) return rc;
+  while (i < *n) {
+    const nodup_table_info *e = NULL, *f = NULL;
+    int known = 0;
+    if ((rc = schema_table(c, extra[i].table, &e)) != NODUP_OK) return rc;
+    for (j = 0; j < nfks && !known; j++) {
+      if ((rc = schema_table(c, fks[j].table, &f)) != NODUP_OK) return rc;
+      known = fk_same(c->db, e->qualified, &extra[i], f->qualified, &fks[j]);
+    }
+    if (!known) {
+      i++;
+      continue;
+    }
+    fk_info_clear(&extra[i]);
+    memmove(&extra[i], &extra[i + 1], (*n - i - 1) * sizeof *extra);
+    (*n)--;
+  }
+  return NODUP_OK;
+}
+
+/* The suspected references to t (suspect.c) that neither opt->refs
+ * (extra) nor opt->ignore_refs name. */
+static int suspects_find(merge_ctx *c, const nodup_table_info *t, char *const *key, size_t nkey,
+                         const nodup_fk_info *extra, size_t nextra, nodup_scan_suspect **s,
+                         size_t *n) {
+  const nodup_fk_info *fks = NULL;
+  size_t nfks = 0;
+  int rc = schema_references(c, t, &fks, &nfks);
+  if (rc != NODUP_OK) return rc;
+  return suspect_find(c->db, t, key, nkey, fks, nfks, extra, nextra, c->opt->ignore_refs,
+                      c->opt->nignore_refs, s, n);
+}
+
+/* Refuse while a suspected reference points at a row this run would
+ * delete: counted with scan's mapping, under the run's own --keep, so the
+ * losers are the merge's. */
+static int suspects_check(merge_ctx *c, const nodup_table_info *t, char *const *key, size_t nkey,
+                          const char *where, nodup_scan_suspect *s, size_t n, const char *when) {
+  int rc;
+  if (!n) return NODUP_OK;
+  rc = suspect_count(c->db, t, key, nkey, where, c->opt->nulls_equal, c->opt->keep, s, n);
+  return rc != NODUP_OK ? rc : suspect_refuse(c->db, t, s, n, when);
+}
+
 /* The whole run. `run` is a run to resume (NULL: a new one); `own_txn`:
  * one transaction per batch (0: everything inside the caller's
  * transaction, as nodup enforce does). */
@@ -1087,7 +1155,8 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
   nodup_merge_report *rep = NULL;
   const nodup_table_info *t = NULL;
   nodup_fk_info *extra = NULL;
-  size_t nextra = 0, i, batch;
+  nodup_scan_suspect *sus = NULL;
+  size_t nextra = 0, nsus = 0, i, batch;
   char **key = NULL;
   merge_ctx c;
   long long groups, total = 0, first = 0, ngroups = 0;
@@ -1111,6 +1180,7 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
   }
   if ((rc = table_info_key(db, t, cols, ncols, &key, NULL)) != NODUP_OK) goto done;
   if ((rc = engine_check(db, t, ENGINE_OP_MERGE, key, ncols)) != NODUP_OK) goto done;
+  if ((rc = enforce_leftovers_note(db, t, key, ncols, where, NODUP_OK)) != NODUP_OK) goto done;
   /* Before anything is written (the journal included), and again on a
    * resume, whose texts come from nodup_runs, which anyone who can write
    * that table could have changed. */
@@ -1123,6 +1193,12 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
     nextra++;
     if (rc != NODUP_OK) goto done;
   }
+  if ((rc = drop_known_refs(&c, t, extra, &nextra)) != NODUP_OK) goto done;
+  /* References no constraint declares: before anything is written, none
+   * may point at a row this run would delete. */
+  if ((rc = suspects_find(&c, t, key, ncols, extra, nextra, &sus, &nsus)) != NODUP_OK ||
+      (rc = suspects_check(&c, t, key, ncols, where, sus, nsus, "nothing changed")) != NODUP_OK)
+    goto done;
   if (run) {
     snprintf(rep->run, sizeof rep->run, "%s", run);
   } else {
@@ -1189,6 +1265,11 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
       first = 0;
       total = rep->groups + ngroups;
       if (!ngroups) break;
+      /* Writers made these groups since the check: check them too. */
+      if ((rc = suspects_check(&c, t, key, ncols, where, sus, nsus,
+                               "the merge stopped there; the batches before it are "
+                               "committed")) != NODUP_OK)
+        goto done;
     }
     if (!one_txn) {
       if ((rc = db->be->exec(db, db->be->begin_write)) != NODUP_OK) goto done;
@@ -1233,6 +1314,7 @@ done:
     free(msg);
   }
   fk_info_free(extra, nextra);
+  suspect_free(sus, nsus);
   if (key)
     for (i = 0; i < ncols; i++) free(key[i]);
   free(key);

@@ -20,8 +20,8 @@ typedef struct run_info {
   char *tbl, *where, *keep, *status;
   long long batch, laststep;
   int nulls_equal, fill_nulls, one_to_one, archive, found;
-  char **keys, **refs;
-  size_t nkeys, nrefs;
+  char **keys, **refs, **ignores;
+  size_t nkeys, nrefs, nignores;
 } run_info;
 
 static void run_info_free(run_info *r) {
@@ -31,6 +31,7 @@ static void run_info_free(run_info *r) {
   free(r->status);
   strv_free(r->keys, r->nkeys);
   strv_free(r->refs, r->nrefs);
+  strv_free(r->ignores, r->nignores);
   memset(r, 0, sizeof *r);
 }
 
@@ -55,8 +56,9 @@ static int read_run(void *ctx, int n, const char *const *v) {
 
 static int read_arg(void *ctx, int n, const char *const *v) {
   run_info *r = ctx;
-  char ***list = !strcmp(v[0], "key") ? &r->keys : &r->refs;
-  size_t *len = !strcmp(v[0], "key") ? &r->nkeys : &r->nrefs;
+  int key = !strcmp(v[0], "key"), ignore = !strcmp(v[0], "ignore");
+  char ***list = key ? &r->keys : ignore ? &r->ignores : &r->refs;
+  size_t *len = key ? &r->nkeys : ignore ? &r->nignores : &r->nrefs;
   char **grown = realloc(*list, (*len + 1) * sizeof *grown);
   (void)n;
   if (!grown) return 1;
@@ -127,6 +129,8 @@ int nodup_merge_resume(nodup_merge_report **out, nodup_db *db, const char *run,
   o.keep = r.keep;
   o.refs = (const char *const *)r.refs;
   o.nrefs = r.nrefs;
+  o.ignore_refs = (const char *const *)r.ignores;
+  o.nignore_refs = r.nignores;
   o.batch = (size_t)r.batch;
   o.one_to_one = r.one_to_one;
   o.nulls_equal = r.nulls_equal;

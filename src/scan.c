@@ -18,30 +18,36 @@
 
 #define SCAN_DEFAULT_LIMIT 10
 
+static void scan_ref_clear(nodup_scan_ref *f) {
+  free(f->table);
+  free(f->constraint);
+  strv_free(f->cols, f->ncols);
+  strv_free(f->ref_cols, f->ncols);
+  free(f->collide_index);
+  free(f->table_schema);
+  free(f->table_name);
+  free(f->inferred_from);
+  free(f->condition);
+  memset(f, 0, sizeof *f);
+}
+
 void nodup_scan_free(nodup_scan_report *r) {
   size_t i;
   if (!r) return;
   strv_free(r->key, r->nkey);
   for (i = 0; i < r->nlargest; i++) strv_free(r->largest[i].values, r->nkey);
   free(r->largest);
-  for (i = 0; i < r->nrefs; i++) {
-    nodup_scan_ref *f = &r->refs[i];
-    free(f->table);
-    free(f->constraint);
-    strv_free(f->cols, f->ncols);
-    strv_free(f->ref_cols, f->ncols);
-    free(f->collide_index);
-    free(f->table_schema);
-    free(f->table_name);
-  }
+  for (i = 0; i < r->nrefs; i++) scan_ref_clear(&r->refs[i]);
   free(r->refs);
+  suspect_free(r->suspects, r->nsuspects);
   free(r);
 }
 
 /* WITH nodup_map: one row per loser with its referenced columns
  * (nodup_r1..) and its keeper's (nodup_k1..). */
-static void mapping_cte(buf *q, const nodup_table_info *t, char **key, size_t nkey,
-                        const char *where, int nulls_equal, char **refcols, size_t nref) {
+void scan_mapping_cte(buf *q, const nodup_table_info *t, char *const *key, size_t nkey,
+                      const char *where, int nulls_equal, const char *keep,
+                      char *const *refcols, size_t nref) {
   size_t i;
   buf_puts(q, "WITH nodup_ranked AS (SELECT ");
   for (i = 0; i < nref; i++) {
@@ -50,12 +56,16 @@ static void mapping_cte(buf *q, const nodup_table_info *t, char **key, size_t nk
     sql_ident(q, refcols[i]);
     buf_printf(q, ") OVER nodup_w AS nodup_k%zu, ", i + 1);
   }
-  buf_printf(q, "row_number() OVER nodup_w AS nodup_rn FROM %s", t->qualified);
+  /* Aliased x as in merge, where --where and --keep were checked. */
+  buf_printf(q, "row_number() OVER nodup_w AS nodup_rn FROM %s AS x", t->qualified);
   buf_puts(q, " WHERE ");
   sql_key_filter(q, key, nkey, where, nulls_equal, NULL);
   buf_puts(q, " WINDOW nodup_w AS (PARTITION BY ");
   sql_ident_list(q, key, nkey);
   buf_puts(q, " ORDER BY ");
+  /* merge's order: --keep first (checked by userexpr_check), then the
+   * primary key, so both name the same losers. */
+  if (keep && *keep) buf_printf(q, "%s, ", keep);
   sql_ident_list(q, t->pk, t->npk);
   buf_puts(q, ")), nodup_map AS (SELECT * FROM nodup_ranked WHERE nodup_rn > 1) ");
 }
@@ -119,7 +129,7 @@ static int scan_reference(nodup_db *db, const nodup_table_info *t, char **key, s
 
   buf_init(&q);
   buf_init(&cte);
-  mapping_cte(&cte, t, key, nkey, where, nulls_equal, ref->ref_cols, ref->ncols);
+  scan_mapping_cte(&cte, t, key, nkey, where, nulls_equal, NULL, ref->ref_cols, ref->ncols);
   buf_printf(&q, "%sSELECT count(*) FROM %s AS c JOIN nodup_map AS m ON ", buf_str(&cte),
              ref->table);
   for (i = 0; i < ref->ncols; i++) {
@@ -128,10 +138,13 @@ static int scan_reference(nodup_db *db, const nodup_table_info *t, char **key, s
     sql_ident(&q, ref->cols[i]);
     buf_printf(&q, " = m.nodup_r%zu", i + 1);
   }
+  /* A user reference's condition names its columns bare: here they can
+   * only be c's (the mapping's columns are all nodup_*). */
+  if (ref->condition) buf_printf(&q, " AND (%s)", ref->condition);
   rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, read_ll2, &res);
   if (rc != NODUP_OK) goto done;
   ref->repoint = res.a;
-  if (ref->repoint == 0 && !ref->declared) goto done;
+  if (ref->repoint == 0 && !ref->declared && !ref->inferred) goto done;
 
   /* The referencing table's own unique indexes decide what collides. */
   rc = db->be->table_info(db, lookup, &child);
@@ -168,6 +181,9 @@ static int scan_reference(nodup_db *db, const nodup_table_info *t, char **key, s
       sql_ident(&q, ref->cols[j]);
       buf_printf(&q, " = m.nodup_r%zu", j + 1);
     }
+    /* Rows outside a reference's condition are not re-pointed: they keep
+     * their value in the image. */
+    if (ref->condition) buf_printf(&q, " AND (%s)", ref->condition);
     buf_puts(&q, " WHERE 1 = 1");
     for (j = 0; j < ix->ncols && !ix->nulls_equal; j++) {
       buf_puts(&q, " AND c.");
@@ -197,7 +213,8 @@ done:
   return rc;
 }
 
-/* Copy a foreign key into the report. */
+/* Copy a foreign key into the report: declared (from the catalog, where an
+ * inferred one is not declared) or the caller's. */
 static int add_ref(nodup_db *db, nodup_scan_report *r, const nodup_fk_info *fk, int declared) {
   nodup_scan_ref *f = &r->refs[r->nrefs];
   nodup_table_info *child = NULL;
@@ -207,17 +224,20 @@ static int add_ref(nodup_db *db, nodup_scan_report *r, const nodup_fk_info *fk, 
   rc = db->be->table_info(db, fk->table, &child);
   if (rc != NODUP_OK) return rc;
   r->nrefs++;
-  f->declared = declared;
+  f->inferred = declared && fk->inferred;
+  f->declared = declared && !fk->inferred;
   f->on_delete = fk->on_delete;
+  if (f->inferred && !(f->inferred_from = nodup_strdup(fk->name))) rc = NODUP_ERR_NOMEM;
+  if (fk->where && !(f->condition = nodup_strdup(fk->where))) rc = NODUP_ERR_NOMEM;
   f->table = nodup_strdup(child->qualified);
   f->table_name = nodup_strdup(child->name);
   f->table_schema = child->schema ? nodup_strdup(child->schema) : NULL;
-  f->constraint = declared ? nodup_strdup(fk->name) : NULL;
+  f->constraint = f->declared ? nodup_strdup(fk->name) : NULL;
   f->ncols = fk->ncols;
   f->cols = calloc(fk->ncols, sizeof *f->cols);
   f->ref_cols = calloc(fk->ncols, sizeof *f->ref_cols);
   if (!f->table || !f->table_name || (child->schema && !f->table_schema) ||
-      (declared && !f->constraint) || !f->cols || !f->ref_cols)
+      (f->declared && !f->constraint) || !f->cols || !f->ref_cols)
     rc = NODUP_ERR_NOMEM;
   for (i = 0; rc == NODUP_OK && i < fk->ncols; i++) {
     int c = table_info_column(db, child, fk->cols[i]);
@@ -234,15 +254,37 @@ static int add_ref(nodup_db *db, nodup_scan_report *r, const nodup_fk_info *fk, 
   return rc;
 }
 
+/* 1 when the last reference of r repeats an earlier one of the catalog:
+ * same table, columns, referenced columns, and no condition. */
+static int ref_known(const nodup_db *db, const nodup_scan_report *r) {
+  const nodup_scan_ref *last = &r->refs[r->nrefs - 1];
+  int fold = db->be == &nodup_sqlite_backend;
+  size_t i, j;
+  if (last->condition) return 0;
+  for (i = 0; i + 1 < r->nrefs; i++) {
+    const nodup_scan_ref *f = &r->refs[i];
+    int same = (f->declared || f->inferred) && f->ncols == last->ncols &&
+               !strcmp(f->table, last->table);
+    for (j = 0; same && j < f->ncols; j++)
+      same = fold ? !strcasecmp(f->cols[j], last->cols[j]) &&
+                        !strcasecmp(f->ref_cols[j], last->ref_cols[j])
+                  : !strcmp(f->cols[j], last->cols[j]) && !strcmp(f->ref_cols[j], last->ref_cols[j]);
+    if (same) return 1;
+  }
+  return 0;
+}
+
+static void drop_last_ref(nodup_scan_report *r) { scan_ref_clear(&r->refs[--r->nrefs]); }
+
 int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
                const char *const *cols, size_t ncols, const char *where,
                const nodup_scan_options *opt) {
-  nodup_scan_options none = {0, 0, NULL, 0};
+  nodup_scan_options none;
   nodup_scan_report *r = NULL;
   nodup_table_info *t = NULL;
-  nodup_fk_info *fks = NULL, extra;
+  nodup_fk_info *fks = NULL, *user = NULL;
   char **lookup = NULL;     /* each reference's table, as table_info takes it */
-  size_t nfks = 0, i, limit;
+  size_t nfks = 0, nuser = 0, i, limit;
   groups_ctx g;
   buf q;
   ll2 tot = {0, 0};
@@ -253,12 +295,12 @@ int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
   if (!db || !db->native || !table || !cols || !ncols)
     return db ? nodup_fail(db, NODUP_ERR_USAGE, "scan needs a table and key columns")
               : NODUP_ERR_USAGE;
+  memset(&none, 0, sizeof none);
   if (!opt) opt = &none;
   if (where && !*where) where = NULL;
   limit = opt->limit ? opt->limit : SCAN_DEFAULT_LIMIT;
   nodup_clear_error(db);
   buf_init(&q);
-  memset(&extra, 0, sizeof extra);
 
   if ((rc = db->be->table_info(db, table, &t)) != NODUP_OK) goto done;
   if (!(r = calloc(1, sizeof *r))) {
@@ -273,6 +315,7 @@ int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
                     t->qualified);
     goto done;
   }
+  if ((rc = enforce_leftovers_note(db, t, r->key, r->nkey, where, NODUP_OK)) != NODUP_OK) goto done;
 
   /* Totals and the largest groups. */
   buf_puts(&q, "SELECT count(*), coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM ");
@@ -309,11 +352,13 @@ int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
   if (rc == NODUP_OK && g.oom) rc = NODUP_ERR_NOMEM;
   if (rc != NODUP_OK) goto done;
 
-  /* References: the catalog's, then the caller's. */
+  /* References: the catalog's (declared, and inferred partitions), then the
+   * caller's. */
   if ((rc = db->be->references(db, t, &fks, &nfks)) != NODUP_OK) goto done;
   r->refs = calloc(nfks + opt->nrefs + 1, sizeof *r->refs);
   lookup = calloc(nfks + opt->nrefs + 1, sizeof *lookup);
-  if (!r->refs || !lookup) {
+  user = calloc(opt->nrefs + 1, sizeof *user);
+  if (!r->refs || !lookup || !user) {
     rc = NODUP_ERR_NOMEM;
     goto done;
   }
@@ -322,27 +367,39 @@ int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
     lookup[r->nrefs - 1] = fks[i].table;  /* borrowed from fks */
   }
   for (i = 0; i < opt->nrefs; i++) {
-    rc = fk_parse_ref(db, t, opt->refs[i] ? opt->refs[i] : "", &extra);
-    if (rc == NODUP_OK) rc = add_ref(db, r, &extra, 0);
-    if (rc == NODUP_OK && !(lookup[r->nrefs - 1] = nodup_strdup(extra.table)))
+    nodup_fk_info *u = &user[nuser++];
+    if ((rc = fk_parse_ref(db, t, opt->refs[i] ? opt->refs[i] : "", u)) != NODUP_OK ||
+        (rc = add_ref(db, r, u, 0)) != NODUP_OK)
+      goto done;
+    if (ref_known(db, r)) {
+      /* The catalog has it already (an inferred partition the caller
+       * named, say): counted once. */
+      drop_last_ref(r);
+      continue;
+    }
+    if (!(lookup[r->nrefs - 1] = nodup_strdup(u->table))) {
       rc = NODUP_ERR_NOMEM;
-    free(extra.name);
-    free(extra.table);
-    strv_free(extra.cols, extra.ncols);
-    strv_free(extra.refcols, extra.ncols);
-    memset(&extra, 0, sizeof extra);
-    if (rc != NODUP_OK) goto done;
+      goto done;
+    }
   }
   for (i = 0; i < r->nrefs; i++) {
     rc = scan_reference(db, t, r->key, r->nkey, where, opt->nulls_equal, &r->refs[i],
                         lookup[i]);
     if (rc != NODUP_OK) goto done;
   }
+  /* What no constraint declares: a merge refuses while one of these points
+   * at a loser, so the scan shows it first, with the same count. */
+  rc = suspect_find(db, t, r->key, r->nkey, fks, nfks, user, nuser, opt->ignore_refs,
+                    opt->nignore_refs, &r->suspects, &r->nsuspects);
+  if (rc == NODUP_OK)
+    rc = suspect_count(db, t, r->key, r->nkey, where, opt->nulls_equal, NULL, r->suspects,
+                       r->nsuspects);
 done:
   if (lookup && r)
     for (i = nfks; i < r->nrefs; i++) free(lookup[i]);
   free(lookup);
   fk_info_free(fks, nfks);
+  fk_info_free(user, nuser);
   table_info_free(t);
   buf_free(&q);
   if (rc == NODUP_OK) *out = r;

@@ -360,6 +360,11 @@ long long harness_count(nodup_db *db, const char *sql, const char *param) {
   return n;
 }
 
+long long harness_pg_version(nodup_db *db) {
+  assert_true(harness_is_pg());
+  return harness_count(db, "SELECT current_setting('server_version_num')", NULL);
+}
+
 void harness_expect(nodup_db *db, const char *sql, const char *param,
                     const char *want) {
   char *got = harness_query(db, sql, param);

@@ -98,6 +98,11 @@ void harness_query_into(nodup_db *db, const char *sql, const char *param,
 /* harness_query for a single integer (a count); asserts it is not NULL. */
 long long harness_count(nodup_db *db, const char *sql, const char *param);
 
+/* PostgreSQL's server_version_num (150004 for 15.4); asserts a PostgreSQL
+ * connection. For tests whose expectation depends on the version: a
+ * feature the server lacks is tested as refused there, never skipped. */
+long long harness_pg_version(nodup_db *db);
+
 /* Assert that harness_query(db, sql, param) returns `want` (NULL: no value). */
 void harness_expect(nodup_db *db, const char *sql, const char *param,
                     const char *want);

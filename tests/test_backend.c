@@ -7,6 +7,7 @@
 #include "harness.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <limits.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -125,19 +126,38 @@ static void test_pg_read_committed_sees_new_winner(void **state) {
   harness_exec(db, "COMMIT");
 }
 
-/* PostgreSQL 15: an index that treats NULLs as equal can back NULL keys. */
+/* PostgreSQL 15: an index that treats NULLs as equal can back NULL keys.
+ * Before 15 there is no such index (the server refuses the DDL), so a NULL
+ * key value is refused with a message saying 15 would allow it. */
 static void test_pg_nulls_not_distinct(void **state) {
   nodup_db *db = *state;
-  harness_exec(db, "CREATE TABLE \"pairs\" ({id}, \"a\" TEXT, \"b\" TEXT);"
-                   "CREATE UNIQUE INDEX \"pairs_key\" ON \"pairs\" (\"a\","
-                   " \"b\") NULLS NOT DISTINCT");
   const char *cols[] = {"a", "b"};
-  nodup_key *key = harness_key(db, "pairs", cols, 2, NULL);
-  assert_int_equal(nodup_key_nulls_equal(key), 1);
   const char *half_null[] = {"x", NULL};
   const char *all_null[] = {NULL, NULL};
   nodup_result found = {NULL, 0};
   char id[HARNESS_ID_MAX], again[HARNESS_ID_MAX], nulls[HARNESS_ID_MAX];
+  nodup_key *key;
+
+  if (harness_pg_version(db) < 150000) {
+    harness_exec(db, "CREATE TABLE \"pairs\" ({id}, \"a\" TEXT, \"b\" TEXT)");
+    assert_nodup(db, NODUP_ERR_DB,
+                 nodup_exec(db, "CREATE UNIQUE INDEX \"pairs_key\" ON \"pairs\""
+                                " (\"a\", \"b\") NULLS NOT DISTINCT"));
+    harness_exec(db, "CREATE UNIQUE INDEX \"pairs_key\" ON \"pairs\" (\"a\", \"b\")");
+    key = harness_key(db, "pairs", cols, 2, NULL);
+    assert_int_equal(nodup_key_nulls_equal(key), 0);
+    assert_nodup(db, NODUP_ERR_NULL_KEY, nodup_get_or_create(key, half_null, NULL, NULL, 0, &found));
+    assert_contains(nodup_errmsg(db), "PostgreSQL 15+");
+    assert_nodup(db, NODUP_ERR_NULL_KEY, nodup_get_or_create(key, all_null, NULL, NULL, 0, &found));
+    assert_int_equal(harness_count(db, "SELECT count(*) FROM \"pairs\"", NULL), 0);
+    return;
+  }
+
+  harness_exec(db, "CREATE TABLE \"pairs\" ({id}, \"a\" TEXT, \"b\" TEXT);"
+                   "CREATE UNIQUE INDEX \"pairs_key\" ON \"pairs\" (\"a\","
+                   " \"b\") NULLS NOT DISTINCT");
+  key = harness_key(db, "pairs", cols, 2, NULL);
+  assert_int_equal(nodup_key_nulls_equal(key), 1);
 
   assert_int_equal(harness_goc(db, key, half_null, NULL, NULL, 0, id), 1);
   assert_int_equal(harness_goc(db, key, half_null, NULL, NULL, 0, again), 0);
@@ -321,6 +341,74 @@ static void test_pg_error_at_each_pipeline_position(void **state) {
     rows = harness_count(db, "SELECT count(*) FROM \"people\" WHERE \"email\" = $1", email);
     assert_int_equal(rows, rc == NODUP_OK ? 1 : 0);
   }
+}
+
+/*
+ * A trigger that does the key's index job before ON CONFLICT can (nodup
+ * enforce --online's guard, live or left behind by a dead run: advisory
+ * lock per key, then a fresh-snapshot check, then unique_violation naming
+ * the index) must not turn a lost race into an error: 16 callers on the
+ * same keys still get exactly one `created` each and the winner's id.
+ */
+static void *guard_racer(void *arg);
+struct guard_race {
+  pthread_barrier_t *barrier;
+  nodup_db *db;
+  nodup_key *key;
+  int created[5], rc[5];
+  char id[5][HARNESS_ID_MAX];
+};
+
+static void *guard_racer(void *arg) {
+  struct guard_race *g = arg;
+  for (int k = 0; k < 5; k++) {
+    char email[32];
+    const char *vals[] = {email};
+    nodup_result r = {NULL, 0};
+    snprintf(email, sizeof email, "k%d@example.org", k);
+    pthread_barrier_wait(g->barrier);
+    g->rc[k] = nodup_get_or_create(g->key, vals, NULL, NULL, 0, &r);
+    g->created[k] = r.created;
+    snprintf(g->id[k], sizeof g->id[k], "%s", r.id ? r.id : "");
+  }
+  return NULL;
+}
+
+static void test_pg_guard_refusal_is_a_lost_race(void **state) {
+  nodup_db *db = *state;
+  enum { N = 16 };
+  static struct guard_race g[N];
+  pthread_t t[N];
+  pthread_barrier_t barrier;
+  people_key(db);
+  harness_exec(db,
+               "CREATE FUNCTION guard() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+               " PERFORM pg_advisory_xact_lock(hashtextextended(NEW.email, 0));"
+               " IF EXISTS (SELECT 1 FROM people o WHERE o.email = NEW.email) THEN"
+               "  RAISE unique_violation USING MESSAGE = 'refused by a guard',"
+               "   CONSTRAINT = 'people_email_key'; END IF; RETURN NEW; END $$;"
+               "CREATE TRIGGER guard BEFORE INSERT ON people FOR EACH ROW EXECUTE FUNCTION guard()");
+  assert_int_equal(pthread_barrier_init(&barrier, NULL, N), 0);
+  for (int i = 0; i < N; i++) {
+    g[i].barrier = &barrier;
+    g[i].db = harness_connect();
+    g[i].key = harness_key(g[i].db, "people", email_col, 1, NULL);
+  }
+  for (int i = 0; i < N; i++) assert_int_equal(pthread_create(&t[i], NULL, guard_racer, &g[i]), 0);
+  for (int i = 0; i < N; i++) assert_int_equal(pthread_join(t[i], NULL), 0);
+  pthread_barrier_destroy(&barrier);
+  for (int k = 0; k < 5; k++) {
+    int created = 0;
+    for (int i = 0; i < N; i++) {
+      if (g[i].rc[k] != NODUP_OK)
+        fail_msg("key %d, caller %d: %s: %s", k, i, nodup_strerror(g[i].rc[k]),
+                 nodup_errmsg(g[i].db));
+      created += g[i].created[k];
+      assert_string_equal(g[i].id[k], g[0].id[k]);
+    }
+    assert_int_equal(created, 1);
+  }
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM people", NULL), 5);
 }
 
 /* ===========================================================================
@@ -563,6 +651,7 @@ int main(void) {
       T(test_pg_schema_qualified_table),
       T(test_pg_names_are_case_sensitive),
       T(test_pg_error_at_each_pipeline_position),
+      T(test_pg_guard_refusal_is_a_lost_race),
   };
   const struct CMUnitTest sqlite_tests[] = {
       T(test_sqlite_connection_settings),

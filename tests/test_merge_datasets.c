@@ -297,7 +297,8 @@ static void test_sakila_actor_overlap(void **state) {
 /* ---------------------------------------------------------------------------
  * Scenario 2: Pagila's customer, referenced from rental and from payment's
  * partitions. payment_p2022_01..06 each declare their own foreign key to
- * customer (none on the parent); payment_p2022_07 declares none.
+ * customer (none on the parent); payment_p2022_07 declares none, and is
+ * inferred to reference customer (and rental, and staff) as its siblings do.
  */
 
 static const char *const email_key[] = {"email"};
@@ -367,15 +368,17 @@ static void pagila_expectations(nodup_db *db, pagila_expect *e) {
   assert_int_equal(e->collided, 1);
   assert_int_equal(e->customer_refs[6], 3);
   assert_int_equal(e->rental_refs[2], 1);
-  assert_int_equal(e->rental_refs[6], 0); /* no key: it would dangle, see the report */
+  assert_int_equal(e->rental_refs[6], 0); /* no key of its own: inferred (none to move) */
   assert_int_equal(e->payments_after, 33);
 }
 
 /* The merge's rows, as the data predicts: one customer and one rental
  * deleted, the others re-pointed. A payment whose customer_id and rental_id
- * are both re-pointed counts once per reference. `with_p07`: the caller
- * declared payment_p2022_07(customer_id). `parent_fk`: the customer key is
- * declared on the parent `payment` instead of per partition. */
+ * are both re-pointed counts once per reference. `with_p07`:
+ * payment_p2022_07(customer_id) is re-pointed (inferred from its siblings,
+ * now always; 0 shows what the merge did before it was). `parent_fk`: the
+ * customer key is declared on the parent `payment` instead of per
+ * partition. */
 static void expect_pagila_report(const nodup_merge_report *r, const pagila_expect *e,
                                  int with_p07, int parent_fk) {
   want_table want[NPART + 3];
@@ -429,8 +432,9 @@ static void check_no_duplicate_customers(nodup_db *db) {
   nodup_scan_free(s);
 }
 
-/* With payment_p2022_07(customer_id) declared, every payment follows the
- * customer, each partition counted once. */
+/* payment_p2022_07 lacks the foreign key its sibling partitions declare;
+ * naming it with refs (what a user had to do before it was inferred) adds
+ * nothing: it is the inferred reference, counted and re-pointed once. */
 static void test_pagila_customer_with_ref(void **state) {
   nodup_db *db = harness_load_pagila(state);
   const char *refs[] = {"payment_p2022_07(customer_id)"};
@@ -450,11 +454,15 @@ static void test_pagila_customer_with_ref(void **state) {
   so.nrefs = 1;
   assert_nodup(db, NODUP_OK, nodup_scan(&s, db, "customer", email_key, 1, NULL, &so));
   assert_int_equal(s->groups, 1);
-  assert_int_equal(s->nrefs, 8); /* rental, six partitions, the declared one */
+  /* rental, six partitions, payment_p2022_07 once (the --ref repeats it) */
+  assert_int_equal(s->nrefs, 8);
   ref = scan_ref(s, "payment_p2022_07", "customer_id");
   assert_non_null(ref);
   assert_int_equal(ref->declared, 0);
+  assert_int_equal(ref->inferred, 1);
+  assert_null(ref->condition);
   assert_int_equal(ref->repoint, e.customer_refs[6]);
+  assert_int_equal(s->nsuspects, 0);
   ref = scan_ref(s, "payment_p2022_01", "customer_id");
   assert_non_null(ref);
   assert_int_equal(ref->declared, 1);
@@ -484,38 +492,135 @@ static void test_pagila_customer_with_ref(void **state) {
   check_no_duplicate_customers(db);
 }
 
-/* Without it the catalog cannot see payment_p2022_07's reference: as
- * documented (only foreign keys and opt->refs are re-pointed), its rows
- * keep naming the deleted customer. The merge succeeds, the other
- * partitions are re-pointed, and the archive keeps the deleted row. */
+/* Nobody names payment_p2022_07, and its payments follow the customer all
+ * the same: the catalog shows its siblings' foreign key, so its own is
+ * inferred (issue 12, point 3). Before, this merge succeeded and left its
+ * three payments naming the deleted customer 600 (this test asserted that
+ * they dangled; it now asserts that none does, and that undo puts them
+ * back). */
 static void test_pagila_customer_without_ref(void **state) {
   nodup_db *db = harness_load_pagila(state);
   nodup_scan_report *s = NULL;
   nodup_merge_report *r = NULL;
+  const nodup_scan_ref *ref;
   pagila_expect e;
+  size_t i;
+  int p07 = 0;
 
   harness_exec(db, pagila_second_account);
   pagila_expectations(db, &e);
 
   assert_nodup(db, NODUP_OK, nodup_scan(&s, db, "customer", email_key, 1, NULL, NULL));
-  assert_int_equal(s->nrefs, 7);
-  assert_null(scan_ref(s, "payment_p2022_07", "customer_id"));
+  assert_int_equal(s->nrefs, 8); /* rental, six declared partitions, one inferred */
+  ref = scan_ref(s, "payment_p2022_07", "customer_id");
+  assert_non_null(ref);
+  assert_int_equal(ref->inferred, 1);
+  assert_int_equal(ref->declared, 0);
+  assert_null(ref->constraint);
+  assert_string_equal(ref->inferred_from, "payment_p2022_01_customer_id_fkey");
+  assert_string_equal(ref->ref_cols[0], "customer_id");
+  assert_int_equal(ref->repoint, e.customer_refs[6]);
+  ref = scan_ref(s, "payment_p2022_01", "customer_id");
+  assert_non_null(ref);
+  assert_int_equal(ref->inferred, 0);
+  assert_null(ref->inferred_from);
+  /* The parent declares no key, but its partitions do: it is neither a
+   * reference of its own (counted twice) nor a suspected one. */
   assert_null(scan_ref(s, "payment", "customer_id"));
+  assert_int_equal(s->nsuspects, 0);
   nodup_scan_free(s);
 
   assert_nodup(db, NODUP_OK, nodup_merge(&r, db, "customer", email_key, 1, NULL, NULL));
-  expect_pagila_report(r, &e, 0, 0);
+  expect_pagila_report(r, &e, 1, 0);
   check_pagila_merged(db, r, &e);
-  nodup_merge_free(r);
+  for (i = 0; i < r->ntables; i++) {
+    int inferred = is_table(r->tables[i].table, "payment_p2022_07");
+    p07 |= inferred;
+    if (r->tables[i].inferred != inferred)
+      fail_msg("%s: inferred = %d", r->tables[i].table, r->tables[i].inferred);
+  }
+  assert_true(p07);
 
+  /* Every payment of either account is now 1's, in every partition. */
   assert_int_equal(count(db, "SELECT count(*) FROM payment WHERE customer_id = 1"),
-                   e.payments_after - e.customer_refs[6]);
+                   e.payments_after);
   assert_int_equal(count(db, "SELECT count(*) FROM payment_p2022_07 p WHERE NOT EXISTS"
                              " (SELECT 1 FROM customer c WHERE c.customer_id = p.customer_id)"),
-                   e.customer_refs[6]);
+                   0);
+  assert_int_equal(count(db, "SELECT count(*) FROM payment WHERE customer_id = 600"), 0);
+  check_no_duplicate_customers(db);
+
+  /* The inferred re-point is logged like any other: undo puts it back. */
+  assert_nodup(db, NODUP_OK, nodup_undo(db, r->run, NULL, NULL));
+  nodup_merge_free(r);
   assert_int_equal(count(db, "SELECT count(*) FROM payment_p2022_07 WHERE customer_id = 600"),
                    e.customer_refs[6]);
-  check_no_duplicate_customers(db);
+  assert_int_equal(count(db, "SELECT count(*) FROM payment WHERE customer_id = 600"),
+                   e.payments_after - count(db, "SELECT count(*) FROM payment"
+                                                " WHERE customer_id = 1"));
+}
+
+/* A reference no key declares and no partition implies: customer_note
+ * (customer_id, the name and type of the partitions' keys) holds notes on
+ * both accounts. The merge refuses before writing anything, naming it and
+ * the two ways on; each way then works. */
+static void test_pagila_customer_suspected(void **state) {
+  nodup_db *db = harness_load_pagila(state);
+  const char *refs[] = {"customer_note(customer_id)"};
+  const char *ignore[] = {"customer_note(customer_id)"};
+  nodup_scan_report *s = NULL;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options mo;
+  pagila_expect e;
+
+  harness_exec(db, pagila_second_account);
+  harness_exec(db, "CREATE TABLE customer_note (note_id serial PRIMARY KEY, customer_id integer,"
+                   " body text);"
+                   "INSERT INTO customer_note (customer_id, body) VALUES (600, 'a'), (600, 'b'),"
+                   " (1, 'c'), (2, 'd')");
+  pagila_expectations(db, &e);
+
+  assert_nodup(db, NODUP_OK, nodup_scan(&s, db, "customer", email_key, 1, NULL, NULL));
+  assert_int_equal(s->nsuspects, 1);
+  assert_string_equal(s->suspects[0].table_name, "customer_note");
+  assert_string_equal(s->suspects[0].column, "customer_id");
+  assert_string_equal(s->suspects[0].ref_column, "customer_id");
+  assert_int_equal(s->suspects[0].kind, NODUP_SUSPECT_SAME_NAME);
+  assert_int_equal(s->suspects[0].rows, 2);
+  assert_null(s->suspects[0].condition);
+  assert_string_equal(s->suspects[0].ref, "customer_note(customer_id)");
+  assert_string_equal(s->suspects[0].ignore, "customer_note(customer_id)");
+  nodup_scan_free(s);
+
+  memset(&mo, 0, sizeof mo);
+  assert_nodup(db, NODUP_ERR_REFERENCED, nodup_merge(&r, db, "customer", email_key, 1, NULL, &mo));
+  assert_null(r);
+  assert_contains(nodup_errmsg(db), "2 row(s) of \"public\".\"customer_note\" (customer_id)");
+  assert_contains(nodup_errmsg(db), "--ref 'customer_note(customer_id)'");
+  assert_contains(nodup_errmsg(db), "--ignore-ref 'customer_note(customer_id)'");
+  assert_contains(nodup_errmsg(db), "nothing changed");
+  assert_int_equal(count(db, "SELECT count(*) FROM customer WHERE customer_id = 600"), 1);
+  assert_int_equal(count(db, "SELECT count(*) FROM pg_class WHERE relname = 'nodup_runs'"), 0);
+  mo.dry_run = 1;
+  assert_nodup(db, NODUP_ERR_REFERENCED, nodup_merge(&r, db, "customer", email_key, 1, NULL, &mo));
+
+  /* Left on purpose: the notes keep naming 600. */
+  mo.dry_run = 1;
+  mo.ignore_refs = ignore;
+  mo.nignore_refs = 1;
+  assert_nodup(db, NODUP_OK, nodup_merge(&r, db, "customer", email_key, 1, NULL, &mo));
+  expect_pagila_report(r, &e, 1, 0);
+  nodup_merge_free(r);
+
+  /* Re-pointed: the notes follow the customer. */
+  memset(&mo, 0, sizeof mo);
+  mo.refs = refs;
+  mo.nrefs = 1;
+  assert_nodup(db, NODUP_OK, nodup_merge(&r, db, "customer", email_key, 1, NULL, &mo));
+  check_pagila_merged(db, r, &e);
+  nodup_merge_free(r);
+  assert_int_equal(count(db, "SELECT count(*) FROM customer_note WHERE customer_id = 1"), 3);
+  assert_int_equal(count(db, "SELECT count(*) FROM customer_note WHERE customer_id = 2"), 1);
 }
 
 /* Declared on the partitioned parent, the key is inherited by every
@@ -704,6 +809,7 @@ int main(void) {
       T(test_pagila_actor_overlap),
       T(test_pagila_customer_with_ref),
       T(test_pagila_customer_without_ref),
+      T(test_pagila_customer_suspected),
       T(test_pagila_customer_parent_fk),
   };
   const struct CMUnitTest sqlite_tests[] = {

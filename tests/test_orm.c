@@ -270,6 +270,127 @@ static void test_django_enforce_merge(void **state) {
   }
 }
 
+/* teams_comment as "id:content_type_id:object_id" words in id order. */
+static char *dump_comments(nodup_db *db) {
+  return harness_query(db,
+                       harness_pick("SELECT group_concat(v, ' ') FROM (SELECT id || ':' ||"
+                                    " content_type_id || ':' || object_id AS v FROM teams_comment"
+                                    " ORDER BY id)",
+                                    "SELECT string_agg(id || ':' || content_type_id || ':' ||"
+                                    " object_id, ' ' ORDER BY id) FROM teams_comment"),
+                       NULL);
+}
+
+/* Django's generic relation (teams_comment: content_type_id, a foreign key
+ * to django_content_type, beside object_id, which no key declares) on the
+ * DDL Django writes. Comment 1 and 2 are on team 2, a duplicate of team 1;
+ * comment 3 is on team 1; comment 4 is on member 2, whose id is a loser's
+ * too. A merge of the teams must refuse until told, then move comments 1
+ * and 2 only. */
+static void test_django_generic_relation(void **state) {
+  nodup_db *db = *state;
+  const char *ignore[] = {"teams_comment(object_id)"};
+  const char *refs[1];
+  nodup_scan_report *s = NULL;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options mo;
+  char ref[128], *before;
+  size_t i;
+  long long moved = 0;
+
+  load_ddl(db, "django");
+  harness_exec(db, "DROP INDEX uniq_active_title");
+  harness_exec(db, "INSERT INTO django_content_type (id, app_label, model) VALUES"
+                   " (7, 'teams', 'team'), (8, 'teams', 'member'), (9, 'teams', 'comment')");
+  harness_exec(db, harness_is_pg()
+                       ? "INSERT INTO teams_team (id, title, is_active) VALUES"
+                         " (1, 'Blue', true), (2, 'Blue', true), (3, 'Red', true)"
+                       : "INSERT INTO teams_team (id, title, is_active) VALUES"
+                         " (1, 'Blue', 1), (2, 'Blue', 1), (3, 'Red', 1)");
+  harness_exec(db, "INSERT INTO teams_member (id, name, team_id) VALUES (1, 'a', 1), (2, 'b', 2);"
+                   "INSERT INTO teams_comment (id, content_type_id, object_id, text) VALUES"
+                   " (1, 7, 2, 'on team 2'), (2, 7, 2, 'again on team 2'), (3, 7, 1, 'on team 1'),"
+                   " (4, 8, 2, 'on member 2')");
+
+  /* scan: the pair, with the content type read from django_content_type. */
+  assert_nodup(db, NODUP_OK, nodup_scan(&s, db, "teams_team", title_col, 1, NULL, NULL));
+  assert_int_equal(s->groups, 1);
+  assert_int_equal(s->nsuspects, 1);
+  assert_string_equal(s->suspects[0].table_name, "teams_comment");
+  assert_string_equal(s->suspects[0].column, "object_id");
+  assert_string_equal(s->suspects[0].ref_column, "id");
+  assert_int_equal(s->suspects[0].kind, NODUP_SUSPECT_DJANGO);
+  assert_string_equal(s->suspects[0].condition, "content_type_id = 7");
+  assert_string_equal(s->suspects[0].ref, "teams_comment(object_id) WHERE content_type_id = 7");
+  assert_string_equal(s->suspects[0].ignore, "teams_comment(object_id)");
+  assert_int_equal(s->suspects[0].rows, 2); /* not the member's comment */
+  snprintf(ref, sizeof ref, "%s", s->suspects[0].ref);
+  nodup_scan_free(s);
+
+  /* merge: refused, nothing written (not even the journal), dry run alike. */
+  memset(&mo, 0, sizeof mo);
+  before = dump_comments(db);
+  assert_nodup(db, NODUP_ERR_REFERENCED, nodup_merge(&r, db, "teams_team", title_col, 1, NULL, &mo));
+  assert_null(r);
+  assert_contains(nodup_errmsg(db), "\"teams_comment\" (object_id) WHERE content_type_id = 7");
+  assert_contains(nodup_errmsg(db), "Django generic relation");
+  assert_contains(nodup_errmsg(db), "--ref 'teams_comment(object_id) WHERE content_type_id = 7'");
+  assert_contains(nodup_errmsg(db), "--ignore-ref 'teams_comment(object_id)'");
+  mo.dry_run = 1;
+  assert_nodup(db, NODUP_ERR_REFERENCED, nodup_merge(&r, db, "teams_team", title_col, 1, NULL, &mo));
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM teams_team", NULL), 3);
+  assert_int_equal(harness_count(db, harness_pick("SELECT count(*) FROM sqlite_schema"
+                                                  " WHERE name = 'nodup_runs'",
+                                                  "SELECT count(*) FROM pg_class"
+                                                  " WHERE relname = 'nodup_runs'"),
+                                 NULL),
+                   0);
+
+  /* --ref as suggested: comments 1 and 2 follow team 2 into team 1; the
+   * member's comment (content type 8) stays on object 2. */
+  memset(&mo, 0, sizeof mo);
+  refs[0] = ref;
+  mo.refs = refs;
+  mo.nrefs = 1;
+  assert_nodup(db, NODUP_OK, nodup_merge(&r, db, "teams_team", title_col, 1, NULL, &mo));
+  assert_int_equal(r->groups, 1);
+  for (i = 0; i < r->ntables; i++)
+    if (!strcmp(r->tables[i].table_name, "teams_comment")) moved = r->tables[i].repointed;
+  assert_int_equal(moved, 2);
+  {
+    char *after = dump_comments(db);
+    assert_string_equal(after, "1:7:1 2:7:1 3:7:1 4:8:2");
+    free(after);
+  }
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM teams_member WHERE team_id = 1", NULL), 2);
+  /* Undo puts the comments back on team 2 (the log holds the condition's
+   * rows only). */
+  assert_nodup(db, NODUP_OK, nodup_undo(db, r->run, NULL, NULL));
+  nodup_merge_free(r);
+  {
+    char *after = dump_comments(db);
+    assert_string_equal(after, before);
+    free(after);
+  }
+
+  /* --ignore-ref: merged, the comments left on the deleted team, as asked. */
+  memset(&mo, 0, sizeof mo);
+  mo.ignore_refs = ignore;
+  mo.nignore_refs = 1;
+  assert_nodup(db, NODUP_OK, nodup_merge(&r, db, "teams_team", title_col, 1, NULL, &mo));
+  nodup_merge_free(r);
+  {
+    char *after = dump_comments(db);
+    assert_string_equal(after, before);
+    free(after);
+  }
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM teams_team", NULL), 2);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM teams_comment WHERE object_id = 2"
+                                     " AND content_type_id = 7", NULL),
+                   2);
+  free(before);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
   const struct CMUnitTest tests[] = {
@@ -279,6 +400,7 @@ int main(void) {
       T(test_predicate_spellings),
       T(test_other_predicates_refused),
       T(test_django_enforce_merge),
+      T(test_django_generic_relation),
   };
   const struct CMUnitTest pg_only[] = {
       T(test_probing_writes_no_server_error),

@@ -180,6 +180,164 @@ static void test_chinook_playlists(void **state) {
   nodup_scan_free(r);
 }
 
+/* References no foreign key declares, on both engines: the rules that
+ * suspect a column, those that leave one alone, and what refs and
+ * ignore_refs do to the list. */
+static const char *const suspects_schema =
+    "CREATE TABLE \"users\" ({id}, \"email\" TEXT NOT NULL);"
+    "CREATE TABLE \"orders\" ({id}, \"user_id\" INTEGER REFERENCES \"users\" (\"id\"));"
+    /* Same name and type as orders' key: suspected (same_name). */
+    "CREATE TABLE \"invoices\" ({id}, \"user_id\" INTEGER);"
+    /* <table>_id: suspected (table_id). */
+    "CREATE TABLE \"visits\" ({id}, \"users_id\" INTEGER);"
+    /* A link table without keys: its primary key's columns may be
+     * references (same_name). */
+    "CREATE TABLE \"user_groups\" (\"user_id\" INTEGER NOT NULL, \"group_id\" INTEGER NOT NULL,"
+    " PRIMARY KEY (\"user_id\", \"group_id\"));"
+    /* Rails: x_id beside a text x_type: suspected, for class User. */
+    "CREATE TABLE \"comments\" ({id}, \"commentable_type\" VARCHAR(40),"
+    " \"commentable_id\" INTEGER);"
+    /* Never suspected: another type, a primary key, nodup's own table, a
+     * name that says nothing, a column with a key to another table. */
+    "CREATE TABLE \"logins\" ({id}, \"user_id\" TEXT);"
+    "CREATE TABLE \"badges\" (\"user_id\" INTEGER PRIMARY KEY, \"label\" TEXT);"
+    "CREATE TABLE \"nodup_notes\" ({id}, \"user_id\" INTEGER);"
+    "CREATE TABLE \"audit\" ({id}, \"owner_id\" INTEGER);"
+    "CREATE TABLE \"posts\" ({id}, \"users_id\" INTEGER REFERENCES \"orders\" (\"id\"));"
+    "INSERT INTO \"users\" (\"id\", \"email\") VALUES (1, 'a'), (2, 'a'), (3, 'b');"
+    "INSERT INTO \"orders\" (\"id\", \"user_id\") VALUES (1, 2);"
+    "INSERT INTO \"invoices\" (\"user_id\") VALUES (2), (2), (1), (3);"
+    "INSERT INTO \"visits\" (\"users_id\") VALUES (2), (3);"
+    "INSERT INTO \"user_groups\" (\"user_id\", \"group_id\") VALUES (2, 10), (1, 10), (2, 11);"
+    "INSERT INTO \"comments\" (\"commentable_type\", \"commentable_id\") VALUES"
+    " ('User', 2), ('Post', 2), ('User', 1);"
+    "INSERT INTO \"logins\" (\"user_id\") VALUES ('2');"
+    "INSERT INTO \"badges\" (\"user_id\", \"label\") VALUES (2, 'x');"
+    "INSERT INTO \"nodup_notes\" (\"user_id\") VALUES (2);"
+    "INSERT INTO \"audit\" (\"owner_id\") VALUES (2);"
+    "INSERT INTO \"posts\" (\"users_id\") VALUES (1)";
+
+static const nodup_scan_suspect *find_suspect(const nodup_scan_report *r, const char *table) {
+  size_t i;
+  for (i = 0; i < r->nsuspects; i++)
+    if (!strcmp(r->suspects[i].table_name, table)) return &r->suspects[i];
+  return NULL;
+}
+
+static void test_suspected_references(void **state) {
+  nodup_db *db = *state;
+  nodup_scan_report *r = NULL;
+  const char *key[] = {"email"};
+  const nodup_scan_suspect *s;
+
+  harness_exec(db, suspects_schema);
+  assert_nodup(db, NODUP_OK, nodup_scan(&r, db, "users", key, 1, NULL, NULL));
+  assert_int_equal(r->nrefs, 1); /* orders */
+  assert_int_equal(r->nsuspects, 4);
+
+  s = find_suspect(r, "user_groups");
+  assert_non_null(s);
+  assert_int_equal(s->kind, NODUP_SUSPECT_SAME_NAME);
+  assert_string_equal(s->column, "user_id");
+  assert_int_equal(s->rows, 2);
+
+  s = find_suspect(r, "invoices");
+  assert_non_null(s);
+  assert_int_equal(s->kind, NODUP_SUSPECT_SAME_NAME);
+  assert_string_equal(s->column, "user_id");
+  assert_string_equal(s->ref_column, "id");
+  assert_null(s->condition);
+  assert_int_equal(s->rows, 2); /* keeper 1, loser 2 */
+  assert_string_equal(s->ref, "invoices(user_id)");
+  assert_string_equal(s->ignore, "invoices(user_id)");
+  assert_contains(s->why, "orders");
+
+  s = find_suspect(r, "visits");
+  assert_non_null(s);
+  assert_int_equal(s->kind, NODUP_SUSPECT_TABLE_ID);
+  assert_string_equal(s->column, "users_id");
+  assert_int_equal(s->rows, 1);
+
+  s = find_suspect(r, "comments");
+  assert_non_null(s);
+  assert_int_equal(s->kind, NODUP_SUSPECT_RAILS);
+  assert_string_equal(s->column, "commentable_id");
+  assert_string_equal(s->condition, "commentable_type = 'User'");
+  assert_string_equal(s->ref, "comments(commentable_id) WHERE commentable_type = 'User'");
+  assert_int_equal(s->rows, 1); /* not the Post's comment */
+  nodup_scan_free(r);
+
+  /* A reference the caller gives (with its condition) is a reference, no
+   * longer a suspect; an ignored one is not listed. */
+  {
+    const char *refs[] = {"comments(commentable_id) WHERE commentable_type = 'User'"};
+    const char *ignore[] = {"visits( users_id )"};
+    nodup_scan_options opt;
+    const nodup_scan_ref *f;
+    memset(&opt, 0, sizeof opt);
+    opt.refs = refs;
+    opt.nrefs = 1;
+    opt.ignore_refs = ignore;
+    opt.nignore_refs = 1;
+    assert_nodup(db, NODUP_OK, nodup_scan(&r, db, "users", key, 1, NULL, &opt));
+    assert_int_equal(r->nsuspects, 2);
+    assert_non_null(find_suspect(r, "invoices"));
+    assert_non_null(find_suspect(r, "user_groups"));
+    assert_int_equal(r->nrefs, 2);
+    f = find_ref(r, "comments", "commentable_id");
+    assert_false(f->declared);
+    assert_false(f->inferred);
+    assert_string_equal(f->condition, "commentable_type = 'User'");
+    assert_int_equal(f->repoint, 1);
+    nodup_scan_free(r);
+  }
+}
+
+/* What refs and ignore_refs refuse: each by name, nothing scanned. */
+static void test_reference_specs_refused(void **state) {
+  nodup_db *db = *state;
+  nodup_scan_report *r = NULL;
+  const char *key[] = {"email"};
+  static const struct {
+    const char *ref, *ignore;
+    int rc;
+    const char *says;
+  } bad[] = {
+      {NULL, "visits(nope)", NODUP_ERR_NO_COLUMN, "nope"},
+      {NULL, "nope(users_id)", NODUP_ERR_NO_TABLE, "nope"},
+      {NULL, "visits", NODUP_ERR_USAGE, "TABLE(COL)"},
+      {NULL, "visits(users_id) WHERE 1 = 1", NODUP_ERR_USAGE, "TABLE(COL)"},
+      {"comments(commentable_id) WHERE", NULL, NODUP_ERR_USAGE, "[WHERE condition]"},
+      {"comments(commentable_id) WHEN x = 1", NULL, NODUP_ERR_USAGE, "[WHERE condition]"},
+      /* SQLite says "no such column" as a plain SQL error: NODUP_ERR_USAGE. */
+      {"comments(commentable_id) WHERE nope = 1", NULL, -1, "nope"},
+      {"comments(commentable_id) WHERE 1 = 1; DROP TABLE audit", NULL, NODUP_ERR_USAGE,
+       "one SQL expression"},
+      {"comments(commentable_id) WHERE 1 = 1) OR (1 = 1", NULL, NODUP_ERR_USAGE,
+       "one SQL expression"},
+  };
+  size_t i;
+  harness_exec(db, suspects_schema);
+  for (i = 0; i < COUNT_OF(bad); i++) {
+    nodup_scan_options opt;
+    int rc, want;
+    memset(&opt, 0, sizeof opt);
+    opt.refs = &bad[i].ref;
+    opt.nrefs = bad[i].ref ? 1 : 0;
+    opt.ignore_refs = &bad[i].ignore;
+    opt.nignore_refs = bad[i].ignore ? 1 : 0;
+    rc = nodup_scan(&r, db, "users", key, 1, NULL, &opt);
+    want = bad[i].rc >= 0 ? bad[i].rc : harness_is_pg() ? NODUP_ERR_NO_COLUMN : NODUP_ERR_USAGE;
+    if (rc != want)
+      fail_msg("%s / %s: %s, want %s: %s", bad[i].ref ? bad[i].ref : "-",
+               bad[i].ignore ? bad[i].ignore : "-", nodup_strerror(rc),
+               nodup_strerror(want), nodup_errmsg(db));
+    assert_null(r);
+    assert_contains(nodup_errmsg(db), bad[i].says);
+  }
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"audit\"", NULL), 1);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
@@ -189,6 +347,8 @@ int main(void) {
       T(test_multicolumn_fk_to_unique),
       T(test_errors),
       T(test_chinook_playlists),
+      T(test_suspected_references),
+      T(test_reference_specs_refused),
 #undef T
   };
   return cmocka_run_group_tests_name(harness_is_pg() ? "scan_pg" : "scan_sqlite", tests,

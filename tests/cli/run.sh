@@ -582,6 +582,94 @@ if run "merge json" 0 "$bin" merge --db "$pwurl" "${i10[@]}" --format json; then
   no_escape
 fi
 
+# --- issue 12, point 3: references the catalog does not declare ------------
+# Suspected references: scan lists them with the --ref / --ignore-ref to
+# paste; merge refuses (exit 2, nothing written) until each is named; --ref
+# takes a WHERE for a polymorphic one.
+for cmd in scan merge enforce; do
+  run "$cmd --help describes --ignore-ref" 0 "$bin" "$cmd" --help &&
+    { stdout_has '--ignore-ref TABLE\(COL\)'; stdout_has "WHERE SQL"; }
+done
+run "exec setup (suspects)" 0 "$bin" exec --db "$url" "
+  CREATE TABLE \"s3_user\" ($id_col, \"email\" TEXT NOT NULL);
+  CREATE TABLE \"s3_order\" ($id_col,
+    \"s3_user_id\" $fk_type REFERENCES \"s3_user\" (\"id\"));
+  CREATE TABLE \"s3_note\" ($id_col, \"s3_user_id\" $fk_type);
+  CREATE TABLE \"s3_comment\" ($id_col, \"subject_type\" TEXT, \"subject_id\" $fk_type);
+  INSERT INTO \"s3_user\" (\"id\", \"email\") VALUES (1, 'a'), (2, 'a');
+  INSERT INTO \"s3_note\" (\"s3_user_id\") VALUES (2);
+  INSERT INTO \"s3_comment\" (\"subject_type\", \"subject_id\") VALUES ('S3User', 2),
+    ('Other', 2)"
+s3=(--table s3_user --key email)
+if run "scan lists suspected references" 1 "$bin" scan --db "$url" "${s3[@]}"; then
+  stdout_has '^suspected references \(no foreign key declares them\): 2$'
+  stdout_has "^  (\"public\"\.)?\"s3_comment\" \(subject_id\) -> \(id\) WHERE subject_type = 'S3User': 1 point at rows a merge would remove \[rails\]$"
+  stdout_has "^    re-point: --ref \"s3_comment\(subject_id\) WHERE subject_type = 'S3User'\"$"
+  stdout_has "^    or leave: --ignore-ref 's3_note\(s3_user_id\)'$"
+fi
+run "scan json lists them" 1 "$bin" scan --db "$url" "${s3[@]}" --format json &&
+  { json_has '"table":"s3_note","column":"s3_user_id","references":"id","kind":"same_name","condition":null,"rows":1'
+    json_has '"kind":"rails","condition":"subject_type='"'"'S3User'"'"'","rows":1'; }
+if run "merge refuses" 2 "$bin" merge --db "$url" "${s3[@]}"; then
+  stderr_has "1 row(s) of "
+  stderr_has "or leave them with --ignore-ref 's3_note(s3_user_id)'"
+  stderr_has "nothing changed"
+fi
+run "merge --dry-run refuses alike" 2 "$bin" merge --db "$url" "${s3[@]}" --dry-run &&
+  stderr_has "nothing changed"
+run "enforce --merge refuses alike" 2 "$bin" enforce --db "$url" "${s3[@]}" --merge &&
+  stderr_has "--ignore-ref 's3_note(s3_user_id)'"
+expect_count "refusals changed nothing" s3_user 2
+if run "merge with --ref WHERE and --ignore-ref" 0 "$bin" merge --db "$url" "${s3[@]}" \
+  --ref "s3_comment(subject_id) WHERE subject_type = 'S3User'" --ignore-ref 's3_note(s3_user_id)'; then
+  stdout_has '^  ("public"\.)?"s3_comment": 1 re-pointed, 0 deleted$'
+fi
+expect_count "the S3User comment followed" s3_comment 1 "\"subject_id\" = 1"
+expect_count "the other comment stayed" s3_comment 1 "\"subject_id\" = 2"
+expect_count "the ignored note stayed" s3_note 1 "\"s3_user_id\" = 2"
+run "--resume with --ignore-ref is refused" 2 "$bin" merge --db "$url" --resume x \
+  --ignore-ref 's3_note(s3_user_id)' && stderr_has "--resume takes the run's own"
+
+# --- issue 12, point 5: what an interrupted enforce --online leaves ----------
+# A guard trigger as a killed online run leaves it (any nodup_guard_<hex>
+# trigger on the table is one): every command on the key says so and how to
+# finish or remove it; --abort removes it, once; SQLite has nothing to abort.
+run "enforce --help describes --abort" 0 "$bin" enforce --help &&
+  { stdout_has '^       nodup enforce --abort --db URL --table T --key'
+    stdout_has 'only remove what an interrupted --online run left'; }
+if [ "$backend" = pg ]; then
+  run "exec setup (leftovers)" 0 "$bin" exec --db "$url" "
+    CREATE TABLE \"lo\" ($id_col, \"k\" TEXT NOT NULL);
+    CREATE UNIQUE INDEX \"lo_k_key\" ON \"lo\" (\"k\");
+    CREATE FUNCTION nodup_guard_0badc0de() RETURNS trigger LANGUAGE plpgsql
+      AS \$f\$ BEGIN RETURN NEW; END \$f\$;
+    CREATE TRIGGER nodup_guard_0badc0de BEFORE INSERT OR UPDATE OF \"k\" ON \"lo\"
+      FOR EACH ROW EXECUTE FUNCTION nodup_guard_0badc0de()"
+  left='an interrupted `nodup enforce --online` left on "public"."lo": guard trigger nodup_guard_0badc0de'
+  run "check: backed, with a warning" 0 "$bin" check --db "$url" --table lo --key k &&
+    { stdout_has '^backed by lo_k_key$'; stderr_has "nodup check: warning: $left"
+      stderr_has 'Finish it with `nodup enforce --table public.lo --key k --online`'
+      stderr_has 'remove it with `nodup enforce --abort --table public.lo --key k`'; }
+  run "get-or-create works, with a warning" 0 goc --table lo --key k --set k=a &&
+    { stdout_has '^[0-9]+ created$'; stderr_has "nodup get-or-create: warning: $left"; }
+  run "scan reports it" 0 "$bin" scan --db "$url" --table lo --key k &&
+    stdout_has "^leftovers: an interrupted .* guard trigger nodup_guard_0badc0de"
+  run "scan json reports it" 0 "$bin" scan --db "$url" --table lo --key k --format json &&
+    json_has '"leftovers":"aninterrupted`nodupenforce--online`lefton'
+  run "enforce --abort --merge is refused" 2 "$bin" enforce --db "$url" --table lo --key k \
+    --abort --merge && stderr_has "--abort only removes"
+  run "enforce --abort removes it" 0 "$bin" enforce --db "$url" --table lo --key k --abort &&
+    stdout_has '^removed what an interrupted `nodup enforce --online` left: guard trigger nodup_guard_0badc0de and its function "public"."nodup_guard_0badc0de"\(\)$'
+  run "enforce --abort again: nothing to remove" 0 "$bin" enforce --db "$url" --table lo \
+    --key k --abort --format json && { json_has '"abort":true'; json_has '"removed":null'; }
+  run "check after --abort: no warning" 0 "$bin" check --db "$url" --table lo --key k &&
+    { [ ! -s "$err" ] || fail "stderr is not empty"; }
+  expect_count "--abort kept the rows" lo 1
+else
+  run "enforce --abort on SQLite is refused" 2 "$bin" enforce --db "$url" --table people \
+    --key email --abort && stderr_has "SQLite has no online mode"
+fi
+
 # make demo: plain text when piped, and the commands it echoes paste back
 # as the same words (the SQL and "Crème Brûlée" as one word each). Its exit
 # status is not the point here: its races can hit SQLite's busy timeout on a

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Regenerate django_sqlite.sql and django_pg.sql: the DDL Django itself
-# writes for django_app/models.py (`manage.py sqlmigrate`), with Debian's
+# writes for django_app/models.py (`manage.py sqlmigrate`), after the
+# contenttypes app's own (its generic relations point into
+# django_content_type), with Debian's
 # python3-django (3.2) and, for PostgreSQL, python3-psycopg2 and a server
 # to connect to (sqlmigrate asks it for its version): PGHOST names its
 # socket directory. Run by hand when the models change; the tests read
@@ -22,5 +24,11 @@ if os.environ.get('NODUP_ORM_PG'):
                              'HOST': os.environ['PGHOST'], 'USER': 'postgres'}}
 PY
 /usr/bin/python3 manage.py makemigrations teams >/dev/null
-/usr/bin/python3 manage.py sqlmigrate teams 0001 >"$here/django_sqlite.sql"
-NODUP_ORM_PG=1 /usr/bin/python3 manage.py sqlmigrate teams 0001 >"$here/django_pg.sql"
+ddl() {
+  for m in "contenttypes 0001" "contenttypes 0002" "teams 0001"; do
+    # shellcheck disable=SC2086 # app and migration: two words
+    /usr/bin/python3 manage.py sqlmigrate $m
+  done
+}
+ddl >"$here/django_sqlite.sql"
+NODUP_ORM_PG=1 ddl >"$here/django_pg.sql"

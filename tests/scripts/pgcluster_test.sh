@@ -39,6 +39,15 @@ if [ "$failures" -eq 0 ]; then
   check "stop with /tmp as the cluster directory is refused" grep -q "refusing" "$top/out"
 fi
 
+# kill and resume (a server restart, for tests) touch only a cluster it made.
+for cmd in kill resume; do
+  "$script" $cmd "$foreign/sock" >"$top/out" 2>&1
+  check "$cmd on a foreign directory fails" test $? -ne 0
+  check "$cmd on a foreign directory names it" grep -q "was not made by pgcluster.sh" "$top/out"
+  check "$cmd on a foreign directory deletes nothing" \
+    test -f "$foreign/file" -a -f "$foreign/sub/file"
+done
+
 # A symlink to a directory that carries the marker is still not ours.
 mkdir "$top/real"
 echo x >"$top/real/.nodup-pgcluster"
