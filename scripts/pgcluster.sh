@@ -16,7 +16,10 @@
 # parent must exist already (it is never created or removed).
 #
 # Connect with "host=SOCKDIR user=postgres dbname=postgres". fsync is off:
-# tests only.
+# tests only. synchronous_commit stays on (with fsync off it costs one
+# write(), no flush): what a client was told is committed survives `kill`,
+# as on a real server; off, a commit younger than the WAL writer's delay is
+# lost (test_server_restart_mid_build lost its guard trigger on 17).
 #
 # Environment:
 #   NODUP_PGBIN    directory of initdb/pg_ctl (default: the newest of
@@ -100,7 +103,6 @@ start)
 listen_addresses = ''
 unix_socket_directories = '$sock'
 fsync = off
-synchronous_commit = off
 full_page_writes = off
 max_connections = 200
 CONF
