@@ -131,7 +131,8 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
     if (!allowed_has(allowed, name)) return bad(a, "unknown option '--%s'", name);
     if (!strcmp(name, "naive") || !strcmp(name, "processes") || !strcmp(name, "nulls-equal") ||
         !strcmp(name, "dry-run") || !strcmp(name, "no-archive") || !strcmp(name, "fill-nulls") ||
-        !strcmp(name, "merge") || !strcmp(name, "online") || !strcmp(name, "abort")) {
+        !strcmp(name, "merge") || !strcmp(name, "online") || !strcmp(name, "abort") ||
+        !strcmp(name, "no-temp-index") || !strcmp(name, "keep-temp-index")) {
       if (eq) return bad(a, "--%s takes no value", name);
       if (!strcmp(name, "naive")) a->naive = 1;
       else if (!strcmp(name, "processes")) a->processes = 1;
@@ -141,6 +142,8 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
       else if (!strcmp(name, "merge")) a->merge = 1;
       else if (!strcmp(name, "online")) a->online = 1;
       else if (!strcmp(name, "abort")) a->abort = 1;
+      else if (!strcmp(name, "no-temp-index")) a->no_temp_index = 1;
+      else if (!strcmp(name, "keep-temp-index")) a->keep_temp_index = 1;
       else a->nulls_equal = 1;
       continue;
     }
@@ -166,6 +169,8 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
     else if (!strcmp(name, "csv")) a->csv = val;
     else if (!strcmp(name, "resume")) a->run = val, a->resume = 1;
     else if (!strcmp(name, "run")) a->run = val;
+    else if (!strcmp(name, "forget")) a->run = val, a->forget = 1;
+    else if (!strcmp(name, "journal")) a->journal = val;
     else if (!strcmp(name, "one-to-one")) {
       if (strcmp(val, "merge") && strcmp(val, "keep") && strcmp(val, "fail"))
         return bad(a, "--one-to-one is merge, keep or fail, not '%s'", val);
@@ -192,7 +197,8 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
     /* A resumed run has its own table, key and options. */
     if (a->table || a->nkey || a->where || a->keep || a->nrefs || a->nignore_refs ||
         a->one_to_one || a->batch ||
-        a->nulls_equal || a->fill_nulls || a->no_archive || a->dry_run)
+        a->nulls_equal || a->fill_nulls || a->no_archive || a->dry_run || a->no_temp_index ||
+        a->keep_temp_index)
       return bad(a, "%s", "--resume takes the run's own table, key and options: give only --db");
     return EXIT_OK;
   }
@@ -222,6 +228,8 @@ int cli_open(const cli_args *a, nodup_db **db) { return cli_open_ext(a, db, 0); 
 
 int cli_open_ext(const cli_args *a, nodup_db **db, unsigned flags) {
   int rc = nodup_open_ext(db, a->db, flags);
+  /* --journal: where this connection's merge journal lives. */
+  if (rc == NODUP_OK && a->journal) rc = nodup_db_set_journal(*db, a->journal);
   if (rc != NODUP_OK) {
     cli_error(a, *db, rc);
     nodup_close(*db);

@@ -32,6 +32,7 @@ typedef struct cli_args {
   int nulls_equal, limit;
   const char *keep, *one_to_one;
   int batch, dry_run, no_archive, fill_nulls;
+  int no_temp_index, keep_temp_index;   /* merge, enforce --merge: fkindex */
   const char *run;        /* --run ID (undo) or --resume ID (merge) */
   int resume;
   int merge, online, lock_timeout;  /* enforce */
@@ -45,6 +46,8 @@ typedef struct cli_args {
   size_t npos;
   const char *ignore_refs[64];  /* --ignore-ref TABLE(COL) */
   size_t nignore_refs;
+  const char *journal;    /* --journal SCHEMA (merge, undo, runs, enforce): cli_open sets it */
+  int forget;             /* runs --forget RUN (the id in `run`) */
 } cli_args;
 
 /* Parse argv[1..] for command `cmd`, accepting only the options in
@@ -97,5 +100,6 @@ int cmd_merge(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_undo(int argc, char **argv);
 int cmd_enforce(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
 
 #endif

@@ -10,8 +10,9 @@ static const char usage[] =
     "                     [--nulls-equal] [--name INDEX] [--online] [--lock-timeout MS]\n"
     "                     [--merge [--keep ORDER] [--fill-nulls] [--ref 'TABLE(COL) [WHERE SQL]'...]\n"
     "                              [--ignore-ref TABLE(COL)...]\n"
-    "                              [--one-to-one merge|keep|fail] [--batch N] [--no-archive]]\n"
-    "                     [--dry-run] [--format text|json]\n"
+    "                              [--one-to-one merge|keep|fail] [--batch N] [--no-archive]\n"
+    "                              [--no-temp-index | --keep-temp-index]]\n"
+    "                     [--dry-run] [--journal SCHEMA] [--format text|json]\n"
     "       nodup enforce --abort --db URL --table T --key col[,col...] [--name INDEX]\n"
     "                     [--lock-timeout MS] [--format text|json]\n"
     "\n"
@@ -20,12 +21,18 @@ static const char usage[] =
     "--where, a UNIQUE constraint using it. Duplicates are refused (exit 1, with the\n"
     "largest groups) unless --merge, which merges them as 'nodup merge' does\n"
     "(--ref and --ignore-ref as there: it refuses while a suspected reference\n"
-    "points at a row it would delete).\n"
-    "No writer can add a duplicate between the clean-up and the index:\n"
-    "  SQLite      one BEGIN IMMEDIATE transaction holds the merge and the index.\n"
+    "points at a row it would delete; the run is recorded in the merge journal,\n"
+    "on PostgreSQL in schema nodup or --journal SCHEMA, as 'nodup merge --help' says).\n"
+    "With --merge the duplicates that exist are merged first, in batches, with no\n"
+    "table lock (referencing columns without an index get a temporary one first:\n"
+    "see 'nodup merge --help'); then no writer can add a duplicate between the\n"
+    "last clean-up and the index:\n"
+    "  SQLite      one BEGIN IMMEDIATE transaction holds the rest of the merge and\n"
+    "              the index.\n"
     "  PostgreSQL  LOCK TABLE ... IN SHARE ROW EXCLUSIVE MODE (readers go on,\n"
-    "              writers wait) around merge, index and constraint; a lock not\n"
-    "              granted within --lock-timeout (default 2000 ms) is retried.\n"
+    "              writers wait) around the duplicates made meanwhile, index and\n"
+    "              constraint; a lock not granted within --lock-timeout (default\n"
+    "              2000 ms) is retried. The report gives how long it was held.\n"
     "  --online    PostgreSQL, for tables too big to block: merge in batches, a\n"
     "              temporary trigger refuses new duplicates, CREATE UNIQUE INDEX\n"
     "              CONCURRENTLY (retried, then the locked mode), trigger dropped.\n"
@@ -57,7 +64,8 @@ int cmd_enforce(int argc, char **argv) {
                                         "merge", "keep", "ref", "ignore-ref", "one-to-one",
                                         "batch",
                                         "fill-nulls", "no-archive", "online", "lock-timeout",
-                                        "dry-run", "format", "abort", NULL};
+                                        "no-temp-index", "keep-temp-index",
+                                        "dry-run", "format", "abort", "journal", NULL};
   cli_args a;
   nodup_db *db = NULL;
   nodup_enforce_report *r = NULL;
@@ -66,7 +74,7 @@ int cmd_enforce(int argc, char **argv) {
 
   if (ex != EXIT_OK || a.help) goto done;
   if (!a.merge && (a.keep || a.nrefs || a.nignore_refs || a.one_to_one || a.batch ||
-                   a.fill_nulls || a.no_archive)) {
+                   a.fill_nulls || a.no_archive || a.no_temp_index || a.keep_temp_index)) {
     fprintf(stderr, "nodup enforce: merge options need --merge (run 'nodup enforce --help')\n");
     ex = EXIT_ERROR;
     goto done;
@@ -95,6 +103,8 @@ int cmd_enforce(int argc, char **argv) {
   opt.merge_opt.batch = (size_t)a.batch;
   opt.merge_opt.fill_nulls = a.fill_nulls;
   opt.merge_opt.no_archive = a.no_archive;
+  opt.merge_opt.no_temp_index = a.no_temp_index;
+  opt.merge_opt.keep_temp_index = a.keep_temp_index;
   opt.merge_opt.one_to_one = !a.one_to_one || !strcmp(a.one_to_one, "merge")
                                  ? NODUP_ONE_TO_ONE_MERGE
                              : !strcmp(a.one_to_one, "keep") ? NODUP_ONE_TO_ONE_KEEP
@@ -139,6 +149,8 @@ int cmd_enforce(int argc, char **argv) {
     printf(", \"builds\": %d, \"fell_back\": %s, \"abort\": %s, \"removed\": ", r->builds,
            r->fell_back ? "true" : "false", a.abort ? "true" : "false");
     json_string(stdout, r->removed);
+    printf(", \"lock_ms\": %.1f, \"temp_indexes\": ", r->lock_ms);
+    json_string(stdout, r->temp_indexes);
     fputs(", \"notice\": ", stdout);
     json_string(stdout, nodup_notice(db));
     fputs("}\n", stdout);
@@ -164,7 +176,11 @@ int cmd_enforce(int argc, char **argv) {
     else if (r->merged_groups)
       printf(", after merging %lld duplicate group(s)", r->merged_groups);
     if (r->fell_back) printf(" (online builds failed %d times: finished locked)", r->builds - 1);
+    if (r->lock_ms > 0) printf("; lock held %.0f ms", r->lock_ms);
     putchar('\n');
+    if (r->temp_indexes)
+      printf("%s unindexed references: %s\n",
+             a.keep_temp_index ? "indexed (kept)" : "temporarily indexed", r->temp_indexes);
   }
 done:
   cli_notice(&a, db);

@@ -13,8 +13,9 @@ static const char usage[] =
     "                   [--keep ORDER] [--fill-nulls] [--ref 'TABLE(COL[,COL]) [WHERE SQL]' ...]\n"
     "                   [--ignore-ref TABLE(COL) ...]\n"
     "                   [--one-to-one merge|keep|fail] [--batch N] [--dry-run]\n"
-    "                   [--no-archive] [--format text|json]\n"
-    "       nodup merge --db URL --resume RUN [--format text|json]\n"
+    "                   [--no-archive] [--no-temp-index | --keep-temp-index]\n"
+    "                   [--journal SCHEMA] [--format text|json]\n"
+    "       nodup merge --db URL --resume RUN [--journal SCHEMA] [--format text|json]\n"
     "\n"
     "Merge every group of rows sharing the key into one row: the first by --keep\n"
     "(an ORDER BY over T's columns, e.g. \"created_at ASC\"; default: primary key).\n"
@@ -46,9 +47,19 @@ static const char usage[] =
     "  --fill-nulls   the kept row's NULL columns take the first non-NULL value of\n"
     "                 the others, in --keep order\n"
     "  --no-archive   do not archive deleted rows nor log changed ones (no undo)\n"
+    "  --no-temp-index  do not index referencing columns that have no index. By\n"
+    "                 default each such reference (scan shows them) gets a temporary\n"
+    "                 index nodup_fk_<hash> first (PostgreSQL: CONCURRENTLY, writers go\n"
+    "                 on), since every deleted row's check reads an unindexed\n"
+    "                 referencing table whole; it is dropped at the end\n"
+    "  --keep-temp-index  keep those indexes\n"
     "\n"
-    "The run is recorded in nodup_runs; deleted rows go to nodup_archive as JSON and\n"
-    "changed references to nodup_log, so 'nodup undo --run RUN' can put it all back.\n"
+    "The run is recorded in the journal (nodup_runs; deleted rows go to nodup_archive\n"
+    "as JSON, changed references to nodup_log), so 'nodup undo --run RUN' can put it\n"
+    "all back and 'nodup runs' lists it. On PostgreSQL the journal has a schema of\n"
+    "its own, created by the first merge that passes its checks (never by a refused\n"
+    "one): nodup, or --journal SCHEMA (give the same to undo and runs). SQLite keeps\n"
+    "it in the database file's nodup_* tables.\n"
     "Each batch of --batch groups (default 1000) is one transaction: interrupted,\n"
     "the database stays consistent, and --resume RUN (or the same merge again)\n"
     "finishes it. --dry-run does everything in one transaction, reports, and rolls\n"
@@ -83,7 +94,8 @@ static void print_undo_line(const cli_args *a, const char *run) {
 int cmd_merge(int argc, char **argv) {
   static const char *const allowed[] = {"db", "table", "key", "where", "keep", "ref",
                                         "ignore-ref", "one-to-one", "batch", "dry-run", "no-archive",
-                                        "nulls-equal", "fill-nulls", "resume", "format", NULL};
+                                        "nulls-equal", "fill-nulls", "resume", "format",
+                                        "journal", NULL};
   cli_args a;
   nodup_db *db = NULL;
   nodup_merge_report *r = NULL;
@@ -102,6 +114,8 @@ int cmd_merge(int argc, char **argv) {
   opt.batch = (size_t)a.batch;
   opt.dry_run = a.dry_run;
   opt.no_archive = a.no_archive;
+  opt.no_temp_index = a.no_temp_index;
+  opt.keep_temp_index = a.keep_temp_index;
   opt.nulls_equal = a.nulls_equal;
   opt.fill_nulls = a.fill_nulls;
   opt.one_to_one = !a.one_to_one || !strcmp(a.one_to_one, "merge") ? NODUP_ONE_TO_ONE_MERGE
@@ -135,7 +149,9 @@ int cmd_merge(int argc, char **argv) {
              r->tables[i].repointed, r->tables[i].deleted, r->tables[i].filled,
              r->tables[i].inferred ? "true" : "false");
     }
-    fputs("]}\n", stdout);
+    fputs("], \"temp_indexes\": ", stdout);
+    json_string(stdout, r->temp_indexes);
+    fputs("}\n", stdout);
   } else {
     /* A dry run's id names nothing (rolled back): none is shown. */
     if (r->run[0])
@@ -154,6 +170,9 @@ int cmd_merge(int argc, char **argv) {
     }
     if (r->self_references)
       printf("warning: %lld kept row(s) now reference themselves\n", r->self_references);
+    if (r->temp_indexes)
+      printf("%s unindexed references: %s\n",
+             a.keep_temp_index ? "indexed (kept)" : "temporarily indexed", r->temp_indexes);
     if (r->run[0] && !a.no_archive && r->groups) print_undo_line(&a, r->run);
   }
 done:

@@ -89,6 +89,9 @@ static void print_text(const cli_args *a, const nodup_scan_report *r, const char
                                   f->condition ? f->condition : "");
     printf(": %lld to re-point, %lld would collide", f->repoint, f->collide);
     if (f->collide_index) printf(" in %s", f->collide_index);
+    if (f->unindexed)
+      printf("; NO INDEX on these columns: each deleted row reads all %lld rows of %s "
+             "(merge builds a temporary one)", f->unindexed_rows, f->table);
     putchar('\n');
   }
   if (r->nsuspects) {
@@ -148,7 +151,8 @@ static void print_json(const nodup_scan_report *r, const char *leftovers) {
     json_string(stdout, f->inferred_from);
     fputs(", \"condition\": ", stdout);
     json_string(stdout, f->condition);
-    putchar('}');
+    printf(", \"unindexed\": %s, \"unindexed_rows\": %lld}", f->unindexed ? "true" : "false",
+           f->unindexed_rows);
   }
   fputs("], \"suspects\": [", stdout);
   for (i = 0; i < r->nsuspects; i++) {

@@ -4,21 +4,24 @@
 #include "cli.h"
 
 static const char usage[] =
-    "usage: nodup undo --db URL --run RUN [--format text|json]\n"
+    "usage: nodup undo --db URL --run RUN [--journal SCHEMA] [--format text|json]\n"
     "\n"
-    "Undo merge run RUN (the id 'nodup merge' printed; all runs are listed in the\n"
-    "table nodup_runs) in one transaction: every re-pointed reference and filled\n"
+    "Undo merge run RUN (the id 'nodup merge' printed; 'nodup runs' lists them all)\n"
+    "in one transaction: every re-pointed reference and filled\n"
     "column gets its old value back and every deleted row is re-inserted from\n"
     "nodup_archive, newest change first, so the tables hold what they held before\n"
     "the merge. If a row the merge touched has changed since, or a restored row\n"
     "would collide with one written since (e.g. under a unique index created after\n"
     "the merge), nothing is changed and the error names the table.\n"
-    "A run made with --no-archive cannot be undone.\n"
+    "A run made with --no-archive cannot be undone, nor one still running; an\n"
+    "interrupted or failed run can (what its committed batches did).\n"
+    "--journal SCHEMA: PostgreSQL, the schema the merge recorded the run in\n"
+    "(default nodup; runs an earlier nodup recorded in public are found there).\n"
     "\n"
     "Exit status: 0 undone, 2 error (nothing changed).\n";
 
 int cmd_undo(int argc, char **argv) {
-  static const char *const allowed[] = {"db", "run", "format", NULL};
+  static const char *const allowed[] = {"db", "run", "format", "journal", NULL};
   cli_args a;
   nodup_db *db = NULL;
   long long restored = 0, reverted = 0;

@@ -18,6 +18,7 @@ static const char usage[] =
     "  scan           list a key's duplicates and what merging them would touch\n"
     "  merge          merge a key's duplicates into one row each, re-pointing every reference\n"
     "  undo           put back what a merge run changed\n"
+    "  runs           list merge runs (running, interrupted, done...), or forget one\n"
     "  enforce        add the unique index, with no window for writers to add duplicates\n"
     "  exec           run SQL statements (setup scripts, demos)\n"
     "  slug           insert a row with a unique slug made from a text (my-team, my-team-2...)\n"
@@ -42,6 +43,7 @@ static int dispatch(const char *cmd, int argc, char **argv) {
   if (!strcmp(cmd, "import")) return cmd_import(argc, argv);
   if (!strcmp(cmd, "undo")) return cmd_undo(argc, argv);
   if (!strcmp(cmd, "enforce")) return cmd_enforce(argc, argv);
+  if (!strcmp(cmd, "runs")) return cmd_runs(argc, argv);
   fprintf(stderr, "nodup: unknown command '%s' (run 'nodup --help')\n", cmd);
   return EXIT_ERROR;
 }

@@ -255,6 +255,31 @@ NODUP_EXTERN void *nodup_db_handle(nodup_db *db);
 NODUP_EXTERN unsigned long long nodup_retries(const nodup_db *db);
 
 /*
+ * Where `db` keeps the merge journal (the nodup_* tables that record each
+ * merge run, its changes and the rows it deleted, for resume, undo and
+ * nodup_runs_list): on PostgreSQL, in its own schema, out of the
+ * application's. `schema` is that schema's name as it is (not quoted; it
+ * is quoted in every statement); NULL restores the default, "nodup". Every
+ * call on db that writes or reads the journal uses it: nodup_merge,
+ * nodup_merge_resume, nodup_undo, nodup_enforce with merge, nodup_runs_list
+ * and nodup_runs_forget. The schema is created, with the tables, by the
+ * first merge that passes its checks (never by a refused one); a role that
+ * may not create it gets NODUP_ERR_DB naming the schema and the CREATE
+ * SCHEMA ... AUTHORIZATION or GRANT that would allow it, and an
+ * administrator can create it beforehand so that the application's role
+ * needs only USAGE and CREATE on it.
+ * Runs recorded by an earlier nodup, in the first schema of the search
+ * path (usually public), are still found there by resume, undo, list and
+ * forget.
+ * SQLite has no schemas: its journal is the nodup_* tables of the main
+ * database, beside the data (one transaction covers both); any schema is
+ * refused there with NODUP_ERR_USAGE, NULL accepted.
+ * Errors: NODUP_ERR_USAGE (SQLite, an empty name, one longer than 63
+ * bytes, or one starting with "pg_", which PostgreSQL reserves).
+ */
+NODUP_EXTERN int nodup_db_set_journal(nodup_db *db, const char *schema);
+
+/*
  * Run one or more SQL statements that return no rows we need (DDL, BEGIN,
  * COMMIT, setup scripts). No parameters: never build `sql` from untrusted
  * input. Errors: NODUP_ERR_DB and the constraint codes, with the database's
@@ -504,6 +529,11 @@ typedef struct nodup_scan_ref {
   char *inferred_from;      /* inferred: the sibling's constraint it follows; else NULL */
   char *condition;          /* user-declared "T(C) WHERE condition": the condition
                                (SQL on the referencing table); else NULL */
+  int unindexed;            /* no index leads with the referencing columns: deleting
+                               each loser reads the whole referencing table (merge and
+                               enforce build a temporary one first) */
+  long long unindexed_rows; /* unindexed: the referencing table's rows, what each
+                               deleted loser's check reads */
 } nodup_scan_ref;
 
 /*
@@ -796,6 +826,8 @@ typedef struct nodup_merge_options {
   const char *const *ignore_refs;  /* suspected references "TABLE(COL)" left as they
                                       are, on purpose (see nodup_merge) */
   size_t nignore_refs;
+  int no_temp_index;        /* build no temporary index for unindexed references */
+  int keep_temp_index;      /* keep the temporary indexes built (nodup_fk_<hash>) */
 } nodup_merge_options;
 
 /* One-to-one children (a unique index on exactly the foreign key) of rows
@@ -836,6 +868,9 @@ typedef struct nodup_merge_report {
                                re-points from the declared keys either way) */
   size_t ntables;
   nodup_merge_table *tables;
+  char *temp_indexes;       /* temporary supporting indexes built for references whose
+                               columns had none ("nodup_fk_x on "t" ("c"); ..."), dropped
+                               again unless keep_temp_index; NULL when none */
 } nodup_merge_report;
 
 /*
@@ -862,11 +897,18 @@ typedef struct nodup_merge_report {
  * leave it explicitly (opt->ignore_refs). A dry run refuses the same way. A
  * pass that finds groups writers added meanwhile counts them again first.
  *
- * The run is recorded in `nodup_runs` (id, table, key, options, status).
- * Unless opt->no_archive, every deleted row is archived as JSON in
- * `nodup_archive` (run, step, tbl, pk, keeper, row) and every re-pointed or
- * filled row's previous values in `nodup_log`, so nodup_undo() can put the
- * database back as it was.
+ * The run is recorded in the journal's `nodup_runs` (id, table, key,
+ * options, status, owner, counters). Unless opt->no_archive, every deleted
+ * row is archived as JSON in `nodup_archive` (run, step, tbl, pk, keeper,
+ * row) and every re-pointed or filled row's previous values in
+ * `nodup_log`, so nodup_undo() can put the database back as it was. The
+ * journal is in schema "nodup" on PostgreSQL (nodup_db_set_journal()
+ * chooses another), in the main database on SQLite. Every check that can
+ * refuse (unknown table or columns, `where` and `keep`, references, an
+ * engine's limits, suspected references, FAIL's one-to-one children)
+ * comes before anything is written: a refused merge creates no journal,
+ * schema or row, and a new run that fails before its first batch commits
+ * removes its own record.
  *
  * Each batch is one transaction (SQLite: BEGIN IMMEDIATE; PostgreSQL: the
  * batch's rows locked FOR UPDATE in primary key order first): it commits
@@ -890,11 +932,14 @@ NODUP_EXTERN int nodup_merge(nodup_merge_report **out, nodup_db *db, const char 
                              const nodup_merge_options *opt);
 
 /*
- * Finish an interrupted or failed run with its own table, key and options
- * (from nodup_runs) and the same run id, so one undo covers all of it. Of
- * opt only progress and progress_ctx are used (opt may be NULL).
- * Errors: NODUP_ERR_NO_RUN (unknown run, or already done or undone), and
- * those of nodup_merge().
+ * Finish an interrupted or failed run (nodup_runs_list() says which) with
+ * its own table, key and options (from the journal) and the same run id,
+ * so one undo covers all of it; this process becomes the run's owner. The
+ * run is found in the connection's journal, else in one an earlier nodup
+ * left (which is then upgraded in place). Of opt only progress and
+ * progress_ctx are used (opt may be NULL).
+ * Errors: NODUP_ERR_NO_RUN (unknown run; done or undone; or still running,
+ * the message naming its process), and those of nodup_merge().
  */
 NODUP_EXTERN int nodup_merge_resume(nodup_merge_report **out, nodup_db *db, const char *run,
                                     const nodup_merge_options *opt);
@@ -906,8 +951,10 @@ NODUP_EXTERN int nodup_merge_resume(nodup_merge_report **out, nodup_db *db, cons
  * hold exactly what they held before (the archive itself is kept; the run
  * is marked undone). *restored and *reverted (either may be NULL) get the
  * numbers of rows re-inserted and of rows set back.
- * Errors: NODUP_ERR_NO_RUN (unknown, already undone, or made with
- * no_archive), NODUP_ERR_CHANGED (a row the merge touched was changed or
+ * A failed or interrupted run can be undone (what its committed batches
+ * did); a running one cannot.
+ * Errors: NODUP_ERR_NO_RUN (unknown, already undone, made with
+ * no_archive, or still running), NODUP_ERR_CHANGED (a row the merge touched was changed or
  * deleted since), NODUP_ERR_CONSTRAINT (a restored row collides with one
  * written since, e.g. under a unique index added after the merge): nothing
  * is changed then.
@@ -917,6 +964,85 @@ NODUP_EXTERN int nodup_undo(nodup_db *db, const char *run, long long *restored,
 
 /* Free a merge report. Accepts NULL. */
 NODUP_EXTERN void nodup_merge_free(nodup_merge_report *report);
+
+/* ---------------------------------------------------------------------------
+ * Merge runs: what the journal holds
+ */
+
+/* The state of a recorded merge run. */
+typedef enum nodup_run_state {
+  NODUP_RUN_RUNNING = 0,    /* its process (or server session) is alive */
+  NODUP_RUN_INTERRUPTED,    /* recorded running, but its process is gone: resume it */
+  NODUP_RUN_DONE,
+  NODUP_RUN_FAILED,         /* a batch failed and was rolled back: resume it */
+  NODUP_RUN_UNDONE          /* nodup_undo() put it back */
+} nodup_run_state;
+
+/* "running", "interrupted", "done", "failed", "undone". Static string. */
+NODUP_EXTERN const char *nodup_run_state_name(int state);
+
+typedef struct nodup_run_info {
+  char *run;                /* the run id */
+  char *table;              /* the merged table, as the merge was given it */
+  char **key;               /* its key columns */
+  size_t nkey;
+  int state;                /* NODUP_RUN_* */
+  char *started;            /* "YYYY-MM-DD HH:MM:SS" UTC (an earlier nodup's runs: the
+                               server's own text) */
+  char *finished;           /* the same, NULL while it has not ended */
+  char *heartbeat;          /* the last sign of life, as started; NULL when unknown */
+  long long groups;         /* duplicate groups merged */
+  long long repointed;      /* rows whose reference (or key) was re-pointed */
+  long long deleted;        /* rows deleted (merged duplicates, collided children) */
+  long long filled;         /* kept rows whose NULLs were filled */
+  long long changed;        /* repointed + deleted + filled; each of the four is -1 when
+                               unknown (a no_archive run an earlier nodup recorded) */
+  int archived;             /* it kept its archive and log: nodup_undo() can take it back
+                               (unless it is undone already) */
+  char *host;               /* the machine of the process that ran it last; NULL: unknown */
+  long long pid;            /* that process's id; 0: unknown */
+  char *journal;            /* PostgreSQL: the schema of the journal holding it; NULL on
+                               SQLite */
+  int legacy;               /* in the journal an earlier nodup made (another schema than
+                               nodup_db_set_journal's) */
+} nodup_run_info;
+
+typedef struct nodup_runs_report {
+  size_t nruns;
+  nodup_run_info *runs;     /* oldest first */
+} nodup_runs_report;
+
+/*
+ * List the merge runs recorded on db: those of the journal
+ * (nodup_db_set_journal) and, on PostgreSQL, those an earlier nodup left
+ * in the first schema of the search path, oldest first. A run recorded as
+ * running whose owner is gone is NODUP_RUN_INTERRUPTED: on a direct
+ * PostgreSQL connection when the server process it ran in has ended (a
+ * killed client's ends with it); otherwise (SQLite, through a pooler) when
+ * its process is gone from this host, or, run from another host, when its
+ * heartbeat (refreshed by every batch) is more than 5 minutes old. Reads
+ * only: no journal, no runs. On success *out is a new report; free with
+ * nodup_runs_free().
+ * Errors: NODUP_ERR_DB (the journal's schema exists but the role may not
+ * use it: the message gives the GRANT), NODUP_ERR_NOMEM.
+ */
+NODUP_EXTERN int nodup_runs_list(nodup_runs_report **out, nodup_db *db);
+
+/* Free a runs report. Accepts NULL. */
+NODUP_EXTERN void nodup_runs_free(nodup_runs_report *report);
+
+/*
+ * Delete everything the journal holds for `run` (its row, arguments,
+ * steps, log and archived rows, and on PostgreSQL a pass table
+ * nodup_groups_<run> that a run through a pooler left), in one
+ * transaction. Calling it is the confirmation: the run can no longer be
+ * resumed nor undone, and the rows it deleted are gone for good. When the
+ * last run of an earlier nodup's journal is forgotten, that journal's
+ * tables are dropped too.
+ * Errors: NODUP_ERR_NO_RUN (unknown, or running: a running run is never
+ * forgotten), NODUP_ERR_USAGE (inside a transaction), NODUP_ERR_DB.
+ */
+NODUP_EXTERN int nodup_runs_forget(nodup_db *db, const char *run);
 
 /* ---------------------------------------------------------------------------
  * Enforcing a key
@@ -950,6 +1076,13 @@ typedef struct nodup_enforce_report {
                                nodup_guard_1a2b3c4d and its function
                                "public"."nodup_guard_1a2b3c4d"(); INVALID unique index
                                "public"."p_k_key" on "public"."p""); NULL: nothing */
+  double lock_ms;           /* locked mode: how long the table lock (PostgreSQL) or the
+                               write lock (SQLite) was held, from grant to commit, over
+                               all tries; the duplicates are merged before it is taken,
+                               so it covers only those made meanwhile and the index */
+  char *temp_indexes;       /* temporary supporting indexes built for unindexed references
+                               (see nodup_merge_report), dropped again unless
+                               merge_opt.keep_temp_index; NULL: none */
 } nodup_enforce_report;
 
 /*

@@ -457,6 +457,12 @@ int db_exec_params(nodup_db *db, const char *sql, const char *const *p, int n) {
   return rc;
 }
 
+int db_begin_write(nodup_db *db) {
+  /* 5 s: SQLite's busy timeout, the wait a plain BEGIN IMMEDIATE gets. */
+  return db->be->begin_write_urgent ? db->be->begin_write_urgent(db, 5000)
+                                    : db->be->exec(db, db->be->begin_write);
+}
+
 int db_read_count(void *ctx, int n, const char *const *v) {
   (void)n;
   *(long long *)ctx = v[0] ? atoll(v[0]) : 0;

@@ -822,14 +822,15 @@ static void pg_json_object(buf *q, size_t n, const char *const *keys,
 /* json_populate_record turns the archived JSON back into a row of t with
  * each column's own type input (bytea, timestamps, arrays alike).
  * OVERRIDING SYSTEM VALUE: identity columns take the archived values. */
-static void pg_restore_rows(buf *q, const nodup_table_info *t) {
-  buf_printf(q, "INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT r.* FROM nodup_archive AS a, "
+static void pg_restore_rows(buf *q, const nodup_table_info *t, const char *archive) {
+  buf_printf(q, "INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT r.* FROM %s AS a, "
                 "json_populate_record(NULL::%s, a.row::json) AS r "
                 "WHERE a.run = $1 AND a.step = $2",
-             t->qualified, t->qualified);
+             t->qualified, archive, t->qualified);
 }
 
-static void pg_restore_cols(buf *q, const nodup_table_info *t, char *const *cols, size_t n) {
+static void pg_restore_cols(buf *q, const nodup_table_info *t, char *const *cols, size_t n,
+                            const char *log) {
   size_t i;
   buf_printf(q, "UPDATE %s AS c SET ", t->qualified);
   for (i = 0; i < n; i++) {
@@ -838,10 +839,10 @@ static void pg_restore_cols(buf *q, const nodup_table_info *t, char *const *cols
     buf_puts(q, " = o.");
     sql_ident(q, cols[i]);
   }
-  buf_printf(q, " FROM nodup_log AS r, json_populate_record(NULL::%s, r.old::json) AS o, "
+  buf_printf(q, " FROM %s AS r, json_populate_record(NULL::%s, r.old::json) AS o, "
                 "json_populate_record(NULL::%s, r.cur::json) AS p "
                 "WHERE r.run = $1 AND r.step = $2",
-             t->qualified, t->qualified);
+             log, t->qualified, t->qualified);
   for (i = 0; i < t->npk; i++) {
     buf_puts(q, " AND c.");
     sql_ident(q, t->pk[i]);
@@ -859,6 +860,49 @@ static int pg_reconnect(nodup_db *db) {
                     PQerrorMessage(db->native));
 }
 
+/* Valid, non-partial indexes of t, leading columns first (an expression
+ * keeps its place as an empty name). */
+static int pg_index_columns(nodup_db *db, const nodup_table_info *t, row_fn fn, void *ctx) {
+  const char *p[1] = {t->qualified};
+  return pg_query(db,
+                  "SELECT array_to_string(ARRAY(SELECT coalesce(a.attname, '') "
+                  "  FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(n, o) "
+                  "  LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
+                  "    AND a.attnum = k.n AND k.n > 0 "
+                  "  ORDER BY k.o), E'\\x1f') "
+                  "FROM pg_catalog.pg_index i "
+                  "WHERE i.indrelid = $1::regclass AND i.indisvalid AND i.indpred IS NULL",
+                  p, 1, fn, ctx);
+}
+
+static int pg_leaves(nodup_db *db, const char *table, row_fn fn, void *ctx) {
+  nodup_table_info *t = NULL;
+  const char *p[1];
+  int rc = pg_table_info(db, table, &t);
+  if (rc != NODUP_OK) return rc;
+  p[0] = t->qualified;
+  rc = pg_query(db,
+                "SELECT n.nspname || '.' || c.relname "
+                "FROM pg_catalog.pg_partition_tree($1::regclass) AS pt "
+                "JOIN pg_catalog.pg_class c ON c.oid = pt.relid "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE pt.isleaf AND pt.relid <> $1::regclass ORDER BY 1",
+                p, 1, fn, ctx);
+  table_info_free(t);
+  return rc;
+}
+
+static int pg_index_invalid(nodup_db *db, const char *qualified, int *invalid) {
+  const char *p[1] = {qualified};
+  long long n = 0;
+  int rc = pg_query(db,
+                    "SELECT count(*) FROM pg_catalog.pg_index "
+                    "WHERE indexrelid = to_regclass($1) AND NOT indisvalid",
+                    p, 1, db_read_count, &n);
+  *invalid = n > 0;
+  return rc;
+}
+
 const struct nodup_backend nodup_pg_backend = {
     "postgresql",  '$',
     "(CASE WHEN (%s) THEN '1' ELSE '" PG_PREDICATE_GUARD "' END)::int",
@@ -868,6 +912,7 @@ const struct nodup_backend nodup_pg_backend = {
     pg_in_transaction, pg_references, pg_row_json, pg_json_object,
     pg_restore_rows, pg_restore_cols, pg_reconnect,
     "BEGIN", " FOR UPDATE", pg_changes, NULL, pg_predicate_canon, pg_columns,
+    pg_index_columns, pg_index_invalid, pg_leaves,
 };
 
 /* ---- COPY FROM STDIN (import.c) ---- */

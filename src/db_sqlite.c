@@ -825,7 +825,7 @@ static void sq_json_get(buf *q, const char *json, const char *key) {
   buf_putc(q, ')');
 }
 
-static void sq_restore_rows(buf *q, const nodup_table_info *t) {
+static void sq_restore_rows(buf *q, const nodup_table_info *t, const char *archive) {
   size_t i;
   int rowid = t->npk == 1;
   for (i = 0; rowid && i < t->ncols; i++)
@@ -840,10 +840,11 @@ static void sq_restore_rows(buf *q, const nodup_table_info *t) {
   }
   /* An implicit rowid is not in the row's JSON: the archive's pk is it. */
   if (rowid) buf_puts(q, ", CAST(a.pk AS INTEGER)");
-  buf_puts(q, " FROM nodup_archive AS a WHERE a.run = ?1 AND a.step = ?2");
+  buf_printf(q, " FROM %s AS a WHERE a.run = ?1 AND a.step = ?2", archive);
 }
 
-static void sq_restore_cols(buf *q, const nodup_table_info *t, char *const *cols, size_t n) {
+static void sq_restore_cols(buf *q, const nodup_table_info *t, char *const *cols, size_t n,
+                            const char *log) {
   size_t i;
   buf_printf(q, "UPDATE %s AS c SET ", t->qualified);
   for (i = 0; i < n; i++) {
@@ -852,13 +853,24 @@ static void sq_restore_cols(buf *q, const nodup_table_info *t, char *const *cols
     buf_puts(q, " = ");
     sq_json_get(q, "r.old", cols[i]);
   }
-  buf_puts(q, " FROM nodup_log AS r WHERE r.run = ?1 AND r.step = ?2");
+  buf_printf(q, " FROM %s AS r WHERE r.run = ?1 AND r.step = ?2", log);
   for (i = 0; i < t->npk; i++) {
     buf_puts(q, " AND c.");
     sql_ident(q, t->pk[i]);
     buf_puts(q, " = ");
     sq_json_get(q, "r.cur", t->pk[i]);
   }
+}
+
+/* Non-partial indexes of t, columns in index order (an expression's
+ * column is NULL in index_info: an empty name). */
+static int sq_index_columns(nodup_db *db, const nodup_table_info *t, row_fn fn, void *ctx) {
+  const char *p[1] = {t->name};
+  return sq_query(db,
+                  "SELECT (SELECT group_concat(coalesce(name, ''), char(31)) FROM "
+                  "  (SELECT name FROM pragma_index_info(il.name) ORDER BY seqno)) "
+                  "FROM pragma_index_list(?1) AS il WHERE il.partial = 0",
+                  p, 1, fn, ctx);
 }
 
 const struct nodup_backend nodup_sqlite_backend = {
@@ -872,5 +884,5 @@ const struct nodup_backend nodup_sqlite_backend = {
     sq_in_transaction, sq_references, sq_row_json, sq_json_object,
     sq_restore_rows, sq_restore_cols, NULL,
     "BEGIN IMMEDIATE", "", sq_changes, sq_begin_write_urgent, sq_predicate_canon,
-    sq_columns,
+    sq_columns, sq_index_columns, NULL, NULL,
 };

@@ -41,12 +41,15 @@ typedef struct enforce_ctx {
   int building;             /* online: this run started an index build */
   int told;                 /* the message says what is left already */
   buf removed;              /* leftovers of earlier runs removed (report->removed) */
+  fk_gap *gaps;             /* temporary indexes for unindexed references (fkindex.c) */
+  size_t ngaps;
 } enforce_ctx;
 
 void nodup_enforce_free(nodup_enforce_report *r) {
   if (!r) return;
   free(r->index);
   free(r->removed);
+  free(r->temp_indexes);
   free(r);
 }
 
@@ -54,6 +57,12 @@ void nodup_enforce_free(nodup_enforce_report *r) {
  * exec. */
 static int exec_buf(nodup_db *db, buf *q) {
   return q->oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(q), NULL, 0, NULL, NULL);
+}
+
+static double now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
 static void sleep_ms(long ms) {
@@ -194,6 +203,7 @@ static int locked(enforce_ctx *c) {
   int rc = NODUP_OK, attempt;
   buf_init(&q);
   for (attempt = 0; attempt < ENFORCE_LOCK_TRIES; attempt++) {
+    double held = 0;
     if (attempt) sleep_ms(50L << (attempt < 5 ? attempt : 5));
     rc = db->be->begin_write_urgent ? db->be->begin_write_urgent(db, c->timeout)
                                     : db->be->exec(db, db->be->begin_write);
@@ -211,6 +221,7 @@ static int locked(enforce_ctx *c) {
       buf_printf(&q, "LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", c->t->qualified);
       if ((rc = set_lock_timeout(c)) == NODUP_OK) rc = exec_buf(db, &q);
     }
+    if (rc == NODUP_OK) held = now_ms();
     if (rc == NODUP_OK) rc = clean(c, 1, 0);
     /* A merge's deletes and updates queue the checks of DEFERRABLE
      * INITIALLY DEFERRED foreign keys (every Django foreign key) until
@@ -228,11 +239,13 @@ static int locked(enforce_ctx *c) {
       if (rc == NODUP_OK) rc = attach_constraint(c);
     }
     if (rc == NODUP_OK && !c->opt->dry_run) rc = db->be->exec(db, "COMMIT");
+    if (held > 0 && rc == NODUP_OK && !c->opt->dry_run) c->rep->lock_ms += now_ms() - held;
     if (rc == NODUP_OK && !c->opt->dry_run) break;
     {
       char *msg = nodup_strdup(nodup_errmsg(db));
       int retry = rc != NODUP_OK && c->pg && lock_timed_out(db);
       db->be->exec(db, "ROLLBACK");
+      if (held > 0) c->rep->lock_ms += now_ms() - held;
       if (rc != NODUP_OK && msg) nodup_fail(db, rc, "%s", msg);
       else if (rc == NODUP_OK) nodup_clear_error(db);
       free(msg);
@@ -244,6 +257,47 @@ static int locked(enforce_ctx *c) {
   }
   buf_free(&q);
   return rc;
+}
+
+/*
+ * Before any lock: when there are duplicates to merge, build the supporting
+ * indexes the merge's deletes need (fkindex.c: without one, each deleted
+ * loser reads its referencing table whole, under the lock), then merge the
+ * groups there are now in batches, while writers go on. The locked step
+ * (or online's guard) is left only the groups writers made meanwhile and
+ * the index build, so the lock is held for seconds, not for the merge.
+ * (Online mode's own first pass is the same pass; a dry run merges inside
+ * its one rolled-back transaction instead.)
+ */
+static int before_lock(enforce_ctx *c) {
+  nodup_db *db = c->db;
+  const nodup_merge_options *mo = &c->opt->merge_opt;
+  nodup_fk_info *fks = NULL, *extra = NULL;
+  size_t nfks = 0, nextra = 0, i;
+  long long groups = 0;
+  int rc;
+  if (!c->opt->merge || c->opt->dry_run) return NODUP_OK;
+  if ((rc = count_groups(c, &groups)) != NODUP_OK || !groups) return rc;
+  if (!mo->no_temp_index) {
+    if (!(extra = calloc(mo->nrefs + 1, sizeof *extra))) return NODUP_ERR_NOMEM;
+    rc = db->be->references(db, c->t, &fks, &nfks);
+    for (i = 0; rc == NODUP_OK && i < mo->nrefs; i++, nextra++)
+      rc = fk_parse_ref(db, c->t, mo->refs[i] ? mo->refs[i] : "", &extra[i]);
+    if (rc == NODUP_OK) rc = fkindex_plan(db, fks, nfks, extra, nextra, &c->gaps, &c->ngaps);
+    if (rc == NODUP_OK) rc = fkindex_build(db, c->gaps, c->ngaps);
+    if (rc == NODUP_OK && c->ngaps) {
+      buf d;
+      buf_init(&d);
+      fkindex_describe(&d, c->gaps, c->ngaps);
+      if (d.oom || !(c->rep->temp_indexes = nodup_strdup(buf_str(&d)))) rc = NODUP_ERR_NOMEM;
+      buf_free(&d);
+    }
+    fk_info_free(fks, nfks);
+    fk_info_free(extra, nextra);
+    if (rc != NODUP_OK) return rc;
+  }
+  if (c->opt->online) return NODUP_OK;   /* online() starts with this very pass */
+  return clean(c, 0, 1);
 }
 
 /* ---- online (PostgreSQL) ---- */
@@ -912,8 +966,16 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
   }
   if (rc != NODUP_OK && rc != NODUP_ERR_UNBACKED) goto done;
   nodup_clear_error(db);
-  rc = opt->online ? online(&c) : locked(&c);
+  if ((rc = before_lock(&c)) == NODUP_OK) rc = opt->online ? online(&c) : locked(&c);
 done:
+  if (c.ngaps && !opt->merge_opt.keep_temp_index) {
+    char *msg = rc != NODUP_OK ? nodup_strdup(nodup_errmsg(db)) : NULL;
+    int drc = fkindex_drop(db, c.gaps, c.ngaps);
+    if (rc == NODUP_OK) rc = drc;
+    else if (msg) nodup_fail(db, rc, "%s", msg);
+    free(msg);
+  }
+  fkindex_free(c.gaps, c.ngaps);
   /* The notice is what is left now (the merges on the way saw this run's
    * own guard); a failure's message says it too, unless it said already. */
   if (c.pg && c.t && c.key && !c.told && !opt->abort) {

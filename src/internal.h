@@ -62,6 +62,11 @@ void sql_param(buf *b, const nodup_db *db, int n);
 /* db.c: one statement with parameters and no result, written with ?N
  * placeholders (PostgreSQL's $N are substituted). */
 int db_exec_params(nodup_db *db, const char *sql, const char *const *p, int n);
+/* Open a transaction that will write, for a caller that must get the lock
+ * while short writers keep taking it: SQLite's lock has no queue and its
+ * busy handler backs off to 100 ms between tries, so BEGIN IMMEDIATE lost
+ * to 8 writers in a loop; begin_write_urgent asks every millisecond. */
+int db_begin_write(nodup_db *db);
 /* A row_fn reading the first column of the first row as a count into
  * *(long long *)ctx (NULL: 0). */
 int db_read_count(void *ctx, int n, const char *const *v);
@@ -204,6 +209,35 @@ const char *userexpr_lex(const char *s, size_t *at);
 int userexpr_check(nodup_db *db, const nodup_table_info *t, const char *expr, int order_by,
                    const char *what);
 
+/* ---- fkindex.c: supporting indexes for the references a merge deletes under ---- */
+
+/* A reference with no index leading with its columns. */
+typedef struct fk_gap {
+  char *table;            /* the referencing table, as table_info() accepts it */
+  char *qualified;        /* ... quoted */
+  char **cols;            /* its referencing columns */
+  size_t ncols;
+  long long rows;         /* its rows: what each loser's delete reads without an index */
+  char *index;            /* the temporary index's name, nodup_fk_<hash> */
+  char *index_qualified;  /* ... quoted, with the table's schema */
+  int built;              /* built by fkindex_build, not dropped yet */
+} fk_gap;
+
+/* The references among fks[0..n) with no supporting index (none: *out
+ * NULL). Reads the catalog and counts each gap's rows. */
+int fkindex_plan(nodup_db *db, const nodup_fk_info *fks, size_t nfks,
+                 const nodup_fk_info *extra, size_t nextra, fk_gap **out, size_t *nout);
+/* Build each gap's index (PostgreSQL: CONCURRENTLY, so call it outside a
+ * transaction; a valid one left by a killed run is reused, an INVALID one
+ * dropped first). */
+int fkindex_build(nodup_db *db, fk_gap *g, size_t n);
+/* Drop the indexes fkindex_build built; the first failure is returned,
+ * every one is tried. */
+int fkindex_drop(nodup_db *db, fk_gap *g, size_t n);
+/* Append "nodup_fk_x on "t" ("c"); ..." for messages and reports. */
+void fkindex_describe(buf *b, const fk_gap *g, size_t n);
+void fkindex_free(fk_gap *g, size_t n);
+
 /* ---- backends ---- */
 
 typedef struct nodup_stmt nodup_stmt;   /* backend-defined prepared statement */
@@ -252,12 +286,14 @@ struct nodup_backend {
   /* Append an expression giving JSON text of an object whose keys[i]
    * holds the value of SQL expression exprs[i]. */
   void (*json_object)(buf *q, size_t n, const char *const *keys, const char *const *exprs);
-  /* Undo (merge.c). restore_rows: an INSERT of t's rows archived under
-   * nodup_archive's run ($1) and step ($2). restore_cols: an UPDATE
-   * setting `cols` of t back to nodup_log's `old` values, the row found by
+  /* Undo (runs.c). restore_rows: an INSERT of t's rows archived under
+   * run ($1) and step ($2) in `archive` (the journal's nodup_archive,
+   * quoted and qualified). restore_cols: an UPDATE setting `cols` of t
+   * back to the `old` values of `log` (its nodup_log), the row found by
    * the primary key values in `cur`. Both run through changes(). */
-  void (*restore_rows)(buf *q, const nodup_table_info *t);
-  void (*restore_cols)(buf *q, const nodup_table_info *t, char *const *cols, size_t n);
+  void (*restore_rows)(buf *q, const nodup_table_info *t, const char *archive);
+  void (*restore_cols)(buf *q, const nodup_table_info *t, char *const *cols, size_t n,
+                       const char *log);
   /* Reconnect a connection the server dropped (NULL: cannot happen).
    * Statements prepared before are gone. */
   int (*reconnect)(nodup_db *db);
@@ -289,6 +325,17 @@ struct nodup_backend {
    * families, otherwise the engine's own type (PostgreSQL: base type OID;
    * SQLite: the declared type's affinity). suspect.c. */
   int (*columns)(nodup_db *db, row_fn fn, void *ctx);
+  /* One row per valid, non-partial index of t: its columns '\x1f'-joined
+   * in index order (an expression as an empty name). fkindex.c. */
+  int (*index_columns)(nodup_db *db, const nodup_table_info *t, row_fn fn, void *ctx);
+  /* *invalid = 1 when index `qualified` (quoted) exists and is INVALID (a
+   * CONCURRENTLY build that failed). NULL where indexes are built in one
+   * transaction and never left half-built (SQLite). */
+  int (*index_invalid)(nodup_db *db, const char *qualified, int *invalid);
+  /* The leaf partitions of `table` (as table_info() accepts it), one name
+   * per row in the same form; none for a table that is not partitioned.
+   * NULL where there are no partitions (SQLite). */
+  int (*leaves)(nodup_db *db, const char *table, row_fn fn, void *ctx);
 };
 
 extern const struct nodup_backend nodup_sqlite_backend;
@@ -420,6 +467,9 @@ struct nodup_db {
   engine_info engine;    /* PostgreSQL: which engine answers (zero: PostgreSQL) */
   unsigned long long retries;  /* nodup_retries() */
   buf notice;            /* nodup_notice(): what enforce_leftovers_note() found */
+  /* nodup_db_set_journal(): the merge journal's schema (PostgreSQL); ""
+   * is JOURNAL_DEFAULT_SCHEMA. 64 bytes: PostgreSQL's longest name. */
+  char journal[64];
 };
 
 /* ---- prepared keys ---- */
@@ -469,20 +519,121 @@ int merge_in_transaction(nodup_merge_report **out, nodup_db *db, const char *tab
                          const char *const *cols, size_t ncols, const char *where,
                          const nodup_merge_options *opt);
 /* merge.c: the whole run. `run` is a run to resume (NULL: a new one) whose
+ * journal is in schema `journal` (NULL: journal_schema(db)) and whose
  * last step was `laststep`; `own_txn`: one transaction per batch (0: all
  * inside the caller's); `one_pass`: stop after the groups of the first
  * pass, leaving what writers add meanwhile.
  * runs.c (resume) calls it. */
 int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
               const char *const *cols, size_t ncols, const char *where,
-              const nodup_merge_options *opt, const char *run, long long laststep,
-              int own_txn, int one_pass);
+              const nodup_merge_options *opt, const char *run, const char *journal,
+              long long laststep, int own_txn, int one_pass);
 /* nodup_merge() of the duplicate groups there are when it starts, one
  * pass: nodup enforce --online's first merge, which live writers could
  * otherwise keep feeding for ever. */
 int merge_one_pass(nodup_merge_report **out, nodup_db *db, const char *table,
                    const char *const *cols, size_t ncols, const char *where,
                    const nodup_merge_options *opt);
+
+/* ---- journal.c: where merge runs are recorded (merge.c writes, runs.c
+ * and runs_list.c read) ---- */
+
+#define JOURNAL_VERSION 2                /* nodup_meta's version of the layout */
+#define JOURNAL_DEFAULT_SCHEMA "nodup"   /* PostgreSQL */
+/* A run whose owner cannot be asked (another host, through a pooler) is
+ * interrupted when its heartbeat is older than this. */
+#define JOURNAL_LEASE_SECONDS 300
+
+/* The schema new runs are recorded in: PostgreSQL nodup_db_set_journal()'s
+ * or "nodup"; NULL on SQLite (the main database). Borrowed from db. */
+const char *journal_schema(const nodup_db *db);
+/* Append journal table `name` ("nodup_runs") of `schema` (NULL: none),
+ * quoted. */
+void journal_table(buf *q, const char *schema, const char *name);
+/* Append template `tmpl` with "{s}" the schema prefix, "{now}" the time as
+ * UTC text "YYYY-MM-DD HH:MM:SS", "{ago}" the same JOURNAL_LEASE_SECONDS
+ * ago, and ?N the backend's placeholders. */
+void journal_sql(buf *q, const nodup_db *db, const char *schema, const char *tmpl);
+/* *version: 0 no journal in `schema`, 1 one an earlier nodup made (no
+ * nodup_meta), else nodup_meta's. Reads the catalog only. */
+int journal_version(nodup_db *db, const char *schema, int *version);
+/* Create `schema`'s journal, or upgrade it to JOURNAL_VERSION, in the
+ * caller's transaction (PostgreSQL: the schema too, refusing with the
+ * GRANT or CREATE SCHEMA to run when the role may not). A journal of a
+ * newer version is refused. */
+int journal_ensure(nodup_db *db, const char *schema);
+/* PostgreSQL: the schema of an earlier nodup's journal (the first schema
+ * of the search path with a nodup_runs, other than journal_schema()) as a
+ * new string, or NULL. Always NULL on SQLite. */
+int journal_legacy(nodup_db *db, char **schema);
+/* Where run is recorded: journal_schema(), else the legacy journal.
+ * *schema a new string (NULL on SQLite), *version its journal's version.
+ * NODUP_ERR_NO_RUN when neither has it. */
+int journal_find(nodup_db *db, const char *run, char **schema, int *version);
+
+/* Who runs a run (recorded with it, checked by every write). */
+typedef struct journal_owner {
+  char token[128];     /* unique to one merge_run() call */
+  char host[256];      /* gethostname() */
+  char pid[24];
+  char pid_start[32];  /* the process's start (/proc), "" if unknown */
+  char backend[64];    /* PostgreSQL, direct: "pid backend_start-epoch"; else "" */
+} journal_owner;
+int journal_owner_init(nodup_db *db, journal_owner *o);
+
+/* Insert the run (status running, owned by o) and its arguments. */
+int journal_record(nodup_db *db, const char *schema, const char *run, const journal_owner *o,
+                   const char *table, char *const *key, size_t nkey, const char *where,
+                   const nodup_merge_options *opt, size_t batch);
+/* Resume, inside the caller's transaction: make o the owner of a failed or
+ * interrupted run (its row locked first; one a batch holds is running);
+ * NODUP_ERR_NO_RUN for a run that is running, done or undone. */
+int journal_claim(nodup_db *db, const char *schema, const char *run, const journal_owner *o);
+/* The first statement of each batch: refresh the heartbeat, holding the
+ * run's row until the batch ends; NODUP_ERR_NO_RUN when o no longer owns
+ * the run or it is no longer running (taken over, undone, forgotten). */
+int journal_heartbeat(nodup_db *db, const char *schema, const char *run, const journal_owner *o);
+/* The last statement of each batch: add what it did to the run's counters. */
+int journal_batch_done(nodup_db *db, const char *schema, const char *run, const journal_owner *o,
+                       long long groups, long long repointed, long long deleted,
+                       long long filled);
+/* End the run as "done" or "failed" (only o, only while running). */
+int journal_status(nodup_db *db, const char *schema, const char *run, const journal_owner *o,
+                   const char *status);
+/* Delete every journal row of run, and (PostgreSQL) its pooled pass
+ * table nodup_groups_<run>, in the caller's transaction. */
+int journal_remove(nodup_db *db, const char *schema, const char *run);
+/* A new run that failed before any batch committed: remove its rows in a
+ * transaction of its own, if o still owns it. Best effort (a failure
+ * leaves it recorded as running, so interrupted). */
+void journal_discard(nodup_db *db, const char *schema, const char *run, const journal_owner *o);
+
+/* Append the six columns journal_state() reads, for nodup_runs AS r of a
+ * journal of `version`: status, host, pid, pid_start, whether the server
+ * process is alive (1/0, NULL: none recorded), heartbeat within the lease
+ * (1/0). */
+void journal_state_columns(buf *q, const nodup_db *db, const char *schema, int version);
+/* NODUP_RUN_* from those six values: a run recorded running is running
+ * while its server process lives (direct PostgreSQL), else while its
+ * process lives when it is on this host, else while its heartbeat is
+ * within the lease; interrupted otherwise. */
+int journal_state(const char *const *v);
+
+typedef struct journal_row {
+  int found, state;    /* NODUP_RUN_* */
+  int busy;            /* `lock`: a batch holds the row (so it is running) */
+  char status[16], host[256], pid[24];
+} journal_row;
+/* Read run's state from schema's journal; with `lock`, inside the
+ * caller's transaction, lock its row (PostgreSQL; SQLite's write
+ * transaction is the lock), never waiting: a row a batch holds is a
+ * running run's (busy). NODUP_ERR_NO_RUN when the journal lacks it. */
+int journal_read_row(nodup_db *db, const char *schema, int version, const char *run, int lock,
+                     journal_row *r);
+/* NODUP_ERR_NO_RUN: "merge run R is running (process P on H): `what` until
+ * it stops". */
+int journal_refuse_running(nodup_db *db, const char *run, const journal_row *r,
+                           const char *what);
 
 /* ---- enforce.c and enforce_leftovers.c: what an interrupted online
  * enforce leaves (PostgreSQL), found by every command on the key ---- */

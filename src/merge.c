@@ -37,7 +37,9 @@ typedef struct merge_ctx {
    * of our own; behind a transaction-mode pooler a temp table would be
    * gone (or another client's) in the next batch's transaction, so it is
    * an unlogged table named after the run, dropped at the end. */
-  char groups[96];
+  char groups[200];
+  const char *journal;  /* the run's journal schema (journal.c; NULL on SQLite) */
+  journal_owner owner;  /* this call, as the run's row names its owner */
   /* The schema, read once per run rather than per batch (schema_*). */
   struct schema_entry {
     char *name;                /* as table_info() was asked */
@@ -120,6 +122,7 @@ void nodup_merge_free(nodup_merge_report *r) {
     free(r->tables[i].table_name);
   }
   free(r->tables);
+  free(r->temp_indexes);
   free(r);
 }
 
@@ -235,7 +238,9 @@ static int step_begin(merge_ctx *c, const char *kind, const char *tname, char *c
   buf q;
   int rc = NODUP_OK;
   buf_init(&q);
-  buf_puts(&q, "INSERT INTO nodup_steps (run, step, kind, tbl, pos, col) VALUES (");
+  buf_puts(&q, "INSERT INTO ");
+  journal_table(&q, c->journal, "nodup_steps");
+  buf_puts(&q, " (run, step, kind, tbl, pos, col) VALUES (");
   for (i = 1; i <= 6; i++) {
     if (i > 1) buf_puts(&q, ", ");
     if (i == 2 || i == 5) buf_puts(&q, "CAST(");
@@ -276,7 +281,9 @@ static int log_rows(merge_ctx *c, const char *stepno, const nodup_table_info *t,
     oldx[i] = e.oom ? NULL : nodup_strdup(buf_str(&e));
     if (!oldx[i]) q.oom = 1;
   }
-  buf_puts(&q, "INSERT INTO nodup_log (run, step, cur, old) SELECT ");
+  buf_puts(&q, "INSERT INTO ");
+  journal_table(&q, c->journal, "nodup_log");
+  buf_puts(&q, " (run, step, cur, old) SELECT ");
   sql_param(&q, db, 1);
   buf_puts(&q, ", CAST(");
   sql_param(&q, db, 2);
@@ -416,7 +423,9 @@ static int archive_rekey(merge_ctx *c, const nodup_table_info *x, const char *m,
   if (!rekeyed) return NODUP_OK;
   snprintf(sincetext, sizeof sincetext, "%lld", since);
   buf_init(&q);
-  buf_puts(&q, "UPDATE nodup_archive SET keeper = u.nodup_new FROM (SELECT ");
+  buf_puts(&q, "UPDATE ");
+  journal_table(&q, c->journal, "nodup_archive");
+  buf_puts(&q, " AS a SET keeper = u.nodup_new FROM (SELECT ");
   pk_text(&q, child, "c");
   buf_puts(&q, " AS nodup_old, ");
   for (i = 0; i < child->npk; i++) {
@@ -426,13 +435,13 @@ static int archive_rekey(merge_ctx *c, const nodup_table_info *x, const char *m,
   }
   buf_printf(&q, " AS nodup_new FROM %s AS c JOIN %s AS m ON ", child->qualified, m);
   fk_on_losers(&q, db, x, fk);
-  buf_puts(&q, ") AS u WHERE nodup_archive.run = ");
+  buf_puts(&q, ") AS u WHERE a.run = ");
   sql_param(&q, db, 1);
-  buf_puts(&q, " AND nodup_archive.tbl = ");
+  buf_puts(&q, " AND a.tbl = ");
   sql_param(&q, db, 2);
-  buf_puts(&q, " AND nodup_archive.step > CAST(");
+  buf_puts(&q, " AND a.step > CAST(");
   sql_param(&q, db, 3);
-  buf_puts(&q, " AS INTEGER) AND nodup_archive.keeper = u.nodup_old");
+  buf_puts(&q, " AS INTEGER) AND a.keeper = u.nodup_old");
   rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 3, NULL, NULL);
   buf_free(&q);
   return rc;
@@ -583,7 +592,9 @@ static int archive_and_delete(merge_ctx *c, const nodup_table_info *x, const cha
   if (c->log) {
     const char *p[3] = {c->rep->run, x->qualified, stepno};
     if ((rc = step_begin(c, "delete", tname, NULL, 0, stepno)) != NODUP_OK) goto done;
-    buf_puts(&q, "INSERT INTO nodup_archive (run, step, tbl, pk, keeper, row) SELECT ");
+    buf_puts(&q, "INSERT INTO ");
+    journal_table(&q, c->journal, "nodup_archive");
+    buf_puts(&q, " (run, step, tbl, pk, keeper, row) SELECT ");
     sql_param(&q, db, 1);
     buf_puts(&q, ", CAST(");
     sql_param(&q, db, 3);
@@ -850,8 +861,10 @@ static int pass_groups(merge_ctx *c, const nodup_table_info *t, char *const *key
   buf q;
   int rc;
   buf_init(&q);
-  if (c->have_groups) {
-    buf_printf(&q, "DROP TABLE %s", c->groups);
+  if (c->have_groups || c->db->pooled) {
+    /* Pooled, the table is named after the run and outlives a killed
+     * process: a resume finds its predecessor's. */
+    buf_printf(&q, "DROP TABLE %s%s", c->have_groups ? "" : "IF EXISTS ", c->groups);
     if ((rc = run_sql(c, &q, NULL)) != NODUP_OK) goto done;
     c->have_groups = 0;
     buf_reset(&q);
@@ -926,74 +939,6 @@ static void batch_join(buf *q, char *const *key, size_t nkey, int nulls_equal) {
       buf_puts(q, " IS NULL))");
     }
   }
-}
-
-/* The run's bookkeeping tables. nodup_runs: one row per run, with what
- * nodup_merge_resume() needs; nodup_run_args: its key columns and extra
- * references; nodup_steps: each changing statement, in order, with the
- * columns it set; nodup_log: the previous values of changed rows;
- * nodup_archive: deleted rows. */
-static int ensure_tables(nodup_db *db) {
-  return db->be->exec(
-      db,
-      "CREATE TABLE IF NOT EXISTS nodup_runs (run TEXT PRIMARY KEY, tbl TEXT NOT NULL, "
-      "where_sql TEXT, keep_sql TEXT, batch INTEGER NOT NULL, nulls_equal INTEGER NOT NULL, "
-      "fill_nulls INTEGER NOT NULL, one_to_one INTEGER NOT NULL, archive INTEGER NOT NULL, "
-      "status TEXT NOT NULL, groups INTEGER NOT NULL DEFAULT 0, started TEXT, finished TEXT);"
-      "CREATE TABLE IF NOT EXISTS nodup_run_args (run TEXT NOT NULL, kind TEXT NOT NULL, "
-      "pos INTEGER NOT NULL, value TEXT NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS nodup_steps (run TEXT NOT NULL, step INTEGER NOT NULL, "
-      "kind TEXT NOT NULL, tbl TEXT NOT NULL, pos INTEGER NOT NULL, col TEXT);"
-      "CREATE TABLE IF NOT EXISTS nodup_log (run TEXT NOT NULL, step INTEGER NOT NULL, "
-      "cur TEXT NOT NULL, old TEXT NOT NULL);"
-      "CREATE TABLE IF NOT EXISTS nodup_archive (run TEXT NOT NULL, step INTEGER NOT NULL, "
-      "tbl TEXT NOT NULL, pk TEXT NOT NULL, keeper TEXT NOT NULL, row TEXT NOT NULL);"
-      /* archive_rekey() reads the run's latest steps while merging. */
-      "CREATE INDEX IF NOT EXISTS nodup_archive_step ON nodup_archive (run, step)");
-}
-
-/* Record a new run: settings and arguments, status 'running'. */
-static int run_record(merge_ctx *c, const char *table, char *const *key, size_t nkey,
-                      const char *where, size_t batch) {
-  const nodup_merge_options *o = c->opt;
-  char nb[24], ne[4], fl[4], oo[4], ar[4], pos[24];
-  const char *p[10];
-  size_t i;
-  int rc;
-  snprintf(nb, sizeof nb, "%zu", batch);
-  snprintf(ne, sizeof ne, "%d", o->nulls_equal ? 1 : 0);
-  snprintf(fl, sizeof fl, "%d", o->fill_nulls ? 1 : 0);
-  snprintf(oo, sizeof oo, "%d", o->one_to_one);
-  snprintf(ar, sizeof ar, "%d", o->no_archive ? 0 : 1);
-  p[0] = c->rep->run, p[1] = table, p[2] = where, p[3] = o->keep && *o->keep ? o->keep : NULL;
-  p[4] = nb, p[5] = ne, p[6] = fl, p[7] = oo, p[8] = ar;
-  rc = db_exec_params(c->db,
-                   "INSERT INTO nodup_runs (run, tbl, where_sql, keep_sql, batch, nulls_equal, "
-                   "fill_nulls, one_to_one, archive, status, started) VALUES (?1, ?2, ?3, ?4, "
-                   "CAST(?5 AS INTEGER), CAST(?6 AS INTEGER), CAST(?7 AS INTEGER), "
-                   "CAST(?8 AS INTEGER), CAST(?9 AS INTEGER), 'running', CURRENT_TIMESTAMP)",
-                   p, 9);
-  for (i = 0; rc == NODUP_OK && i < nkey + o->nrefs + o->nignore_refs; i++) {
-    /* The key, the references and the ignored ones: resume uses them all. */
-    int k = i < nkey ? 0 : i < nkey + o->nrefs ? 1 : 2;
-    size_t at = k == 0 ? i : k == 1 ? i - nkey : i - nkey - o->nrefs;
-    const char *a[4] = {c->rep->run, k == 0 ? "key" : k == 1 ? "ref" : "ignore", pos,
-                        k == 0 ? key[i] : k == 1 ? o->refs[at] : o->ignore_refs[at]};
-    snprintf(pos, sizeof pos, "%zu", at);
-    rc = db_exec_params(c->db,
-                     "INSERT INTO nodup_run_args (run, kind, pos, value) "
-                     "VALUES (?1, ?2, CAST(?3 AS INTEGER), ?4)",
-                     a, 4);
-  }
-  return rc;
-}
-
-static int run_status(merge_ctx *c, const char *status) {
-  const char *p[2] = {c->rep->run, status};
-  return db_exec_params(c->db,
-                     "UPDATE nodup_runs SET status = ?2, finished = CASE WHEN ?2 = 'running' "
-                     "THEN NULL ELSE CURRENT_TIMESTAMP END WHERE run = ?1",
-                     p, 2);
 }
 
 /* One batch, inside the caller's transaction: lock, map, merge. *groups
@@ -1071,13 +1016,6 @@ static int merge_batch(merge_ctx *c, const nodup_table_info *t, const char *tnam
     if (!n) goto done;
   }
   rc = merge_level(c, t, tname, buf_str(&q), 0, extra, nextra, c->opt->fill_nulls, key, nkey);
-  if (rc == NODUP_OK) {
-    char n[24];
-    const char *p[2] = {c->rep->run, n};
-    snprintf(n, sizeof n, "%lld", *groups);
-    rc = db_exec_params(db, "UPDATE nodup_runs SET groups = groups + CAST(?2 AS INTEGER) "
-                         "WHERE run = ?1", p, 2);
-  }
 done:
   if (rc == NODUP_OK) {
     buf_reset(&q);
@@ -1145,22 +1083,79 @@ static int suspects_check(merge_ctx *c, const nodup_table_info *t, char *const *
   return rc != NODUP_OK ? rc : suspect_refuse(c->db, t, s, n, when);
 }
 
+/* --one-to-one fail, before anything is written (the journal included):
+ * refuse while a one-to-one child (a unique index on exactly its
+ * reference) has rows on a row this run would delete. Counted with scan's
+ * mapping under the run's --keep, as the suspects are; each batch checks
+ * again, one level down too, for groups that writers add meanwhile. */
+static int one_to_one_check(merge_ctx *c, const nodup_table_info *t, char *const *key,
+                            size_t nkey, const char *where, const nodup_fk_info *extra,
+                            size_t nextra) {
+  const nodup_fk_info *fks = NULL;
+  size_t nfks = 0, i, j;
+  buf q;
+  int rc, exact = 0;
+  if (c->opt->one_to_one != NODUP_ONE_TO_ONE_FAIL) return NODUP_OK;
+  if ((rc = schema_references(c, t, &fks, &nfks)) != NODUP_OK) return rc;
+  buf_init(&q);
+  for (i = 0; rc == NODUP_OK && i < nfks + nextra; i++) {
+    const nodup_fk_info *fk = i < nfks ? &fks[i] : &extra[i - nfks];
+    const nodup_table_info *child = NULL;
+    long long clash = 0;
+    if ((rc = schema_table(c, fk->table, &child)) != NODUP_OK) break;
+    for (j = 0; j < child->nidx; j++)
+      if (index_contains_fk(c->db, child, &child->idx[j], fk, &exact) && exact) break;
+    if (j == child->nidx) continue;
+    buf_reset(&q);
+    scan_mapping_cte(&q, t, key, nkey, where, c->opt->nulls_equal, c->opt->keep, fk->refcols,
+                     fk->ncols);
+    buf_printf(&q, "SELECT count(*) FROM %s AS c JOIN nodup_map AS m ON ", child->qualified);
+    for (j = 0; j < fk->ncols; j++) {
+      buf_puts(&q, j ? " AND c." : "c.");
+      sql_ident(&q, fk->cols[j]);
+      buf_printf(&q, " = m.nodup_r%zu", j + 1);
+    }
+    fk_condition(&q, fk);
+    rc = q.oom ? NODUP_ERR_NOMEM
+               : c->db->be->query(c->db, buf_str(&q), NULL, 0, db_read_count, &clash);
+    if (rc == NODUP_OK && clash)
+      rc = nodup_fail(c->db, NODUP_ERR_CONSTRAINT,
+                      "one-to-one child %s has %lld row(s) on rows being merged "
+                      "(--one-to-one fail): nothing changed",
+                      child->qualified, clash);
+  }
+  buf_free(&q);
+  return rc;
+}
+
+/* Rows the report says were re-pointed, deleted and filled so far. */
+static void report_rows(const nodup_merge_report *r, long long n[3]) {
+  size_t i;
+  n[0] = n[1] = n[2] = 0;
+  for (i = 0; i < r->ntables; i++) {
+    n[0] += r->tables[i].repointed;
+    n[1] += r->tables[i].deleted;
+    n[2] += r->tables[i].filled;
+  }
+}
+
 /* The whole run. `run` is a run to resume (NULL: a new one); `own_txn`:
  * one transaction per batch (0: everything inside the caller's
  * transaction, as nodup enforce does). */
 int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
               const char *const *cols, size_t ncols, const char *where,
-              const nodup_merge_options *opt, const char *run, long long laststep,
-              int own_txn, int one_pass) {
+              const nodup_merge_options *opt, const char *run, const char *journal,
+              long long laststep, int own_txn, int one_pass) {
   nodup_merge_report *rep = NULL;
   const nodup_table_info *t = NULL;
   nodup_fk_info *extra = NULL;
   nodup_scan_suspect *sus = NULL;
-  size_t nextra = 0, nsus = 0, i, batch;
+  fk_gap *gaps = NULL;
+  size_t nextra = 0, nsus = 0, ngaps = 0, i, batch;
   char **key = NULL;
   merge_ctx c;
   long long groups, total = 0, first = 0, ngroups = 0;
-  int rc, in_txn = 0, recorded = 0, one_txn, groups_in_txn = 0;
+  int rc, in_txn = 0, recorded = 0, one_txn, groups_in_txn = 0, committed = 0;
 
   memset(&c, 0, sizeof c);
   c.db = db;
@@ -1199,6 +1194,9 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
   if ((rc = suspects_find(&c, t, key, ncols, extra, nextra, &sus, &nsus)) != NODUP_OK ||
       (rc = suspects_check(&c, t, key, ncols, where, sus, nsus, "nothing changed")) != NODUP_OK)
     goto done;
+  if ((rc = one_to_one_check(&c, t, key, ncols, where, extra, nextra)) != NODUP_OK) goto done;
+  c.journal = journal ? journal : journal_schema(db);
+  if ((rc = journal_owner_init(db, &c.owner)) != NODUP_OK) goto done;
   if (run) {
     snprintf(rep->run, sizeof rep->run, "%s", run);
   } else {
@@ -1218,7 +1216,9 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
     char name[80];
     buf_init(&g);
     snprintf(name, sizeof name, "nodup_groups_%s", rep->run);
-    sql_ident(&g, name);
+    /* In the journal's schema, out of the application's (and found there
+     * by nodup runs --forget, should a killed run leave it). */
+    journal_table(&g, c.journal, name);
     snprintf(c.groups, sizeof c.groups, "%s", buf_str(&g));
     buf_free(&g);
   } else {
@@ -1231,23 +1231,52 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
     /* One transaction for everything (a dry run's is rolled back, with
      * the bookkeeping it wrote). */
     batch = (size_t)-1 / 2;
-    if (opt->dry_run && (rc = db->be->exec(db, db->be->begin_write)) != NODUP_OK) goto done;
+    if (opt->dry_run && (rc = db_begin_write(db)) != NODUP_OK) goto done;
     in_txn = opt->dry_run;
-    if ((rc = ensure_tables(db)) != NODUP_OK) goto done;
-    if (!run && (rc = run_record(&c, table, key, ncols, where,
-                                 opt->batch ? opt->batch : MERGE_DEFAULT_BATCH)) != NODUP_OK)
+    if ((rc = journal_ensure(db, c.journal)) != NODUP_OK) goto done;
+    if (!run && (rc = journal_record(db, c.journal, rep->run, &c.owner, table, key, ncols, where,
+                                     opt, opt->batch ? opt->batch : MERGE_DEFAULT_BATCH)) !=
+                    NODUP_OK)
       goto done;
   } else {
     /* Recorded in its own transaction first, so a run killed in its first
      * batch can still be resumed. */
-    if ((rc = db->be->exec(db, db->be->begin_write)) != NODUP_OK) goto done;
+    if ((rc = db_begin_write(db)) != NODUP_OK) goto done;
     in_txn = 1;
-    if ((rc = ensure_tables(db)) != NODUP_OK) goto done;
-    if (!run && (rc = run_record(&c, table, key, ncols, where, batch)) != NODUP_OK) goto done;
-    if (run && (rc = run_status(&c, "running")) != NODUP_OK) goto done;
+    if ((rc = journal_ensure(db, c.journal)) != NODUP_OK) goto done;
+    if (!run && (rc = journal_record(db, c.journal, rep->run, &c.owner, table, key, ncols, where,
+                                     opt, batch)) != NODUP_OK)
+      goto done;
+    /* A failed or interrupted run becomes ours; a live one is refused. */
+    if (run && (rc = journal_claim(db, c.journal, run, &c.owner)) != NODUP_OK) goto done;
     if ((rc = db->be->exec(db, "COMMIT")) != NODUP_OK) goto done;
     in_txn = 0;
     recorded = 1;
+  }
+  /* Deleting a loser makes the engine look for its referencing rows, once
+   * per row: a reference with no index on its columns is read whole each
+   * time (fkindex.c). Indexes for those are built now, outside any
+   * transaction (CONCURRENTLY on PostgreSQL), and dropped at the end. In
+   * one transaction (a dry run, enforce's locked step) they cannot be:
+   * enforce builds them itself before it locks. */
+  if (own_txn && !opt->dry_run && !opt->no_temp_index) {
+    const nodup_fk_info *fks = NULL;
+    size_t nfks = 0;
+    if ((rc = schema_references(&c, t, &fks, &nfks)) != NODUP_OK ||
+        (rc = fkindex_plan(db, fks, nfks, extra, nextra, &gaps, &ngaps)) != NODUP_OK ||
+        (rc = fkindex_build(db, gaps, ngaps)) != NODUP_OK)
+      goto done;
+    if (ngaps) {
+      buf d;
+      buf_init(&d);
+      fkindex_describe(&d, gaps, ngaps);
+      rep->temp_indexes = d.oom ? NULL : nodup_strdup(buf_str(&d));
+      buf_free(&d);
+      if (!rep->temp_indexes) {
+        rc = NODUP_ERR_NOMEM;
+        goto done;
+      }
+    }
   }
   /* In one transaction (a dry run, enforce's locked step) one batch takes
    * the whole pass; otherwise each batch commits, and a pass that ends is
@@ -1261,7 +1290,10 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
   for (;;) {
     if (first >= ngroups) {
       if (one_txn || one_pass || !ngroups) break;
-      if ((rc = pass_groups(&c, t, key, ncols, where, &ngroups)) != NODUP_OK) goto done;
+      /* A pass reads the whole table: say we are alive before it. */
+      if ((rc = journal_heartbeat(db, c.journal, rep->run, &c.owner)) != NODUP_OK ||
+          (rc = pass_groups(&c, t, key, ncols, where, &ngroups)) != NODUP_OK)
+        goto done;
       first = 0;
       total = rep->groups + ngroups;
       if (!ngroups) break;
@@ -1272,20 +1304,34 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
         goto done;
     }
     if (!one_txn) {
-      if ((rc = db->be->exec(db, db->be->begin_write)) != NODUP_OK) goto done;
+      if ((rc = db_begin_write(db)) != NODUP_OK) goto done;
       in_txn = 1;
     }
-    rc = merge_batch(&c, t, table, key, ncols, where, extra, nextra, first, batch, &groups);
-    if (rc != NODUP_OK) goto done;
+    {
+      /* The run's row first (held until the batch ends, so nobody takes
+       * the run over meanwhile), its counters last. */
+      long long before[3], after[3];
+      report_rows(rep, before);
+      if ((rc = journal_heartbeat(db, c.journal, rep->run, &c.owner)) != NODUP_OK) goto done;
+      rc = merge_batch(&c, t, table, key, ncols, where, extra, nextra, first, batch, &groups);
+      if (rc != NODUP_OK) goto done;
+      report_rows(rep, after);
+      if (groups &&
+          (rc = journal_batch_done(db, c.journal, rep->run, &c.owner, groups,
+                                   after[0] - before[0], after[1] - before[1],
+                                   after[2] - before[2])) != NODUP_OK)
+        goto done;
+    }
     first += (long long)batch;
     rep->groups += groups;
     if (groups) rep->batches++;
     if (one_txn) continue;
     if ((rc = db->be->exec(db, "COMMIT")) != NODUP_OK) goto done;
     in_txn = 0;
+    committed = 1;
     if (opt->progress) opt->progress(opt->progress_ctx, rep->groups, total);
   }
-  if (!opt->dry_run) rc = run_status(&c, "done");
+  if (!opt->dry_run) rc = journal_status(db, c.journal, rep->run, &c.owner, "done");
 done:
   if (in_txn) {
     /* Keep the failing statement's message, not the rollback's. */
@@ -1299,7 +1345,7 @@ done:
   if (c.have_groups && !(rc != NODUP_OK && !own_txn)) {
     /* Best effort: a failure here must not mask the run's result. */
     char *msg = nodup_strdup(nodup_errmsg(db));
-    char drop[128];
+    char drop[256];
     int drc;
     snprintf(drop, sizeof drop, "DROP TABLE %s", c.groups);
     drc = db->be->exec(db, drop);
@@ -1308,11 +1354,23 @@ done:
     free(msg);
   }
   if (rc != NODUP_OK && recorded) {
+    /* A new run that changed nothing (no batch committed) leaves no trace
+     * in the journal; one that did is failed, to resume or undo. */
     char *msg = nodup_strdup(nodup_errmsg(db));
-    run_status(&c, "failed");
+    if (!run && !committed) journal_discard(db, c.journal, rep->run, &c.owner);
+    else journal_status(db, c.journal, rep->run, &c.owner, "failed");
     if (msg) nodup_fail(db, rc, "%s", msg);
     free(msg);
   }
+  if (ngaps && !opt->keep_temp_index) {
+    /* Dropped after a failure too; its own failure must not mask the run's. */
+    char *msg = rc != NODUP_OK ? nodup_strdup(nodup_errmsg(db)) : NULL;
+    int drc = fkindex_drop(db, gaps, ngaps);
+    if (rc == NODUP_OK) rc = drc;
+    else if (msg) nodup_fail(db, rc, "%s", msg);
+    free(msg);
+  }
+  fkindex_free(gaps, ngaps);
   fk_info_free(extra, nextra);
   suspect_free(sus, nsus);
   if (key)
@@ -1343,19 +1401,19 @@ int nodup_merge(nodup_merge_report **out, nodup_db *db, const char *table,
   if (db->be->in_transaction(db))
     return nodup_fail(db, NODUP_ERR_USAGE,
                       "merge runs its own transactions: call it outside one");
-  return merge_run(out, db, table, cols, ncols, where, opt, NULL, 0, 1, 0);
+  return merge_run(out, db, table, cols, ncols, where, opt, NULL, NULL, 0, 1, 0);
 }
 
 int merge_in_transaction(nodup_merge_report **out, nodup_db *db, const char *table,
                          const char *const *cols, size_t ncols, const char *where,
                          const nodup_merge_options *opt) {
   *out = NULL;
-  return merge_run(out, db, table, cols, ncols, where, opt, NULL, 0, 0, 0);
+  return merge_run(out, db, table, cols, ncols, where, opt, NULL, NULL, 0, 0, 0);
 }
 
 int merge_one_pass(nodup_merge_report **out, nodup_db *db, const char *table,
                    const char *const *cols, size_t ncols, const char *where,
                    const nodup_merge_options *opt) {
   *out = NULL;
-  return merge_run(out, db, table, cols, ncols, where, opt, NULL, 0, 1, 1);
+  return merge_run(out, db, table, cols, ncols, where, opt, NULL, NULL, 0, 1, 1);
 }

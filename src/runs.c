@@ -3,10 +3,13 @@
  *
  * nodup_merge records each run (nodup_runs, nodup_run_args), each changing
  * statement (nodup_steps), the old values of changed rows (nodup_log) and
- * the deleted rows (nodup_archive); merge.c writes them. Resume reads the
- * run's settings and hands them back to merge_run(); undo replays the
- * steps newest first in one transaction, refusing (changing nothing) when
- * a row it must put back has changed since.
+ * the deleted rows (nodup_archive) in the journal (journal.c says where);
+ * merge.c writes them. A run is read back from the journal that holds it
+ * (the configured one, or an earlier nodup's). Resume reads the run's
+ * settings and hands them back to merge_run(), which takes the run over
+ * unless it is still running; undo replays the steps newest first in one
+ * transaction, refusing (changing nothing) when a row it must put back has
+ * changed since or the run is still running.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +21,10 @@
 
 typedef struct run_info {
   char *tbl, *where, *keep, *status;
+  char *journal;        /* the schema of the journal holding it (NULL: SQLite) */
+  int version;          /* that journal's version */
+  int state;            /* NODUP_RUN_* */
+  char host[256], pid[24];
   long long batch, laststep;
   int nulls_equal, fill_nulls, one_to_one, archive, found;
   char **keys, **refs, **ignores;
@@ -29,6 +36,7 @@ static void run_info_free(run_info *r) {
   free(r->where);
   free(r->keep);
   free(r->status);
+  free(r->journal);
   strv_free(r->keys, r->nkeys);
   strv_free(r->refs, r->nrefs);
   strv_free(r->ignores, r->nignores);
@@ -51,6 +59,9 @@ static int read_run(void *ctx, int n, const char *const *v) {
   r->archive = v[7] && atoi(v[7]);
   r->status = dup_or_null(v[8]);
   r->laststep = v[9] ? atoll(v[9]) : 0;
+  r->state = journal_state(v + 10);
+  snprintf(r->host, sizeof r->host, "%s", v[11] ? v[11] : "?");
+  snprintf(r->pid, sizeof r->pid, "%s", v[12] ? v[12] : "?");
   return 1;
 }
 
@@ -67,43 +78,47 @@ static int read_arg(void *ctx, int n, const char *const *v) {
   return 0;
 }
 
+/* Read run back from the journal that holds it. */
 static int load_run(nodup_db *db, const char *run, run_info *r) {
   const char *p[1] = {run};
-  int rc, exists = 0;
+  char *schema = NULL;
+  int rc, version = 0;
+  buf q;
   memset(r, 0, sizeof *r);
-  {
-    /* Without the table there are no runs: say so, not "no such table". */
-    long long n = 0;
-    buf q;
-    buf_init(&q);
-    buf_puts(&q, db->be == &nodup_sqlite_backend
-                     ? "SELECT count(*) FROM sqlite_schema WHERE name = 'nodup_runs'"
-                     : "SELECT count(*) FROM pg_catalog.pg_tables WHERE tablename = 'nodup_runs'"
-                       " AND schemaname = ANY (current_schemas(false))");
-    rc = db->be->query(db, buf_str(&q), NULL, 0, db_read_count, &n);
-    buf_free(&q);
-    if (rc != NODUP_OK) return rc;
-    exists = n > 0;
-  }
-  if (exists) {
-    buf q;
-    buf_init(&q);
-    buf_puts(&q, "SELECT tbl, where_sql, keep_sql, batch, nulls_equal, fill_nulls, one_to_one, "
-                 "archive, status, (SELECT max(step) FROM nodup_steps AS s WHERE s.run = r.run) "
-                 "FROM nodup_runs AS r WHERE run = ");
-    sql_param(&q, db, 1);
-    rc = db->be->query(db, buf_str(&q), p, 1, read_run, r);
-    buf_reset(&q);
-    buf_puts(&q, "SELECT kind, value FROM nodup_run_args WHERE run = ");
-    sql_param(&q, db, 1);
-    buf_puts(&q, " ORDER BY kind, pos");
-    if (rc == NODUP_OK && r->found) rc = db->be->query(db, buf_str(&q), p, 1, read_arg, r);
-    buf_free(&q);
-    if (rc != NODUP_OK) return rc;
-  }
+  if ((rc = journal_find(db, run, &schema, &version)) != NODUP_OK) return rc;
+  r->journal = schema;
+  r->version = version;
+  buf_init(&q);
+  buf_puts(&q, "SELECT tbl, where_sql, keep_sql, batch, nulls_equal, fill_nulls, one_to_one, "
+               "archive, status, (SELECT max(step) FROM ");
+  journal_table(&q, schema, "nodup_steps");
+  buf_puts(&q, " AS s WHERE s.run = r.run), ");
+  journal_state_columns(&q, db, schema, version);
+  buf_puts(&q, " FROM ");
+  journal_table(&q, schema, "nodup_runs");
+  buf_puts(&q, " AS r WHERE run = ");
+  sql_param(&q, db, 1);
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 1, read_run, r);
+  buf_reset(&q);
+  buf_puts(&q, "SELECT kind, value FROM ");
+  journal_table(&q, schema, "nodup_run_args");
+  buf_puts(&q, " WHERE run = ");
+  sql_param(&q, db, 1);
+  buf_puts(&q, " ORDER BY kind, pos");
+  if (rc == NODUP_OK && r->found)
+    rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 1, read_arg, r);
+  buf_free(&q);
+  if (rc != NODUP_OK) return rc;
   if (!r->found) return nodup_fail(db, NODUP_ERR_NO_RUN, "no merge run \"%s\" in this database", run);
   if (!r->tbl || !r->status || !r->nkeys) return NODUP_ERR_NOMEM;
   return NODUP_OK;
+}
+
+/* NODUP_ERR_NO_RUN for a run whose process is alive: `what` it cannot. */
+static int refuse_running(nodup_db *db, const char *run, const run_info *r, const char *what) {
+  return nodup_fail(db, NODUP_ERR_NO_RUN,
+                    "merge run \"%s\" is running (process %s on %s): %s until it stops", run,
+                    r->pid, r->host, what);
 }
 
 int nodup_merge_resume(nodup_merge_report **out, nodup_db *db, const char *run,
@@ -120,9 +135,14 @@ int nodup_merge_resume(nodup_merge_report **out, nodup_db *db, const char *run,
     return nodup_fail(db, NODUP_ERR_USAGE,
                       "merge runs its own transactions: call it outside one");
   if ((rc = load_run(db, run, &r)) != NODUP_OK) goto done;
-  if (strcmp(r.status, "running") && strcmp(r.status, "failed")) {
+  /* Judged again, its row locked, when merge_run takes it over. */
+  if (r.state == NODUP_RUN_RUNNING) {
+    rc = refuse_running(db, run, &r, "it cannot be resumed");
+    goto done;
+  }
+  if (r.state != NODUP_RUN_FAILED && r.state != NODUP_RUN_INTERRUPTED) {
     rc = nodup_fail(db, NODUP_ERR_NO_RUN, "merge run \"%s\" is %s: nothing to resume", run,
-                    r.status);
+                    nodup_run_state_name(r.state));
     goto done;
   }
   memset(&o, 0, sizeof o);
@@ -141,7 +161,7 @@ int nodup_merge_resume(nodup_merge_report **out, nodup_db *db, const char *run,
     o.progress_ctx = opt->progress_ctx;
   }
   rc = merge_run(out, db, r.tbl, (const char *const *)r.keys, r.nkeys, r.where, &o, run,
-                 r.laststep, 1, 0);
+                 r.journal, r.laststep, 1, 0);
 done:
   run_info_free(&r);
   return rc;
@@ -191,8 +211,8 @@ static int read_step(void *ctx, int n, const char *const *v) {
   return 0;
 }
 
-static int undo_step_run(nodup_db *db, const char *run, const undo_step *u, long long *restored,
-                         long long *reverted) {
+static int undo_step_run(nodup_db *db, const char *run, const char *journal, const undo_step *u,
+                         long long *restored, long long *reverted) {
   nodup_table_info *t = NULL;
   char stepno[24];
   const char *p[2] = {run, stepno};
@@ -203,15 +223,24 @@ static int undo_step_run(nodup_db *db, const char *run, const undo_step *u, long
   buf_init(&q);
   snprintf(stepno, sizeof stepno, "%lld", u->step);
   if ((rc = db->be->table_info(db, u->tbl, &t)) != NODUP_OK) goto done;
-  buf_printf(&q, "SELECT count(*) FROM %s WHERE run = ", del ? "nodup_archive" : "nodup_log");
+  buf_puts(&q, "SELECT count(*) FROM ");
+  journal_table(&q, journal, del ? "nodup_archive" : "nodup_log");
+  buf_puts(&q, " WHERE run = ");
   sql_param(&q, db, 1);
   buf_puts(&q, " AND step = CAST(");
   sql_param(&q, db, 2);
   buf_puts(&q, " AS INTEGER)");
   if ((rc = db->be->query(db, buf_str(&q), p, 2, db_read_count, &want)) != NODUP_OK) goto done;
   buf_reset(&q);
-  if (del) db->be->restore_rows(&q, t);
-  else db->be->restore_cols(&q, t, u->cols, u->ncols);
+  {
+    buf j;
+    buf_init(&j);
+    journal_table(&j, journal, del ? "nodup_archive" : "nodup_log");
+    if (del) db->be->restore_rows(&q, t, buf_str(&j));
+    else db->be->restore_cols(&q, t, u->cols, u->ncols, buf_str(&j));
+    if (j.oom) q.oom = 1;
+    buf_free(&j);
+  }
   if (q.oom) {
     rc = NODUP_ERR_NOMEM;
     goto done;
@@ -251,9 +280,18 @@ int nodup_undo(nodup_db *db, const char *run, long long *restored, long long *re
   if ((rc = engine_check(db, NULL, ENGINE_OP_MERGE, NULL, 0)) != NODUP_OK) return rc;
   buf_init(&q);
   memset(&r, 0, sizeof r);
-  if ((rc = db->be->exec(db, db->be->begin_write)) != NODUP_OK) goto done;
+  if ((rc = db_begin_write(db)) != NODUP_OK) goto done;
   in_txn = 1;
   if ((rc = load_run(db, run, &r)) != NODUP_OK) goto done;
+  {
+    /* Its row locked to the end: no batch of it can start meanwhile. */
+    journal_row row;
+    if ((rc = journal_read_row(db, r.journal, r.version, run, 1, &row)) != NODUP_OK) goto done;
+    if (row.state == NODUP_RUN_RUNNING) {
+      rc = journal_refuse_running(db, run, &row, "it cannot be undone");
+      goto done;
+    }
+  }
   if (!strcmp(r.status, "undone")) {
     rc = nodup_fail(db, NODUP_ERR_NO_RUN, "merge run \"%s\" was already undone", run);
     goto done;
@@ -265,11 +303,17 @@ int nodup_undo(nodup_db *db, const char *run, long long *restored, long long *re
   }
   /* Undo looks rows up by (run, step): index them now rather than pay for
    * the index on every merge. */
-  rc = db->be->exec(db, "CREATE INDEX IF NOT EXISTS nodup_log_step ON nodup_log (run, step);"
-                        "CREATE INDEX IF NOT EXISTS nodup_archive_step ON nodup_archive "
-                        "(run, step)");
+  buf_puts(&q, "CREATE INDEX IF NOT EXISTS nodup_log_step ON ");
+  journal_table(&q, r.journal, "nodup_log");
+  buf_puts(&q, " (run, step); CREATE INDEX IF NOT EXISTS nodup_archive_step ON ");
+  journal_table(&q, r.journal, "nodup_archive");
+  buf_puts(&q, " (run, step)");
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->exec(db, buf_str(&q));
   if (rc != NODUP_OK) goto done;
-  buf_puts(&q, "SELECT step, kind, tbl, col FROM nodup_steps WHERE run = ");
+  buf_reset(&q);
+  buf_puts(&q, "SELECT step, kind, tbl, col FROM ");
+  journal_table(&q, r.journal, "nodup_steps");
+  buf_puts(&q, " WHERE run = ");
   sql_param(&q, db, 1);
   buf_puts(&q, " ORDER BY step DESC, pos");
   if ((rc = db->be->query(db, buf_str(&q), p, 1, read_step, &s)) != NODUP_OK) goto done;
@@ -280,11 +324,15 @@ int nodup_undo(nodup_db *db, const char *run, long long *restored, long long *re
   /* Backwards: each step's rows are put back as the next-older step left
    * them (parents re-inserted before the children that point at them). */
   for (i = 0; i < s.n; i++)
-    if ((rc = undo_step_run(db, run, &s.v[i], &nres, &nrev)) != NODUP_OK) goto done;
+    if ((rc = undo_step_run(db, run, r.journal, &s.v[i], &nres, &nrev)) != NODUP_OK) goto done;
   {
-    const char *u[2] = {run, "undone"};
-    rc = db_exec_params(db, "UPDATE nodup_runs SET status = ?2, finished = CURRENT_TIMESTAMP "
-                         "WHERE run = ?1", u, 2);
+    /* An interrupted run's row says running: undone now, so that its
+     * process, were it only paused, stops at its next batch. */
+    const char *u[1] = {run};
+    buf_reset(&q);
+    journal_sql(&q, db, r.journal,
+                "UPDATE {s}nodup_runs SET status = 'undone', finished = {now} WHERE run = ?1");
+    rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), u, 1, NULL, NULL);
   }
   if (rc == NODUP_OK && (rc = db->be->exec(db, "COMMIT")) == NODUP_OK) in_txn = 0;
 done:

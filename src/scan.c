@@ -387,6 +387,25 @@ int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
                         lookup[i]);
     if (rc != NODUP_OK) goto done;
   }
+  /* References with no index on their columns (fkindex.c): each deleted
+   * loser would read the referencing table whole. */
+  {
+    fk_gap *gaps = NULL;
+    size_t ngaps = 0, gi, j;
+    rc = fkindex_plan(db, fks, nfks, user, nuser, &gaps, &ngaps);
+    for (gi = 0; rc == NODUP_OK && gi < ngaps; gi++)
+      for (i = 0; i < r->nrefs; i++) {
+        nodup_scan_ref *f = &r->refs[i];
+        if (strcmp(lookup[i], gaps[gi].table) || f->ncols != gaps[gi].ncols) continue;
+        for (j = 0; j < f->ncols && !strcmp(f->cols[j], gaps[gi].cols[j]); j++)
+          ;
+        if (j < f->ncols) continue;
+        f->unindexed = 1;
+        f->unindexed_rows = gaps[gi].rows;
+      }
+    fkindex_free(gaps, ngaps);
+    if (rc != NODUP_OK) goto done;
+  }
   /* What no constraint declares: a merge refuses while one of these points
    * at a loser, so the scan shows it first, with the same count. */
   rc = suspect_find(db, t, r->key, r->nkey, fks, nfks, user, nuser, opt->ignore_refs,

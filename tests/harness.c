@@ -246,26 +246,39 @@ nodup_key *harness_key_unbacked(nodup_db *db, const char *table,
   return track_key(key);
 }
 
-/* `sql` with every "{id}" replaced by the backend's serial primary key. */
-static char *expand_ddl(const char *sql) {
-  const char *id = harness_pick("\"id\" INTEGER PRIMARY KEY",
-                                "\"id\" BIGSERIAL PRIMARY KEY");
-  size_t n = 0;
-  for (const char *p = sql; (p = strstr(p, "{id}")) != NULL; p += 4)
+/* `sql` with every `mark` replaced by `by`. */
+static char *expand(const char *sql, const char *mark, const char *by) {
+  size_t n = 0, m = strlen(mark);
+  for (const char *p = sql; (p = strstr(p, mark)) != NULL; p += m)
     n++;
-  char *out = malloc(strlen(sql) + n * strlen(id) + 1);
+  char *out = malloc(strlen(sql) + n * strlen(by) + 1);
   assert_non_null(out);
   char *o = out;
   const char *p = sql;
   const char *hit;
-  while ((hit = strstr(p, "{id}")) != NULL) {
+  while ((hit = strstr(p, mark)) != NULL) {
     memcpy(o, p, (size_t)(hit - p));
     o += hit - p;
-    memcpy(o, id, strlen(id));
-    o += strlen(id);
-    p = hit + 4;
+    memcpy(o, by, strlen(by));
+    o += strlen(by);
+    p = hit + m;
   }
   strcpy(o, p);
+  return out;
+}
+
+/* `sql` with every "{j}" replaced by the journal's schema prefix. */
+static char *expand_journal(const char *sql) {
+  return expand(sql, "{j}", harness_pick("", "\"nodup\"."));
+}
+
+/* `sql` with every "{id}" replaced by the backend's serial primary key,
+ * and "{j}" by the journal's schema prefix. */
+static char *expand_ddl(const char *sql) {
+  char *j = expand_journal(sql);
+  char *out = expand(j, "{id}", harness_pick("\"id\" INTEGER PRIMARY KEY",
+                                             "\"id\" BIGSERIAL PRIMARY KEY"));
+  free(j);
   return out;
 }
 
@@ -326,8 +339,21 @@ static char *pg_query(PGconn *conn, const char *sql, const char *param) {
 char *harness_query(nodup_db *db, const char *sql, const char *param) {
   void *handle = nodup_db_handle(db);
   assert_non_null(handle);
-  return harness_is_pg() ? pg_query(handle, sql, param)
-                         : sqlite_query(handle, sql, param);
+  char *expanded = expand_journal(sql);
+  char *value = NULL;
+  /* The expansion is freed on the way out of a failed assertion too:
+   * copied into a stack buffer when it fits, which most statements do. */
+  char local[8192];
+  const char *text = expanded;
+  if (strlen(expanded) < sizeof local) {
+    strcpy(local, expanded);
+    free(expanded);
+    expanded = NULL;
+    text = local;
+  }
+  value = harness_is_pg() ? pg_query(handle, text, param) : sqlite_query(handle, text, param);
+  free(expanded);
+  return value;
 }
 
 void harness_query_into(nodup_db *db, const char *sql, const char *param,

@@ -66,7 +66,9 @@ const char *harness_pick(const char *sqlite_sql, const char *pg_sql);
  * Run setup SQL, asserting success. "{id}" in `sql` becomes an integer
  * primary key column named "id" that the database numbers by itself
  * (INTEGER PRIMARY KEY on SQLite, BIGSERIAL PRIMARY KEY on PostgreSQL), the
- * one difference most test tables have.
+ * one difference most test tables have. "{j}" becomes the merge journal's
+ * schema prefix ("nodup". on PostgreSQL, nothing on SQLite), as in
+ * harness_query: "SELECT status FROM {j}nodup_runs".
  */
 void harness_exec(nodup_db *db, const char *sql);
 
@@ -86,7 +88,8 @@ nodup_key *harness_key_unbacked(nodup_db *db, const char *table,
  * Run `sql` on the raw handle with at most one text parameter ($1, NULL for
  * none) and return the first column of the first row as a malloc'd string,
  * or NULL when there is no row or the value is SQL NULL. Asserts that the
- * statement ran.
+ * statement ran. "{j}" in `sql` is the journal's schema prefix (see
+ * harness_exec).
  */
 char *harness_query(nodup_db *db, const char *sql, const char *param);
 

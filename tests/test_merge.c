@@ -73,9 +73,9 @@ static void test_seed000(void **state) {
   check_seed000_merged(db);
 
   /* Lossless: every deleted row is in the archive, with its keeper. */
-  snprintf(sql, sizeof sql, "SELECT count(*) FROM nodup_archive WHERE run = $1");
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM {j}nodup_archive WHERE run = $1");
   assert_int_equal(harness_count(db, sql, r->run), 7);
-  expect(db, "SELECT keeper FROM nodup_archive WHERE tbl LIKE '%summary%' ORDER BY pk LIMIT 1", "1");
+  expect(db, "SELECT keeper FROM {j}nodup_archive WHERE tbl LIKE '%summary%' ORDER BY pk LIMIT 1", "1");
   if (!harness_is_pg()) assert_int_equal(harness_count(db, "SELECT count(*) FROM pragma_foreign_key_check", NULL), 0);
   nodup_merge_free(r);
 

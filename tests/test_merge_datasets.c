@@ -138,7 +138,7 @@ static long long dangling(nodup_db *db) {
  * `keeper`. */
 static void expect_archived(nodup_db *db, const char *run, const char *pk, const char *keeper) {
   char sql[256];
-  snprintf(sql, sizeof sql, "SELECT keeper FROM nodup_archive WHERE run = $1 AND pk = '%s'", pk);
+  snprintf(sql, sizeof sql, "SELECT keeper FROM {j}nodup_archive WHERE run = $1 AND pk = '%s'", pk);
   harness_expect(db, sql, run, keeper);
 }
 
@@ -154,7 +154,7 @@ static void expect_keepers_exist(nodup_db *db, const char *run, const char *tabl
   char sql[1024];
   char *bad;
   snprintf(sql, sizeof sql,
-           "SELECT a.tbl || ' ' || a.pk || ' -> keeper ' || a.keeper FROM nodup_archive a"
+           "SELECT a.tbl || ' ' || a.pk || ' -> keeper ' || a.keeper FROM {j}nodup_archive a"
            " WHERE a.run = $1 AND a.pk %s '%%,%%' AND NOT EXISTS (SELECT 1 FROM %s x"
            " WHERE %s = a.keeper) ORDER BY a.pk",
            like, table, pk_sql);
@@ -261,11 +261,11 @@ static void merge_susan_davis(nodup_db *db, int overlap) {
   assert_int_equal(dangling(db), 0);
 
   /* Every deleted row archived, with a keeper that exists. */
-  assert_int_equal(harness_count(db, "SELECT count(*) FROM nodup_archive WHERE run = $1", r->run),
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM {j}nodup_archive WHERE run = $1", r->run),
                    actors - 1 + collided);
   expect_archived(db, r->run, "110", "101");
   harness_expect(db, "SELECT CASE WHEN row LIKE '%SUSAN%' THEN 'y' ELSE 'n' END"
-                     " FROM nodup_archive WHERE run = $1 AND pk = '110'",
+                     " FROM {j}nodup_archive WHERE run = $1 AND pk = '110'",
                  r->run, "y");
   snprintf(run, sizeof run, "%s", r->run);
   nodup_merge_free(r);
@@ -419,7 +419,7 @@ static void check_pagila_merged(nodup_db *db, const nodup_merge_report *r,
   assert_int_equal(count(db, "SELECT count(*) FROM payment"), e->payments_total);
   assert_int_equal(dangling(db), 0);
   /* Archived: the second account and the duplicated rental. */
-  assert_int_equal(harness_count(db, "SELECT count(*) FROM nodup_archive WHERE run = $1", r->run),
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM {j}nodup_archive WHERE run = $1", r->run),
                    2);
   expect_archived(db, r->run, "600", "1");
   expect_archived(db, r->run, "90001", "15315");
@@ -713,7 +713,7 @@ static void test_sakila_staff_circular(void **state) {
         {"staff", 0, 1}, {"store", 1, 0}, {"rental", rentals, 0}, {"payment", payments, 0}};
     expect_report(r, 1, want, COUNT_OF(want));
   }
-  assert_int_equal(harness_count(db, "SELECT count(*) FROM nodup_archive WHERE run = $1", r->run),
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM {j}nodup_archive WHERE run = $1", r->run),
                    1);
   expect_archived(db, r->run, "3", "1");
   nodup_merge_free(r);
@@ -782,7 +782,7 @@ static void test_sakila_customer_set_null(void **state) {
                                {"payment", customer_refs + rental_refs, 0}};
     expect_report(r, 1, want, COUNT_OF(want));
   }
-  assert_int_equal(harness_count(db, "SELECT count(*) FROM nodup_archive WHERE run = $1", r->run),
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM {j}nodup_archive WHERE run = $1", r->run),
                    2);
   expect_archived(db, r->run, "600", "1");
   expect_archived(db, r->run, "90001", "15315");

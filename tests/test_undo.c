@@ -102,7 +102,7 @@ static void test_undo_seed000_exact(void **state) {
   assert_int_equal(restored, 7);
   assert_int_equal(reverted, 3 + 2 + 3 + 1 + 1);
   assert_dump_equal(before, dump(db));
-  harness_expect(db, "SELECT status FROM nodup_runs WHERE run = $1", run, "undone");
+  harness_expect(db, "SELECT status FROM {j}nodup_runs WHERE run = $1", run, "undone");
   assert_false(harness_in_transaction(db));
 
   /* Twice: refused, nothing changed. */
@@ -154,7 +154,7 @@ static void test_undo_refuses_changed_rows(void **state) {
   assert_int_equal(nodup_undo(db, run, NULL, NULL), NODUP_ERR_CHANGED);
   assert_non_null(strstr(nodup_errmsg(db), "event"));
   assert_dump_equal(merged, dump(db));
-  harness_expect(db, "SELECT status FROM nodup_runs WHERE run = $1", run, "done");
+  harness_expect(db, "SELECT status FROM {j}nodup_runs WHERE run = $1", run, "done");
   assert_false(harness_in_transaction(db));
   free(merged);
 }
@@ -170,8 +170,8 @@ static void test_no_archive_cannot_undo(void **state) {
   assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, &opt), NODUP_OK);
   snprintf(run, sizeof run, "%s", r->run);
   nodup_merge_free(r);
-  assert_int_equal(harness_count(db, "SELECT count(*) FROM nodup_archive", NULL), 0);
-  assert_int_equal(harness_count(db, "SELECT count(*) FROM nodup_log", NULL), 0);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM {j}nodup_archive", NULL), 0);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM {j}nodup_log", NULL), 0);
   assert_int_equal(nodup_undo(db, run, NULL, NULL), NODUP_ERR_NO_RUN);
   assert_non_null(strstr(nodup_errmsg(db), "no-archive"));
 }
@@ -211,8 +211,8 @@ static void test_resume_failed_run_then_undo(void **state) {
   assert_false(harness_in_transaction(db));
   /* Batch 1 (key a) committed, batch 2 rolled back; the run is failed. */
   assert_int_equal(harness_count(db, "SELECT count(*) FROM \"team\"", NULL), 3);
-  harness_query_into(db, "SELECT run FROM nodup_runs", NULL, run, sizeof run);
-  harness_expect(db, "SELECT status FROM nodup_runs WHERE run = $1", run, "failed");
+  harness_query_into(db, "SELECT run FROM {j}nodup_runs", NULL, run, sizeof run);
+  harness_expect(db, "SELECT status FROM {j}nodup_runs WHERE run = $1", run, "failed");
   harness_exec(db, harness_pick("DROP TRIGGER \"no3\"",
                                 "DROP TRIGGER no3 ON member; DROP FUNCTION no3()"));
 
@@ -221,8 +221,8 @@ static void test_resume_failed_run_then_undo(void **state) {
   assert_string_equal(r->run, run);
   assert_int_equal(r->groups, 1);
   nodup_merge_free(r);
-  harness_expect(db, "SELECT status FROM nodup_runs WHERE run = $1", run, "done");
-  harness_expect(db, "SELECT CAST(groups AS TEXT) FROM nodup_runs WHERE run = $1", run, "2");
+  harness_expect(db, "SELECT status FROM {j}nodup_runs WHERE run = $1", run, "done");
+  harness_expect(db, "SELECT CAST(groups AS TEXT) FROM {j}nodup_runs WHERE run = $1", run, "2");
   assert_int_equal(harness_count(db, "SELECT count(*) FROM \"team\"", NULL), 2);
   harness_expect(db, "SELECT CAST(\"size\" AS TEXT) FROM \"team\" WHERE \"id\" = 1", NULL, "5");
   harness_expect(db, "SELECT CAST(\"size\" AS TEXT) FROM \"team\" WHERE \"id\" = 3", NULL, "7");
@@ -301,7 +301,7 @@ static void test_one_to_one_keep_vs_merge(void **state) {
   harness_expect(db, "SELECT \"bio\" || '/' || coalesce(\"logo\", '-') FROM \"profile\"", NULL,
                  "kept/-");
   harness_expect(db, "SELECT CAST(\"profile\" AS TEXT) FROM \"note\"", NULL, "10");
-  assert_int_equal(harness_count(db, "SELECT count(*) FROM nodup_archive WHERE row LIKE '%logo.png%'",
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM {j}nodup_archive WHERE row LIKE '%logo.png%'",
                                  NULL),
                    1);
 
@@ -453,7 +453,7 @@ static void test_ref_with_condition(void **state) {
                                   " taggable_id, ' ' ORDER BY id) FROM tags"),
                  NULL, "1:Account:1 2:Account:1 3:Photo:3 4:Account:4");
   /* The log holds the condition's rows only: the two tags re-pointed. */
-  assert_int_equal(harness_count(db, "SELECT count(*) FROM nodup_log WHERE run = $1", r->run), 2);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM {j}nodup_log WHERE run = $1", r->run), 2);
   assert_nodup(db, NODUP_OK, nodup_undo(db, r->run, NULL, NULL));
   nodup_merge_free(r);
   assert_dump_equal(before, dump(db));
@@ -497,8 +497,8 @@ static void test_resume_keeps_ignored_refs(void **state) {
   opt.nrefs = 1;
   assert_int_not_equal(nodup_merge(&r, db, "team", key, 1, NULL, &opt), NODUP_OK);
   assert_contains(nodup_errmsg(db), "no team 3");
-  harness_query_into(db, "SELECT run FROM nodup_runs", NULL, run, sizeof run);
-  harness_expect(db, "SELECT value FROM nodup_run_args WHERE run = $1 AND kind = 'ignore'", run,
+  harness_query_into(db, "SELECT run FROM {j}nodup_runs", NULL, run, sizeof run);
+  harness_expect(db, "SELECT value FROM {j}nodup_run_args WHERE run = $1 AND kind = 'ignore'", run,
                  "note(team_id)");
   harness_exec(db, harness_pick("DROP TRIGGER \"no3\"",
                                 "DROP TRIGGER no3 ON member; DROP FUNCTION no3()"));
@@ -549,8 +549,8 @@ static void test_later_pass_checks_suspects(void **state) {
   /* Batch 1 (key a) stands; the new group is untouched. */
   assert_int_equal(harness_count(db, "SELECT count(*) FROM \"team\" WHERE \"id\" = 2", NULL), 0);
   assert_int_equal(harness_count(db, "SELECT count(*) FROM \"team\" WHERE \"slug\" = 'z'", NULL), 2);
-  harness_query_into(db, "SELECT run FROM nodup_runs", NULL, run, sizeof run);
-  harness_expect(db, "SELECT status FROM nodup_runs WHERE run = $1", run, "failed");
+  harness_query_into(db, "SELECT run FROM {j}nodup_runs", NULL, run, sizeof run);
+  harness_expect(db, "SELECT status FROM {j}nodup_runs WHERE run = $1", run, "failed");
 }
 
 int main(void) {

@@ -144,12 +144,12 @@ static void test_resume_rechecks_stored_sql(void **state) {
       if (*p == '\'') *q++ = '\'';
       *q++ = *p;
     }
-    snprintf(sql, sizeof sql, "UPDATE nodup_runs SET status = 'failed', %s = '%s' WHERE run = '%s'",
+    snprintf(sql, sizeof sql, "UPDATE {j}nodup_runs SET status = 'failed', %s = '%s' WHERE run = '%s'",
              i % 2 ? "keep_sql" : "where_sql", quoted, run);
     free(quoted);
     harness_exec(db, sql);
     expect_untouched(db, "resume", payloads[i], nodup_merge_resume(&m, db, run, NULL));
-    harness_exec(db, "UPDATE nodup_runs SET where_sql = NULL, keep_sql = NULL");
+    harness_exec(db, "UPDATE {j}nodup_runs SET where_sql = NULL, keep_sql = NULL");
   }
 }
 

@@ -670,6 +670,114 @@ else
     --key email --abort && stderr_has "SQLite has no online mode"
 fi
 
+# --- issue 12, point 6: the journal stays out of the way --------------------
+# A refused merge creates nothing (SQLite: in a file of its own; PostgreSQL:
+# in a journal schema of its own, --journal cli_journal); `nodup runs` lists
+# runs with their state and the rows they changed, judged by their owner;
+# --forget removes one; undo and resume find it with the same --journal.
+run "nodup --help lists runs" 0 "$bin" --help && stdout_has '^  runs +list merge runs'
+if run "nodup runs --help" 0 "$bin" runs --help; then
+  stdout_has '^usage: nodup runs --db URL \[--journal SCHEMA\] \[--format text\|json\]$'
+  stdout_has '^  --forget RUN '
+  stdout_has '^  interrupted '
+fi
+for cmd in merge undo enforce; do
+  run "$cmd --help names --journal" 0 "$bin" "$cmd" --help && stdout_has '\[--journal SCHEMA\]'
+done
+if [ "$backend" = sqlite ]; then
+  u6="file:$work/runs.db?mode=rwc"
+  j6=()
+  runs6=nodup_runs
+  journal6="SELECT count(*) FROM sqlite_schema WHERE name LIKE 'nodup%'"
+else
+  u6=$url
+  j6=(--journal cli_journal)
+  runs6=cli_journal.nodup_runs
+  journal6="SELECT count(*) FROM pg_namespace WHERE nspname = 'cli_journal'"
+fi
+# count6 NAME SQL N: SQL's count is N (else an INSERT of NULL fails: exit 2).
+count6() {
+  run "$1" 0 "$bin" exec --db "$u6" "CREATE TABLE IF NOT EXISTS \"assert6\" (\"v\" INTEGER NOT NULL);
+    INSERT INTO \"assert6\" (\"v\") SELECT NULL WHERE ($2) <> $3" || echo "  ($2 is not $3)"
+}
+run "exec setup (runs)" 0 "$bin" exec --db "$u6" "
+  CREATE TABLE \"r6\" ($id_col, \"k\" TEXT);
+  CREATE TABLE \"r6_profile\" ($id_col, \"r6\" INTEGER NOT NULL UNIQUE REFERENCES \"r6\" (\"id\"));
+  CREATE TABLE \"r6_event\" ($id_col, \"r6\" INTEGER NOT NULL REFERENCES \"r6\" (\"id\"));
+  INSERT INTO \"r6\" (\"id\", \"k\") VALUES (1, 'a'), (2, 'a'), (3, 'b'), (4, 'b');
+  INSERT INTO \"r6_profile\" (\"r6\") VALUES (1), (2);
+  INSERT INTO \"r6_event\" (\"r6\") VALUES (2), (4), (4)"
+m6=("$bin" merge --db "$u6" "${j6[@]}" --table r6 --key k)
+run "merge, a typo in --where" 2 "${m6[@]}" --where "nope = 1" && stderr_has "--where"
+run "merge, a typo in --keep" 2 "${m6[@]}" --keep "nope DESC" && stderr_has "--keep"
+run "merge, a typo in --key" 2 "$bin" merge --db "$u6" "${j6[@]}" --table r6 --key nope &&
+  stderr_has "nope"
+run "merge --one-to-one fail" 2 "${m6[@]}" --one-to-one fail &&
+  { stderr_has '"r6_profile"'; stderr_has "nothing changed"; }
+count6 "the refusals created no journal" "$journal6" 0
+run "runs: none" 0 "$bin" runs --db "$u6" "${j6[@]}" && stdout_has '^no merge runs recorded$'
+run "runs json: none" 0 "$bin" runs --db "$u6" "${j6[@]}" --format json && json_has '{"runs":[]}'
+count6 "listing created no journal" "$journal6" 0
+run6=none
+if run "merge (runs)" 0 "${m6[@]}"; then
+  run6=$(sed -n 's/^merge run \([^:]*\):.*/\1/p' "$out")
+fi
+if run "runs lists it" 0 "$bin" runs --db "$u6" "${j6[@]}"; then
+  stdout_has '^run +table +key +state +started +finished +changed$'
+  stdout_has "^$run6 +r6 +k +done +[0-9-]+ [0-9:]+ +[0-9-]+ [0-9:]+ +6$"
+fi
+if run "runs json" 0 "$bin" runs --db "$u6" "${j6[@]}" --format json; then
+  json_has "{\"runs\":[{\"run\":\"$run6\",\"table\":\"r6\",\"key\":[\"k\"],\"state\":\"done\""
+  json_has '"groups":2,"repointed":3,"deleted":3,"filled":0,"changed":6,"undoable":true'
+fi
+if [ "$backend" = pg ]; then
+  count6 "the journal is in its own schema" \
+    "SELECT count(*) FROM pg_tables WHERE schemaname = 'cli_journal'" 6
+  run "runs without --journal: not there" 0 "$bin" runs --db "$u6" && stdout_lacks "$run6"
+  run "undo without --journal: not found" 2 "$bin" undo --db "$u6" --run "$run6" &&
+    stderr_has "no merge run"
+else
+  run "--journal on SQLite is refused" 2 "$bin" runs --db "$u6" --journal x &&
+    stderr_has "SQLite has no schemas"
+fi
+# Its row says running, owned by this shell (alive), then by a process
+# that is gone.
+run "a running owner" 0 "$bin" exec --db "$u6" "UPDATE $runs6 SET status = 'running',
+  finished = NULL, host = '$(uname -n)', pid = $$, pid_start = NULL, backend = NULL
+  WHERE run = '$run6'"
+run "runs: running" 0 "$bin" runs --db "$u6" "${j6[@]}" &&
+  stdout_has "^$run6 .* running .*\(process $$ on $(uname -n)\)$"
+run "forget a running run is refused" 2 "$bin" runs --db "$u6" "${j6[@]}" --forget "$run6" &&
+  stderr_has "is running (process $$ on $(uname -n)): it cannot be forgotten"
+run "resume a running run is refused" 2 "$bin" merge --db "$u6" "${j6[@]}" --resume "$run6" &&
+  stderr_has "is running"
+(exit 0) &
+gone=$!
+wait "$gone"
+run "its process is gone" 0 "$bin" exec --db "$u6" "UPDATE $runs6 SET pid = $gone WHERE run = '$run6'"
+if run "runs: interrupted" 0 "$bin" runs --db "$u6" "${j6[@]}"; then
+  stdout_has "^$run6 .* interrupted "
+  stdout_has "^interrupted or failed runs: finish with 'nodup merge --resume RUN'"
+fi
+run "runs json: interrupted" 0 "$bin" runs --db "$u6" "${j6[@]}" --format json &&
+  json_has '"state":"interrupted"'
+run "resume the interrupted run" 0 "$bin" merge --db "$u6" "${j6[@]}" --resume "$run6" &&
+  stdout_has "^merge run $run6: 0 duplicate groups"
+run "runs: done again" 0 "$bin" runs --db "$u6" "${j6[@]}" && stdout_has "^$run6 .* done "
+run "undo with --journal" 0 "$bin" undo --db "$u6" "${j6[@]}" --run "$run6" &&
+  stdout_has "^undo run $run6: 3 row\(s\) restored, 3 row\(s\) set back$"
+run "runs: undone" 0 "$bin" runs --db "$u6" "${j6[@]}" --format json &&
+  { json_has '"state":"undone"'; json_has '"undoable":false'; }
+run "forget an unknown run" 2 "$bin" runs --db "$u6" "${j6[@]}" --forget no-such-run &&
+  stderr_has 'no merge run "no-such-run"'
+run "forget" 0 "$bin" runs --db "$u6" "${j6[@]}" --forget "$run6" &&
+  stdout_has "^forgot merge run $run6: its journal is deleted; it can no longer be resumed or undone$"
+run "runs: forgotten" 0 "$bin" runs --db "$u6" "${j6[@]}" && stdout_has '^no merge runs recorded$'
+run "undo a forgotten run" 2 "$bin" undo --db "$u6" "${j6[@]}" --run "$run6" &&
+  stderr_has "no merge run"
+expect_count6_rows() { count6 "$1" "SELECT count(*) FROM \"r6\"" "$2"; }
+expect_count6_rows "the undo stands" 4
+
 # make demo: plain text when piped, and the commands it echoes paste back
 # as the same words (the SQL and "Crème Brûlée" as one word each). Its exit
 # status is not the point here: its races can hit SQLite's busy timeout on a

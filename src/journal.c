@@ -1,0 +1,731 @@
+/*
+ * journal.c -- where merge runs are recorded, and whether they still run.
+ *
+ * The journal is six tables: nodup_runs (one row per run: its settings,
+ * status, counters, owner and heartbeat), nodup_run_args (key columns and
+ * references), nodup_steps (each changing statement), nodup_log (old values
+ * of changed rows), nodup_archive (deleted rows) and nodup_meta (the
+ * layout's version, so a later nodup can migrate it). On PostgreSQL they
+ * live in a schema of their own (nodup_db_set_journal(), default "nodup"),
+ * out of the application's; on SQLite, which has no schemas, in the main
+ * database beside the data (an attached file would not commit atomically
+ * with it). Nothing is created before a merge has passed every check.
+ *
+ * Version 1 is what nodup wrote before nodup_meta existed: the same five
+ * tables without the owner and counter columns, in the first schema of the
+ * search path (SQLite: the main database). Such a journal is read where it
+ * is; the first write to it (resuming one of its runs; on SQLite, any
+ * merge) upgrades it in place.
+ *
+ * Who runs a run: its row records the process (host, pid, and the start
+ * time /proc gives, so a reused pid is not taken for it), on a direct
+ * PostgreSQL connection the server process too (pid and backend_start),
+ * and a heartbeat every batch refreshes. journal_state() reads them.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static int is_pg(const nodup_db *db) { return db->be == &nodup_pg_backend; }
+
+const char *journal_schema(const nodup_db *db) {
+  if (!is_pg(db)) return NULL;
+  return db->journal[0] ? db->journal : JOURNAL_DEFAULT_SCHEMA;
+}
+
+int nodup_db_set_journal(nodup_db *db, const char *schema) {
+  size_t n;
+  if (!db) return NODUP_ERR_USAGE;
+  nodup_clear_error(db);
+  if (!schema) {
+    db->journal[0] = '\0';
+    return NODUP_OK;
+  }
+  if (!db->be || !is_pg(db))
+    return nodup_fail(db, NODUP_ERR_USAGE,
+                      "SQLite has no schemas: its journal is the nodup_* tables of the main "
+                      "database (give no journal schema)");
+  n = strlen(schema);
+  if (n == 0 || n >= sizeof db->journal)
+    return nodup_fail(db, NODUP_ERR_USAGE, "a journal schema name has 1 to %zu bytes",
+                      sizeof db->journal - 1);
+  if (!strncmp(schema, "pg_", 3))
+    return nodup_fail(db, NODUP_ERR_USAGE,
+                      "\"%s\" cannot be the journal schema: PostgreSQL reserves names "
+                      "starting with pg_",
+                      schema);
+  memcpy(db->journal, schema, n + 1);
+  return NODUP_OK;
+}
+
+void journal_table(buf *q, const char *schema, const char *name) {
+  if (schema) {
+    sql_ident(q, schema);
+    buf_putc(q, '.');
+  }
+  sql_ident(q, name);
+}
+
+/* Statement text from a template: "{s}" is the schema prefix ("nodup".),
+ * "{now}" the time now and "{ago}" JOURNAL_LEASE_SECONDS before it, both
+ * as UTC text "YYYY-MM-DD HH:MM:SS" (so they compare as text on both
+ * engines), and ?N the backend's placeholder. The one place the journal's
+ * SQL differs between engines. */
+void journal_sql(buf *q, const nodup_db *db, const char *schema, const char *tmpl) {
+  const char *s;
+  for (s = tmpl; *s; s++) {
+    if (!strncmp(s, "{s}", 3)) {
+      if (schema) {
+        sql_ident(q, schema);
+        buf_putc(q, '.');
+      }
+      s += 2;
+    } else if (!strncmp(s, "{now}", 5)) {
+      buf_puts(q, is_pg(db) ? "to_char(clock_timestamp() AT TIME ZONE 'UTC', "
+                              "'YYYY-MM-DD HH24:MI:SS')"
+                            : "datetime('now')");
+      s += 4;
+    } else if (!strncmp(s, "{ago}", 5)) {
+      if (is_pg(db))
+        buf_printf(q, "to_char((clock_timestamp() - interval '%d seconds') AT TIME ZONE "
+                      "'UTC', 'YYYY-MM-DD HH24:MI:SS')",
+                   JOURNAL_LEASE_SECONDS);
+      else
+        buf_printf(q, "datetime('now', '-%d seconds')", JOURNAL_LEASE_SECONDS);
+      s += 4;
+    } else {
+      buf_putc(q, *s == '?' ? db->be->placeholder : *s);
+    }
+  }
+}
+
+/* One templated statement: rows to fn (may be NULL), or with `changed`
+ * the number of rows it changed. */
+static int journal_run(nodup_db *db, const char *schema, const char *tmpl,
+                       const char *const *p, int n, row_fn fn, void *ctx, long long *changed) {
+  buf q;
+  int rc;
+  buf_init(&q);
+  journal_sql(&q, db, schema, tmpl);
+  if (q.oom) rc = NODUP_ERR_NOMEM;
+  else if (changed) rc = db->be->changes(db, buf_str(&q), p, n, changed);
+  else rc = db->be->query(db, buf_str(&q), p, n, fn, ctx);
+  buf_free(&q);
+  return rc;
+}
+
+/* ---- layout and versions ---- */
+
+/* Version 1: the tables as nodup first made them. */
+static const char *const layout_v1[] = {
+    "CREATE TABLE IF NOT EXISTS {s}nodup_runs (run TEXT PRIMARY KEY, tbl TEXT NOT NULL, "
+    "where_sql TEXT, keep_sql TEXT, batch INTEGER NOT NULL, nulls_equal INTEGER NOT NULL, "
+    "fill_nulls INTEGER NOT NULL, one_to_one INTEGER NOT NULL, archive INTEGER NOT NULL, "
+    "status TEXT NOT NULL, groups INTEGER NOT NULL DEFAULT 0, started TEXT, finished TEXT)",
+    "CREATE TABLE IF NOT EXISTS {s}nodup_run_args (run TEXT NOT NULL, kind TEXT NOT NULL, "
+    "pos INTEGER NOT NULL, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {s}nodup_steps (run TEXT NOT NULL, step INTEGER NOT NULL, "
+    "kind TEXT NOT NULL, tbl TEXT NOT NULL, pos INTEGER NOT NULL, col TEXT)",
+    "CREATE TABLE IF NOT EXISTS {s}nodup_log (run TEXT NOT NULL, step INTEGER NOT NULL, "
+    "cur TEXT NOT NULL, old TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS {s}nodup_archive (run TEXT NOT NULL, step INTEGER NOT NULL, "
+    "tbl TEXT NOT NULL, pk TEXT NOT NULL, keeper TEXT NOT NULL, row TEXT NOT NULL)",
+    /* merge's archive_rekey() reads the run's latest steps while merging. */
+    "CREATE INDEX IF NOT EXISTS nodup_archive_step ON {s}nodup_archive (run, step)",
+    NULL};
+
+/* Version 2: who runs a run (owner token, host, pid and its start time,
+ * PostgreSQL server process, heartbeat), what it changed, and nodup_meta.
+ * Runs recorded before get their counters from their log and archive
+ * (NULL when they kept none). */
+static const char *const layout_v2[] = {
+    "ALTER TABLE {s}nodup_runs ADD COLUMN owner TEXT",
+    "ALTER TABLE {s}nodup_runs ADD COLUMN host TEXT",
+    "ALTER TABLE {s}nodup_runs ADD COLUMN pid INTEGER",
+    "ALTER TABLE {s}nodup_runs ADD COLUMN pid_start TEXT",
+    "ALTER TABLE {s}nodup_runs ADD COLUMN backend TEXT",
+    "ALTER TABLE {s}nodup_runs ADD COLUMN heartbeat TEXT",
+    "ALTER TABLE {s}nodup_runs ADD COLUMN repointed INTEGER",
+    "ALTER TABLE {s}nodup_runs ADD COLUMN deleted INTEGER",
+    "ALTER TABLE {s}nodup_runs ADD COLUMN filled INTEGER",
+    "UPDATE {s}nodup_runs SET repointed = (SELECT count(*) FROM {s}nodup_log AS l JOIN "
+    "{s}nodup_steps AS t ON t.run = l.run AND t.step = l.step AND t.pos = 0 "
+    "WHERE l.run = nodup_runs.run AND t.kind = 'repoint'), "
+    "filled = (SELECT count(*) FROM {s}nodup_log AS l JOIN {s}nodup_steps AS t "
+    "ON t.run = l.run AND t.step = l.step AND t.pos = 0 "
+    "WHERE l.run = nodup_runs.run AND t.kind = 'fill'), "
+    "deleted = (SELECT count(*) FROM {s}nodup_archive AS a WHERE a.run = nodup_runs.run) "
+    "WHERE archive = 1",
+    "CREATE TABLE {s}nodup_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "INSERT INTO {s}nodup_meta (key, value) VALUES ('version', '2')",
+    NULL};
+
+static const char *const *const layouts[] = {layout_v1, layout_v2};
+
+typedef struct place {
+  int schema_exists, may_create, may_use, runs, meta;
+  char user[128], database[128];
+} place;
+
+static int read_place(void *ctx, int n, const char *const *v) {
+  place *p = ctx;
+  (void)n;
+  p->schema_exists = v[0] && !strcmp(v[0], "t");
+  p->may_create = v[1] && !strcmp(v[1], "t");
+  p->may_use = v[2] && !strcmp(v[2], "t");
+  p->runs = v[3] && !strcmp(v[3], "t");
+  p->meta = v[4] && !strcmp(v[4], "t");
+  snprintf(p->user, sizeof p->user, "%s", v[5] ? v[5] : "");
+  snprintf(p->database, sizeof p->database, "%s", v[6] ? v[6] : "");
+  return 1;
+}
+
+static int read_text(void *ctx, int n, const char *const *v) {
+  buf *b = ctx;
+  (void)n;
+  if (v[0]) buf_puts(b, v[0]);
+  return 1;
+}
+
+/* What the catalog says of schema's journal and our rights there; read
+ * without needing any right on the schema (pg_namespace, pg_class). */
+static int pg_place(nodup_db *db, const char *schema, place *p) {
+  const char *param[1] = {schema};
+  memset(p, 0, sizeof *p);
+  return db->be->query(
+      db,
+      "SELECT n.oid IS NOT NULL, CASE WHEN n.oid IS NULL THEN "
+      "has_database_privilege(current_database(), 'CREATE') "
+      "ELSE has_schema_privilege(n.oid, 'CREATE') END, "
+      "n.oid IS NOT NULL AND has_schema_privilege(n.oid, 'USAGE'), "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid "
+      "AND c.relname = 'nodup_runs'), "
+      "EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid "
+      "AND c.relname = 'nodup_meta'), current_user, current_database() "
+      "FROM (SELECT $1::text AS s) AS a LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = a.s",
+      param, 1, read_place, p);
+}
+
+/* "... lacks USAGE on schema "x": GRANT USAGE ... TO "u"" */
+static int no_usage(nodup_db *db, const char *schema, const place *p) {
+  buf s, u;
+  int rc;
+  buf_init(&s);
+  buf_init(&u);
+  sql_ident(&s, schema);
+  sql_ident(&u, p->user);
+  rc = nodup_fail(db, NODUP_ERR_DB,
+                  "the merge journal is in schema %s, which role %s may not use: run (as its "
+                  "owner) GRANT USAGE, CREATE ON SCHEMA %s TO %s; GRANT SELECT, INSERT, UPDATE, "
+                  "DELETE ON ALL TABLES IN SCHEMA %s TO %s; or choose another schema "
+                  "(--journal SCHEMA, nodup_db_set_journal)",
+                  buf_str(&s), buf_str(&u), buf_str(&s), buf_str(&u), buf_str(&s), buf_str(&u));
+  buf_free(&s);
+  buf_free(&u);
+  return rc;
+}
+
+int journal_version(nodup_db *db, const char *schema, int *version) {
+  buf v;
+  int rc;
+  *version = 0;
+  buf_init(&v);
+  if (is_pg(db)) {
+    place p;
+    if ((rc = pg_place(db, schema, &p)) != NODUP_OK) goto done;
+    if (!p.runs) goto done;
+    if (!p.may_use) {
+      rc = no_usage(db, schema, &p);
+      goto done;
+    }
+    *version = 1;
+    if (!p.meta) goto done;
+  } else {
+    long long n = 0;
+    rc = db->be->query(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'nodup_runs'", NULL,
+                       0, db_read_count, &n);
+    if (rc != NODUP_OK || !n) goto done;
+    *version = 1;
+    rc = db->be->query(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'nodup_meta'", NULL,
+                       0, db_read_count, &n);
+    if (rc != NODUP_OK || !n) goto done;
+  }
+  rc = journal_run(db, schema, "SELECT value FROM {s}nodup_meta WHERE key = 'version'", NULL, 0,
+                   read_text, &v, NULL);
+  if (rc == NODUP_OK) *version = v.oom ? 0 : atoi(buf_str(&v));
+  if (rc == NODUP_OK && *version < 2) *version = 2;   /* a meta table says 2 at least */
+done:
+  buf_free(&v);
+  return rc;
+}
+
+/* PostgreSQL: refuse, naming the schema and the statement that would
+ * allow it, what the role may not create (checked first, so that the
+ * error is ours and not the server's). */
+static int pg_may_create(nodup_db *db, const char *schema, const place *p) {
+  buf s, u, d;
+  int rc = NODUP_OK;
+  if (p->schema_exists ? p->may_use && p->may_create : p->may_create) return NODUP_OK;
+  buf_init(&s);
+  buf_init(&u);
+  buf_init(&d);
+  sql_ident(&s, schema);
+  sql_ident(&u, p->user);
+  sql_ident(&d, p->database);
+  if (!p->schema_exists)
+    rc = nodup_fail(db, NODUP_ERR_DB,
+                    "cannot create the merge journal's schema %s: role %s may not create "
+                    "schemas in database %s; have an administrator run CREATE SCHEMA %s "
+                    "AUTHORIZATION %s (or GRANT CREATE ON DATABASE %s TO %s), or choose a "
+                    "schema the role may create tables in (--journal SCHEMA, "
+                    "nodup_db_set_journal); nothing changed",
+                    buf_str(&s), buf_str(&u), buf_str(&d), buf_str(&s), buf_str(&u),
+                    buf_str(&d), buf_str(&u));
+  else if (!p->may_use)
+    rc = no_usage(db, schema, p);
+  else
+    rc = nodup_fail(db, NODUP_ERR_DB,
+                    "cannot create the merge journal's tables in schema %s: role %s may not "
+                    "create tables there; have its owner run GRANT CREATE ON SCHEMA %s TO %s, "
+                    "or choose another schema (--journal SCHEMA, nodup_db_set_journal); nothing "
+                    "changed",
+                    buf_str(&s), buf_str(&u), buf_str(&s), buf_str(&u));
+  buf_free(&s);
+  buf_free(&u);
+  buf_free(&d);
+  return rc;
+}
+
+int journal_ensure(nodup_db *db, const char *schema) {
+  int version = 0, rc;
+  size_t v, i;
+  if ((rc = journal_version(db, schema, &version)) != NODUP_OK) return rc;
+  if (version == JOURNAL_VERSION) return NODUP_OK;
+  if (version > JOURNAL_VERSION)
+    return nodup_fail(db, NODUP_ERR_USAGE,
+                      "the merge journal%s%s has version %d, newer than this nodup's (%d): "
+                      "use a newer nodup",
+                      schema ? " in schema " : "", schema ? schema : "", version,
+                      JOURNAL_VERSION);
+  if (is_pg(db)) {
+    /* Two first merges at once would both create: one waits for the
+     * other, then finds the journal made (a transaction-scoped lock, held
+     * by the caller's transaction). */
+    const char *p[1] = {schema};
+    place pl;
+    if (db->engine.kind == ENGINE_POSTGRES || db->engine.kind == ENGINE_CITUS)
+      rc = db->be->query(db, "SELECT pg_catalog.pg_advisory_xact_lock(1852796272, "
+                             "pg_catalog.hashtext($1))",
+                         p, 1, NULL, NULL);
+    if (rc == NODUP_OK) rc = journal_version(db, schema, &version);
+    if (rc != NODUP_OK || version == JOURNAL_VERSION) return rc;
+    if ((rc = pg_place(db, schema, &pl)) != NODUP_OK) return rc;
+    if ((rc = pg_may_create(db, schema, &pl)) != NODUP_OK) return rc;
+    if (!pl.schema_exists) {
+      buf q;
+      buf_init(&q);
+      buf_puts(&q, "CREATE SCHEMA IF NOT EXISTS ");
+      sql_ident(&q, schema);
+      rc = q.oom ? NODUP_ERR_NOMEM : db->be->exec(db, buf_str(&q));
+      buf_free(&q);
+      if (rc != NODUP_OK) return rc;
+    }
+  }
+  /* From the version found up, each layout's statements in order. */
+  for (v = version ? (size_t)version : 0; v < JOURNAL_VERSION; v++)
+    for (i = 0; layouts[v][i]; i++)
+      if ((rc = journal_run(db, schema, layouts[v][i], NULL, 0, NULL, NULL, NULL)) != NODUP_OK)
+        return rc;
+  return NODUP_OK;
+}
+
+int journal_legacy(nodup_db *db, char **schema) {
+  buf s;
+  int rc;
+  *schema = NULL;
+  if (!is_pg(db)) return NODUP_OK;
+  {
+    const char *p[1] = {journal_schema(db)};
+    buf_init(&s);
+    /* Where an unqualified nodup_runs was created: the first schema of the
+     * search path that holds one (not the journal's own). */
+    rc = db->be->query(db,
+                       "SELECT n.nspname FROM pg_catalog.pg_class c "
+                       "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                       "WHERE c.relname = 'nodup_runs' AND c.relkind IN ('r', 'p') "
+                       "AND n.nspname = ANY (current_schemas(false)) AND n.nspname <> $1 "
+                       "ORDER BY array_position(current_schemas(false), n.nspname) LIMIT 1",
+                       p, 1, read_text, &s);
+  }
+  if (rc == NODUP_OK && s.len && !(*schema = nodup_strdup(buf_str(&s)))) rc = NODUP_ERR_NOMEM;
+  buf_free(&s);
+  return rc;
+}
+
+int journal_find(nodup_db *db, const char *run, char **schema, int *version) {
+  const char *here = journal_schema(db);
+  char *legacy = NULL;
+  long long n = 0;
+  int rc, pass;
+  const char *p[1] = {run};
+  *schema = NULL;
+  *version = 0;
+  for (pass = 0; pass < 2; pass++) {
+    const char *s = here;
+    int v = 0;
+    if (pass == 1) {
+      if ((rc = journal_legacy(db, &legacy)) != NODUP_OK || !legacy) break;
+      s = legacy;
+    }
+    if ((rc = journal_version(db, s, &v)) != NODUP_OK) break;
+    if (!v) continue;
+    n = 0;
+    rc = journal_run(db, s, "SELECT count(*) FROM {s}nodup_runs WHERE run = ?1", p, 1,
+                     db_read_count, &n, NULL);
+    if (rc != NODUP_OK) break;
+    if (n) {
+      *version = v;
+      if (s && !(*schema = nodup_strdup(s))) rc = NODUP_ERR_NOMEM;
+      break;
+    }
+  }
+  free(legacy);
+  if (rc == NODUP_OK && !*version)
+    rc = nodup_fail(db, NODUP_ERR_NO_RUN, "no merge run \"%s\" in this database", run);
+  return rc;
+}
+
+/* ---- owners ---- */
+
+/* The start time of process pid, in clock ticks after boot (/proc's
+ * field 22), into out; "" where there is no /proc. With the pid it names a
+ * process even after the pid is reused. */
+static void proc_start(long pid, char *out, size_t size) {
+  char path[64], line[1024], *p;
+  FILE *f;
+  int field;
+  out[0] = '\0';
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  if (!(f = fopen(path, "r"))) return;
+  p = fgets(line, sizeof line, f);
+  fclose(f);
+  /* The command name (field 2) is in parentheses and may hold anything. */
+  if (!p || !(p = strrchr(line, ')'))) return;
+  for (field = 2; *p && field < 22; p++)
+    if (*p == ' ') field++;
+  if (field == 22) snprintf(out, size, "%.*s", (int)strcspn(p, " \n"), p);
+}
+
+/* Is the process pid of this host, started at pid_start ("" or NULL:
+ * unknown), alive? A process we may not signal (EPERM) exists. */
+static int process_alive(const char *pid, const char *pid_start) {
+  long p = pid ? atol(pid) : 0;
+  char now[32];
+  if (p <= 0) return 0;
+  if (kill((pid_t)p, 0) != 0 && errno != EPERM) return 0;
+  if (pid_start && *pid_start) {
+    proc_start(p, now, sizeof now);
+    if (*now && strcmp(now, pid_start)) return 0;   /* the pid was reused */
+  }
+  return 1;
+}
+
+static void this_host(char *out, size_t size) {
+  if (gethostname(out, size) != 0) snprintf(out, size, "unknown");
+  out[size - 1] = '\0';
+}
+
+int journal_owner_init(nodup_db *db, journal_owner *o) {
+  static unsigned counter;
+  buf b;
+  int rc = NODUP_OK;
+  memset(o, 0, sizeof *o);
+  this_host(o->host, sizeof o->host);
+  snprintf(o->pid, sizeof o->pid, "%ld", (long)getpid());
+  proc_start((long)getpid(), o->pid_start, sizeof o->pid_start);
+  snprintf(o->token, sizeof o->token, "%.64s/%s/%lld/%u", o->host, o->pid,
+           (long long)time(NULL), counter++);
+  /* A direct PostgreSQL connection is one server process for the whole
+   * run: it names the run's owner exactly, also across hosts. Through a
+   * pooler each transaction may run in another, so there is none. */
+  if (!is_pg(db) || db->pooled ||
+      (db->engine.kind != ENGINE_POSTGRES && db->engine.kind != ENGINE_CITUS))
+    return NODUP_OK;
+  buf_init(&b);
+  rc = db->be->query(db,
+                     "SELECT pg_catalog.pg_backend_pid()::text || ' ' || "
+                     "extract(epoch FROM backend_start)::text "
+                     "FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()",
+                     NULL, 0, read_text, &b);
+  if (rc == NODUP_OK && !b.oom) snprintf(o->backend, sizeof o->backend, "%s", buf_str(&b));
+  buf_free(&b);
+  return rc;
+}
+
+void journal_state_columns(buf *q, const nodup_db *db, const char *schema, int version) {
+  if (version < 2) {
+    buf_puts(q, "r.status, NULL, NULL, NULL, NULL, NULL");
+    return;
+  }
+  buf_puts(q, "r.status, r.host, r.pid, r.pid_start, ");
+  if (is_pg(db))
+    buf_puts(q, "CASE WHEN r.backend IS NULL THEN NULL WHEN EXISTS (SELECT 1 FROM "
+                "pg_catalog.pg_stat_activity a WHERE a.pid = "
+                "CAST(split_part(r.backend, ' ', 1) AS integer) AND (a.backend_start IS NULL "
+                "OR extract(epoch FROM a.backend_start)::text = split_part(r.backend, ' ', 2))) "
+                "THEN 1 ELSE 0 END, ");
+  else
+    buf_puts(q, "NULL, ");
+  buf_puts(q, "CASE WHEN r.heartbeat IS NOT NULL AND r.heartbeat > ");
+  journal_sql(q, db, schema, "{ago}");
+  buf_puts(q, " THEN 1 ELSE 0 END");
+}
+
+int journal_state(const char *const *v) {
+  const char *status = v[0], *host = v[1], *pid = v[2], *pid_start = v[3], *backend = v[4],
+             *fresh = v[5];
+  char me[256];
+  if (!status) return NODUP_RUN_FAILED;
+  if (!strcmp(status, "done")) return NODUP_RUN_DONE;
+  if (!strcmp(status, "failed")) return NODUP_RUN_FAILED;
+  if (!strcmp(status, "undone")) return NODUP_RUN_UNDONE;
+  /* Recorded running: is its owner still there? Its server process, when
+   * it had one of its own (exact); else its process, when it is on this
+   * host; else a heartbeat within the lease. A run an earlier nodup
+   * recorded names no owner: nothing can be alive. */
+  if (backend) return !strcmp(backend, "1") ? NODUP_RUN_RUNNING : NODUP_RUN_INTERRUPTED;
+  if (!host) return NODUP_RUN_INTERRUPTED;
+  this_host(me, sizeof me);
+  if (!strcmp(host, me))
+    return process_alive(pid, pid_start) ? NODUP_RUN_RUNNING : NODUP_RUN_INTERRUPTED;
+  return fresh && !strcmp(fresh, "1") ? NODUP_RUN_RUNNING : NODUP_RUN_INTERRUPTED;
+}
+
+const char *nodup_run_state_name(int state) {
+  switch (state) {
+  case NODUP_RUN_RUNNING: return "running";
+  case NODUP_RUN_INTERRUPTED: return "interrupted";
+  case NODUP_RUN_DONE: return "done";
+  case NODUP_RUN_FAILED: return "failed";
+  case NODUP_RUN_UNDONE: return "undone";
+  default: return "unknown";
+  }
+}
+
+/* ---- writing a run ---- */
+
+int journal_record(nodup_db *db, const char *schema, const char *run, const journal_owner *o,
+                   const char *table, char *const *key, size_t nkey, const char *where,
+                   const nodup_merge_options *opt, size_t batch) {
+  char nb[24], ne[4], fl[4], oo[4], ar[4], pos[24];
+  const char *p[15];
+  size_t i;
+  int rc;
+  snprintf(nb, sizeof nb, "%zu", batch);
+  snprintf(ne, sizeof ne, "%d", opt->nulls_equal ? 1 : 0);
+  snprintf(fl, sizeof fl, "%d", opt->fill_nulls ? 1 : 0);
+  snprintf(oo, sizeof oo, "%d", opt->one_to_one);
+  snprintf(ar, sizeof ar, "%d", opt->no_archive ? 0 : 1);
+  p[0] = run, p[1] = table, p[2] = where, p[3] = opt->keep && *opt->keep ? opt->keep : NULL;
+  p[4] = nb, p[5] = ne, p[6] = fl, p[7] = oo, p[8] = ar;
+  p[9] = o->token, p[10] = o->host, p[11] = o->pid, p[12] = o->pid_start[0] ? o->pid_start : NULL;
+  p[13] = o->backend[0] ? o->backend : NULL;
+  rc = journal_run(db, schema,
+                   "INSERT INTO {s}nodup_runs (run, tbl, where_sql, keep_sql, batch, nulls_equal, "
+                   "fill_nulls, one_to_one, archive, status, started, owner, host, pid, "
+                   "pid_start, backend, heartbeat, repointed, deleted, filled) VALUES (?1, ?2, "
+                   "?3, ?4, CAST(?5 AS INTEGER), CAST(?6 AS INTEGER), CAST(?7 AS INTEGER), "
+                   "CAST(?8 AS INTEGER), CAST(?9 AS INTEGER), 'running', {now}, ?10, ?11, "
+                   "CAST(?12 AS INTEGER), ?13, ?14, {now}, 0, 0, 0)",
+                   p, 14, NULL, NULL, NULL);
+  for (i = 0; rc == NODUP_OK && i < nkey + opt->nrefs + opt->nignore_refs; i++) {
+    /* The key, the references and the ignored ones: resume uses them all. */
+    int k = i < nkey ? 0 : i < nkey + opt->nrefs ? 1 : 2;
+    size_t at = k == 0 ? i : k == 1 ? i - nkey : i - nkey - opt->nrefs;
+    const char *a[4] = {run, k == 0 ? "key" : k == 1 ? "ref" : "ignore", pos,
+                        k == 0 ? key[i] : k == 1 ? opt->refs[at] : opt->ignore_refs[at]};
+    snprintf(pos, sizeof pos, "%zu", at);
+    rc = journal_run(db, schema,
+                     "INSERT INTO {s}nodup_run_args (run, kind, pos, value) "
+                     "VALUES (?1, ?2, CAST(?3 AS INTEGER), ?4)",
+                     a, 4, NULL, NULL, NULL);
+  }
+  return rc;
+}
+
+int journal_claim(nodup_db *db, const char *schema, const char *run, const journal_owner *o) {
+  const char *p[6] = {run, o->token, o->host, o->pid, o->pid_start[0] ? o->pid_start : NULL,
+                      o->backend[0] ? o->backend : NULL};
+  journal_row r;
+  int rc;
+  if ((rc = journal_read_row(db, schema, JOURNAL_VERSION, run, 1, &r)) != NODUP_OK) return rc;
+  switch (r.state) {
+  case NODUP_RUN_RUNNING:
+    rc = journal_refuse_running(db, run, &r, "it cannot be resumed");
+    break;
+  case NODUP_RUN_DONE:
+  case NODUP_RUN_UNDONE:
+    rc = nodup_fail(db, NODUP_ERR_NO_RUN, "merge run \"%s\" is %s: nothing to resume", run,
+                    nodup_run_state_name(r.state));
+    break;
+  default:
+    rc = journal_run(db, schema,
+                     "UPDATE {s}nodup_runs SET status = 'running', finished = NULL, owner = ?2, "
+                     "host = ?3, pid = CAST(?4 AS INTEGER), pid_start = ?5, backend = ?6, "
+                     "heartbeat = {now} WHERE run = ?1",
+                     p, 6, NULL, NULL, NULL);
+  }
+  return rc;
+}
+
+/* An UPDATE of the run's row that only its owner, while it runs, may
+ * make: anything else means another process took the run over (resumed
+ * it after judging it interrupted), or it was undone or forgotten. */
+static int owner_update(nodup_db *db, const char *schema, const char *run, const journal_owner *o,
+                        const char *tmpl, const char *const *extra, int nextra) {
+  const char *p[8] = {run, o->token};
+  long long n = 0;
+  int i, rc;
+  for (i = 0; i < nextra && i < 6; i++) p[2 + i] = extra[i];
+  rc = journal_run(db, schema, tmpl, p, 2 + nextra, NULL, NULL, &n);
+  if (rc == NODUP_OK && n != 1)
+    rc = nodup_fail(db, NODUP_ERR_NO_RUN,
+                    "merge run \"%s\" is no longer this process's (resumed elsewhere, undone or "
+                    "forgotten meanwhile): stopped, the batch rolled back",
+                    run);
+  return rc;
+}
+
+int journal_heartbeat(nodup_db *db, const char *schema, const char *run, const journal_owner *o) {
+  return owner_update(db, schema, run, o,
+                      "UPDATE {s}nodup_runs SET heartbeat = {now} WHERE run = ?1 AND owner = ?2 "
+                      "AND status = 'running'",
+                      NULL, 0);
+}
+
+int journal_batch_done(nodup_db *db, const char *schema, const char *run, const journal_owner *o,
+                       long long groups, long long repointed, long long deleted,
+                       long long filled) {
+  char n[4][24];
+  const char *p[4] = {n[0], n[1], n[2], n[3]};
+  snprintf(n[0], sizeof n[0], "%lld", groups);
+  snprintf(n[1], sizeof n[1], "%lld", repointed);
+  snprintf(n[2], sizeof n[2], "%lld", deleted);
+  snprintf(n[3], sizeof n[3], "%lld", filled);
+  /* NULL counters (a --no-archive run an earlier nodup recorded) stay
+   * NULL: their total is unknown. */
+  return owner_update(db, schema, run, o,
+                      "UPDATE {s}nodup_runs SET groups = groups + CAST(?3 AS INTEGER), "
+                      "repointed = repointed + CAST(?4 AS INTEGER), "
+                      "deleted = deleted + CAST(?5 AS INTEGER), "
+                      "filled = filled + CAST(?6 AS INTEGER), heartbeat = {now} "
+                      "WHERE run = ?1 AND owner = ?2 AND status = 'running'",
+                      p, 4);
+}
+
+int journal_status(nodup_db *db, const char *schema, const char *run, const journal_owner *o,
+                   const char *status) {
+  const char *p[1] = {status};
+  return owner_update(db, schema, run, o,
+                      "UPDATE {s}nodup_runs SET status = ?3, finished = {now}, heartbeat = {now} "
+                      "WHERE run = ?1 AND owner = ?2 AND status = 'running'",
+                      p, 1);
+}
+
+int journal_remove(nodup_db *db, const char *schema, const char *run) {
+  static const char *const del[] = {
+      "DELETE FROM {s}nodup_archive WHERE run = ?1", "DELETE FROM {s}nodup_log WHERE run = ?1",
+      "DELETE FROM {s}nodup_steps WHERE run = ?1", "DELETE FROM {s}nodup_run_args WHERE run = ?1",
+      "DELETE FROM {s}nodup_runs WHERE run = ?1", NULL};
+  const char *p[1] = {run};
+  size_t i;
+  int rc = NODUP_OK;
+  for (i = 0; rc == NODUP_OK && del[i]; i++)
+    rc = journal_run(db, schema, del[i], p, 1, NULL, NULL, NULL);
+  if (rc == NODUP_OK && is_pg(db)) {
+    /* The pass table a pooled run keeps between its transactions. */
+    buf q;
+    char name[96];
+    buf_init(&q);
+    snprintf(name, sizeof name, "nodup_groups_%s", run);
+    buf_puts(&q, "DROP TABLE IF EXISTS ");
+    journal_table(&q, schema, name);
+    rc = q.oom ? NODUP_ERR_NOMEM : db->be->exec(db, buf_str(&q));
+    buf_free(&q);
+  }
+  return rc;
+}
+
+void journal_discard(nodup_db *db, const char *schema, const char *run, const journal_owner *o) {
+  const char *p[2] = {run, o->token};
+  long long n = 0;
+  int rc;
+  if (db_begin_write(db) != NODUP_OK) return;
+  rc = journal_run(db, schema,
+                   "DELETE FROM {s}nodup_runs WHERE run = ?1 AND owner = ?2 AND status = 'running'",
+                   p, 2, NULL, NULL, &n);
+  if (rc == NODUP_OK && n == 1) rc = journal_remove(db, schema, run);
+  db->be->exec(db, rc == NODUP_OK && n == 1 ? "COMMIT" : "ROLLBACK");
+}
+
+int journal_refuse_running(nodup_db *db, const char *run, const journal_row *r,
+                           const char *what) {
+  if (r->busy)
+    return nodup_fail(db, NODUP_ERR_NO_RUN,
+                      "merge run \"%s\" is running (a batch of it is in progress in another "
+                      "session): %s until it stops",
+                      run, what);
+  return nodup_fail(db, NODUP_ERR_NO_RUN,
+                    "merge run \"%s\" is running (process %s on %s): %s until it stops", run,
+                    r->pid[0] ? r->pid : "?", r->host[0] ? r->host : "?", what);
+}
+
+/* ---- reading one run's row ---- */
+
+static int read_row(void *ctx, int n, const char *const *v) {
+  journal_row *r = ctx;
+  (void)n;
+  r->found = 1;
+  r->state = journal_state(v);
+  snprintf(r->status, sizeof r->status, "%s", v[0] ? v[0] : "");
+  snprintf(r->host, sizeof r->host, "%s", v[1] ? v[1] : "");
+  snprintf(r->pid, sizeof r->pid, "%s", v[2] ? v[2] : "");
+  return 1;
+}
+
+int journal_read_row(nodup_db *db, const char *schema, int version, const char *run, int lock,
+                     journal_row *r) {
+  const char *p[1] = {run};
+  buf q;
+  int rc;
+  memset(r, 0, sizeof *r);
+  buf_init(&q);
+  buf_puts(&q, "SELECT ");
+  journal_state_columns(&q, db, schema, version);
+  journal_sql(&q, db, schema, " FROM {s}nodup_runs AS r WHERE r.run = ?1");
+  /* Locked until the caller's transaction ends, so that no batch starts
+   * meanwhile. A batch in progress holds the row from its first statement:
+   * PostgreSQL skips it rather than wait (a stopped process would hold it
+   * for ever), and a row we could not lock is a running run's. SQLite's
+   * write transaction is the lock. */
+  if (lock && db->be->lock_rows[0]) buf_printf(&q, "%s SKIP LOCKED", db->be->lock_rows);
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 1, read_row, r);
+  if (rc == NODUP_OK && !r->found && lock && db->be->lock_rows[0]) {
+    buf_reset(&q);
+    buf_puts(&q, "SELECT ");
+    journal_state_columns(&q, db, schema, version);
+    journal_sql(&q, db, schema, " FROM {s}nodup_runs AS r WHERE r.run = ?1");
+    rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 1, read_row, r);
+    if (r->found) r->state = NODUP_RUN_RUNNING, r->busy = 1;
+  }
+  buf_free(&q);
+  if (rc == NODUP_OK && !r->found)
+    rc = nodup_fail(db, NODUP_ERR_NO_RUN, "no merge run \"%s\" in this database", run);
+  return rc;
+}
