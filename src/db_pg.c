@@ -62,9 +62,17 @@ static void pg_stmt_free(nodup_stmt *s) {
 
 static PGconn *C(nodup_db *db) { return (PGconn *)db->native; }
 
+/* libpq's messages end in a newline and continue on tab-indented lines
+ * ("...refused\n\tIs the server running..."): one line, for logs and the
+ * CLI's single-line errors. */
 static void chomp(buf *b) {
+  size_t i;
   while (b->len && (b->p[b->len - 1] == '\n' || b->p[b->len - 1] == ' '))
     b->p[--b->len] = '\0';
+  for (i = 0; i < b->len; i++) {
+    if (b->p[i] == '\n') b->p[i] = ';';
+    else if (b->p[i] == '\t') b->p[i] = ' ';
+  }
 }
 
 /* Map a failed result to a nodup code, with a message that names the
