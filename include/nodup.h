@@ -116,6 +116,27 @@ NODUP_EXTERN const char *nodup_strerror(int code);
 NODUP_EXTERN const char *nodup_errmsg(const nodup_db *db);
 
 /*
+ * The SQLSTATE of the last failed call on `db`, as data: five characters
+ * ("23505" unique violation, "40001" serialization failure, "55P03" lock
+ * not available, "42P01" no such table...), or "" when the failure did not
+ * come from the database (bad arguments, a refusal of nodup's own) or the
+ * last call succeeded. PostgreSQL: the server's code. SQLite, which has
+ * none, the code its error would have on PostgreSQL where one fits
+ * (SQLITE_CONSTRAINT_UNIQUE and _PRIMARYKEY "23505", _FOREIGNKEY "23503",
+ * _NOTNULL "23502", _CHECK "23514", another constraint "23000", SQLITE_BUSY
+ * and SQLITE_LOCKED "55P03", SQLITE_NOMEM "53200"), else "HV000". Never NULL; borrowed like
+ * nodup_errmsg(). Match on it, never on the message's text.
+ */
+NODUP_EXTERN const char *nodup_sqlstate(const nodup_db *db);
+
+/*
+ * The constraint (or unique index) the last failed call's error names, as
+ * the database spells it, or "" (none, or SQLite, which does not name its
+ * unique indexes in errors). Never NULL; borrowed like nodup_errmsg().
+ */
+NODUP_EXTERN const char *nodup_errconstraint(const nodup_db *db);
+
+/*
  * What the caller should pass on although the call succeeded, or NULL.
  * Today one thing: what an interrupted `nodup enforce --online` left on
  * the table of the key a call looked at (PostgreSQL), in one sentence:
@@ -188,8 +209,10 @@ NODUP_EXTERN int nodup_open(nodup_db **out, const char *url);
  */
 NODUP_EXTERN int nodup_open_ext(nodup_db **out, const char *url, unsigned flags);
 
-/* Close the connection and free it. Accepts NULL. Keys prepared on `db`
- * must be freed first. */
+/* Close the connection and free it. Accepts NULL. With keys prepared on
+ * `db` still open (their statements live on the connection), it is only
+ * marked, as sqlite3_close_v2() does: the keys keep working, and the last
+ * nodup_key_free() closes it. Nothing else may use `db` after this call. */
 NODUP_EXTERN void nodup_close(nodup_db *db);
 
 /*

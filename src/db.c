@@ -7,6 +7,7 @@
  */
 #include <ctype.h>
 #include <stdio.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -424,6 +425,13 @@ int nodup_open_ext(nodup_db **out, const char *url, unsigned flags) {
 
 void nodup_close(nodup_db *db) {
   if (!db) return;
+  /* Keys hold statements prepared on the connection and free them through
+   * it: like sqlite3_close_v2(), a close with keys open only marks the
+   * connection, and the last nodup_key_free() closes it. */
+  if (db->nkeys) {
+    db->closing = 1;
+    return;
+  }
   if (db->be && db->native) db->be->disconnect(db);
   buf_free(&db->err);
   buf_free(&db->notice);
@@ -455,6 +463,13 @@ int db_exec_params(nodup_db *db, const char *sql, const char *const *p, int n) {
   rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, n, NULL, NULL);
   buf_free(&q);
   return rc;
+}
+
+unsigned db_serial(void) {
+  /* Connections are used by one thread at a time, but several threads may
+   * each run a merge on their own: the counter they share is atomic. */
+  static _Atomic unsigned serial;
+  return atomic_fetch_add_explicit(&serial, 1, memory_order_relaxed);
 }
 
 int db_begin_write(nodup_db *db) {

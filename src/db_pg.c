@@ -84,6 +84,7 @@ static int pg_fail(nodup_db *db, const PGresult *res, const char *what) {
   const char *cons = res ? PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME) : NULL;
   int code = NODUP_ERR_DB;
 
+  db_set_sqlstate(db, state, cons);
   if (PQstatus(C(db)) == CONNECTION_BAD) code = NODUP_ERR_CONNECT;
   else if (state && strncmp(state, "23", 2) == 0) code = NODUP_ERR_CONSTRAINT;
   else if (state && (!strcmp(state, "40001") || !strcmp(state, "40P01")))

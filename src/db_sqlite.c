@@ -27,11 +27,38 @@
 static sqlite3 *H(nodup_db *db) { return (sqlite3 *)db->native; }
 
 /* Map an SQLite result code to a nodup code and set the message. */
+/* nodup_sqlstate() for an SQLite result code: what PostgreSQL would say,
+ * so that callers (and nodup itself) match one code on both engines. */
+static const char *sq_sqlstate(int rc) {
+  switch (rc) {
+  case SQLITE_CONSTRAINT_UNIQUE:
+  case SQLITE_CONSTRAINT_PRIMARYKEY:
+    return "23505";
+  case SQLITE_CONSTRAINT_FOREIGNKEY:
+    return "23503";
+  case SQLITE_CONSTRAINT_NOTNULL:
+    return "23502";
+  case SQLITE_CONSTRAINT_CHECK:
+    return "23514";
+  }
+  switch (rc & 0xff) {
+  case SQLITE_CONSTRAINT:
+    return "23000";
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+    return "55P03";
+  case SQLITE_NOMEM:
+    return "53200";
+  }
+  return "HV000";
+}
+
 static int sq_fail(nodup_db *db, int rc, const char *what) {
   sqlite3 *h = H(db);
   const char *msg = h ? sqlite3_errmsg(h) : sqlite3_errstr(rc);
   int primary = rc & 0xff;
   int code = NODUP_ERR_DB;
+  db_set_sqlstate(db, sq_sqlstate(rc), NULL);
   if (primary == SQLITE_CONSTRAINT) code = NODUP_ERR_CONSTRAINT;
   else if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) code = NODUP_ERR_RETRY;
   else if (primary == SQLITE_NOMEM) code = NODUP_ERR_NOMEM;

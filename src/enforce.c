@@ -71,7 +71,7 @@ static void sleep_ms(long ms) {
 }
 
 /* PostgreSQL's lock_not_available: our lock_timeout ran out. */
-static int lock_timed_out(nodup_db *db) { return strstr(nodup_errmsg(db), "55P03") != NULL; }
+static int lock_timed_out(nodup_db *db) { return !strcmp(nodup_sqlstate(db), "55P03"); }
 
 /* Default name: PostgreSQL's for a UNIQUE constraint, <table>_<cols>_key,
  * cut to 63 bytes (NAMEDATALEN - 1) on a character boundary. */
@@ -242,13 +242,9 @@ static int locked(enforce_ctx *c) {
     if (held > 0 && rc == NODUP_OK && !c->opt->dry_run) c->rep->lock_ms += now_ms() - held;
     if (rc == NODUP_OK && !c->opt->dry_run) break;
     {
-      char *msg = nodup_strdup(nodup_errmsg(db));
       int retry = rc != NODUP_OK && c->pg && lock_timed_out(db);
-      db->be->exec(db, "ROLLBACK");
+      db_rollback(db, rc);
       if (held > 0) c->rep->lock_ms += now_ms() - held;
-      if (rc != NODUP_OK && msg) nodup_fail(db, rc, "%s", msg);
-      else if (rc == NODUP_OK) nodup_clear_error(db);
-      free(msg);
       if (!retry) break;
       rc = nodup_fail(db, NODUP_ERR_RETRY,
                       "could not lock %s within %ld ms in %d tries: writers kept it busy",
@@ -317,11 +313,8 @@ int enforce_ddl(nodup_db *db, long timeout_ms, const char *const *sql, size_t n)
     for (i = 0; rc == NODUP_OK && i < n; i++) rc = db->be->query(db, sql[i], NULL, 0, NULL, NULL);
     if (rc == NODUP_OK && (rc = db->be->exec(db, "COMMIT")) == NODUP_OK) return NODUP_OK;
     {
-      char *msg = nodup_strdup(nodup_errmsg(db));
       int retry = lock_timed_out(db);
-      db->be->exec(db, "ROLLBACK");
-      if (msg) nodup_fail(db, rc, "%s", msg);
-      free(msg);
+      db_rollback(db, rc);
       if (!retry) return rc;
     }
   }
@@ -737,12 +730,12 @@ static int online(enforce_ctx *c) {
     {
       /* A duplicate the guard could not stop (a writer outside READ
        * COMMITTED): drop what the build left, keep the guard, merge, retry. */
-      char *msg = nodup_strdup(nodup_errmsg(db));
-      int again = strstr(msg ? msg : "", "23505") != NULL;
+      db_error e;
+      int again = !strcmp(nodup_sqlstate(db), "23505");
+      db_error_save(db, &e);
       crc = partitions_cleanup(c, built);
       if (crc == NODUP_OK) crc = drop_invalid_index(c);
-      if (msg) nodup_fail(db, rc, "%s", msg);
-      free(msg);
+      db_error_restore(db, rc, &e);
       memset(built, 0, (c->nparts + 1) * sizeof *built);
       if (crc != NODUP_OK || !again) goto fail;
     }
@@ -969,11 +962,12 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
   if ((rc = before_lock(&c)) == NODUP_OK) rc = opt->online ? online(&c) : locked(&c);
 done:
   if (c.ngaps && !opt->merge_opt.keep_temp_index) {
-    char *msg = rc != NODUP_OK ? nodup_strdup(nodup_errmsg(db)) : NULL;
-    int drc = fkindex_drop(db, c.gaps, c.ngaps);
-    if (rc == NODUP_OK) rc = drc;
-    else if (msg) nodup_fail(db, rc, "%s", msg);
-    free(msg);
+    db_error e;
+    int drc;
+    db_error_save(db, &e);
+    drc = fkindex_drop(db, c.gaps, c.ngaps);
+    rc = rc == NODUP_OK ? drc : db_error_restore(db, rc, &e);
+    free(e.msg);
   }
   fkindex_free(c.gaps, c.ngaps);
   /* The notice is what is left now (the merges on the way saw this run's

@@ -7,6 +7,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -42,6 +43,46 @@ int nodup_fail(nodup_db *db, int code, const char *fmt, ...) {
   return code;
 }
 
+const char *nodup_sqlstate(const nodup_db *db) { return db ? db->sqlstate : ""; }
+
+const char *nodup_errconstraint(const nodup_db *db) { return db ? db->constraint : ""; }
+
 void nodup_clear_error(nodup_db *db) {
-  if (db) buf_reset(&db->err);
+  if (!db) return;
+  buf_reset(&db->err);
+  db->sqlstate[0] = db->constraint[0] = '\0';
 }
+
+void db_set_sqlstate(nodup_db *db, const char *state, const char *constraint) {
+  snprintf(db->sqlstate, sizeof db->sqlstate, "%s", state ? state : "");
+  snprintf(db->constraint, sizeof db->constraint, "%s", constraint ? constraint : "");
+}
+
+void db_error_save(const nodup_db *db, db_error *e) {
+  e->msg = nodup_strdup(buf_str(&db->err));
+  memcpy(e->sqlstate, db->sqlstate, sizeof e->sqlstate);
+  memcpy(e->constraint, db->constraint, sizeof e->constraint);
+}
+
+int db_error_restore(nodup_db *db, int rc, db_error *e) {
+  if (rc == NODUP_OK) {
+    nodup_clear_error(db);
+  } else {
+    buf_reset(&db->err);
+    buf_puts(&db->err, e->msg ? e->msg : nodup_strerror(rc));
+    memcpy(db->sqlstate, e->sqlstate, sizeof db->sqlstate);
+    memcpy(db->constraint, e->constraint, sizeof db->constraint);
+  }
+  free(e->msg);
+  e->msg = NULL;
+  return rc;
+}
+
+int db_rollback_sql(nodup_db *db, int rc, const char *sql) {
+  db_error e;
+  db_error_save(db, &e);
+  db->be->exec(db, sql);
+  return db_error_restore(db, rc, &e);
+}
+
+int db_rollback(nodup_db *db, int rc) { return db_rollback_sql(db, rc, "ROLLBACK"); }

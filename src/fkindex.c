@@ -235,10 +235,7 @@ static int ddl(nodup_db *db, const buf *q, int pg) {
   rc = db->be->query(db, buf_str(q), NULL, 0, NULL, NULL);
   if (rc == NODUP_OK) return db->be->exec(db, "COMMIT");
   {
-    char *msg = nodup_strdup(nodup_errmsg(db));
-    db->be->exec(db, "ROLLBACK");
-    if (msg) nodup_fail(db, rc, "%s", msg);
-    free(msg);
+    db_rollback(db, rc);
   }
   return rc;
 }

@@ -541,15 +541,14 @@ static int import_explain(import_ctx *c) {
 
 static void import_rollback(import_ctx *c) {
   nodup_db *db = c->db;
-  buf keep = db->err;  /* keep the failure's message, not the rollback's */
-  buf_init(&db->err);
+  db_error e;           /* keep the failure, not what the clean-up says */
+  db_error_save(db, &e);
   if (c->copying) pg_copy_end(db, "nodup: import abandoned");
   c->copying = 0;
   db->be->exec(db, c->owned ? "ROLLBACK"
                             : "ROLLBACK TO SAVEPOINT nodup_import; "
                               "RELEASE SAVEPOINT nodup_import");
-  buf_free(&db->err);
-  db->err = keep;
+  db_error_restore(db, NODUP_ERR_DB, &e);
   c->begun = 0;
 }
 

@@ -66,6 +66,8 @@ int db_exec_params(nodup_db *db, const char *sql, const char *const *p, int n);
  * while short writers keep taking it: SQLite's lock has no queue and its
  * busy handler backs off to 100 ms between tries, so BEGIN IMMEDIATE lost
  * to 8 writers in a loop; begin_write_urgent asks every millisecond. */
+/* A number no other call in this process gets (run ids, owner tokens). */
+unsigned db_serial(void);
 int db_begin_write(nodup_db *db);
 /* A row_fn reading the first column of the first row as a count into
  * *(long long *)ctx (NULL: 0). */
@@ -455,6 +457,8 @@ struct nodup_db {
   const struct nodup_backend *be;
   void *native;          /* sqlite3 * or PGconn * */
   buf err;               /* message of the last failed call */
+  char sqlstate[6];      /* nodup_sqlstate(): of the last database error */
+  char constraint[64];   /* nodup_errconstraint(); 64: PostgreSQL's longest name */
   int server_version;    /* PostgreSQL server_version_num; SQLite libversion */
   unsigned next_stmt;    /* names PostgreSQL prepared statements */
   unsigned seed;         /* retry jitter */
@@ -470,6 +474,8 @@ struct nodup_db {
   /* nodup_db_set_journal(): the merge journal's schema (PostgreSQL); ""
    * is JOURNAL_DEFAULT_SCHEMA. 64 bytes: PostgreSQL's longest name. */
   char journal[64];
+  size_t nkeys;          /* keys prepared on it and not yet freed */
+  int closing;           /* nodup_close() was called while nkeys > 0 */
 };
 
 /* ---- prepared keys ---- */
@@ -512,6 +518,28 @@ struct nodup_key {
 int nodup_fail(nodup_db *db, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void nodup_clear_error(nodup_db *db);
+
+/* Backends: the failure's SQLSTATE and constraint (NULL: none). Kept by
+ * nodup_fail(), which only rewords the message; cleared by
+ * nodup_clear_error() at the start of each public call. */
+void db_set_sqlstate(nodup_db *db, const char *state, const char *constraint);
+
+/* A failure kept across clean-up statements that would replace it (the
+ * ROLLBACK after a failed batch, dropping a temporary index): saved, then
+ * put back as it was, code, message, SQLSTATE and constraint. */
+typedef struct db_error {
+  char *msg;
+  char sqlstate[6];
+  char constraint[64];
+} db_error;
+void db_error_save(const nodup_db *db, db_error *e);
+/* Put e back (when rc is a failure; rc == NODUP_OK clears the error) and
+ * free it; returns rc. */
+int db_error_restore(nodup_db *db, int rc, db_error *e);
+/* ROLLBACK the open transaction (db_rollback_sql: run `sql`, a ROLLBACK
+ * TO SAVEPOINT), keeping the failure that caused it; returns rc. */
+int db_rollback(nodup_db *db, int rc);
+int db_rollback_sql(nodup_db *db, int rc, const char *sql);
 
 /* merge.c: nodup_merge() inside the caller's open transaction, all groups
  * at once, no COMMIT (nodup enforce: merge and index under one lock). */

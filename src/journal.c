@@ -442,7 +442,6 @@ static void this_host(char *out, size_t size) {
 }
 
 int journal_owner_init(nodup_db *db, journal_owner *o) {
-  static unsigned counter;
   buf b;
   int rc = NODUP_OK;
   memset(o, 0, sizeof *o);
@@ -450,7 +449,7 @@ int journal_owner_init(nodup_db *db, journal_owner *o) {
   snprintf(o->pid, sizeof o->pid, "%ld", (long)getpid());
   proc_start((long)getpid(), o->pid_start, sizeof o->pid_start);
   snprintf(o->token, sizeof o->token, "%.64s/%s/%lld/%u", o->host, o->pid,
-           (long long)time(NULL), counter++);
+           (long long)time(NULL), db_serial());
   /* A direct PostgreSQL connection is one server process for the whole
    * run: it names the run's owner exactly, also across hosts. Through a
    * pooler each transaction may run in another, so there is none. */

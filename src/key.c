@@ -379,6 +379,7 @@ static int key_open(nodup_key **out, nodup_db *db, const char *table,
     goto done;
   }
   key->db = db;
+  db->nkeys++;           /* nodup_close waits for it: see there */
   key->table = t;
   key->ncols = ncols;
   key->cols = names;
@@ -418,6 +419,7 @@ int nodup_key_prepare_unbacked(nodup_key **out, nodup_db *db, const char *table,
 }
 
 void nodup_key_free(nodup_key *key) {
+  nodup_db *db;
   size_t i;
   if (!key) return;
   for (i = 0; i < key->nshapes; i++) {
@@ -437,7 +439,9 @@ void nodup_key_free(nodup_key *key) {
   free(key->index);
   buf_free(&key->id);
   table_info_free(key->table);
+  db = key->db;
   free(key);
+  if (--db->nkeys == 0 && db->closing) nodup_close(db);
 }
 
 const char *nodup_key_index(const nodup_key *key) {

@@ -1200,10 +1200,10 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
   if (run) {
     snprintf(rep->run, sizeof rep->run, "%s", run);
   } else {
-    /* Run ids sort by time and differ between processes. */
-    static unsigned counter;
+    /* Run ids sort by time and differ between processes and threads (a
+     * clash between hosts is refused by nodup_runs' primary key). */
     snprintf(rep->run, sizeof rep->run, "%lld-%d-%u", (long long)time(NULL), (int)getpid(),
-             counter++);
+             db_serial());
   }
   if (db->be == &nodup_sqlite_backend) {
     int on = 1;
@@ -1335,40 +1335,37 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
 done:
   if (in_txn) {
     /* Keep the failing statement's message, not the rollback's. */
-    char *msg = nodup_strdup(nodup_errmsg(db));
-    db->be->exec(db, "ROLLBACK");
-    if (rc == NODUP_OK) nodup_clear_error(db);   /* the dry run's planned rollback */
-    else if (msg) nodup_fail(db, rc, "%s", msg);
-    free(msg);
+    db_rollback(db, rc);   /* rc == NODUP_OK: the dry run's planned rollback */
     if (groups_in_txn) c.have_groups = 0;        /* rolled back with it */
   }
   if (c.have_groups && !(rc != NODUP_OK && !own_txn)) {
     /* Best effort: a failure here must not mask the run's result. */
-    char *msg = nodup_strdup(nodup_errmsg(db));
     char drop[256];
+    db_error e;
     int drc;
+    db_error_save(db, &e);
     snprintf(drop, sizeof drop, "DROP TABLE %s", c.groups);
     drc = db->be->exec(db, drop);
-    if (rc == NODUP_OK) rc = drc;
-    else if (msg) nodup_fail(db, rc, "%s", msg);
-    free(msg);
+    rc = rc == NODUP_OK ? drc : db_error_restore(db, rc, &e);
+    free(e.msg);
   }
   if (rc != NODUP_OK && recorded) {
     /* A new run that changed nothing (no batch committed) leaves no trace
      * in the journal; one that did is failed, to resume or undo. */
-    char *msg = nodup_strdup(nodup_errmsg(db));
+    db_error e;
+    db_error_save(db, &e);
     if (!run && !committed) journal_discard(db, c.journal, rep->run, &c.owner);
     else journal_status(db, c.journal, rep->run, &c.owner, "failed");
-    if (msg) nodup_fail(db, rc, "%s", msg);
-    free(msg);
+    db_error_restore(db, rc, &e);
   }
   if (ngaps && !opt->keep_temp_index) {
     /* Dropped after a failure too; its own failure must not mask the run's. */
-    char *msg = rc != NODUP_OK ? nodup_strdup(nodup_errmsg(db)) : NULL;
-    int drc = fkindex_drop(db, gaps, ngaps);
-    if (rc == NODUP_OK) rc = drc;
-    else if (msg) nodup_fail(db, rc, "%s", msg);
-    free(msg);
+    db_error e;
+    int drc;
+    db_error_save(db, &e);
+    drc = fkindex_drop(db, gaps, ngaps);
+    rc = rc == NODUP_OK ? drc : db_error_restore(db, rc, &e);
+    free(e.msg);
   }
   fkindex_free(gaps, ngaps);
   fk_info_free(extra, nextra);

@@ -337,10 +337,7 @@ int nodup_undo(nodup_db *db, const char *run, long long *restored, long long *re
   if (rc == NODUP_OK && (rc = db->be->exec(db, "COMMIT")) == NODUP_OK) in_txn = 0;
 done:
   if (in_txn) {
-    char *msg = nodup_strdup(nodup_errmsg(db));
-    db->be->exec(db, "ROLLBACK");
-    if (msg) nodup_fail(db, rc, "%s", msg);
-    free(msg);
+    db_rollback(db, rc);
   }
   for (i = 0; i < s.n; i++) {
     free(s.v[i].kind);

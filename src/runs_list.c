@@ -213,10 +213,7 @@ int nodup_runs_forget(nodup_db *db, const char *run) {
   if ((rc = db->be->exec(db, "COMMIT")) == NODUP_OK) in_txn = 0;
 done:
   if (in_txn) {
-    char *msg = nodup_strdup(nodup_errmsg(db));
-    db->be->exec(db, "ROLLBACK");
-    if (msg) nodup_fail(db, rc, "%s", msg);
-    free(msg);
+    db_rollback(db, rc);
   }
   free(schema);
   return rc;

@@ -252,14 +252,7 @@ static int attempt(nodup_key *key, key_shape *shape, const slug_query *sq,
     if (crc == NODUP_OK) return NODUP_OK;
     rc = crc;
   }
-  {
-    /* Keep the failure's message, not the rollback's. */
-    buf keep = db->err;
-    buf_init(&db->err);
-    db->be->exec(db, owned ? "ROLLBACK" : "ROLLBACK TO nodup_slug; RELEASE nodup_slug");
-    buf_free(&db->err);
-    db->err = keep;
-  }
+  db_rollback_sql(db, rc, owned ? "ROLLBACK" : "ROLLBACK TO nodup_slug; RELEASE nodup_slug");
   buf_reset(&key->id);
   return rc;
 }

@@ -640,6 +640,58 @@ static void test_sqlite_readonly_file_and_directory(void **state) {
              WIFEXITED(status) ? WEXITSTATUS(status) : -1);
 }
 
+
+/* Errors as data: the SQLSTATE and the constraint of the last failure,
+ * matched without reading the message; cleared by the next call. */
+static void test_errors_as_data(void **state) {
+  nodup_db *db = *state;
+  nodup_key *key = people_key(db);   /* the harness frees it */
+  int pg = harness_is_pg();
+  assert_string_equal(nodup_sqlstate(db), "");
+  harness_exec(db, "INSERT INTO \"people\" (\"email\") VALUES ('a@x')");
+  assert_int_equal(nodup_exec(db, "INSERT INTO \"people\" (\"email\") VALUES ('a@x')"),
+                   NODUP_ERR_CONSTRAINT);
+  assert_string_equal(nodup_sqlstate(db), "23505");
+  /* PostgreSQL names the index; SQLite does not name it in its errors. */
+  assert_string_equal(nodup_errconstraint(db), pg ? "people_email_key" : "");
+  assert_int_equal(nodup_exec(db, "INSERT INTO \"people\" (\"email\") VALUES (NULL)"),
+                   NODUP_ERR_CONSTRAINT);
+  assert_string_equal(nodup_sqlstate(db), "23502");
+  assert_int_not_equal(nodup_exec(db, "SELECT * FROM \"no_such_table\""), NODUP_OK);
+  assert_string_equal(nodup_sqlstate(db), pg ? "42P01" : "HV000");
+  assert_string_equal(nodup_errconstraint(db), "");
+  assert_int_equal(nodup_exec(db, "SELECT 1"), NODUP_OK);
+  assert_string_equal(nodup_sqlstate(db), "");
+  assert_string_equal(nodup_errmsg(db), "");
+  /* A refusal of nodup's own carries none. */
+  key = NULL;
+  assert_int_equal(nodup_key_prepare(&key, db, "no_such_table", email_col, 1, NULL),
+                   NODUP_ERR_NO_TABLE);
+  assert_null(key);
+  assert_string_equal(nodup_sqlstate(db), "");
+  assert_string_equal(nodup_sqlstate(NULL), "");
+  assert_string_equal(nodup_errconstraint(NULL), "");
+}
+
+
+/* nodup_close with a key still open: the key keeps working on the
+ * connection, and freeing it closes the connection (ASan and valgrind see
+ * a use after free or a leak if either half is wrong). */
+static void test_close_with_key_open(void **state) {
+  nodup_db *db = *state, *own = NULL;
+  nodup_key *key = NULL;
+  nodup_result r;
+  const char *const vals[] = {"late@x"};
+  (void)people_key(db);
+  assert_int_equal(nodup_open(&own, harness_url()), NODUP_OK);
+  assert_int_equal(nodup_key_prepare(&key, own, "people", email_col, 1, NULL), NODUP_OK);
+  nodup_close(own);
+  assert_int_equal(nodup_get_or_create(key, vals, NULL, NULL, 0, &r), NODUP_OK);
+  assert_int_equal(r.created, 1);
+  nodup_key_free(key);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"people\"", NULL), 1);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
   const struct CMUnitTest pg_tests[] = {
@@ -652,6 +704,8 @@ int main(void) {
       T(test_pg_names_are_case_sensitive),
       T(test_pg_error_at_each_pipeline_position),
       T(test_pg_guard_refusal_is_a_lost_race),
+      T(test_errors_as_data),
+      T(test_close_with_key_open),
   };
   const struct CMUnitTest sqlite_tests[] = {
       T(test_sqlite_connection_settings),
@@ -661,6 +715,8 @@ int main(void) {
       T(test_sqlite_stale_caller_transaction_asks_to_retry),
       cmocka_unit_test(test_sqlite_readonly_open_keeps_journal_mode),
       cmocka_unit_test(test_sqlite_readonly_file_and_directory),
+      T(test_errors_as_data),
+      T(test_close_with_key_open),
   };
 #undef T
   if (harness_is_pg())
