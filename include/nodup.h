@@ -45,7 +45,24 @@ extern "C" {
 #define NODUP_EXTERN
 #endif
 
-#define NODUP_VERSION "0.1.0"
+/*
+ * The version, in one place: CMake reads these three lines for the
+ * project's and the shared library's version (as libgit2 reads its
+ * version.h). NODUP_VERSION_NUMBER is MAJOR * 1000000 + MINOR * 1000 +
+ * PATCH, for #if; nodup_libversion() gives what the library linked at run
+ * time was built as, which can differ from the header an application was
+ * compiled with.
+ */
+#define NODUP_VERSION_MAJOR 0
+#define NODUP_VERSION_MINOR 1
+#define NODUP_VERSION_PATCH 0
+#define NODUP_VERSION_STR2(x) #x
+#define NODUP_VERSION_STR(x) NODUP_VERSION_STR2(x)
+#define NODUP_VERSION                                                  \
+  NODUP_VERSION_STR(NODUP_VERSION_MAJOR) "." NODUP_VERSION_STR(NODUP_VERSION_MINOR) "." \
+      NODUP_VERSION_STR(NODUP_VERSION_PATCH)
+#define NODUP_VERSION_NUMBER \
+  (NODUP_VERSION_MAJOR * 1000000 + NODUP_VERSION_MINOR * 1000 + NODUP_VERSION_PATCH)
 
 /*
  * Error codes. One X-macro table generates the enum and nodup_strerror(), so
@@ -102,6 +119,11 @@ typedef struct nodup_result {
 /* ---------------------------------------------------------------------------
  * Errors
  */
+
+/* The library's version: "0.1.0" and NODUP_VERSION_NUMBER as it was built
+ * (sqlite3_libversion()'s pattern). Static string. */
+NODUP_EXTERN const char *nodup_libversion(void);
+NODUP_EXTERN int nodup_libversion_number(void);
 
 /* A static sentence describing `code` ("no such table"). Never NULL. */
 NODUP_EXTERN const char *nodup_strerror(int code);

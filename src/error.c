@@ -11,6 +11,10 @@
 
 #include "internal.h"
 
+const char *nodup_libversion(void) { return NODUP_VERSION; }
+
+int nodup_libversion_number(void) { return NODUP_VERSION_NUMBER; }
+
 const char *nodup_strerror(int code) {
   switch (code) {
 #define NODUP_X_TEXT(name, num, text) \

@@ -218,9 +218,22 @@ static void test_open_messages_hide_passwords(void **state) {
   expect_open_hides("mysql://alice:S3cretPW@h/db", NODUP_ERR_URL, pw, "mysql://alice@h/db");
 }
 
+/* The header's version and the library's are one (the build reads it
+ * from the header); the number orders like the string. */
+static void test_version_one_place(void **state) {
+  char text[32];
+  (void)state;
+  assert_string_equal(nodup_libversion(), NODUP_VERSION);
+  assert_int_equal(nodup_libversion_number(), NODUP_VERSION_NUMBER);
+  snprintf(text, sizeof text, "%d.%d.%d", NODUP_VERSION_NUMBER / 1000000,
+           NODUP_VERSION_NUMBER / 1000 % 1000, NODUP_VERSION_NUMBER % 1000);
+  assert_string_equal(text, NODUP_VERSION);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_strerror_matches_table),
+      cmocka_unit_test(test_version_one_place),
       cmocka_unit_test(test_strerror_unknown_code),
       cmocka_unit_test(test_null_handles_are_safe),
       cmocka_unit_test(test_open_unknown_scheme),
