@@ -65,7 +65,7 @@ void fk_info_clear(nodup_fk_info *fk) {
 
 int fk_same(const nodup_db *db, const char *aq, const nodup_fk_info *a, const char *bq,
             const nodup_fk_info *b) {
-  int fold = db->be == &nodup_sqlite_backend;
+  int fold = db_can(db, BE_CAP_FOLDS_NAMES);
   size_t i;
   if (strcmp(aq, bq) != 0 || a->ncols != b->ncols) return 0;
   if ((a->where == NULL) != (b->where == NULL) || (a->where && strcmp(a->where, b->where)))
@@ -259,7 +259,7 @@ int table_info_key(nodup_db *db, const nodup_table_info *t, const char *const *c
 int table_info_column(const nodup_db *db, const nodup_table_info *t,
                       const char *name) {
   size_t i;
-  int fold = db->be == &nodup_sqlite_backend;
+  int fold = db_can(db, BE_CAP_FOLDS_NAMES);
   for (i = 0; i < t->ncols; i++)
     if (fold ? strcasecmp(t->cols[i], name) == 0 : strcmp(t->cols[i], name) == 0)
       return (int)i;

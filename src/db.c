@@ -11,17 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <libpq-fe.h>
 
 #include "internal.h"
 
-static int starts_with(const char *s, const char *prefix) {
-  return strncmp(s, prefix, strlen(prefix)) == 0;
-}
-
 /* A libpq conninfo string is "keyword = value ..."; a path never starts
  * with an identifier followed by '='. */
-static int looks_like_conninfo(const char *s) {
+int db_looks_like_conninfo(const char *s) {
   while (isspace((unsigned char)*s)) s++;
   if (!isalpha((unsigned char)*s) && *s != '_') return 0;
   while (isalnum((unsigned char)*s) || *s == '_') s++;
@@ -279,7 +274,7 @@ static void redact(redaction *r, const char *url) {
   const char *scheme = strstr(url, "://");
   buf_init(&r->out);
   buf_init(&r->secrets);
-  if (looks_like_conninfo(url)) redact_conninfo(r, url, strlen(url));
+  if (db_looks_like_conninfo(url)) redact_conninfo(r, url, strlen(url));
   else if (scheme) redact_uri(r, url, strlen(url), scheme + 3);
   else buf_puts(&r->out, url);
 }
@@ -356,35 +351,31 @@ static void scrub_error(nodup_db *db, const char *url) {
   redaction_free(&r);
 }
 
-static int check_pg_url(nodup_db *db, const char *url) {
-  char *err = NULL;
-  PQconninfoOption *opts = PQconninfoParse(url, &err);
-  if (!opts) {
-    redaction r;
-    buf detail;
-    int rc;
-    redact(&r, url);
-    buf_init(&detail);
-    buf_puts(&detail, err ? err : "out of memory");
-    if (err) PQfreemem(err);
-    /* PQconninfoParse's message ends with a newline; keep one line. */
-    while (detail.len && detail.p[detail.len - 1] == '\n') detail.p[--detail.len] = '\0';
-    scrub(&detail, &r);
-    rc = nodup_fail(db, NODUP_ERR_URL, "malformed PostgreSQL URL \"%s\": %s", buf_str(&r.out),
-                    buf_str(&detail));
-    buf_free(&detail);
-    redaction_free(&r);
-    return rc;
-  }
-  PQconninfoFree(opts);
-  return NODUP_OK;
+int db_fail_url(nodup_db *db, const char *url, const char *what, const char *detail) {
+  redaction r;
+  buf d;
+  int rc;
+  redact(&r, url);
+  buf_init(&d);
+  buf_puts(&d, detail ? detail : "out of memory");
+  /* libpq's messages end with a newline; keep one line. */
+  while (d.len && d.p[d.len - 1] == '\n') d.p[--d.len] = '\0';
+  scrub(&d, &r);
+  rc = nodup_fail(db, NODUP_ERR_URL, "%s \"%s\": %s", what, buf_str(&r.out), buf_str(&d));
+  buf_free(&d);
+  redaction_free(&r);
+  return rc;
 }
+
+/* Asked in this order: the embedded default, which takes any path, last. */
+const struct nodup_backend *const nodup_backends[] = {&nodup_pg_backend, &nodup_sqlite_backend,
+                                                      NULL};
 
 int nodup_open(nodup_db **out, const char *url) { return nodup_open_ext(out, url, 0); }
 
 int nodup_open_ext(nodup_db **out, const char *url, unsigned flags) {
   nodup_db *db;
-  const char *target = url;
+  size_t i;
   int rc;
 
   if (!out) return NODUP_ERR_USAGE;
@@ -398,26 +389,18 @@ int nodup_open_ext(nodup_db **out, const char *url, unsigned flags) {
                       flags & ~NODUP_OPEN_READONLY);
   if (!url || !*url)
     return nodup_fail(db, NODUP_ERR_URL, "empty database URL");
-  if (starts_with(url, "postgres://") || starts_with(url, "postgresql://") ||
-      looks_like_conninfo(url)) {
-    db->be = &nodup_pg_backend;
-    if ((rc = check_pg_url(db, url)) != NODUP_OK) return rc;
-  } else if (starts_with(url, "sqlite:")) {
-    db->be = &nodup_sqlite_backend;
-    target = url + strlen("sqlite:");
-    if (starts_with(target, "//")) target += 2;
-    if (!*target) return nodup_fail(db, NODUP_ERR_URL, "sqlite: URL without a path");
-  } else if (strstr(url, "://")) {
+  for (i = 0; nodup_backends[i] && !nodup_backends[i]->accepts(url); i++) {
+  }
+  if (!nodup_backends[i]) {
     char shown[256];
     nodup_url_redact(shown, sizeof shown, url);
     return nodup_fail(db, NODUP_ERR_URL,
                       "unsupported database URL \"%s\": use a file path, "
                       "sqlite:PATH, postgres://... or a libpq conninfo string",
                       shown);
-  } else {
-    db->be = &nodup_sqlite_backend;
   }
-  rc = db->be->connect(db, target);
+  db->be = nodup_backends[i];
+  rc = db->be->connect(db, url);
   if (rc == NODUP_OK) nodup_clear_error(db);
   else scrub_error(db, url);
   return rc;

@@ -146,10 +146,25 @@ static int pg_session_check(nodup_db *db) {
   return rc;
 }
 
+static int pg_accepts(const char *url) {
+  return !strncmp(url, "postgres://", 11) || !strncmp(url, "postgresql://", 13) ||
+         db_looks_like_conninfo(url);
+}
+
 static int pg_connect(nodup_db *db, const char *target) {
   const char *keys[] = {"dbname", "fallback_application_name", NULL};
   const char *vals[] = {target, "nodup", NULL};
-  PGconn *c = PQconnectdbParams(keys, vals, 1);
+  char *err = NULL;
+  PQconninfoOption *opts = PQconninfoParse(target, &err);
+  PGconn *c;
+  /* Malformed: said before any connection attempt, and without the password. */
+  if (!opts) {
+    int rc = db_fail_url(db, target, "malformed PostgreSQL URL", err);
+    if (err) PQfreemem(err);
+    return rc;
+  }
+  PQconninfoFree(opts);
+  c = PQconnectdbParams(keys, vals, 1);
   if (!c) return nodup_fail(db, NODUP_ERR_NOMEM, "out of memory connecting");
   db->native = c;
   if (PQstatus(c) != CONNECTION_OK) {
@@ -912,30 +927,100 @@ static int pg_index_invalid(nodup_db *db, const char *qualified, int *invalid) {
   return rc;
 }
 
+static int pg_first_flag(void *ctx, int n, const char *const *v) {
+  (void)n;
+  *(int *)ctx = v[0] && v[0][0] == '1';
+  return 1;
+}
+
+/* The C or POSIX collation, the column's own or the database's default:
+ * text compares in byte order. */
+static int pg_byte_order(nodup_db *db, const nodup_table_info *t, const char *col, int *out) {
+  const char *p[2] = {t->qualified, col};
+  *out = 0;
+  return pg_query(db,
+                  "SELECT CASE WHEN c.collname IN ('C', 'POSIX') OR (c.collname = 'default' "
+                  "AND d.datcollate IN ('C', 'POSIX')) THEN '1' ELSE '0' END "
+                  "FROM pg_attribute AS a JOIN pg_collation AS c ON c.oid = a.attcollation "
+                  "JOIN pg_database AS d ON d.datname = current_database() "
+                  "WHERE a.attrelid = CAST($1 AS regclass) AND a.attname = $2",
+                  p, 2, pg_first_flag, out);
+}
+
+static int pg_copy_begin(nodup_db *db, const nodup_table_info *t, char *const *cols,
+                         size_t n);
+static void pg_copy_row(buf *out, const char *const *vals, size_t n);
+static int pg_copy_put(nodup_db *db, const buf *data);
+static int pg_copy_end(nodup_db *db, const char *abort_msg);
+
 const struct nodup_backend nodup_pg_backend = {
-    "postgresql",  '$',
-    "(CASE WHEN (%s) THEN '1' ELSE '" PG_PREDICATE_GUARD "' END)::int",
-    pg_connect, pg_disconnect,
-    pg_exec,       pg_query,     pg_table_info, pg_arbiters,
-    pg_prepare,    pg_run,       pg_finalize, pg_get_or_create,
-    pg_in_transaction, pg_references, pg_row_json, pg_json_object,
-    pg_restore_rows, pg_restore_cols, pg_reconnect,
-    "BEGIN", " FOR UPDATE", pg_changes, NULL, pg_predicate_canon, pg_columns,
-    pg_index_columns, pg_index_invalid, pg_leaves,
+    .name = "postgresql",
+    .caps = BE_CAP_SCHEMAS | BE_CAP_TABLE_LOCKS | BE_CAP_ONLINE_INDEX |
+            BE_CAP_NULLS_NOT_DISTINCT | BE_CAP_DEFERRABLE_FKS | BE_CAP_PARTITIONS |
+            BE_CAP_CONSTRAINTS,
+    .placeholder = '$',
+    .accepts = pg_accepts,
+    .predicate_guard = "(CASE WHEN (%s) THEN '1' ELSE '" PG_PREDICATE_GUARD "' END)::int",
+    .connect = pg_connect,
+    .disconnect = pg_disconnect,
+    .exec = pg_exec,
+    .query = pg_query,
+    .table_info = pg_table_info,
+    .arbiters = pg_arbiters,
+    .prepare = pg_prepare,
+    .run = pg_run,
+    .finalize = pg_finalize,
+    .get_or_create = pg_get_or_create,
+    .in_transaction = pg_in_transaction,
+    .references = pg_references,
+    .row_json = pg_row_json,
+    .json_object = pg_json_object,
+    .restore_rows = pg_restore_rows,
+    .restore_cols = pg_restore_cols,
+    .reconnect = pg_reconnect,
+    .begin_write = "BEGIN",
+    .lock_rows = " FOR UPDATE",
+    .changes = pg_changes,
+    .begin_write_urgent = NULL,
+    .predicate_canon = pg_predicate_canon,
+    .columns = pg_columns,
+    .index_columns = pg_index_columns,
+    .index_invalid = pg_index_invalid,
+    .leaves = pg_leaves,
+    .fk_enforced = NULL,
+    .byte_order = pg_byte_order,
+    .copy_begin = pg_copy_begin,
+    .copy_row = pg_copy_row,
+    .copy_put = pg_copy_put,
+    .copy_end = pg_copy_end,
+    .max_params = 65535,
 };
 
 /* ---- COPY FROM STDIN (import.c) ---- */
 
-int pg_copy_begin(nodup_db *db, const char *sql) {
-  PGresult *res = PQexec(C(db), sql);
-  int rc = PQresultStatus(res) == PGRES_COPY_IN ? NODUP_OK : pg_fail(db, res, NULL);
+static int pg_copy_begin(nodup_db *db, const nodup_table_info *t, char *const *cols,
+                         size_t n) {
+  PGresult *res;
+  buf q;
+  int rc;
+  buf_init(&q);
+  buf_printf(&q, "COPY %s (", t->qualified);
+  sql_ident_list(&q, cols, n);
+  buf_puts(&q, ") FROM STDIN");
+  if (q.oom) {
+    buf_free(&q);
+    return NODUP_ERR_NOMEM;
+  }
+  res = PQexec(C(db), buf_str(&q));
+  rc = PQresultStatus(res) == PGRES_COPY_IN ? NODUP_OK : pg_fail(db, res, NULL);
   PQclear(res);
+  buf_free(&q);
   return rc;
 }
 
 /* COPY's text format: tab between values, newline after the row, \N for
  * NULL, and backslash, tab, newline and carriage return escaped. */
-void pg_copy_row(buf *out, const char *const *vals, size_t n) {
+static void pg_copy_row(buf *out, const char *const *vals, size_t n) {
   size_t i;
   for (i = 0; i < n; i++) {
     const char *v = vals[i], *run;
@@ -971,7 +1056,7 @@ static int pg_copy_results(nodup_db *db, int rc, int quiet) {
 /* When the server has already failed the COPY (a row it could not take),
  * libpq refuses more data: the server's error is the one to report, and
  * the COPY is over. */
-int pg_copy_put(nodup_db *db, const buf *data) {
+static int pg_copy_put(nodup_db *db, const buf *data) {
   int rc;
   if (data->oom) return NODUP_ERR_NOMEM;
   if (!data->len || PQputCopyData(C(db), data->p, (int)data->len) == 1) return NODUP_OK;
@@ -980,7 +1065,7 @@ int pg_copy_put(nodup_db *db, const buf *data) {
   return rc != NODUP_OK ? rc : pg_fail(db, NULL, "COPY");
 }
 
-int pg_copy_end(nodup_db *db, const char *abort_msg) {
+static int pg_copy_end(nodup_db *db, const char *abort_msg) {
   int rc = NODUP_OK;
   if (PQputCopyEnd(C(db), abort_msg) != 1) rc = pg_fail(db, NULL, "COPY");
   return pg_copy_results(db, rc, abort_msg != NULL);

@@ -110,6 +110,22 @@ static int sq_readonly_uri(const char *target, char **out) {
   return NODUP_OK;
 }
 
+/* The embedded default: sqlite:PATH, sqlite://PATH, or any path (so it
+ * is asked last); another scheme's URL is not a path. */
+static int sq_accepts(const char *url) {
+  return !strncmp(url, "sqlite:", 7) || !strstr(url, "://");
+}
+
+static int read_flag(void *ctx, int n, const char *const *v) {
+  (void)n;
+  *(int *)ctx = v[0] && !strcmp(v[0], "1");
+  return 1;
+}
+
+static int sq_fk_enforced(nodup_db *db, int *on) {
+  return db->be->query(db, "PRAGMA foreign_keys", NULL, 0, read_flag, on);
+}
+
 static int sq_connect(nodup_db *db, const char *target) {
   sqlite3 *h = NULL;
   int readonly = (db->flags & NODUP_OPEN_READONLY) != 0;
@@ -118,6 +134,11 @@ static int sq_connect(nodup_db *db, const char *target) {
   int rc;
   char *err = NULL;
 
+  if (!strncmp(target, "sqlite:", 7)) {
+    target += 7;
+    if (!strncmp(target, "//", 2)) target += 2;
+    if (!*target) return nodup_fail(db, NODUP_ERR_URL, "sqlite: URL without a path");
+  }
   /* A plain path must exist; an explicit URI may create (mode=rwc). A
    * read-only open never creates (SQLite ignores mode=rwc under it). */
   if (strncmp(target, "file:", 5) == 0 && !readonly) flags |= SQLITE_OPEN_CREATE;
@@ -901,15 +922,46 @@ static int sq_index_columns(nodup_db *db, const nodup_table_info *t, row_fn fn, 
 }
 
 const struct nodup_backend nodup_sqlite_backend = {
+    .name = "sqlite",
+    .caps = BE_CAP_FOLDS_NAMES | BE_CAP_WRITE_LOCK_FIRST | BE_CAP_ROWID,
+    .placeholder = '?',
+    .accepts = sq_accepts,
     /* The guard is the predicate's truth, not its value: coalesce(pred, 0)
      * returned the text 'true' for `WHERE is_active` on a row holding
      * 'true', which the guard then read as inside while SQLite's index
      * (and every WHERE) reads it as false. */
-    "sqlite",      '?',          "CASE WHEN (%s) THEN 1 ELSE 0 END", sq_connect, sq_disconnect,
-    sq_exec,       sq_query,     sq_table_info, sq_arbiters,
-    sq_prepare,    sq_run,       sq_finalize, sq_get_or_create,
-    sq_in_transaction, sq_references, sq_row_json, sq_json_object,
-    sq_restore_rows, sq_restore_cols, NULL,
-    "BEGIN IMMEDIATE", "", sq_changes, sq_begin_write_urgent, sq_predicate_canon,
-    sq_columns, sq_index_columns, NULL, NULL,
+    .predicate_guard = "CASE WHEN (%s) THEN 1 ELSE 0 END",
+    .connect = sq_connect,
+    .disconnect = sq_disconnect,
+    .exec = sq_exec,
+    .query = sq_query,
+    .table_info = sq_table_info,
+    .arbiters = sq_arbiters,
+    .prepare = sq_prepare,
+    .run = sq_run,
+    .finalize = sq_finalize,
+    .get_or_create = sq_get_or_create,
+    .in_transaction = sq_in_transaction,
+    .references = sq_references,
+    .row_json = sq_row_json,
+    .json_object = sq_json_object,
+    .restore_rows = sq_restore_rows,
+    .restore_cols = sq_restore_cols,
+    .reconnect = NULL,
+    .begin_write = "BEGIN IMMEDIATE",
+    .lock_rows = "",
+    .changes = sq_changes,
+    .begin_write_urgent = sq_begin_write_urgent,
+    .predicate_canon = sq_predicate_canon,
+    .columns = sq_columns,
+    .index_columns = sq_index_columns,
+    .index_invalid = NULL,
+    .leaves = NULL,
+    .fk_enforced = sq_fk_enforced,
+    .byte_order = NULL,   /* BINARY unless a column says otherwise: byte order */
+    .copy_begin = NULL,
+    .copy_row = NULL,
+    .copy_put = NULL,
+    .copy_end = NULL,
+    .max_params = 32766,   /* SQLITE_MAX_VARIABLE_NUMBER's default since 3.32 */
 };

@@ -30,7 +30,6 @@ typedef struct enforce_ctx {
   char **key;
   size_t nkey;
   const char *where;
-  int pg;
   long timeout;
   char guard[64];           /* online: trigger and function name */
   int partitioned;          /* PostgreSQL: a partitioned table */
@@ -167,7 +166,7 @@ static void using_index_ddl(enforce_ctx *c, buf *q) {
 static int attach_constraint(enforce_ctx *c) {
   buf q;
   int rc;
-  if (!c->pg || c->where) return NODUP_OK;
+  if (!db_can(c->db, BE_CAP_CONSTRAINTS) || c->where) return NODUP_OK;
   buf_init(&q);
   using_index_ddl(c, &q);
   rc = exec_buf(c->db, &q);
@@ -207,7 +206,7 @@ static int locked(enforce_ctx *c) {
     if (attempt) sleep_ms(50L << (attempt < 5 ? attempt : 5));
     rc = db->be->begin_write_urgent ? db->be->begin_write_urgent(db, c->timeout)
                                     : db->be->exec(db, db->be->begin_write);
-    if (rc == NODUP_ERR_RETRY && !c->pg) {
+    if (rc == NODUP_ERR_RETRY && !db_can(db, BE_CAP_TABLE_LOCKS)) {
       /* SQLite: busy until the deadline; back off and ask again. */
       rc = nodup_fail(db, NODUP_ERR_RETRY,
                       "could not get the write lock on %s within %ld ms in %d tries: "
@@ -216,7 +215,7 @@ static int locked(enforce_ctx *c) {
       continue;
     }
     if (rc != NODUP_OK) break;
-    if (c->pg) {
+    if (db_can(db, BE_CAP_TABLE_LOCKS)) {
       buf_reset(&q);
       buf_printf(&q, "LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", c->t->qualified);
       if ((rc = set_lock_timeout(c)) == NODUP_OK) rc = exec_buf(db, &q);
@@ -227,7 +226,8 @@ static int locked(enforce_ctx *c) {
      * INITIALLY DEFERRED foreign keys (every Django foreign key) until
      * COMMIT, and PostgreSQL refuses to build an index on a table with
      * pending trigger events (55006): run the checks now. */
-    if (rc == NODUP_OK && c->pg) rc = db->be->exec(db, "SET CONSTRAINTS ALL IMMEDIATE");
+    if (rc == NODUP_OK && db_can(db, BE_CAP_DEFERRABLE_FKS))
+      rc = db->be->exec(db, "SET CONSTRAINTS ALL IMMEDIATE");
     if (rc == NODUP_OK && c->partitioned && !c->where) {
       buf_reset(&q);
       constraint_ddl(c, &q);
@@ -242,7 +242,7 @@ static int locked(enforce_ctx *c) {
     if (held > 0 && rc == NODUP_OK && !c->opt->dry_run) c->rep->lock_ms += now_ms() - held;
     if (rc == NODUP_OK && !c->opt->dry_run) break;
     {
-      int retry = rc != NODUP_OK && c->pg && lock_timed_out(db);
+      int retry = rc != NODUP_OK && db_can(db, BE_CAP_TABLE_LOCKS) && lock_timed_out(db);
       db_rollback(db, rc);
       if (held > 0) c->rep->lock_ms += now_ms() - held;
       if (!retry) break;
@@ -805,7 +805,7 @@ static int finish_interrupted(enforce_ctx *c, const char *index, int *changed) {
   long long bare = 0;
   int rc;
   *changed = 0;
-  if (!c->pg || c->opt->dry_run) return NODUP_OK;
+  if (!db_can(c->db, BE_CAP_ONLINE_INDEX) || c->opt->dry_run) return NODUP_OK;
   /* (A partitioned table's constraint comes with its index, never after.) */
   if (c->where || c->partitioned || strcmp(index, c->rep->index) != 0) return NODUP_OK;
   rc = bare_index(c, index, &bare);
@@ -875,12 +875,11 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
   c.opt = opt;
   c.table = table;
   c.where = where;
-  c.pg = db->be != &nodup_sqlite_backend;
   c.timeout = opt->lock_timeout_ms > 0 ? opt->lock_timeout_ms : ENFORCE_DEFAULT_TIMEOUT_MS;
   buf_init(&c.removed);
   if (db->be->in_transaction(db))
     return nodup_fail(db, NODUP_ERR_USAGE, "enforce runs its own transactions: call it outside one");
-  if (opt->abort && !c.pg)
+  if (opt->abort && !db_can(db, BE_CAP_ONLINE_INDEX))
     return nodup_fail(db, NODUP_ERR_USAGE,
                       "--abort removes what an interrupted --online run left, and SQLite has "
                       "no online mode (one transaction does it all): there is nothing to remove");
@@ -888,13 +887,13 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
     return nodup_fail(db, NODUP_ERR_USAGE,
                       "--abort only removes what an interrupted --online run left: it takes "
                       "no --merge, --online or --dry-run");
-  if (opt->nulls_equal && !c.pg)
+  if (opt->nulls_equal && !db_can(db, BE_CAP_NULLS_NOT_DISTINCT))
     return nodup_fail(db, NODUP_ERR_USAGE,
                       "SQLite has no NULLS NOT DISTINCT index: a unique index there always "
                       "lets NULL keys repeat; enforce without --nulls-equal");
   if (opt->nulls_equal && db->server_version < 150000 && !opt->abort)
     return nodup_fail(db, NODUP_ERR_USAGE, "NULLS NOT DISTINCT needs PostgreSQL 15 or later");
-  if (opt->online && !c.pg)
+  if (opt->online && !db_can(db, BE_CAP_ONLINE_INDEX))
     return nodup_fail(db, NODUP_ERR_USAGE,
                       "--online is for PostgreSQL; SQLite's write lock makes the whole step atomic");
   if (opt->online && opt->dry_run)
@@ -915,7 +914,7 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
   if (opt->abort) {
     /* Removing is allowed wherever the run could have been (no engine
      * or partition-key refusal stands between a user and a leftover). */
-    if (c.pg && (rc = partition_check(&c)) == NODUP_ERR_USAGE) {
+    if (db_can(db, BE_CAP_PARTITIONS) && (rc = partition_check(&c)) == NODUP_ERR_USAGE) {
       rc = NODUP_OK;
       nodup_clear_error(db);
     }
@@ -923,7 +922,7 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
     goto done;
   }
 
-  if (c.pg && (rc = partition_check(&c)) != NODUP_OK) goto done;
+  if (db_can(db, BE_CAP_PARTITIONS) && (rc = partition_check(&c)) != NODUP_OK) goto done;
   rc = engine_check(db, c.t, opt->online ? ENGINE_OP_ENFORCE_ONLINE : ENGINE_OP_ENFORCE_LOCKED,
                     c.key, ncols);
   if (rc == NODUP_OK && opt->merge) rc = engine_check(db, c.t, ENGINE_OP_MERGE, c.key, ncols);
@@ -932,7 +931,7 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
   /* What an interrupted online run left goes first, in either mode: its
    * guard would outlive this run, its INVALID index take this one's name.
    * A dry run changes nothing: its message or notice lists them. */
-  if (c.pg && !opt->dry_run) {
+  if (db_can(db, BE_CAP_ONLINE_INDEX) && !opt->dry_run) {
     rc = enforce_leftovers_remove(db, c.t, c.key, c.nkey, c.timeout, 0, &c.removed);
     if (rc != NODUP_OK) {
       c.told = 1;
@@ -972,7 +971,7 @@ done:
   fkindex_free(c.gaps, c.ngaps);
   /* The notice is what is left now (the merges on the way saw this run's
    * own guard); a failure's message says it too, unless it said already. */
-  if (c.pg && c.t && c.key && !c.told && !opt->abort) {
+  if (db_can(db, BE_CAP_ONLINE_INDEX) && c.t && c.key && !c.told && !opt->abort) {
     char *err = rc != NODUP_OK ? nodup_strdup(nodup_errmsg(db)) : NULL;
     buf left;
     buf_init(&left);

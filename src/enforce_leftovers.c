@@ -96,7 +96,7 @@ static int read_leftover(void *ctx, int n, const char *const *v) {
  * --online (engine.c refuses it on CockroachDB and YugabyteDB, whose
  * catalogs lack some of what the query reads). */
 static int leftovers_possible(const nodup_db *db) {
-  return db && db->be == &nodup_pg_backend &&
+  return db && db_can(db, BE_CAP_ONLINE_INDEX) &&
          (db->engine.kind == ENGINE_POSTGRES || db->engine.kind == ENGINE_CITUS);
 }
 

@@ -32,7 +32,6 @@
 #include "internal.h"
 
 #define IMPORT_CHUNK 500
-#define IMPORT_MAX_PARAMS 65535  /* PostgreSQL's limit per statement */
 #define IMPORT_NULL SIZE_MAX     /* offset of an SQL NULL value */
 #define IMPORT_BATCH 10000       /* rows per COPY (PostgreSQL) */
 #define IMPORT_BATCH_BYTES (8u << 20)  /* or fewer, when their values reach this */
@@ -44,7 +43,7 @@ typedef struct import_ctx {
   nodup_import_report *rep;
   size_t limit, chunk;   /* chunk: rows per multi-row INSERT (PostgreSQL) */
   size_t batch;          /* rows gathered before they are inserted */
-  int pg, owned, begun, rc;
+  int bulk, owned, begun, rc;   /* bulk: the backend has a bulk load (COPY) */
   /* PostgreSQL's COPY of the batch being gathered */
   int copy;              /* batches go through COPY (until a conflict) */
   int copying;           /* a COPY is open */
@@ -178,10 +177,10 @@ static int import_rows(import_ctx *c, size_t from, size_t rows) {
   return NODUP_OK;
 }
 
-/* PostgreSQL: batch rows [from, from + rows) in one multi-row insert in a
+/* With a bulk load (PostgreSQL): batch rows [from, from + rows) in one multi-row insert in a
  * savepoint; on failure or a short count, back to the savepoint and row by
  * row (unless only the count is still needed). */
-static int import_chunk_pg(import_ctx *c, size_t from, size_t rows) {
+static int import_chunk_bulk(import_ctx *c, size_t from, size_t rows) {
   nodup_db *db = c->db;
   nodup_stmt *st = c->many, *tail = NULL;
   int rc;
@@ -217,7 +216,7 @@ done:
 /* Send the COPY text gathered so far. A failed send has ended the COPY:
  * remember why, and let the batch's end take the exact path. */
 static int import_copy_send(import_ctx *c) {
-  int rc = pg_copy_put(c->db, &c->copy_text);
+  int rc = c->db->be->copy_put(c->db, &c->copy_text);
   buf_reset(&c->copy_text);
   if (rc == NODUP_OK) return NODUP_OK;
   if (rc == NODUP_ERR_NOMEM) return rc;  /* nothing sent: still open, aborted later */
@@ -233,26 +232,20 @@ static int import_copy_row(import_ctx *c, size_t r) {
   int rc;
   if (c->copy_rc != NODUP_OK) return NODUP_OK;  /* the COPY failed: wait for the end */
   if (!c->copying) {
-    buf q;
-    buf_init(&q);
-    buf_printf(&q, "COPY %s (", c->key->table->qualified);
-    sql_ident_list(&q, c->hdr, c->nhdr);
-    buf_puts(&q, ") FROM STDIN");
-    rc = q.oom ? NODUP_ERR_NOMEM : db->be->exec(db, "SAVEPOINT nodup_import_batch");
-    if (rc == NODUP_OK) rc = pg_copy_begin(db, buf_str(&q));
-    buf_free(&q);
+    rc = db->be->exec(db, "SAVEPOINT nodup_import_batch");
+    if (rc == NODUP_OK) rc = db->be->copy_begin(db, c->key->table, c->hdr, c->nhdr);
     if (rc != NODUP_OK) return rc;
     c->copying = 1;
   }
   import_params(c, r, 1);
-  pg_copy_row(&c->copy_text, c->params, c->nhdr);
+  db->be->copy_row(&c->copy_text, c->params, c->nhdr);
   return c->copy_text.len < IMPORT_COPY_SEND ? NODUP_OK : import_copy_send(c);
 }
 
 /* PostgreSQL: finish the batch's COPY. If it failed (a key that exists, a
  * bad value...), roll it back and insert the batch the exact way, in
  * chunks; from the first conflict on, batches skip COPY. */
-static int import_batch_pg(import_ctx *c) {
+static int import_batch_bulk(import_ctx *c) {
   nodup_db *db = c->db;
   size_t from;
   int rc = NODUP_OK;
@@ -260,7 +253,7 @@ static int import_batch_pg(import_ctx *c) {
     rc = import_copy_send(c);
     if (rc == NODUP_OK && c->copying) {
       c->copying = 0;
-      c->copy_rc = pg_copy_end(db, NULL);
+      c->copy_rc = db->be->copy_end(db, NULL);
     }
     if (rc != NODUP_OK) return rc;
   }
@@ -275,7 +268,7 @@ static int import_batch_pg(import_ctx *c) {
     nodup_clear_error(db);
   }
   for (from = 0; rc == NODUP_OK && from < c->nrows; from += c->chunk)
-    rc = import_chunk_pg(c, from, c->nrows - from < c->chunk ? c->nrows - from : c->chunk);
+    rc = import_chunk_bulk(c, from, c->nrows - from < c->chunk ? c->nrows - from : c->chunk);
   if (c->rep->conflicts) c->copy = 0;
   return rc;
 }
@@ -283,7 +276,7 @@ static int import_batch_pg(import_ctx *c) {
 static int import_flush(import_ctx *c) {
   int rc;
   if (!c->nrows) return NODUP_OK;
-  rc = c->pg ? import_batch_pg(c) : import_rows(c, 0, c->nrows);
+  rc = c->bulk ? import_batch_bulk(c) : import_rows(c, 0, c->nrows);
   c->nrows = 0;
   buf_reset(&c->data);
   return rc;
@@ -326,16 +319,17 @@ static int import_header(import_ctx *c) {
                         c->rec_line, c->key->cols[i]);
     c->keypos[i] = j;
   }
-  if (c->pg && c->chunk * c->nhdr > IMPORT_MAX_PARAMS) c->chunk = IMPORT_MAX_PARAMS / c->nhdr;
-  if (!c->pg) c->chunk = IMPORT_CHUNK;
-  c->batch = c->pg ? IMPORT_BATCH : c->chunk;
-  c->copy = c->pg;
+  if (c->bulk && c->chunk * c->nhdr > (size_t)db->be->max_params)
+    c->chunk = (size_t)db->be->max_params / c->nhdr;
+  if (!c->bulk) c->chunk = IMPORT_CHUNK;
+  c->batch = c->bulk ? IMPORT_BATCH : c->chunk;
+  c->copy = c->bulk;
   c->off = calloc(c->batch * c->nhdr, sizeof *c->off);
   c->lines = calloc(c->batch, sizeof *c->lines);
   c->params = calloc(c->chunk * c->nhdr, sizeof *c->params);
   if (!c->off || !c->lines || !c->params) return NODUP_ERR_NOMEM;
   if ((rc = import_prepare(c, 1, &c->one)) != NODUP_OK) return rc;
-  if (c->pg && (rc = import_prepare(c, c->chunk, &c->many)) != NODUP_OK) return rc;
+  if (c->bulk && (rc = import_prepare(c, c->chunk, &c->many)) != NODUP_OK) return rc;
   c->owned = !db->be->in_transaction(db);
   rc = db->be->exec(db, c->owned ? db->be->begin_write : "SAVEPOINT nodup_import");
   if (rc == NODUP_OK) c->begun = 1;
@@ -543,7 +537,7 @@ static void import_rollback(import_ctx *c) {
   nodup_db *db = c->db;
   db_error e;           /* keep the failure, not what the clean-up says */
   db_error_save(db, &e);
-  if (c->copying) pg_copy_end(db, "nodup: import abandoned");
+  if (c->copying) db->be->copy_end(db, "nodup: import abandoned");
   c->copying = 0;
   db->be->exec(db, c->owned ? "ROLLBACK"
                             : "ROLLBACK TO SAVEPOINT nodup_import; "
@@ -568,7 +562,7 @@ int nodup_import_csv(nodup_import_report **out, nodup_db *db, const char *table,
   buf_init(&c.data);
   buf_init(&c.copy_text);
   c.db = db;
-  c.pg = db->be == &nodup_pg_backend;
+  c.bulk = db->be->copy_begin != NULL;
   c.limit = opt && opt->limit ? opt->limit : NODUP_IMPORT_LIST;
   c.chunk = opt && opt->chunk ? opt->chunk : IMPORT_CHUNK;
   c.line = 1;

@@ -248,9 +248,33 @@ typedef struct nodup_stmt nodup_stmt;   /* backend-defined prepared statement */
  * Return nonzero to stop early. */
 typedef int (*row_fn)(void *ctx, int ncols, const char *const *vals);
 
+/* What a backend can do. Feature files ask db_can(db, BE_CAP_...), never
+ * which backend answers, so a third engine declares what it has and gets
+ * the right path everywhere (or a refusal naming what it lacks). */
+enum {
+  BE_CAP_FOLDS_NAMES = 1 << 0,    /* identifiers compare case-insensitively (SQLite) */
+  BE_CAP_SCHEMAS = 1 << 1,        /* tables live in schemas: the journal gets its own */
+  BE_CAP_TABLE_LOCKS = 1 << 2,    /* LOCK TABLE under lock_timeout (a refusal is 55P03);
+                                     otherwise begin_write locks the whole database */
+  BE_CAP_ONLINE_INDEX = 1 << 3,   /* CREATE INDEX CONCURRENTLY and trigger guards:
+                                     enforce --online and --abort, their leftovers */
+  BE_CAP_NULLS_NOT_DISTINCT = 1 << 4,  /* unique indexes that treat NULLs as equal */
+  BE_CAP_DEFERRABLE_FKS = 1 << 5, /* SET CONSTRAINTS ALL IMMEDIATE runs deferred checks */
+  BE_CAP_PARTITIONS = 1 << 6,     /* declarative partitions (keys must hold their key) */
+  BE_CAP_CONSTRAINTS = 1 << 7,    /* ADD CONSTRAINT ... UNIQUE USING INDEX */
+  BE_CAP_WRITE_LOCK_FIRST = 1 << 9, /* begin_write takes the write lock up front: a
+                                       write transaction never fails to serialize */
+  BE_CAP_ROWID = 1 << 10          /* a table without a declared key has an integer
+                                     rowid (SQLite) */
+};
+
 struct nodup_backend {
   const char *name;
+  unsigned caps;     /* BE_CAP_* */
   char placeholder;  /* '$' or '?' */
+  /* Does `url` name a database of this backend? Asked in order, the
+   * embedded default (which takes any path) last. */
+  int (*accepts)(const char *url);
   /* printf format turning a predicate into a RETURNING expression that is
    * 1 when the inserted row satisfies it; PostgreSQL's raises instead, so
    * the insert itself fails and nothing is written. */
@@ -338,21 +362,38 @@ struct nodup_backend {
    * per row in the same form; none for a table that is not partitioned.
    * NULL where there are no partitions (SQLite). */
   int (*leaves)(nodup_db *db, const char *table, row_fn fn, void *ctx);
+  /* *on = 0 when the connection does not enforce foreign keys (SQLite's
+   * PRAGMA foreign_keys); NULL: always enforced. */
+  int (*fk_enforced)(nodup_db *db, int *on);
+  /* *out = 1 when t's text column col compares in byte order (slug.c's
+   * range then needs no COLLATE "C"); NULL: always. */
+  int (*byte_order)(nodup_db *db, const nodup_table_info *t, const char *col, int *out);
+  /* Bulk load (import.c), NULL when there is none: begin starts loading
+   * columns cols of t (PostgreSQL: COPY ... FROM STDIN); row appends one row of n text values (NULL = SQL NULL) in the
+   * load's format to `out`, which put then sends; end finishes the load,
+   * or aborts it when `abort_msg` is not NULL, and returns its outcome (a
+   * failed row's error, as any statement's). A put that fails has ended
+   * the load already (the server refused a row). */
+  int (*copy_begin)(nodup_db *db, const nodup_table_info *t, char *const *cols, size_t n);
+  void (*copy_row)(buf *out, const char *const *vals, size_t n);
+  int (*copy_put)(nodup_db *db, const buf *data);
+  int (*copy_end)(nodup_db *db, const char *abort_msg);
+  int max_params;    /* bound parameters one statement may carry */
 };
+
+static inline int db_can(const nodup_db *db, unsigned cap);
 
 extern const struct nodup_backend nodup_sqlite_backend;
 extern const struct nodup_backend nodup_pg_backend;
 
-/* PostgreSQL's COPY FROM STDIN (db_pg.c), for bulk imports (import.c):
- * begin runs `sql` (a COPY ... FROM STDIN); row appends one row of n text
- * values (NULL = SQL NULL) in COPY's text format to `out`, which put then
- * sends; end finishes the COPY, or aborts it when `abort_msg` is not NULL,
- * and returns its outcome (a failed row's error, as any statement's). A
- * put that fails has ended the COPY already (the server refused a row). */
-int pg_copy_begin(nodup_db *db, const char *sql);
-void pg_copy_row(buf *out, const char *const *vals, size_t n);
-int pg_copy_put(nodup_db *db, const buf *data);
-int pg_copy_end(nodup_db *db, const char *abort_msg);
+/* db.c, for backends' URL handling: is `s` a libpq-style "key = value"
+ * string; and fail with NODUP_ERR_URL saying "<what> \"<url>\": <detail>",
+ * every password taken out of both. */
+int db_looks_like_conninfo(const char *s);
+int db_fail_url(nodup_db *db, const char *url, const char *what, const char *detail);
+
+/* The backends, in the order nodup_open asks them (db.c). */
+extern const struct nodup_backend *const nodup_backends[];
 
 /* ==== engine.c: which PostgreSQL-compatible engine answers, and what it
  * cannot hold (Citus, CockroachDB, YugabyteDB). Pure functions over the
@@ -477,6 +518,8 @@ struct nodup_db {
   size_t nkeys;          /* keys prepared on it and not yet freed */
   int closing;           /* nodup_close() was called while nkeys > 0 */
 };
+
+static inline int db_can(const nodup_db *db, unsigned cap) { return (db->be->caps & cap) != 0; }
 
 /* ---- prepared keys ---- */
 

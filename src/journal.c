@@ -35,7 +35,7 @@
 static int is_pg(const nodup_db *db) { return db->be == &nodup_pg_backend; }
 
 const char *journal_schema(const nodup_db *db) {
-  if (!is_pg(db)) return NULL;
+  if (!db_can(db, BE_CAP_SCHEMAS)) return NULL;
   return db->journal[0] ? db->journal : JOURNAL_DEFAULT_SCHEMA;
 }
 
@@ -47,7 +47,7 @@ int nodup_db_set_journal(nodup_db *db, const char *schema) {
     db->journal[0] = '\0';
     return NODUP_OK;
   }
-  if (!db->be || !is_pg(db))
+  if (!db->be || !db_can(db, BE_CAP_SCHEMAS))
     return nodup_fail(db, NODUP_ERR_USAGE,
                       "SQLite has no schemas: its journal is the nodup_* tables of the main "
                       "database (give no journal schema)");

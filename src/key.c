@@ -17,7 +17,7 @@
 #define KEY_MAX_COLS 32
 
 static int same_name(const nodup_db *db, const char *a, const char *b) {
-  return db->be == &nodup_sqlite_backend ? strcasecmp(a, b) == 0 : strcmp(a, b) == 0;
+  return db_can(db, BE_CAP_FOLDS_NAMES) ? strcasecmp(a, b) == 0 : strcmp(a, b) == 0;
 }
 
 static int index_has(const nodup_db *db, const nodup_index_info *ix, const char *col) {

@@ -1026,12 +1026,6 @@ done:
   return rc;
 }
 
-static int read_int(void *ctx, int n, const char *const *v) {
-  (void)n;
-  *(int *)ctx = v[0] && !strcmp(v[0], "1");
-  return 1;
-}
-
 /* Drop the references of extra[0..*n) that repeat one the catalog has
  * (an inferred partition the caller also named, say): re-pointed once. */
 static int drop_known_refs(merge_ctx *c, const nodup_table_info *t, nodup_fk_info *extra,
@@ -1205,10 +1199,9 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
     snprintf(rep->run, sizeof rep->run, "%lld-%d-%u", (long long)time(NULL), (int)getpid(),
              db_serial());
   }
-  if (db->be == &nodup_sqlite_backend) {
+  if (db->be->fk_enforced) {
     int on = 1;
-    if ((rc = db->be->query(db, "PRAGMA foreign_keys", NULL, 0, read_int, &on)) != NODUP_OK)
-      goto done;
+    if ((rc = db->be->fk_enforced(db, &on)) != NODUP_OK) goto done;
     rep->foreign_keys_off = !on;
   }
   if (db->pooled) {

@@ -258,7 +258,7 @@ static int add_ref(nodup_db *db, nodup_scan_report *r, const nodup_fk_info *fk, 
  * same table, columns, referenced columns, and no condition. */
 static int ref_known(const nodup_db *db, const nodup_scan_report *r) {
   const nodup_scan_ref *last = &r->refs[r->nrefs - 1];
-  int fold = db->be == &nodup_sqlite_backend;
+  int fold = db_can(db, BE_CAP_FOLDS_NAMES);
   size_t i, j;
   if (last->condition) return 0;
   for (i = 0; i + 1 < r->nrefs; i++) {

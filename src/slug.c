@@ -143,12 +143,6 @@ static void range_query(buf *q, nodup_key *key, const char *const *scope_vals,
   buf_free(&s);
 }
 
-static int first_value(void *ctx, int ncols, const char *const *vals) {
-  (void)ncols;
-  *(int *)ctx = vals[0] && strcmp(vals[0], "1") == 0;
-  return 1;
-}
-
 /* Whether the slug column already compares in byte order (SQLite's BINARY;
  * on PostgreSQL the C or POSIX collation, named or as the database
  * default). Then the range needs no COLLATE "C", which would stop
@@ -156,20 +150,9 @@ static int first_value(void *ctx, int ncols, const char *const *vals) {
  * read, not counted in the allocation's statements. */
 static int byte_order(nodup_key *key, size_t nscope, int *out) {
   nodup_db *db = key->db;
-  const char *p[2] = {key->table->qualified, key->cols[nscope]};
-  *out = 0;
-  if (db->be != &nodup_pg_backend) {
-    *out = 1;
-    return NODUP_OK;
-  }
-  return db->be->query(
-      db,
-      "SELECT CASE WHEN c.collname IN ('C', 'POSIX') OR (c.collname = 'default' AND "
-      "d.datcollate IN ('C', 'POSIX')) THEN '1' ELSE '0' END "
-      "FROM pg_attribute AS a JOIN pg_collation AS c ON c.oid = a.attcollation "
-      "JOIN pg_database AS d ON d.datname = current_database() "
-      "WHERE a.attrelid = CAST($1 AS regclass) AND a.attname = $2",
-      p, 2, first_value, out);
+  *out = 1;
+  return db->be->byte_order ? db->be->byte_order(db, key->table, key->cols[nscope], out)
+                            : NODUP_OK;
 }
 
 /* The next candidate from the query's top row: none -> base (base-2 when
@@ -216,12 +199,12 @@ static int attempt(nodup_key *key, key_shape *shape, const slug_query *sq,
                    const char **params, int np, size_t nscope, const char *base,
                    int reserved, buf *cand, slug_top *top, unsigned long *statements) {
   nodup_db *db = key->db;
-  int sqlite = db->be == &nodup_sqlite_backend;
-  int owned = sqlite && !db->be->in_transaction(db);
+  int lock_first = db_can(db, BE_CAP_WRITE_LOCK_FIRST);   /* range + insert, one lock */
+  int owned = lock_first && !db->be->in_transaction(db);
   int rc;
 
   buf_reset(&key->id);
-  if (sqlite) {
+  if (lock_first) {
     ++*statements;
     if ((rc = db->be->exec(db, owned ? "BEGIN IMMEDIATE" : "SAVEPOINT nodup_slug")) !=
         NODUP_OK)
@@ -245,7 +228,7 @@ static int attempt(nodup_key *key, key_shape *shape, const slug_query *sq,
     ++*statements;
     rc = db->be->run(db, shape->insert, params, np, key_store_id, key);
   }
-  if (!sqlite) return rc;
+  if (!lock_first) return rc;
   ++*statements;
   if (rc == NODUP_OK) {
     int crc = db->be->exec(db, owned ? "COMMIT" : "RELEASE nodup_slug");
@@ -355,7 +338,7 @@ int nodup_slug_create(nodup_slug_result *out, nodup_db *db, const char *table,
 
   /* PostgreSQL outside a transaction: a serialization failure or deadlock
    * is ours to retry, like a lost race. */
-  pg_idle = db->be == &nodup_pg_backend && !db->be->in_transaction(db);
+  pg_idle = !db_can(db, BE_CAP_WRITE_LOCK_FIRST) && !db->be->in_transaction(db);
   for (out->attempts = 0; out->attempts < NODUP_SLUG_MAX_ATTEMPTS;) {
     out->attempts++;
     rc = attempt(key, shape, &sq, params, (int)(nscope + 1 + nset), nscope, base,

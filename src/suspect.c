@@ -75,7 +75,7 @@ static void col_list_free(col_list *l) {
 /* Identifiers as the engine compares them: SQLite folds case. */
 static int ident_eq(const nodup_db *db, const char *a, const char *b) {
   if (!a || !b) return a == b;
-  return db->be == &nodup_sqlite_backend ? !strcasecmp(a, b) : !strcmp(a, b);
+  return db_can(db, BE_CAP_FOLDS_NAMES) ? !strcasecmp(a, b) : !strcmp(a, b);
 }
 
 /* Row r is in table (schema, name). */
@@ -141,7 +141,7 @@ static void rails_class(const char *name, buf *out) {
 /* A column name as users write it in a condition: bare when the engine
  * reads it back unchanged, else quoted. */
 static void cond_ident(buf *q, const nodup_db *db, const char *name) {
-  int fold = db->be == &nodup_sqlite_backend;
+  int fold = db_can(db, BE_CAP_FOLDS_NAMES);
   const char *p = name;
   int plain = (*p == '_' || (*p >= 'a' && *p <= 'z') || (fold && *p >= 'A' && *p <= 'Z'));
   for (; plain && *p; p++)
@@ -464,7 +464,7 @@ int suspect_find(nodup_db *db, const nodup_table_info *t, char *const *key, size
       l.v[j].identity = l.v[j].pk && npk == 1;
   }
   /* SQLite's implicit rowid is an integer, and in no column list. */
-  if (!reftype && db->be == &nodup_sqlite_backend && !strcasecmp(t->pk[0], "rowid"))
+  if (!reftype && db_can(db, BE_CAP_ROWID) && !strcasecmp(t->pk[0], "rowid"))
     reftype = "int";
   if (!reftype) goto done;
   for (i = 0; rc == NODUP_OK && i < l.n; i++) {
