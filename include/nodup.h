@@ -24,8 +24,19 @@
  *    free them as soon as the call returns.
  *  - Values are text (`const char *`), as in libpq: the database converts
  *    them to the column's type. A NULL pointer is SQL NULL.
- *  - A nodup_db and everything prepared on it belong to one thread at a time.
- *    Open one connection per thread.
+ *  - Threads: a nodup_db and everything prepared on it (keys) belong to one
+ *    thread at a time; open one connection per thread (a pool hands each
+ *    request its own). Different connections may be used by different
+ *    threads at once, for every call. Calls without a connection
+ *    (nodup_strerror, nodup_libversion*, nodup_slugify, nodup_url_redact)
+ *    may be called from any thread. The library's own process-wide state
+ *    is safe under threads: the ICU transliterator behind slugs is created
+ *    once (pthread_once) and used under a mutex, run ids come from an
+ *    atomic counter. It relies on SQLite being built thread-safe (Debian's
+ *    is: sqlite3_threadsafe() != 0; connections are opened with
+ *    SQLITE_OPEN_NOMUTEX since each belongs to one thread) and on libpq's
+ *    thread safety (PQisthreadsafe()). nodup never installs signal
+ *    handlers nor changes process state (locale, umask, environment).
  */
 #ifndef NODUP_H
 #define NODUP_H
