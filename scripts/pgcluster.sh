@@ -105,6 +105,9 @@ unix_socket_directories = '$sock'
 fsync = off
 full_page_writes = off
 max_connections = 200
+# The database in every line: suites that read the log (test_orm) count only
+# their own database's errors while other suites run beside them.
+log_line_prefix = '%m [%p] db=%d '
 CONF
   "${as[@]}" "$pgbin/pg_ctl" -D "$base/data" -l "$base/pg.log" -w -t 60 start >/dev/null
   ;;
