@@ -66,7 +66,7 @@ static int parse_one(nodup_db *db, const nodup_table_info *t, char *const *key, 
                      const char *spec, char *const *reach, size_t nreach,
                      survive_lookup_fn lookup, void *ctx, survive_rule *r) {
   const nodup_table_info *x = t;
-  char *s = nodup_strdup(spec), *eq, *dot, *col, *pol, *arg = NULL, *end;
+  char *s = nodup_strdup(spec), *eq, *dot, *col, *tab, *pol, *arg = NULL, *end;
   const char *why;
   size_t i;
   int rc = NODUP_OK, c, p = -1, reached = 0;
@@ -75,7 +75,9 @@ static int parse_one(nodup_db *db, const nodup_table_info *t, char *const *key, 
     rc = nodup_fail(db, NODUP_ERR_USAGE, "column policy \"%s\" is not COL=POLICY", spec);
     goto done;
   }
-  *eq = '\0';
+  /* Spaces around the parts are allowed ("bio = min"). */
+  for (end = eq; end > s && end[-1] == ' ';) --end;
+  *end = '\0';
   pol = eq + 1;
   while (*pol == ' ') pol++;
   for (end = pol + strlen(pol); end > pol && end[-1] == ' ';) *--end = '\0';
@@ -101,12 +103,13 @@ static int parse_one(nodup_db *db, const nodup_table_info *t, char *const *key, 
   }
   /* TABLE.COL: the table is what comes before the last dot (it may be
    * schema-qualified). */
-  col = s;
-  if ((dot = strrchr(s, '.'))) {
+  for (col = s; *col == ' ';) col++;
+  if ((dot = strrchr(col, '.'))) {
     *dot = '\0';
+    tab = col;
     col = dot + 1;
-    if ((rc = lookup(ctx, s, &x)) != NODUP_OK) {
-      rc = nodup_fail(db, NODUP_ERR_USAGE, "column policy \"%s\": no table \"%s\"", spec, s);
+    if ((rc = lookup(ctx, tab, &x)) != NODUP_OK) {
+      rc = nodup_fail(db, NODUP_ERR_USAGE, "column policy \"%s\": no table \"%s\"", spec, tab);
       goto done;
     }
   }
