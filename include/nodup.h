@@ -860,8 +860,8 @@ typedef struct nodup_merge_options {
  * policy, table or column; a table the merge does not reach; a column of
  * the primary key, of the merge key, or (for another table) of a unique
  * index; the same column twice; sum on a column whose declared type is not
- * numeric (as far as the engine says: PostgreSQL's types, SQLite's
- * BOOLEAN).
+ * numeric, max or min on one without an order (as far as the engine
+ * says: PostgreSQL's types, SQLite's BOOLEAN for sum).
  */
 
 /* One-to-one children (a unique index on exactly the foreign key) of rows

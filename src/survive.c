@@ -41,6 +41,12 @@ static int known_not_numeric(const nodup_db *db, const nodup_table_info *t, int 
   return 0;
 }
 
+/* PostgreSQL types with no max() or min() (by OID): boolean, json, jsonb. */
+static int known_unordered(const nodup_db *db, const nodup_table_info *t, int col) {
+  if (db->be == &nodup_sqlite_backend || !t->types) return 0;
+  return t->types[col] == 16 || t->types[col] == 114 || t->types[col] == 3802;
+}
+
 /* Whether column `col` of t is one a policy may not change: the primary
  * key; the merge key (the merged table); any unique index's (another
  * table: they decide which of its rows collide). */
@@ -135,6 +141,13 @@ static int parse_one(nodup_db *db, const nodup_table_info *t, char *const *key, 
   }
   if (p == SURVIVE_SUM && known_not_numeric(db, x, c)) {
     rc = nodup_fail(db, NODUP_ERR_USAGE, "column policy \"%s\": \"%s\" is not a number to sum",
+                    spec, x->cols[c]);
+    goto done;
+  }
+  if ((p == SURVIVE_MAX || p == SURVIVE_MIN) && known_unordered(db, x, c)) {
+    rc = nodup_fail(db, NODUP_ERR_USAGE,
+                    "column policy \"%s\": \"%s\" has no order for max or min (its type: "
+                    "boolean or json)",
                     spec, x->cols[c]);
     goto done;
   }

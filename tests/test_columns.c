@@ -286,6 +286,10 @@ static void test_bad_specs_write_nothing(void **state) {
     opt.ncolumns = 1;
     assert_nodup(db, NODUP_ERR_USAGE, nodup_merge(&r, db, "person", email, 1, NULL, &opt));
     assert_contains(nodup_errmsg(db), "not a number");
+    harness_exec(db, "ALTER TABLE \"person\" ADD COLUMN \"vip\" BOOLEAN");
+    sum_text[0] = "vip=max";
+    assert_nodup(db, NODUP_ERR_USAGE, nodup_merge(&r, db, "person", email, 1, NULL, &opt));
+    assert_contains(nodup_errmsg(db), "no order");
   }
   opt.dry_run = 1;
   opt.columns = twice;
