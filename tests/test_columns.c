@@ -157,6 +157,35 @@ static void test_policies(void **state) {
   harness_expect(db, "SELECT \"headline\" FROM \"profile\" WHERE \"person\" = 1", NULL, "h1");
 }
 
+/* newest: NULL orders last, ties go to the kept row, then `keep` order;
+ * --keep decides which row is kept, and so the ranks. */
+static void test_newest_ties(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options opt;
+  const char *cols[] = {"v=newest(o)", "w=longest"};
+  const char *key[] = {"k"};
+  harness_exec(db, "CREATE TABLE \"t\" ({id}, \"k\" TEXT, \"v\" TEXT, \"o\" INTEGER, \"w\" TEXT);"
+                   "INSERT INTO \"t\" (\"id\", \"k\", \"v\", \"o\", \"w\") VALUES"
+                   " (1, 'a', 'x', NULL, NULL), (2, 'a', 'y', 3, 'bb'), (3, 'a', 'z', 3, 'cc'),"
+                   " (4, 'b', 'p', 5, 'dd'), (5, 'b', 'q', 5, 'ee'), (6, 'b', 'r', NULL, 'f')");
+  memset(&opt, 0, sizeof opt);
+  opt.columns = cols;
+  opt.ncolumns = 2;
+  opt.keep = "\"id\" DESC";   /* kept: 3 and 6; ranks 2, 1 and 5, 4 */
+  assert_nodup(db, NODUP_OK, nodup_merge(&r, db, "t", key, 1, NULL, &opt));
+  nodup_merge_free(r);
+  /* a: o 3 ties between 3 (kept) and 2: z; w 'cc' ties 'bb': the kept.
+   * b: o 5 ties between 5 and 4, 6's is NULL: 5 ranks first: q; w: 'ee'
+   * (longest, 5 before 4). */
+  harness_expect(db,
+                 harness_pick("SELECT group_concat(v, ' ') FROM (SELECT CAST(\"id\" AS TEXT) || ':'"
+                              " || \"v\" || ',' || \"w\" AS v FROM \"t\" ORDER BY \"id\")",
+                              "SELECT string_agg(CAST(\"id\" AS TEXT) || ':' || \"v\" || ',' || \"w\","
+                              " ' ' ORDER BY \"id\") FROM \"t\""),
+                 NULL, "3:z,cc 6:q,ee");
+}
+
 /* fill_nulls is first-non-null everywhere; keeper turns it off for one
  * column. */
 static void test_keeper_overrides_fill_nulls(void **state) {
@@ -304,6 +333,7 @@ int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
       T(test_collisions_reported),
       T(test_policies),
+      T(test_newest_ties),
       T(test_keeper_overrides_fill_nulls),
       T(test_undo_restores_policies),
       T(test_resume_keeps_policies),

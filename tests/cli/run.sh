@@ -806,6 +806,14 @@ run "merge --column, an unknown column" 2 "$bin" merge --db "$url" "${c7[@]}" \
   --column c7_role.nope=max && stderr_has '"nope"'
 run "merge --column on the key" 2 "$bin" merge --db "$url" "${c7[@]}" --column k=max &&
   stderr_has "merge key"
+run "enforce --column needs --merge" 2 "$bin" enforce --db "$url" "${c7[@]}" --column score=max &&
+  stderr_has "merge options need --merge"
+run "enforce --merge --column, a wrong spec" 2 "$bin" enforce --db "$url" "${c7[@]}" --merge \
+  --column score=avg && stderr_has 'column policy "score=avg"'
+if run "enforce --merge --column --dry-run" 0 "$bin" enforce --db "$url" "${c7[@]}" --merge \
+  --column score=max --dry-run --format json; then
+  json_has '"merged_groups":2'
+fi
 expect_count "the refusals merged nothing" c7 5
 if run "merge --column --dry-run json" 0 "$bin" merge --db "$url" "${c7[@]}" --dry-run \
   --column score=max --format json; then
