@@ -830,6 +830,8 @@ run "merge --column: the values" 0 "$bin" exec --db "$url" "INSERT INTO \"assert
     OR (\"id\" = 4 AND \"score\" = 2 AND \"city\" = 'Bern')) <> 2
   OR (SELECT \"role\" FROM \"c7_role\" WHERE \"c7\" = 1) <> 'admin'
   OR (SELECT \"role\" FROM \"c7_role\" WHERE \"c7\" = 4) <> 'member'"
+run "merge --no-temp-index is accepted" 0 "$bin" merge --db "$url" "${c7[@]}" --no-temp-index \
+  --dry-run && stdout_has '^dry run \(rolled back\): 0 duplicate groups'
 run "--resume with --column is refused" 2 "$bin" merge --db "$url" --resume x --column score=max &&
   stderr_has "--resume takes the run's own"
 
