@@ -184,6 +184,10 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
       if (a->nignore_refs == 64) return bad(a, "%s", "too many --ignore-ref options");
       a->ignore_refs[a->nignore_refs++] = val;
     }
+    else if (!strcmp(name, "column")) {
+      if (a->ncolumns == 64) return bad(a, "%s", "too many --column options");
+      a->columns[a->ncolumns++] = val;
+    }
     else if (!strcmp(name, "format")) {
       if (strcmp(val, "text") && strcmp(val, "json"))
         return bad(a, "--format is text or json, not '%s'", val);
@@ -196,7 +200,7 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
   if (a->resume) {
     /* A resumed run has its own table, key and options. */
     if (a->table || a->nkey || a->where || a->keep || a->nrefs || a->nignore_refs ||
-        a->one_to_one || a->batch ||
+        a->ncolumns || a->one_to_one || a->batch ||
         a->nulls_equal || a->fill_nulls || a->no_archive || a->dry_run || a->no_temp_index ||
         a->keep_temp_index)
       return bad(a, "%s", "--resume takes the run's own table, key and options: give only --db");

@@ -46,6 +46,8 @@ typedef struct cli_args {
   size_t npos;
   const char *ignore_refs[64];  /* --ignore-ref TABLE(COL) */
   size_t nignore_refs;
+  const char *columns[64];  /* --column [TABLE.]COL=POLICY (merge, enforce --merge) */
+  size_t ncolumns;
   const char *journal;    /* --journal SCHEMA (merge, undo, runs, enforce): cli_open sets it */
   int forget;             /* runs --forget RUN (the id in `run`) */
 } cli_args;

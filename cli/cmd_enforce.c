@@ -10,6 +10,7 @@ static const char usage[] =
     "                     [--nulls-equal] [--name INDEX] [--online] [--lock-timeout MS]\n"
     "                     [--merge [--keep ORDER] [--fill-nulls] [--ref 'TABLE(COL) [WHERE SQL]'...]\n"
     "                              [--ignore-ref TABLE(COL)...]\n"
+    "                              [--column [TABLE.]COL=POLICY...]\n"
     "                              [--one-to-one merge|keep|fail] [--batch N] [--no-archive]\n"
     "                              [--no-temp-index | --keep-temp-index]]\n"
     "                     [--dry-run] [--journal SCHEMA] [--format text|json]\n"
@@ -20,7 +21,7 @@ static const char usage[] =
     "with --nulls-equal, PostgreSQL 15+ only) and, on PostgreSQL for a key without\n"
     "--where, a UNIQUE constraint using it. Duplicates are refused (exit 1, with the\n"
     "largest groups) unless --merge, which merges them as 'nodup merge' does\n"
-    "(--ref and --ignore-ref as there: it refuses while a suspected reference\n"
+    "(--ref, --ignore-ref and --column as there: it refuses while a suspected reference\n"
     "points at a row it would delete; the run is recorded in the merge journal,\n"
     "on PostgreSQL in schema nodup or --journal SCHEMA, as 'nodup merge --help' says).\n"
     "With --merge the duplicates that exist are merged first, in batches, with no\n"
@@ -61,7 +62,7 @@ static const char usage[] =
 
 int cmd_enforce(int argc, char **argv) {
   static const char *const allowed[] = {"db", "table", "key", "where", "nulls-equal", "name",
-                                        "merge", "keep", "ref", "ignore-ref", "one-to-one",
+                                        "merge", "keep", "ref", "ignore-ref", "column", "one-to-one",
                                         "batch",
                                         "fill-nulls", "no-archive", "online", "lock-timeout",
                                         "no-temp-index", "keep-temp-index",
@@ -73,8 +74,8 @@ int cmd_enforce(int argc, char **argv) {
   int rc, ex = cli_parse(argc, argv, "enforce", allowed, usage, &a);
 
   if (ex != EXIT_OK || a.help) goto done;
-  if (!a.merge && (a.keep || a.nrefs || a.nignore_refs || a.one_to_one || a.batch ||
-                   a.fill_nulls || a.no_archive || a.no_temp_index || a.keep_temp_index)) {
+  if (!a.merge && (a.keep || a.nrefs || a.nignore_refs || a.ncolumns || a.one_to_one ||
+                   a.batch || a.fill_nulls || a.no_archive || a.no_temp_index || a.keep_temp_index)) {
     fprintf(stderr, "nodup enforce: merge options need --merge (run 'nodup enforce --help')\n");
     ex = EXIT_ERROR;
     goto done;
@@ -100,6 +101,8 @@ int cmd_enforce(int argc, char **argv) {
   opt.merge_opt.nrefs = a.nrefs;
   opt.merge_opt.ignore_refs = a.ignore_refs;
   opt.merge_opt.nignore_refs = a.nignore_refs;
+  opt.merge_opt.columns = a.columns;
+  opt.merge_opt.ncolumns = a.ncolumns;
   opt.merge_opt.batch = (size_t)a.batch;
   opt.merge_opt.fill_nulls = a.fill_nulls;
   opt.merge_opt.no_archive = a.no_archive;

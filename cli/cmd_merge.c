@@ -12,6 +12,7 @@ static const char usage[] =
     "usage: nodup merge --db URL --table T --key col[,col...] [--where SQL] [--nulls-equal]\n"
     "                   [--keep ORDER] [--fill-nulls] [--ref 'TABLE(COL[,COL]) [WHERE SQL]' ...]\n"
     "                   [--ignore-ref TABLE(COL) ...]\n"
+    "                   [--column [TABLE.]COL=POLICY ...]\n"
     "                   [--one-to-one merge|keep|fail] [--batch N] [--dry-run]\n"
     "                   [--no-archive] [--no-temp-index | --keep-temp-index]\n"
     "                   [--journal SCHEMA] [--format text|json]\n"
@@ -45,7 +46,20 @@ static const char usage[] =
     "  --nulls-equal  rows whose key holds NULLs are duplicates too (default: not,\n"
     "                 as a unique index allows them)\n"
     "  --fill-nulls   the kept row's NULL columns take the first non-NULL value of\n"
-    "                 the others, in --keep order\n"
+    "                 the others, in --keep order (--column ...=first-non-null for\n"
+    "                 every nullable column, at every level)\n"
+    "  --column COL=POLICY, --column TABLE.COL=POLICY\n"
+    "                 which value the kept row keeps in COL: its own (keeper, the\n"
+    "                 default), first-non-null, max, min, sum, longest (as text), or\n"
+    "                 newest(ORDERCOL): the value of the row with the greatest\n"
+    "                 ORDERCOL (NULLs last); ties go to the kept row, then --keep\n"
+    "                 order. Chosen among the kept row and the rows merged into it.\n"
+    "                 TABLE.COL: a table whose colliding rows are merged (a link\n"
+    "                 table, a one-to-one child): its surviving row. Not for a key,\n"
+    "                 primary key or (TABLE) unique index column; repeatable;\n"
+    "                 overrides --fill-nulls for its column; undo restores it.\n"
+    "                 The report names, per table, the columns in which deleted\n"
+    "                 colliding rows held other values than the row that stayed.\n"
     "  --no-archive   do not archive deleted rows nor log changed ones (no undo)\n"
     "  --no-temp-index  do not index referencing columns that have no index. By\n"
     "                 default each such reference (scan shows them) gets a temporary\n"
@@ -91,16 +105,31 @@ static void print_undo_line(const cli_args *a, const char *run) {
   free(db);
 }
 
+/* "; collided rows held other values in role (3 rows), note (1 row): ...":
+ * what deleted colliding rows held that the surviving row may not. */
+static void print_differed(const nodup_merge_table *t) {
+  size_t j;
+  if (!t->ndiffered) return;
+  fputs("; collided rows held other values in ", stdout);
+  for (j = 0; j < t->ndiffered; j++) {
+    fputs(j ? ", " : "", stdout);
+    cli_shell_word(stdout, t->differed[j].column);
+    printf(" (%lld row%s)", t->differed[j].rows, t->differed[j].rows == 1 ? "" : "s");
+  }
+  fputs(": the surviving row kept its own unless --column set a policy (the rows are "
+        "archived)", stdout);
+}
+
 int cmd_merge(int argc, char **argv) {
   static const char *const allowed[] = {"db", "table", "key", "where", "keep", "ref",
-                                        "ignore-ref", "one-to-one", "batch", "dry-run", "no-archive",
+                                        "ignore-ref", "column", "one-to-one", "batch", "dry-run", "no-archive",
                                         "nulls-equal", "fill-nulls", "resume", "format",
-                                        "journal", NULL};
+                                        "journal", "no-temp-index", "keep-temp-index", NULL};
   cli_args a;
   nodup_db *db = NULL;
   nodup_merge_report *r = NULL;
   nodup_merge_options opt;
-  size_t i;
+  size_t i, j;
   int rc, ex = cli_parse(argc, argv, "merge", allowed, usage, &a);
 
   if (ex != EXIT_OK || a.help) goto done;
@@ -111,6 +140,8 @@ int cmd_merge(int argc, char **argv) {
   opt.nrefs = a.nrefs;
   opt.ignore_refs = a.ignore_refs;
   opt.nignore_refs = a.nignore_refs;
+  opt.columns = a.columns;
+  opt.ncolumns = a.ncolumns;
   opt.batch = (size_t)a.batch;
   opt.dry_run = a.dry_run;
   opt.no_archive = a.no_archive;
@@ -145,9 +176,16 @@ int cmd_merge(int argc, char **argv) {
       json_string(stdout, r->tables[i].table_schema);
       fputs(", \"table\": ", stdout);
       json_string(stdout, r->tables[i].table_name);
-      printf(", \"repointed\": %lld, \"deleted\": %lld, \"filled\": %lld, \"inferred\": %s}",
+      printf(", \"repointed\": %lld, \"deleted\": %lld, \"filled\": %lld, \"inferred\": %s, "
+             "\"differed\": {",
              r->tables[i].repointed, r->tables[i].deleted, r->tables[i].filled,
              r->tables[i].inferred ? "true" : "false");
+      for (j = 0; j < r->tables[i].ndiffered; j++) {
+        if (j) fputs(", ", stdout);
+        json_string(stdout, r->tables[i].differed[j].column);
+        printf(": %lld", r->tables[i].differed[j].rows);
+      }
+      fputs("}}", stdout);
     }
     fputs("], \"temp_indexes\": ", stdout);
     json_string(stdout, r->temp_indexes);
@@ -166,6 +204,7 @@ int cmd_merge(int argc, char **argv) {
       if (r->tables[i].filled) printf(", %lld filled", r->tables[i].filled);
       if (r->tables[i].inferred)
         printf(" (inferred reference: its sibling partitions declare the foreign key)");
+      print_differed(&r->tables[i]);
       putchar('\n');
     }
     if (r->self_references)

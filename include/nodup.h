@@ -884,7 +884,41 @@ typedef struct nodup_merge_options {
   size_t nignore_refs;
   int no_temp_index;        /* build no temporary index for unindexed references */
   int keep_temp_index;      /* keep the temporary indexes built (nodup_fk_<hash>) */
+  const char *const *columns;  /* survivorship, "COL=POLICY" or "TABLE.COL=POLICY" (below) */
+  size_t ncolumns;
 } nodup_merge_options;
+
+/*
+ * Survivorship: which value a merged row keeps, per column (opt->columns).
+ * "COL=POLICY" names a column of the merged table; "TABLE.COL=POLICY" one
+ * of a table whose colliding rows the merge merges too (a link table, a
+ * one-to-one child, at any depth; TABLE as the catalog spells it, or
+ * schema-qualified). The value is chosen among the group's members (the
+ * kept row and the rows merged into it), before any is deleted:
+ *   keeper           the kept row's own value (the default)
+ *   first-non-null   the kept row's unless NULL, else the first non-NULL of
+ *                    the others in `keep` order (what fill_nulls does)
+ *   max, min, sum    the aggregate over the members (NULLs ignored)
+ *   longest          the longest as text (ties: the kept row, then `keep`
+ *                    order); NULL only if all are
+ *   newest(ORDERCOL) the value of the member with the greatest ORDERCOL, a
+ *                    column of the same table (NULLs last; ties: the kept
+ *                    row, then `keep` order)
+ * fill_nulls makes first-non-null the default of every nullable column
+ * outside the keys at every level; a `columns` entry overrides it for its
+ * column. Entries apply under every one_to_one mode (KEEP only turns
+ * fill_nulls off for one-to-one children). The kept row is updated after
+ * the others are deleted (so another unique index cannot trip on a value
+ * both hold), only where the value changes; its previous values are logged
+ * and nodup_undo() restores them. The run records the entries, and
+ * nodup_merge_resume() applies them again.
+ * Refused with NODUP_ERR_USAGE before anything is written: an unknown
+ * policy, table or column; a table the merge does not reach; a column of
+ * the primary key, of the merge key, or (for another table) of a unique
+ * index; the same column twice; sum on a column whose declared type is not
+ * numeric, max or min on one without an order (as far as the engine
+ * says: PostgreSQL's types, SQLite's BOOLEAN for sum).
+ */
 
 /* One-to-one children (a unique index on exactly the foreign key) of rows
  * being merged:
@@ -900,17 +934,32 @@ typedef struct nodup_merge_options {
 #define NODUP_ONE_TO_ONE_KEEP 1
 #define NODUP_ONE_TO_ONE_FAIL 2
 
+/* A column of a merged table and a number of rows (nodup_merge_table). */
+typedef struct nodup_merge_column {
+  char *column;             /* as the catalog spells it */
+  long long rows;
+} nodup_merge_column;
+
 /* What a merge changed in one table (the merged one or one referencing it,
  * at any depth). */
 typedef struct nodup_merge_table {
   char *table;              /* quoted, qualified name as SQL text */
   long long repointed;      /* rows whose reference now names a kept row */
   long long deleted;        /* rows removed: merged duplicates, collided children */
-  long long filled;         /* kept rows whose NULL columns were filled (fill_nulls) */
+  long long filled;         /* kept rows that fill_nulls or a survivorship policy
+                               (columns) changed */
   char *table_schema;       /* the schema, plain (PostgreSQL); NULL on SQLite */
   char *table_name;         /* the table's own name, plain, as the catalog spells it */
   int inferred;             /* re-pointed through an inferred reference: a partition
                                whose sibling partitions declare the foreign key */
+  /* Rows deleted because they collided with a surviving row (link tables,
+   * one-to-one children), counted per column where their value differed
+   * from the surviving row's before any survivorship policy ran: content
+   * the surviving row does not hold unless a policy took it (the rows
+   * themselves are archived). Columns outside the primary key and the
+   * colliding index that differed at least once, in the order met. */
+  nodup_merge_column *differed;
+  size_t ndiffered;
 } nodup_merge_table;
 
 typedef struct nodup_merge_report {

@@ -994,6 +994,7 @@ const struct nodup_backend nodup_pg_backend = {
     .copy_put = pg_copy_put,
     .copy_end = pg_copy_end,
     .max_params = 65535,
+    .distinct_fmt = "CAST(%s AS TEXT) IS DISTINCT FROM CAST(%s AS TEXT)",
 };
 
 /* ---- COPY FROM STDIN (import.c) ---- */

@@ -964,4 +964,5 @@ const struct nodup_backend nodup_sqlite_backend = {
     .copy_put = NULL,
     .copy_end = NULL,
     .max_params = 32766,   /* SQLITE_MAX_VARIABLE_NUMBER's default since 3.32 */
+    .distinct_fmt = "%s IS NOT %s",
 };

@@ -379,6 +379,10 @@ struct nodup_backend {
   int (*copy_put)(nodup_db *db, const buf *data);
   int (*copy_end)(nodup_db *db, const char *abort_msg);
   int max_params;    /* bound parameters one statement may carry */
+  /* printf format of "a IS DISTINCT FROM b" (two %s), for values of any
+   * type: PostgreSQL compares text forms, since some types (json) have no
+   * equality and a value that prints differently is content that differs. */
+  const char *distinct_fmt;
 };
 
 static inline int db_can(const nodup_db *db, unsigned cap);
@@ -599,6 +603,42 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
               const char *const *cols, size_t ncols, const char *where,
               const nodup_merge_options *opt, const char *run, const char *journal,
               long long laststep, int own_txn, int one_pass);
+/* survive.c: survivorship policies (nodup_merge_options.columns). The
+ * order is the policy names' (policy_names). */
+enum {
+  SURVIVE_KEEPER = 0,
+  SURVIVE_FIRST_NON_NULL,
+  SURVIVE_MAX,
+  SURVIVE_MIN,
+  SURVIVE_SUM,
+  SURVIVE_LONGEST,
+  SURVIVE_NEWEST
+};
+typedef struct survive_rule {
+  char *table;    /* the table's qualified SQL name (nodup_table_info.qualified) */
+  char *column;   /* as the catalog spells it */
+  char *order;    /* SURVIVE_NEWEST: the column ordering the members; else NULL */
+  int policy;     /* SURVIVE_* */
+} survive_rule;
+/* How survive_parse finds a table by name (the merge's schema cache). */
+typedef int (*survive_lookup_fn)(void *ctx, const char *name, const nodup_table_info **out);
+/* Parse and check the specs "[TABLE.]COL=POLICY" of a merge of t by `key`
+ * (catalog spelling) into *out (n rules; survive_free). `reach` lists the
+ * qualified names of the tables whose rows the merge can merge (t first).
+ * NODUP_ERR_USAGE, naming the spec, for anything nodup.h says is refused. */
+int survive_parse(nodup_db *db, const nodup_table_info *t, char *const *key, size_t nkey,
+                  const char *const *specs, size_t n, char *const *reach, size_t nreach,
+                  survive_lookup_fn lookup, void *ctx, survive_rule **out, size_t *nout);
+void survive_free(survive_rule *r, size_t n);
+/* The rule for column `col` (catalog spelling) of x, or NULL. */
+const survive_rule *survive_find(const survive_rule *r, size_t n, const nodup_table_info *x,
+                                 const char *col);
+/* The window expression choosing a group's surviving value of `v` (SQL)
+ * among members aliased s (s.nodup_rn: 0 for the kept row, else the
+ * loser's rank), partitioned by `part`; `order` is the newest policy's
+ * ordering column as SQL. */
+void survive_expr(buf *q, int policy, const char *v, const char *order, const char *part);
+
 /* nodup_merge() of the duplicate groups there are when it starts, one
  * pass: nodup enforce --online's first merge, which live writers could
  * otherwise keep feeding for ever. */

@@ -543,12 +543,18 @@ int journal_record(nodup_db *db, const char *schema, const char *run, const jour
                    "CAST(?8 AS INTEGER), CAST(?9 AS INTEGER), 'running', {now}, ?10, ?11, "
                    "CAST(?12 AS INTEGER), ?13, ?14, {now}, 0, 0, 0)",
                    p, 14, NULL, NULL, NULL);
-  for (i = 0; rc == NODUP_OK && i < nkey + opt->nrefs + opt->nignore_refs; i++) {
-    /* The key, the references and the ignored ones: resume uses them all. */
-    int k = i < nkey ? 0 : i < nkey + opt->nrefs ? 1 : 2;
-    size_t at = k == 0 ? i : k == 1 ? i - nkey : i - nkey - opt->nrefs;
-    const char *a[4] = {run, k == 0 ? "key" : k == 1 ? "ref" : "ignore", pos,
-                        k == 0 ? key[i] : k == 1 ? opt->refs[at] : opt->ignore_refs[at]};
+  for (i = 0; rc == NODUP_OK && i < nkey + opt->nrefs + opt->nignore_refs + opt->ncolumns;
+       i++) {
+    /* The key, the references, the ignored ones and the column policies:
+     * resume uses them all. */
+    size_t nr = nkey + opt->nrefs, ni = nr + opt->nignore_refs;
+    int k = i < nkey ? 0 : i < nr ? 1 : i < ni ? 2 : 3;
+    size_t at = k == 0 ? i : k == 1 ? i - nkey : k == 2 ? i - nr : i - ni;
+    const char *a[4] = {run, k == 0 ? "key" : k == 1 ? "ref" : k == 2 ? "ignore" : "column", pos,
+                        k == 0   ? key[i]
+                        : k == 1 ? opt->refs[at]
+                        : k == 2 ? opt->ignore_refs[at]
+                                 : opt->columns[at]};
     snprintf(pos, sizeof pos, "%zu", at);
     rc = journal_run(db, schema,
                      "INSERT INTO {s}nodup_run_args (run, kind, pos, value) "

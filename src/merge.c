@@ -49,6 +49,8 @@ typedef struct merge_ctx {
     int have_fks;
   } *schema;
   size_t nschema;
+  survive_rule *rules;  /* opt->columns, parsed (survive.c) */
+  size_t nrules;
 } merge_ctx;
 
 /* The run's cached view of table `name` (borrowed until schema_free). */
@@ -114,12 +116,14 @@ static void schema_free(merge_ctx *c) {
 }
 
 void nodup_merge_free(nodup_merge_report *r) {
-  size_t i;
+  size_t i, j;
   if (!r) return;
   for (i = 0; i < r->ntables; i++) {
     free(r->tables[i].table);
     free(r->tables[i].table_schema);
     free(r->tables[i].table_name);
+    for (j = 0; j < r->tables[i].ndiffered; j++) free(r->tables[i].differed[j].column);
+    free(r->tables[i].differed);
   }
   free(r->tables);
   free(r->temp_indexes);
@@ -632,72 +636,165 @@ done:
   return rc;
 }
 
-/* --fill-nulls, part 1, before the losers are deleted: for each keeper,
- * the first non-NULL value of each fillable column among its losers (in
- * `keep` order: the mapping's nodup_rn), into temp table f. *cols gets the
- * fillable columns (nullable, not the primary key, not `fixed`). */
-static int fill_collect(merge_ctx *c, const nodup_table_info *x, const char *m, const char *f,
-                        char *const *fixed, size_t nfixed, char ***cols, size_t *ncols) {
+/* "a IS DISTINCT FROM b" in the engine's words (the backend's
+ * distinct_fmt). */
+static void distinct_expr(buf *q, const nodup_db *db, const char *a, const char *b) {
+  buf_printf(q, db->be->distinct_fmt, a, b);
+}
+
+/* "s.nodup_c<i>" or "k.col": a column of x for an expression. */
+static void col_sql(buf *q, const char *a, const nodup_table_info *x, size_t i, int member) {
+  if (member) {
+    buf_printf(q, "%s.nodup_c%zu", a, i);
+  } else {
+    buf_printf(q, "%s.", a);
+    sql_ident(q, x->cols[i]);
+  }
+}
+
+/* A level's survivorship: per column of x that a policy may change (not
+ * the primary key, not `fixed`), its policy: the column's rule, else
+ * first-non-null for a nullable one if `fill`. pol[i] is -1 for columns
+ * left as the kept row has them; ord[i] the newest policy's column. *n
+ * gets how many columns a policy changes. */
+static int level_policies(merge_ctx *c, const nodup_table_info *x, int fill, char *const *fixed,
+                          size_t nfixed, int **pol, int **ord, size_t *n) {
   nodup_db *db = c->db;
-  size_t i, j, n = 0;
-  buf q;
-  int rc;
-  *cols = calloc(x->ncols + 1, sizeof **cols);
-  *ncols = 0;
-  if (!*cols) return NODUP_ERR_NOMEM;
+  size_t i, j;
+  *n = 0;
+  *pol = malloc((x->ncols + 1) * sizeof **pol);
+  *ord = malloc((x->ncols + 1) * sizeof **ord);
+  if (!*pol || !*ord) return NODUP_ERR_NOMEM;
   for (i = 0; i < x->ncols; i++) {
-    int skip = x->notnull[i];
+    const survive_rule *r = survive_find(c->rules, c->nrules, x, x->cols[i]);
+    int skip = 0;
     for (j = 0; j < x->npk; j++) skip |= mcol(db, x, x->pk[j]) == (int)i;
     for (j = 0; j < nfixed; j++) skip |= fixed[j] && mcol(db, x, fixed[j]) == (int)i;
-    if (skip) continue;
-    if (!((*cols)[n] = nodup_strdup(x->cols[i]))) return NODUP_ERR_NOMEM;
-    *ncols = ++n;
+    (*pol)[i] = skip                           ? -1
+                : r                            ? r->policy
+                : fill && !x->notnull[i]       ? SURVIVE_FIRST_NON_NULL
+                                               : -1;
+    if ((*pol)[i] == SURVIVE_KEEPER) (*pol)[i] = -1;
+    (*ord)[i] = r && r->order ? table_info_column(db, x, r->order) : -1;
+    if ((*pol)[i] >= 0) (*n)++;
   }
-  if (!n) return NODUP_OK;
+  return NODUP_OK;
+}
+
+/* Survivorship, part 1, before the losers are deleted: for each keeper,
+ * each policy column's surviving value among its members (the keeper,
+ * rank 0, and its losers, by rank), into temp table f (nodup_k<pk>,
+ * nodup_f<i> for column i). Only the batch's rows are read: the losers
+ * through the mapping, the keepers by primary key. */
+static int policy_collect(merge_ctx *c, const nodup_table_info *x, const char *m, const char *f,
+                          const int *pol, const int *ord) {
+  nodup_db *db = c->db;
+  char *need = calloc(x->ncols + 1, 1);
+  size_t i;
+  buf q, part, v, o;
+  int rc, keeper;
+  if (!need) return NODUP_ERR_NOMEM;
   buf_init(&q);
-  buf_printf(&q, "CREATE TEMP TABLE %s AS SELECT DISTINCT ", f);
+  buf_init(&part);
+  buf_init(&v);
+  buf_init(&o);
+  for (i = 0; i < x->ncols; i++)
+    if (pol[i] >= 0) {
+      need[i] = 1;
+      if (ord[i] >= 0) need[ord[i]] = 1;
+    }
   for (i = 0; i < x->npk; i++)
-    buf_printf(&q, "%sm.nodup_k%d", i ? ", " : "", mcol(db, x, x->pk[i]));
-  for (i = 0; i < n; i++) {
-    buf_puts(&q, ", first_value(l.");
-    sql_ident(&q, (*cols)[i]);
-    buf_puts(&q, ") OVER (PARTITION BY ");
-    for (j = 0; j < x->npk; j++)
-      buf_printf(&q, "%sm.nodup_k%d", j ? ", " : "", mcol(db, x, x->pk[j]));
-    buf_puts(&q, " ORDER BY CASE WHEN l.");
-    sql_ident(&q, (*cols)[i]);
-    buf_printf(&q, " IS NULL THEN 1 ELSE 0 END, m.nodup_rn) AS nodup_f%zu", i);
+    buf_printf(&part, "%ss.nodup_k%d", i ? ", " : "", mcol(db, x, x->pk[i]));
+  buf_printf(&q, "CREATE TEMP TABLE %s AS SELECT * FROM (SELECT %s, s.nodup_rn", f,
+             buf_str(&part));
+  for (i = 0; i < x->ncols; i++) {
+    if (pol[i] < 0) continue;
+    buf_reset(&v);
+    buf_reset(&o);
+    col_sql(&v, "s", x, i, 1);
+    if (ord[i] >= 0) col_sql(&o, "s", x, (size_t)ord[i], 1);
+    buf_puts(&q, ", ");
+    survive_expr(&q, pol[i], buf_str(&v), buf_str(&o), buf_str(&part));
+    buf_printf(&q, " AS nodup_f%zu", i);
   }
-  buf_printf(&q, " FROM %s AS m JOIN %s AS l ON ", m, x->qualified);
-  pk_join(&q, db, x, "m", "l", "l");
+  /* The members: losers (their rank) and keepers (rank 0). */
+  for (keeper = 0; keeper < 2; keeper++) {
+    buf_puts(&q, keeper ? " UNION ALL SELECT " : " FROM (SELECT ");
+    for (i = 0; i < x->npk; i++)
+      buf_printf(&q, "%sm.nodup_k%d", i ? ", " : "", mcol(db, x, x->pk[i]));
+    buf_puts(&q, keeper ? ", 0 AS nodup_rn" : ", m.nodup_rn");
+    for (i = 0; i < x->ncols; i++) {
+      if (!need[i]) continue;
+      buf_puts(&q, ", l.");
+      sql_ident(&q, x->cols[i]);
+      buf_printf(&q, " AS nodup_c%zu", i);
+    }
+    if (keeper) {
+      buf_puts(&q, " FROM (SELECT DISTINCT ");
+      for (i = 0; i < x->npk; i++)
+        buf_printf(&q, "%snodup_k%d", i ? ", " : "", mcol(db, x, x->pk[i]));
+      buf_printf(&q, " FROM %s) AS m JOIN %s AS l ON ", m, x->qualified);
+      pk_join(&q, db, x, "m", "k", "l");
+    } else {
+      buf_printf(&q, " FROM %s AS m JOIN %s AS l ON ", m, x->qualified);
+      pk_join(&q, db, x, "m", "l", "l");
+    }
+  }
+  /* Every member's row carries its group's values: the keeper's is one. */
+  buf_puts(&q, ") AS s) AS w WHERE nodup_rn = 0");
+  if (part.oom || v.oom || o.oom) q.oom = 1;
   rc = run_sql(c, &q, NULL);
+  /* Analysed, so that the UPDATE joining it to x goes by primary key. */
+  buf_reset(&q);
+  buf_printf(&q, "ANALYZE %s", f);
+  if (rc == NODUP_OK) rc = run_sql(c, &q, NULL);
+  buf_free(&o);
+  buf_free(&v);
+  buf_free(&part);
   buf_free(&q);
+  free(need);
   return rc;
 }
 
-/* --fill-nulls, part 2, after the losers are gone (so no other unique
- * index trips on a value both hold): log, then fill. */
-static int fill_apply(merge_ctx *c, const nodup_table_info *x, const char *tname, const char *f,
-                      char *const *cols, size_t n) {
+/* Survivorship, part 2, after the losers are gone (so no other unique
+ * index trips on a value both hold): log the keepers whose values change,
+ * as step kind 'fill' (undo sets them back), then set them. */
+static int policy_apply(merge_ctx *c, const nodup_table_info *x, const char *tname, const char *f,
+                        const int *pol, size_t npol) {
   nodup_db *db = c->db;
   nodup_merge_table *st;
   long long rows = 0;
-  buf q, w;
-  size_t i;
+  char **cols = calloc(npol + 1, sizeof *cols);
+  buf q, w, a, b;
+  size_t i, n = 0;
   int rc = NODUP_OK;
   buf_init(&q);
   buf_init(&w);
-  /* Keepers with something to fill: f joined on the primary key. */
+  buf_init(&a);
+  buf_init(&b);
+  if (!cols) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  /* Keepers whose value changes: f joined on the primary key. */
   for (i = 0; i < x->npk; i++) {
     buf_puts(&w, i ? " AND k." : " WHERE k.");
     sql_ident(&w, x->pk[i]);
     buf_printf(&w, " = f.nodup_k%d", mcol(db, x, x->pk[i]));
   }
   buf_puts(&w, " AND (");
-  for (i = 0; i < n; i++) {
-    buf_puts(&w, i ? " OR (k." : "(k.");
-    sql_ident(&w, cols[i]);
-    buf_printf(&w, " IS NULL AND f.nodup_f%zu IS NOT NULL)", i);
+  for (i = 0; i < x->ncols; i++) {
+    if (pol[i] < 0) continue;
+    if (!(cols[n] = nodup_strdup(x->cols[i]))) {
+      rc = NODUP_ERR_NOMEM;
+      goto done;
+    }
+    buf_reset(&a);
+    buf_reset(&b);
+    col_sql(&a, "k", x, i, 0);
+    buf_printf(&b, "f.nodup_f%zu", i);
+    if (n++) buf_puts(&w, " OR ");
+    distinct_expr(&w, db, buf_str(&a), buf_str(&b));
   }
   buf_putc(&w, ')');
   if (c->log) {
@@ -718,40 +815,143 @@ static int fill_apply(merge_ctx *c, const nodup_table_info *x, const char *tname
     buf_free(&e);
     if (rc != NODUP_OK) goto done;
   }
+  /* A column whose value stays is set to itself, not to an equal value
+   * spelled otherwise (1.0 for 1.00). */
   buf_reset(&q);
   buf_printf(&q, "UPDATE %s AS k SET ", x->qualified);
-  for (i = 0; i < n; i++) {
-    if (i) buf_puts(&q, ", ");
-    sql_ident(&q, cols[i]);
-    buf_puts(&q, " = coalesce(k.");
-    sql_ident(&q, cols[i]);
-    buf_printf(&q, ", f.nodup_f%zu)", i);
+  for (i = 0, n = 0; i < x->ncols; i++) {
+    if (pol[i] < 0) continue;
+    buf_reset(&a);
+    buf_reset(&b);
+    col_sql(&a, "k", x, i, 0);
+    buf_printf(&b, "f.nodup_f%zu", i);
+    if (n++) buf_puts(&q, ", ");
+    sql_ident(&q, x->cols[i]);
+    buf_puts(&q, " = CASE WHEN ");
+    distinct_expr(&q, db, buf_str(&a), buf_str(&b));
+    buf_printf(&q, " THEN %s ELSE %s END", buf_str(&b), buf_str(&a));
   }
   buf_printf(&q, " FROM %s AS f%s", f, buf_str(&w));
-  if (w.oom) q.oom = 1;
+  if (w.oom || a.oom || b.oom) q.oom = 1;
   if ((rc = run_sql(c, &q, &rows)) != NODUP_OK) goto done;
   if (!(st = stats_for(c, x))) rc = NODUP_ERR_NOMEM;
   else st->filled += rows;
 done:
+  strv_free(cols, npol);
+  buf_free(&b);
+  buf_free(&a);
   buf_free(&w);
   buf_free(&q);
   return rc;
 }
 
+typedef struct differed_read {
+  long long *n;
+  size_t count;
+} differed_read;
+
+static int read_differed(void *ctx, int n, const char *const *v) {
+  differed_read *d = ctx;
+  size_t i;
+  for (i = 0; i < d->count && i < (size_t)n; i++) d->n[i] = v[i] ? atoll(v[i]) : 0;
+  return 1;
+}
+
+/* Colliding rows about to be deleted into a surviving one (a level below
+ * the merged table): per column outside the primary key and the colliding
+ * index (`fixed`), how many held a value other than their survivor's,
+ * before any policy runs. Added to x's report: content that would
+ * otherwise go silently (the rows are archived, not their differences). */
+static int count_differed(merge_ctx *c, const nodup_table_info *x, const char *m,
+                          char *const *fixed, size_t nfixed) {
+  nodup_db *db = c->db;
+  nodup_merge_table *st;
+  size_t *idx = calloc(x->ncols + 1, sizeof *idx), n = 0, i, j;
+  long long *got = calloc(x->ncols + 1, sizeof *got);
+  differed_read d;
+  buf q, a, b;
+  int rc = NODUP_OK;
+  buf_init(&q);
+  buf_init(&a);
+  buf_init(&b);
+  if (!idx || !got) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  for (i = 0; i < x->ncols; i++) {
+    int skip = 0;
+    for (j = 0; j < x->npk; j++) skip |= mcol(db, x, x->pk[j]) == (int)i;
+    for (j = 0; j < nfixed; j++) skip |= fixed[j] && mcol(db, x, fixed[j]) == (int)i;
+    if (skip) continue;
+    buf_reset(&a);
+    buf_reset(&b);
+    col_sql(&a, "l", x, i, 0);
+    col_sql(&b, "k", x, i, 0);
+    buf_puts(&q, n ? ", " : "SELECT ");
+    buf_puts(&q, "sum(CASE WHEN ");
+    distinct_expr(&q, db, buf_str(&a), buf_str(&b));
+    buf_puts(&q, " THEN 1 ELSE 0 END)");
+    idx[n++] = i;
+  }
+  if (!n) goto done;
+  buf_printf(&q, " FROM %s AS m JOIN %s AS l ON ", m, x->qualified);
+  pk_join(&q, db, x, "m", "l", "l");
+  buf_printf(&q, " JOIN %s AS k ON ", x->qualified);
+  pk_join(&q, db, x, "m", "k", "k");
+  if (a.oom || b.oom) q.oom = 1;
+  d.n = got;
+  d.count = n;
+  if (q.oom) rc = NODUP_ERR_NOMEM;
+  else rc = db->be->query(db, buf_str(&q), NULL, 0, read_differed, &d);
+  if (rc != NODUP_OK) goto done;
+  if (!(st = stats_for(c, x))) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
+  for (i = 0; i < n; i++) {
+    nodup_merge_column *grown;
+    if (!got[i]) continue;
+    for (j = 0; j < st->ndiffered; j++)
+      if (!strcmp(st->differed[j].column, x->cols[idx[i]])) break;
+    if (j == st->ndiffered) {
+      if (!(grown = realloc(st->differed, (j + 1) * sizeof *grown))) {
+        rc = NODUP_ERR_NOMEM;
+        goto done;
+      }
+      st->differed = grown;
+      grown[j].rows = 0;
+      if (!(grown[j].column = nodup_strdup(x->cols[idx[i]]))) {
+        rc = NODUP_ERR_NOMEM;
+        goto done;
+      }
+      st->ndiffered++;
+    }
+    st->differed[j].rows += got[i];
+  }
+done:
+  buf_free(&b);
+  buf_free(&a);
+  buf_free(&q);
+  free(got);
+  free(idx);
+  return rc;
+}
+
 /* Build X's mapping from `pairs` (nodup_lp<i>/nodup_kp<i> per primary key
  * column, nodup_rn the loser's rank in its group), re-point every
- * reference, verify, archive, delete, and fill the keepers' NULLs if
- * `fill` (never the `fixed` columns: the key). `tname` is X's name as
+ * reference, verify, archive, delete, and apply the survivorship policies
+ * (the rules for X's columns; with `fill`, first-non-null for the others;
+ * never the `fixed` columns: the key). `tname` is X's name as
  * table_info() accepts it (for undo). */
 static int merge_level(merge_ctx *c, const nodup_table_info *x, const char *tname,
                        const char *pairs, int depth, const nodup_fk_info *extra, size_t nextra,
                        int fill, char *const *fixed, size_t nfixed) {
   nodup_db *db = c->db;
   const nodup_fk_info *fks = NULL;
-  size_t nfks = 0, i, j, nfill = 0;
+  size_t nfks = 0, i, j, npol = 0;
   char m[32], f[32];
   char *need = NULL;      /* columns of X the mapping carries */
-  char **fillcols = NULL;
+  int *pol = NULL, *ord = NULL;  /* level_policies */
   long long nmap = 0;
   buf q;
   int rc, have_f = 0, extra_cols = 0;
@@ -825,12 +1025,16 @@ static int merge_level(merge_ctx *c, const nodup_table_info *x, const char *tnam
     const nodup_fk_info *fk = i < nfks ? &fks[i] : &extra[i - nfks];
     if ((rc = verify(c, x, m, fk)) != NODUP_OK) goto drop;
   }
-  if (fill) {
-    if ((rc = fill_collect(c, x, m, f, fixed, nfixed, &fillcols, &nfill)) != NODUP_OK) goto drop;
-    have_f = nfill > 0;
+  /* Rows below the merged table collided: say what they held that their
+   * survivor does not, before a policy takes any of it. */
+  if (depth > 0 && (rc = count_differed(c, x, m, fixed, nfixed)) != NODUP_OK) goto drop;
+  if ((rc = level_policies(c, x, fill, fixed, nfixed, &pol, &ord, &npol)) != NODUP_OK) goto drop;
+  if (npol) {
+    if ((rc = policy_collect(c, x, m, f, pol, ord)) != NODUP_OK) goto drop;
+    have_f = 1;
   }
   if ((rc = archive_and_delete(c, x, tname, m)) != NODUP_OK) goto drop;
-  if (have_f) rc = fill_apply(c, x, tname, f, fillcols, nfill);
+  if (have_f) rc = policy_apply(c, x, tname, f, pol, npol);
 drop:
   if (rc == NODUP_OK) {
     buf_reset(&q);
@@ -843,7 +1047,8 @@ drop:
     rc = run_sql(c, &q, NULL);
   }
 done:
-  strv_free(fillcols, nfill);
+  free(pol);
+  free(ord);
   free(need);
   buf_free(&q);
   return rc;
@@ -1122,6 +1327,72 @@ static int one_to_one_check(merge_ctx *c, const nodup_table_info *t, char *const
   return rc;
 }
 
+/* The tables whose rows this merge can merge: t, and every table with a
+ * unique index holding a reference to one of them (declared, or opt->refs
+ * to t), since re-pointing makes such rows collide. *reach gets their
+ * qualified names, t's first. */
+static int merge_reach(merge_ctx *c, const nodup_table_info *t, const nodup_fk_info *extra,
+                       size_t nextra, char ***reach, size_t *n) {
+  const nodup_table_info **seen = malloc(sizeof *seen), **grown;
+  size_t nseen = 1, at, i, j, k;
+  int rc = NODUP_OK, exact;
+  *reach = NULL;
+  *n = 0;
+  if (!seen) return NODUP_ERR_NOMEM;
+  seen[0] = t;
+  for (at = 0; at < nseen && rc == NODUP_OK; at++) {
+    const nodup_fk_info *fks = NULL;
+    size_t nfks = 0;
+    if ((rc = schema_references(c, seen[at], &fks, &nfks)) != NODUP_OK) break;
+    for (i = 0; i < nfks + (at ? 0 : nextra) && rc == NODUP_OK; i++) {
+      const nodup_fk_info *fk = i < nfks ? &fks[i] : &extra[i - nfks];
+      const nodup_table_info *child = NULL;
+      if ((rc = schema_table(c, fk->table, &child)) != NODUP_OK) break;
+      for (k = 0; k < nseen && strcmp(seen[k]->qualified, child->qualified); k++) {}
+      if (k < nseen) continue;
+      for (j = 0; j < child->nidx; j++)
+        if (index_contains_fk(c->db, child, &child->idx[j], fk, &exact)) break;
+      if (j == child->nidx) continue;
+      if (!(grown = realloc(seen, (nseen + 1) * sizeof *seen))) {
+        rc = NODUP_ERR_NOMEM;
+        break;
+      }
+      seen = grown;
+      seen[nseen++] = child;
+    }
+  }
+  if (rc == NODUP_OK && !(*reach = calloc(nseen, sizeof **reach))) rc = NODUP_ERR_NOMEM;
+  for (i = 0; rc == NODUP_OK && i < nseen; i++) {
+    if (!((*reach)[i] = nodup_strdup(seen[i]->qualified))) rc = NODUP_ERR_NOMEM;
+    else *n = i + 1;
+  }
+  free(seen);
+  return rc;
+}
+
+static int survive_lookup(void *ctx, const char *name, const nodup_table_info **out) {
+  return schema_table(ctx, name, out);
+}
+
+/* opt->columns, parsed and checked into c->rules before anything is
+ * written. */
+static int merge_rules(merge_ctx *c, const nodup_table_info *t, char *const *key, size_t nkey,
+                       const nodup_fk_info *extra, size_t nextra) {
+  char **reach = NULL;
+  size_t nreach = 0;
+  int rc;
+  if (!c->opt->ncolumns) return NODUP_OK;
+  if (!c->opt->columns)
+    return nodup_fail(c->db, NODUP_ERR_USAGE, "ncolumns is %zu but columns is NULL",
+                      c->opt->ncolumns);
+  rc = merge_reach(c, t, extra, nextra, &reach, &nreach);
+  if (rc == NODUP_OK)
+    rc = survive_parse(c->db, t, key, nkey, c->opt->columns, c->opt->ncolumns, reach, nreach,
+                       survive_lookup, c, &c->rules, &c->nrules);
+  strv_free(reach, nreach);
+  return rc;
+}
+
 /* Rows the report says were re-pointed, deleted and filled so far. */
 static void report_rows(const nodup_merge_report *r, long long n[3]) {
   size_t i;
@@ -1189,6 +1460,7 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
       (rc = suspects_check(&c, t, key, ncols, where, sus, nsus, "nothing changed")) != NODUP_OK)
     goto done;
   if ((rc = one_to_one_check(&c, t, key, ncols, where, extra, nextra)) != NODUP_OK) goto done;
+  if ((rc = merge_rules(&c, t, key, ncols, extra, nextra)) != NODUP_OK) goto done;
   c.journal = journal ? journal : journal_schema(db);
   if ((rc = journal_owner_init(db, &c.owner)) != NODUP_OK) goto done;
   if (run) {
@@ -1363,6 +1635,7 @@ done:
   fkindex_free(gaps, ngaps);
   fk_info_free(extra, nextra);
   suspect_free(sus, nsus);
+  survive_free(c.rules, c.nrules);
   if (key)
     for (i = 0; i < ncols; i++) free(key[i]);
   free(key);

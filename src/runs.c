@@ -27,8 +27,8 @@ typedef struct run_info {
   char host[256], pid[24];
   long long batch, laststep;
   int nulls_equal, fill_nulls, one_to_one, archive, found;
-  char **keys, **refs, **ignores;
-  size_t nkeys, nrefs, nignores;
+  char **keys, **refs, **ignores, **columns;
+  size_t nkeys, nrefs, nignores, ncolumns;
 } run_info;
 
 static void run_info_free(run_info *r) {
@@ -40,6 +40,7 @@ static void run_info_free(run_info *r) {
   strv_free(r->keys, r->nkeys);
   strv_free(r->refs, r->nrefs);
   strv_free(r->ignores, r->nignores);
+  strv_free(r->columns, r->ncolumns);
   memset(r, 0, sizeof *r);
 }
 
@@ -67,9 +68,10 @@ static int read_run(void *ctx, int n, const char *const *v) {
 
 static int read_arg(void *ctx, int n, const char *const *v) {
   run_info *r = ctx;
-  int key = !strcmp(v[0], "key"), ignore = !strcmp(v[0], "ignore");
-  char ***list = key ? &r->keys : ignore ? &r->ignores : &r->refs;
-  size_t *len = key ? &r->nkeys : ignore ? &r->nignores : &r->nrefs;
+  int key = !strcmp(v[0], "key"), ignore = !strcmp(v[0], "ignore"),
+      column = !strcmp(v[0], "column");
+  char ***list = key ? &r->keys : ignore ? &r->ignores : column ? &r->columns : &r->refs;
+  size_t *len = key ? &r->nkeys : ignore ? &r->nignores : column ? &r->ncolumns : &r->nrefs;
   char **grown = realloc(*list, (*len + 1) * sizeof *grown);
   (void)n;
   if (!grown) return 1;
@@ -151,6 +153,8 @@ int nodup_merge_resume(nodup_merge_report **out, nodup_db *db, const char *run,
   o.nrefs = r.nrefs;
   o.ignore_refs = (const char *const *)r.ignores;
   o.nignore_refs = r.nignores;
+  o.columns = (const char *const *)r.columns;
+  o.ncolumns = r.ncolumns;
   o.batch = (size_t)r.batch;
   o.one_to_one = r.one_to_one;
   o.nulls_equal = r.nulls_equal;

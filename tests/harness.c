@@ -431,3 +431,50 @@ int harness_in_transaction(nodup_db *db) {
     return PQtransactionStatus(handle) != PQTRANS_IDLE;
   return sqlite3_get_autocommit(handle) == 0;
 }
+
+/* Every row of every table except nodup's own, as text, in a fixed order:
+ * PostgreSQL's row-to-text cast; on SQLite quote() of each column (which
+ * keeps types apart: 1, '1' and X'01' differ). The caller frees. */
+char *harness_dump(nodup_db *db) {
+  char *tables, *out = NULL, *save = NULL, *name;
+  size_t len = 0;
+  tables = harness_query(
+      db,
+      harness_pick("SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_schema"
+                   " WHERE type = 'table' AND name NOT LIKE 'nodup%' AND name NOT LIKE 'sqlite%'"
+                   " ORDER BY name)",
+                   "SELECT string_agg(tablename, ' ' ORDER BY tablename) FROM pg_tables"
+                   " WHERE schemaname = 'public' AND tablename NOT LIKE 'nodup%'"),
+      NULL);
+  assert_non_null(tables);
+  for (name = strtok_r(tables, " ", &save); name; name = strtok_r(NULL, " ", &save)) {
+    char sql[4096], *cols = NULL, *rows;
+    size_t n;
+    if (harness_is_pg()) {
+      snprintf(sql, sizeof sql,
+               "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM \"%s\" t",
+               name);
+    } else {
+      cols = harness_query(db,
+                           "SELECT group_concat('quote(\"' || name || '\")', ' || '','' || ')"
+                           " FROM pragma_table_info($1)",
+                           name);
+      assert_non_null(cols);
+      snprintf(sql, sizeof sql,
+               "SELECT coalesce(group_concat(r, char(10)), '') FROM (SELECT %s AS r FROM \"%s\""
+               " ORDER BY 1)",
+               cols, name);
+    }
+    rows = harness_query(db, sql, NULL);
+    free(cols);
+    assert_non_null(rows);
+    n = strlen(name) + strlen(rows) + 3;
+    out = realloc(out, len + n + 1);
+    assert_non_null(out);
+    snprintf(out + len, n + 1, "%s:\n%s\n", name, rows);
+    len += strlen(out + len);
+    free(rows);
+  }
+  free(tables);
+  return out;
+}

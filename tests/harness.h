@@ -119,6 +119,11 @@ int harness_goc(nodup_db *db, nodup_key *key, const char *const *vals,
                 const char *const *default_cols,
                 const char *const *default_vals, size_t ndefaults, char *id);
 
+/* Every row of every table except nodup's own, as text, in a fixed order
+ * (PostgreSQL: each row cast to text; SQLite: quote() of each column, which
+ * keeps 1, '1' and X'01' apart). The caller frees. */
+char *harness_dump(nodup_db *db);
+
 /* 1 when the connection is inside a transaction (seen on the raw handle). */
 int harness_in_transaction(nodup_db *db);
 

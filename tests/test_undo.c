@@ -20,53 +20,6 @@
 
 static const char *const conf_key[] = {"conference_id", "app_id"};
 
-/* Every row of every table except nodup's own, as text, in a fixed order:
- * PostgreSQL's row-to-text cast; on SQLite quote() of each column (which
- * keeps types apart: 1, '1' and X'01' differ). The caller frees. */
-static char *dump(nodup_db *db) {
-  char *tables, *out = NULL, *save = NULL, *name;
-  size_t len = 0;
-  tables = harness_query(
-      db,
-      harness_pick("SELECT group_concat(name, ' ') FROM (SELECT name FROM sqlite_schema"
-                   " WHERE type = 'table' AND name NOT LIKE 'nodup%' AND name NOT LIKE 'sqlite%'"
-                   " ORDER BY name)",
-                   "SELECT string_agg(tablename, ' ' ORDER BY tablename) FROM pg_tables"
-                   " WHERE schemaname = 'public' AND tablename NOT LIKE 'nodup%'"),
-      NULL);
-  assert_non_null(tables);
-  for (name = strtok_r(tables, " ", &save); name; name = strtok_r(NULL, " ", &save)) {
-    char sql[4096], *cols = NULL, *rows;
-    size_t n;
-    if (harness_is_pg()) {
-      snprintf(sql, sizeof sql,
-               "SELECT coalesce(string_agg(t::text, E'\\n' ORDER BY t::text), '') FROM \"%s\" t",
-               name);
-    } else {
-      cols = harness_query(db,
-                           "SELECT group_concat('quote(\"' || name || '\")', ' || '','' || ')"
-                           " FROM pragma_table_info($1)",
-                           name);
-      assert_non_null(cols);
-      snprintf(sql, sizeof sql,
-               "SELECT coalesce(group_concat(r, char(10)), '') FROM (SELECT %s AS r FROM \"%s\""
-               " ORDER BY 1)",
-               cols, name);
-    }
-    rows = harness_query(db, sql, NULL);
-    free(cols);
-    assert_non_null(rows);
-    n = strlen(name) + strlen(rows) + 3;
-    out = realloc(out, len + n + 1);
-    assert_non_null(out);
-    snprintf(out + len, n + 1, "%s:\n%s\n", name, rows);
-    len += strlen(out + len);
-    free(rows);
-  }
-  free(tables);
-  return out;
-}
-
 static void assert_dump_equal(const char *want, char *got) {
   if (strcmp(want, got) != 0) fail_msg("dump differs\n--- want\n%s\n--- got\n%s", want, got);
   free(got);
@@ -84,7 +37,7 @@ static void test_undo_seed000_exact(void **state) {
   /* Values the fill and the undo must carry exactly. */
   harness_exec(db, "ALTER TABLE \"conference\" ADD COLUMN \"note\" TEXT;"
                    "UPDATE \"conference\" SET \"note\" = 'two''s' WHERE \"id\" = 2");
-  before = dump(db);
+  before = harness_dump(db);
   memset(&opt, 0, sizeof opt);
   opt.refs = refs;
   opt.nrefs = 1;
@@ -92,7 +45,7 @@ static void test_undo_seed000_exact(void **state) {
   assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, &opt), NODUP_OK);
   snprintf(run, sizeof run, "%s", r->run);
   nodup_merge_free(r);
-  merged = dump(db);
+  merged = harness_dump(db);
   assert_string_not_equal(merged, before);
   harness_expect(db, "SELECT \"note\" FROM \"conference\" WHERE \"id\" = 1", NULL, "two's");
 
@@ -101,7 +54,7 @@ static void test_undo_seed000_exact(void **state) {
    * audit 3, the self-reference 1, the fill 1 set back. */
   assert_int_equal(restored, 7);
   assert_int_equal(reverted, 3 + 2 + 3 + 1 + 1);
-  assert_dump_equal(before, dump(db));
+  assert_dump_equal(before, harness_dump(db));
   harness_expect(db, "SELECT status FROM {j}nodup_runs WHERE run = $1", run, "undone");
   assert_false(harness_in_transaction(db));
 
@@ -110,7 +63,7 @@ static void test_undo_seed000_exact(void **state) {
   assert_non_null(strstr(nodup_errmsg(db), "already undone"));
   assert_int_equal(nodup_undo(db, "no-such-run", NULL, NULL), NODUP_ERR_NO_RUN);
   assert_non_null(strstr(nodup_errmsg(db), "no-such-run"));
-  assert_dump_equal(before, dump(db));
+  assert_dump_equal(before, harness_dump(db));
   free(merged);
   free(before);
 }
@@ -124,7 +77,7 @@ static void test_undo_chinook_exact(void **state) {
   char *before, run[40];
 
   db = harness_load_chinook(state);
-  before = dump(db);
+  before = harness_dump(db);
   assert_int_equal(nodup_merge(&r, db, pg ? "playlist" : "Playlist", pg ? key_pg : key_sqlite, 1,
                                NULL, NULL),
                    NODUP_OK);
@@ -134,7 +87,7 @@ static void test_undo_chinook_exact(void **state) {
   assert_int_equal(nodup_undo(db, run, &restored, NULL), NODUP_OK);
   /* 4 playlists and the 3,290 + 213 link rows that collided. */
   assert_true(restored >= 4 + 3290 + 213);
-  assert_dump_equal(before, dump(db));
+  assert_dump_equal(before, harness_dump(db));
   if (!pg) assert_int_equal(harness_count(db, "SELECT count(*) FROM pragma_foreign_key_check", NULL), 0);
   free(before);
 }
@@ -150,10 +103,10 @@ static void test_undo_refuses_changed_rows(void **state) {
   snprintf(run, sizeof run, "%s", r->run);
   nodup_merge_free(r);
   harness_exec(db, "DELETE FROM \"event\" WHERE \"id\" = 4");
-  merged = dump(db);
+  merged = harness_dump(db);
   assert_int_equal(nodup_undo(db, run, NULL, NULL), NODUP_ERR_CHANGED);
   assert_non_null(strstr(nodup_errmsg(db), "event"));
-  assert_dump_equal(merged, dump(db));
+  assert_dump_equal(merged, harness_dump(db));
   harness_expect(db, "SELECT status FROM {j}nodup_runs WHERE run = $1", run, "done");
   assert_false(harness_in_transaction(db));
   free(merged);
@@ -189,7 +142,7 @@ static void test_resume_failed_run_then_undo(void **state) {
                    "INSERT INTO \"team\" (\"id\", \"slug\", \"size\") VALUES"
                    " (1, 'a', NULL), (2, 'a', 5), (3, 'b', NULL), (4, 'b', 7);"
                    "INSERT INTO \"member\" (\"team\") VALUES (1), (2), (3), (4), (4)");
-  before = dump(db);
+  before = harness_dump(db);
   memset(&opt, 0, sizeof opt);
   opt.batch = 1;
   opt.fill_nulls = 1;
@@ -231,7 +184,7 @@ static void test_resume_failed_run_then_undo(void **state) {
   assert_int_equal(nodup_merge_resume(&r, db, run, NULL), NODUP_ERR_NO_RUN);
 
   assert_int_equal(nodup_undo(db, run, NULL, NULL), NODUP_OK);
-  assert_dump_equal(before, dump(db));
+  assert_dump_equal(before, harness_dump(db));
   free(before);
 }
 
@@ -412,14 +365,14 @@ static void test_ref_with_condition(void **state) {
                    " (4, 'Photo', 2, 40), (5, 'Account', 4, 50);"
                    "INSERT INTO \"tags\" (\"id\", \"taggable_type\", \"taggable_id\") VALUES"
                    " (1, 'Account', 2), (2, 'Account', 3), (3, 'Photo', 3), (4, 'Account', 4)");
-  before = dump(db);
+  before = harness_dump(db);
 
   /* Unnamed, both are suspected (Rails pairs, class Account) and refused. */
   memset(&mo, 0, sizeof mo);
   assert_nodup(db, NODUP_ERR_REFERENCED, nodup_merge(&r, db, "account", key, 1, NULL, &mo));
   assert_contains(nodup_errmsg(db), "\"likes\" (likeable_id) WHERE likeable_type = 'Account'");
   assert_contains(nodup_errmsg(db), "\"tags\" (taggable_id) WHERE taggable_type = 'Account'");
-  assert_dump_equal(before, dump(db));
+  assert_dump_equal(before, harness_dump(db));
 
   memset(&so, 0, sizeof so);
   so.refs = refs;
@@ -456,7 +409,7 @@ static void test_ref_with_condition(void **state) {
   assert_int_equal(harness_count(db, "SELECT count(*) FROM {j}nodup_log WHERE run = $1", r->run), 2);
   assert_nodup(db, NODUP_OK, nodup_undo(db, r->run, NULL, NULL));
   nodup_merge_free(r);
-  assert_dump_equal(before, dump(db));
+  assert_dump_equal(before, harness_dump(db));
   free(before);
 }
 

@@ -778,6 +778,63 @@ run "undo a forgotten run" 2 "$bin" undo --db "$u6" "${j6[@]}" --run "$run6" &&
 expect_count6_rows() { count6 "$1" "SELECT count(*) FROM \"r6\"" "$2"; }
 expect_count6_rows "the undo stands" 4
 
+# --- issue 12, point 7: nothing disappears silently ------------------------
+# Colliding link rows that held other values are named in the report (text
+# and JSON); --column chooses the surviving values; a wrong spec is refused
+# before anything is written.
+run "exec setup (columns)" 0 "$bin" exec --db "$url" "
+  CREATE TABLE \"c7\" ($id_col, \"k\" TEXT, \"score\" INTEGER, \"seen\" INTEGER, \"city\" TEXT);
+  CREATE TABLE \"c7_grp\" ($id_col);
+  CREATE TABLE \"c7_role\" ($id_col, \"c7\" INTEGER NOT NULL REFERENCES \"c7\" (\"id\"),
+    \"grp\" INTEGER NOT NULL REFERENCES \"c7_grp\" (\"id\"), \"role\" TEXT, \"note\" TEXT,
+    UNIQUE (\"c7\", \"grp\"));
+  INSERT INTO \"c7\" (\"id\", \"k\", \"score\", \"seen\", \"city\") VALUES
+    (1, 'a', 1, 1, 'Paris'), (2, 'a', 5, 3, 'Lyon'), (3, 'a', 2, 2, 'Nice'),
+    (4, 'b', 1, 1, 'Oslo'), (5, 'b', 2, 2, 'Bern');
+  INSERT INTO \"c7_grp\" (\"id\") VALUES (1);
+  INSERT INTO \"c7_role\" (\"c7\", \"grp\", \"role\", \"note\") VALUES
+    (1, 1, 'dev', NULL), (2, 1, 'admin', NULL), (3, 1, 'owner', 'x'), (4, 1, 'member', NULL),
+    (5, 1, 'member', NULL)"
+c7=(--table c7 --key k)
+run "merge --help describes --column" 0 "$bin" merge --help &&
+  { stdout_has '\[--column \[TABLE\.\]COL=POLICY \.\.\.\]'; stdout_has '^  --column COL=POLICY'; \
+    stdout_has 'newest\(ORDERCOL\)'; }
+run "enforce --help names --column" 0 "$bin" enforce --help && stdout_has '--column'
+run "merge --column, a wrong spec" 2 "$bin" merge --db "$url" "${c7[@]}" --column score=avg &&
+  stderr_has 'column policy "score=avg"'
+run "merge --column, an unknown column" 2 "$bin" merge --db "$url" "${c7[@]}" \
+  --column c7_role.nope=max && stderr_has '"nope"'
+run "merge --column on the key" 2 "$bin" merge --db "$url" "${c7[@]}" --column k=max &&
+  stderr_has "merge key"
+run "enforce --column needs --merge" 2 "$bin" enforce --db "$url" "${c7[@]}" --column score=max &&
+  stderr_has "merge options need --merge"
+run "enforce --merge --column, a wrong spec" 2 "$bin" enforce --db "$url" "${c7[@]}" --merge \
+  --column score=avg && stderr_has 'column policy "score=avg"'
+if run "enforce --merge --column --dry-run" 0 "$bin" enforce --db "$url" "${c7[@]}" --merge \
+  --column score=max --dry-run --format json; then
+  json_has '"merged_groups":2'
+fi
+expect_count "the refusals merged nothing" c7 5
+if run "merge --column --dry-run json" 0 "$bin" merge --db "$url" "${c7[@]}" --dry-run \
+  --column score=max --format json; then
+  json_has '"table":"c7_role","repointed":0,"deleted":3,"filled":0,"inferred":false,"differed":{"role":2,"note":1}}'
+  json_has '"table":"c7","repointed":0,"deleted":3,"filled":2,"inferred":false,"differed":{}}'
+fi
+if run "merge --column" 0 "$bin" merge --db "$url" "${c7[@]}" --column score=max \
+  --column 'city=newest(seen)' --column c7_role.role=longest; then
+  stdout_has '^  ("public"\.)?"c7_role": 0 re-pointed, 3 deleted, 1 filled; collided rows held other values in role \(2 rows\), note \(1 row\): the surviving row kept its own unless --column set a policy \(the rows are archived\)$'
+  stdout_has '^  ("public"\.)?"c7": 0 re-pointed, 3 deleted, 2 filled$'
+fi
+run "merge --column: the values" 0 "$bin" exec --db "$url" "INSERT INTO \"assertions\" (\"v\")
+  SELECT NULL WHERE (SELECT count(*) FROM \"c7\" WHERE (\"id\" = 1 AND \"score\" = 5 AND \"city\" = 'Lyon')
+    OR (\"id\" = 4 AND \"score\" = 2 AND \"city\" = 'Bern')) <> 2
+  OR (SELECT \"role\" FROM \"c7_role\" WHERE \"c7\" = 1) <> 'admin'
+  OR (SELECT \"role\" FROM \"c7_role\" WHERE \"c7\" = 4) <> 'member'"
+run "merge --no-temp-index is accepted" 0 "$bin" merge --db "$url" "${c7[@]}" --no-temp-index \
+  --dry-run && stdout_has '^dry run \(rolled back\): 0 duplicate groups'
+run "--resume with --column is refused" 2 "$bin" merge --db "$url" --resume x --column score=max &&
+  stderr_has "--resume takes the run's own"
+
 # make demo: plain text when piped, and the commands it echoes paste back
 # as the same words (the SQL and "Crème Brûlée" as one word each). Its exit
 # status is not the point here: its races can hit SQLite's busy timeout on a
