@@ -95,7 +95,7 @@ int cmd_merge(int argc, char **argv) {
   static const char *const allowed[] = {"db", "table", "key", "where", "keep", "ref",
                                         "ignore-ref", "one-to-one", "batch", "dry-run", "no-archive",
                                         "nulls-equal", "fill-nulls", "resume", "format",
-                                        "journal", NULL};
+                                        "journal", "no-temp-index", "keep-temp-index", NULL};
   cli_args a;
   nodup_db *db = NULL;
   nodup_merge_report *r = NULL;
