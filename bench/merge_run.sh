@@ -60,7 +60,7 @@ for tool in psql sqlite3 /usr/bin/time; do
 done
 if [ -z "$methods" ]; then
   methods="nodup,noarchive,one,one-noarchive,hand,loop"
-  [ "$unindexed" = 1 ] && methods="nodup,notemp,hand"
+  if [ "$unindexed" = 1 ]; then methods="nodup,notemp,hand"; fi
 fi
 IFS=, read -r -a mlist <<<"$methods"
 if [ "$unindexed" = 1 ]; then
@@ -88,8 +88,9 @@ fp_sql="SELECT (SELECT count(*) || '/' || sum(id) FROM parent) || ' ' ||
   (SELECT count(*) || '/' || sum(id) || '/' || sum(parent_id) FROM child) || ' ' ||
   (SELECT count(*) || '/' || sum(id) || '/' || sum(parent_id) || '/' || sum(owner) FROM link) || ' ' ||
   (SELECT count(*) || '/' || sum(id) || '/' || sum(parent_id) FROM profile)"
-[ "$unindexed" = 1 ] && fp_sql="$fp_sql || ' ' ||
-  (SELECT count(*) || '/' || sum(id) || '/' || sum(parent_id) FROM note)"
+if [ "$unindexed" = 1 ]; then
+  fp_sql="$fp_sql || ' ' || (SELECT count(*) || '/' || sum(id) || '/' || sum(parent_id) FROM note)"
+fi
 fingerprint() {
   if [ "$1" = pg ]; then psql -X -At -h "$sock" -U postgres -d bm -c "$fp_sql"
   else sqlite3 "$2" "$fp_sql"; fi
@@ -151,11 +152,11 @@ generate() {
   if [ "$1" = pg ]; then
     psql -X -q -h "$sock" -U postgres -d postgres -c "CREATE DATABASE bm_template"
     { echo "CREATE TEMP TABLE gen_param AS SELECT CAST($rows AS bigint) AS n;"; cat "$here/merge/gen_pg.sql"
-      [ "$unindexed" = 1 ] && cat "$here/merge/gen_note_pg.sql"; } |
+      if [ "$unindexed" = 1 ]; then cat "$here/merge/gen_note_pg.sql"; fi; } |
       psql -X -q -h "$sock" -U postgres -d bm_template >/dev/null
   else
     { echo "CREATE TEMP TABLE gen_param AS SELECT $rows AS n;"; cat "$here/merge/gen_sqlite.sql"
-      [ "$unindexed" = 1 ] && cat "$here/merge/gen_note_sqlite.sql"; } |
+      if [ "$unindexed" = 1 ]; then cat "$here/merge/gen_note_sqlite.sql"; fi; } |
       sqlite3 "$base/template.db" >/dev/null
     sqlite3 "$base/template.db" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
   fi
@@ -226,7 +227,7 @@ for engine in "${engines[@]}"; do
     echo "#### $title: merge of $rows parent rows ($((rows / 10)) duplicated keys, $losers losers)"
     echo
     notes=""
-    [ "$unindexed" = 1 ] && notes=", $((rows / 3)) rows of note, whose foreign key column has no index"
+    if [ "$unindexed" = 1 ]; then notes=", $((rows / 3)) rows of note, whose foreign key column has no index"; fi
     echo "Children: $((3 * rows)) plain FK rows, $rows link rows (UNIQUE (owner, parent_id)), $((rows / 2)) one-to-one rows$notes. Median of $rounds rounds, methods rotating; a ratio is computed per round from runs side by side (median, range)."
     echo
     echo "| method | time | vs hand-written SQL (time ratio) | speed-up over the loop | peak RSS |"
