@@ -4,7 +4,7 @@
 BUILD ?= build
 CMAKE_FLAGS ?= -DCMAKE_BUILD_TYPE=RelWithDebInfo
 
-.PHONY: all deps test test-pg test-pg-all demo bench bench-merge install clean
+.PHONY: all deps test test-pg test-pg-all demo bench bench-merge bench-enforce-lock install clean
 
 all: $(BUILD)/Makefile
 	cmake --build $(BUILD) -j2
@@ -62,6 +62,11 @@ bench-merge:
 	scripts/deps.sh bench
 	$(MAKE) all
 	cmake --build $(BUILD) --target bench_merge
+
+bench-enforce-lock:
+	scripts/deps.sh bench
+	$(MAKE) all
+	cmake --build $(BUILD) --target bench_enforce_lock
 
 install: all
 	cmake --install $(BUILD)

@@ -13,7 +13,15 @@
 #   --only pg|sqlite
 #   --methods LIST  default nodup,noarchive,one,one-noarchive,hand,loop
 #                   (one: nodup merge --batch N, every group in one
-#                   transaction, as the hand-written SQL)
+#                   transaction, as the hand-written SQL); with --unindexed
+#                   nodup,notemp,hand (notemp: nodup merge --no-temp-index)
+#   --unindexed     add the unindexed child of issue 12: note, N/3 rows, a
+#                   foreign key to parent with no index on its column
+#                   (bench/merge/gen_note_*.sql); hand re-points it too
+#                   (bench/merge/hand_note.sql), with no index either; the
+#                   loop does not know it and is refused. Each loser's
+#                   foreign key check then reads note whole unless something
+#                   indexes it (quadratic): use --rows 100000 or so.
 #
 # Every method starts from a fresh copy of one generated database
 # (PostgreSQL: CREATE DATABASE ... TEMPLATE; SQLite: a file copy) and ends
@@ -34,7 +42,7 @@ fi
 usage="usage: merge_run.sh [-o FILE] NODUP BENCH_MERGE_LOOP"
 nodup=${1:?$usage}
 loop=${2:?$usage}
-rows=1000000 rounds=3 only="" methods="nodup,noarchive,one,one-noarchive,hand,loop"
+rows=1000000 rounds=3 only="" methods="" unindexed=0
 read -r -a args <<<"${NODUP_BENCH_MERGE_ARGS:-}"
 set -- "${args[@]}"
 while [ $# -gt 0 ]; do
@@ -43,13 +51,23 @@ while [ $# -gt 0 ]; do
     --rounds) rounds=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --methods) methods=$2; shift 2 ;;
+    --unindexed) unindexed=1; shift ;;
     *) echo "merge_run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 for tool in psql sqlite3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "merge_run.sh: needs $tool (scripts/deps.sh bench)" >&2; exit 2; }
 done
+if [ -z "$methods" ]; then
+  methods="nodup,noarchive,one,one-noarchive,hand,loop"
+  if [ "$unindexed" = 1 ]; then methods="nodup,notemp,hand"; fi
+fi
 IFS=, read -r -a mlist <<<"$methods"
+if [ "$unindexed" = 1 ]; then
+  for m in "${mlist[@]}"; do
+    [ "$m" = loop ] && { echo "merge_run.sh: the loop does not re-point note: not with --unindexed" >&2; exit 2; }
+  done
+fi
 
 base=$(mktemp -d /tmp/nodup-bm.XXXXXX)
 chmod 755 "$base"
@@ -70,9 +88,24 @@ fp_sql="SELECT (SELECT count(*) || '/' || sum(id) FROM parent) || ' ' ||
   (SELECT count(*) || '/' || sum(id) || '/' || sum(parent_id) FROM child) || ' ' ||
   (SELECT count(*) || '/' || sum(id) || '/' || sum(parent_id) || '/' || sum(owner) FROM link) || ' ' ||
   (SELECT count(*) || '/' || sum(id) || '/' || sum(parent_id) FROM profile)"
+if [ "$unindexed" = 1 ]; then
+  fp_sql="$fp_sql || ' ' || (SELECT count(*) || '/' || sum(id) || '/' || sum(parent_id) FROM note)"
+fi
 fingerprint() {
   if [ "$1" = pg ]; then psql -X -At -h "$sock" -U postgres -d bm -c "$fp_sql"
   else sqlite3 "$2" "$fp_sql"; fi
+}
+
+# hand_sql ENGINE: the hand-written merge's file; with --unindexed a copy
+# with hand_note.sql in place of its "-- @note" line.
+hand_sql() {
+  local f=$here/merge/hand_$1.sql
+  if [ "$unindexed" = 1 ]; then
+    awk -v note="$here/merge/hand_note.sql" '/^-- @note/ { while ((getline l < note) > 0) print l; next } { print }' \
+      "$f" >"$base/hand_$1.sql"
+    f=$base/hand_$1.sql
+  fi
+  echo "$f"
 }
 
 # timed ENGINE METHOD TARGET: run one method, print "seconds maxrss_kib".
@@ -85,11 +118,12 @@ timed() {
   case "$method" in
     nodup) cmd=("$nodup" merge --db "$conn" --table parent --key k) ;;
     noarchive) cmd=("$nodup" merge --db "$conn" --table parent --key k --no-archive) ;;
+    notemp) cmd=("$nodup" merge --db "$conn" --table parent --key k --no-temp-index) ;;
     one) cmd=("$nodup" merge --db "$conn" --table parent --key k --batch "$rows") ;;
     one-noarchive) cmd=("$nodup" merge --db "$conn" --table parent --key k --batch "$rows" --no-archive) ;;
     hand)
-      if [ "$engine" = pg ]; then cmd=(psql -X -q -h "$sock" -U postgres -d bm -f "$here/merge/hand_pg.sql")
-      else cmd=(sh -c 'exec sqlite3 "$1" < "$2"' sh "$target" "$here/merge/hand_sqlite.sql"); fi ;;
+      if [ "$engine" = pg ]; then cmd=(psql -X -q -h "$sock" -U postgres -d bm -f "$(hand_sql pg)")
+      else cmd=(sh -c 'exec sqlite3 "$1" < "$2"' sh "$target" "$(hand_sql sqlite)"); fi ;;
     loop)
       if [ "$engine" = pg ]; then cmd=("$loop" --pg "$conn"); else cmd=("$loop" --sqlite "$target"); fi ;;
     *) echo "merge_run.sh: unknown method $method" >&2; exit 2 ;;
@@ -117,10 +151,12 @@ generate() {
   t0=$(date +%s)
   if [ "$1" = pg ]; then
     psql -X -q -h "$sock" -U postgres -d postgres -c "CREATE DATABASE bm_template"
-    { echo "CREATE TEMP TABLE gen_param AS SELECT CAST($rows AS bigint) AS n;"; cat "$here/merge/gen_pg.sql"; } |
+    { echo "CREATE TEMP TABLE gen_param AS SELECT CAST($rows AS bigint) AS n;"; cat "$here/merge/gen_pg.sql"
+      if [ "$unindexed" = 1 ]; then cat "$here/merge/gen_note_pg.sql"; fi; } |
       psql -X -q -h "$sock" -U postgres -d bm_template >/dev/null
   else
-    { echo "CREATE TEMP TABLE gen_param AS SELECT $rows AS n;"; cat "$here/merge/gen_sqlite.sql"; } |
+    { echo "CREATE TEMP TABLE gen_param AS SELECT $rows AS n;"; cat "$here/merge/gen_sqlite.sql"
+      if [ "$unindexed" = 1 ]; then cat "$here/merge/gen_note_sqlite.sql"; fi; } |
       sqlite3 "$base/template.db" >/dev/null
     sqlite3 "$base/template.db" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
   fi
@@ -141,6 +177,7 @@ label() {
   case "$1" in
     nodup) echo "nodup merge (batches of 1,000 groups; archive + undo log)" ;;
     noarchive) echo "nodup merge --no-archive (batches of 1,000 groups)" ;;
+    notemp) echo "nodup merge --no-temp-index (batches of 1,000 groups; archive + undo log)" ;;
     one) echo "nodup merge --batch $rows (one transaction; archive + undo log)" ;;
     one-noarchive) echo "nodup merge --batch $rows --no-archive (one transaction)" ;;
     hand) echo "hand-written set-based SQL, one transaction (the limit)" ;;
@@ -189,7 +226,9 @@ for engine in "${engines[@]}"; do
   {
     echo "#### $title: merge of $rows parent rows ($((rows / 10)) duplicated keys, $losers losers)"
     echo
-    echo "Children: $((3 * rows)) plain FK rows, $rows link rows (UNIQUE (owner, parent_id)), $((rows / 2)) one-to-one rows. Median of $rounds rounds, methods rotating; a ratio is computed per round from runs side by side (median, range)."
+    notes=""
+    if [ "$unindexed" = 1 ]; then notes=", $((rows / 3)) rows of note, whose foreign key column has no index"; fi
+    echo "Children: $((3 * rows)) plain FK rows, $rows link rows (UNIQUE (owner, parent_id)), $((rows / 2)) one-to-one rows$notes. Median of $rounds rounds, methods rotating; a ratio is computed per round from runs side by side (median, range)."
     echo
     echo "| method | time | vs hand-written SQL (time ratio) | speed-up over the loop | peak RSS |"
     echo "|---|--:|--:|--:|--:|"
@@ -212,7 +251,7 @@ for engine in "${engines[@]}"; do
     done
     echo
     if [ "$fails" = 0 ]; then
-      echo "Checks: in every round every method ended with the same rows (counts and sums of ids and references of parent, child, link and profile)."
+      echo "Checks: in every round every method ended with the same rows (counts and sums of ids and references of parent, child, link and profile$([ "$unindexed" = 1 ] && echo ", note"))."
     else
       echo "Checks: **$fails method runs ended with different rows** (see stderr)."
     fi

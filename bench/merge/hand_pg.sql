@@ -35,5 +35,6 @@ DELETE FROM profile AS p
 UPDATE profile SET parent_id = m.keeper FROM m WHERE profile.parent_id = m.loser;
 
 UPDATE child SET parent_id = m.keeper FROM m WHERE child.parent_id = m.loser;
+-- @note (merge_run.sh --unindexed: bench/merge/hand_note.sql goes here)
 DELETE FROM parent USING m WHERE parent.id = m.loser;
 COMMIT;
