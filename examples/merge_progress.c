@@ -23,9 +23,9 @@ static void progress(void *ctx, long long done, long long total) {
 int main(int argc, char **argv) {
   static const char *const key_cols[] = {"title"};
   nodup_db *db = NULL;
-  nodup_merge_options mopt = {0};
+  nodup_merge_options mopt = NODUP_MERGE_OPTIONS_INIT;
   nodup_merge_report *mrep = NULL;
-  nodup_enforce_options eopt = {0};
+  nodup_enforce_options eopt = NODUP_ENFORCE_OPTIONS_INIT;
   nodup_enforce_report *erep = NULL;
   nodup_scan_report *srep = NULL;
   long long repointed = 0, deleted = 0;

@@ -659,7 +659,40 @@ typedef struct nodup_scan_report {
                                     them has rows > 0 */
 } nodup_scan_report;
 
+/*
+ * Options. Every options struct starts with `version`, set by its
+ * NODUP_*_OPTIONS_INIT initializer or its nodup_*_options_init() (as in
+ * libgit2), so that a later libnodup, whose struct has grown, still reads
+ * an application built against this header correctly, and an application
+ * built against a newer header is refused (NODUP_ERR_USAGE, naming both
+ * versions) by an older library instead of being misread. A zeroed struct
+ * (`= {0}`, memset) has version 0, read as version 1: the layout of 0.1.
+ *
+ *   nodup_merge_options opt = NODUP_MERGE_OPTIONS_INIT;
+ *   opt.batch = 500;
+ *
+ * The init functions zero `opt` and set its version; they return
+ * NODUP_ERR_USAGE for a version this library does not know (or a NULL
+ * opt), else NODUP_OK.
+ */
+struct nodup_scan_options;
+struct nodup_slug_options;
+struct nodup_merge_options;
+struct nodup_enforce_options;
+struct nodup_import_options;
+NODUP_EXTERN int nodup_scan_options_init(struct nodup_scan_options *opt, unsigned int version);
+NODUP_EXTERN int nodup_slug_options_init(struct nodup_slug_options *opt, unsigned int version);
+NODUP_EXTERN int nodup_merge_options_init(struct nodup_merge_options *opt, unsigned int version);
+NODUP_EXTERN int nodup_enforce_options_init(struct nodup_enforce_options *opt,
+                                            unsigned int version);
+NODUP_EXTERN int nodup_import_options_init(struct nodup_import_options *opt,
+                                           unsigned int version);
+
+#define NODUP_SCAN_OPTIONS_VERSION 1
+/* NODUP_SCAN_OPTIONS_INIT, or nodup_scan_options_init(): see "Options". */
+#define NODUP_SCAN_OPTIONS_INIT {.version = NODUP_SCAN_OPTIONS_VERSION}
 typedef struct nodup_scan_options {
+  unsigned int version;     /* NODUP_SCAN_OPTIONS_VERSION (0, a zeroed struct, reads as 1) */
   int nulls_equal;          /* treat NULL key values as equal (default: not) */
   size_t limit;             /* how many largest groups to list (0: 10) */
   const char *const *refs;  /* extra references "TABLE(COL[,COL...])" to the primary key,
@@ -718,7 +751,11 @@ NODUP_EXTERN void nodup_scan_free(nodup_scan_report *report);
 /* How many times nodup_slug_create() moves on after losing a race. */
 #define NODUP_SLUG_MAX_ATTEMPTS 1000
 
+#define NODUP_SLUG_OPTIONS_VERSION 1
+/* NODUP_SLUG_OPTIONS_INIT, or nodup_slug_options_init(): see "Options". */
+#define NODUP_SLUG_OPTIONS_INIT {.version = NODUP_SLUG_OPTIONS_VERSION}
 typedef struct nodup_slug_options {
+  unsigned int version;     /* NODUP_SLUG_OPTIONS_VERSION (0, a zeroed struct, reads as 1) */
   /* The longest slug, suffix included; 0 for NODUP_SLUG_MAX_LENGTH. Must be
    * more than NODUP_SLUG_SUFFIX_ROOM. The base is cut to max_length -
    * NODUP_SLUG_SUFFIX_ROOM, so suffixes up to -999999 fit; beyond a million
@@ -863,7 +900,11 @@ NODUP_EXTERN void nodup_slug_result_free(nodup_slug_result *out);
  * and the groups there were when it started. */
 typedef void (*nodup_progress_fn)(void *ctx, long long done, long long total);
 
+#define NODUP_MERGE_OPTIONS_VERSION 1
+/* NODUP_MERGE_OPTIONS_INIT, or nodup_merge_options_init(): see "Options". */
+#define NODUP_MERGE_OPTIONS_INIT {.version = NODUP_MERGE_OPTIONS_VERSION}
 typedef struct nodup_merge_options {
+  unsigned int version;     /* NODUP_MERGE_OPTIONS_VERSION (0, a zeroed struct, reads as 1) */
   const char *keep;         /* ORDER BY over the table's columns choosing the row kept
                                ("created_at ASC"); NULL: primary key ascending. Trusted SQL. */
   const char *const *refs;  /* extra references "TABLE(COL[,COL...]) [WHERE condition]",
@@ -1153,7 +1194,11 @@ NODUP_EXTERN int nodup_runs_forget(nodup_db *db, const char *run);
  * Enforcing a key
  */
 
+#define NODUP_ENFORCE_OPTIONS_VERSION 1
+/* NODUP_ENFORCE_OPTIONS_INIT, or nodup_enforce_options_init(): see "Options". */
+#define NODUP_ENFORCE_OPTIONS_INIT {.version = NODUP_ENFORCE_OPTIONS_VERSION}
 typedef struct nodup_enforce_options {
+  unsigned int version;     /* NODUP_ENFORCE_OPTIONS_VERSION (0, a zeroed struct, reads as 1) */
   const char *name;         /* the index (and constraint) name; NULL: "<table>_<cols>_key",
                                PostgreSQL's own naming, cut to 63 bytes */
   int nulls_equal;          /* NULLs are equal: PostgreSQL 15+ NULLS NOT DISTINCT;
@@ -1268,7 +1313,11 @@ NODUP_EXTERN void nodup_enforce_free(nodup_enforce_report *report);
 /* How many conflicting keys a report lists (the rest are only counted). */
 #define NODUP_IMPORT_LIST 10
 
+#define NODUP_IMPORT_OPTIONS_VERSION 1
+/* NODUP_IMPORT_OPTIONS_INIT, or nodup_import_options_init(): see "Options". */
+#define NODUP_IMPORT_OPTIONS_INIT {.version = NODUP_IMPORT_OPTIONS_VERSION}
 typedef struct nodup_import_options {
+  unsigned int version;     /* NODUP_IMPORT_OPTIONS_VERSION (0, a zeroed struct, reads as 1) */
   size_t chunk;             /* rows per INSERT statement where PostgreSQL's COPY of a
                                batch failed (the exact path); 0: 500 */
   size_t limit;             /* conflicts listed in the report; 0: NODUP_IMPORT_LIST */

@@ -869,6 +869,10 @@ int nodup_enforce(nodup_enforce_report **out, nodup_db *db, const char *table,
   if (!opt) opt = &none;
   if (where && !*where) where = NULL;
   nodup_clear_error(db);
+  if (options_check(db, opt->version, NODUP_ENFORCE_OPTIONS_VERSION, "nodup_enforce_options") ||
+      options_check(db, opt->merge_opt.version, NODUP_MERGE_OPTIONS_VERSION,
+                    "nodup_enforce_options.merge_opt"))
+    return NODUP_ERR_USAGE;
   buf_reset(&db->notice);
   memset(&c, 0, sizeof c);
   c.db = db;

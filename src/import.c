@@ -558,6 +558,8 @@ int nodup_import_csv(nodup_import_report **out, nodup_db *db, const char *table,
   *out = NULL;
   if (!db || !db->native) return NODUP_ERR_USAGE;
   nodup_clear_error(db);
+  if (opt && options_check(db, opt->version, NODUP_IMPORT_OPTIONS_VERSION, "nodup_import_options"))
+    return NODUP_ERR_USAGE;
   memset(&c, 0, sizeof c);
   buf_init(&c.data);
   buf_init(&c.copy_text);

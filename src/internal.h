@@ -558,6 +558,12 @@ struct nodup_key {
   int in_predicate;      /* the last inserted row satisfied the predicate */
 };
 
+/* ---- options.c ---- */
+
+/* NODUP_ERR_USAGE, naming `what` ("nodup_merge_options") and both versions,
+ * when an options struct is newer than this library knows (`known`). */
+int options_check(nodup_db *db, unsigned int version, unsigned int known, const char *what);
+
 /* ---- error.c ---- */
 
 /* Set db's message (printf-style) and return `code`, so callers can write

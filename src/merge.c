@@ -1659,6 +1659,8 @@ int nodup_merge(nodup_merge_report **out, nodup_db *db, const char *table,
   memset(&none, 0, sizeof none);
   if (!opt) opt = &none;
   nodup_clear_error(db);
+  if (options_check(db, opt->version, NODUP_MERGE_OPTIONS_VERSION, "nodup_merge_options"))
+    return NODUP_ERR_USAGE;
   if (opt->one_to_one < NODUP_ONE_TO_ONE_MERGE || opt->one_to_one > NODUP_ONE_TO_ONE_FAIL)
     return nodup_fail(db, NODUP_ERR_USAGE, "unknown one_to_one mode %d", opt->one_to_one);
   if (db->be->in_transaction(db))

@@ -133,6 +133,8 @@ int nodup_merge_resume(nodup_merge_report **out, nodup_db *db, const char *run,
   if (!db || !db->native || !run || !*run)
     return db ? nodup_fail(db, NODUP_ERR_USAGE, "resume needs a run id") : NODUP_ERR_USAGE;
   nodup_clear_error(db);
+  if (opt && options_check(db, opt->version, NODUP_MERGE_OPTIONS_VERSION, "nodup_merge_options"))
+    return NODUP_ERR_USAGE;
   if (db->be->in_transaction(db))
     return nodup_fail(db, NODUP_ERR_USAGE,
                       "merge runs its own transactions: call it outside one");

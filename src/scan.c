@@ -298,6 +298,9 @@ int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
   memset(&none, 0, sizeof none);
   if (!opt) opt = &none;
   if (where && !*where) where = NULL;
+  nodup_clear_error(db);
+  if (options_check(db, opt->version, NODUP_SCAN_OPTIONS_VERSION, "nodup_scan_options"))
+    return NODUP_ERR_USAGE;
   limit = opt->limit ? opt->limit : SCAN_DEFAULT_LIMIT;
   nodup_clear_error(db);
   buf_init(&q);

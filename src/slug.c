@@ -260,6 +260,9 @@ int nodup_slug_create(nodup_slug_result *out, nodup_db *db, const char *table,
   if (!out) return db ? nodup_fail(db, NODUP_ERR_USAGE, "slug_create: NULL result")
                       : NODUP_ERR_USAGE;
   memset(out, 0, sizeof *out);
+  if (db && opt && options_check(db, opt->version, NODUP_SLUG_OPTIONS_VERSION,
+                                 "nodup_slug_options"))
+    return NODUP_ERR_USAGE;
   if (!db || !db->native) return NODUP_ERR_USAGE;
   nodup_clear_error(db);
   buf_init(&sq.top);

@@ -187,7 +187,8 @@ int nodup_slugify(char *out, size_t size, const char *text,
   char *ascii = NULL;
   int rc;
 
-  if (!out || !text || limit == 0 || size < max + 1) {
+  if (!out || !text || limit == 0 || size < max + 1 ||
+      (opt && opt->version > NODUP_SLUG_OPTIONS_VERSION)) {
     if (out && size) out[0] = '\0';
     return NODUP_ERR_USAGE;
   }

@@ -692,6 +692,61 @@ static void test_close_with_key_open(void **state) {
   assert_int_equal(harness_count(db, "SELECT count(*) FROM \"people\"", NULL), 1);
 }
 
+
+/* Versioned options: the INIT macros and init functions set the version;
+ * a struct newer than the library is refused, naming both versions,
+ * before anything is written; a zeroed struct reads as version 1. */
+static void test_options_versions(void **state) {
+  nodup_db *db = *state;
+  static const char *const k[] = {"email"};
+  nodup_merge_options m = NODUP_MERGE_OPTIONS_INIT, m2;
+  nodup_enforce_options e = NODUP_ENFORCE_OPTIONS_INIT;
+  nodup_scan_options so;
+  nodup_import_options io;
+  nodup_slug_options sl;
+  nodup_merge_report *mr = NULL;
+  nodup_enforce_report *er = NULL;
+  nodup_scan_report *sr = NULL;
+  (void)people_key(db);
+  harness_exec(db, "CREATE TABLE \"dup\" ({id}, \"email\" TEXT)");
+  harness_exec(db, "INSERT INTO \"dup\" (\"email\") VALUES ('a'), ('a')");
+  assert_int_equal(m.version, NODUP_MERGE_OPTIONS_VERSION);
+  assert_int_equal(e.version, NODUP_ENFORCE_OPTIONS_VERSION);
+  assert_int_equal(nodup_merge_options_init(&m2, NODUP_MERGE_OPTIONS_VERSION), NODUP_OK);
+  assert_int_equal(m2.version, NODUP_MERGE_OPTIONS_VERSION);
+  assert_int_equal(m2.batch, 0);
+  assert_int_equal(nodup_merge_options_init(&m2, NODUP_MERGE_OPTIONS_VERSION + 1),
+                   NODUP_ERR_USAGE);
+  assert_int_equal(nodup_merge_options_init(NULL, 1), NODUP_ERR_USAGE);
+  assert_int_equal(nodup_scan_options_init(&so, 1), NODUP_OK);
+  assert_int_equal(nodup_import_options_init(&io, 1), NODUP_OK);
+  assert_int_equal(nodup_slug_options_init(&sl, 1), NODUP_OK);
+  assert_int_equal(nodup_enforce_options_init(&e, 0), NODUP_ERR_USAGE);
+
+  /* From a newer header: refused, nothing written (no journal, no index). */
+  m.version = NODUP_MERGE_OPTIONS_VERSION + 1;
+  assert_int_equal(nodup_merge(&mr, db, "dup", k, 1, NULL, &m), NODUP_ERR_USAGE);
+  assert_null(mr);
+  assert_non_null(strstr(nodup_errmsg(db), "nodup_merge_options version 2 is newer"));
+  nodup_enforce_options_init(&e, NODUP_ENFORCE_OPTIONS_VERSION);
+  e.merge = 1;
+  e.merge_opt.version = NODUP_MERGE_OPTIONS_VERSION + 1;
+  assert_int_equal(nodup_enforce(&er, db, "dup", k, 1, NULL, &e), NODUP_ERR_USAGE);
+  assert_null(er);
+  assert_non_null(strstr(nodup_errmsg(db), "merge_opt"));
+  so.version = NODUP_SCAN_OPTIONS_VERSION + 1;
+  assert_int_equal(nodup_scan(&sr, db, "dup", k, 1, NULL, &so), NODUP_ERR_USAGE);
+  assert_null(sr);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"dup\"", NULL), 2);
+
+  /* A zeroed struct is version 1: accepted. */
+  memset(&m2, 0, sizeof m2);
+  assert_int_equal(nodup_merge(&mr, db, "dup", k, 1, NULL, &m2), NODUP_OK);
+  assert_int_equal(mr->groups, 1);
+  nodup_merge_free(mr);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"dup\"", NULL), 1);
+}
+
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
   const struct CMUnitTest pg_tests[] = {
@@ -706,6 +761,7 @@ int main(void) {
       T(test_pg_guard_refusal_is_a_lost_race),
       T(test_errors_as_data),
       T(test_close_with_key_open),
+      T(test_options_versions),
   };
   const struct CMUnitTest sqlite_tests[] = {
       T(test_sqlite_connection_settings),
@@ -717,6 +773,7 @@ int main(void) {
       cmocka_unit_test(test_sqlite_readonly_file_and_directory),
       T(test_errors_as_data),
       T(test_close_with_key_open),
+      T(test_options_versions),
   };
 #undef T
   if (harness_is_pg())
