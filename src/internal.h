@@ -14,6 +14,7 @@
 #include <stddef.h>
 
 #include "nodup.h"
+#include "namespace.h"
 
 /* ---- buf.c: a growable NUL-terminated string that remembers OOM ---- */
 

@@ -12,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* internal.h's lexical check (linked from the static library). */
-const char *userexpr_lex(const char *s, size_t *at);
+/* internal.h's lexical check (linked from the static library, where
+ * src/namespace.h gives it the nodup__ prefix). */
+const char *nodup__userexpr_lex(const char *s, size_t *at);
+#define userexpr_lex nodup__userexpr_lex
 
 static void test_lexical_rule(void **state) {
   static const char *const ok[] = {
