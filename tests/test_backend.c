@@ -5,6 +5,7 @@
  * backend (chosen by NODUP_TEST_BACKEND), so nothing here is ever skipped.
  */
 #include "harness.h"
+#include "rig.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -378,7 +379,6 @@ static void test_pg_guard_refusal_is_a_lost_race(void **state) {
   nodup_db *db = *state;
   enum { N = 16 };
   static struct guard_race g[N];
-  pthread_t t[N];
   pthread_barrier_t barrier;
   people_key(db);
   harness_exec(db,
@@ -394,8 +394,7 @@ static void test_pg_guard_refusal_is_a_lost_race(void **state) {
     g[i].db = harness_connect();
     g[i].key = harness_key(g[i].db, "people", email_col, 1, NULL);
   }
-  for (int i = 0; i < N; i++) assert_int_equal(pthread_create(&t[i], NULL, guard_racer, &g[i]), 0);
-  for (int i = 0; i < N; i++) assert_int_equal(pthread_join(t[i], NULL), 0);
+  rig_threads_run(N, guard_racer, g, sizeof g[0]);
   pthread_barrier_destroy(&barrier);
   for (int k = 0; k < 5; k++) {
     int created = 0;
@@ -611,6 +610,14 @@ static void test_sqlite_readonly_open_keeps_journal_mode(void **state) {
   rmdir(dir);
 }
 
+/* The read-only session in a child, which drops to nobody when root. */
+static int readonly_child(struct rig_child *child, int index, void *path) {
+  (void)index;
+  rig_child_ready(child);
+  if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) return 100;
+  return readonly_session(path);
+}
+
 /* On a file and directory the process cannot write, read-only use works.
  * As root permissions do not apply, so a forked child drops to nobody. */
 static void test_sqlite_readonly_file_and_directory(void **state) {
@@ -624,13 +631,9 @@ static void test_sqlite_readonly_file_and_directory(void **state) {
   make_journal_file(path);
   assert_int_equal(chmod(path, 0444), 0);
   assert_int_equal(chmod(dir, 0555), 0);
-  pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(100);
-    _exit(readonly_session(path));
-  }
-  assert_int_equal(waitpid(pid, &status, 0), pid);
+  pid = rig_fork(readonly_child, path);
+  status = rig_reap(pid, 0);
+  assert_int_not_equal(status, -1);
   chmod(dir, 0755);
   expect_journal_mode(path, "delete");
   unlink(path);

@@ -20,19 +20,13 @@
  * documented "afterwards `nodup check` passes" promise.
  */
 #include "harness.h"
+#include "rig.h"
 
-#include <errno.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <libpq-fe.h>
+#include <sys/types.h>
 
 #define WRITERS 8
 #define LOCK_TIMEOUT_MS 2000
@@ -44,18 +38,6 @@ static const char *const key_k[] = {"k"};
 /* ---------------------------------------------------------------------------
  * Small helpers
  */
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
-}
 
 /* strstr ignoring ASCII case: "UNIQUE constraint failed" and "violates
  * unique constraint" are both unique violations. */
@@ -157,29 +139,6 @@ static void create_items(nodup_db *db, int rows, int keys) {
   harness_exec(db, sql);
 }
 
-/* Every row of `table` satisfying `filter`, as "id=expr" in id order: a
- * fingerprint to compare before and after. Free it. */
-static char *rows_text(nodup_db *db, const char *table, const char *expr,
-                       const char *filter) {
-  char sql[768];
-  if (harness_is_pg())
-    snprintf(sql, sizeof sql,
-             "SELECT string_agg(r, ';' ORDER BY i) FROM (SELECT \"id\" AS i,"
-             " CAST(\"id\" AS TEXT) || '=' || %s AS r FROM \"%s\" WHERE %s) s",
-             expr, table, filter);
-  else
-    snprintf(sql, sizeof sql,
-             "SELECT group_concat(r, ';') FROM (SELECT CAST(\"id\" AS TEXT)"
-             " || '=' || %s AS r FROM \"%s\" WHERE %s ORDER BY \"id\")",
-             expr, table, filter);
-  char *text = harness_query(db, sql, NULL);
-  if (text == NULL) {
-    text = strdup("");
-    assert_non_null(text);
-  }
-  return text;
-}
-
 #define ITEM_EXPR "coalesce(\"k\", '~') || '/' || CAST(\"v\" AS TEXT)"
 #define CHILD_EXPR "CAST(\"item\" AS TEXT)"
 
@@ -215,8 +174,8 @@ static long long constraint_count(nodup_db *db, const char *table) {
 }
 
 static void snapshot_take(nodup_db *db, struct snapshot *s) {
-  s->items = rows_text(db, "item", ITEM_EXPR, "1 = 1");
-  s->children = rows_text(db, "child", CHILD_EXPR, "1 = 1");
+  s->items = rig_rows(db, "item", ITEM_EXPR, "1 = 1");
+  s->children = rig_rows(db, "child", CHILD_EXPR, "1 = 1");
   s->indexes = index_count(db, "item");
   s->constraints = constraint_count(db, "item");
 }
@@ -347,8 +306,8 @@ static long long index_nulls_not_distinct(nodup_db *db, const char *name) {
  * `children` (rows_text fingerprints); fails naming both as they are. */
 static void expect_item_rows(nodup_db *db, const char *filter, const char *items,
                              const char *children, const char *what) {
-  char *got_items = rows_text(db, "item", ITEM_EXPR, filter);
-  char *got_children = rows_text(db, "child", CHILD_EXPR, "1 = 1");
+  char *got_items = rig_rows(db, "item", ITEM_EXPR, filter);
+  char *got_children = rig_rows(db, "child", CHILD_EXPR, "1 = 1");
   int ok = strcmp(got_items, items) == 0 && strcmp(got_children, children) == 0;
   char copy[512];
   snprintf(copy, sizeof copy, "%s | %s", got_items, got_children);
@@ -362,52 +321,10 @@ static void expect_item_rows(nodup_db *db, const char *filter, const char *items
  * Live writers
  */
 
-struct live;
-
-/* One naive writer and what it saw. */
-struct writer {
-  struct live *live;
-  nodup_db *db;
-  nodup_key *key;            /* two statements (find, insert); NULL: one */
-  unsigned seed;
-  long long statements;
-  long long violations;
-  double max_latency_ms;
-  double first_violation_ms; /* raised at, since live->origin_ms; -1: none */
-  char violation_msg[256];
-  int other_rc;              /* the first error that was not a unique violation */
-  char other_msg[512];
-};
-
-struct live {
-  struct writer writers[WRITERS];
-  pthread_t threads[WRITERS];
-  atomic_int stop;
-  atomic_llong statements;
-  double origin_ms;
-};
-
-/* Account for one statement that ran from `start` to now. */
-static void writer_record(struct writer *w, int rc, double start) {
-  double end = now_ms(), latency = end - start;
-  w->statements++;
-  atomic_fetch_add(&w->live->statements, 1);
-  if (latency > w->max_latency_ms)
-    w->max_latency_ms = latency;
-  if (rc == NODUP_OK)
-    return;
-  const char *msg = nodup_errmsg(w->db);
-  if (is_unique_violation(rc, msg)) {
-    if (w->violations++ == 0) {
-      /* When it was raised: a statement sent before enforce started may
-       * wait for enforce's lock and then meet the new index. */
-      w->first_violation_ms = end - w->live->origin_ms;
-      snprintf(w->violation_msg, sizeof w->violation_msg, "%s", msg);
-    }
-  } else if (w->other_rc == NODUP_OK) {
-    w->other_rc = rc;
-    snprintf(w->other_msg, sizeof w->other_msg, "%s", msg);
-  }
+/* Unique violations are what the writers expect once the index (or the
+ * online guard) is in. */
+static int expected_violation(int rc, nodup_db *db) {
+  return is_unique_violation(rc, nodup_errmsg(db));
 }
 
 /*
@@ -417,71 +334,41 @@ static void writer_record(struct writer *w, int rc, double start) {
  * SQLite included). Keys come from a window of 8 that moves every 5 ms,
  * so the writers keep inserting and keep colliding.
  */
-static void *writer_main(void *arg) {
-  struct writer *w = arg;
-  struct live *live = w->live;
+static void naive_write(struct rig_writer *w) {
   char value[64], sql[256];
-  while (!atomic_load(&live->stop)) {
-    long window = (long)((now_ms() - live->origin_ms) / 5.0);
-    w->seed = w->seed * 1103515245u + 12345u;
-    snprintf(value, sizeof value, "w%ld-%u", window, (w->seed >> 16) % 8u);
-    double start = now_ms();
-    if (w->key == NULL) {
-      snprintf(sql, sizeof sql,
-               "INSERT INTO \"item\" (\"k\", \"v\") SELECT '%s', -1"
-               " WHERE NOT EXISTS (SELECT 1 FROM \"item\""
-               " WHERE \"k\" = '%s')",
-               value, value);
-      writer_record(w, nodup_exec(w->db, sql), start);
-      continue;
-    }
-    const char *vals[1] = {value};
-    nodup_result found = {NULL, 0};
-    int rc = nodup_find(w->key, vals, &found);
-    writer_record(w, rc, start);
-    if (rc != NODUP_OK || found.id != NULL)
-      continue;
-    nodup_result inserted = {NULL, 0};
-    start = now_ms();
-    writer_record(w, nodup_insert(w->key, vals, NULL, NULL, 0, &inserted),
-                  start);
+  long window = (long)((rig_now_ms() - w->live->origin_ms) / 5.0);
+  snprintf(value, sizeof value, "w%ld-%u", window, (rig_writer_random(w) >> 16) % 8u);
+  double start = rig_now_ms();
+  if (w->key == NULL) {
+    snprintf(sql, sizeof sql,
+             "INSERT INTO \"item\" (\"k\", \"v\") SELECT '%s', -1"
+             " WHERE NOT EXISTS (SELECT 1 FROM \"item\""
+             " WHERE \"k\" = '%s')",
+             value, value);
+    rig_live_record(w, nodup_exec(w->db, sql), start);
+    return;
   }
-  return NULL;
+  const char *vals[1] = {value};
+  nodup_result found = {NULL, 0};
+  int rc = nodup_find(w->key, vals, &found);
+  rig_live_record(w, rc, start);
+  if (rc != NODUP_OK || found.id != NULL)
+    return;
+  nodup_result inserted = {NULL, 0};
+  start = rig_now_ms();
+  rig_live_record(w, nodup_insert(w->key, vals, NULL, NULL, 0, &inserted), start);
 }
 
 /* Static: a failed assertion longjmps out of the test. */
-static struct live live_state;
+static struct rig_live live_state;
 
 /* Connect the writers (odd ones check and insert in two statements) and
  * start them all, or fail. */
-static void live_start(struct live *live) {
-  int started = 0;
-  for (int i = 0; i < WRITERS; i++) {
-    live->writers[i].live = live;
-    live->writers[i].db = harness_connect();
-    if (i % 2 == 1)
-      live->writers[i].key =
-          harness_key_unbacked(live->writers[i].db, "item", key_k, 1, NULL);
-    live->writers[i].seed = (unsigned)i * 7919u + 1u;
-    live->writers[i].first_violation_ms = -1;
-  }
-  live->origin_ms = now_ms();
-  for (; started < WRITERS; started++)
-    if (pthread_create(&live->threads[started], NULL, writer_main,
-                       &live->writers[started]) != 0)
-      break;
-  if (started < WRITERS) {
-    atomic_store(&live->stop, 1);
-    for (int i = 0; i < started; i++)
-      pthread_join(live->threads[i], NULL);
-    fail_msg("could only start %d writer threads", started);
-  }
-}
-
-static void live_stop(struct live *live) {
-  atomic_store(&live->stop, 1);
-  for (int i = 0; i < WRITERS; i++)
-    pthread_join(live->threads[i], NULL);
+static void live_start(struct rig_live *live) {
+  rig_live_connect(live, WRITERS);
+  for (int i = 1; i < WRITERS; i += 2)
+    live->writers[i].key = harness_key_unbacked(live->writers[i].db, "item", key_k, 1, NULL);
+  rig_live_start(live, naive_write, expected_violation);
 }
 
 /*
@@ -490,9 +377,8 @@ static void live_stop(struct live *live) {
  */
 static void live_writers(void **state, int online) {
   nodup_db *db = *state;
-  struct live *live = &live_state;
+  struct rig_live *live = &live_state;
   nodup_enforce_options opt;
-  memset(live, 0, sizeof *live);
   memset(&opt, 0, sizeof opt);
   opt.merge = 1;
   opt.online = online;
@@ -500,12 +386,12 @@ static void live_writers(void **state, int online) {
   create_items(db, 2000, 300);
 
   live_start(live);
-  sleep_ms(300);
+  rig_sleep_ms(300);
   long long before = atomic_load(&live->statements);
-  double started = now_ms() - live->origin_ms;
+  double started = rig_now_ms() - live->origin_ms;
   nodup_enforce_report *rep = NULL;
   int rc = nodup_enforce(&rep, db, "item", key_k, 1, NULL, &opt);
-  double ended = now_ms() - live->origin_ms;
+  double ended = rig_now_ms() - live->origin_ms;
   long long during = atomic_load(&live->statements) - before;
   struct outcome o;
   memset(&o, 0, sizeof o);
@@ -520,15 +406,15 @@ static void live_writers(void **state, int online) {
     o.already = rep->already;
   }
   nodup_enforce_free(rep);
-  sleep_ms(300);
-  live_stop(live);
+  rig_sleep_ms(300);
+  rig_live_stop(live);
 
   long long statements = 0, violations = 0;
   double max_latency = 0;
   for (int i = 0; i < WRITERS; i++) {
-    const struct writer *w = &live->writers[i];
+    const struct rig_writer *w = &live->writers[i];
     statements += w->statements;
-    violations += w->violations;
+    violations += w->expected;
     if (w->max_latency_ms > max_latency)
       max_latency = w->max_latency_ms;
   }
@@ -543,14 +429,14 @@ static void live_writers(void **state, int online) {
   assert_false(o.already);
   assert_string_equal(o.index, "item_k_key");
   for (int i = 0; i < WRITERS; i++) {
-    const struct writer *w = &live->writers[i];
+    const struct rig_writer *w = &live->writers[i];
     if (w->other_rc != NODUP_OK)
       fail_msg("writer %d failed with %s, not a unique violation: %s", i,
                nodup_strerror(w->other_rc), w->other_msg);
-    if (w->violations > 0 && w->first_violation_ms < started)
+    if (w->expected > 0 && w->first_expected_ms < started)
       fail_msg("writer %d got a unique violation at %.1f ms, before enforce"
                " started (%.1f ms): %s",
-               i, w->first_violation_ms, started, w->violation_msg);
+               i, w->first_expected_ms, started, w->expected_msg);
     if (w->max_latency_ms >= LATENCY_BOUND_MS)
       fail_msg("writer %d waited %.0f ms for one statement (bound %.0f ms)",
                i, w->max_latency_ms, LATENCY_BOUND_MS);
@@ -963,40 +849,8 @@ static void create_big(nodup_db *db, const char *table, long rows) {
   harness_exec(db, sql);
 }
 
-/* Terminates the backend running CREATE UNIQUE INDEX CONCURRENTLY in this
- * database, once. Raw libpq: no cmocka off the main thread. */
-struct killer {
-  PGconn *conn;
-  atomic_int stop;
-  int terminated;
-  char error[256];
-};
-
-static void *killer_main(void *arg) {
-  struct killer *k = arg;
-  while (!atomic_load(&k->stop)) {
-    PGresult *res = PQexec(
-        k->conn,
-        "SELECT pg_catalog.pg_terminate_backend(pid)"
-        " FROM pg_catalog.pg_stat_activity"
-        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        " AND state = 'active'"
-        " AND query ILIKE 'CREATE UNIQUE INDEX CONCURRENTLY%'");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-      snprintf(k->error, sizeof k->error, "%s", PQerrorMessage(k->conn));
-      PQclear(res);
-      break;
-    }
-    int hit = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    if (hit) {
-      k->terminated = 1;
-      break;
-    }
-    sleep_ms(1);
-  }
-  return NULL;
-}
+/* What the terminator looks for: the backend building the index. */
+#define CIC_QUERY "CREATE UNIQUE INDEX CONCURRENTLY%"
 
 /*
  * PostgreSQL: the backend building the index concurrently is terminated.
@@ -1006,7 +860,7 @@ static void *killer_main(void *arg) {
  */
 static void test_backend_terminated_mid_build(void **state) {
   nodup_db *db = *state;
-  static struct killer killer;
+  static struct rig_terminator killer;
   nodup_enforce_options opt;
   struct outcome o;
   char table[32];
@@ -1021,16 +875,9 @@ static void test_backend_terminated_mid_build(void **state) {
   for (attempt = 1; attempt <= 3; attempt++) {
     snprintf(table, sizeof table, "big%d", attempt);
     create_big(db, table, 300000L * attempt);
-    memset(&killer, 0, sizeof killer);
-    killer.conn = nodup_db_handle(watcher);
-    pthread_t thread;
-    assert_int_equal(pthread_create(&thread, NULL, killer_main, &killer), 0);
+    rig_terminate_start(&killer, watcher, CIC_QUERY);
     o = enforce(db, table, key_k, 1, NULL, &opt);
-    atomic_store(&killer.stop, 1);
-    pthread_join(thread, NULL);
-    if (killer.error[0] != '\0')
-      fail_msg("killer: %s", killer.error);
-    if (killer.terminated)
+    if (rig_terminate_stop(&killer))
       break;
     print_message("attempt %d: the build finished before it was seen (%s);"
                   " trying a bigger table\n",
@@ -1064,57 +911,36 @@ static void test_backend_terminated_mid_build(void **state) {
   expect_nothing_temporary(again);
 }
 
+/* What a forked enforcer runs: the table and the options. */
+struct enforcer {
+  const char *table;
+  const nodup_enforce_options *opt;
+};
+
 /*
- * Run nodup_enforce in a child process on its own connection: returns
- * the child's pid after it has connected. The test's connection must be
- * closed by the caller first (a connection must not cross a fork). The
- * child exits 0 on NODUP_OK, 1 otherwise; it never touches cmocka.
+ * nodup_enforce in a child process on its own connection, ready (for
+ * rig_fork to return) once connected. It exits 0 on NODUP_OK, 1
+ * otherwise; it never touches cmocka.
  */
-static pid_t fork_enforcer(const char *table, const nodup_enforce_options *opt) {
-  int ready[2];
-  assert_int_equal(pipe(ready), 0);
-  fflush(NULL);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    nodup_db *db = NULL;
-    nodup_enforce_report *rep = NULL;
-    char byte = 'r';
-    close(ready[0]);
-    int rc = nodup_open(&db, harness_url());
-    if (write(ready[1], &byte, 1) != 1)
-      _exit(3);
-    close(ready[1]);
-    if (rc == NODUP_OK)
-      rc = nodup_enforce(&rep, db, table, key_k, 1, NULL, opt);
-    nodup_enforce_free(rep);
-    nodup_close(db);
-    _exit(rc == NODUP_OK ? 0 : 1);
-  }
-  close(ready[1]);
-  char byte;
-  ssize_t n;
-  while ((n = read(ready[0], &byte, 1)) < 0 && errno == EINTR)
-    ;
-  close(ready[0]);
-  return pid;
-}
-
-static int reap(pid_t pid, int options) {
-  int status = 0;
-  pid_t got;
-  while ((got = waitpid(pid, &status, options)) < 0 && errno == EINTR)
-    ;
-  return got == pid ? status : -1;
-}
-
-/* Reopen the test's main connection after the forks. */
-static nodup_db *reopen(void **state) {
+static int enforcer_main(struct rig_child *child, int index, void *arg) {
+  const struct enforcer *e = arg;
   nodup_db *db = NULL;
+  nodup_enforce_report *rep = NULL;
+  (void)index;
   int rc = nodup_open(&db, harness_url());
-  *state = db; /* even a failed handle: teardown closes it */
-  assert_nodup(db, NODUP_OK, rc);
-  return db;
+  rig_child_ready(child);
+  if (rc == NODUP_OK)
+    rc = nodup_enforce(&rep, db, e->table, key_k, 1, NULL, e->opt);
+  nodup_enforce_free(rep);
+  nodup_close(db);
+  return rc == NODUP_OK ? 0 : 1;
+}
+
+/* Fork an enforcer of `table`; returns its pid once it has connected. The
+ * test's connection must be closed first (rig_detach). */
+static pid_t fork_enforcer(const char *table, const nodup_enforce_options *opt) {
+  struct enforcer e = {table, opt};
+  return rig_fork(enforcer_main, &e);
 }
 
 /* SQLite: 10,000 rows over 9,000 keys, so 1,000 duplicate groups. */
@@ -1146,10 +972,10 @@ static void kill_client_sqlite(void **state) {
   int untouched = 0, done = 0;
 
   create_sqlite_big(*state, "calibration");
-  double start = now_ms();
+  double start = rig_now_ms();
   struct outcome calibration = enforce(*state, "calibration", key_k, 1, NULL,
                                        &opt);
-  double full_ms = now_ms() - start;
+  double full_ms = rig_now_ms() - start;
   expect_ok(&calibration);
 
   for (size_t i = 0; i < COUNT_OF(fractions); i++) {
@@ -1159,13 +985,11 @@ static void kill_client_sqlite(void **state) {
     snprintf(table, sizeof table, "big%zu", i);
     snprintf(want, sizeof want, "%s_k_key", table);
     create_sqlite_big(db, table);
-    nodup_close(db);
-    *state = NULL;
+    rig_detach(state);
     pid_t pid = fork_enforcer(table, &opt);
-    sleep_ms(delay);
-    kill(pid, SIGKILL);
-    int status = reap(pid, 0);
-    db = reopen(state);
+    rig_sleep_ms(delay);
+    int status = rig_kill(pid);
+    db = rig_reopen(state);
 
     long long groups = -1;
     assert_nodup(db, NODUP_OK,
@@ -1195,6 +1019,15 @@ static void kill_client_sqlite(void **state) {
                 full_ms, COUNT_OF(fractions), untouched, done);
 }
 
+/* The point to kill the client at: its backend builds the index. */
+static int cic_running(void *db) {
+  return harness_count(db,
+                       "SELECT count(*) FROM pg_catalog.pg_stat_activity"
+                       " WHERE datname = current_database()"
+                       " AND state = 'active' AND query ILIKE $1",
+                       CIC_QUERY) > 0;
+}
+
 /*
  * PostgreSQL: the enforcing process is killed while its backend builds
  * the index concurrently (online mode). The server finishes the
@@ -1216,31 +1049,15 @@ static void kill_client_pg(void **state) {
     snprintf(table, sizeof table, "big%d", attempt);
     snprintf(want, sizeof want, "%s_k_key", table);
     create_big(db, table, 300000L * attempt);
-    nodup_close(db);
-    *state = NULL;
+    rig_detach(state);
     pid_t pid = fork_enforcer(table, &opt);
-    db = reopen(state);
-    double deadline = now_ms() + 30000;
-    int status = -1;
-    while (now_ms() < deadline) {
-      if (harness_count(db,
-                        "SELECT count(*) FROM pg_catalog.pg_stat_activity"
-                        " WHERE datname = current_database()"
-                        " AND state = 'active' AND query ILIKE"
-                        " 'CREATE UNIQUE INDEX CONCURRENTLY%'",
-                        NULL) > 0) {
-        kill(pid, SIGKILL);
-        caught = 1;
-        status = reap(pid, 0);
-        break;
-      }
-      if ((status = reap(pid, WNOHANG)) != -1)
-        break;
-      sleep_ms(1);
-    }
-    if (!caught && status == -1) {
-      kill(pid, SIGKILL);
-      reap(pid, 0);
+    db = rig_reopen(state);
+    int at = rig_wait_point(pid, cic_running, db, 30000, NULL);
+    if (at == 1) {
+      caught = 1;
+      rig_kill(pid);
+    } else if (at == -1) {
+      rig_kill(pid);
       fail_msg("enforce neither built the index nor finished in 30 s");
     }
     if (!caught)
@@ -1252,15 +1069,15 @@ static void kill_client_pg(void **state) {
 
   /* Wait for the orphaned backend to finish and go. */
   nodup_db *db = *state;
-  double deadline = now_ms() + 60000;
+  double deadline = rig_now_ms() + 60000;
   while (harness_count(db,
                        "SELECT count(*) FROM pg_catalog.pg_stat_activity"
                        " WHERE datname = current_database()"
                        " AND pid <> pg_backend_pid()",
                        NULL) > 0) {
-    if (now_ms() > deadline)
+    if (rig_now_ms() > deadline)
       fail_msg("the killed client's backend is still running after 60 s");
-    sleep_ms(10);
+    rig_sleep_ms(10);
   }
   char *left = harness_query(db,
                              "SELECT string_agg(tgname::text, ', ')"

@@ -26,33 +26,16 @@
  * restarts the test cluster, so ctest runs it alone (RUN_SERIAL).
  */
 #include "harness.h"
+#include "rig.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <signal.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include <libpq-fe.h>
-
 static const char *const key_k[] = {"k"};
-
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-    ;
-}
 
 /* Assert that `hay` does not contain `needle`. */
 #define assert_lacks(hay, needle)                                              \
@@ -110,11 +93,11 @@ static long long other_backends(nodup_db *db) {
 }
 
 static void wait_for_other_backends_to_go(nodup_db *db) {
-  double deadline = now_ms() + 60000;
+  double deadline = rig_now_ms() + 60000;
   while (other_backends(db) > 0) {
-    if (now_ms() > deadline)
+    if (rig_now_ms() > deadline)
       fail_msg("the enforcing backend is still there after 60 s");
-    sleep_ms(10);
+    rig_sleep_ms(10);
   }
 }
 
@@ -191,17 +174,6 @@ static void expect_ok(const struct outcome *o) {
     fail_msg("enforce: %s: %s", nodup_strerror(o->rc), o->msg);
 }
 
-/* Reopen the test's main connection (after a fork or a restart). */
-static nodup_db *reopen(void **state) {
-  nodup_db *db = NULL;
-  int rc;
-  nodup_close(*state);
-  rc = nodup_open(&db, harness_url());
-  *state = db; /* even a failed handle: teardown closes it */
-  assert_nodup(db, NODUP_OK, rc);
-  return db;
-}
-
 /* ---- the server restart ---- */
 
 /* The cluster's socket directory, from NODUP_TEST_PG's host=. */
@@ -229,54 +201,41 @@ static int cluster(const char *cmd) {
   return system(line);
 }
 
-/*
- * Run nodup_enforce (online, merge) in a child on its own connection; the
- * child writes its code and message to `out` and exits. Returns its pid
- * once it has connected. The caller's connections must be closed first.
- */
-static pid_t fork_enforcer(const char *table, int out) {
-  int ready[2];
-  pid_t pid;
-  char byte;
-  assert_int_equal(pipe(ready), 0);
-  fflush(NULL);
-  pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    nodup_db *db = NULL;
-    nodup_enforce_report *rep = NULL;
-    nodup_enforce_options opt = online_opt();
-    char msg[8192];
-    int rc, len;
-    close(ready[0]);
-    rc = nodup_open(&db, harness_url());
-    if (write(ready[1], "r", 1) != 1)
-      _exit(3);
-    close(ready[1]);
-    if (rc == NODUP_OK)
-      rc = nodup_enforce(&rep, db, table, key_k, 1, NULL, &opt);
-    len = snprintf(msg, sizeof msg, "%d\n%s", rc, nodup_errmsg(db));
-    if (len > (int)sizeof msg - 1)
-      len = (int)sizeof msg - 1;
-    if (write(out, msg, (size_t)len) != len)
-      _exit(4);
-    nodup_enforce_free(rep);
-    nodup_close(db);
-    _exit(0);
-  }
-  close(ready[1]);
-  while (read(ready[0], &byte, 1) < 0 && errno == EINTR)
-    ;
-  close(ready[0]);
-  return pid;
+/* What a forked enforcer runs on, and where it reports. */
+struct enforcer {
+  const char *table;
+  int out;
+};
+
+/* nodup_enforce (online, merge) in a child on its own connection, ready
+ * once connected; it writes its code and message to `out` and exits. */
+static int enforcer_main(struct rig_child *child, int index, void *arg) {
+  const struct enforcer *e = arg;
+  nodup_db *db = NULL;
+  nodup_enforce_report *rep = NULL;
+  nodup_enforce_options opt = online_opt();
+  char msg[8192];
+  int rc, len;
+  (void)index;
+  rc = nodup_open(&db, harness_url());
+  rig_child_ready(child);
+  if (rc == NODUP_OK)
+    rc = nodup_enforce(&rep, db, e->table, key_k, 1, NULL, &opt);
+  len = snprintf(msg, sizeof msg, "%d\n%s", rc, nodup_errmsg(db));
+  if (len > (int)sizeof msg - 1)
+    len = (int)sizeof msg - 1;
+  if (write(e->out, msg, (size_t)len) != len)
+    return 4;
+  nodup_enforce_free(rep);
+  nodup_close(db);
+  return 0;
 }
 
-static int reap(pid_t pid, int options) {
-  int status = 0;
-  pid_t got;
-  while ((got = waitpid(pid, &status, options)) < 0 && errno == EINTR)
-    ;
-  return got == pid ? status : -1;
+/* Fork an enforcer of `table` reporting to `out`; returns its pid once it
+ * has connected. The caller's connections must be closed first. */
+static pid_t fork_enforcer(const char *table, int out) {
+  struct enforcer e = {table, out};
+  return rig_fork(enforcer_main, &e);
 }
 
 /* Read all of fd into buf (NUL-terminated). */
@@ -290,7 +249,7 @@ static void read_all(int fd, char *buf, size_t size) {
   buf[len] = '\0';
 }
 
-static int index_build_running(nodup_db *watcher) {
+static int index_build_running(void *watcher) {
   return harness_count(watcher,
                        "SELECT count(*) FROM pg_catalog.pg_stat_activity"
                        " WHERE datname = current_database() AND state = 'active'"
@@ -312,7 +271,6 @@ static void test_server_restart_mid_build(void **state) {
   for (attempt = 1; attempt <= 3 && !caught; attempt++) {
     int out[2];
     pid_t pid;
-    double deadline;
     nodup_db *watcher;
     snprintf(table, sizeof table, "big%d", attempt);
     snprintf(want_index, sizeof want_index, "%s_k_key", table);
@@ -324,30 +282,23 @@ static void test_server_restart_mid_build(void **state) {
     close(out[1]);
     watcher = NULL;
     assert_nodup(watcher, NODUP_OK, nodup_open(&watcher, harness_url()));
-    deadline = now_ms() + 60000;
-    while (now_ms() < deadline && reap(pid, WNOHANG) == -1) {
-      if (index_build_running(watcher)) {
-        caught = 1;
-        break;
-      }
-      sleep_ms(1);
-    }
+    caught = rig_wait_point(pid, index_build_running, watcher, 60000, NULL) == 1;
     nodup_close(watcher);
     if (caught) {
       /* Down, and kept down until the client has finished failing. */
       int killed = cluster("kill");
-      reap(pid, 0);
+      rig_reap(pid, 0);
       read_all(out[0], msg, sizeof msg);
       close(out[0]);
       assert_int_equal(cluster("resume"), 0);
       assert_int_equal(killed, 0);
     } else {
-      reap(pid, 0);
+      rig_reap(pid, 0);
       read_all(out[0], msg, sizeof msg);
       close(out[0]);
       print_message("attempt %d: enforce finished before the restart (%s)\n", attempt, msg);
     }
-    db = reopen(state);
+    db = rig_reopen(state);
   }
   if (!caught)
     fail_msg("could not restart the server during the index build in 3 attempts");
@@ -456,6 +407,9 @@ static void test_server_restart_mid_build(void **state) {
   }
 }
 
+/* The point to stop the client at: its guard trigger on "live" is in. */
+static int guard_in(void *watcher) { return guard_triggers(watcher, "live") > 0; }
+
 /*
  * The enforcing client is stopped once its guard is in: the run is alive
  * (its backend is), and nothing may take its guard. Killed, its leftovers
@@ -467,7 +421,6 @@ static void test_stopped_then_killed_client(void **state) {
   char backend[32], expect[256], existing[64];
   int out[2];
   pid_t pid;
-  double deadline;
   int seen = 0;
   nodup_db *watcher = NULL;
 
@@ -478,24 +431,18 @@ static void test_stopped_then_killed_client(void **state) {
   pid = fork_enforcer("live", out[1]);
   close(out[1]);
   assert_nodup(watcher, NODUP_OK, nodup_open(&watcher, harness_url()));
-  deadline = now_ms() + 60000;
-  while (now_ms() < deadline) {
-    if (guard_triggers(watcher, "live") > 0) {
-      kill(pid, SIGSTOP);
-      seen = 1;
-      break;
-    }
-    sleep_ms(1);
+  if (rig_wait_point(pid, guard_in, watcher, 60000, NULL) == 1) {
+    kill(pid, SIGSTOP);
+    seen = 1;
   }
   nodup_close(watcher);
   if (!seen) {
-    kill(pid, SIGKILL);
-    reap(pid, 0);
+    rig_kill(pid);
     close(out[0]);
-    reopen(state);
+    rig_reopen(state);
     fail_msg("the guard never appeared in 60 s");
   }
-  db = reopen(state);
+  db = rig_reopen(state);
   harness_query_into(db,
                      "SELECT CAST(pid AS text) FROM pg_catalog.pg_stat_activity"
                      " WHERE datname = current_database() AND pid <> pg_backend_pid()"
@@ -525,8 +472,7 @@ static void test_stopped_then_killed_client(void **state) {
   }
 
   /* Killed: its backend goes (once a build it started ends). */
-  kill(pid, SIGKILL);
-  reap(pid, 0);
+  rig_kill(pid);
   close(out[0]);
   wait_for_other_backends_to_go(db);
   assert_int_equal(guard_triggers(db, "live"), 1);
@@ -567,65 +513,24 @@ static void test_stopped_then_killed_client(void **state) {
   }
 }
 
-/* Terminates the backend running CREATE UNIQUE INDEX CONCURRENTLY, once.
- * Raw libpq: no cmocka off the main thread. */
-struct killer {
-  PGconn *conn;
-  atomic_int stop;
-  int terminated;
-  char error[256];
-};
-
-static void *killer_main(void *arg) {
-  struct killer *k = arg;
-  while (!atomic_load(&k->stop)) {
-    PGresult *res = PQexec(k->conn,
-                           "SELECT pg_catalog.pg_terminate_backend(pid)"
-                           " FROM pg_catalog.pg_stat_activity"
-                           " WHERE datname = current_database() AND pid <> pg_backend_pid()"
-                           " AND state = 'active'"
-                           " AND query ILIKE 'CREATE UNIQUE INDEX CONCURRENTLY%'");
-    int hit;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-      snprintf(k->error, sizeof k->error, "%s", PQerrorMessage(k->conn));
-      PQclear(res);
-      break;
-    }
-    hit = PQntuples(res) > 0 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    if (hit) {
-      k->terminated = 1;
-      break;
-    }
-    sleep_ms(1);
-  }
-  return NULL;
-}
 
 /* The backend is terminated mid-build and the server stays up: the run
  * cleans up on a new connection, and its message says nothing is left,
  * which the catalog confirms. */
 static void test_terminated_mid_build_says_nothing_left(void **state) {
   nodup_db *db = *state, *watcher = harness_connect();
-  static struct killer killer;
+  static struct rig_terminator killer;
   nodup_enforce_options opt = online_opt();
   struct outcome o;
   char table[32], expect[160];
   int attempt;
   memset(&o, 0, sizeof o);
   for (attempt = 1; attempt <= 3; attempt++) {
-    pthread_t thread;
     snprintf(table, sizeof table, "t%d", attempt);
     create_big(db, table, 300000L * attempt);
-    memset(&killer, 0, sizeof killer);
-    killer.conn = nodup_db_handle(watcher);
-    assert_int_equal(pthread_create(&thread, NULL, killer_main, &killer), 0);
+    rig_terminate_start(&killer, watcher, "CREATE UNIQUE INDEX CONCURRENTLY%");
     o = enforce(db, table, key_k, 1, &opt);
-    atomic_store(&killer.stop, 1);
-    pthread_join(thread, NULL);
-    if (killer.error[0] != '\0')
-      fail_msg("killer: %s", killer.error);
-    if (killer.terminated)
+    if (rig_terminate_stop(&killer))
       break;
   }
   if (attempt > 3)

@@ -7,9 +7,8 @@
  * lock, having merged before taking it.
  */
 #include "harness.h"
+#include "rig.h"
 
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,27 +148,18 @@ static void test_enforce_merges_before_its_lock(void **state) {
 
 /* 8 writers insert parents (new keys and copies of existing ones) and
  * children of random parents for as long as enforce runs. */
-struct writer {
-  nodup_db *db;
-  atomic_int *stop;
-  unsigned seed;
-  long inserts;
-};
-
-static void *writer_main(void *arg) {
-  struct writer *w = arg;
+static void parent_child_write(struct rig_writer *w) {
   char sql[160];
-  while (!atomic_load(w->stop)) {
-    unsigned r = w->seed = w->seed * 1103515245u + 12345u;
-    /* Failures are expected (a duplicate once the index is there, a
-     * child of a parent just merged away): only what remains is checked. */
-    snprintf(sql, sizeof sql, "INSERT INTO p (k) VALUES ('k%u')", (r >> 8) % 400);
-    if (nodup_exec(w->db, sql) == NODUP_OK) w->inserts++;
-    snprintf(sql, sizeof sql,
-             "INSERT INTO c (p) SELECT id FROM p WHERE id %% 97 = %u LIMIT 1", (r >> 4) % 97);
-    nodup_exec(w->db, sql);
-  }
-  return NULL;
+  unsigned r = rig_writer_random(w);
+  double start = rig_now_ms();
+  /* Failures are expected (a duplicate once the index is there, a
+   * child of a parent just merged away): only what remains is checked. */
+  snprintf(sql, sizeof sql, "INSERT INTO p (k) VALUES ('k%u')", (r >> 8) % 400);
+  rig_live_record(w, nodup_exec(w->db, sql), start);
+  snprintf(sql, sizeof sql,
+           "INSERT INTO c (p) SELECT id FROM p WHERE id %% 97 = %u LIMIT 1", (r >> 4) % 97);
+  start = rig_now_ms();
+  rig_live_record(w, nodup_exec(w->db, sql), start);
 }
 
 /* enforce --merge with an unindexed child while 8 writers keep adding
@@ -178,9 +168,7 @@ static void *writer_main(void *arg) {
 static void test_enforce_unindexed_child_under_live_writers(void **state) {
   nodup_db *db = *state;
   enum { N = 8 };
-  static struct writer w[N];
-  pthread_t t[N];
-  atomic_int stop = 0;
+  static struct rig_live live;
   nodup_enforce_report *r = NULL;
   nodup_enforce_options opt;
   long long groups = -1;
@@ -195,20 +183,15 @@ static void test_enforce_unindexed_child_under_live_writers(void **state) {
                          " INSERT INTO p (k) SELECT 'k' || (g % 400) FROM n;"
                          "WITH RECURSIVE n(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM n WHERE g < 3000)"
                          " INSERT INTO c (p) SELECT 1 + (g % 4000) FROM n");
-  for (int i = 0; i < N; i++) {
-    w[i].db = harness_connect();
-    w[i].stop = &stop;
-    w[i].seed = 7u * (unsigned)i + 1u;
-    w[i].inserts = 0;
-  }
-  for (int i = 0; i < N; i++) assert_int_equal(pthread_create(&t[i], NULL, writer_main, &w[i]), 0);
+  rig_live_connect(&live, N);
+  for (int i = 0; i < N; i++) live.writers[i].seed = 7u * (unsigned)i + 1u;
+  rig_live_start(&live, parent_child_write, NULL);
   memset(&opt, 0, sizeof opt);
   opt.merge = 1;
   opt.merge_opt.batch = 50;
   opt.lock_timeout_ms = 2000;
   int rc = nodup_enforce(&r, db, "p", key_k, 1, NULL, &opt);
-  atomic_store(&stop, 1);
-  for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
+  rig_live_stop(&live);
   if (rc != NODUP_OK) fail_msg("enforce: %s: %s", nodup_strerror(rc), nodup_errmsg(db));
   assert_true(r->merged_groups >= 400);
   assert_non_null(r->temp_indexes);

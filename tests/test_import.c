@@ -11,8 +11,8 @@
  * skipped, a NUL byte in a field refused by line, never cut short.
  */
 #include "harness.h"
+#include "rig.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,58 +187,48 @@ static void *importer_main(void *arg) {
 }
 
 /* A child: its own connection; exit 0 imported, 1 DUPLICATE, 2 else. */
-static void child_main(int gate_fd) {
+static int importer_child(struct rig_child *child, int index, void *ctx) {
   nodup_db *db = NULL;
-  char byte;
+  (void)index;
+  (void)ctx;
   int rc = nodup_open(&db, harness_url());
-  while (read(gate_fd, &byte, 1) < 0 && errno == EINTR) {}
+  rig_child_ready(child);
   if (rc == NODUP_OK) rc = import_file(db);
   if (rc != NODUP_OK && rc != NODUP_ERR_DUPLICATE)
     fprintf(stderr, "child: %s: %s\n", nodup_strerror(rc), nodup_errmsg(db));
   nodup_close(db);
-  _exit(rc == NODUP_OK ? 0 : rc == NODUP_ERR_DUPLICATE ? 1 : 2);
+  return rc == NODUP_OK ? 0 : rc == NODUP_ERR_DUPLICATE ? 1 : 2;
 }
 
 static void test_concurrent_imports(void **state) {
   nodup_db *db = *state;
   struct importer ims[THREADS];
-  pthread_t threads[THREADS];
+  struct rig_threads threads;
+  struct rig_procs procs;
   pthread_barrier_t barrier;
-  pid_t pids[PROCESSES];
-  int gate[2], nforked = 0, wins = 0, dups = 0, other = 0;
+  int wins = 0, dups = 0, other = 0;
   char text[65536];
   size_t n = (size_t)snprintf(text, sizeof text, "ep,ord,title\n");
   for (int i = 1; i <= 1000; i++)
     n += (size_t)snprintf(text + n, sizeof text - n, "5,%d,chapter %d\n", i, i);
   create_chapters(db);
   write_csv(shared_csv, sizeof shared_csv, text);
-  assert_int_equal(pipe(gate), 0);
-  nodup_close(db);
-  *state = db = NULL;
-  fflush(NULL);
-  for (; nforked < PROCESSES; nforked++) {
-    pids[nforked] = fork();
-    if (pids[nforked] < 0) break;
-    if (pids[nforked] == 0) {
-      close(gate[1]);
-      child_main(gate[0]);
-    }
-  }
-  close(gate[0]);
+  rig_detach(state);
+  rig_procs_start(&procs, PROCESSES, importer_child, NULL);
   memset(ims, 0, sizeof ims);
   assert_int_equal(pthread_barrier_init(&barrier, NULL, THREADS + 1), 0);
   for (int i = 0; i < THREADS; i++) {
     ims[i].db = harness_connect();
     ims[i].barrier = &barrier;
-    assert_int_equal(pthread_create(&threads[i], NULL, importer_main, &ims[i]), 0);
   }
-  close(gate[1]); /* the processes start now, */
+  rig_threads_start(&threads, THREADS, importer_main, ims, sizeof ims[0]);
+  rig_procs_go(&procs);           /* the processes start now, */
   pthread_barrier_wait(&barrier); /* and the threads */
-  for (int i = 0; i < THREADS; i++) assert_int_equal(pthread_join(threads[i], NULL), 0);
+  rig_threads_join(&threads);
   pthread_barrier_destroy(&barrier);
-  for (int i = 0; i < nforked; i++) {
-    int status = 0;
-    while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR) {}
+  rig_procs_wait(&procs);
+  for (int i = 0; i < procs.n; i++) {
+    int status = procs.status[i];
     if (WIFEXITED(status) && WEXITSTATUS(status) == 0) wins++;
     else if (WIFEXITED(status) && WEXITSTATUS(status) == 1) dups++;
     else other++;
@@ -255,10 +245,8 @@ static void test_concurrent_imports(void **state) {
       print_message("importer %d: %s: %s\n", i, nodup_strerror(ims[i].rc), ims[i].error);
     }
   }
-  int rc = nodup_open(&db, harness_url());
-  *state = db;
-  assert_nodup(db, NODUP_OK, rc);
-  if (nforked != PROCESSES) fail_msg("%d of %d children forked", nforked, PROCESSES);
+  db = rig_reopen(state);
+  if (procs.n != PROCESSES) fail_msg("%d of %d children forked", procs.n, PROCESSES);
   if (wins != 1 || other != 0)
     fail_msg("%d imports succeeded, %d got DUPLICATE, %d other errors", wins, dups, other);
   assert_int_equal(dups, THREADS + PROCESSES - 1);

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "rig.h"
 #include "nodup.h"
 
 #define GROUPS 600
@@ -92,21 +93,8 @@ static void check_consistent(nodup_db *db, long long links) {
     assert_int_equal(harness_count(db, "SELECT count(*) FROM pragma_foreign_key_check", NULL), 0);
 }
 
-static void merge_in_child(void) {
-  nodup_db *db = NULL;
-  nodup_merge_report *r = NULL;
-  nodup_merge_options opt;
-  memset(&opt, 0, sizeof opt);
-  opt.batch = 5;
-  if (nodup_open(&db, harness_url()) != NODUP_OK) _exit(3);
-  if (nodup_merge(&r, db, "conference", key, 2, NULL, &opt) != NODUP_OK) {
-    fprintf(stderr, "child merge: %s\n", nodup_errmsg(db));
-    _exit(4);
-  }
-  nodup_merge_free(r);
-  nodup_close(db);
-  _exit(0);
-}
+/* The merge a kill interrupts, in batches of 5 groups. */
+static const struct rig_merge_job merge_job = {"conference", key, 2, 5};
 
 static void test_kill_and_resume(void **state) {
   nodup_db *db = *state;
@@ -126,26 +114,19 @@ static void test_kill_and_resume(void **state) {
      * run, plus 0-3 ms: the signal lands inside a batch, at a different
      * statement each time. Progress-driven, so a slow machine cannot make
      * every kill land before the first commit. */
-    long long target = (long long)(k + 1) * 2 * GROUPS / (KILLS + 1);
-    struct timespec tick = {0, 1000000L}, jitter;
+    struct rig_archived point = {db, "%\"conference\"", (long long)(k + 1) * 2 * GROUPS / (KILLS + 1)};
+    struct timespec jitter;
     pid_t pid;
-    int status, waited;
-    fflush(NULL);
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) merge_in_child();
-    for (waited = 0; waited < 20000; waited++) {
-      if (harness_count(db, "SELECT count(*) FROM {j}nodup_archive WHERE tbl LIKE '%\"conference\"'",
-                        NULL) >= target)
-        break;
-      if (waitpid(pid, &status, WNOHANG) == pid) break;
-      nanosleep(&tick, NULL);
-    }
+    int status = 0, at;
+    pid = rig_fork(rig_merge_child, (void *)&merge_job);
+    at = rig_wait_point(pid, rig_archived_past, &point, 20000, &status);
     jitter.tv_sec = 0;
     jitter.tv_nsec = (rand() % 4) * 1000000L;
     nanosleep(&jitter, NULL);
-    if (kill(pid, SIGKILL) == 0) killed++;
-    waitpid(pid, &status, 0);
+    if (at != 0) {   /* still running (reached the point, or timed out) */
+      if (kill(pid, SIGKILL) == 0) killed++;
+      status = rig_reap(pid, 0);
+    }
     /* Killed, or finished cleanly before the signal: never a failure. */
     assert_true(WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) == 0));
     check_consistent(db, links);

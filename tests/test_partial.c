@@ -8,11 +8,11 @@
  * SQLite and PostgreSQL.
  */
 #include "harness.h"
+#include "rig.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -280,11 +280,6 @@ static void *sender_main(void *arg) {
   return NULL;
 }
 
-static void sleep_ms(long ms) {
-  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-  nanosleep(&ts, NULL);
-}
-
 /* The first request is still open (its transaction holds the new row, as
  * when the client gave up waiting); the retry starts, waits for it, and
  * gets its conversation when it commits, or makes the only one when it
@@ -294,7 +289,7 @@ static void send_while_first_is_open(nodup_db *db, const char *agency, int commi
   const char *vals[] = {"agency_inquiry", agency, "user-1"};
   char first[HARNESS_ID_MAX];
   struct sender retry;
-  pthread_t thread;
+  struct rig_threads thread;
   char where[128];
 
   harness_exec(db, harness_pick("BEGIN IMMEDIATE", "BEGIN"));
@@ -302,13 +297,13 @@ static void send_while_first_is_open(nodup_db *db, const char *agency, int commi
   memset(&retry, 0, sizeof retry);
   retry.db = harness_connect();
   retry.agency = agency;
-  assert_int_equal(pthread_create(&thread, NULL, sender_main, &retry), 0);
-  sleep_ms(300);
+  rig_threads_start(&thread, 1, sender_main, &retry, 0);
+  rig_sleep_ms(300);
   /* It waits for the first request's row (PostgreSQL) or write lock
    * (SQLite): it neither reports "none" nor makes a second one. */
   assert_false(atomic_load(&retry.done));
   harness_exec(db, commit ? "COMMIT" : "ROLLBACK");
-  assert_int_equal(pthread_join(thread, NULL), 0);
+  rig_threads_join(&thread);
   if (retry.rc != NODUP_OK) fail_msg("the retry failed: %s", retry.error);
   assert_int_equal(retry.created, !commit);
   if (commit) assert_string_equal(retry.id, first);
@@ -333,7 +328,6 @@ static void test_seed004_send_message(void **state) {
 
   /* Twice at once (a double click): one created, one existing, one id. */
   struct sender senders[2];
-  pthread_t threads[2];
   pthread_barrier_t barrier;
   assert_int_equal(pthread_barrier_init(&barrier, NULL, 2), 0);
   memset(senders, 0, sizeof senders);
@@ -342,9 +336,7 @@ static void test_seed004_send_message(void **state) {
     senders[i].barrier = &barrier;
     senders[i].agency = "agency-1";
   }
-  for (int i = 0; i < 2; i++)
-    assert_int_equal(pthread_create(&threads[i], NULL, sender_main, &senders[i]), 0);
-  for (int i = 0; i < 2; i++) assert_int_equal(pthread_join(threads[i], NULL), 0);
+  rig_threads_run(2, sender_main, senders, sizeof senders[0]);
   pthread_barrier_destroy(&barrier);
   for (int i = 0; i < 2; i++)
     if (senders[i].rc != NODUP_OK) fail_msg("sender %d: %s", i, senders[i].error);

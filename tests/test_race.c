@@ -10,13 +10,13 @@
  * never from sleeps, and nothing here asserts on time.
  */
 #include "harness.h"
+#include "rig.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -133,12 +133,7 @@ static struct worker *start_workers(const struct scenario *sc, int naive,
 }
 
 static void run_threads(struct worker *workers, int n) {
-  pthread_t threads[MANY_THREADS];
-  for (int i = 0; i < n; i++)
-    assert_int_equal(
-        pthread_create(&threads[i], NULL, thread_main, &workers[i]), 0);
-  for (int i = 0; i < n; i++)
-    assert_int_equal(pthread_join(threads[i], NULL), 0);
+  rig_threads_run(n, thread_main, workers, sizeof workers[0]);
 }
 
 /*
@@ -449,10 +444,15 @@ static int read_full(int fd, void *buf, size_t len) {
  * run the parent's remaining tests in the child), and _exit so that the
  * parent's stdio buffers and atexit handlers are not run twice.
  */
-static void child_main(int index, const struct scenario *sc, int ready_fd,
-                       int gate_fd, int out_fd) {
+struct child_args {
+  const struct scenario *sc;
+  int out_fd;
+};
+
+static int child_main(struct rig_child *child, int index, void *arg) {
   static struct worker w; /* static: OPS outcomes are too big for a stack */
-  char byte = 'r';
+  const struct scenario *sc = ((const struct child_args *)arg)->sc;
+  int out_fd = ((const struct child_args *)arg)->out_fd;
   int rc;
 
   w.scenario = sc;
@@ -463,13 +463,7 @@ static void child_main(int index, const struct scenario *sc, int ready_fd,
   if (rc != NODUP_OK)
     snprintf(w.error, sizeof w.error, "setup: %s: %s", nodup_strerror(rc),
              nodup_errmsg(w.db));
-  if (write_full(ready_fd, &byte, 1) != 0)
-    _exit(3);
-  close(ready_fd);
-  /* The parent closes the gate's write end to start everyone at once. */
-  while (read(gate_fd, &byte, 1) < 0 && errno == EINTR)
-    ;
-  close(gate_fd);
+  rig_child_ready(child); /* then wait at the gate: everyone starts at once */
 
   for (int op = 0; op < OPS; op++) {
     struct record rec;
@@ -485,12 +479,12 @@ static void child_main(int index, const struct scenario *sc, int ready_fd,
     }
     snprintf(rec.error, sizeof rec.error, "%s", w.error);
     if (write_full(out_fd, &rec, sizeof rec) != 0)
-      _exit(4);
+      return 4;
   }
   close(out_fd);
   nodup_key_free(w.key);
   nodup_close(w.db);
-  _exit(0);
+  return 0;
 }
 
 /*
@@ -500,42 +494,22 @@ static void child_main(int index, const struct scenario *sc, int ready_fd,
  * socket), and a child that inherited one would hand valgrind its memory.
  */
 static void race_processes(void **state, const struct scenario *sc) {
-  nodup_db *db = *state;
-  int ready[2], gate[2], results[2];
-  pid_t pids[PROCESSES];
+  int results[2];
+  struct rig_procs procs;
   struct worker *workers = process_workers;
   memset(process_workers, 0, sizeof process_workers);
-  assert_int_equal(pipe(ready), 0);
-  assert_int_equal(pipe(gate), 0);
   assert_int_equal(pipe(results), 0);
 
-  nodup_close(db);
-  *state = db = NULL;
-  fflush(NULL);
+  rig_detach(state);
   /* A failed fork is reported at the end, once the children that did
-   * start have been released and reaped. */
-  int nforked = 0;
-  for (int i = 0; i < PROCESSES; i++, nforked++) {
-    pids[i] = fork();
-    if (pids[i] < 0)
-      break;
-    if (pids[i] == 0) {
-      close(ready[0]);
-      close(gate[1]);
-      close(results[0]);
-      child_main(i, sc, ready[1], gate[0], results[1]);
-    }
-  }
-  close(ready[1]);
-  close(gate[0]);
+   * start have been released and reaped. The children write to
+   * results[1]; the parent's copy goes, so the reads below end with the
+   * last child. */
+  struct child_args args = {sc, results[1]};
+  rig_procs_start(&procs, PROCESSES, child_main, &args);
   close(results[1]);
-
-  /* Open the gate once every child is connected (or has died trying). */
-  char byte;
-  for (int n = 0; n < nforked && read_full(ready[0], &byte, 1) == 1; n++)
-    ;
-  close(ready[0]);
-  close(gate[1]);
+  /* Every child is connected (or has died trying): start them all. */
+  rig_procs_go(&procs);
 
   struct record rec;
   int nrecords = 0, r;
@@ -551,17 +525,8 @@ static void race_processes(void **state, const struct scenario *sc) {
   }
   close(results[0]);
 
-  int all_exited = nforked == PROCESSES;
-  for (int i = 0; i < nforked; i++) {
-    int status = 0;
-    while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR)
-      ;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-      all_exited = 0;
-  }
-  int rc = nodup_open(&db, harness_url());
-  *state = db; /* even a failed handle: teardown closes it */
-  assert_nodup(db, NODUP_OK, rc);
+  int all_exited = rig_procs_wait(&procs) == PROCESSES;
+  nodup_db *db = rig_reopen(state);
   if (!all_exited || nrecords != PROCESSES * OPS)
     fail_msg("children: %s, %d of %d reports", all_exited ? "ok" : "failed",
              nrecords, PROCESSES * OPS);
@@ -626,16 +591,15 @@ static void test_waits_for_uncommitted_winner(void **state) {
     snprintf(email, sizeof email, "pending-%zu@example.org", i);
     const char *vals[] = {email};
     struct blocked_call call = {.db = db, .key = key, .vals = vals};
-    pthread_t thread;
+    struct rig_threads thread;
 
     harness_exec(winner, harness_pick("BEGIN IMMEDIATE", "BEGIN"));
     assert_int_equal(
         harness_goc(winner, winner_key, vals, NULL, NULL, 0, winner_id), 1);
-    assert_int_equal(pthread_create(&thread, NULL, blocked_call_main, &call),
-                     0);
+    rig_threads_start(&thread, 1, blocked_call_main, &call, 0);
     nanosleep(&(struct timespec){.tv_sec = 0, .tv_nsec = 200000000}, NULL);
     harness_exec(winner, endings[i]);
-    assert_int_equal(pthread_join(thread, NULL), 0);
+    rig_threads_join(&thread);
 
     if (call.out.rc != NODUP_OK)
       fail_msg("after the winner's %s: %s: %s", endings[i],

@@ -23,6 +23,7 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "rig.h"
 #include "nodup.h"
 
 static int pooled(void) { return getenv("NODUP_TEST_POOLER") != NULL; }
@@ -482,13 +483,20 @@ static void set_owner(nodup_db *db, const char *run, const char *assignments) {
 /* The state a running record gets from its owner: the server process
  * (direct PostgreSQL), the process on this host, else the heartbeat. A
  * running run is never resumed, undone nor forgotten. */
+/* A child that ends at once: a process of this host that is gone. */
+static int exit_at_once(struct rig_child *child, int index, void *ctx) {
+  (void)index;
+  (void)ctx;
+  rig_child_ready(child);
+  return 0;
+}
+
 static void test_owner_decides_state(void **state) {
   nodup_db *db = *state;
   nodup_merge_report *r = NULL;
   const char *key[] = {"slug"};
   char run[40], host[256], sql[1024];
   pid_t gone;
-  int status;
   harness_exec(db, team_schema);
   assert_nodup(db, NODUP_OK, nodup_merge(&r, db, "team", key, 1, NULL, NULL));
   snprintf(run, sizeof run, "%s", r->run);
@@ -515,11 +523,8 @@ static void test_owner_decides_state(void **state) {
   expect_state(db, run, NODUP_RUN_INTERRUPTED);
 
   /* A process of this host that is gone. */
-  fflush(NULL);
-  gone = fork();
-  assert_true(gone >= 0);
-  if (gone == 0) _exit(0);
-  waitpid(gone, &status, 0);
+  gone = rig_fork(exit_at_once, NULL);
+  rig_reap(gone, 0);
   snprintf(sql, sizeof sql, "pid = %ld, pid_start = NULL", (long)gone);
   set_owner(db, run, sql);
   expect_state(db, run, NODUP_RUN_INTERRUPTED);
@@ -632,39 +637,17 @@ static void test_taken_over_run_stops(void **state) {
 
 static const char *const conf_key[] = {"conference_id"};
 
-static void merge_in_child(int batch) {
-  nodup_db *db = NULL;
-  nodup_merge_report *r = NULL;
-  nodup_merge_options opt;
-  memset(&opt, 0, sizeof opt);
-  opt.batch = (size_t)batch;
-  if (nodup_open(&db, harness_url()) != NODUP_OK) _exit(3);
-  if (nodup_merge(&r, db, "conference", conf_key, 1, NULL, &opt) != NODUP_OK) {
-    fprintf(stderr, "child merge: %s\n", nodup_errmsg(db));
-    _exit(4);
-  }
-  nodup_merge_free(r);
-  nodup_close(db);
-  _exit(0);
-}
-
 /* Fork a merge of conference in batches of one group; once it has
  * archived `rows` more conference rows, stop it. Returns its pid and its
  * run id in run. */
 static pid_t start_and_stop(nodup_db *db, long long rows, char *run, size_t size) {
-  long long before = harness_count(db, "SELECT count(*) FROM {j}nodup_archive", NULL);
-  struct timespec tick = {0, 1000000L};
+  static const struct rig_merge_job job = {"conference", conf_key, 1, 1};
+  struct rig_archived point = {db, NULL, 0};
   pid_t pid;
-  int status, waited;
-  fflush(NULL);
-  pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) merge_in_child(1);
-  for (waited = 0; waited < 30000; waited++) {
-    if (harness_count(db, "SELECT count(*) FROM {j}nodup_archive", NULL) >= before + rows) break;
-    if (waitpid(pid, &status, WNOHANG) == pid) fail_msg("the merge ended before it was stopped");
-    nanosleep(&tick, NULL);
-  }
+  point.target = harness_count(db, "SELECT count(*) FROM {j}nodup_archive", NULL) + rows;
+  pid = rig_fork(rig_merge_child, (void *)&job);
+  if (rig_wait_point(pid, rig_archived_past, &point, 30000, NULL) == 0)
+    fail_msg("the merge ended before it was stopped");
   assert_int_equal(kill(pid, SIGSTOP), 0);
   harness_query_into(db, "SELECT run FROM {j}nodup_runs WHERE status = 'running'", NULL, run,
                      size);
@@ -736,7 +719,7 @@ static void test_killed_run_is_interrupted(void **state) {
     assert_nodup(db, NODUP_ERR_NO_RUN, nodup_merge_resume(&r, db, run, NULL));
   }
   assert_int_equal(kill(pid, SIGKILL), 0);
-  waitpid(pid, &status, 0);
+  status = rig_reap(pid, 0);
   assert_true(WIFSIGNALED(status));
   wait_interrupted(db, run);
   assert_int_equal(dangling_events(db), 0);
@@ -772,7 +755,7 @@ static void test_killed_run_is_interrupted(void **state) {
                    " WHERE \"id\" > 1000");
   pid = start_and_stop(db, 20, second, sizeof second);
   assert_int_equal(kill(pid, SIGKILL), 0);
-  waitpid(pid, &status, 0);
+  status = rig_reap(pid, 0);
   wait_interrupted(db, second);
   rc = nodup_runs_forget(db, second);
   assert_nodup(db, NODUP_OK, rc);

@@ -7,14 +7,12 @@
  * violation (returned at once, never retried).
  */
 #include "harness.h"
+#include "rig.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #define THREADS 64
 #define PROCESSES 8
@@ -255,7 +253,6 @@ static void expect_sequence(nodup_db *db, const char *table, const char *scope, 
 
 static void run_creators(const char *const *tenants) {
   pthread_barrier_t barrier;
-  pthread_t threads[THREADS];
   memset(creators, 0, sizeof creators);
   assert_int_equal(pthread_barrier_init(&barrier, NULL, THREADS), 0);
   for (int i = 0; i < THREADS; i++) {
@@ -263,9 +260,7 @@ static void run_creators(const char *const *tenants) {
     creators[i].barrier = &barrier;
     creators[i].tenant = tenants ? tenants[i % 2] : NULL;
   }
-  for (int i = 0; i < THREADS; i++)
-    assert_int_equal(pthread_create(&threads[i], NULL, creator_main, &creators[i]), 0);
-  for (int i = 0; i < THREADS; i++) assert_int_equal(pthread_join(threads[i], NULL), 0);
+  rig_threads_run(THREADS, creator_main, creators, sizeof creators[0]);
   pthread_barrier_destroy(&barrier);
   unsigned retried = 0;
   for (int i = 0; i < THREADS; i++) {
@@ -297,11 +292,12 @@ static void test_threads_scoped(void **state) {
 
 /* A child: its own connection, PER_PROCESS creations once the gate opens.
  * No cmocka in here; the exit status says how it went. */
-static void child_main(int gate_fd) {
+static int creator_child(struct rig_child *child, int index, void *ctx) {
   nodup_db *db = NULL;
-  char byte;
+  (void)index;
+  (void)ctx;
   int rc = nodup_open(&db, harness_url());
-  while (read(gate_fd, &byte, 1) < 0 && errno == EINTR) {}
+  rig_child_ready(child);
   for (int i = 0; rc == NODUP_OK && i < PER_PROCESS; i++) {
     nodup_slug_result r = {NULL, NULL, 0, 0};
     rc = nodup_slug_create(&r, db, "teams", "slug", NULL, NULL, 0, NULL, NULL, 0,
@@ -310,37 +306,18 @@ static void child_main(int gate_fd) {
   }
   if (rc != NODUP_OK) fprintf(stderr, "child: %s: %s\n", nodup_strerror(rc), nodup_errmsg(db));
   nodup_close(db);
-  _exit(rc == NODUP_OK ? 0 : 1);
+  return rc == NODUP_OK ? 0 : 1;
 }
 
 static void test_processes_same_text(void **state) {
-  nodup_db *db = *state;
-  pid_t pids[PROCESSES];
-  int gate[2], nforked = 0, ok = 1;
-  create_teams(db);
-  assert_int_equal(pipe(gate), 0);
-  nodup_close(db);
-  *state = db = NULL;
-  fflush(NULL);
-  for (; nforked < PROCESSES; nforked++) {
-    pids[nforked] = fork();
-    if (pids[nforked] < 0) break;
-    if (pids[nforked] == 0) {
-      close(gate[1]);
-      child_main(gate[0]);
-    }
-  }
-  close(gate[0]);
-  close(gate[1]); /* everyone starts now */
-  for (int i = 0; i < nforked; i++) {
-    int status = 0;
-    while (waitpid(pids[i], &status, 0) < 0 && errno == EINTR) {}
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) ok = 0;
-  }
-  int rc = nodup_open(&db, harness_url());
-  *state = db;
-  assert_nodup(db, NODUP_OK, rc);
-  if (!ok || nforked != PROCESSES) fail_msg("%d of %d children forked, some failed", nforked, PROCESSES);
+  struct rig_procs procs;
+  create_teams(*state);
+  rig_detach(state);
+  rig_procs_start(&procs, PROCESSES, creator_child, NULL);
+  rig_procs_go(&procs); /* everyone starts now */
+  int ok = rig_procs_wait(&procs) == PROCESSES;
+  nodup_db *db = rig_reopen(state);
+  if (!ok || procs.n != PROCESSES) fail_msg("%d of %d children forked, some failed", procs.n, PROCESSES);
   expect_sequence(db, "teams", NULL, PROCESSES * PER_PROCESS);
 }
 

@@ -15,15 +15,11 @@
 #include <cmocka.h>
 
 #include "harness.h"
+#include "rig.h"
 #include "nodup.h"
 #include "fixtures.h"
 
 static const char *const conf_key[] = {"conference_id", "app_id"};
-
-static void assert_dump_equal(const char *want, char *got) {
-  if (strcmp(want, got) != 0) fail_msg("dump differs\n--- want\n%s\n--- got\n%s", want, got);
-  free(got);
-}
 
 static void test_undo_seed000_exact(void **state) {
   nodup_db *db = *state;
@@ -54,7 +50,7 @@ static void test_undo_seed000_exact(void **state) {
    * audit 3, the self-reference 1, the fill 1 set back. */
   assert_int_equal(restored, 7);
   assert_int_equal(reverted, 3 + 2 + 3 + 1 + 1);
-  assert_dump_equal(before, harness_dump(db));
+  rig_expect_same(before, harness_dump(db), "the dump");
   harness_expect(db, "SELECT status FROM {j}nodup_runs WHERE run = $1", run, "undone");
   assert_false(harness_in_transaction(db));
 
@@ -63,7 +59,7 @@ static void test_undo_seed000_exact(void **state) {
   assert_non_null(strstr(nodup_errmsg(db), "already undone"));
   assert_int_equal(nodup_undo(db, "no-such-run", NULL, NULL), NODUP_ERR_NO_RUN);
   assert_non_null(strstr(nodup_errmsg(db), "no-such-run"));
-  assert_dump_equal(before, harness_dump(db));
+  rig_expect_same(before, harness_dump(db), "the dump");
   free(merged);
   free(before);
 }
@@ -87,7 +83,7 @@ static void test_undo_chinook_exact(void **state) {
   assert_int_equal(nodup_undo(db, run, &restored, NULL), NODUP_OK);
   /* 4 playlists and the 3,290 + 213 link rows that collided. */
   assert_true(restored >= 4 + 3290 + 213);
-  assert_dump_equal(before, harness_dump(db));
+  rig_expect_same(before, harness_dump(db), "the dump");
   if (!pg) assert_int_equal(harness_count(db, "SELECT count(*) FROM pragma_foreign_key_check", NULL), 0);
   free(before);
 }
@@ -106,7 +102,7 @@ static void test_undo_refuses_changed_rows(void **state) {
   merged = harness_dump(db);
   assert_int_equal(nodup_undo(db, run, NULL, NULL), NODUP_ERR_CHANGED);
   assert_non_null(strstr(nodup_errmsg(db), "event"));
-  assert_dump_equal(merged, harness_dump(db));
+  rig_expect_same(merged, harness_dump(db), "the dump");
   harness_expect(db, "SELECT status FROM {j}nodup_runs WHERE run = $1", run, "done");
   assert_false(harness_in_transaction(db));
   free(merged);
@@ -184,7 +180,7 @@ static void test_resume_failed_run_then_undo(void **state) {
   assert_int_equal(nodup_merge_resume(&r, db, run, NULL), NODUP_ERR_NO_RUN);
 
   assert_int_equal(nodup_undo(db, run, NULL, NULL), NODUP_OK);
-  assert_dump_equal(before, harness_dump(db));
+  rig_expect_same(before, harness_dump(db), "the dump");
   free(before);
 }
 
@@ -372,7 +368,7 @@ static void test_ref_with_condition(void **state) {
   assert_nodup(db, NODUP_ERR_REFERENCED, nodup_merge(&r, db, "account", key, 1, NULL, &mo));
   assert_contains(nodup_errmsg(db), "\"likes\" (likeable_id) WHERE likeable_type = 'Account'");
   assert_contains(nodup_errmsg(db), "\"tags\" (taggable_id) WHERE taggable_type = 'Account'");
-  assert_dump_equal(before, harness_dump(db));
+  rig_expect_same(before, harness_dump(db), "the dump");
 
   memset(&so, 0, sizeof so);
   so.refs = refs;
@@ -409,7 +405,7 @@ static void test_ref_with_condition(void **state) {
   assert_int_equal(harness_count(db, "SELECT count(*) FROM {j}nodup_log WHERE run = $1", r->run), 2);
   assert_nodup(db, NODUP_OK, nodup_undo(db, r->run, NULL, NULL));
   nodup_merge_free(r);
-  assert_dump_equal(before, harness_dump(db));
+  rig_expect_same(before, harness_dump(db), "the dump");
   free(before);
 }
 
