@@ -846,15 +846,14 @@ static void pg_json_object(buf *q, size_t n, const char *const *keys,
 /* json_populate_record turns the archived JSON back into a row of t with
  * each column's own type input (bytea, timestamps, arrays alike).
  * OVERRIDING SYSTEM VALUE: identity columns take the archived values. */
-static void pg_restore_rows(buf *q, const nodup_table_info *t, const char *archive) {
-  buf_printf(q, "INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT r.* FROM %s AS a, "
-                "json_populate_record(NULL::%s, a.row::json) AS r "
-                "WHERE a.run = $1 AND a.step = $2",
-             t->qualified, archive, t->qualified);
+static void pg_restore_rows(buf *q, const nodup_table_info *t, const db_json_rows *src) {
+  buf_printf(q, "INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT r.* FROM %s, "
+                "json_populate_record(NULL::%s, %s::json) AS r WHERE %s",
+             t->qualified, src->from, t->qualified, src->row, src->where);
 }
 
 static void pg_restore_cols(buf *q, const nodup_table_info *t, char *const *cols, size_t n,
-                            const char *log) {
+                            const db_json_rows *src) {
   size_t i;
   buf_printf(q, "UPDATE %s AS c SET ", t->qualified);
   for (i = 0; i < n; i++) {
@@ -863,10 +862,9 @@ static void pg_restore_cols(buf *q, const nodup_table_info *t, char *const *cols
     buf_puts(q, " = o.");
     sql_ident(q, cols[i]);
   }
-  buf_printf(q, " FROM %s AS r, json_populate_record(NULL::%s, r.old::json) AS o, "
-                "json_populate_record(NULL::%s, r.cur::json) AS p "
-                "WHERE r.run = $1 AND r.step = $2",
-             log, t->qualified, t->qualified);
+  buf_printf(q, " FROM %s, json_populate_record(NULL::%s, %s::json) AS o, "
+                "json_populate_record(NULL::%s, %s::json) AS p WHERE %s",
+             src->from, t->qualified, src->old, t->qualified, src->cur, src->where);
   for (i = 0; i < t->npk; i++) {
     buf_puts(q, " AND c.");
     sql_ident(q, t->pk[i]);
@@ -953,6 +951,91 @@ static void pg_copy_row(buf *out, const char *const *vals, size_t n);
 static int pg_copy_put(nodup_db *db, const buf *data);
 static int pg_copy_end(nodup_db *db, const char *abort_msg);
 
+/* ---- time, schemas and sessions (the journal) ---- */
+
+static int pg_flag(void *ctx, int n, const char *const *v) {
+  (void)n;
+  *(int *)ctx = v[0] && !strcmp(v[0], "t");
+  return 1;
+}
+
+/* pg_class and pg_namespace: readable without any right on the schema. */
+static int pg_table_exists(nodup_db *db, const char *schema, const char *name, int *exists) {
+  const char *p[2] = {name, schema};
+  if (!schema)
+    return pg_query(db, "SELECT to_regclass(quote_ident($1::text)) IS NOT NULL", p, 1, pg_flag,
+                    exists);
+  return pg_query(db,
+                  "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+                  "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                  "WHERE n.nspname = $2 AND c.relname = $1)",
+                  p, 2, pg_flag, exists);
+}
+
+static int pg_rights_row(void *ctx, int n, const char *const *v) {
+  db_schema_rights *r = ctx;
+  (void)n;
+  r->exists = v[0] && !strcmp(v[0], "t");
+  r->may_create = v[1] && !strcmp(v[1], "t");
+  r->may_use = v[2] && !strcmp(v[2], "t");
+  snprintf(r->user, sizeof r->user, "%s", v[3] ? v[3] : "");
+  snprintf(r->database, sizeof r->database, "%s", v[4] ? v[4] : "");
+  return 1;
+}
+
+static int pg_schema_rights(nodup_db *db, const char *schema, db_schema_rights *out) {
+  const char *p[1] = {schema};
+  return pg_query(db,
+                  "SELECT n.oid IS NOT NULL, CASE WHEN n.oid IS NULL THEN "
+                  "has_database_privilege(current_database(), 'CREATE') "
+                  "ELSE has_schema_privilege(n.oid, 'CREATE') END, "
+                  "n.oid IS NOT NULL AND has_schema_privilege(n.oid, 'USAGE'), "
+                  "current_user, current_database() "
+                  "FROM (SELECT $1::text AS s) AS a "
+                  "LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = a.s",
+                  p, 1, pg_rights_row, out);
+}
+
+static int pg_search_path_table(nodup_db *db, const char *name, const char *except, buf *out) {
+  const char *p[2] = {name, except};
+  /* The schemas of the path in order, the first holding the table. */
+  return pg_query(db, "SELECT s FROM unnest(current_schemas(false)) WITH ORDINALITY AS p(s, i) "
+                      "WHERE s IS DISTINCT FROM $2 AND EXISTS (SELECT 1 FROM pg_catalog.pg_class "
+                      "c, pg_catalog.pg_namespace n WHERE n.oid = c.relnamespace AND n.nspname = s "
+                      "AND c.relname = $1 AND c.relkind IN ('r', 'p')) ORDER BY i LIMIT 1",
+                  p, 2, db_read_text, out);
+}
+
+/* Advisory locks exist on PostgreSQL and Citus only; elsewhere nothing
+ * is taken (CockroachDB and YugabyteDB lack them). */
+static int pg_xact_lock(nodup_db *db, const char *name) {
+  const char *p[1] = {name};
+  if (db->engine.kind != ENGINE_POSTGRES && db->engine.kind != ENGINE_CITUS) return NODUP_OK;
+  return pg_query(db, "SELECT pg_catalog.pg_advisory_xact_lock(1852796272, "
+                      "pg_catalog.hashtext($1))",
+                  p, 1, NULL, NULL);
+}
+
+/* "pid backend_start-epoch": the pid alone is reused. Through a pooler
+ * each transaction may run in another server process, and the other
+ * engines' sessions are not server processes: none. */
+static int pg_session_id(nodup_db *db, buf *out) {
+  if (db->pooled || (db->engine.kind != ENGINE_POSTGRES && db->engine.kind != ENGINE_CITUS))
+    return NODUP_OK;
+  return pg_query(db,
+                  "SELECT pg_catalog.pg_backend_pid()::text || ' ' || "
+                  "extract(epoch FROM backend_start)::text "
+                  "FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()",
+                  NULL, 0, db_read_text, out);
+}
+
+static void pg_session_alive(buf *q, const char *id) {
+  buf_printf(q, "EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = "
+                "CAST(split_part(%s, ' ', 1) AS integer) AND (a.backend_start IS NULL "
+                "OR extract(epoch FROM a.backend_start)::text = split_part(%s, ' ', 2)))",
+             id, id);
+}
+
 const struct nodup_backend nodup_pg_backend = {
     .name = "postgresql",
     .caps = BE_CAP_SCHEMAS | BE_CAP_TABLE_LOCKS | BE_CAP_ONLINE_INDEX |
@@ -995,6 +1078,15 @@ const struct nodup_backend nodup_pg_backend = {
     .copy_end = pg_copy_end,
     .max_params = 65535,
     .distinct_fmt = "CAST(%s AS TEXT) IS DISTINCT FROM CAST(%s AS TEXT)",
+    .utc_now = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')",
+    .utc_ago_fmt = "to_char((clock_timestamp() - interval '%d seconds') AT TIME ZONE 'UTC', "
+                   "'YYYY-MM-DD HH24:MI:SS')",
+    .table_exists = pg_table_exists,
+    .schema_rights = pg_schema_rights,
+    .search_path_table = pg_search_path_table,
+    .xact_lock = pg_xact_lock,
+    .session_id = pg_session_id,
+    .session_alive = pg_session_alive,
 };
 
 /* ---- COPY FROM STDIN (import.c) ---- */

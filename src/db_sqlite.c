@@ -873,7 +873,7 @@ static void sq_json_get(buf *q, const char *json, const char *key) {
   buf_putc(q, ')');
 }
 
-static void sq_restore_rows(buf *q, const nodup_table_info *t, const char *archive) {
+static void sq_restore_rows(buf *q, const nodup_table_info *t, const db_json_rows *src) {
   size_t i;
   int rowid = t->npk == 1;
   for (i = 0; rowid && i < t->ncols; i++)
@@ -884,29 +884,29 @@ static void sq_restore_rows(buf *q, const nodup_table_info *t, const char *archi
   buf_puts(q, ") SELECT ");
   for (i = 0; i < t->ncols; i++) {
     if (i) buf_puts(q, ", ");
-    sq_json_get(q, "a.row", t->cols[i]);
+    sq_json_get(q, src->row, t->cols[i]);
   }
-  /* An implicit rowid is not in the row's JSON: the archive's pk is it. */
-  if (rowid) buf_puts(q, ", CAST(a.pk AS INTEGER)");
-  buf_printf(q, " FROM %s AS a WHERE a.run = ?1 AND a.step = ?2", archive);
+  /* An implicit rowid is not in the row's JSON: the archive keeps it. */
+  if (rowid) buf_printf(q, ", CAST(%s AS INTEGER)", src->rowid);
+  buf_printf(q, " FROM %s WHERE %s", src->from, src->where);
 }
 
 static void sq_restore_cols(buf *q, const nodup_table_info *t, char *const *cols, size_t n,
-                            const char *log) {
+                            const db_json_rows *src) {
   size_t i;
   buf_printf(q, "UPDATE %s AS c SET ", t->qualified);
   for (i = 0; i < n; i++) {
     if (i) buf_puts(q, ", ");
     sql_ident(q, cols[i]);
     buf_puts(q, " = ");
-    sq_json_get(q, "r.old", cols[i]);
+    sq_json_get(q, src->old, cols[i]);
   }
-  buf_printf(q, " FROM %s AS r WHERE r.run = ?1 AND r.step = ?2", log);
+  buf_printf(q, " FROM %s WHERE %s", src->from, src->where);
   for (i = 0; i < t->npk; i++) {
     buf_puts(q, " AND c.");
     sql_ident(q, t->pk[i]);
     buf_puts(q, " = ");
-    sq_json_get(q, "r.cur", t->pk[i]);
+    sq_json_get(q, src->cur, t->pk[i]);
   }
 }
 
@@ -919,6 +919,14 @@ static int sq_index_columns(nodup_db *db, const nodup_table_info *t, row_fn fn, 
                   "  (SELECT name FROM pragma_index_info(il.name) ORDER BY seqno)) "
                   "FROM pragma_index_list(?1) AS il WHERE il.partial = 0",
                   p, 1, fn, ctx);
+}
+
+/* The main database's tables (no schemas: `schema` is NULL). */
+static int sq_table_exists(nodup_db *db, const char *schema, const char *name, int *exists) {
+  const char *p[1] = {name};
+  (void)schema;
+  return sq_query(db, "SELECT count(*) > 0 FROM sqlite_schema WHERE name = ?1", p, 1,
+                  read_flag, exists);
 }
 
 const struct nodup_backend nodup_sqlite_backend = {
@@ -965,4 +973,12 @@ const struct nodup_backend nodup_sqlite_backend = {
     .copy_end = NULL,
     .max_params = 32766,   /* SQLITE_MAX_VARIABLE_NUMBER's default since 3.32 */
     .distinct_fmt = "%s IS NOT %s",
+    .utc_now = "datetime('now')",
+    .utc_ago_fmt = "datetime('now', '-%d seconds')",
+    .table_exists = sq_table_exists,
+    .schema_rights = NULL,
+    .search_path_table = NULL,
+    .xact_lock = NULL,      /* BEGIN IMMEDIATE locks the database */
+    .session_id = NULL,
+    .session_alive = NULL,
 };
