@@ -513,3 +513,20 @@ int db_session_alive(buf *q, const nodup_db *db, const char *id) {
   db->be->session_alive(q, id);
   return 1;
 }
+
+void db_conflict_insert(buf *q, const nodup_db *db, const nodup_table_info *t, char *const *cols,
+                        size_t n, const char *where) {
+  size_t i;
+  buf_printf(q, "INSERT INTO %s (", t->qualified);
+  sql_ident_list(q, cols, n);
+  buf_puts(q, ") VALUES (");
+  for (i = 0; i < n; i++) {
+    if (i) buf_puts(q, ", ");
+    sql_param(q, db, (int)i + 1);
+  }
+  buf_puts(q, ") ON CONFLICT (");
+  sql_ident_list(q, cols, n);
+  buf_putc(q, ')');
+  if (where) buf_printf(q, " WHERE %s", where);
+  buf_puts(q, " DO NOTHING");
+}

@@ -372,20 +372,55 @@ static int pg_index_row(void *vctx, int n, const char *const *v) {
   return 0;
 }
 
+/* t's unique indexes (valid ones: a failed CONCURRENTLY build is not one),
+ * and its primary key's columns from the index backing it. */
+static int pg_table_indexes(nodup_db *db, pg_tctx *c) {
+  nodup_table_info *t = c->t;
+  const char *oidp[1] = {c->oid};
+  char sql[1600];
+  size_t i, j;
+  int rc;
+  c->cap = 0;
+  snprintf(sql, sizeof sql,
+           "SELECT ci.relname, i.indisprimary::int, (NOT i.indimmediate)::int, "
+           "  pg_catalog.pg_get_expr(i.indpred, i.indrelid), %s, con.conname, "
+           "  k.ord, a.attname "
+           "FROM pg_catalog.pg_index i "
+           "JOIN pg_catalog.pg_class ci ON ci.oid = i.indexrelid "
+           "LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid "
+           "  AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u') "
+           "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
+           "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
+           "  AND a.attnum = k.attnum AND k.attnum > 0 "
+           "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid "
+           "  AND k.ord <= i.indnkeyatts "
+           "ORDER BY ci.relname, k.ord",
+           db->server_version >= 150000 ? "i.indnullsnotdistinct::int" : "0");
+  rc = pg_query(db, sql, oidp, 1, pg_index_row, c);
+  if (rc == NODUP_OK && c->oom) rc = NODUP_ERR_NOMEM;
+  for (i = 0; rc == NODUP_OK && i < t->nidx; i++) {
+    if (!t->idx[i].primary) continue;
+    if (!(t->pk = calloc(t->idx[i].ncols, sizeof *t->pk))) return NODUP_ERR_NOMEM;
+    for (j = 0; j < t->idx[i].ncols; j++) {
+      t->pk[j] = nodup_strdup(t->idx[i].cols[j] ? t->idx[i].cols[j] : "?");
+      if (!t->pk[j]) return NODUP_ERR_NOMEM;
+      t->npk++;
+    }
+  }
+  return rc;
+}
+
 static int pg_table_info(nodup_db *db, const char *table, nodup_table_info **out) {
   nodup_table_info *t = calloc(1, sizeof *t);
   pg_tctx c;
-  const char *p[1];
+  const char *p[1] = {table};
   const char *oidp[1];
-  char sql[1600];
-  size_t i, j;
   int rc;
 
   *out = NULL;
   if (!t) return NODUP_ERR_NOMEM;
   memset(&c, 0, sizeof c);
   c.t = t;
-  p[0] = table;
   /* Names are exact (quoted): "Order" is not "order". A dot splits schema
    * from table only when no relation has the whole name. */
   rc = pg_query(db,
@@ -415,61 +450,28 @@ static int pg_table_info(nodup_db *db, const char *table, nodup_table_info **out
                 "ORDER BY attnum",
                 oidp, 1, pg_column_row, &c);
   if (rc == NODUP_OK && c.oom) rc = NODUP_ERR_NOMEM;
-  if (rc != NODUP_OK) goto done;
-
-  c.cap = 0;
-  snprintf(sql, sizeof sql,
-           "SELECT ci.relname, i.indisprimary::int, (NOT i.indimmediate)::int, "
-           "  pg_catalog.pg_get_expr(i.indpred, i.indrelid), %s, con.conname, "
-           "  k.ord, a.attname "
-           "FROM pg_catalog.pg_index i "
-           "JOIN pg_catalog.pg_class ci ON ci.oid = i.indexrelid "
-           "LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid "
-           "  AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u') "
-           "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
-           "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
-           "  AND a.attnum = k.attnum AND k.attnum > 0 "
-           "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid "
-           "  AND k.ord <= i.indnkeyatts "
-           "ORDER BY ci.relname, k.ord",
-           db->server_version >= 150000 ? "i.indnullsnotdistinct::int" : "0");
-  rc = pg_query(db, sql, oidp, 1, pg_index_row, &c);
-  if (rc == NODUP_OK && c.oom) rc = NODUP_ERR_NOMEM;
-  if (rc != NODUP_OK) goto done;
-
-  for (i = 0; i < t->nidx; i++) {
-    if (!t->idx[i].primary) continue;
-    t->pk = calloc(t->idx[i].ncols, sizeof *t->pk);
-    if (!t->pk) {
-      rc = NODUP_ERR_NOMEM;
-      goto done;
-    }
-    for (j = 0; j < t->idx[i].ncols; j++) {
-      t->pk[j] = nodup_strdup(t->idx[i].cols[j] ? t->idx[i].cols[j] : "?");
-      if (!t->pk[j]) {
-        rc = NODUP_ERR_NOMEM;
-        goto done;
-      }
-      t->npk++;
-    }
-  }
+  if (rc == NODUP_OK) rc = pg_table_indexes(db, &c);
 done:
   if (rc == NODUP_OK) *out = t;
   else table_info_free(t);
   return rc;
 }
 
+/* EXPLAIN's lines: what follows `tag` on the lines that have it, to out
+ * (with `first`, the first such line only). */
 typedef struct explain_ctx {
-  buf *names;
+  buf *out;
+  const char *tag;
+  int first;
 } explain_ctx;
 
 static int explain_row(void *vctx, int n, const char *const *v) {
   explain_ctx *c = vctx;
-  const char *tag = "Conflict Arbiter Indexes: ";
   const char *s;
   (void)n;
-  if (v[0] && (s = strstr(v[0], tag))) buf_puts(c->names, s + strlen(tag));
-  return 0;
+  if ((c->first && c->out->len) || !v[0] || !(s = strstr(v[0], c->tag))) return 0;
+  buf_puts(c->out, s + strlen(c->tag));
+  return c->first;
 }
 
 /* The planner's ON CONFLICT inference is the authority on which unique
@@ -483,7 +485,7 @@ static int pg_arbiters(nodup_db *db, const nodup_table_info *t,
   unsigned *types = calloc(ncols ? ncols : 1, sizeof *types);
   const char **vals = calloc(ncols ? ncols : 1, sizeof *vals);
   PGresult *res = NULL;
-  explain_ctx ec = {names};
+  explain_ctx ec = {names, "Conflict Arbiter Indexes: ", 0};
   int rc;
 
   buf_init(&q);
@@ -495,18 +497,8 @@ static int pg_arbiters(nodup_db *db, const nodup_table_info *t,
     int c = table_info_column(db, t, cols[i]);
     types[i] = c >= 0 ? t->types[c] : 0;
   }
-  buf_printf(&q, "EXPLAIN (COSTS OFF) INSERT INTO %s (", t->qualified);
-  sql_ident_list(&q, cols, ncols);
-  buf_puts(&q, ") VALUES (");
-  for (i = 0; i < ncols; i++) {
-    if (i) buf_puts(&q, ", ");
-    sql_param(&q, db, (int)i + 1);
-  }
-  buf_puts(&q, ") ON CONFLICT (");
-  sql_ident_list(&q, cols, ncols);
-  buf_putc(&q, ')');
-  if (where) buf_printf(&q, " WHERE %s", where);
-  buf_puts(&q, " DO NOTHING");
+  buf_puts(&q, "EXPLAIN (COSTS OFF) ");
+  db_conflict_insert(&q, db, t, cols, ncols, where);
   if (q.oom) {
     rc = NODUP_ERR_NOMEM;
     goto done;
@@ -549,20 +541,6 @@ static void pg_pipeline_abandon(nodup_db *db) {
   }
 }
 
-typedef struct canon_ctx {
-  buf *out;
-} canon_ctx;
-
-static int canon_row(void *vctx, int n, const char *const *v) {
-  canon_ctx *c = vctx;
-  const char *tag = "Output: ";
-  const char *s;
-  (void)n;
-  if (c->out->len || !v[0] || !(s = strstr(v[0], tag))) return 0;
-  buf_puts(c->out, s + strlen(tag));
-  return 1;
-}
-
 /* The planner's own form of a predicate: EXPLAIN VERBOSE prints the
  * expression after parsing and constant folding, so `is_active = true`,
  * `"is_active"` and `is_active` all read `is_active`, and an index's
@@ -573,12 +551,12 @@ static int canon_row(void *vctx, int n, const char *const *v) {
 static int pg_predicate_canon(nodup_db *db, const nodup_table_info *t, const char *pred,
                               buf *out) {
   buf q;
-  canon_ctx c = {out};
+  explain_ctx c = {out, "Output: ", 1};
   int rc;
   buf_reset(out);
   buf_init(&q);
   buf_printf(&q, "EXPLAIN (VERBOSE, COSTS OFF) SELECT (%s) FROM ONLY %s", pred, t->qualified);
-  rc = q.oom ? NODUP_ERR_NOMEM : pg_query(db, buf_str(&q), NULL, 0, canon_row, &c);
+  rc = q.oom ? NODUP_ERR_NOMEM : pg_query(db, buf_str(&q), NULL, 0, explain_row, &c);
   buf_free(&q);
   if (rc == NODUP_OK && out->oom) rc = NODUP_ERR_NOMEM;
   return rc;

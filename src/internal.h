@@ -461,6 +461,11 @@ int db_search_path_table(nodup_db *db, const char *name, const char *except, buf
 int db_xact_lock(nodup_db *db, const char *name);
 int db_session_id(nodup_db *db, buf *out);
 int db_session_alive(buf *q, const nodup_db *db, const char *id);
+/* For the backends' arbiters(): "INSERT INTO t (cols) VALUES (params) ON
+ * CONFLICT (cols) [WHERE where] DO NOTHING", the statement whose
+ * inference names (or refuses) the indexes backing a key. */
+void db_conflict_insert(buf *q, const nodup_db *db, const nodup_table_info *t, char *const *cols,
+                        size_t n, const char *where);
 
 /* ==== engine.c: which PostgreSQL-compatible engine answers, and what it
  * cannot hold (Citus, CockroachDB, YugabyteDB). Pure functions over the

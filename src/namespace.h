@@ -26,6 +26,7 @@
 #define buf_reset nodup__buf_reset
 #define buf_str nodup__buf_str
 #define db_begin_write nodup__db_begin_write
+#define db_conflict_insert nodup__db_conflict_insert
 #define db_error_restore nodup__db_error_restore
 #define db_error_save nodup__db_error_save
 #define db_exec_params nodup__db_exec_params
