@@ -530,3 +530,13 @@ void db_conflict_insert(buf *q, const nodup_db *db, const nodup_table_info *t, c
   if (where) buf_printf(q, " WHERE %s", where);
   buf_puts(q, " DO NOTHING");
 }
+
+int db_partition_key(nodup_db *db, const nodup_table_info *t, row_fn fn, void *ctx) {
+  return db->be->partition_key ? db->be->partition_key(db, t, fn, ctx) : NODUP_OK;
+}
+
+int db_index_find(nodup_db *db, const nodup_table_info *t, const char *index,
+                  db_index_state *out) {
+  memset(out, 0, sizeof *out);
+  return db->be->index_state(db, t, index, out);
+}

@@ -882,8 +882,8 @@ static int pg_leaves(nodup_db *db, const char *table, row_fn fn, void *ctx) {
   if (rc != NODUP_OK) return rc;
   p[0] = t->qualified;
   rc = pg_query(db,
-                "SELECT n.nspname || '.' || c.relname "
-                "FROM pg_catalog.pg_partition_tree($1::regclass) AS pt "
+                "SELECT n.nspname || '.' || c.relname, format('%I.%I', n.nspname, c.relname), "
+                "  c.relname FROM pg_catalog.pg_partition_tree($1::regclass) AS pt "
                 "JOIN pg_catalog.pg_class c ON c.oid = pt.relid "
                 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE pt.isleaf AND pt.relid <> $1::regclass ORDER BY 1",
@@ -928,6 +928,43 @@ static int pg_copy_begin(nodup_db *db, const nodup_table_info *t, char *const *c
 static void pg_copy_row(buf *out, const char *const *vals, size_t n);
 static int pg_copy_put(nodup_db *db, const buf *data);
 static int pg_copy_end(nodup_db *db, const char *abort_msg);
+
+/* ---- partitions and indexes (enforce) ---- */
+
+static int pg_partition_key(nodup_db *db, const nodup_table_info *t, row_fn fn, void *ctx) {
+  const char *p[1] = {t->qualified};
+  return pg_query(db,
+                  "SELECT coalesce(a.attname::text, '') FROM pg_catalog.pg_partitioned_table pt "
+                  "CROSS JOIN LATERAL unnest(pt.partattrs::int2[]) WITH ORDINALITY AS k(n, o) "
+                  "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = pt.partrelid "
+                  "AND a.attnum = k.n WHERE pt.partrelid = $1::regclass ORDER BY k.o",
+                  p, 1, fn, ctx);
+}
+
+static int pg_index_state_row(void *ctx, int n, const char *const *v) {
+  db_index_state *s = ctx;
+  (void)n;
+  s->exists = 1;
+  snprintf(s->qualified, sizeof s->qualified, "%s", v[0]);
+  s->valid = v[1][0] == '1';
+  s->attached = v[2][0] == '1';
+  s->constrained = v[3][0] == '1';
+  return 1;
+}
+
+static int pg_index_state(nodup_db *db, const nodup_table_info *t, const char *index,
+                          db_index_state *out) {
+  const char *p[2] = {t->qualified, index};
+  return pg_query(db,
+                  "SELECT format('%I.%I', n.nspname, x.relname), i.indisvalid::int, "
+                  "EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h "
+                  "WHERE h.inhrelid = i.indexrelid)::int, EXISTS (SELECT 1 FROM "
+                  "pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid)::int "
+                  "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid "
+                  "JOIN pg_catalog.pg_namespace n ON n.oid = x.relnamespace "
+                  "WHERE i.indrelid = $1::regclass AND x.relname = $2",
+                  p, 2, pg_index_state_row, out);
+}
 
 /* ---- time, schemas and sessions (the journal) ---- */
 
@@ -1065,6 +1102,8 @@ const struct nodup_backend nodup_pg_backend = {
     .xact_lock = pg_xact_lock,
     .session_id = pg_session_id,
     .session_alive = pg_session_alive,
+    .partition_key = pg_partition_key,
+    .index_state = pg_index_state,
 };
 
 /* ---- COPY FROM STDIN (import.c) ---- */

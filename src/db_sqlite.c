@@ -911,6 +911,26 @@ static int sq_index_columns(nodup_db *db, const nodup_table_info *t, row_fn fn, 
                   p, 1, fn, ctx);
 }
 
+static int sq_index_state_row(void *ctx, int n, const char *const *v) {
+  db_index_state *s = ctx;
+  (void)n;
+  s->exists = s->valid = 1;
+  snprintf(s->qualified, sizeof s->qualified, "%s", v[0]);
+  s->constrained = v[1][0] == '1';
+  return 1;
+}
+
+/* Built in one transaction, never left half-made; a UNIQUE or PRIMARY
+ * KEY clause's index is the constraint's. */
+static int sq_index_state(nodup_db *db, const nodup_table_info *t, const char *index,
+                          db_index_state *out) {
+  const char *p[2] = {t->name, index};
+  return sq_query(db,
+                  "SELECT '\"' || replace(name, '\"', '\"\"') || '\"', origin <> 'c' "
+                  "FROM pragma_index_list(?1) WHERE name = ?2",
+                  p, 2, sq_index_state_row, out);
+}
+
 /* The main database's tables (no schemas: `schema` is NULL). */
 static int sq_table_exists(nodup_db *db, const char *schema, const char *name, int *exists) {
   const char *p[1] = {name};
@@ -971,4 +991,6 @@ const struct nodup_backend nodup_sqlite_backend = {
     .xact_lock = NULL,      /* BEGIN IMMEDIATE locks the database */
     .session_id = NULL,
     .session_alive = NULL,
+    .partition_key = NULL,
+    .index_state = sq_index_state,
 };

@@ -280,6 +280,15 @@ typedef struct db_schema_rights {
   char user[128], database[128];   /* the role and database, for messages */
 } db_schema_rights;
 
+/* One index of a table (struct nodup_backend's index_state). */
+typedef struct db_index_state {
+  int exists;
+  int valid;           /* usable (not a failed CONCURRENTLY build) */
+  int attached;        /* a partition's index attached to its parent's */
+  int constrained;     /* a constraint uses it */
+  char qualified[160]; /* its quoted, schema-qualified name */
+} db_index_state;
+
 /* Rows archived as JSON that restore_rows / restore_cols put back: SQL
  * text the caller (journal.c, the owner of the layout) writes, so that a
  * backend knows no journal column. */
@@ -381,10 +390,17 @@ struct nodup_backend {
    * CONCURRENTLY build that failed). NULL where indexes are built in one
    * transaction and never left half-built (SQLite). */
   int (*index_invalid)(nodup_db *db, const char *qualified, int *invalid);
-  /* The leaf partitions of `table` (as table_info() accepts it), one name
-   * per row in the same form; none for a table that is not partitioned.
-   * NULL where there are no partitions (SQLite). */
+  /* The leaf partitions of `table` (as table_info() accepts it), one row
+   * each: its name in the same form, quoted and qualified, its bare name;
+   * ordered by the first; none for a table that is not partitioned. NULL
+   * where there are no partitions (SQLite). */
   int (*leaves)(nodup_db *db, const char *table, row_fn fn, void *ctx);
+  /* t's partition key, one row per column in order (an expression as an
+   * empty name); no row when t is not partitioned. NULL with leaves. */
+  int (*partition_key)(nodup_db *db, const nodup_table_info *t, row_fn fn, void *ctx);
+  /* What the catalog says of index `index` (a bare name) of t. */
+  int (*index_state)(nodup_db *db, const nodup_table_info *t, const char *index,
+                     db_index_state *out);
   /* *on = 0 when the connection does not enforce foreign keys (SQLite's
    * PRAGMA foreign_keys); NULL: always enforced. */
   int (*fk_enforced)(nodup_db *db, int *on);
@@ -466,6 +482,12 @@ int db_session_alive(buf *q, const nodup_db *db, const char *id);
  * inference names (or refuses) the indexes backing a key. */
 void db_conflict_insert(buf *q, const nodup_db *db, const nodup_table_info *t, char *const *cols,
                         size_t n, const char *where);
+/* The catalog's partitioning and index facts for enforce: the partition
+ * key's columns to fn (none where the engine has no partitions), and one
+ * index's state (out->exists = 0 when there is no such index). */
+int db_partition_key(nodup_db *db, const nodup_table_info *t, row_fn fn, void *ctx);
+int db_index_find(nodup_db *db, const nodup_table_info *t, const char *index,
+                  db_index_state *out);
 
 /* ==== engine.c: which PostgreSQL-compatible engine answers, and what it
  * cannot hold (Citus, CockroachDB, YugabyteDB). Pure functions over the

@@ -31,7 +31,9 @@
 #define db_error_save nodup__db_error_save
 #define db_exec_params nodup__db_exec_params
 #define db_fail_url nodup__db_fail_url
+#define db_index_find nodup__db_index_find
 #define db_looks_like_conninfo nodup__db_looks_like_conninfo
+#define db_partition_key nodup__db_partition_key
 #define db_read_count nodup__db_read_count
 #define db_read_text nodup__db_read_text
 #define db_rollback nodup__db_rollback

@@ -412,19 +412,63 @@ static void test_caps_behave(void **state) {
                    db_can(db, BE_CAP_CONSTRAINTS));
 }
 
-/* A partitioned table's leaves, each a table of its own. */
-static void test_leaves(void **state) {
+static int last_row(void *ctx, int n, const char *const *v) {
+  buf *b = ctx;
+  int i;
+  buf_reset(b);
+  for (i = 0; i < n; i++) buf_printf(b, "%s%s", i ? "|" : "", v[i] ? v[i] : "NULL");
+  return 0;
+}
+
+/* A partitioned table's key and leaves, each leaf a table of its own. */
+static void test_partitions(void **state) {
   nodup_db *db = *state;
+  nodup_table_info *t = NULL;
+  buf last;
   int rows = 0;
+  buf_init(&last);
+  people(db);
+  assert_int_equal(db->be->table_info(db, "people", &t), NODUP_OK);
+  assert_int_equal(db_partition_key(db, t, count_rows, &rows), NODUP_OK);
+  assert_int_equal(rows, 0);
+  table_info_free(t);
   if (!db_can(db, BE_CAP_PARTITIONS)) {
     assert_null(db->be->leaves);
+    assert_null(db->be->partition_key);
     return;
   }
-  harness_exec(db, "CREATE TABLE parts (k INTEGER) PARTITION BY RANGE (k);"
-                   "CREATE TABLE parts_a PARTITION OF parts FOR VALUES FROM (0) TO (10);"
-                   "CREATE TABLE parts_b PARTITION OF parts FOR VALUES FROM (10) TO (20)");
+  harness_exec(db, "CREATE TABLE parts (k INTEGER, j INTEGER) PARTITION BY RANGE (k, j);"
+                   "CREATE TABLE parts_a PARTITION OF parts FOR VALUES FROM (0, 0) TO (10, 0);"
+                   "CREATE TABLE \"Parts_B\" PARTITION OF parts FOR VALUES FROM (10, 0) TO (20, 0)");
   assert_int_equal(db->be->leaves(db, "parts", count_rows, &rows), NODUP_OK);
   assert_int_equal(rows, 2);
+  assert_int_equal(db->be->leaves(db, "parts", last_row, &last), NODUP_OK);
+  assert_string_equal(buf_str(&last), "public.parts_a|public.parts_a|parts_a");
+  assert_int_equal(db->be->table_info(db, "parts", &t), NODUP_OK);
+  assert_int_equal(db_partition_key(db, t, last_row, &last), NODUP_OK);
+  assert_string_equal(buf_str(&last), "j");
+  table_info_free(t);
+  buf_free(&last);
+}
+
+/* One index's state: ours to attach, to drop, or to leave. */
+static void test_index_state(void **state) {
+  nodup_db *db = *state;
+  nodup_table_info *t = NULL;
+  db_index_state s;
+  people(db);
+  harness_exec(db, "CREATE UNIQUE INDEX \"Bare\" ON people (live, email)");
+  assert_int_equal(db->be->table_info(db, "people", &t), NODUP_OK);
+  assert_int_equal(db_index_find(db, t, "people_email_key", &s), NODUP_OK);
+  assert_true(s.exists && s.valid);
+  assert_false(s.attached);
+  assert_int_equal(db_index_find(db, t, "Bare", &s), NODUP_OK);
+  assert_true(s.exists && s.valid);
+  assert_false(s.constrained);
+  assert_non_null(strstr(s.qualified, "\"Bare\""));
+  assert_int_equal(db_index_find(db, t, "no_such_index", &s), NODUP_OK);
+  assert_false(s.exists);
+  table_info_free(t);
 }
 
 /* ---- the journal's members ---- */
@@ -617,7 +661,7 @@ int main(void) {
       T(test_prepare_run),      T(test_changes),        T(test_transactions),
       T(test_unique_violation), T(test_table_info),     T(test_references),
       T(test_arbiters),         T(test_index_and_columns), T(test_json_round_trip),
-      T(test_caps_behave),      T(test_leaves),         T(test_time_and_catalog),
+      T(test_caps_behave),      T(test_partitions),      T(test_index_state),         T(test_time_and_catalog),
       T(test_lock_and_session), T(test_search_path),    T(test_journal_versions),
       T(test_journal_run),
   };
