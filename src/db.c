@@ -466,3 +466,77 @@ int db_read_count(void *ctx, int n, const char *const *v) {
   *(long long *)ctx = v[0] ? atoll(v[0]) : 0;
   return 1;
 }
+
+int db_read_text(void *ctx, int n, const char *const *v) {
+  (void)n;
+  if (v[0]) buf_puts(ctx, v[0]);
+  return 1;
+}
+
+/* ---- time, schemas and sessions: the optional members' defaults ---- */
+
+void db_utc_now(buf *q, const nodup_db *db) { buf_puts(q, db->be->utc_now); }
+
+void db_utc_ago(buf *q, const nodup_db *db, int seconds) {
+  buf_printf(q, db->be->utc_ago_fmt, seconds);
+}
+
+int db_table_exists(nodup_db *db, const char *schema, const char *name, int *exists) {
+  *exists = 0;
+  return db->be->table_exists(db, schema, name, exists);
+}
+
+int db_schema_access(nodup_db *db, const char *schema, db_schema_rights *out) {
+  memset(out, 0, sizeof *out);
+  if (db->be->schema_rights) return db->be->schema_rights(db, schema, out);
+  /* No schemas: nothing to grant on one; the database's own rights show
+   * at the statement. */
+  out->exists = out->may_create = out->may_use = 1;
+  return NODUP_OK;
+}
+
+int db_search_path_table(nodup_db *db, const char *name, const char *except, buf *out) {
+  return db->be->search_path_table ? db->be->search_path_table(db, name, except, out)
+                                   : NODUP_OK;
+}
+
+int db_xact_lock(nodup_db *db, const char *name) {
+  return db->be->xact_lock ? db->be->xact_lock(db, name) : NODUP_OK;
+}
+
+int db_session_id(nodup_db *db, buf *out) {
+  return db->be->session_id ? db->be->session_id(db, out) : NODUP_OK;
+}
+
+int db_session_alive(buf *q, const nodup_db *db, const char *id) {
+  if (!db->be->session_alive) return 0;
+  db->be->session_alive(q, id);
+  return 1;
+}
+
+void db_conflict_insert(buf *q, const nodup_db *db, const nodup_table_info *t, char *const *cols,
+                        size_t n, const char *where) {
+  size_t i;
+  buf_printf(q, "INSERT INTO %s (", t->qualified);
+  sql_ident_list(q, cols, n);
+  buf_puts(q, ") VALUES (");
+  for (i = 0; i < n; i++) {
+    if (i) buf_puts(q, ", ");
+    sql_param(q, db, (int)i + 1);
+  }
+  buf_puts(q, ") ON CONFLICT (");
+  sql_ident_list(q, cols, n);
+  buf_putc(q, ')');
+  if (where) buf_printf(q, " WHERE %s", where);
+  buf_puts(q, " DO NOTHING");
+}
+
+int db_partition_key(nodup_db *db, const nodup_table_info *t, row_fn fn, void *ctx) {
+  return db->be->partition_key ? db->be->partition_key(db, t, fn, ctx) : NODUP_OK;
+}
+
+int db_index_find(nodup_db *db, const nodup_table_info *t, const char *index,
+                  db_index_state *out) {
+  memset(out, 0, sizeof *out);
+  return db->be->index_state(db, t, index, out);
+}

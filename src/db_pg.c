@@ -372,20 +372,55 @@ static int pg_index_row(void *vctx, int n, const char *const *v) {
   return 0;
 }
 
+/* t's unique indexes (valid ones: a failed CONCURRENTLY build is not one),
+ * and its primary key's columns from the index backing it. */
+static int pg_table_indexes(nodup_db *db, pg_tctx *c) {
+  nodup_table_info *t = c->t;
+  const char *oidp[1] = {c->oid};
+  char sql[1600];
+  size_t i, j;
+  int rc;
+  c->cap = 0;
+  snprintf(sql, sizeof sql,
+           "SELECT ci.relname, i.indisprimary::int, (NOT i.indimmediate)::int, "
+           "  pg_catalog.pg_get_expr(i.indpred, i.indrelid), %s, con.conname, "
+           "  k.ord, a.attname "
+           "FROM pg_catalog.pg_index i "
+           "JOIN pg_catalog.pg_class ci ON ci.oid = i.indexrelid "
+           "LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid "
+           "  AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u') "
+           "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
+           "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
+           "  AND a.attnum = k.attnum AND k.attnum > 0 "
+           "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid "
+           "  AND k.ord <= i.indnkeyatts "
+           "ORDER BY ci.relname, k.ord",
+           db->server_version >= 150000 ? "i.indnullsnotdistinct::int" : "0");
+  rc = pg_query(db, sql, oidp, 1, pg_index_row, c);
+  if (rc == NODUP_OK && c->oom) rc = NODUP_ERR_NOMEM;
+  for (i = 0; rc == NODUP_OK && i < t->nidx; i++) {
+    if (!t->idx[i].primary) continue;
+    if (!(t->pk = calloc(t->idx[i].ncols, sizeof *t->pk))) return NODUP_ERR_NOMEM;
+    for (j = 0; j < t->idx[i].ncols; j++) {
+      t->pk[j] = nodup_strdup(t->idx[i].cols[j] ? t->idx[i].cols[j] : "?");
+      if (!t->pk[j]) return NODUP_ERR_NOMEM;
+      t->npk++;
+    }
+  }
+  return rc;
+}
+
 static int pg_table_info(nodup_db *db, const char *table, nodup_table_info **out) {
   nodup_table_info *t = calloc(1, sizeof *t);
   pg_tctx c;
-  const char *p[1];
+  const char *p[1] = {table};
   const char *oidp[1];
-  char sql[1600];
-  size_t i, j;
   int rc;
 
   *out = NULL;
   if (!t) return NODUP_ERR_NOMEM;
   memset(&c, 0, sizeof c);
   c.t = t;
-  p[0] = table;
   /* Names are exact (quoted): "Order" is not "order". A dot splits schema
    * from table only when no relation has the whole name. */
   rc = pg_query(db,
@@ -415,61 +450,28 @@ static int pg_table_info(nodup_db *db, const char *table, nodup_table_info **out
                 "ORDER BY attnum",
                 oidp, 1, pg_column_row, &c);
   if (rc == NODUP_OK && c.oom) rc = NODUP_ERR_NOMEM;
-  if (rc != NODUP_OK) goto done;
-
-  c.cap = 0;
-  snprintf(sql, sizeof sql,
-           "SELECT ci.relname, i.indisprimary::int, (NOT i.indimmediate)::int, "
-           "  pg_catalog.pg_get_expr(i.indpred, i.indrelid), %s, con.conname, "
-           "  k.ord, a.attname "
-           "FROM pg_catalog.pg_index i "
-           "JOIN pg_catalog.pg_class ci ON ci.oid = i.indexrelid "
-           "LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid "
-           "  AND con.conrelid = i.indrelid AND con.contype IN ('p', 'u') "
-           "CROSS JOIN LATERAL unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, ord) "
-           "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid "
-           "  AND a.attnum = k.attnum AND k.attnum > 0 "
-           "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid "
-           "  AND k.ord <= i.indnkeyatts "
-           "ORDER BY ci.relname, k.ord",
-           db->server_version >= 150000 ? "i.indnullsnotdistinct::int" : "0");
-  rc = pg_query(db, sql, oidp, 1, pg_index_row, &c);
-  if (rc == NODUP_OK && c.oom) rc = NODUP_ERR_NOMEM;
-  if (rc != NODUP_OK) goto done;
-
-  for (i = 0; i < t->nidx; i++) {
-    if (!t->idx[i].primary) continue;
-    t->pk = calloc(t->idx[i].ncols, sizeof *t->pk);
-    if (!t->pk) {
-      rc = NODUP_ERR_NOMEM;
-      goto done;
-    }
-    for (j = 0; j < t->idx[i].ncols; j++) {
-      t->pk[j] = nodup_strdup(t->idx[i].cols[j] ? t->idx[i].cols[j] : "?");
-      if (!t->pk[j]) {
-        rc = NODUP_ERR_NOMEM;
-        goto done;
-      }
-      t->npk++;
-    }
-  }
+  if (rc == NODUP_OK) rc = pg_table_indexes(db, &c);
 done:
   if (rc == NODUP_OK) *out = t;
   else table_info_free(t);
   return rc;
 }
 
+/* EXPLAIN's lines: what follows `tag` on the lines that have it, to out
+ * (with `first`, the first such line only). */
 typedef struct explain_ctx {
-  buf *names;
+  buf *out;
+  const char *tag;
+  int first;
 } explain_ctx;
 
 static int explain_row(void *vctx, int n, const char *const *v) {
   explain_ctx *c = vctx;
-  const char *tag = "Conflict Arbiter Indexes: ";
   const char *s;
   (void)n;
-  if (v[0] && (s = strstr(v[0], tag))) buf_puts(c->names, s + strlen(tag));
-  return 0;
+  if ((c->first && c->out->len) || !v[0] || !(s = strstr(v[0], c->tag))) return 0;
+  buf_puts(c->out, s + strlen(c->tag));
+  return c->first;
 }
 
 /* The planner's ON CONFLICT inference is the authority on which unique
@@ -483,7 +485,7 @@ static int pg_arbiters(nodup_db *db, const nodup_table_info *t,
   unsigned *types = calloc(ncols ? ncols : 1, sizeof *types);
   const char **vals = calloc(ncols ? ncols : 1, sizeof *vals);
   PGresult *res = NULL;
-  explain_ctx ec = {names};
+  explain_ctx ec = {names, "Conflict Arbiter Indexes: ", 0};
   int rc;
 
   buf_init(&q);
@@ -495,18 +497,8 @@ static int pg_arbiters(nodup_db *db, const nodup_table_info *t,
     int c = table_info_column(db, t, cols[i]);
     types[i] = c >= 0 ? t->types[c] : 0;
   }
-  buf_printf(&q, "EXPLAIN (COSTS OFF) INSERT INTO %s (", t->qualified);
-  sql_ident_list(&q, cols, ncols);
-  buf_puts(&q, ") VALUES (");
-  for (i = 0; i < ncols; i++) {
-    if (i) buf_puts(&q, ", ");
-    sql_param(&q, db, (int)i + 1);
-  }
-  buf_puts(&q, ") ON CONFLICT (");
-  sql_ident_list(&q, cols, ncols);
-  buf_putc(&q, ')');
-  if (where) buf_printf(&q, " WHERE %s", where);
-  buf_puts(&q, " DO NOTHING");
+  buf_puts(&q, "EXPLAIN (COSTS OFF) ");
+  db_conflict_insert(&q, db, t, cols, ncols, where);
   if (q.oom) {
     rc = NODUP_ERR_NOMEM;
     goto done;
@@ -549,20 +541,6 @@ static void pg_pipeline_abandon(nodup_db *db) {
   }
 }
 
-typedef struct canon_ctx {
-  buf *out;
-} canon_ctx;
-
-static int canon_row(void *vctx, int n, const char *const *v) {
-  canon_ctx *c = vctx;
-  const char *tag = "Output: ";
-  const char *s;
-  (void)n;
-  if (c->out->len || !v[0] || !(s = strstr(v[0], tag))) return 0;
-  buf_puts(c->out, s + strlen(tag));
-  return 1;
-}
-
 /* The planner's own form of a predicate: EXPLAIN VERBOSE prints the
  * expression after parsing and constant folding, so `is_active = true`,
  * `"is_active"` and `is_active` all read `is_active`, and an index's
@@ -573,12 +551,12 @@ static int canon_row(void *vctx, int n, const char *const *v) {
 static int pg_predicate_canon(nodup_db *db, const nodup_table_info *t, const char *pred,
                               buf *out) {
   buf q;
-  canon_ctx c = {out};
+  explain_ctx c = {out, "Output: ", 1};
   int rc;
   buf_reset(out);
   buf_init(&q);
   buf_printf(&q, "EXPLAIN (VERBOSE, COSTS OFF) SELECT (%s) FROM ONLY %s", pred, t->qualified);
-  rc = q.oom ? NODUP_ERR_NOMEM : pg_query(db, buf_str(&q), NULL, 0, canon_row, &c);
+  rc = q.oom ? NODUP_ERR_NOMEM : pg_query(db, buf_str(&q), NULL, 0, explain_row, &c);
   buf_free(&q);
   if (rc == NODUP_OK && out->oom) rc = NODUP_ERR_NOMEM;
   return rc;
@@ -846,15 +824,14 @@ static void pg_json_object(buf *q, size_t n, const char *const *keys,
 /* json_populate_record turns the archived JSON back into a row of t with
  * each column's own type input (bytea, timestamps, arrays alike).
  * OVERRIDING SYSTEM VALUE: identity columns take the archived values. */
-static void pg_restore_rows(buf *q, const nodup_table_info *t, const char *archive) {
-  buf_printf(q, "INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT r.* FROM %s AS a, "
-                "json_populate_record(NULL::%s, a.row::json) AS r "
-                "WHERE a.run = $1 AND a.step = $2",
-             t->qualified, archive, t->qualified);
+static void pg_restore_rows(buf *q, const nodup_table_info *t, const db_json_rows *src) {
+  buf_printf(q, "INSERT INTO %s OVERRIDING SYSTEM VALUE SELECT r.* FROM %s, "
+                "json_populate_record(NULL::%s, %s::json) AS r WHERE %s",
+             t->qualified, src->from, t->qualified, src->row, src->where);
 }
 
 static void pg_restore_cols(buf *q, const nodup_table_info *t, char *const *cols, size_t n,
-                            const char *log) {
+                            const db_json_rows *src) {
   size_t i;
   buf_printf(q, "UPDATE %s AS c SET ", t->qualified);
   for (i = 0; i < n; i++) {
@@ -863,10 +840,9 @@ static void pg_restore_cols(buf *q, const nodup_table_info *t, char *const *cols
     buf_puts(q, " = o.");
     sql_ident(q, cols[i]);
   }
-  buf_printf(q, " FROM %s AS r, json_populate_record(NULL::%s, r.old::json) AS o, "
-                "json_populate_record(NULL::%s, r.cur::json) AS p "
-                "WHERE r.run = $1 AND r.step = $2",
-             log, t->qualified, t->qualified);
+  buf_printf(q, " FROM %s, json_populate_record(NULL::%s, %s::json) AS o, "
+                "json_populate_record(NULL::%s, %s::json) AS p WHERE %s",
+             src->from, t->qualified, src->old, t->qualified, src->cur, src->where);
   for (i = 0; i < t->npk; i++) {
     buf_puts(q, " AND c.");
     sql_ident(q, t->pk[i]);
@@ -906,8 +882,8 @@ static int pg_leaves(nodup_db *db, const char *table, row_fn fn, void *ctx) {
   if (rc != NODUP_OK) return rc;
   p[0] = t->qualified;
   rc = pg_query(db,
-                "SELECT n.nspname || '.' || c.relname "
-                "FROM pg_catalog.pg_partition_tree($1::regclass) AS pt "
+                "SELECT n.nspname || '.' || c.relname, format('%I.%I', n.nspname, c.relname), "
+                "  c.relname FROM pg_catalog.pg_partition_tree($1::regclass) AS pt "
                 "JOIN pg_catalog.pg_class c ON c.oid = pt.relid "
                 "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
                 "WHERE pt.isleaf AND pt.relid <> $1::regclass ORDER BY 1",
@@ -953,6 +929,128 @@ static void pg_copy_row(buf *out, const char *const *vals, size_t n);
 static int pg_copy_put(nodup_db *db, const buf *data);
 static int pg_copy_end(nodup_db *db, const char *abort_msg);
 
+/* ---- partitions and indexes (enforce) ---- */
+
+static int pg_partition_key(nodup_db *db, const nodup_table_info *t, row_fn fn, void *ctx) {
+  const char *p[1] = {t->qualified};
+  return pg_query(db,
+                  "SELECT coalesce(a.attname::text, '') FROM pg_catalog.pg_partitioned_table pt "
+                  "CROSS JOIN LATERAL unnest(pt.partattrs::int2[]) WITH ORDINALITY AS k(n, o) "
+                  "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = pt.partrelid "
+                  "AND a.attnum = k.n WHERE pt.partrelid = $1::regclass ORDER BY k.o",
+                  p, 1, fn, ctx);
+}
+
+static int pg_index_state_row(void *ctx, int n, const char *const *v) {
+  db_index_state *s = ctx;
+  (void)n;
+  s->exists = 1;
+  snprintf(s->qualified, sizeof s->qualified, "%s", v[0]);
+  s->valid = v[1][0] == '1';
+  s->attached = v[2][0] == '1';
+  s->constrained = v[3][0] == '1';
+  return 1;
+}
+
+static int pg_index_state(nodup_db *db, const nodup_table_info *t, const char *index,
+                          db_index_state *out) {
+  const char *p[2] = {t->qualified, index};
+  return pg_query(db,
+                  "SELECT format('%I.%I', n.nspname, x.relname), i.indisvalid::int, "
+                  "EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h "
+                  "WHERE h.inhrelid = i.indexrelid)::int, EXISTS (SELECT 1 FROM "
+                  "pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid)::int "
+                  "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid "
+                  "JOIN pg_catalog.pg_namespace n ON n.oid = x.relnamespace "
+                  "WHERE i.indrelid = $1::regclass AND x.relname = $2",
+                  p, 2, pg_index_state_row, out);
+}
+
+/* ---- time, schemas and sessions (the journal) ---- */
+
+static int pg_flag(void *ctx, int n, const char *const *v) {
+  (void)n;
+  *(int *)ctx = v[0] && !strcmp(v[0], "t");
+  return 1;
+}
+
+/* pg_class and pg_namespace: readable without any right on the schema. */
+static int pg_table_exists(nodup_db *db, const char *schema, const char *name, int *exists) {
+  const char *p[2] = {name, schema};
+  if (!schema)
+    return pg_query(db, "SELECT to_regclass(quote_ident($1::text)) IS NOT NULL", p, 1, pg_flag,
+                    exists);
+  return pg_query(db,
+                  "SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_class c "
+                  "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                  "WHERE n.nspname = $2 AND c.relname = $1)",
+                  p, 2, pg_flag, exists);
+}
+
+static int pg_rights_row(void *ctx, int n, const char *const *v) {
+  db_schema_rights *r = ctx;
+  (void)n;
+  r->exists = v[0] && !strcmp(v[0], "t");
+  r->may_create = v[1] && !strcmp(v[1], "t");
+  r->may_use = v[2] && !strcmp(v[2], "t");
+  snprintf(r->user, sizeof r->user, "%s", v[3] ? v[3] : "");
+  snprintf(r->database, sizeof r->database, "%s", v[4] ? v[4] : "");
+  return 1;
+}
+
+static int pg_schema_rights(nodup_db *db, const char *schema, db_schema_rights *out) {
+  const char *p[1] = {schema};
+  return pg_query(db,
+                  "SELECT n.oid IS NOT NULL, CASE WHEN n.oid IS NULL THEN "
+                  "has_database_privilege(current_database(), 'CREATE') "
+                  "ELSE has_schema_privilege(n.oid, 'CREATE') END, "
+                  "n.oid IS NOT NULL AND has_schema_privilege(n.oid, 'USAGE'), "
+                  "current_user, current_database() "
+                  "FROM (SELECT $1::text AS s) AS a "
+                  "LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = a.s",
+                  p, 1, pg_rights_row, out);
+}
+
+static int pg_search_path_table(nodup_db *db, const char *name, const char *except, buf *out) {
+  const char *p[2] = {name, except};
+  /* The schemas of the path in order, the first holding the table. */
+  return pg_query(db, "SELECT s FROM unnest(current_schemas(false)) WITH ORDINALITY AS p(s, i) "
+                      "WHERE s IS DISTINCT FROM $2 AND EXISTS (SELECT 1 FROM pg_catalog.pg_class "
+                      "c, pg_catalog.pg_namespace n WHERE n.oid = c.relnamespace AND n.nspname = s "
+                      "AND c.relname = $1 AND c.relkind IN ('r', 'p')) ORDER BY i LIMIT 1",
+                  p, 2, db_read_text, out);
+}
+
+/* Advisory locks exist on PostgreSQL and Citus only; elsewhere nothing
+ * is taken (CockroachDB and YugabyteDB lack them). */
+static int pg_xact_lock(nodup_db *db, const char *name) {
+  const char *p[1] = {name};
+  if (db->engine.kind != ENGINE_POSTGRES && db->engine.kind != ENGINE_CITUS) return NODUP_OK;
+  return pg_query(db, "SELECT pg_catalog.pg_advisory_xact_lock(1852796272, "
+                      "pg_catalog.hashtext($1))",
+                  p, 1, NULL, NULL);
+}
+
+/* "pid backend_start-epoch": the pid alone is reused. Through a pooler
+ * each transaction may run in another server process, and the other
+ * engines' sessions are not server processes: none. */
+static int pg_session_id(nodup_db *db, buf *out) {
+  if (db->pooled || (db->engine.kind != ENGINE_POSTGRES && db->engine.kind != ENGINE_CITUS))
+    return NODUP_OK;
+  return pg_query(db,
+                  "SELECT pg_catalog.pg_backend_pid()::text || ' ' || "
+                  "extract(epoch FROM backend_start)::text "
+                  "FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()",
+                  NULL, 0, db_read_text, out);
+}
+
+static void pg_session_alive(buf *q, const char *id) {
+  buf_printf(q, "EXISTS (SELECT 1 FROM pg_catalog.pg_stat_activity a WHERE a.pid = "
+                "CAST(split_part(%s, ' ', 1) AS integer) AND (a.backend_start IS NULL "
+                "OR extract(epoch FROM a.backend_start)::text = split_part(%s, ' ', 2)))",
+             id, id);
+}
+
 const struct nodup_backend nodup_pg_backend = {
     .name = "postgresql",
     .caps = BE_CAP_SCHEMAS | BE_CAP_TABLE_LOCKS | BE_CAP_ONLINE_INDEX |
@@ -995,6 +1093,17 @@ const struct nodup_backend nodup_pg_backend = {
     .copy_end = pg_copy_end,
     .max_params = 65535,
     .distinct_fmt = "CAST(%s AS TEXT) IS DISTINCT FROM CAST(%s AS TEXT)",
+    .utc_now = "to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')",
+    .utc_ago_fmt = "to_char((clock_timestamp() - interval '%d seconds') AT TIME ZONE 'UTC', "
+                   "'YYYY-MM-DD HH24:MI:SS')",
+    .table_exists = pg_table_exists,
+    .schema_rights = pg_schema_rights,
+    .search_path_table = pg_search_path_table,
+    .xact_lock = pg_xact_lock,
+    .session_id = pg_session_id,
+    .session_alive = pg_session_alive,
+    .partition_key = pg_partition_key,
+    .index_state = pg_index_state,
 };
 
 /* ---- COPY FROM STDIN (import.c) ---- */

@@ -501,29 +501,15 @@ static int sq_index_details(nodup_db *db, nodup_index_info *ix, int partial) {
   return rc;
 }
 
-static int sq_table_info(nodup_db *db, const char *table, nodup_table_info **out) {
-  nodup_table_info *t;
-  sq_tinfo_ctx c;
+/* t's name as the catalog spells it (names compare case-insensitively),
+ * quoted too; a view is refused. */
+static int sq_table_name(nodup_db *db, const char *table, nodup_table_info *t) {
   sq_collect kind = {{0}, 0};
-  sq_idx_row ir;
   const char *p[1] = {table};
-  char **names = NULL, **origins = NULL, **partial = NULL;
-  size_t i, n = 0;
-  int rc, rowid_alias = 0;
   buf q;
-
-  *out = NULL;
-  memset(&c, 0, sizeof c);
+  int rc;
   buf_init(&kind.b);
   buf_init(&q);
-  buf_init(&ir.names);
-  buf_init(&ir.origins);
-  buf_init(&ir.partial);
-  ir.n = 0;
-  t = calloc(1, sizeof *t);
-  if (!t) return NODUP_ERR_NOMEM;
-  c.t = t;
-
   rc = sq_query(db,
                 "SELECT type || char(30) || name FROM sqlite_schema "
                 "WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE",
@@ -538,44 +524,73 @@ static int sq_table_info(nodup_db *db, const char *table, nodup_table_info **out
     goto done;
   }
   t->name = nodup_strdup(strchr(buf_str(&kind.b), '\x1e') + 1);
-  sql_ident(&q, t->name);
-  t->qualified = nodup_strdup(buf_str(&q));
-  if (!t->name || !t->qualified) {
-    rc = NODUP_ERR_NOMEM;
-    goto done;
-  }
+  if (t->name) sql_ident(&q, t->name);
+  t->qualified = q.oom || !t->name ? NULL : nodup_strdup(buf_str(&q));
+  if (!t->name || !t->qualified) rc = NODUP_ERR_NOMEM;
+done:
+  buf_free(&kind.b);
+  buf_free(&q);
+  return rc;
+}
 
+/* t's columns and primary key; a table without a declared one is a rowid
+ * table. *rowid_alias: the key is an INTEGER PRIMARY KEY, the rowid under
+ * another name, which has no index of its own. */
+static int sq_table_columns(nodup_db *db, nodup_table_info *t, int *rowid_alias) {
+  sq_tinfo_ctx c;
+  const char *p[1] = {t->name};
+  size_t i;
+  int rc;
+  memset(&c, 0, sizeof c);
+  c.t = t;
   rc = sq_query(db, "SELECT name, type, \"notnull\", pk FROM pragma_table_info(?1)",
                 p, 1, add_column, &c);
   if (rc == NODUP_OK && c.oom) rc = NODUP_ERR_NOMEM;
   if (rc != NODUP_OK) goto done;
   t->types = calloc(t->ncols ? t->ncols : 1, sizeof *t->types);
-  if (!t->types) {
-    rc = NODUP_ERR_NOMEM;
-    goto done;
-  }
-
   t->pk = calloc(t->npk ? t->npk : 1, sizeof *t->pk);
-  if (!t->pk) {
+  if (!t->types || !t->pk) {
     rc = NODUP_ERR_NOMEM;
     goto done;
   }
   if (t->npk == 0) {
-    /* A table without a declared primary key is a rowid table. */
     t->npk = 1;
     t->pk[0] = nodup_strdup("rowid");
   } else {
     for (i = 0; i < t->npk; i++)
       t->pk[i] = nodup_strdup(c.pkpos[i] ? t->cols[c.pkpos[i] - 1] : "rowid");
-    /* INTEGER PRIMARY KEY aliases the rowid and has no index of its own. */
-    rowid_alias = t->npk == 1 && c.pktype && strcasecmp(c.pktype, "INTEGER") == 0;
+    *rowid_alias = t->npk == 1 && c.pktype && strcasecmp(c.pktype, "INTEGER") == 0;
   }
   for (i = 0; i < t->npk; i++)
-    if (!t->pk[i]) {
-      rc = NODUP_ERR_NOMEM;
-      goto done;
-    }
+    if (!t->pk[i]) rc = NODUP_ERR_NOMEM;
+done:
+  free(c.pktype);
+  return rc;
+}
 
+/* The rowid alias's "index": the primary key SQLite keeps without one. */
+static int sq_rowid_index(nodup_table_info *t) {
+  nodup_index_info *ix = &t->idx[t->nidx];
+  ix->name = nodup_strdup("PRIMARY KEY");
+  ix->cols = calloc(1, sizeof *ix->cols);
+  if (!ix->name || !ix->cols || !(ix->cols[0] = nodup_strdup(t->pk[0]))) return NODUP_ERR_NOMEM;
+  ix->ncols = 1;
+  ix->primary = 1;
+  t->nidx++;
+  return NODUP_OK;
+}
+
+/* t's unique indexes, with room for the rowid alias's after them. */
+static int sq_table_indexes(nodup_db *db, nodup_table_info *t, int rowid_alias) {
+  sq_idx_row ir;
+  const char *p[1] = {t->name};
+  char **names = NULL, **origins = NULL, **partial = NULL;
+  size_t i, n = 0;
+  int rc;
+  memset(&ir, 0, sizeof ir);
+  buf_init(&ir.names);
+  buf_init(&ir.origins);
+  buf_init(&ir.partial);
   rc = sq_query(db,
                 "SELECT name, origin, partial FROM pragma_index_list(?1) "
                 "WHERE \"unique\" = 1 ORDER BY name",
@@ -586,51 +601,38 @@ static int sq_table_info(nodup_db *db, const char *table, nodup_table_info **out
   names = split_list(buf_str(&ir.names), n);
   origins = split_list(buf_str(&ir.origins), n);
   partial = split_list(buf_str(&ir.partial), n);
-  if (!t->idx || !names || !origins || !partial) {
-    rc = NODUP_ERR_NOMEM;
-    goto done;
-  }
-  for (i = 0; i < n; i++) {
+  if (!t->idx || !names || !origins || !partial) rc = NODUP_ERR_NOMEM;
+  for (i = 0; rc == NODUP_OK && i < n; i++) {
     nodup_index_info *ix = &t->idx[t->nidx];
     if (!names[i] || !origins[i] || !partial[i]) {
       rc = NODUP_ERR_NOMEM;
-      goto done;
+      break;
     }
     ix->name = names[i];
     names[i] = NULL;
     ix->primary = strcmp(origins[i], "pk") == 0;
     t->nidx++;
-    if ((rc = sq_index_details(db, ix, strcmp(partial[i], "1") == 0)) != NODUP_OK)
-      goto done;
+    rc = sq_index_details(db, ix, strcmp(partial[i], "1") == 0);
   }
-  if (rowid_alias) {
-    nodup_index_info *ix = &t->idx[t->nidx];
-    ix->name = nodup_strdup("PRIMARY KEY");
-    ix->cols = calloc(1, sizeof *ix->cols);
-    if (!ix->name || !ix->cols || !(ix->cols[0] = nodup_strdup(t->pk[0]))) {
-      rc = NODUP_ERR_NOMEM;
-      goto done;
-    }
-    ix->ncols = 1;
-    ix->primary = 1;
-    t->nidx++;
-  }
-
+  if (rc == NODUP_OK && rowid_alias) rc = sq_rowid_index(t);
 done:
-  for (i = 0; i < n; i++) {
-    if (names) free(names[i]);
-    if (origins) free(origins[i]);
-    if (partial) free(partial[i]);
-  }
-  free(names);
-  free(origins);
-  free(partial);
-  free(c.pktype);
-  buf_free(&kind.b);
-  buf_free(&q);
+  strv_free(names, names ? n : 0);
+  strv_free(origins, origins ? n : 0);
+  strv_free(partial, partial ? n : 0);
   buf_free(&ir.names);
   buf_free(&ir.origins);
   buf_free(&ir.partial);
+  return rc;
+}
+
+static int sq_table_info(nodup_db *db, const char *table, nodup_table_info **out) {
+  nodup_table_info *t = calloc(1, sizeof *t);
+  int rc, rowid_alias = 0;
+  *out = NULL;
+  if (!t) return NODUP_ERR_NOMEM;
+  rc = sq_table_name(db, table, t);
+  if (rc == NODUP_OK) rc = sq_table_columns(db, t, &rowid_alias);
+  if (rc == NODUP_OK) rc = sq_table_indexes(db, t, rowid_alias);
   if (rc == NODUP_OK) *out = t;
   else table_info_free(t);
   return rc;
@@ -644,23 +646,11 @@ static int sq_arbiters(nodup_db *db, const nodup_table_info *t,
                        char *const *cols, size_t ncols, const char *where,
                        buf *names) {
   buf q;
-  size_t i;
   sqlite3_stmt *st = NULL;
   int rc;
   (void)names;
   buf_init(&q);
-  buf_printf(&q, "INSERT INTO %s (", t->qualified);
-  sql_ident_list(&q, cols, ncols);
-  buf_puts(&q, ") VALUES (");
-  for (i = 0; i < ncols; i++) {
-    if (i) buf_puts(&q, ", ");
-    sql_param(&q, db, (int)i + 1);
-  }
-  buf_puts(&q, ") ON CONFLICT (");
-  sql_ident_list(&q, cols, ncols);
-  buf_putc(&q, ')');
-  if (where) buf_printf(&q, " WHERE %s", where);
-  buf_puts(&q, " DO NOTHING");
+  db_conflict_insert(&q, db, t, cols, ncols, where);
   if (q.oom) {
     buf_free(&q);
     return NODUP_ERR_NOMEM;
@@ -873,7 +863,7 @@ static void sq_json_get(buf *q, const char *json, const char *key) {
   buf_putc(q, ')');
 }
 
-static void sq_restore_rows(buf *q, const nodup_table_info *t, const char *archive) {
+static void sq_restore_rows(buf *q, const nodup_table_info *t, const db_json_rows *src) {
   size_t i;
   int rowid = t->npk == 1;
   for (i = 0; rowid && i < t->ncols; i++)
@@ -884,29 +874,29 @@ static void sq_restore_rows(buf *q, const nodup_table_info *t, const char *archi
   buf_puts(q, ") SELECT ");
   for (i = 0; i < t->ncols; i++) {
     if (i) buf_puts(q, ", ");
-    sq_json_get(q, "a.row", t->cols[i]);
+    sq_json_get(q, src->row, t->cols[i]);
   }
-  /* An implicit rowid is not in the row's JSON: the archive's pk is it. */
-  if (rowid) buf_puts(q, ", CAST(a.pk AS INTEGER)");
-  buf_printf(q, " FROM %s AS a WHERE a.run = ?1 AND a.step = ?2", archive);
+  /* An implicit rowid is not in the row's JSON: the archive keeps it. */
+  if (rowid) buf_printf(q, ", CAST(%s AS INTEGER)", src->rowid);
+  buf_printf(q, " FROM %s WHERE %s", src->from, src->where);
 }
 
 static void sq_restore_cols(buf *q, const nodup_table_info *t, char *const *cols, size_t n,
-                            const char *log) {
+                            const db_json_rows *src) {
   size_t i;
   buf_printf(q, "UPDATE %s AS c SET ", t->qualified);
   for (i = 0; i < n; i++) {
     if (i) buf_puts(q, ", ");
     sql_ident(q, cols[i]);
     buf_puts(q, " = ");
-    sq_json_get(q, "r.old", cols[i]);
+    sq_json_get(q, src->old, cols[i]);
   }
-  buf_printf(q, " FROM %s AS r WHERE r.run = ?1 AND r.step = ?2", log);
+  buf_printf(q, " FROM %s WHERE %s", src->from, src->where);
   for (i = 0; i < t->npk; i++) {
     buf_puts(q, " AND c.");
     sql_ident(q, t->pk[i]);
     buf_puts(q, " = ");
-    sq_json_get(q, "r.cur", t->pk[i]);
+    sq_json_get(q, src->cur, t->pk[i]);
   }
 }
 
@@ -919,6 +909,34 @@ static int sq_index_columns(nodup_db *db, const nodup_table_info *t, row_fn fn, 
                   "  (SELECT name FROM pragma_index_info(il.name) ORDER BY seqno)) "
                   "FROM pragma_index_list(?1) AS il WHERE il.partial = 0",
                   p, 1, fn, ctx);
+}
+
+static int sq_index_state_row(void *ctx, int n, const char *const *v) {
+  db_index_state *s = ctx;
+  (void)n;
+  s->exists = s->valid = 1;
+  snprintf(s->qualified, sizeof s->qualified, "%s", v[0]);
+  s->constrained = v[1][0] == '1';
+  return 1;
+}
+
+/* Built in one transaction, never left half-made; a UNIQUE or PRIMARY
+ * KEY clause's index is the constraint's. */
+static int sq_index_state(nodup_db *db, const nodup_table_info *t, const char *index,
+                          db_index_state *out) {
+  const char *p[2] = {t->name, index};
+  return sq_query(db,
+                  "SELECT '\"' || replace(name, '\"', '\"\"') || '\"', origin <> 'c' "
+                  "FROM pragma_index_list(?1) WHERE name = ?2",
+                  p, 2, sq_index_state_row, out);
+}
+
+/* The main database's tables (no schemas: `schema` is NULL). */
+static int sq_table_exists(nodup_db *db, const char *schema, const char *name, int *exists) {
+  const char *p[1] = {name};
+  (void)schema;
+  return sq_query(db, "SELECT count(*) > 0 FROM sqlite_schema WHERE name = ?1", p, 1,
+                  read_flag, exists);
 }
 
 const struct nodup_backend nodup_sqlite_backend = {
@@ -965,4 +983,14 @@ const struct nodup_backend nodup_sqlite_backend = {
     .copy_end = NULL,
     .max_params = 32766,   /* SQLITE_MAX_VARIABLE_NUMBER's default since 3.32 */
     .distinct_fmt = "%s IS NOT %s",
+    .utc_now = "datetime('now')",
+    .utc_ago_fmt = "datetime('now', '-%d seconds')",
+    .table_exists = sq_table_exists,
+    .schema_rights = NULL,
+    .search_path_table = NULL,
+    .xact_lock = NULL,      /* BEGIN IMMEDIATE locks the database */
+    .session_id = NULL,
+    .session_alive = NULL,
+    .partition_key = NULL,
+    .index_state = sq_index_state,
 };

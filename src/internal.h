@@ -73,6 +73,8 @@ int db_begin_write(nodup_db *db);
 /* A row_fn reading the first column of the first row as a count into
  * *(long long *)ctx (NULL: 0). */
 int db_read_count(void *ctx, int n, const char *const *v);
+/* A row_fn appending the first column of the first row to (buf *)ctx. */
+int db_read_text(void *ctx, int n, const char *const *v);
 
 /* ---- catalog.c: one shape for both engines' schema facts ---- */
 
@@ -269,6 +271,36 @@ enum {
                                      rowid (SQLite) */
 };
 
+/* A role's rights in a schema (struct nodup_backend's schema_rights). */
+typedef struct db_schema_rights {
+  int exists;          /* the schema exists */
+  int may_create;      /* may create tables in it; when it does not exist,
+                          may create schemas in the database */
+  int may_use;         /* USAGE on it */
+  char user[128], database[128];   /* the role and database, for messages */
+} db_schema_rights;
+
+/* One index of a table (struct nodup_backend's index_state). */
+typedef struct db_index_state {
+  int exists;
+  int valid;           /* usable (not a failed CONCURRENTLY build) */
+  int attached;        /* a partition's index attached to its parent's */
+  int constrained;     /* a constraint uses it */
+  char qualified[160]; /* its quoted, schema-qualified name */
+} db_index_state;
+
+/* Rows archived as JSON that restore_rows / restore_cols put back: SQL
+ * text the caller (journal.c, the owner of the layout) writes, so that a
+ * backend knows no journal column. */
+typedef struct db_json_rows {
+  const char *from;    /* a FROM item with its alias */
+  const char *where;   /* the rows wanted, with the backend's placeholders */
+  const char *row;     /* restore_rows: the whole row, row_json's text */
+  const char *rowid;   /* restore_rows: the row's rowid as text (BE_CAP_ROWID) */
+  const char *old;     /* restore_cols: the old values, json_object's text */
+  const char *cur;     /* restore_cols: the primary key's values now, likewise */
+} db_json_rows;
+
 struct nodup_backend {
   const char *name;
   unsigned caps;     /* BE_CAP_* */
@@ -313,14 +345,13 @@ struct nodup_backend {
   /* Append an expression giving JSON text of an object whose keys[i]
    * holds the value of SQL expression exprs[i]. */
   void (*json_object)(buf *q, size_t n, const char *const *keys, const char *const *exprs);
-  /* Undo (runs.c). restore_rows: an INSERT of t's rows archived under
-   * run ($1) and step ($2) in `archive` (the journal's nodup_archive,
-   * quoted and qualified). restore_cols: an UPDATE setting `cols` of t
-   * back to the `old` values of `log` (its nodup_log), the row found by
-   * the primary key values in `cur`. Both run through changes(). */
-  void (*restore_rows)(buf *q, const nodup_table_info *t, const char *archive);
+  /* Undo (journal.c for runs.c). restore_rows: an INSERT of t's rows
+   * archived as src->row (and src->rowid). restore_cols: an UPDATE
+   * setting `cols` of t back to their values in src->old, the row found by
+   * the primary key values in src->cur. Both run through changes(). */
+  void (*restore_rows)(buf *q, const nodup_table_info *t, const db_json_rows *src);
   void (*restore_cols)(buf *q, const nodup_table_info *t, char *const *cols, size_t n,
-                       const char *log);
+                       const db_json_rows *src);
   /* Reconnect a connection the server dropped (NULL: cannot happen).
    * Statements prepared before are gone. */
   int (*reconnect)(nodup_db *db);
@@ -359,10 +390,17 @@ struct nodup_backend {
    * CONCURRENTLY build that failed). NULL where indexes are built in one
    * transaction and never left half-built (SQLite). */
   int (*index_invalid)(nodup_db *db, const char *qualified, int *invalid);
-  /* The leaf partitions of `table` (as table_info() accepts it), one name
-   * per row in the same form; none for a table that is not partitioned.
-   * NULL where there are no partitions (SQLite). */
+  /* The leaf partitions of `table` (as table_info() accepts it), one row
+   * each: its name in the same form, quoted and qualified, its bare name;
+   * ordered by the first; none for a table that is not partitioned. NULL
+   * where there are no partitions (SQLite). */
   int (*leaves)(nodup_db *db, const char *table, row_fn fn, void *ctx);
+  /* t's partition key, one row per column in order (an expression as an
+   * empty name); no row when t is not partitioned. NULL with leaves. */
+  int (*partition_key)(nodup_db *db, const nodup_table_info *t, row_fn fn, void *ctx);
+  /* What the catalog says of index `index` (a bare name) of t. */
+  int (*index_state)(nodup_db *db, const nodup_table_info *t, const char *index,
+                     db_index_state *out);
   /* *on = 0 when the connection does not enforce foreign keys (SQLite's
    * PRAGMA foreign_keys); NULL: always enforced. */
   int (*fk_enforced)(nodup_db *db, int *on);
@@ -384,6 +422,33 @@ struct nodup_backend {
    * type: PostgreSQL compares text forms, since some types (json) have no
    * equality and a value that prints differently is content that differs. */
   const char *distinct_fmt;
+  /* ---- time, schemas and sessions (the journal: journal.c) ---- */
+  /* SQL expressions of the time now as UTC text "YYYY-MM-DD HH:MM:SS"
+   * (text, so that it compares the same on every engine), and a printf
+   * format (one %d: seconds) of the same that many seconds ago. */
+  const char *utc_now;
+  const char *utc_ago_fmt;
+  /* *exists = 1 when table `name` is in `schema` (NULL where the engine
+   * has no schemas), read from the catalog without any right on it. */
+  int (*table_exists)(nodup_db *db, const char *schema, const char *name, int *exists);
+  /* What the current role may do in `schema`, which need not exist.
+   * NULL where there are no schemas (nor rights on them). */
+  int (*schema_rights)(nodup_db *db, const char *schema, db_schema_rights *out);
+  /* Into out, the first schema of the search path holding table `name`,
+   * other than `except`; left empty when none. NULL: no search path. */
+  int (*search_path_table)(nodup_db *db, const char *name, const char *except, buf *out);
+  /* A lock on `name` held until the transaction ends; a second taker
+   * waits. NULL where the write transaction (begin_write) serializes
+   * writers already. */
+  int (*xact_lock)(nodup_db *db, const char *name);
+  /* Append the server session this connection runs in, as text that
+   * session_alive can test later from any connection; nothing when it has
+   * no session of its own (through a pooler) or the engine cannot name
+   * one. NULL: there is never one (an embedded engine). */
+  int (*session_id)(nodup_db *db, buf *out);
+  /* Append a boolean SQL expression: the session named by SQL expression
+   * `id` (a session_id text) still runs. NULL with session_id. */
+  void (*session_alive)(buf *q, const char *id);
 };
 
 static inline int db_can(const nodup_db *db, unsigned cap);
@@ -399,6 +464,30 @@ int db_fail_url(nodup_db *db, const char *url, const char *what, const char *det
 
 /* The backends, in the order nodup_open asks them (db.c). */
 extern const struct nodup_backend *const nodup_backends[];
+
+/* db.c: the time, schema and session members for feature files; each
+ * does what its member says, or the documented nothing where the backend
+ * has none (rights: all; search path: none; lock: none needed; session:
+ * none, and session_alive then appends nothing and returns 0). */
+void db_utc_now(buf *q, const nodup_db *db);
+void db_utc_ago(buf *q, const nodup_db *db, int seconds);
+int db_table_exists(nodup_db *db, const char *schema, const char *name, int *exists);
+int db_schema_access(nodup_db *db, const char *schema, db_schema_rights *out);
+int db_search_path_table(nodup_db *db, const char *name, const char *except, buf *out);
+int db_xact_lock(nodup_db *db, const char *name);
+int db_session_id(nodup_db *db, buf *out);
+int db_session_alive(buf *q, const nodup_db *db, const char *id);
+/* For the backends' arbiters(): "INSERT INTO t (cols) VALUES (params) ON
+ * CONFLICT (cols) [WHERE where] DO NOTHING", the statement whose
+ * inference names (or refuses) the indexes backing a key. */
+void db_conflict_insert(buf *q, const nodup_db *db, const nodup_table_info *t, char *const *cols,
+                        size_t n, const char *where);
+/* The catalog's partitioning and index facts for enforce: the partition
+ * key's columns to fn (none where the engine has no partitions), and one
+ * index's state (out->exists = 0 when there is no such index). */
+int db_partition_key(nodup_db *db, const nodup_table_info *t, row_fn fn, void *ctx);
+int db_index_find(nodup_db *db, const nodup_table_info *t, const char *index,
+                  db_index_state *out);
 
 /* ==== engine.c: which PostgreSQL-compatible engine answers, and what it
  * cannot hold (Citus, CockroachDB, YugabyteDB). Pure functions over the
@@ -752,6 +841,37 @@ int journal_read_row(nodup_db *db, const char *schema, int version, const char *
  * it stops". */
 int journal_refuse_running(nodup_db *db, const char *run, const journal_row *r,
                            const char *what);
+
+/* Reading a run back (runs.c: resume and undo). load_run: one row, run's
+ * tbl, where_sql, keep_sql, batch, nulls_equal, fill_nulls, one_to_one,
+ * archive, status, its last step, then journal_state()'s six; none when
+ * the journal lacks it. load_args: (kind, value) rows, kind "key", "ref",
+ * "ignore" or "column", in order. */
+int journal_load_run(nodup_db *db, const char *schema, int version, const char *run, row_fn fn,
+                     void *ctx);
+int journal_load_args(nodup_db *db, const char *schema, const char *run, row_fn fn, void *ctx);
+/* Undo, in the caller's transaction. steps: (step, kind, tbl, col) rows,
+ * newest step first (indexing the log and archive by step first).
+ * step_rows: how many rows step changed ("delete": archived rows, else
+ * logged ones). restore: put them back in t (delete: the archived rows;
+ * else columns cols to their logged values), *changed the rows written.
+ * mark_undone: the run's status. */
+int journal_steps(nodup_db *db, const char *schema, const char *run, row_fn fn, void *ctx);
+int journal_step_rows(nodup_db *db, const char *schema, const char *run, const char *step,
+                      int deleted, long long *n);
+int journal_restore(nodup_db *db, const char *schema, const nodup_table_info *t, const char *run,
+                    const char *step, int deleted, char *const *cols, size_t ncols,
+                    long long *changed);
+int journal_mark_undone(nodup_db *db, const char *schema, const char *run);
+/* nodup runs: each run of schema's journal (of `version`) to runs_fn as
+ * (run, tbl, started, finished, groups, archive, heartbeat, repointed,
+ * deleted, filled, then journal_state()'s six), then each key column to
+ * keys_fn as (run, column) in order. */
+int journal_list(nodup_db *db, const char *schema, int version, row_fn runs_fn, row_fn keys_fn,
+                 void *ctx);
+/* Drop schema's journal when it holds no run any more (an earlier
+ * nodup's, left in the application's schema). */
+int journal_drop_if_empty(nodup_db *db, const char *schema);
 
 /* ---- enforce.c and enforce_leftovers.c: what an interrupted online
  * enforce leaves (PostgreSQL), found by every command on the key ---- */

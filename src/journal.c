@@ -32,8 +32,6 @@
 
 #include "internal.h"
 
-static int is_pg(const nodup_db *db) { return db->be == &nodup_pg_backend; }
-
 const char *journal_schema(const nodup_db *db) {
   if (!db_can(db, BE_CAP_SCHEMAS)) return NULL;
   return db->journal[0] ? db->journal : JOURNAL_DEFAULT_SCHEMA;
@@ -75,8 +73,7 @@ void journal_table(buf *q, const char *schema, const char *name) {
 /* Statement text from a template: "{s}" is the schema prefix ("nodup".),
  * "{now}" the time now and "{ago}" JOURNAL_LEASE_SECONDS before it, both
  * as UTC text "YYYY-MM-DD HH:MM:SS" (so they compare as text on both
- * engines), and ?N the backend's placeholder. The one place the journal's
- * SQL differs between engines. */
+ * engines; the backend writes them), and ?N the backend's placeholder. */
 void journal_sql(buf *q, const nodup_db *db, const char *schema, const char *tmpl) {
   const char *s;
   for (s = tmpl; *s; s++) {
@@ -87,17 +84,10 @@ void journal_sql(buf *q, const nodup_db *db, const char *schema, const char *tmp
       }
       s += 2;
     } else if (!strncmp(s, "{now}", 5)) {
-      buf_puts(q, is_pg(db) ? "to_char(clock_timestamp() AT TIME ZONE 'UTC', "
-                              "'YYYY-MM-DD HH24:MI:SS')"
-                            : "datetime('now')");
+      db_utc_now(q, db);
       s += 4;
     } else if (!strncmp(s, "{ago}", 5)) {
-      if (is_pg(db))
-        buf_printf(q, "to_char((clock_timestamp() - interval '%d seconds') AT TIME ZONE "
-                      "'UTC', 'YYYY-MM-DD HH24:MI:SS')",
-                   JOURNAL_LEASE_SECONDS);
-      else
-        buf_printf(q, "datetime('now', '-%d seconds')", JOURNAL_LEASE_SECONDS);
+      db_utc_ago(q, db, JOURNAL_LEASE_SECONDS);
       s += 4;
     } else {
       buf_putc(q, *s == '?' ? db->be->placeholder : *s);
@@ -168,52 +158,8 @@ static const char *const layout_v2[] = {
 
 static const char *const *const layouts[] = {layout_v1, layout_v2};
 
-typedef struct place {
-  int schema_exists, may_create, may_use, runs, meta;
-  char user[128], database[128];
-} place;
-
-static int read_place(void *ctx, int n, const char *const *v) {
-  place *p = ctx;
-  (void)n;
-  p->schema_exists = v[0] && !strcmp(v[0], "t");
-  p->may_create = v[1] && !strcmp(v[1], "t");
-  p->may_use = v[2] && !strcmp(v[2], "t");
-  p->runs = v[3] && !strcmp(v[3], "t");
-  p->meta = v[4] && !strcmp(v[4], "t");
-  snprintf(p->user, sizeof p->user, "%s", v[5] ? v[5] : "");
-  snprintf(p->database, sizeof p->database, "%s", v[6] ? v[6] : "");
-  return 1;
-}
-
-static int read_text(void *ctx, int n, const char *const *v) {
-  buf *b = ctx;
-  (void)n;
-  if (v[0]) buf_puts(b, v[0]);
-  return 1;
-}
-
-/* What the catalog says of schema's journal and our rights there; read
- * without needing any right on the schema (pg_namespace, pg_class). */
-static int pg_place(nodup_db *db, const char *schema, place *p) {
-  const char *param[1] = {schema};
-  memset(p, 0, sizeof *p);
-  return db->be->query(
-      db,
-      "SELECT n.oid IS NOT NULL, CASE WHEN n.oid IS NULL THEN "
-      "has_database_privilege(current_database(), 'CREATE') "
-      "ELSE has_schema_privilege(n.oid, 'CREATE') END, "
-      "n.oid IS NOT NULL AND has_schema_privilege(n.oid, 'USAGE'), "
-      "EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid "
-      "AND c.relname = 'nodup_runs'), "
-      "EXISTS (SELECT 1 FROM pg_catalog.pg_class c WHERE c.relnamespace = n.oid "
-      "AND c.relname = 'nodup_meta'), current_user, current_database() "
-      "FROM (SELECT $1::text AS s) AS a LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = a.s",
-      param, 1, read_place, p);
-}
-
 /* "... lacks USAGE on schema "x": GRANT USAGE ... TO "u"" */
-static int no_usage(nodup_db *db, const char *schema, const place *p) {
+static int no_usage(nodup_db *db, const char *schema, const db_schema_rights *p) {
   buf s, u;
   int rc;
   buf_init(&s);
@@ -232,32 +178,26 @@ static int no_usage(nodup_db *db, const char *schema, const place *p) {
 }
 
 int journal_version(nodup_db *db, const char *schema, int *version) {
+  db_schema_rights p;
   buf v;
-  int rc;
+  int rc, exists = 0;
   *version = 0;
   buf_init(&v);
-  if (is_pg(db)) {
-    place p;
-    if ((rc = pg_place(db, schema, &p)) != NODUP_OK) goto done;
-    if (!p.runs) goto done;
+  /* The catalog first: it needs no right on the schema. */
+  if ((rc = db_table_exists(db, schema, "nodup_runs", &exists)) != NODUP_OK || !exists)
+    goto done;
+  if (schema) {
+    if ((rc = db_schema_access(db, schema, &p)) != NODUP_OK) goto done;
     if (!p.may_use) {
       rc = no_usage(db, schema, &p);
       goto done;
     }
-    *version = 1;
-    if (!p.meta) goto done;
-  } else {
-    long long n = 0;
-    rc = db->be->query(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'nodup_runs'", NULL,
-                       0, db_read_count, &n);
-    if (rc != NODUP_OK || !n) goto done;
-    *version = 1;
-    rc = db->be->query(db, "SELECT count(*) FROM sqlite_schema WHERE name = 'nodup_meta'", NULL,
-                       0, db_read_count, &n);
-    if (rc != NODUP_OK || !n) goto done;
   }
+  *version = 1;
+  if ((rc = db_table_exists(db, schema, "nodup_meta", &exists)) != NODUP_OK || !exists)
+    goto done;
   rc = journal_run(db, schema, "SELECT value FROM {s}nodup_meta WHERE key = 'version'", NULL, 0,
-                   read_text, &v, NULL);
+                   db_read_text, &v, NULL);
   if (rc == NODUP_OK) *version = v.oom ? 0 : atoi(buf_str(&v));
   if (rc == NODUP_OK && *version < 2) *version = 2;   /* a meta table says 2 at least */
 done:
@@ -265,20 +205,20 @@ done:
   return rc;
 }
 
-/* PostgreSQL: refuse, naming the schema and the statement that would
- * allow it, what the role may not create (checked first, so that the
- * error is ours and not the server's). */
-static int pg_may_create(nodup_db *db, const char *schema, const place *p) {
+/* Refuse, naming the schema and the statement that would allow it, what
+ * the role may not create (checked first, so that the error is ours and
+ * not the server's). */
+static int may_create(nodup_db *db, const char *schema, const db_schema_rights *p) {
   buf s, u, d;
   int rc = NODUP_OK;
-  if (p->schema_exists ? p->may_use && p->may_create : p->may_create) return NODUP_OK;
+  if (p->exists ? p->may_use && p->may_create : p->may_create) return NODUP_OK;
   buf_init(&s);
   buf_init(&u);
   buf_init(&d);
   sql_ident(&s, schema);
   sql_ident(&u, p->user);
   sql_ident(&d, p->database);
-  if (!p->schema_exists)
+  if (!p->exists)
     rc = nodup_fail(db, NODUP_ERR_DB,
                     "cannot create the merge journal's schema %s: role %s may not create "
                     "schemas in database %s; have an administrator run CREATE SCHEMA %s "
@@ -313,21 +253,18 @@ int journal_ensure(nodup_db *db, const char *schema) {
                       "use a newer nodup",
                       schema ? " in schema " : "", schema ? schema : "", version,
                       JOURNAL_VERSION);
-  if (is_pg(db)) {
+  if (schema) {
     /* Two first merges at once would both create: one waits for the
      * other, then finds the journal made (a transaction-scoped lock, held
-     * by the caller's transaction). */
-    const char *p[1] = {schema};
-    place pl;
-    if (db->engine.kind == ENGINE_POSTGRES || db->engine.kind == ENGINE_CITUS)
-      rc = db->be->query(db, "SELECT pg_catalog.pg_advisory_xact_lock(1852796272, "
-                             "pg_catalog.hashtext($1))",
-                         p, 1, NULL, NULL);
+     * by the caller's transaction; without one, the write transaction
+     * serializes them already). */
+    db_schema_rights pl;
+    rc = db_xact_lock(db, schema);
     if (rc == NODUP_OK) rc = journal_version(db, schema, &version);
     if (rc != NODUP_OK || version == JOURNAL_VERSION) return rc;
-    if ((rc = pg_place(db, schema, &pl)) != NODUP_OK) return rc;
-    if ((rc = pg_may_create(db, schema, &pl)) != NODUP_OK) return rc;
-    if (!pl.schema_exists) {
+    if ((rc = db_schema_access(db, schema, &pl)) != NODUP_OK) return rc;
+    if ((rc = may_create(db, schema, &pl)) != NODUP_OK) return rc;
+    if (!pl.exists) {
       buf q;
       buf_init(&q);
       buf_puts(&q, "CREATE SCHEMA IF NOT EXISTS ");
@@ -346,23 +283,15 @@ int journal_ensure(nodup_db *db, const char *schema) {
 }
 
 int journal_legacy(nodup_db *db, char **schema) {
+  const char *here = journal_schema(db);
   buf s;
   int rc;
   *schema = NULL;
-  if (!is_pg(db)) return NODUP_OK;
-  {
-    const char *p[1] = {journal_schema(db)};
-    buf_init(&s);
-    /* Where an unqualified nodup_runs was created: the first schema of the
-     * search path that holds one (not the journal's own). */
-    rc = db->be->query(db,
-                       "SELECT n.nspname FROM pg_catalog.pg_class c "
-                       "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-                       "WHERE c.relname = 'nodup_runs' AND c.relkind IN ('r', 'p') "
-                       "AND n.nspname = ANY (current_schemas(false)) AND n.nspname <> $1 "
-                       "ORDER BY array_position(current_schemas(false), n.nspname) LIMIT 1",
-                       p, 1, read_text, &s);
-  }
+  if (!here) return NODUP_OK;
+  buf_init(&s);
+  /* Where an unqualified nodup_runs was created: the first schema of the
+   * search path that holds one (not the journal's own). */
+  rc = db_search_path_table(db, "nodup_runs", here, &s);
   if (rc == NODUP_OK && s.len && !(*schema = nodup_strdup(buf_str(&s)))) rc = NODUP_ERR_NOMEM;
   buf_free(&s);
   return rc;
@@ -450,18 +379,11 @@ int journal_owner_init(nodup_db *db, journal_owner *o) {
   proc_start((long)getpid(), o->pid_start, sizeof o->pid_start);
   snprintf(o->token, sizeof o->token, "%.64s/%s/%lld/%u", o->host, o->pid,
            (long long)time(NULL), db_serial());
-  /* A direct PostgreSQL connection is one server process for the whole
-   * run: it names the run's owner exactly, also across hosts. Through a
-   * pooler each transaction may run in another, so there is none. */
-  if (!is_pg(db) || db->pooled ||
-      (db->engine.kind != ENGINE_POSTGRES && db->engine.kind != ENGINE_CITUS))
-    return NODUP_OK;
+  /* A server session of its own (a direct PostgreSQL connection) is one
+   * for the whole run: it names the run's owner exactly, also across
+   * hosts. Through a pooler each transaction may run in another: none. */
   buf_init(&b);
-  rc = db->be->query(db,
-                     "SELECT pg_catalog.pg_backend_pid()::text || ' ' || "
-                     "extract(epoch FROM backend_start)::text "
-                     "FROM pg_catalog.pg_stat_activity WHERE pid = pg_catalog.pg_backend_pid()",
-                     NULL, 0, read_text, &b);
+  rc = db_session_id(db, &b);
   if (rc == NODUP_OK && !b.oom) snprintf(o->backend, sizeof o->backend, "%s", buf_str(&b));
   buf_free(&b);
   return rc;
@@ -473,17 +395,26 @@ void journal_state_columns(buf *q, const nodup_db *db, const char *schema, int v
     return;
   }
   buf_puts(q, "r.status, r.host, r.pid, r.pid_start, ");
-  if (is_pg(db))
-    buf_puts(q, "CASE WHEN r.backend IS NULL THEN NULL WHEN EXISTS (SELECT 1 FROM "
-                "pg_catalog.pg_stat_activity a WHERE a.pid = "
-                "CAST(split_part(r.backend, ' ', 1) AS integer) AND (a.backend_start IS NULL "
-                "OR extract(epoch FROM a.backend_start)::text = split_part(r.backend, ' ', 2))) "
-                "THEN 1 ELSE 0 END, ");
-  else
+  if (db->be->session_alive) {
+    buf_puts(q, "CASE WHEN r.backend IS NULL THEN NULL WHEN ");
+    db_session_alive(q, db, "r.backend");
+    buf_puts(q, " THEN 1 ELSE 0 END, ");
+  } else {
     buf_puts(q, "NULL, ");
+  }
   buf_puts(q, "CASE WHEN r.heartbeat IS NOT NULL AND r.heartbeat > ");
   journal_sql(q, db, schema, "{ago}");
   buf_puts(q, " THEN 1 ELSE 0 END");
+}
+
+/* "SELECT <head> <journal_state()'s six> FROM nodup_runs AS r <tail>":
+ * head ends with ", " and may use {s}; tail may be "". */
+static void select_runs(buf *q, const nodup_db *db, const char *schema, int version,
+                        const char *head, const char *tail) {
+  journal_sql(q, db, schema, head);
+  journal_state_columns(q, db, schema, version);
+  journal_sql(q, db, schema, " FROM {s}nodup_runs AS r");
+  journal_sql(q, db, schema, tail);
 }
 
 int journal_state(const char *const *v) {
@@ -653,8 +584,9 @@ int journal_remove(nodup_db *db, const char *schema, const char *run) {
   int rc = NODUP_OK;
   for (i = 0; rc == NODUP_OK && del[i]; i++)
     rc = journal_run(db, schema, del[i], p, 1, NULL, NULL, NULL);
-  if (rc == NODUP_OK && is_pg(db)) {
-    /* The pass table a pooled run keeps between its transactions. */
+  if (rc == NODUP_OK && schema) {
+    /* The pass table a pooled run keeps between its transactions (in the
+     * journal's schema; without schemas a run's is temporary). */
     buf q;
     char name[96];
     buf_init(&q);
@@ -711,9 +643,7 @@ int journal_read_row(nodup_db *db, const char *schema, int version, const char *
   int rc;
   memset(r, 0, sizeof *r);
   buf_init(&q);
-  buf_puts(&q, "SELECT ");
-  journal_state_columns(&q, db, schema, version);
-  journal_sql(&q, db, schema, " FROM {s}nodup_runs AS r WHERE r.run = ?1");
+  select_runs(&q, db, schema, version, "SELECT ", " WHERE r.run = ?1");
   /* Locked until the caller's transaction ends, so that no batch starts
    * meanwhile. A batch in progress holds the row from its first statement:
    * PostgreSQL skips it rather than wait (a stopped process would hold it
@@ -723,9 +653,7 @@ int journal_read_row(nodup_db *db, const char *schema, int version, const char *
   rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 1, read_row, r);
   if (rc == NODUP_OK && !r->found && lock && db->be->lock_rows[0]) {
     buf_reset(&q);
-    buf_puts(&q, "SELECT ");
-    journal_state_columns(&q, db, schema, version);
-    journal_sql(&q, db, schema, " FROM {s}nodup_runs AS r WHERE r.run = ?1");
+    select_runs(&q, db, schema, version, "SELECT ", " WHERE r.run = ?1");
     rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 1, read_row, r);
     if (r->found) r->state = NODUP_RUN_RUNNING, r->busy = 1;
   }
@@ -734,3 +662,141 @@ int journal_read_row(nodup_db *db, const char *schema, int version, const char *
     rc = nodup_fail(db, NODUP_ERR_NO_RUN, "no merge run \"%s\" in this database", run);
   return rc;
 }
+
+/* ---- reading a run back, and undoing it (runs.c) ---- */
+
+int journal_load_run(nodup_db *db, const char *schema, int version, const char *run, row_fn fn,
+                     void *ctx) {
+  const char *p[1] = {run};
+  buf q;
+  int rc;
+  buf_init(&q);
+  select_runs(&q, db, schema, version,
+              "SELECT tbl, where_sql, keep_sql, batch, nulls_equal, fill_nulls, one_to_one, "
+              "archive, status, (SELECT max(step) FROM {s}nodup_steps AS s "
+              "WHERE s.run = r.run), ",
+              " WHERE run = ?1");
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 1, fn, ctx);
+  buf_free(&q);
+  return rc;
+}
+
+int journal_load_args(nodup_db *db, const char *schema, const char *run, row_fn fn, void *ctx) {
+  const char *p[1] = {run};
+  return journal_run(db, schema,
+                     "SELECT kind, value FROM {s}nodup_run_args WHERE run = ?1 ORDER BY kind, pos",
+                     p, 1, fn, ctx, NULL);
+}
+
+int journal_steps(nodup_db *db, const char *schema, const char *run, row_fn fn, void *ctx) {
+  const char *p[1] = {run};
+  int rc;
+  /* Undo looks rows up by (run, step): index them now rather than pay for
+   * the index on every merge. */
+  rc = journal_run(db, schema, "CREATE INDEX IF NOT EXISTS nodup_log_step ON {s}nodup_log "
+                               "(run, step)", NULL, 0, NULL, NULL, NULL);
+  if (rc == NODUP_OK)
+    rc = journal_run(db, schema, "CREATE INDEX IF NOT EXISTS nodup_archive_step ON "
+                                 "{s}nodup_archive (run, step)", NULL, 0, NULL, NULL, NULL);
+  if (rc == NODUP_OK)
+    rc = journal_run(db, schema, "SELECT step, kind, tbl, col FROM {s}nodup_steps "
+                                 "WHERE run = ?1 ORDER BY step DESC, pos", p, 1, fn, ctx, NULL);
+  return rc;
+}
+
+int journal_step_rows(nodup_db *db, const char *schema, const char *run, const char *step,
+                      int deleted, long long *n) {
+  const char *p[2] = {run, step};
+  *n = 0;
+  return journal_run(db, schema,
+                     deleted ? "SELECT count(*) FROM {s}nodup_archive "
+                               "WHERE run = ?1 AND step = CAST(?2 AS INTEGER)"
+                             : "SELECT count(*) FROM {s}nodup_log "
+                               "WHERE run = ?1 AND step = CAST(?2 AS INTEGER)",
+                     p, 2, db_read_count, n, NULL);
+}
+
+int journal_restore(nodup_db *db, const char *schema, const nodup_table_info *t, const char *run,
+                    const char *step, int deleted, char *const *cols, size_t ncols,
+                    long long *changed) {
+  const char *p[2] = {run, step};
+  db_json_rows src = {NULL, NULL, "a.row", "a.pk", "a.old", "a.cur"};
+  buf from, where, q;
+  int rc;
+  buf_init(&from);
+  buf_init(&where);
+  buf_init(&q);
+  journal_sql(&from, db, schema, deleted ? "{s}nodup_archive AS a" : "{s}nodup_log AS a");
+  journal_sql(&where, db, schema, "a.run = ?1 AND a.step = ?2");
+  src.from = buf_str(&from);
+  src.where = buf_str(&where);
+  if (deleted) db->be->restore_rows(&q, t, &src);
+  else db->be->restore_cols(&q, t, cols, ncols, &src);
+  rc = q.oom || from.oom || where.oom ? NODUP_ERR_NOMEM
+                                      : db->be->changes(db, buf_str(&q), p, 2, changed);
+  buf_free(&from);
+  buf_free(&where);
+  buf_free(&q);
+  return rc;
+}
+
+int journal_mark_undone(nodup_db *db, const char *schema, const char *run) {
+  const char *p[1] = {run};
+  return journal_run(db, schema,
+                     "UPDATE {s}nodup_runs SET status = 'undone', finished = {now} WHERE run = ?1",
+                     p, 1, NULL, NULL, NULL);
+}
+
+/* ---- listing and forgetting (runs_list.c) ---- */
+
+int journal_list(nodup_db *db, const char *schema, int version, row_fn runs_fn, row_fn keys_fn,
+                 void *ctx) {
+  buf q;
+  int rc;
+  buf_init(&q);
+  /* An earlier nodup kept no counters: count what its log and archive
+   * hold (nothing to count without them). */
+  select_runs(&q, db, schema, version,
+              version >= 2
+                  ? "SELECT r.run, r.tbl, r.started, r.finished, r.groups, r.archive, "
+                    "r.heartbeat, r.repointed, r.deleted, r.filled, "
+                  : "SELECT r.run, r.tbl, r.started, r.finished, r.groups, r.archive, "
+                    "NULL, CASE WHEN r.archive = 1 THEN (SELECT count(*) FROM {s}nodup_log AS l "
+                    "JOIN {s}nodup_steps AS t ON t.run = l.run AND t.step = l.step AND t.pos = 0 "
+                    "WHERE l.run = r.run AND t.kind = 'repoint') END, "
+                    "CASE WHEN r.archive = 1 THEN (SELECT count(*) FROM {s}nodup_archive AS a "
+                    "WHERE a.run = r.run) END, "
+                    "CASE WHEN r.archive = 1 THEN (SELECT count(*) FROM {s}nodup_log AS l "
+                    "JOIN {s}nodup_steps AS t ON t.run = l.run AND t.step = l.step AND t.pos = 0 "
+                    "WHERE l.run = r.run AND t.kind = 'fill') END, ",
+              "");
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, runs_fn, ctx);
+  buf_reset(&q);
+  journal_sql(&q, db, schema,
+              "SELECT run, value FROM {s}nodup_run_args WHERE kind = 'key' ORDER BY run, pos");
+  if (rc == NODUP_OK)
+    rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, keys_fn, ctx);
+  buf_free(&q);
+  return rc;
+}
+
+/* When an earlier nodup's journal holds no run any more, its tables go:
+ * what is left of nodup in the application's schema. */
+int journal_drop_if_empty(nodup_db *db, const char *schema) {
+  long long n = 0;
+  buf q;
+  int rc;
+  buf_init(&q);
+  journal_sql(&q, db, schema, "SELECT count(*) FROM {s}nodup_runs");
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, db_read_count, &n);
+  if (rc == NODUP_OK && n == 0) {
+    buf_reset(&q);
+    journal_sql(&q, db, schema,
+                "DROP TABLE IF EXISTS {s}nodup_runs, {s}nodup_run_args, {s}nodup_steps, "
+                "{s}nodup_log, {s}nodup_archive, {s}nodup_meta");
+    rc = q.oom ? NODUP_ERR_NOMEM : db->be->exec(db, buf_str(&q));
+  }
+  buf_free(&q);
+  return rc;
+}
+

@@ -82,34 +82,14 @@ static int read_arg(void *ctx, int n, const char *const *v) {
 
 /* Read run back from the journal that holds it. */
 static int load_run(nodup_db *db, const char *run, run_info *r) {
-  const char *p[1] = {run};
   char *schema = NULL;
   int rc, version = 0;
-  buf q;
   memset(r, 0, sizeof *r);
   if ((rc = journal_find(db, run, &schema, &version)) != NODUP_OK) return rc;
   r->journal = schema;
   r->version = version;
-  buf_init(&q);
-  buf_puts(&q, "SELECT tbl, where_sql, keep_sql, batch, nulls_equal, fill_nulls, one_to_one, "
-               "archive, status, (SELECT max(step) FROM ");
-  journal_table(&q, schema, "nodup_steps");
-  buf_puts(&q, " AS s WHERE s.run = r.run), ");
-  journal_state_columns(&q, db, schema, version);
-  buf_puts(&q, " FROM ");
-  journal_table(&q, schema, "nodup_runs");
-  buf_puts(&q, " AS r WHERE run = ");
-  sql_param(&q, db, 1);
-  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 1, read_run, r);
-  buf_reset(&q);
-  buf_puts(&q, "SELECT kind, value FROM ");
-  journal_table(&q, schema, "nodup_run_args");
-  buf_puts(&q, " WHERE run = ");
-  sql_param(&q, db, 1);
-  buf_puts(&q, " ORDER BY kind, pos");
-  if (rc == NODUP_OK && r->found)
-    rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 1, read_arg, r);
-  buf_free(&q);
+  rc = journal_load_run(db, schema, version, run, read_run, r);
+  if (rc == NODUP_OK && r->found) rc = journal_load_args(db, schema, run, read_arg, r);
   if (rc != NODUP_OK) return rc;
   if (!r->found) return nodup_fail(db, NODUP_ERR_NO_RUN, "no merge run \"%s\" in this database", run);
   if (!r->tbl || !r->status || !r->nkeys) return NODUP_ERR_NOMEM;
@@ -221,37 +201,14 @@ static int undo_step_run(nodup_db *db, const char *run, const char *journal, con
                          long long *restored, long long *reverted) {
   nodup_table_info *t = NULL;
   char stepno[24];
-  const char *p[2] = {run, stepno};
   long long want = 0, got = 0;
   int del = !strcmp(u->kind, "delete");
-  buf q;
   int rc;
-  buf_init(&q);
   snprintf(stepno, sizeof stepno, "%lld", u->step);
   if ((rc = db->be->table_info(db, u->tbl, &t)) != NODUP_OK) goto done;
-  buf_puts(&q, "SELECT count(*) FROM ");
-  journal_table(&q, journal, del ? "nodup_archive" : "nodup_log");
-  buf_puts(&q, " WHERE run = ");
-  sql_param(&q, db, 1);
-  buf_puts(&q, " AND step = CAST(");
-  sql_param(&q, db, 2);
-  buf_puts(&q, " AS INTEGER)");
-  if ((rc = db->be->query(db, buf_str(&q), p, 2, db_read_count, &want)) != NODUP_OK) goto done;
-  buf_reset(&q);
-  {
-    buf j;
-    buf_init(&j);
-    journal_table(&j, journal, del ? "nodup_archive" : "nodup_log");
-    if (del) db->be->restore_rows(&q, t, buf_str(&j));
-    else db->be->restore_cols(&q, t, u->cols, u->ncols, buf_str(&j));
-    if (j.oom) q.oom = 1;
-    buf_free(&j);
-  }
-  if (q.oom) {
-    rc = NODUP_ERR_NOMEM;
-    goto done;
-  }
-  if ((rc = db->be->changes(db, buf_str(&q), p, 2, &got)) != NODUP_OK) goto done;
+  if ((rc = journal_step_rows(db, journal, run, stepno, del, &want)) != NODUP_OK) goto done;
+  rc = journal_restore(db, journal, t, run, stepno, del, u->cols, u->ncols, &got);
+  if (rc != NODUP_OK) goto done;
   if (got != want) {
     rc = nodup_fail(db, NODUP_ERR_CHANGED,
                     "undo of run \"%s\": %lld of %lld row(s) of %s changed by the merge are no "
@@ -263,18 +220,15 @@ static int undo_step_run(nodup_db *db, const char *run, const char *journal, con
   else *reverted += got;
 done:
   table_info_free(t);
-  buf_free(&q);
   return rc;
 }
 
 int nodup_undo(nodup_db *db, const char *run, long long *restored, long long *reverted) {
   undo_steps s = {NULL, 0, 0};
   long long nres = 0, nrev = 0;
-  const char *p[1] = {run};
   run_info r;
   size_t i;
   int rc, in_txn = 0;
-  buf q;
 
   if (restored) *restored = 0;
   if (reverted) *reverted = 0;
@@ -284,7 +238,6 @@ int nodup_undo(nodup_db *db, const char *run, long long *restored, long long *re
   if (db->be->in_transaction(db))
     return nodup_fail(db, NODUP_ERR_USAGE, "undo runs its own transaction: call it outside one");
   if ((rc = engine_check(db, NULL, ENGINE_OP_MERGE, NULL, 0)) != NODUP_OK) return rc;
-  buf_init(&q);
   memset(&r, 0, sizeof r);
   if ((rc = db_begin_write(db)) != NODUP_OK) goto done;
   in_txn = 1;
@@ -307,22 +260,7 @@ int nodup_undo(nodup_db *db, const char *run, long long *restored, long long *re
                     "merge run \"%s\" was made with --no-archive: nothing to undo it from", run);
     goto done;
   }
-  /* Undo looks rows up by (run, step): index them now rather than pay for
-   * the index on every merge. */
-  buf_puts(&q, "CREATE INDEX IF NOT EXISTS nodup_log_step ON ");
-  journal_table(&q, r.journal, "nodup_log");
-  buf_puts(&q, " (run, step); CREATE INDEX IF NOT EXISTS nodup_archive_step ON ");
-  journal_table(&q, r.journal, "nodup_archive");
-  buf_puts(&q, " (run, step)");
-  rc = q.oom ? NODUP_ERR_NOMEM : db->be->exec(db, buf_str(&q));
-  if (rc != NODUP_OK) goto done;
-  buf_reset(&q);
-  buf_puts(&q, "SELECT step, kind, tbl, col FROM ");
-  journal_table(&q, r.journal, "nodup_steps");
-  buf_puts(&q, " WHERE run = ");
-  sql_param(&q, db, 1);
-  buf_puts(&q, " ORDER BY step DESC, pos");
-  if ((rc = db->be->query(db, buf_str(&q), p, 1, read_step, &s)) != NODUP_OK) goto done;
+  if ((rc = journal_steps(db, r.journal, run, read_step, &s)) != NODUP_OK) goto done;
   if (s.oom) {
     rc = NODUP_ERR_NOMEM;
     goto done;
@@ -331,15 +269,9 @@ int nodup_undo(nodup_db *db, const char *run, long long *restored, long long *re
    * them (parents re-inserted before the children that point at them). */
   for (i = 0; i < s.n; i++)
     if ((rc = undo_step_run(db, run, r.journal, &s.v[i], &nres, &nrev)) != NODUP_OK) goto done;
-  {
-    /* An interrupted run's row says running: undone now, so that its
-     * process, were it only paused, stops at its next batch. */
-    const char *u[1] = {run};
-    buf_reset(&q);
-    journal_sql(&q, db, r.journal,
-                "UPDATE {s}nodup_runs SET status = 'undone', finished = {now} WHERE run = ?1");
-    rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), u, 1, NULL, NULL);
-  }
+  /* An interrupted run's row says running: undone now, so that its
+   * process, were it only paused, stops at its next batch. */
+  rc = journal_mark_undone(db, r.journal, run);
   if (rc == NODUP_OK && (rc = db->be->exec(db, "COMMIT")) == NODUP_OK) in_txn = 0;
 done:
   if (in_txn) {
@@ -352,7 +284,6 @@ done:
   }
   free(s.v);
   run_info_free(&r);
-  buf_free(&q);
   if (rc == NODUP_OK) {
     if (restored) *restored = nres;
     if (reverted) *reverted = nrev;

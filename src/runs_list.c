@@ -102,38 +102,12 @@ static int read_key(void *ctx, int n, const char *const *v) {
 static int list_journal(nodup_db *db, nodup_runs_report *r, const char *schema, int version,
                         int legacy) {
   list_ctx l;
-  buf q;
   int rc;
   memset(&l, 0, sizeof l);
   l.r = r;
   l.journal = schema;
   l.legacy = legacy;
-  buf_init(&q);
-  journal_sql(&q, db, schema,
-              "SELECT r.run, r.tbl, r.started, r.finished, r.groups, r.archive, ");
-  if (version >= 2)
-    buf_puts(&q, "r.heartbeat, r.repointed, r.deleted, r.filled, ");
-  else
-    /* An earlier nodup kept no counters: count what its log and archive
-     * hold (nothing to count without them). */
-    journal_sql(&q, db, schema,
-                "NULL, CASE WHEN r.archive = 1 THEN (SELECT count(*) FROM {s}nodup_log AS l "
-                "JOIN {s}nodup_steps AS t ON t.run = l.run AND t.step = l.step AND t.pos = 0 "
-                "WHERE l.run = r.run AND t.kind = 'repoint') END, "
-                "CASE WHEN r.archive = 1 THEN (SELECT count(*) FROM {s}nodup_archive AS a "
-                "WHERE a.run = r.run) END, "
-                "CASE WHEN r.archive = 1 THEN (SELECT count(*) FROM {s}nodup_log AS l "
-                "JOIN {s}nodup_steps AS t ON t.run = l.run AND t.step = l.step AND t.pos = 0 "
-                "WHERE l.run = r.run AND t.kind = 'fill') END, ");
-  journal_state_columns(&q, db, schema, version);
-  journal_sql(&q, db, schema, " FROM {s}nodup_runs AS r");
-  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, read_list_row, &l);
-  buf_reset(&q);
-  journal_sql(&q, db, schema,
-              "SELECT run, value FROM {s}nodup_run_args WHERE kind = 'key' ORDER BY run, pos");
-  if (rc == NODUP_OK && !l.oom)
-    rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, read_key, &l);
-  buf_free(&q);
+  rc = journal_list(db, schema, version, read_list_row, read_key, &l);
   if (rc == NODUP_OK && l.oom) rc = NODUP_ERR_NOMEM;
   return rc;
 }
@@ -168,26 +142,6 @@ done:
   return rc;
 }
 
-/* When an earlier nodup's journal holds no run any more, its tables go:
- * what is left of nodup in the application's schema. */
-static int drop_if_empty(nodup_db *db, const char *schema) {
-  long long n = 0;
-  buf q;
-  int rc;
-  buf_init(&q);
-  journal_sql(&q, db, schema, "SELECT count(*) FROM {s}nodup_runs");
-  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, db_read_count, &n);
-  if (rc == NODUP_OK && n == 0) {
-    buf_reset(&q);
-    journal_sql(&q, db, schema,
-                "DROP TABLE IF EXISTS {s}nodup_runs, {s}nodup_run_args, {s}nodup_steps, "
-                "{s}nodup_log, {s}nodup_archive, {s}nodup_meta");
-    rc = q.oom ? NODUP_ERR_NOMEM : db->be->exec(db, buf_str(&q));
-  }
-  buf_free(&q);
-  return rc;
-}
-
 int nodup_runs_forget(nodup_db *db, const char *run) {
   char *schema = NULL;
   journal_row row;
@@ -208,7 +162,8 @@ int nodup_runs_forget(nodup_db *db, const char *run) {
     goto done;
   }
   if ((rc = journal_remove(db, schema, run)) != NODUP_OK) goto done;
-  if (schema && strcmp(schema, journal_schema(db)) && (rc = drop_if_empty(db, schema)) != NODUP_OK)
+  if (schema && strcmp(schema, journal_schema(db)) &&
+      (rc = journal_drop_if_empty(db, schema)) != NODUP_OK)
     goto done;
   if ((rc = db->be->exec(db, "COMMIT")) == NODUP_OK) in_txn = 0;
 done:
