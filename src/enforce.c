@@ -125,11 +125,11 @@ static int clean(enforce_ctx *c, int in_txn, int bounded) {
   mo.nulls_equal = c->opt->nulls_equal;
   mo.dry_run = 0;
   if (in_txn)
-    rc = merge_in_transaction(&m, c->db, c->table, (const char *const *)c->key, c->nkey,
-                              c->where, &mo);
+    rc = merge_run(&m, c->db, c->table, (const char *const *)c->key, c->nkey, c->where, &mo,
+                   MERGE_ONE_TRANSACTION, NULL);
   else if (bounded)
-    rc = merge_one_pass(&m, c->db, c->table, (const char *const *)c->key, c->nkey, c->where,
-                        &mo);
+    rc = merge_run(&m, c->db, c->table, (const char *const *)c->key, c->nkey, c->where, &mo,
+                   MERGE_ONE_PASS, NULL);
   else
     rc = nodup_merge(&m, c->db, c->table, (const char *const *)c->key, c->nkey, c->where, &mo);
   if (rc == NODUP_OK) {

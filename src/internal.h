@@ -55,6 +55,12 @@ void sql_ident_list(buf *b, char *const *names, size_t n);
  * `alias` when it is not NULL. */
 void sql_key_filter(buf *b, char *const *key, size_t n, const char *where, int nulls_equal,
                     const char *alias);
+/* Append " WINDOW nodup_w AS (PARTITION BY key ORDER BY keep, pk)": a
+ * key's groups with the row a merge keeps first (`keep`, the user's
+ * checked --keep or NULL, then the primary key), so that scan and merge
+ * name the same losers. Columns qualified by `alias` when not NULL. */
+void sql_keep_window(buf *b, char *const *key, size_t nkey, const char *keep, char *const *pk,
+                     size_t npk, const char *alias);
 /* Append a name (a column, never a value) as an SQL string literal. */
 void sql_name_literal(buf *b, const char *name);
 /* Append a parameter placeholder ($n or ?n) for backend `db`. */
@@ -684,21 +690,28 @@ int db_error_restore(nodup_db *db, int rc, db_error *e);
 int db_rollback(nodup_db *db, int rc);
 int db_rollback_sql(nodup_db *db, int rc, const char *sql);
 
-/* merge.c: nodup_merge() inside the caller's open transaction, all groups
- * at once, no COMMIT (nodup enforce: merge and index under one lock). */
-int merge_in_transaction(nodup_merge_report **out, nodup_db *db, const char *table,
-                         const char *const *cols, size_t ncols, const char *where,
-                         const nodup_merge_options *opt);
-/* merge.c: the whole run. `run` is a run to resume (NULL: a new one) whose
- * journal is in schema `journal` (NULL: journal_schema(db)) and whose
- * last step was `laststep`; `own_txn`: one transaction per batch (0: all
- * inside the caller's); `one_pass`: stop after the groups of the first
- * pass, leaving what writers add meanwhile.
- * runs.c (resume) calls it. */
+/* merge.c: how merge_run() takes its transactions. */
+typedef enum merge_mode {
+  MERGE_BATCHED,          /* a transaction per batch; passes until one finds no group
+                           * (nodup_merge, resume) */
+  MERGE_ONE_PASS,         /* the same, but only the groups of the first pass, leaving
+                           * what writers add meanwhile (enforce --online's first merge,
+                           * which live writers could otherwise feed for ever) */
+  MERGE_ONE_TRANSACTION   /* inside the caller's open transaction, all groups at once,
+                           * no COMMIT (enforce: merge and index under one lock) */
+} merge_mode;
+/* A run to resume (runs.c): its id, its journal's schema (NULL:
+ * journal_schema(db)) and its last step. */
+typedef struct merge_resume {
+  const char *run;
+  const char *journal;
+  long long laststep;
+} merge_resume;
+/* merge.c: the whole run, nodup_merge() with its checks done; `resume`
+ * NULL for a new run. *out: the report (NULL on failure). */
 int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
               const char *const *cols, size_t ncols, const char *where,
-              const nodup_merge_options *opt, const char *run, const char *journal,
-              long long laststep, int own_txn, int one_pass);
+              const nodup_merge_options *opt, merge_mode mode, const merge_resume *resume);
 /* survive.c: survivorship policies (nodup_merge_options.columns). The
  * order is the policy names' (policy_names). */
 enum {
@@ -734,13 +747,6 @@ const survive_rule *survive_find(const survive_rule *r, size_t n, const nodup_ta
  * loser's rank), partitioned by `part`; `order` is the newest policy's
  * ordering column as SQL. */
 void survive_expr(buf *q, int policy, const char *v, const char *order, const char *part);
-
-/* nodup_merge() of the duplicate groups there are when it starts, one
- * pass: nodup enforce --online's first merge, which live writers could
- * otherwise keep feeding for ever. */
-int merge_one_pass(nodup_merge_report **out, nodup_db *db, const char *table,
-                   const char *const *cols, size_t ncols, const char *where,
-                   const nodup_merge_options *opt);
 
 /* ---- journal.c: where merge runs are recorded (merge.c writes, runs.c
  * and runs_list.c read) ---- */

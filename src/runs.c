@@ -106,6 +106,7 @@ static int refuse_running(nodup_db *db, const char *run, const run_info *r, cons
 int nodup_merge_resume(nodup_merge_report **out, nodup_db *db, const char *run,
                        const nodup_merge_options *opt) {
   nodup_merge_options o;
+  merge_resume resume;
   run_info r;
   int rc;
   if (!out) return NODUP_ERR_USAGE;
@@ -146,8 +147,11 @@ int nodup_merge_resume(nodup_merge_report **out, nodup_db *db, const char *run,
     o.progress = opt->progress;
     o.progress_ctx = opt->progress_ctx;
   }
-  rc = merge_run(out, db, r.tbl, (const char *const *)r.keys, r.nkeys, r.where, &o, run,
-                 r.journal, r.laststep, 1, 0);
+  resume.run = run;
+  resume.journal = r.journal;
+  resume.laststep = r.laststep;
+  rc = merge_run(out, db, r.tbl, (const char *const *)r.keys, r.nkeys, r.where, &o, MERGE_BATCHED,
+                 &resume);
 done:
   run_info_free(&r);
   return rc;

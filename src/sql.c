@@ -39,6 +39,26 @@ void sql_key_filter(buf *b, char *const *key, size_t n, const char *where, int n
   if (where && *where) buf_printf(b, " AND (%s)", where);
 }
 
+/* names, comma-separated, each qualified by alias when it is not NULL. */
+static void ident_list_as(buf *b, char *const *names, size_t n, const char *alias) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (i) buf_puts(b, ", ");
+    if (alias) buf_printf(b, "%s.", alias);
+    sql_ident(b, names[i]);
+  }
+}
+
+void sql_keep_window(buf *b, char *const *key, size_t nkey, const char *keep, char *const *pk,
+                     size_t npk, const char *alias) {
+  buf_puts(b, " WINDOW nodup_w AS (PARTITION BY ");
+  ident_list_as(b, key, nkey, alias);
+  buf_puts(b, " ORDER BY ");
+  if (keep && *keep) buf_printf(b, "%s, ", keep);
+  ident_list_as(b, pk, npk, alias);
+  buf_putc(b, ')');
+}
+
 void sql_name_literal(buf *b, const char *name) {
   const char *s;
   buf_putc(b, '\'');
