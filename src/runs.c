@@ -267,14 +267,80 @@ done:
   return rc;
 }
 
+static void undo_step_clear(undo_step *u) {
+  free(u->kind);
+  free(u->tbl);
+  strv_free(u->cols, u->ncols);
+}
+
+static void undo_steps_free(undo_steps *s) {
+  size_t i;
+  for (i = 0; i < s->n; i++) undo_step_clear(&s->v[i]);
+  free(s->v);
+  memset(s, 0, sizeof *s);
+}
+
+/* Whether run can be undone: not running (its row locked to the end, so no
+ * batch of it can start meanwhile), not undone already, archived. */
+static int undo_refuse(nodup_db *db, const char *run, const run_info *r) {
+  journal_row row;
+  int rc;
+  if ((rc = journal_read_row(db, r->journal, r->version, run, 1, &row)) != NODUP_OK) return rc;
+  if (row.state == NODUP_RUN_RUNNING) return journal_refuse_running(db, run, &row, "it cannot be undone");
+  if (!strcmp(r->status, "undone"))
+    return nodup_fail(db, NODUP_ERR_NO_RUN, "merge run \"%s\" was already undone", run);
+  if (!r->archive)
+    return nodup_fail(db, NODUP_ERR_NO_RUN,
+                      "merge run \"%s\" was made with --no-archive: nothing to undo it from", run);
+  return NODUP_OK;
+}
+
+/* The run's steps, newest first, each with its columns. */
+static int undo_load_steps(nodup_db *db, const char *run, const run_info *r, undo_steps *s) {
+  const char *p[1] = {run};
+  buf q;
+  int rc;
+  buf_init(&q);
+  /* Undo looks rows up by (run, step): index them now rather than pay for
+   * the index on every merge. */
+  buf_puts(&q, "CREATE INDEX IF NOT EXISTS nodup_log_step ON ");
+  journal_table(&q, r->journal, "nodup_log");
+  buf_puts(&q, " (run, step); CREATE INDEX IF NOT EXISTS nodup_archive_step ON ");
+  journal_table(&q, r->journal, "nodup_archive");
+  buf_puts(&q, " (run, step)");
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->exec(db, buf_str(&q));
+  buf_reset(&q);
+  buf_puts(&q, "SELECT step, kind, tbl, col FROM ");
+  journal_table(&q, r->journal, "nodup_steps");
+  buf_puts(&q, " WHERE run = ");
+  sql_param(&q, db, 1);
+  buf_puts(&q, " ORDER BY step DESC, pos");
+  if (rc == NODUP_OK) rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 1, read_step, s);
+  if (rc == NODUP_OK && s->oom) rc = NODUP_ERR_NOMEM;
+  buf_free(&q);
+  return rc;
+}
+
+/* An interrupted run's row says running: undone now, so that its process,
+ * were it only paused, stops at its next batch. */
+static int undo_mark(nodup_db *db, const char *run, const run_info *r) {
+  const char *p[1] = {run};
+  buf q;
+  int rc;
+  buf_init(&q);
+  journal_sql(&q, db, r->journal,
+              "UPDATE {s}nodup_runs SET status = 'undone', finished = {now} WHERE run = ?1");
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 1, NULL, NULL);
+  buf_free(&q);
+  return rc;
+}
+
 int nodup_undo(nodup_db *db, const char *run, long long *restored, long long *reverted) {
   undo_steps s = {NULL, 0, 0};
   long long nres = 0, nrev = 0;
-  const char *p[1] = {run};
   run_info r;
   size_t i;
   int rc, in_txn = 0;
-  buf q;
 
   if (restored) *restored = 0;
   if (reverted) *reverted = 0;
@@ -284,75 +350,22 @@ int nodup_undo(nodup_db *db, const char *run, long long *restored, long long *re
   if (db->be->in_transaction(db))
     return nodup_fail(db, NODUP_ERR_USAGE, "undo runs its own transaction: call it outside one");
   if ((rc = engine_check(db, NULL, ENGINE_OP_MERGE, NULL, 0)) != NODUP_OK) return rc;
-  buf_init(&q);
   memset(&r, 0, sizeof r);
   if ((rc = db_begin_write(db)) != NODUP_OK) goto done;
   in_txn = 1;
   if ((rc = load_run(db, run, &r)) != NODUP_OK) goto done;
-  {
-    /* Its row locked to the end: no batch of it can start meanwhile. */
-    journal_row row;
-    if ((rc = journal_read_row(db, r.journal, r.version, run, 1, &row)) != NODUP_OK) goto done;
-    if (row.state == NODUP_RUN_RUNNING) {
-      rc = journal_refuse_running(db, run, &row, "it cannot be undone");
-      goto done;
-    }
-  }
-  if (!strcmp(r.status, "undone")) {
-    rc = nodup_fail(db, NODUP_ERR_NO_RUN, "merge run \"%s\" was already undone", run);
-    goto done;
-  }
-  if (!r.archive) {
-    rc = nodup_fail(db, NODUP_ERR_NO_RUN,
-                    "merge run \"%s\" was made with --no-archive: nothing to undo it from", run);
-    goto done;
-  }
-  /* Undo looks rows up by (run, step): index them now rather than pay for
-   * the index on every merge. */
-  buf_puts(&q, "CREATE INDEX IF NOT EXISTS nodup_log_step ON ");
-  journal_table(&q, r.journal, "nodup_log");
-  buf_puts(&q, " (run, step); CREATE INDEX IF NOT EXISTS nodup_archive_step ON ");
-  journal_table(&q, r.journal, "nodup_archive");
-  buf_puts(&q, " (run, step)");
-  rc = q.oom ? NODUP_ERR_NOMEM : db->be->exec(db, buf_str(&q));
-  if (rc != NODUP_OK) goto done;
-  buf_reset(&q);
-  buf_puts(&q, "SELECT step, kind, tbl, col FROM ");
-  journal_table(&q, r.journal, "nodup_steps");
-  buf_puts(&q, " WHERE run = ");
-  sql_param(&q, db, 1);
-  buf_puts(&q, " ORDER BY step DESC, pos");
-  if ((rc = db->be->query(db, buf_str(&q), p, 1, read_step, &s)) != NODUP_OK) goto done;
-  if (s.oom) {
-    rc = NODUP_ERR_NOMEM;
-    goto done;
-  }
+  if ((rc = undo_refuse(db, run, &r)) != NODUP_OK) goto done;
+  if ((rc = undo_load_steps(db, run, &r, &s)) != NODUP_OK) goto done;
   /* Backwards: each step's rows are put back as the next-older step left
    * them (parents re-inserted before the children that point at them). */
   for (i = 0; i < s.n; i++)
     if ((rc = undo_step_run(db, run, r.journal, &s.v[i], &nres, &nrev)) != NODUP_OK) goto done;
-  {
-    /* An interrupted run's row says running: undone now, so that its
-     * process, were it only paused, stops at its next batch. */
-    const char *u[1] = {run};
-    buf_reset(&q);
-    journal_sql(&q, db, r.journal,
-                "UPDATE {s}nodup_runs SET status = 'undone', finished = {now} WHERE run = ?1");
-    rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), u, 1, NULL, NULL);
-  }
-  if (rc == NODUP_OK && (rc = db->be->exec(db, "COMMIT")) == NODUP_OK) in_txn = 0;
+  if ((rc = undo_mark(db, run, &r)) == NODUP_OK && (rc = db->be->exec(db, "COMMIT")) == NODUP_OK)
+    in_txn = 0;
 done:
-  if (in_txn) {
-    db_rollback(db, rc);
-  }
-  for (i = 0; i < s.n; i++) {
-    free(s.v[i].kind);
-    free(s.v[i].tbl);
-    strv_free(s.v[i].cols, s.v[i].ncols);
-  }
-  free(s.v);
+  if (in_txn) db_rollback(db, rc);
+  undo_steps_free(&s);
   run_info_free(&r);
-  buf_free(&q);
   if (rc == NODUP_OK) {
     if (restored) *restored = nres;
     if (reverted) *reverted = nrev;
