@@ -753,7 +753,7 @@ int journal_read_row(nodup_db *db, const char *schema, int version, const char *
 int journal_refuse_running(nodup_db *db, const char *run, const journal_row *r,
                            const char *what);
 
-/* ---- enforce.c and enforce_leftovers.c: what an interrupted online
+/* ---- enforce*.c (enforce_int.h has the rest): what an interrupted online
  * enforce leaves (PostgreSQL), found by every command on the key ---- */
 
 /* PostgreSQL's name for a UNIQUE constraint, <table>_<cols>_key, cut to 63

@@ -132,11 +132,14 @@ static void test_enforce_merges_before_its_lock(void **state) {
   nodup_db *db = *state;
   nodup_enforce_report *r = NULL;
   nodup_enforce_options opt;
+  nodup_merge_options mo;
   char name[64];
   schema(db);
   memset(&opt, 0, sizeof opt);
   opt.merge = 1;
-  opt.merge_opt.batch = 4;
+  opt.merge_opt = &mo;
+  memset(&mo, 0, sizeof mo);
+  mo.batch = 4;
   assert_nodup(db, NODUP_OK, nodup_enforce(&r, db, "p", key_k, 1, NULL, &opt));
   assert_int_equal(r->merged_groups, 10);
   assert_non_null(r->temp_indexes);
@@ -183,6 +186,7 @@ static void test_enforce_unindexed_child_under_live_writers(void **state) {
   atomic_int stop = 0;
   nodup_enforce_report *r = NULL;
   nodup_enforce_options opt;
+  nodup_merge_options mo;
   long long groups = -1;
   char name[64];
   harness_exec(db,
@@ -204,7 +208,9 @@ static void test_enforce_unindexed_child_under_live_writers(void **state) {
   for (int i = 0; i < N; i++) assert_int_equal(pthread_create(&t[i], NULL, writer_main, &w[i]), 0);
   memset(&opt, 0, sizeof opt);
   opt.merge = 1;
-  opt.merge_opt.batch = 50;
+  opt.merge_opt = &mo;
+  memset(&mo, 0, sizeof mo);
+  mo.batch = 50;
   opt.lock_timeout_ms = 2000;
   int rc = nodup_enforce(&r, db, "p", key_k, 1, NULL, &opt);
   atomic_store(&stop, 1);
