@@ -220,6 +220,25 @@ void cli_args_free(cli_args *a) {
   free(a->keylist);
 }
 
+void cli_merge_options(const cli_args *a, nodup_merge_options *opt) {
+  nodup_merge_options_init(opt, NODUP_MERGE_OPTIONS_VERSION);
+  opt->keep = a->keep;
+  opt->refs = a->refs;
+  opt->nrefs = a->nrefs;
+  opt->ignore_refs = a->ignore_refs;
+  opt->nignore_refs = a->nignore_refs;
+  opt->columns = a->columns;
+  opt->ncolumns = a->ncolumns;
+  opt->batch = (size_t)a->batch;
+  opt->fill_nulls = a->fill_nulls;
+  opt->no_archive = a->no_archive;
+  opt->no_temp_index = a->no_temp_index;
+  opt->keep_temp_index = a->keep_temp_index;
+  opt->one_to_one = !a->one_to_one || !strcmp(a->one_to_one, "merge") ? NODUP_ONE_TO_ONE_MERGE
+                    : !strcmp(a->one_to_one, "keep")                   ? NODUP_ONE_TO_ONE_KEEP
+                                                                       : NODUP_ONE_TO_ONE_FAIL;
+}
+
 int cli_exit_for(int rc) { return rc == NODUP_ERR_UNBACKED ? EXIT_NO : EXIT_ERROR; }
 
 void cli_error(const cli_args *a, nodup_db *db, int rc) {

@@ -67,6 +67,11 @@ void cli_args_free(cli_args *a);
 int cli_split_list(const char *cmd, const char *option, const char *value, char **copy,
                    const char **items, size_t max, size_t *n);
 
+/* The merge options the merge options flags give (merge, enforce --merge):
+ * --keep, --ref, --ignore-ref, --column, --batch, --fill-nulls,
+ * --no-archive, --no-temp-index, --keep-temp-index, --one-to-one. */
+void cli_merge_options(const cli_args *a, nodup_merge_options *opt);
+
 /* Report a library failure on stderr: "nodup CMD: message". */
 void cli_error(const cli_args *a, nodup_db *db, int rc);
 /* Print nodup_notice(db), if any and not in nodup_errmsg(db) already, on

@@ -60,6 +60,76 @@ static const char usage[] =
     "Exit status: 0 the key is enforced (--abort: removed, or nothing to remove),\n"
     "1 refused (duplicates exist), 2 error.\n";
 
+/* Refused: show what is in the way, as nodup scan would. */
+static void show_groups(const cli_args *a, nodup_db *db) {
+  nodup_scan_report *s = NULL;
+  nodup_scan_options so;
+  size_t i, j;
+  memset(&so, 0, sizeof so);
+  so.nulls_equal = a->nulls_equal;
+  so.limit = 10;
+  if (nodup_scan(&s, db, a->table, a->key, a->nkey, a->where, &so) == NODUP_OK) {
+    fprintf(stderr, "largest duplicate groups (of %lld):\n", s->groups);
+    for (i = 0; i < s->nlargest; i++) {
+      fprintf(stderr, "  %6lld rows  ", s->largest[i].rows);
+      for (j = 0; j < s->nkey; j++)
+        fprintf(stderr, "%s%s", j ? " | " : "",
+                s->largest[i].values[j] ? s->largest[i].values[j] : "NULL");
+      fputc('\n', stderr);
+    }
+  }
+  nodup_scan_free(s);
+}
+
+static void print_json(const cli_args *a, nodup_db *db, const nodup_enforce_report *r) {
+  printf("{\"index\": ");
+  json_string(stdout, r->index);
+  printf(", \"already\": %s, \"constraint\": %s, \"dry_run\": %s, \"merged_groups\": %lld, "
+         "\"run\": ",
+         r->already ? "true" : "false", r->constraint ? "true" : "false",
+         a->dry_run ? "true" : "false", r->merged_groups);
+  json_string(stdout, r->run[0] ? r->run : NULL);
+  printf(", \"builds\": %d, \"fell_back\": %s, \"abort\": %s, \"removed\": ", r->builds,
+         r->fell_back ? "true" : "false", a->abort ? "true" : "false");
+  json_string(stdout, r->removed);
+  printf(", \"lock_ms\": %.1f, \"temp_indexes\": ", r->lock_ms);
+  json_string(stdout, r->temp_indexes);
+  fputs(", \"notice\": ", stdout);
+  json_string(stdout, nodup_notice(db));
+  fputs("}\n", stdout);
+}
+
+static void print_text(const cli_args *a, const nodup_enforce_report *r) {
+  if (a->abort) {
+    /* What went, and (as a warning) what stays. */
+    if (r->removed)
+      printf("removed what an interrupted `nodup enforce --online` left: %s\n", r->removed);
+    else
+      printf("nothing to remove: no guard trigger or function, INVALID index or partition "
+             "index of an interrupted `nodup enforce --online` for this key on %s\n", a->table);
+  } else if (r->already) {
+    if (r->removed)
+      printf("removed what an interrupted `nodup enforce --online` left: %s\n", r->removed);
+    printf("already enforced by index %s%s\n", r->index,
+           r->removed ? "" : ": nothing changed");
+  } else {
+    if (r->removed)
+      printf("removed what an interrupted `nodup enforce --online` left: %s\n", r->removed);
+    printf("%s unique index %s%s", a->dry_run ? "dry run (rolled back): would create" : "created",
+           r->index, r->constraint ? " and its UNIQUE constraint" : "");
+    if (r->merged_groups && r->run[0])
+      printf(", after merging %lld duplicate group(s) (run %s)", r->merged_groups, r->run);
+    else if (r->merged_groups)
+      printf(", after merging %lld duplicate group(s)", r->merged_groups);
+    if (r->fell_back) printf(" (online builds failed %d times: finished locked)", r->builds - 1);
+    if (r->lock_ms > 0) printf("; lock held %.0f ms", r->lock_ms);
+    putchar('\n');
+    if (r->temp_indexes)
+      printf("%s unindexed references: %s\n",
+             a->keep_temp_index ? "indexed (kept)" : "temporarily indexed", r->temp_indexes);
+  }
+}
+
 int cmd_enforce(int argc, char **argv) {
   static const char *const allowed[] = {"db", "table", "key", "where", "nulls-equal", "name",
                                         "merge", "keep", "ref", "ignore-ref", "column", "one-to-one",
@@ -71,6 +141,7 @@ int cmd_enforce(int argc, char **argv) {
   nodup_db *db = NULL;
   nodup_enforce_report *r = NULL;
   nodup_enforce_options opt;
+  nodup_merge_options mopt;
   int rc, ex = cli_parse(argc, argv, "enforce", allowed, usage, &a);
 
   if (ex != EXIT_OK || a.help) goto done;
@@ -88,51 +159,21 @@ int cmd_enforce(int argc, char **argv) {
     goto done;
   }
   if ((ex = cli_open(&a, &db)) != EXIT_OK) goto done;
-  memset(&opt, 0, sizeof opt);
+  nodup_enforce_options_init(&opt, NODUP_ENFORCE_OPTIONS_VERSION);
+  cli_merge_options(&a, &mopt);
   opt.name = a.name;
   opt.nulls_equal = a.nulls_equal;
   opt.merge = a.merge;
-  opt.online = a.online;
+  opt.merge_opt = &mopt;
+  opt.mode = a.abort    ? NODUP_ENFORCE_ABORT
+             : a.online ? NODUP_ENFORCE_ONLINE
+                        : NODUP_ENFORCE_LOCKED;
   opt.lock_timeout_ms = a.lock_timeout;
   opt.dry_run = a.dry_run;
-  opt.abort = a.abort;
-  opt.merge_opt.keep = a.keep;
-  opt.merge_opt.refs = a.refs;
-  opt.merge_opt.nrefs = a.nrefs;
-  opt.merge_opt.ignore_refs = a.ignore_refs;
-  opt.merge_opt.nignore_refs = a.nignore_refs;
-  opt.merge_opt.columns = a.columns;
-  opt.merge_opt.ncolumns = a.ncolumns;
-  opt.merge_opt.batch = (size_t)a.batch;
-  opt.merge_opt.fill_nulls = a.fill_nulls;
-  opt.merge_opt.no_archive = a.no_archive;
-  opt.merge_opt.no_temp_index = a.no_temp_index;
-  opt.merge_opt.keep_temp_index = a.keep_temp_index;
-  opt.merge_opt.one_to_one = !a.one_to_one || !strcmp(a.one_to_one, "merge")
-                                 ? NODUP_ONE_TO_ONE_MERGE
-                             : !strcmp(a.one_to_one, "keep") ? NODUP_ONE_TO_ONE_KEEP
-                                                             : NODUP_ONE_TO_ONE_FAIL;
   rc = nodup_enforce(&r, db, a.table, a.key, a.nkey, a.where, &opt);
   if (rc == NODUP_ERR_DUPLICATE) {
-    /* Refused: show what is in the way, as nodup scan would. */
-    nodup_scan_report *s = NULL;
-    nodup_scan_options so;
-    size_t i, j;
     cli_error(&a, db, rc);
-    memset(&so, 0, sizeof so);
-    so.nulls_equal = a.nulls_equal;
-    so.limit = 10;
-    if (nodup_scan(&s, db, a.table, a.key, a.nkey, a.where, &so) == NODUP_OK) {
-      fprintf(stderr, "largest duplicate groups (of %lld):\n", s->groups);
-      for (i = 0; i < s->nlargest; i++) {
-        fprintf(stderr, "  %6lld rows  ", s->largest[i].rows);
-        for (j = 0; j < s->nkey; j++)
-          fprintf(stderr, "%s%s", j ? " | " : "",
-                  s->largest[i].values[j] ? s->largest[i].values[j] : "NULL");
-        fputc('\n', stderr);
-      }
-    }
-    nodup_scan_free(s);
+    show_groups(&a, db);
     ex = EXIT_NO;
     goto done;
   }
@@ -141,50 +182,8 @@ int cmd_enforce(int argc, char **argv) {
     ex = EXIT_ERROR;
     goto done;
   }
-  if (json_format(&a)) {
-    printf("{\"index\": ");
-    json_string(stdout, r->index);
-    printf(", \"already\": %s, \"constraint\": %s, \"dry_run\": %s, \"merged_groups\": %lld, "
-           "\"run\": ",
-           r->already ? "true" : "false", r->constraint ? "true" : "false",
-           a.dry_run ? "true" : "false", r->merged_groups);
-    json_string(stdout, r->run[0] ? r->run : NULL);
-    printf(", \"builds\": %d, \"fell_back\": %s, \"abort\": %s, \"removed\": ", r->builds,
-           r->fell_back ? "true" : "false", a.abort ? "true" : "false");
-    json_string(stdout, r->removed);
-    printf(", \"lock_ms\": %.1f, \"temp_indexes\": ", r->lock_ms);
-    json_string(stdout, r->temp_indexes);
-    fputs(", \"notice\": ", stdout);
-    json_string(stdout, nodup_notice(db));
-    fputs("}\n", stdout);
-  } else if (a.abort) {
-    /* What went, and (as a warning) what stays. */
-    if (r->removed)
-      printf("removed what an interrupted `nodup enforce --online` left: %s\n", r->removed);
-    else
-      printf("nothing to remove: no guard trigger or function, INVALID index or partition "
-             "index of an interrupted `nodup enforce --online` for this key on %s\n", a.table);
-  } else if (r->already) {
-    if (r->removed)
-      printf("removed what an interrupted `nodup enforce --online` left: %s\n", r->removed);
-    printf("already enforced by index %s%s\n", r->index,
-           r->removed ? "" : ": nothing changed");
-  } else {
-    if (r->removed)
-      printf("removed what an interrupted `nodup enforce --online` left: %s\n", r->removed);
-    printf("%s unique index %s%s", a.dry_run ? "dry run (rolled back): would create" : "created",
-           r->index, r->constraint ? " and its UNIQUE constraint" : "");
-    if (r->merged_groups && r->run[0])
-      printf(", after merging %lld duplicate group(s) (run %s)", r->merged_groups, r->run);
-    else if (r->merged_groups)
-      printf(", after merging %lld duplicate group(s)", r->merged_groups);
-    if (r->fell_back) printf(" (online builds failed %d times: finished locked)", r->builds - 1);
-    if (r->lock_ms > 0) printf("; lock held %.0f ms", r->lock_ms);
-    putchar('\n');
-    if (r->temp_indexes)
-      printf("%s unindexed references: %s\n",
-             a.keep_temp_index ? "indexed (kept)" : "temporarily indexed", r->temp_indexes);
-  }
+  if (json_format(&a)) print_json(&a, db, r);
+  else print_text(&a, r);
 done:
   cli_notice(&a, db);
   nodup_enforce_free(r);

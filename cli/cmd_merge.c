@@ -134,24 +134,9 @@ int cmd_merge(int argc, char **argv) {
 
   if (ex != EXIT_OK || a.help) goto done;
   if ((ex = cli_open(&a, &db)) != EXIT_OK) goto done;
-  memset(&opt, 0, sizeof opt);
-  opt.keep = a.keep;
-  opt.refs = a.refs;
-  opt.nrefs = a.nrefs;
-  opt.ignore_refs = a.ignore_refs;
-  opt.nignore_refs = a.nignore_refs;
-  opt.columns = a.columns;
-  opt.ncolumns = a.ncolumns;
-  opt.batch = (size_t)a.batch;
+  cli_merge_options(&a, &opt);
   opt.dry_run = a.dry_run;
-  opt.no_archive = a.no_archive;
-  opt.no_temp_index = a.no_temp_index;
-  opt.keep_temp_index = a.keep_temp_index;
   opt.nulls_equal = a.nulls_equal;
-  opt.fill_nulls = a.fill_nulls;
-  opt.one_to_one = !a.one_to_one || !strcmp(a.one_to_one, "merge") ? NODUP_ONE_TO_ONE_MERGE
-                   : !strcmp(a.one_to_one, "keep")                  ? NODUP_ONE_TO_ONE_KEEP
-                                                                    : NODUP_ONE_TO_ONE_FAIL;
   if (isatty(STDERR_FILENO)) opt.progress = progress_bar;
   rc = a.resume ? nodup_merge_resume(&r, db, a.run, &opt)
                 : nodup_merge(&r, db, a.table, a.key, a.nkey, a.where, &opt);

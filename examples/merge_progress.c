@@ -74,7 +74,10 @@ int main(int argc, char **argv) {
   }
   nodup_merge_free(mrep);
 
-  /* Now the constraint, so the duplicates cannot come back. */
+  /* Now the constraint, so the duplicates cannot come back: one short
+   * transaction under a lock (NODUP_ENFORCE_ONLINE, on PostgreSQL, builds
+   * it CONCURRENTLY instead, for tables too big to lock). */
+  eopt.mode = NODUP_ENFORCE_LOCKED;
   if ((rc = nodup_enforce(&erep, db, "team", key_cols, 1, NULL, &eopt)) != NODUP_OK) {
     fprintf(stderr, "enforce: %s\n", nodup_errmsg(db));
     nodup_close(db);

@@ -900,6 +900,22 @@ NODUP_EXTERN void nodup_slug_result_free(nodup_slug_result *out);
  * and the groups there were when it started. */
 typedef void (*nodup_progress_fn)(void *ctx, long long done, long long total);
 
+/* One-to-one children (a unique index on exactly the foreign key) of rows
+ * being merged:
+ *  - MERGE: colliding children are merged like any duplicates: the kept
+ *    row's child stays, references to the others are re-pointed to it and,
+ *    with fill_nulls, its NULL columns are filled from theirs.
+ *  - KEEP: the kept row's child stays exactly as it is; the others are
+ *    archived and deleted (references to them still re-pointed, so nothing
+ *    dangles).
+ *  - FAIL: nothing is changed and the merge fails with NODUP_ERR_CONSTRAINT
+ *    naming the child table, if any such child would collide. */
+typedef enum nodup_one_to_one {
+  NODUP_ONE_TO_ONE_MERGE = 0,
+  NODUP_ONE_TO_ONE_KEEP = 1,
+  NODUP_ONE_TO_ONE_FAIL = 2
+} nodup_one_to_one;
+
 #define NODUP_MERGE_OPTIONS_VERSION 1
 /* NODUP_MERGE_OPTIONS_INIT, or nodup_merge_options_init(): see "Options". */
 #define NODUP_MERGE_OPTIONS_INIT {.version = NODUP_MERGE_OPTIONS_VERSION}
@@ -912,7 +928,7 @@ typedef struct nodup_merge_options {
                                re-pointed, checked and logged */
   size_t nrefs;
   size_t batch;             /* duplicate groups per transaction; 0: 1000 */
-  int one_to_one;           /* NODUP_ONE_TO_ONE_MERGE (0), _KEEP or _FAIL */
+  nodup_one_to_one one_to_one;  /* NODUP_ONE_TO_ONE_MERGE (0), _KEEP or _FAIL */
   int nulls_equal;          /* NULL key values are equal (rows with NULLs are merged) */
   int fill_nulls;           /* the kept row's NULL columns take the first non-NULL value
                                of the others (in `keep` order), after they are deleted */
@@ -960,20 +976,6 @@ typedef struct nodup_merge_options {
  * numeric, max or min on one without an order (as far as the engine
  * says: PostgreSQL's types, SQLite's BOOLEAN for sum).
  */
-
-/* One-to-one children (a unique index on exactly the foreign key) of rows
- * being merged:
- *  - MERGE: colliding children are merged like any duplicates: the kept
- *    row's child stays, references to the others are re-pointed to it and,
- *    with fill_nulls, its NULL columns are filled from theirs.
- *  - KEEP: the kept row's child stays exactly as it is; the others are
- *    archived and deleted (references to them still re-pointed, so nothing
- *    dangles).
- *  - FAIL: nothing is changed and the merge fails with NODUP_ERR_CONSTRAINT
- *    naming the child table, if any such child would collide. */
-#define NODUP_ONE_TO_ONE_MERGE 0
-#define NODUP_ONE_TO_ONE_KEEP 1
-#define NODUP_ONE_TO_ONE_FAIL 2
 
 /* A column of a merged table and a number of rows (nodup_merge_table). */
 typedef struct nodup_merge_column {
@@ -1194,6 +1196,19 @@ NODUP_EXTERN int nodup_runs_forget(nodup_db *db, const char *run);
  * Enforcing a key
  */
 
+/* How nodup_enforce goes about it (nodup_enforce_options.mode):
+ *  - LOCKED: one transaction under a lock (SQLite's write lock, PostgreSQL's
+ *    SHARE ROW EXCLUSIVE table lock) holds the last clean-up and the index.
+ *  - ONLINE: PostgreSQL only: a guard trigger, then CREATE UNIQUE INDEX
+ *    CONCURRENTLY while writers run (see nodup_enforce).
+ *  - ABORT: PostgreSQL only: build nothing; remove what an interrupted
+ *    ONLINE run left for this key. Not with merge or dry_run. */
+typedef enum nodup_enforce_mode {
+  NODUP_ENFORCE_LOCKED = 0,
+  NODUP_ENFORCE_ONLINE = 1,
+  NODUP_ENFORCE_ABORT = 2
+} nodup_enforce_mode;
+
 #define NODUP_ENFORCE_OPTIONS_VERSION 1
 /* NODUP_ENFORCE_OPTIONS_INIT, or nodup_enforce_options_init(): see "Options". */
 #define NODUP_ENFORCE_OPTIONS_INIT {.version = NODUP_ENFORCE_OPTIONS_VERSION}
@@ -1204,13 +1219,13 @@ typedef struct nodup_enforce_options {
   int nulls_equal;          /* NULLs are equal: PostgreSQL 15+ NULLS NOT DISTINCT;
                                refused on SQLite, which has no such index */
   int merge;                /* merge existing duplicates (else refuse when some exist) */
-  nodup_merge_options merge_opt;  /* how (its nulls_equal and dry_run are ours) */
-  int online;               /* PostgreSQL: build CONCURRENTLY while writers run */
+  const nodup_merge_options *merge_opt;  /* how (NULL: the defaults); its nulls_equal and
+                               dry_run are ours. Borrowed for the call. A pointer, so
+                               that the merge options can grow without moving the
+                               fields after it */
+  nodup_enforce_mode mode;  /* NODUP_ENFORCE_LOCKED (0), _ONLINE or _ABORT (above) */
   long lock_timeout_ms;     /* PostgreSQL: longest wait for a lock; 0: 2000 */
-  int dry_run;              /* do it all, report, roll back (not with online) */
-  int abort;                /* PostgreSQL: only remove what an interrupted online run
-                               left for this key (see nodup_enforce); not with merge,
-                               online or dry_run */
+  int dry_run;              /* do it all, report, roll back (LOCKED only) */
 } nodup_enforce_options;
 
 typedef struct nodup_enforce_report {
@@ -1232,7 +1247,7 @@ typedef struct nodup_enforce_report {
                                so it covers only those made meanwhile and the index */
   char *temp_indexes;       /* temporary supporting indexes built for unindexed references
                                (see nodup_merge_report), dropped again unless
-                               merge_opt.keep_temp_index; NULL: none */
+                               merge_opt->keep_temp_index; NULL: none */
 } nodup_enforce_report;
 
 /*
@@ -1245,10 +1260,10 @@ typedef struct nodup_enforce_report {
  *    UNIQUE INDEX and, for a key without predicate, ALTER TABLE ... ADD
  *    CONSTRAINT ... UNIQUE USING INDEX, then COMMIT. A lock not granted in
  *    time is retried with a back-off, so writers never wait long.
- *  - PostgreSQL with opt->online: merge in batches while writers run, then
- *    a temporary trigger serialises writers per key with a transaction-
- *    scoped advisory lock and refuses new duplicates (SQLSTATE 23505, as
- *    the index will), merge what slipped in, CREATE UNIQUE INDEX
+ *  - PostgreSQL, mode NODUP_ENFORCE_ONLINE: merge in batches while writers
+ *    run, then a temporary trigger serialises writers per key with a
+ *    transaction-scoped advisory lock and refuses new duplicates (SQLSTATE
+ *    23505, as the index will), merge what slipped in, CREATE UNIQUE INDEX
  *    CONCURRENTLY (an INVALID leftover is dropped CONCURRENTLY and the
  *    build retried, at most 3 times, then the locked mode finishes), attach
  *    the constraint, drop the trigger. The guard's function and trigger
@@ -1274,8 +1289,8 @@ typedef struct nodup_enforce_report {
  * online run of the same key that was killed after its build left: when the
  * index has the name this call would give it and no constraint yet, the
  * constraint is attached (->already is then 0).
- * With opt->abort (PostgreSQL) nothing is built: the call removes what an
- * interrupted online run left for this key -- the guard trigger and
+ * With mode NODUP_ENFORCE_ABORT (PostgreSQL) nothing is built: the call
+ * removes what an interrupted online run left for this key -- the guard trigger and
  * function if they guard this key's columns, INVALID unique indexes on
  * them (not one being built), the indexes a partitioned run built on leaf
  * partitions that no parent index uses -- and every orphan guard function,
@@ -1288,8 +1303,8 @@ typedef struct nodup_enforce_report {
  * Errors: NODUP_ERR_DUPLICATE (duplicates exist and !opt->merge: nothing
  * changed but the leftovers removed first, which the message names; it
  * gives the count), NODUP_ERR_USAGE (nulls_equal on SQLite or before
- * PostgreSQL 15, online on SQLite, a transaction open, abort on SQLite or
- * with merge, online or dry_run),
+ * PostgreSQL 15, ONLINE on SQLite or with dry_run, a transaction open,
+ * ABORT on SQLite or with merge or dry_run, an unknown mode),
  * NODUP_ERR_RETRY (the lock was never granted, or an online run of the
  * table is alive in the backend the message names), those of nodup_merge().
  * On success *out is a new report; free with nodup_enforce_free().

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "enforce_int.h"
 
 /* One thing an online run can leave, one row of leftovers_load. */
 typedef struct leftover {
@@ -481,6 +481,16 @@ static int sweep_orphans(nodup_db *db, buf *removed) {
   return rc;
 }
 
+int enforce_drop_index(nodup_db *db, const char *qualified) {
+  buf q;
+  int rc;
+  buf_init(&q);
+  buf_printf(&q, "DROP INDEX CONCURRENTLY IF EXISTS %s", qualified);
+  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, NULL, NULL);
+  buf_free(&q);
+  return rc;
+}
+
 int enforce_leftovers_remove(nodup_db *db, const nodup_table_info *t, char *const *key,
                              size_t nkey, long timeout_ms, unsigned flags, buf *removed) {
   leftovers l;
@@ -541,10 +551,7 @@ int enforce_leftovers_remove(nodup_db *db, const nodup_table_info *t, char *cons
     if (x->state == 1 || !(x->kind == 'i' || (x->kind == 'p' && (flags & LEFTOVERS_PARTITIONS))) ||
         !concerns(x, key, nkey, 0))
       continue;
-    buf_reset(&q);
-    buf_printf(&q, "DROP INDEX CONCURRENTLY IF EXISTS %s", x->name);
-    if (q.oom) goto oom;
-    if ((rc = db->be->query(db, buf_str(&q), NULL, 0, NULL, NULL)) != NODUP_OK) goto done;
+    if ((rc = enforce_drop_index(db, x->name)) != NODUP_OK) goto done;
     buf_printf(removed, "%s%s %s on %s", removed->len ? "; " : "",
                x->kind == 'i' ? "INVALID unique index" : "partition index", x->name, x->on);
   }

@@ -879,7 +879,7 @@ int journal_list(nodup_db *db, const char *schema, int version, row_fn runs_fn, 
  * nodup's, left in the application's schema). */
 int journal_drop_if_empty(nodup_db *db, const char *schema);
 
-/* ---- enforce.c and enforce_leftovers.c: what an interrupted online
+/* ---- enforce*.c (enforce_int.h has the rest): what an interrupted online
  * enforce leaves (PostgreSQL), found by every command on the key ---- */
 
 /* PostgreSQL's name for a UNIQUE constraint, <table>_<cols>_key, cut to 63

@@ -227,6 +227,46 @@ done:
   return rc;
 }
 
+static void undo_step_clear(undo_step *u) {
+  free(u->kind);
+  free(u->tbl);
+  strv_free(u->cols, u->ncols);
+}
+
+static void undo_steps_free(undo_steps *s) {
+  size_t i;
+  for (i = 0; i < s->n; i++) undo_step_clear(&s->v[i]);
+  free(s->v);
+  memset(s, 0, sizeof *s);
+}
+
+/* Whether run can be undone: not running (its row locked to the end, so no
+ * batch of it can start meanwhile), not undone already, archived. */
+static int undo_refuse(nodup_db *db, const char *run, const run_info *r) {
+  journal_row row;
+  int rc;
+  if ((rc = journal_read_row(db, r->journal, r->version, run, 1, &row)) != NODUP_OK) return rc;
+  if (row.state == NODUP_RUN_RUNNING) return journal_refuse_running(db, run, &row, "it cannot be undone");
+  if (!strcmp(r->status, "undone"))
+    return nodup_fail(db, NODUP_ERR_NO_RUN, "merge run \"%s\" was already undone", run);
+  if (!r->archive)
+    return nodup_fail(db, NODUP_ERR_NO_RUN,
+                      "merge run \"%s\" was made with --no-archive: nothing to undo it from", run);
+  return NODUP_OK;
+}
+
+/* The run's steps, newest first, each with its columns. */
+static int undo_load_steps(nodup_db *db, const char *run, const run_info *r, undo_steps *s) {
+  int rc = journal_steps(db, r->journal, run, read_step, s);
+  return rc == NODUP_OK && s->oom ? NODUP_ERR_NOMEM : rc;
+}
+
+/* An interrupted run's row says running: undone now, so that its process,
+ * were it only paused, stops at its next batch. */
+static int undo_mark(nodup_db *db, const char *run, const run_info *r) {
+  return journal_mark_undone(db, r->journal, run);
+}
+
 int nodup_undo(nodup_db *db, const char *run, long long *restored, long long *reverted) {
   undo_steps s = {NULL, 0, 0};
   long long nres = 0, nrev = 0;
@@ -246,47 +286,17 @@ int nodup_undo(nodup_db *db, const char *run, long long *restored, long long *re
   if ((rc = db_begin_write(db)) != NODUP_OK) goto done;
   in_txn = 1;
   if ((rc = load_run(db, run, &r)) != NODUP_OK) goto done;
-  {
-    /* Its row locked to the end: no batch of it can start meanwhile. */
-    journal_row row;
-    if ((rc = journal_read_row(db, r.journal, r.version, run, 1, &row)) != NODUP_OK) goto done;
-    if (row.state == NODUP_RUN_RUNNING) {
-      rc = journal_refuse_running(db, run, &row, "it cannot be undone");
-      goto done;
-    }
-  }
-  if (!strcmp(r.status, "undone")) {
-    rc = nodup_fail(db, NODUP_ERR_NO_RUN, "merge run \"%s\" was already undone", run);
-    goto done;
-  }
-  if (!r.archive) {
-    rc = nodup_fail(db, NODUP_ERR_NO_RUN,
-                    "merge run \"%s\" was made with --no-archive: nothing to undo it from", run);
-    goto done;
-  }
-  if ((rc = journal_steps(db, r.journal, run, read_step, &s)) != NODUP_OK) goto done;
-  if (s.oom) {
-    rc = NODUP_ERR_NOMEM;
-    goto done;
-  }
+  if ((rc = undo_refuse(db, run, &r)) != NODUP_OK) goto done;
+  if ((rc = undo_load_steps(db, run, &r, &s)) != NODUP_OK) goto done;
   /* Backwards: each step's rows are put back as the next-older step left
    * them (parents re-inserted before the children that point at them). */
   for (i = 0; i < s.n; i++)
     if ((rc = undo_step_run(db, run, r.journal, &s.v[i], &nres, &nrev)) != NODUP_OK) goto done;
-  /* An interrupted run's row says running: undone now, so that its
-   * process, were it only paused, stops at its next batch. */
-  rc = journal_mark_undone(db, r.journal, run);
-  if (rc == NODUP_OK && (rc = db->be->exec(db, "COMMIT")) == NODUP_OK) in_txn = 0;
+  if ((rc = undo_mark(db, run, &r)) == NODUP_OK && (rc = db->be->exec(db, "COMMIT")) == NODUP_OK)
+    in_txn = 0;
 done:
-  if (in_txn) {
-    db_rollback(db, rc);
-  }
-  for (i = 0; i < s.n; i++) {
-    free(s.v[i].kind);
-    free(s.v[i].tbl);
-    strv_free(s.v[i].cols, s.v[i].ncols);
-  }
-  free(s.v);
+  if (in_txn) db_rollback(db, rc);
+  undo_steps_free(&s);
   run_info_free(&r);
   if (rc == NODUP_OK) {
     if (restored) *restored = nres;

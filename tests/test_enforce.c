@@ -381,7 +381,7 @@ static void live_writers(void **state, int online) {
   nodup_enforce_options opt;
   memset(&opt, 0, sizeof opt);
   opt.merge = 1;
-  opt.online = online;
+  opt.mode = online ? NODUP_ENFORCE_ONLINE : NODUP_ENFORCE_LOCKED;
   opt.lock_timeout_ms = LOCK_TIMEOUT_MS;
   create_items(db, 2000, 300);
 
@@ -545,7 +545,7 @@ static void test_refuses_duplicates_without_merge(void **state) {
                    " (NULL, 101)");
 
   for (int online = 0; online <= harness_is_pg(); online++) {
-    opt.online = online;
+    opt.mode = online ? NODUP_ENFORCE_ONLINE : NODUP_ENFORCE_LOCKED;
     snapshot_take(db, &before);
     struct outcome o = enforce(db, "item", key_k, 1, NULL, &opt);
     expect_rc(&o, NODUP_ERR_DUPLICATE);
@@ -683,7 +683,7 @@ static void partial_key(nodup_db *db, int online) {
   nodup_enforce_options opt;
   memset(&opt, 0, sizeof opt);
   opt.merge = 1;
-  opt.online = online;
+  opt.mode = online ? NODUP_ENFORCE_ONLINE : NODUP_ENFORCE_LOCKED;
   harness_exec(db,
                "CREATE TABLE \"doc\" ({id}, \"slug\" TEXT NOT NULL,"
                " \"deleted_at\" TEXT);"
@@ -814,14 +814,15 @@ static void test_usage_refusals(void **state) {
   expect_unchanged(db, &before, "enforce inside a transaction");
 
   /* SQLite has no online mode; an online run cannot be a dry run. */
-  opt.online = 1;
+  opt.mode = NODUP_ENFORCE_ONLINE;
   opt.dry_run = harness_is_pg();
   snapshot_take(db, &before);
   struct outcome mode = enforce(db, "item", key_k, 1, NULL, &opt);
   expect_rc(&mode, NODUP_ERR_USAGE);
   expect_unchanged(db, &before, harness_is_pg() ? "an online dry run"
                                                 : "online on SQLite");
-  opt.online = opt.dry_run = 0;
+  opt.mode = NODUP_ENFORCE_LOCKED;
+  opt.dry_run = 0;
 
   struct outcome no_table = enforce(db, "nope", key_k, 1, NULL, &opt);
   expect_rc(&no_table, NODUP_ERR_NO_TABLE);
@@ -867,7 +868,7 @@ static void test_backend_terminated_mid_build(void **state) {
   memset(&o, 0, sizeof o);
   memset(&opt, 0, sizeof opt);
   opt.merge = 1;
-  opt.online = 1;
+  opt.mode = NODUP_ENFORCE_ONLINE;
   opt.lock_timeout_ms = LOCK_TIMEOUT_MS;
   nodup_db *watcher = harness_connect();
 
@@ -1039,7 +1040,7 @@ static void kill_client_pg(void **state) {
   nodup_enforce_options opt;
   memset(&opt, 0, sizeof opt);
   opt.merge = 1;
-  opt.online = 1;
+  opt.mode = NODUP_ENFORCE_ONLINE;
   opt.lock_timeout_ms = LOCK_TIMEOUT_MS;
   char table[32], want[64];
   int attempt, caught = 0;
@@ -1152,7 +1153,7 @@ static void partitioned(void **state, int online) {
   char sql[512], want[64];
   nodup_enforce_options opt;
   memset(&opt, 0, sizeof opt);
-  opt.online = online;
+  opt.mode = online ? NODUP_ENFORCE_ONLINE : NODUP_ENFORCE_LOCKED;
   opt.lock_timeout_ms = LOCK_TIMEOUT_MS;
   create_partitioned(db, t);
   snprintf(want, sizeof want, "%s_region_k_key", t);

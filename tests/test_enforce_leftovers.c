@@ -119,7 +119,7 @@ static nodup_enforce_options online_opt(void) {
   nodup_enforce_options opt;
   memset(&opt, 0, sizeof opt);
   opt.merge = 1;
-  opt.online = 1;
+  opt.mode = NODUP_ENFORCE_ONLINE;
   opt.lock_timeout_ms = 2000;
   return opt;
 }
@@ -165,7 +165,7 @@ static struct outcome abort_run(nodup_db *db, const char *table, const char *con
                                 size_t ncols) {
   nodup_enforce_options opt;
   memset(&opt, 0, sizeof opt);
-  opt.abort = 1;
+  opt.mode = NODUP_ENFORCE_ABORT;
   return enforce(db, table, cols, ncols, &opt);
 }
 
@@ -693,7 +693,7 @@ static void test_abort_partitioned(void **state) {
     assert_false(o.has_removed);
     /* --abort only removes. */
     memset(&bad, 0, sizeof bad);
-    bad.abort = 1;
+    bad.mode = NODUP_ENFORCE_ABORT;
     bad.merge = 1;
     o = enforce(db, "pt", key_rk, 2, &bad);
     assert_int_equal(o.rc, NODUP_ERR_USAGE);

@@ -131,11 +131,14 @@ static void test_enforce_merges_before_its_lock(void **state) {
   nodup_db *db = *state;
   nodup_enforce_report *r = NULL;
   nodup_enforce_options opt;
+  nodup_merge_options mo;
   char name[64];
   schema(db);
   memset(&opt, 0, sizeof opt);
   opt.merge = 1;
-  opt.merge_opt.batch = 4;
+  opt.merge_opt = &mo;
+  memset(&mo, 0, sizeof mo);
+  mo.batch = 4;
   assert_nodup(db, NODUP_OK, nodup_enforce(&r, db, "p", key_k, 1, NULL, &opt));
   assert_int_equal(r->merged_groups, 10);
   assert_non_null(r->temp_indexes);
@@ -171,6 +174,7 @@ static void test_enforce_unindexed_child_under_live_writers(void **state) {
   static struct rig_live live;
   nodup_enforce_report *r = NULL;
   nodup_enforce_options opt;
+  nodup_merge_options mo;
   long long groups = -1;
   char name[64];
   harness_exec(db,
@@ -188,7 +192,9 @@ static void test_enforce_unindexed_child_under_live_writers(void **state) {
   rig_live_start(&live, parent_child_write, NULL);
   memset(&opt, 0, sizeof opt);
   opt.merge = 1;
-  opt.merge_opt.batch = 50;
+  opt.merge_opt = &mo;
+  memset(&mo, 0, sizeof mo);
+  mo.batch = 50;
   opt.lock_timeout_ms = 2000;
   int rc = nodup_enforce(&r, db, "p", key_k, 1, NULL, &opt);
   rig_live_stop(&live);

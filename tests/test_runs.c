@@ -124,7 +124,7 @@ static void test_refusals_create_nothing(void **state) {
   mo.dry_run = 0;
   memset(&eo, 0, sizeof eo);
   eo.merge = 1;
-  eo.merge_opt = mo;
+  eo.merge_opt = &mo;
   assert_nodup(db, NODUP_ERR_CONSTRAINT, nodup_enforce(&e, db, "org", key, 1, NULL, &eo));
   assert_no_journal(db);
 
