@@ -70,90 +70,121 @@ static const char *protected_column(const nodup_db *db, const nodup_table_info *
   return NULL;
 }
 
+/* Trim spaces from both ends of s, in place. */
+static char *trim(char *s) {
+  char *end;
+  while (*s == ' ') s++;
+  for (end = s + strlen(s); end > s && end[-1] == ' ';) *--end = '\0';
+  return s;
+}
+
+/* Split s (a copy of spec) into "[TABLE.]COL", the policy name and its
+ * "(ARG)" (*arg NULL when none), in place. Spaces around the parts are
+ * allowed ("bio = min"). */
+static int split_spec(nodup_db *db, const char *spec, char *s, char **col, char **pol,
+                      char **arg) {
+  char *eq = strchr(s, '=');
+  *arg = NULL;
+  if (!eq) return nodup_fail(db, NODUP_ERR_USAGE, "column policy \"%s\" is not COL=POLICY", spec);
+  *eq = '\0';
+  *col = trim(s);
+  *pol = trim(eq + 1);
+  if ((*arg = strchr(*pol, '('))) {
+    *(*arg)++ = '\0';
+    if (!**arg || (*arg)[strlen(*arg) - 1] != ')')
+      return nodup_fail(db, NODUP_ERR_USAGE,
+                        "column policy \"%s\": newest(ORDERCOL) lacks its ')'", spec);
+    (*arg)[strlen(*arg) - 1] = '\0';
+    *arg = trim(*arg);
+  }
+  return NODUP_OK;
+}
+
+/* The policy named `pol` (SURVIVE_*), which takes an argument exactly when
+ * it is newest; -1 with db's message set otherwise. */
+static int policy_of(nodup_db *db, const char *spec, const char *pol, const char *arg) {
+  size_t i;
+  int p = -1;
+  for (i = 0; i < sizeof policy_names / sizeof *policy_names; i++)
+    if (!strcasecmp(pol, policy_names[i])) p = (int)i;
+  if (p < 0 || (p == SURVIVE_NEWEST) != (arg != NULL)) {
+    nodup_fail(db, NODUP_ERR_USAGE,
+               "column policy \"%s\": the policy is keeper, first-non-null, max, min, "
+               "sum, longest or newest(ORDERCOL)",
+               spec);
+    return -1;
+  }
+  return p;
+}
+
+/* TABLE.COL: the table is what comes before the last dot (it may be
+ * schema-qualified), and must be one whose rows this merge merges. *col
+ * is left at the column. */
+static int spec_table(nodup_db *db, const nodup_table_info *t, const char *spec, char **col,
+                      char *const *reach, size_t nreach, survive_lookup_fn lookup, void *ctx,
+                      const nodup_table_info **x) {
+  char *dot = strrchr(*col, '.');
+  size_t i;
+  int reached = 0;
+  *x = t;
+  if (dot) {
+    *dot = '\0';
+    if (lookup(ctx, *col, x) != NODUP_OK)
+      return nodup_fail(db, NODUP_ERR_USAGE, "column policy \"%s\": no table \"%s\"", spec,
+                        *col);
+    *col = dot + 1;
+  }
+  for (i = 0; i < nreach; i++) reached |= !strcmp(reach[i], (*x)->qualified);
+  if (!reached)
+    return nodup_fail(db, NODUP_ERR_USAGE,
+                      "column policy \"%s\": this merge merges no rows of %s (only %s and the "
+                      "tables whose rows collide under a unique index once re-pointed)",
+                      spec, (*x)->qualified, t->qualified);
+  return NODUP_OK;
+}
+
+/* Whether policy p may change column c of x: not a protected column, and
+ * one the policy can compute on its type. */
+static int check_column(nodup_db *db, const nodup_table_info *t, const nodup_table_info *x,
+                        int c, int p, char *const *key, size_t nkey, const char *spec) {
+  const char *why = protected_column(db, x, c, x == t || !strcmp(x->qualified, t->qualified),
+                                     key, nkey);
+  if (why)
+    return nodup_fail(db, NODUP_ERR_USAGE,
+                      "column policy \"%s\": \"%s\" is in %s of %s, which a merge never changes",
+                      spec, x->cols[c], why, x->qualified);
+  if (p == SURVIVE_SUM && known_not_numeric(db, x, c))
+    return nodup_fail(db, NODUP_ERR_USAGE, "column policy \"%s\": \"%s\" is not a number to sum",
+                      spec, x->cols[c]);
+  if ((p == SURVIVE_MAX || p == SURVIVE_MIN) && known_unordered(db, x, c))
+    return nodup_fail(db, NODUP_ERR_USAGE,
+                      "column policy \"%s\": \"%s\" has no order for max or min (its type: "
+                      "boolean or json)",
+                      spec, x->cols[c]);
+  return NODUP_OK;
+}
+
 /* One spec into *r (its strings new). */
 static int parse_one(nodup_db *db, const nodup_table_info *t, char *const *key, size_t nkey,
                      const char *spec, char *const *reach, size_t nreach,
                      survive_lookup_fn lookup, void *ctx, survive_rule *r) {
   const nodup_table_info *x = t;
-  char *s = nodup_strdup(spec), *eq, *dot, *col, *tab, *pol, *arg = NULL, *end;
-  const char *why;
-  size_t i;
-  int rc = NODUP_OK, c, p = -1, reached = 0;
+  char *s = nodup_strdup(spec), *col, *pol, *arg;
+  int rc, c, p;
   if (!s) return NODUP_ERR_NOMEM;
-  if (!(eq = strchr(s, '='))) {
-    rc = nodup_fail(db, NODUP_ERR_USAGE, "column policy \"%s\" is not COL=POLICY", spec);
+  if ((rc = split_spec(db, spec, s, &col, &pol, &arg)) != NODUP_OK) goto done;
+  if ((p = policy_of(db, spec, pol, arg)) < 0) {
+    rc = NODUP_ERR_USAGE;
     goto done;
   }
-  /* Spaces around the parts are allowed ("bio = min"). */
-  for (end = eq; end > s && end[-1] == ' ';) --end;
-  *end = '\0';
-  pol = eq + 1;
-  while (*pol == ' ') pol++;
-  for (end = pol + strlen(pol); end > pol && end[-1] == ' ';) *--end = '\0';
-  if ((arg = strchr(pol, '('))) {
-    *arg++ = '\0';
-    if (!*arg || arg[strlen(arg) - 1] != ')') {
-      rc = nodup_fail(db, NODUP_ERR_USAGE, "column policy \"%s\": newest(ORDERCOL) lacks its ')'",
-                      spec);
-      goto done;
-    }
-    arg[strlen(arg) - 1] = '\0';
-    while (*arg == ' ') arg++;
-    for (end = arg + strlen(arg); end > arg && end[-1] == ' ';) *--end = '\0';
-  }
-  for (i = 0; i < sizeof policy_names / sizeof *policy_names; i++)
-    if (!strcasecmp(pol, policy_names[i])) p = (int)i;
-  if (p < 0 || (p == SURVIVE_NEWEST) != (arg != NULL)) {
-    rc = nodup_fail(db, NODUP_ERR_USAGE,
-                    "column policy \"%s\": the policy is keeper, first-non-null, max, min, "
-                    "sum, longest or newest(ORDERCOL)",
-                    spec);
-    goto done;
-  }
-  /* TABLE.COL: the table is what comes before the last dot (it may be
-   * schema-qualified). */
-  for (col = s; *col == ' ';) col++;
-  if ((dot = strrchr(col, '.'))) {
-    *dot = '\0';
-    tab = col;
-    col = dot + 1;
-    if ((rc = lookup(ctx, tab, &x)) != NODUP_OK) {
-      rc = nodup_fail(db, NODUP_ERR_USAGE, "column policy \"%s\": no table \"%s\"", spec, tab);
-      goto done;
-    }
-  }
-  for (i = 0; i < nreach; i++) reached |= !strcmp(reach[i], x->qualified);
-  if (!reached) {
-    rc = nodup_fail(db, NODUP_ERR_USAGE,
-                    "column policy \"%s\": this merge merges no rows of %s (only %s and the "
-                    "tables whose rows collide under a unique index once re-pointed)",
-                    spec, x->qualified, t->qualified);
-    goto done;
-  }
+  rc = spec_table(db, t, spec, &col, reach, nreach, lookup, ctx, &x);
+  if (rc != NODUP_OK) goto done;
   if ((c = table_info_column(db, x, col)) < 0) {
     rc = nodup_fail(db, NODUP_ERR_USAGE, "column policy \"%s\": table %s has no column \"%s\"",
                     spec, x->qualified, col);
     goto done;
   }
-  if ((why = protected_column(db, x, c, x == t || !strcmp(x->qualified, t->qualified), key,
-                              nkey))) {
-    rc = nodup_fail(db, NODUP_ERR_USAGE,
-                    "column policy \"%s\": \"%s\" is in %s of %s, which a merge never changes",
-                    spec, x->cols[c], why, x->qualified);
-    goto done;
-  }
-  if (p == SURVIVE_SUM && known_not_numeric(db, x, c)) {
-    rc = nodup_fail(db, NODUP_ERR_USAGE, "column policy \"%s\": \"%s\" is not a number to sum",
-                    spec, x->cols[c]);
-    goto done;
-  }
-  if ((p == SURVIVE_MAX || p == SURVIVE_MIN) && known_unordered(db, x, c)) {
-    rc = nodup_fail(db, NODUP_ERR_USAGE,
-                    "column policy \"%s\": \"%s\" has no order for max or min (its type: "
-                    "boolean or json)",
-                    spec, x->cols[c]);
-    goto done;
-  }
+  if ((rc = check_column(db, t, x, c, p, key, nkey, spec)) != NODUP_OK) goto done;
   r->policy = p;
   if (arg) {
     int o = table_info_column(db, x, arg);
