@@ -44,14 +44,50 @@ static int check_nulls(nodup_key *key, const char *const *vals) {
   return NODUP_OK;
 }
 
+/* A statement's parameters: the key's values, then the defaults'. Up to
+ * PARAMS_SMALL fit in the struct, so the common call allocates nothing;
+ * params_free() releases a larger array. Used in place (v may point
+ * into small). */
+#define PARAMS_SMALL 32
+typedef struct params {
+  const char *small[PARAMS_SMALL];
+  const char **v;
+  size_t n;
+} params;
+
+static int params_init(params *p, const nodup_key *key, const char *const *vals,
+                       const char *const *default_vals, size_t ndefaults) {
+  size_t i;
+  p->n = key->ncols + ndefaults;
+  p->v = p->small;
+  if (p->n > PARAMS_SMALL && !(p->v = malloc(p->n * sizeof *p->v))) return NODUP_ERR_NOMEM;
+  for (i = 0; i < key->ncols; i++) p->v[i] = vals[i];
+  for (i = 0; i < ndefaults; i++) p->v[key->ncols + i] = default_vals[i];
+  return NODUP_OK;
+}
+
+static void params_free(params *p) {
+  if (p->v != p->small) free(p->v);
+}
+
+/* The refusal of an unbacked key, with the DDL that would back it. */
+static int refuse_unbacked(nodup_key *key) {
+  char ddl[2048];
+  nodup_key_ddl(key->db, key->table->name, (const char *const *)key->cols, key->ncols,
+                key->where, ddl, sizeof ddl);
+  return name_table(key, nodup_fail(key->db, NODUP_ERR_UNBACKED,
+                                    "no unique index backs this key, so "
+                                    "get-or-create cannot be race-free. "
+                                    "To back it: %s",
+                                    ddl));
+}
+
 int nodup_get_or_create(nodup_key *key, const char *const *vals,
                         const char *const *default_cols,
                         const char *const *default_vals, size_t ndefaults,
                         nodup_result *out) {
-  const char *small[32];
-  const char **params = small;
+  params p;
   key_shape *s;
-  size_t i, n;
   int rc, round, created = 0;
 
   if (!key || !out || (key->ncols && !vals) ||
@@ -61,26 +97,13 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
   out->id = NULL;
   out->created = 0;
   nodup_clear_error(key->db);
-  if (!key->backed) {
-    char ddl[2048];
-    nodup_key_ddl(key->db, key->table->name, (const char *const *)key->cols,
-                  key->ncols, key->where, ddl, sizeof ddl);
-    return name_table(key, nodup_fail(key->db, NODUP_ERR_UNBACKED,
-                                      "no unique index backs this key, so "
-                                      "get-or-create cannot be race-free. "
-                                      "To back it: %s",
-                                      ddl));
-  }
+  if (!key->backed) return refuse_unbacked(key);
   if ((rc = check_nulls(key, vals)) != NODUP_OK) return name_table(key, rc);
   rc = key_shape_get(key, vals, default_cols, ndefaults, &s);
   if (rc != NODUP_OK) return name_table(key, rc);
-
-  n = key->ncols + ndefaults;
-  if (n > 32 && !(params = malloc(n * sizeof *params))) return NODUP_ERR_NOMEM;
-  for (i = 0; i < key->ncols; i++) params[i] = vals[i];
-  for (i = 0; i < ndefaults; i++) params[key->ncols + i] = default_vals[i];
-  if ((rc = key_coerce(key, s, params, n)) != NODUP_OK) {
-    if (params != small) free(params);
+  if ((rc = params_init(&p, key, vals, default_vals, ndefaults)) != NODUP_OK) return rc;
+  if ((rc = key_coerce(key, s, p.v, p.n)) != NODUP_OK) {
+    params_free(&p);
     return name_table(key, rc);
   }
 
@@ -88,8 +111,7 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
    * our lookup (look again), or the insert conflicts with a row the lookup
    * cannot see (give up after a few rounds). */
   for (round = 0; round < GOC_MAX_ROUNDS; round++) {
-    rc = key->db->be->get_or_create(key, s->insert, s->lookup, params, (int)n,
-                                    &created);
+    rc = key->db->be->get_or_create(key, s->insert, s->lookup, p.v, (int)p.n, &created);
     if (rc != NODUP_ERR_CONFLICT) break;
   }
   if (rc == NODUP_ERR_CONFLICT)
@@ -98,14 +120,26 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
                "does not see (%d tries); is the key's predicate narrower than "
                "the index's?",
                key->index, GOC_MAX_ROUNDS);
-  if (params != small) free(params);
+  params_free(&p);
   if (rc != NODUP_OK) return name_table(key, rc);
   out->id = buf_str(&key->id);
   out->created = created;
   return NODUP_OK;
 }
 
+/* Run statement `which` of shape s (the lookup or the plain insert) with
+ * p, converted, as its parameters; key->id gets the row's id, or is left
+ * empty when there is none. */
+static int run_shape(nodup_key *key, key_shape *s, nodup_stmt *which, params *p) {
+  int rc = key_coerce(key, s, p->v, p->n);
+  buf_reset(&key->id);
+  if (rc == NODUP_OK) rc = key->db->be->run(key->db, which, p->v, (int)p->n, key_store_id, key);
+  params_free(p);
+  return rc;
+}
+
 int nodup_find(nodup_key *key, const char *const *vals, nodup_result *out) {
+  params p;
   key_shape *s;
   int rc;
   if (!key || !out || !vals) return NODUP_ERR_USAGE;
@@ -113,22 +147,9 @@ int nodup_find(nodup_key *key, const char *const *vals, nodup_result *out) {
   out->created = 0;
   nodup_clear_error(key->db);
   if ((rc = check_nulls(key, vals)) != NODUP_OK) return name_table(key, rc);
-  if ((rc = key_shape_get(key, vals, NULL, 0, &s)) != NODUP_OK)
-    return name_table(key, rc);
-  {
-    const char *small[32];
-    const char **params = small;
-    size_t i;
-    if (key->ncols > 32 && !(params = malloc(key->ncols * sizeof *params)))
-      return NODUP_ERR_NOMEM;
-    for (i = 0; i < key->ncols; i++) params[i] = vals[i];
-    rc = key_coerce(key, s, params, key->ncols);
-    buf_reset(&key->id);
-    if (rc == NODUP_OK)
-      rc = key->db->be->run(key->db, s->lookup, params, (int)key->ncols, key_store_id, key);
-    if (params != small) free(params);
-  }
-  if (rc != NODUP_OK) return name_table(key, rc);
+  if ((rc = key_shape_get(key, vals, NULL, 0, &s)) != NODUP_OK) return name_table(key, rc);
+  if ((rc = params_init(&p, key, vals, NULL, 0)) != NODUP_OK) return rc;
+  if ((rc = run_shape(key, s, s->lookup, &p)) != NODUP_OK) return name_table(key, rc);
   out->id = key->id.len ? buf_str(&key->id) : NULL;
   return NODUP_OK;
 }
@@ -137,10 +158,8 @@ int nodup_insert(nodup_key *key, const char *const *vals,
                  const char *const *default_cols,
                  const char *const *default_vals, size_t ndefaults,
                  nodup_result *out) {
-  const char *small[32];
-  const char **params = small;
   key_shape *s;
-  size_t i, n;
+  params p;
   int rc;
   if (!key || !out || !vals || (ndefaults && (!default_cols || !default_vals)))
     return NODUP_ERR_USAGE;
@@ -149,15 +168,8 @@ int nodup_insert(nodup_key *key, const char *const *vals,
   nodup_clear_error(key->db);
   if ((rc = key_shape_get(key, vals, default_cols, ndefaults, &s)) != NODUP_OK)
     return name_table(key, rc);
-  n = key->ncols + ndefaults;
-  if (n > 32 && !(params = malloc(n * sizeof *params))) return NODUP_ERR_NOMEM;
-  for (i = 0; i < key->ncols; i++) params[i] = vals[i];
-  for (i = 0; i < ndefaults; i++) params[key->ncols + i] = default_vals[i];
-  buf_reset(&key->id);
-  rc = key_coerce(key, s, params, n);
-  if (rc == NODUP_OK) rc = key->db->be->run(key->db, s->plain, params, (int)n, key_store_id, key);
-  if (params != small) free(params);
-  if (rc != NODUP_OK) return name_table(key, rc);
+  if ((rc = params_init(&p, key, vals, default_vals, ndefaults)) != NODUP_OK) return rc;
+  if ((rc = run_shape(key, s, s->plain, &p)) != NODUP_OK) return name_table(key, rc);
   out->id = buf_str(&key->id);
   out->created = 1;
   return NODUP_OK;

@@ -106,18 +106,13 @@ static int import_prepare(import_ctx *c, size_t rows, nodup_stmt **out) {
   buf_puts(&q, ") VALUES ");
   for (r = 0; r < rows; r++) {
     buf_puts(&q, r ? ", (" : "(");
-    for (i = 0; i < c->nhdr; i++) {
-      if (i) buf_puts(&q, ", ");
-      sql_param(&q, db, (int)(r * c->nhdr + i + 1));
-      types[r * c->nhdr + i] = t->types[table_info_column(db, t, c->hdr[i])];
-    }
+    sql_params(&q, db, (int)(r * c->nhdr + 1), c->nhdr);
     buf_putc(&q, ')');
+    for (i = 0; i < c->nhdr; i++)
+      types[r * c->nhdr + i] = t->types[table_info_column(db, t, c->hdr[i])];
   }
-  buf_puts(&q, " ON CONFLICT (");
-  sql_ident_list(&q, c->key->cols, c->key->ncols);
-  buf_putc(&q, ')');
-  if (c->key->where) buf_printf(&q, " WHERE %s", c->key->where);
-  buf_puts(&q, " DO NOTHING RETURNING 1");
+  sql_on_conflict(&q, c->key->terms, c->key->ncols, c->key->where);
+  buf_puts(&q, " RETURNING 1");
   rc = q.oom ? NODUP_ERR_NOMEM : db->be->prepare(db, buf_str(&q), (int)n, types, out);
   buf_free(&q);
   free(types);
@@ -511,7 +506,7 @@ static int import_explain(import_ctx *c) {
              "is already in the table or repeats in the file");
   for (i = 0; i < rep->nlisted; i++) {
     buf_puts(&m, i ? "; (" : " (");
-    sql_ident_list(&m, c->key->cols, c->key->ncols);
+    sql_key_list(&m, c->key->terms, c->key->ncols, NULL);
     buf_puts(&m, ")=(");
     for (k = 0; k < c->key->ncols; k++) {
       const char *v = rep->listed[i].values[k];

@@ -49,10 +49,30 @@ void strv_free(char **v, size_t n);
 void sql_ident(buf *b, const char *name);
 /* Append a comma-separated list of quoted identifiers. */
 void sql_ident_list(buf *b, char *const *names, size_t n);
+/* One term of a key: today a column in catalog spelling (borrowed). An
+ * expression key (lower(email)) will add its SQL here; only sql_key_term()
+ * writes a term, so that is the one function it changes. */
+typedef struct key_term {
+  const char *column;
+} key_term;
+/* A new array of n terms borrowing `names` (free() it), NULL when out of
+ * memory: for keys still held as column names. */
+key_term *key_terms_of(char *const *names, size_t n);
+/* Append one term, qualified by `alias` ("x.") when it is not NULL. */
+void sql_key_term(buf *b, const key_term *term, const char *alias);
+/* Append the terms as a comma-separated list. */
+void sql_key_list(buf *b, const key_term *terms, size_t n, const char *alias);
 /* Append "1 = 1 AND k1 IS NOT NULL ... AND (where)": the rows whose key a
  * unique index constrains. NULL key values never conflict in an index,
- * so they are left out unless nulls_equal. Columns are qualified by
+ * so they are left out unless nulls_equal. Terms are qualified by
  * `alias` when it is not NULL. */
+void sql_key_rows(buf *b, const key_term *terms, size_t n, const char *where, int nulls_equal,
+                  const char *alias);
+struct nodup_index_info;
+/* sql_key_rows() for the rows unique index ix constrains (its columns
+ * not NULL unless it treats NULLs as equal, and its predicate). */
+void sql_index_rows(buf *b, const struct nodup_index_info *ix, const char *alias);
+/* sql_key_rows() for a key held as column names (merge, enforce). */
 void sql_key_filter(buf *b, char *const *key, size_t n, const char *where, int nulls_equal,
                     const char *alias);
 /* Append " WINDOW nodup_w AS (PARTITION BY key ORDER BY keep, pk)": a
@@ -61,10 +81,23 @@ void sql_key_filter(buf *b, char *const *key, size_t n, const char *where, int n
  * name the same losers. Columns qualified by `alias` when not NULL. */
 void sql_keep_window(buf *b, char *const *key, size_t nkey, const char *keep, char *const *pk,
                      size_t npk, const char *alias);
+/* Append "k1 = $p AND k2 IS NULL ...": the rows with one set of key values,
+ * term i tested IS NULL where bit i of `nulls` is set. Placeholders are
+ * numbered from *param on, which is advanced past them; with `dense` a NULL
+ * term takes no number (the statement's parameters omit NULL values: an
+ * unused $n is an error on PostgreSQL), without it each term keeps its
+ * place. */
+void sql_key_match(buf *b, const nodup_db *db, const key_term *terms, size_t n,
+                   unsigned nulls, int dense, const char *alias, int *param);
+/* Append " ON CONFLICT (terms) [WHERE where] DO NOTHING": the arbiter
+ * clause of every insert-if-absent. */
+void sql_on_conflict(buf *b, const key_term *terms, size_t n, const char *where);
 /* Append a name (a column, never a value) as an SQL string literal. */
 void sql_name_literal(buf *b, const char *name);
 /* Append a parameter placeholder ($n or ?n) for backend `db`. */
 void sql_param(buf *b, const nodup_db *db, int n);
+/* Append n placeholders "$first, ..., $(first + n - 1)". */
+void sql_params(buf *b, const nodup_db *db, int first, size_t n);
 
 /* db.c: one statement with parameters and no result, written with ?N
  * placeholders (PostgreSQL's $N are substituted). */
@@ -643,6 +676,7 @@ struct nodup_key {
   nodup_table_info *table;
   size_t ncols;
   char **cols;           /* catalog spelling */
+  key_term *terms;       /* the key as statements write it (borrows cols) */
   int *colidx;           /* positions in table->cols */
   char *where;           /* predicate or NULL */
   char *index;           /* backing index name(s), "(none)" if unbacked */
@@ -939,6 +973,11 @@ int enforce_leftovers_remove(nodup_db *db, const nodup_table_info *t, char *cons
                              size_t nkey, long timeout_ms, unsigned flags, buf *removed);
 
 /* ---- key.c helpers used by getorcreate.c ---- */
+/* NODUP_ERR_USAGE with message `what` (db's, when db is not NULL) unless
+ * db is an open connection and the call names a table and at least one
+ * key column: the first check of every call that takes a key. */
+int key_args_check(nodup_db *db, const char *table, const char *const *cols, size_t ncols,
+                   const char *what);
 int key_shape_get(nodup_key *key, const char *const *vals,
                   const char *const *dcols, size_t nd, key_shape **out);
 /* Convert params[0..n) (the key's values, then s's defaults) in place by

@@ -36,13 +36,14 @@ static size_t index_overlap(const nodup_db *db, const nodup_index_info *ix,
   return k;
 }
 
+/* The CREATE UNIQUE INDEX that would back the key (terms) WHERE where. */
 static void ddl(buf *b, const nodup_table_info *t, const char *table,
-                char *const *cols, size_t n, const char *where) {
+                const key_term *terms, size_t n, const char *where) {
   buf name;
   size_t i;
   buf_init(&name);
   buf_puts(&name, t ? t->name : table);
-  for (i = 0; i < n; i++) buf_printf(&name, "_%s", cols[i]);
+  for (i = 0; i < n; i++) buf_printf(&name, "_%s", terms[i].column);
   if (where) {
     /* A partial and a full index on the same columns need two names. */
     unsigned h = 2166136261u;
@@ -65,7 +66,7 @@ static void ddl(buf *b, const nodup_table_info *t, const char *table,
   if (t) buf_puts(b, t->qualified);
   else sql_ident(b, table);
   buf_puts(b, " (");
-  sql_ident_list(b, cols, n);
+  sql_key_list(b, terms, n, NULL);
   buf_putc(b, ')');
   if (where) buf_printf(b, " WHERE %s", where);
   buf_putc(b, ';');
@@ -87,12 +88,14 @@ static void shell_quote(buf *b, const char *s) {
  * and end with the DDL that would back it. */
 static int refuse(nodup_db *db, const nodup_table_info *t, char *const *cols,
                   size_t n, const char *where, const char *reason) {
+  key_term *terms = key_terms_of(cols, n);
   buf m;
   size_t i, j;
   int extra;
+  if (!terms) return NODUP_ERR_NOMEM;
   buf_init(&m);
   buf_printf(&m, "table %s: no unique index backs the key (", t->qualified);
-  sql_ident_list(&m, cols, n);
+  sql_key_list(&m, terms, n, NULL);
   buf_putc(&m, ')');
   if (where) buf_printf(&m, " WHERE %s", where);
   if (reason && *reason) buf_printf(&m, " (%s)", reason);
@@ -131,7 +134,8 @@ static int refuse(nodup_db *db, const nodup_table_info *t, char *const *cols,
     }
   }
   buf_puts(&m, " To back this key: ");
-  ddl(&m, t, t->name, cols, n, where);
+  ddl(&m, t, t->name, terms, n, where);
+  free(terms);
   if (m.oom) {
     buf_free(&m);
     return NODUP_ERR_NOMEM;
@@ -141,12 +145,7 @@ static int refuse(nodup_db *db, const nodup_table_info *t, char *const *cols,
   return NODUP_ERR_UNBACKED;
 }
 
-static void free_names(char **v, size_t n) {
-  size_t i;
-  if (!v) return;
-  for (i = 0; i < n; i++) free(v[i]);
-  free(v);
-}
+static void shape_clear(nodup_db *db, key_shape *s);
 
 /* Which indexes could back (cols) WHERE where, from the catalog alone:
  * the same set of columns, not DEFERRABLE (a deferrable constraint cannot
@@ -272,15 +271,21 @@ static int find_backing(nodup_db *db, const nodup_table_info *t, char *const *co
   return NODUP_OK;
 }
 
+int key_args_check(nodup_db *db, const char *table, const char *const *cols, size_t ncols,
+                   const char *what) {
+  if (!db || !db->native || !table || !cols || ncols == 0)
+    return db ? nodup_fail(db, NODUP_ERR_USAGE, "%s", what) : NODUP_ERR_USAGE;
+  return NODUP_OK;
+}
+
 static int load(nodup_db *db, const char *table, const char *const *cols,
                 size_t ncols, nodup_table_info **t, char ***names, int **idx) {
   int rc;
   *t = NULL;
   *names = NULL;
   *idx = NULL;
-  if (!db || !db->native || !table || !cols || ncols == 0)
-    return db ? nodup_fail(db, NODUP_ERR_USAGE, "a key needs a table and at least one column")
-              : NODUP_ERR_USAGE;
+  rc = key_args_check(db, table, cols, ncols, "a key needs a table and at least one column");
+  if (rc != NODUP_OK) return rc;
   if (ncols > KEY_MAX_COLS)
     return nodup_fail(db, NODUP_ERR_USAGE, "a key has at most %d columns", KEY_MAX_COLS);
   nodup_clear_error(db);
@@ -304,7 +309,7 @@ int nodup_key_check(nodup_db *db, const char *table, const char *const *cols,
     index_name[size - 1] = '\0';
   }
   buf_free(&arb);
-  free_names(names, ncols);
+  strv_free(names, ncols);
   free(idx);
   table_info_free(t);
   return rc;
@@ -313,17 +318,20 @@ int nodup_key_check(nodup_db *db, const char *table, const char *const *cols,
 int nodup_key_ddl(nodup_db *db, const char *table, const char *const *cols,
                   size_t ncols, const char *where, char *out, size_t size) {
   nodup_table_info *t = NULL;
+  key_term *terms;
   buf b;
   int len;
   size_t i;
   if (!db || !db->native || !table || !cols || !ncols) return -1;
   for (i = 0; i < ncols; i++)
     if (!cols[i]) return -1;
+  if (!(terms = key_terms_of((char *const *)cols, ncols))) return -1;
   if (db->be->table_info(db, table, &t) != NODUP_OK) t = NULL;
   nodup_clear_error(db);
   buf_init(&b);
-  ddl(&b, t, table, (char *const *)cols, ncols, where);
+  ddl(&b, t, table, terms, ncols, where);
   table_info_free(t);
+  free(terms);
   if (b.oom) {
     buf_free(&b);
     return -1;
@@ -383,6 +391,7 @@ static int key_open(nodup_key **out, nodup_db *db, const char *table,
   key->table = t;
   key->ncols = ncols;
   key->cols = names;
+  key->terms = key_terms_of(names, ncols);
   key->colidx = idx;
   key->nulls_equal = nulls_equal;
   key->backed = arb.len > 0;
@@ -392,7 +401,7 @@ static int key_open(nodup_key **out, nodup_db *db, const char *table,
   t = NULL;
   names = NULL;
   idx = NULL;
-  if (!key->index || (where && !key->where)) {
+  if (!key->index || !key->terms || (where && !key->where)) {
     rc = NODUP_ERR_NOMEM;
     goto done;
   }
@@ -401,7 +410,7 @@ static int key_open(nodup_key **out, nodup_db *db, const char *table,
 done:
   nodup_key_free(key);
   buf_free(&arb);
-  free_names(names, ncols);
+  strv_free(names, ncols);
   free(idx);
   table_info_free(t);
   return rc;
@@ -422,18 +431,10 @@ void nodup_key_free(nodup_key *key) {
   nodup_db *db;
   size_t i;
   if (!key) return;
-  for (i = 0; i < key->nshapes; i++) {
-    key_shape *s = &key->shapes[i];
-    if (s->insert) key->db->be->finalize(key->db, s->insert);
-    if (s->plain) key->db->be->finalize(key->db, s->plain);
-    if (s->lookup) key->db->be->finalize(key->db, s->lookup);
-    for (size_t j = 0; j < s->ngiven; j++) free(s->given[j]);
-    free(s->given);
-    free(s->pcol);
-    free(s->sig);
-  }
+  for (i = 0; i < key->nshapes; i++) shape_clear(key->db, &key->shapes[i]);
   free(key->shapes);
-  free_names(key->cols, key->ncols);
+  free(key->terms);
+  strv_free(key->cols, key->ncols);
   free(key->colidx);
   free(key->where);
   free(key->index);
@@ -466,29 +467,83 @@ int key_store_id(void *vkey, int ncols, const char *const *vals) {
 
 /* ---- statement shapes ---- */
 
-static void key_condition(buf *q, nodup_key *key, unsigned mask, const char *alias) {
-  size_t i;
-  for (i = 0; i < key->ncols; i++) {
-    if (i) buf_puts(q, " AND ");
-    if (alias) buf_printf(q, "%s.", alias);
-    sql_ident(q, key->cols[i]);
-    if (mask & (1u << i)) {
-      buf_puts(q, " IS NULL");
-    } else {
-      buf_puts(q, " = ");
-      sql_param(q, key->db, (int)i + 1);
-    }
-  }
+/* The row with the shape's key values: NULL ones (mask) tested IS NULL,
+ * each value in its place among the parameters ($1 is the first key
+ * value whether NULL or not), and the key's predicate. */
+static void key_condition(buf *q, const nodup_key *key, unsigned mask, const char *alias) {
+  int param = 1;
+  sql_key_match(q, key->db, key->terms, key->ncols, mask, 0, alias, &param);
   if (key->where) buf_printf(q, " AND (%s)", key->where);
 }
 
-static void pk_list(buf *q, const nodup_key *key) {
+/* The columns a shape's inserts write: the key's, then its defaults'
+ * (`dcols`, catalog spelling). Columns, not terms: an expression key
+ * still inserts the columns it is computed from. */
+static const char *shape_column(const nodup_key *key, char *const *dcols, size_t i) {
+  return i < key->ncols ? key->cols[i] : dcols[i - key->ncols];
+}
+
+/* Lookup: the key, exactly as the index sees it. */
+static void lookup_sql(buf *q, const nodup_key *key, unsigned mask) {
+  buf_puts(q, "SELECT ");
+  sql_ident_list(q, key->table->pk, key->table->npk);
+  buf_printf(q, " FROM %s WHERE ", key->table->qualified);
+  key_condition(q, key, mask, NULL);
+}
+
+/* Insert-if-absent. The new values form a one-row relation nodup_new so
+ * the key's predicate can be checked on them (a row outside it would not
+ * be covered by the index). NOT EXISTS keeps a hit from evaluating column
+ * defaults (no sequence value used); ON CONFLICT ... DO NOTHING absorbs
+ * the loser's unique violation on exactly this index, and only that one:
+ * any other constraint still raises. */
+static void insert_sql(buf *q, const nodup_key *key, unsigned mask, const char *cols,
+                       char *const *dcols, size_t n) {
+  const nodup_table_info *t = key->table;
+  size_t i;
+  buf_printf(q, "INSERT INTO %s (%s) SELECT %s FROM (SELECT ", t->qualified, cols, cols);
+  for (i = 0; i < n; i++) {
+    if (i) buf_puts(q, ", ");
+    sql_param(q, key->db, (int)i + 1);
+    buf_puts(q, " AS ");
+    sql_ident(q, shape_column(key, dcols, i));
+  }
+  buf_puts(q, ") AS nodup_new WHERE ");
+  buf_printf(q, "NOT EXISTS (SELECT 1 FROM %s AS nodup_old WHERE ", t->qualified);
+  key_condition(q, key, mask, "nodup_old");
+  buf_putc(q, ')');
+  sql_on_conflict(q, key->terms, key->ncols, key->where);
+  buf_puts(q, " RETURNING ");
+  sql_ident_list(q, t->pk, t->npk);
+  if (key->where) {
+    /* Evaluated on the row as inserted (column defaults and triggers
+     * applied): a row outside the predicate is not covered by the index. */
+    buf_puts(q, ", ");
+    buf_printf(q, key->db->be->predicate_guard, key->where);
+  }
+}
+
+/* Plain insert: the "then INSERT" half of check-then-insert. */
+static void plain_sql(buf *q, const nodup_key *key, const char *cols, size_t n) {
+  buf_printf(q, "INSERT INTO %s (%s) VALUES (", key->table->qualified, cols);
+  sql_params(q, key->db, 1, n);
+  buf_puts(q, ") RETURNING ");
   sql_ident_list(q, key->table->pk, key->table->npk);
 }
 
-/* Build and prepare the three statements of one shape. `dcols` are the
- * default columns in catalog spelling. */
-static int shape_build(nodup_key *key, key_shape *s, char **dcols, size_t nd) {
+/* Prepare the statement in q (n parameters of `types`) into *out. */
+static int shape_prepare(nodup_db *db, buf *q, size_t n, const unsigned *types,
+                         nodup_stmt **out) {
+  int rc = q->oom ? NODUP_ERR_NOMEM : db->be->prepare(db, buf_str(q), (int)n, types, out);
+  buf_reset(q);
+  return rc;
+}
+
+/* Build and prepare the statements of one shape: the lookup takes the key
+ * values, the inserts the key values then the defaults' (`dcols`, catalog
+ * spelling). An unbacked key has no arbiter to conflict on, so no
+ * insert-if-absent. */
+static int shape_build(nodup_key *key, key_shape *s, char *const *dcols, size_t nd) {
   nodup_db *db = key->db;
   const nodup_table_info *t = key->table;
   size_t n = key->ncols + nd, i;
@@ -500,178 +555,141 @@ static int shape_build(nodup_key *key, key_shape *s, char **dcols, size_t nd) {
   buf_init(&q);
   buf_init(&cols);
   for (i = 0; i < n; i++) {
-    const char *c = i < key->ncols ? key->cols[i] : dcols[i - key->ncols];
-    types[i] = t->types[table_info_column(db, t, c)];
+    types[i] = t->types[table_info_column(db, t, shape_column(key, dcols, i))];
     if (i) buf_puts(&cols, ", ");
-    sql_ident(&cols, c);
+    sql_ident(&cols, shape_column(key, dcols, i));
   }
-
-  /* Lookup: the key, exactly as the index sees it. */
-  buf_puts(&q, "SELECT ");
-  pk_list(&q, key);
-  buf_printf(&q, " FROM %s WHERE ", t->qualified);
-  key_condition(&q, key, s->mask, NULL);
-  rc = q.oom ? NODUP_ERR_NOMEM
-             : db->be->prepare(db, buf_str(&q), (int)key->ncols, types, &s->lookup);
-  if (rc != NODUP_OK) goto done;
-
-  /* Insert-if-absent. The new values form a one-row relation nodup_new so
-   * the key's predicate can be checked on them (a row outside it would not
-   * be covered by the index). NOT EXISTS keeps a hit from evaluating column
-   * defaults (no sequence value used); ON CONFLICT ... DO NOTHING absorbs
-   * the loser's unique violation on exactly this index, and only that one:
-   * any other constraint still raises. */
-  buf_reset(&q);
-  if (!key->backed) goto plain;  /* no arbiter to conflict on */
-  buf_printf(&q, "INSERT INTO %s (%s) SELECT %s FROM (SELECT ", t->qualified,
-             buf_str(&cols), buf_str(&cols));
-  for (i = 0; i < n; i++) {
-    if (i) buf_puts(&q, ", ");
-    sql_param(&q, db, (int)i + 1);
-    buf_puts(&q, " AS ");
-    sql_ident(&q, i < key->ncols ? key->cols[i] : dcols[i - key->ncols]);
+  lookup_sql(&q, key, s->mask);
+  rc = shape_prepare(db, &q, key->ncols, types, &s->lookup);
+  if (rc == NODUP_OK && key->backed) {
+    insert_sql(&q, key, s->mask, buf_str(&cols), dcols, n);
+    rc = shape_prepare(db, &q, n, types, &s->insert);
   }
-  buf_puts(&q, ") AS nodup_new WHERE ");
-  buf_printf(&q, "NOT EXISTS (SELECT 1 FROM %s AS nodup_old WHERE ", t->qualified);
-  key_condition(&q, key, s->mask, "nodup_old");
-  buf_puts(&q, ") ON CONFLICT (");
-  sql_ident_list(&q, key->cols, key->ncols);
-  buf_putc(&q, ')');
-  if (key->where) buf_printf(&q, " WHERE %s", key->where);
-  buf_puts(&q, " DO NOTHING RETURNING ");
-  pk_list(&q, key);
-  if (key->where) {
-    /* Evaluated on the row as inserted (column defaults and triggers
-     * applied): a row outside the predicate is not covered by the index. */
-    buf_puts(&q, ", ");
-    buf_printf(&q, db->be->predicate_guard, key->where);
+  if (rc == NODUP_OK) {
+    plain_sql(&q, key, buf_str(&cols), n);
+    rc = shape_prepare(db, &q, n, types, &s->plain);
   }
-  rc = q.oom ? NODUP_ERR_NOMEM : db->be->prepare(db, buf_str(&q), (int)n, types, &s->insert);
-  if (rc != NODUP_OK) goto done;
-
-plain:
-  /* Plain insert: the "then INSERT" half of check-then-insert. */
-  buf_reset(&q);
-  buf_printf(&q, "INSERT INTO %s (%s) VALUES (", t->qualified, buf_str(&cols));
-  for (i = 0; i < n; i++) {
-    if (i) buf_puts(&q, ", ");
-    sql_param(&q, db, (int)i + 1);
-  }
-  buf_puts(&q, ") RETURNING ");
-  pk_list(&q, key);
-  rc = q.oom ? NODUP_ERR_NOMEM : db->be->prepare(db, buf_str(&q), (int)n, types, &s->plain);
-
-done:
   buf_free(&q);
   buf_free(&cols);
   free(types);
   return rc;
 }
 
-int key_shape_get(nodup_key *key, const char *const *vals, const char *const *dcols,
-                  size_t nd, key_shape **out) {
-  nodup_db *db = key->db;
-  unsigned mask = 0;
-  size_t i, j;
-  char **canon = NULL;
-  buf sig;
-  key_shape *s;
-  int rc = NODUP_OK;
+/* Release what one shape holds (its statements, names), leaving it zeroed. */
+static void shape_clear(nodup_db *db, key_shape *s) {
+  size_t j;
+  if (s->insert) db->be->finalize(db, s->insert);
+  if (s->plain) db->be->finalize(db, s->plain);
+  if (s->lookup) db->be->finalize(db, s->lookup);
+  for (j = 0; j < s->ngiven; j++) free(s->given[j]);
+  free(s->given);
+  free(s->pcol);
+  free(s->sig);
+  memset(s, 0, sizeof *s);
+}
 
-  for (i = 0; i < key->ncols; i++)
-    if (!vals[i]) mask |= 1u << i;
-  /* The common case, every call after the first: same NULLs, same default
-   * names as given. Compare them as given: no allocation, no catalog. */
+/* The common case, every call after the first: same NULLs, same default
+ * names as given. Compared as given: no allocation, no catalog. */
+static key_shape *shape_find_given(nodup_key *key, unsigned mask, const char *const *dcols,
+                                   size_t nd) {
+  size_t i, j;
   for (i = 0; i < key->nshapes; i++) {
-    s = &key->shapes[i];
+    key_shape *s = &key->shapes[i];
     if (s->mask != mask || s->ngiven != nd) continue;
     for (j = 0; j < nd && dcols[j] && !strcmp(s->given[j], dcols[j]); j++)
       ;
-    if (j == nd) {
-      *out = s;
-      return NODUP_OK;
-    }
+    if (j == nd) return s;
   }
-  buf_init(&sig);
-  if (nd && !(canon = calloc(nd, sizeof *canon))) return NODUP_ERR_NOMEM;
+  return NULL;
+}
+
+/* The default columns in catalog spelling (canon, borrowed from the
+ * table info) and joined into the shape's signature, refusing a column
+ * the table lacks, one of the key's, or one given twice. */
+static int shape_canon(nodup_key *key, const char *const *dcols, size_t nd, char **canon,
+                       buf *sig) {
+  nodup_db *db = key->db;
+  size_t i, j;
   for (i = 0; i < nd; i++) {
     int c = dcols[i] ? table_info_column(db, key->table, dcols[i]) : -1;
-    if (c < 0) {
-      rc = nodup_fail(db, NODUP_ERR_NO_COLUMN, "no column \"%s\"",
-                      dcols[i] ? dcols[i] : "(null)");
-      goto done;
-    }
+    if (c < 0)
+      return nodup_fail(db, NODUP_ERR_NO_COLUMN, "no column \"%s\"",
+                        dcols[i] ? dcols[i] : "(null)");
     for (j = 0; j < key->ncols; j++)
-      if (key->colidx[j] == c) {
-        rc = nodup_fail(db, NODUP_ERR_USAGE,
-                        "column \"%s\" is in the key: give its value with the "
-                        "key values, not as a default",
-                        dcols[i]);
-        goto done;
-      }
+      if (key->colidx[j] == c)
+        return nodup_fail(db, NODUP_ERR_USAGE,
+                          "column \"%s\" is in the key: give its value with the "
+                          "key values, not as a default",
+                          dcols[i]);
     for (j = 0; j < i; j++)
-      if (strcmp(canon[j], key->table->cols[c]) == 0) {
-        rc = nodup_fail(db, NODUP_ERR_USAGE, "column \"%s\" is given twice", dcols[i]);
-        goto done;
-      }
-    canon[i] = key->table->cols[c];  /* borrowed from the table info */
-    if (i) buf_putc(&sig, '\x1f');
-    buf_puts(&sig, canon[i]);
+      if (strcmp(canon[j], key->table->cols[c]) == 0)
+        return nodup_fail(db, NODUP_ERR_USAGE, "column \"%s\" is given twice", dcols[i]);
+    canon[i] = key->table->cols[c];
+    if (i) buf_putc(sig, '\x1f');
+    buf_puts(sig, canon[i]);
   }
-  if (sig.oom) {
-    rc = NODUP_ERR_NOMEM;
-    goto done;
-  }
-  for (i = 0; i < key->nshapes; i++) {
-    s = &key->shapes[i];
-    if (s->mask == mask && strcmp(s->sig, buf_str(&sig)) == 0) {
-      *out = s;
-      goto done;
-    }
-  }
-  s = realloc(key->shapes, (key->nshapes + 1) * sizeof *s);
-  if (!s) {
-    rc = NODUP_ERR_NOMEM;
-    goto done;
-  }
+  return sig->oom ? NODUP_ERR_NOMEM : NODUP_OK;
+}
+
+/* Defaults spelled differently but naming the same columns: the same
+ * statements. */
+static key_shape *shape_find_sig(nodup_key *key, unsigned mask, const char *sig) {
+  size_t i;
+  for (i = 0; i < key->nshapes; i++)
+    if (key->shapes[i].mask == mask && strcmp(key->shapes[i].sig, sig) == 0)
+      return &key->shapes[i];
+  return NULL;
+}
+
+/* A new shape at the end of key->shapes, its statements prepared; nothing
+ * is added when any step fails. */
+static int shape_add(nodup_key *key, unsigned mask, const char *sig, const char *const *dcols,
+                     char **canon, size_t nd, key_shape **out) {
+  nodup_db *db = key->db;
+  key_shape *s = realloc(key->shapes, (key->nshapes + 1) * sizeof *s);
+  size_t i;
+  int rc = NODUP_OK;
+  if (!s) return NODUP_ERR_NOMEM;
   key->shapes = s;
   s = &key->shapes[key->nshapes];
   memset(s, 0, sizeof *s);
   s->mask = mask;
-  if (!(s->sig = nodup_strdup(buf_str(&sig))) ||
-      (nd && !(s->given = calloc(nd, sizeof *s->given)))) {
-    free(s->sig);
+  if (!(s->sig = nodup_strdup(sig)) || (nd && !(s->given = calloc(nd, sizeof *s->given))) ||
+      !(s->pcol = calloc(key->ncols + nd + 1, sizeof *s->pcol)))
     rc = NODUP_ERR_NOMEM;
-    goto done;
-  }
-  for (i = 0; i < nd; i++)
-    if (!(s->given[s->ngiven++] = nodup_strdup(dcols[i]))) {
-      for (j = 0; j < s->ngiven; j++) free(s->given[j]);
-      free(s->given);
-      free(s->sig);
-      rc = NODUP_ERR_NOMEM;
-      goto done;
-    }
-  if (!(s->pcol = calloc(key->ncols + nd + 1, sizeof *s->pcol))) {
-    rc = NODUP_ERR_NOMEM;
-  } else {
+  for (i = 0; rc == NODUP_OK && i < nd; i++)
+    if (!(s->given[s->ngiven++] = nodup_strdup(dcols[i]))) rc = NODUP_ERR_NOMEM;
+  if (rc == NODUP_OK) {
+    /* Each parameter's column, for value conversion (key_coerce). */
     for (i = 0; i < key->ncols; i++) s->pcol[i] = key->colidx[i];
     for (i = 0; i < nd; i++) s->pcol[key->ncols + i] = table_info_column(db, key->table, canon[i]);
     rc = shape_build(key, s, canon, nd);
   }
   if (rc != NODUP_OK) {
-    free(s->pcol);
-    if (s->lookup) db->be->finalize(db, s->lookup);
-    if (s->insert) db->be->finalize(db, s->insert);
-    if (s->plain) db->be->finalize(db, s->plain);
-    for (j = 0; j < s->ngiven; j++) free(s->given[j]);
-    free(s->given);
-    free(s->sig);
-    goto done;
+    shape_clear(db, s);
+    return rc;
   }
   key->nshapes++;
   *out = s;
-done:
+  return NODUP_OK;
+}
+
+int key_shape_get(nodup_key *key, const char *const *vals, const char *const *dcols,
+                  size_t nd, key_shape **out) {
+  unsigned mask = 0;
+  size_t i;
+  char **canon = NULL;
+  buf sig;
+  int rc;
+
+  for (i = 0; i < key->ncols; i++)
+    if (!vals[i]) mask |= 1u << i;
+  if ((*out = shape_find_given(key, mask, dcols, nd))) return NODUP_OK;
+  if (nd && !(canon = calloc(nd, sizeof *canon))) return NODUP_ERR_NOMEM;
+  buf_init(&sig);
+  rc = shape_canon(key, dcols, nd, canon, &sig);
+  if (rc == NODUP_OK && !(*out = shape_find_sig(key, mask, buf_str(&sig))))
+    rc = shape_add(key, mask, buf_str(&sig), dcols, canon, nd, out);
   free(canon);
   buf_free(&sig);
   return rc;

@@ -45,9 +45,9 @@ void nodup_scan_free(nodup_scan_report *r) {
 
 /* WITH nodup_map: one row per loser with its referenced columns
  * (nodup_r1..) and its keeper's (nodup_k1..). */
-void scan_mapping_cte(buf *q, const nodup_table_info *t, char *const *key, size_t nkey,
-                      const char *where, int nulls_equal, const char *keep,
-                      char *const *refcols, size_t nref) {
+static void mapping_cte(buf *q, const nodup_table_info *t, const key_term *key, size_t nkey,
+                        const char *where, int nulls_equal, const char *keep,
+                        char *const *refcols, size_t nref) {
   size_t i;
   buf_puts(q, "WITH nodup_ranked AS (SELECT ");
   for (i = 0; i < nref; i++) {
@@ -59,15 +59,28 @@ void scan_mapping_cte(buf *q, const nodup_table_info *t, char *const *key, size_
   /* Aliased x as in merge, where --where and --keep were checked. */
   buf_printf(q, "row_number() OVER nodup_w AS nodup_rn FROM %s AS x", t->qualified);
   buf_puts(q, " WHERE ");
-  sql_key_filter(q, key, nkey, where, nulls_equal, NULL);
+  sql_key_rows(q, key, nkey, where, nulls_equal, NULL);
   buf_puts(q, " WINDOW nodup_w AS (PARTITION BY ");
-  sql_ident_list(q, key, nkey);
+  sql_key_list(q, key, nkey, NULL);
   buf_puts(q, " ORDER BY ");
   /* merge's order: --keep first (checked by userexpr_check), then the
    * primary key, so both name the same losers. */
   if (keep && *keep) buf_printf(q, "%s, ", keep);
   sql_ident_list(q, t->pk, t->npk);
   buf_puts(q, ")), nodup_map AS (SELECT * FROM nodup_ranked WHERE nodup_rn > 1) ");
+}
+
+/* mapping_cte() for a key held as column names (merge.c, suspect.c). */
+void scan_mapping_cte(buf *q, const nodup_table_info *t, char *const *key, size_t nkey,
+                      const char *where, int nulls_equal, const char *keep,
+                      char *const *refcols, size_t nref) {
+  key_term *terms = key_terms_of(key, nkey);
+  if (!terms) {
+    q->oom = 1;
+    return;
+  }
+  mapping_cte(q, t, terms, nkey, where, nulls_equal, keep, refcols, nref);
+  free(terms);
 }
 
 typedef struct ll2 {
@@ -101,6 +114,25 @@ static int read_group(void *ctx, int n, const char *const *v) {
   return 0;
 }
 
+/* Run q (no parameters) and read its first row's two numbers into *res. */
+static int query_ll2(nodup_db *db, const buf *q, ll2 *res) {
+  res->a = res->b = 0;
+  return q->oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(q), NULL, 0, read_ll2, res);
+}
+
+/* Everything one nodup_scan() call holds. */
+typedef struct scan_ctx {
+  nodup_db *db;
+  const nodup_scan_options *opt;
+  const char *where;
+  nodup_table_info *t;
+  nodup_scan_report *r;
+  key_term *key;            /* r->key as statements write it */
+  nodup_fk_info *fks, *user;  /* the catalog's references, the caller's */
+  size_t nfks, nuser;
+  char **lookup;            /* each reference's table, as table_info takes it */
+} scan_ctx;
+
 static int index_covers(const nodup_db *db, const nodup_table_info *child,
                         const nodup_index_info *ix, char **cols, size_t n, int *exact) {
   size_t i, j, hit = 0;
@@ -116,94 +148,100 @@ static int index_covers(const nodup_db *db, const nodup_table_info *child,
   return hit == n;
 }
 
-/* Rows of `child` pointing at losers, and the collisions re-pointing them
- * would cause in each unique index of `child` that contains the FK. */
-static int scan_reference(nodup_db *db, const nodup_table_info *t, char **key, size_t nkey,
-                          const char *where, int nulls_equal, nodup_scan_ref *ref,
-                          const char *lookup) {
+/* " c.col1 = m.nodup_r1 AND ... [AND (condition)]": the referencing rows
+ * (c) joined to the loser they point at (m). A user reference's condition
+ * names its columns bare: here they can only be c's (the mapping's
+ * columns are all nodup_*); rows outside it are not re-pointed. */
+static void join_map(buf *q, const nodup_scan_ref *ref) {
+  size_t i;
+  for (i = 0; i < ref->ncols; i++) {
+    buf_puts(q, i ? " AND c." : "c.");
+    sql_ident(q, ref->cols[i]);
+    buf_printf(q, " = m.nodup_r%zu", i + 1);
+  }
+  if (ref->condition) buf_printf(q, " AND (%s)", ref->condition);
+}
+
+/* The image of index ix's columns once the reference is re-pointed: the
+ * keeper's value (nodup_k) where the row points at a loser, else its own. */
+static void collide_image(buf *q, const nodup_db *db, const nodup_table_info *child,
+                          const nodup_index_info *ix, const nodup_scan_ref *ref) {
+  size_t j, f;
+  for (j = 0; j < ix->ncols; j++) {
+    int is_fk = -1;
+    for (f = 0; f < ref->ncols; f++)
+      if (table_info_column(db, child, ix->cols[j]) == table_info_column(db, child, ref->cols[f]))
+        is_fk = (int)f;
+    if (j) buf_puts(q, ", ");
+    if (is_fk >= 0) buf_printf(q, "coalesce(m.nodup_k%d, ", is_fk + 1);
+    buf_puts(q, "c.");
+    sql_ident(q, ix->cols[j]);
+    if (is_fk >= 0) buf_putc(q, ')');
+    buf_printf(q, " AS nodup_c%zu", j + 1);
+  }
+}
+
+/* How many rows of `child` would collide in its unique index ix once
+ * re-pointed: the surplus of each group of equal images. */
+static int collide_count(nodup_db *db, const char *cte, const nodup_table_info *child,
+                         const nodup_index_info *ix, const nodup_scan_ref *ref, long long *n) {
+  buf q;
+  ll2 res;
+  size_t j;
+  int rc;
+  buf_init(&q);
+  buf_printf(&q, "%sSELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM (SELECT ",
+             cte);
+  collide_image(&q, db, child, ix, ref);
+  buf_printf(&q, " FROM %s AS c LEFT JOIN nodup_map AS m ON ", child->qualified);
+  join_map(&q, ref);
+  buf_puts(&q, " WHERE ");
+  sql_index_rows(&q, ix, "c");
+  buf_puts(&q, ") AS nodup_img GROUP BY ");
+  for (j = 0; j < ix->ncols; j++) buf_printf(&q, "%snodup_c%zu", j ? ", " : "", j + 1);
+  buf_puts(&q, " HAVING count(*) > 1) AS nodup_g");
+  rc = query_ll2(db, &q, &res);
+  buf_free(&q);
+  *n = res.a;
+  return rc;
+}
+
+/* Rows of the reference's table pointing at losers, and the collisions
+ * re-pointing them would cause in each unique index of that table that
+ * contains the FK (the worst one is reported). */
+static int scan_reference(scan_ctx *c, nodup_scan_ref *ref, const char *lookup) {
+  nodup_db *db = c->db;
   nodup_table_info *child = NULL;
   buf q, cte;
-  ll2 res = {0, 0};
-  size_t i, j;
+  ll2 res;
+  size_t i;
   int rc, exact;
 
   buf_init(&q);
   buf_init(&cte);
-  scan_mapping_cte(&cte, t, key, nkey, where, nulls_equal, NULL, ref->ref_cols, ref->ncols);
+  mapping_cte(&cte, c->t, c->key, c->r->nkey, c->where, c->opt->nulls_equal, NULL,
+              ref->ref_cols, ref->ncols);
   buf_printf(&q, "%sSELECT count(*) FROM %s AS c JOIN nodup_map AS m ON ", buf_str(&cte),
              ref->table);
-  for (i = 0; i < ref->ncols; i++) {
-    if (i) buf_puts(&q, " AND ");
-    buf_puts(&q, "c.");
-    sql_ident(&q, ref->cols[i]);
-    buf_printf(&q, " = m.nodup_r%zu", i + 1);
-  }
-  /* A user reference's condition names its columns bare: here they can
-   * only be c's (the mapping's columns are all nodup_*). */
-  if (ref->condition) buf_printf(&q, " AND (%s)", ref->condition);
-  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, read_ll2, &res);
+  join_map(&q, ref);
+  rc = query_ll2(db, &q, &res);
   if (rc != NODUP_OK) goto done;
   ref->repoint = res.a;
   if (ref->repoint == 0 && !ref->declared && !ref->inferred) goto done;
 
   /* The referencing table's own unique indexes decide what collides. */
   rc = db->be->table_info(db, lookup, &child);
-  if (rc != NODUP_OK) goto done;
-  for (i = 0; i < child->nidx; i++) {
+  for (i = 0; rc == NODUP_OK && i < child->nidx; i++) {
     const nodup_index_info *ix = &child->idx[i];
+    long long n;
     if (!index_covers(db, child, ix, ref->cols, ref->ncols, &exact)) continue;
     if (exact) ref->one_to_one = 1;
     if (ref->repoint == 0) continue;
-    buf_reset(&q);
-    buf_printf(&q, "%sSELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM (SELECT ",
-               buf_str(&cte));
-    for (j = 0; j < ix->ncols; j++) {
-      size_t f;
-      int is_fk = -1;
-      for (f = 0; f < ref->ncols; f++)
-        if (table_info_column(db, child, ix->cols[j]) == table_info_column(db, child, ref->cols[f]))
-          is_fk = (int)f;
-      if (j) buf_puts(&q, ", ");
-      if (is_fk >= 0) {
-        buf_printf(&q, "coalesce(m.nodup_k%d, c.", is_fk + 1);
-        sql_ident(&q, ix->cols[j]);
-        buf_putc(&q, ')');
-      } else {
-        buf_puts(&q, "c.");
-        sql_ident(&q, ix->cols[j]);
-      }
-      buf_printf(&q, " AS nodup_c%zu", j + 1);
-    }
-    buf_printf(&q, " FROM %s AS c LEFT JOIN nodup_map AS m ON ", child->qualified);
-    for (j = 0; j < ref->ncols; j++) {
-      if (j) buf_puts(&q, " AND ");
-      buf_puts(&q, "c.");
-      sql_ident(&q, ref->cols[j]);
-      buf_printf(&q, " = m.nodup_r%zu", j + 1);
-    }
-    /* Rows outside a reference's condition are not re-pointed: they keep
-     * their value in the image. */
-    if (ref->condition) buf_printf(&q, " AND (%s)", ref->condition);
-    buf_puts(&q, " WHERE 1 = 1");
-    for (j = 0; j < ix->ncols && !ix->nulls_equal; j++) {
-      buf_puts(&q, " AND c.");
-      sql_ident(&q, ix->cols[j]);
-      buf_puts(&q, " IS NOT NULL");
-    }
-    if (ix->predicate) buf_printf(&q, " AND (%s)", ix->predicate);
-    buf_puts(&q, ") AS nodup_img GROUP BY ");
-    for (j = 0; j < ix->ncols; j++) buf_printf(&q, "%snodup_c%zu", j ? ", " : "", j + 1);
-    buf_puts(&q, " HAVING count(*) > 1) AS nodup_g");
-    res.a = 0;
-    rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, read_ll2, &res);
-    if (rc != NODUP_OK) goto done;
-    if (res.a > ref->collide) {
-      ref->collide = res.a;
+    if ((rc = collide_count(db, buf_str(&cte), child, ix, ref, &n)) != NODUP_OK) break;
+    if (n > ref->collide) {
+      ref->collide = n;
       free(ref->collide_index);
-      if (!(ref->collide_index = nodup_strdup(ix->name))) {
-        rc = NODUP_ERR_NOMEM;
-        goto done;
-      }
+      if (!(ref->collide_index = nodup_strdup(ix->name))) rc = NODUP_ERR_NOMEM;
     }
   }
 done:
@@ -276,154 +314,167 @@ static int ref_known(const nodup_db *db, const nodup_scan_report *r) {
 
 static void drop_last_ref(nodup_scan_report *r) { scan_ref_clear(&r->refs[--r->nrefs]); }
 
-int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
-               const char *const *cols, size_t ncols, const char *where,
-               const nodup_scan_options *opt) {
-  nodup_scan_options none;
-  nodup_scan_report *r = NULL;
-  nodup_table_info *t = NULL;
-  nodup_fk_info *fks = NULL, *user = NULL;
-  char **lookup = NULL;     /* each reference's table, as table_info takes it */
-  size_t nfks = 0, nuser = 0, i, limit;
-  groups_ctx g;
+/* The duplicate groups, the shape both group queries share: "SELECT
+ * key..., count(*)" (list_key) or "SELECT count(*) AS n", then "FROM t
+ * WHERE <rows the index constrains> GROUP BY key HAVING count(*) > 1". */
+static void groups_sql(buf *q, const scan_ctx *c, int list_key) {
+  buf_puts(q, "SELECT ");
+  if (list_key) {
+    sql_key_list(q, c->key, c->r->nkey, NULL);
+    buf_puts(q, ", count(*)");
+  } else {
+    buf_puts(q, "count(*) AS n");
+  }
+  buf_printf(q, " FROM %s WHERE ", c->t->qualified);
+  sql_key_rows(q, c->key, c->r->nkey, c->where, c->opt->nulls_equal, NULL);
+  buf_puts(q, " GROUP BY ");
+  sql_key_list(q, c->key, c->r->nkey, NULL);
+  buf_puts(q, " HAVING count(*) > 1");
+}
+
+/* Totals (groups, redundant rows) and the `limit` largest groups. */
+static int scan_groups(scan_ctx *c, size_t limit) {
+  nodup_scan_report *r = c->r;
+  groups_ctx g = {r, 0};
+  ll2 tot;
   buf q;
-  ll2 tot = {0, 0};
   int rc;
-
-  if (!out) return NODUP_ERR_USAGE;
-  *out = NULL;
-  if (!db || !db->native || !table || !cols || !ncols)
-    return db ? nodup_fail(db, NODUP_ERR_USAGE, "scan needs a table and key columns")
-              : NODUP_ERR_USAGE;
-  memset(&none, 0, sizeof none);
-  if (!opt) opt = &none;
-  if (where && !*where) where = NULL;
-  nodup_clear_error(db);
-  if (options_check(db, opt->version, NODUP_SCAN_OPTIONS_VERSION, "nodup_scan_options"))
-    return NODUP_ERR_USAGE;
-  limit = opt->limit ? opt->limit : SCAN_DEFAULT_LIMIT;
-  nodup_clear_error(db);
   buf_init(&q);
-
-  if ((rc = db->be->table_info(db, table, &t)) != NODUP_OK) goto done;
-  if (!(r = calloc(1, sizeof *r))) {
-    rc = NODUP_ERR_NOMEM;
-    goto done;
-  }
-  if ((rc = table_info_key(db, t, cols, ncols, &r->key, NULL)) != NODUP_OK) goto done;
-  r->nkey = ncols;
-  if ((rc = userexpr_check(db, t, where, 0, "--where")) != NODUP_OK) goto done;
-  if (t->npk == 0) {
-    rc = nodup_fail(db, NODUP_ERR_NO_PKEY, "table %s has no primary key to keep rows by",
-                    t->qualified);
-    goto done;
-  }
-  if ((rc = enforce_leftovers_note(db, t, r->key, r->nkey, where, NODUP_OK)) != NODUP_OK) goto done;
-
-  /* Totals and the largest groups. */
-  buf_puts(&q, "SELECT count(*), coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM ");
-  buf_puts(&q, t->qualified);
-  buf_puts(&q, " WHERE ");
-  sql_key_filter(&q, r->key, r->nkey, where, opt->nulls_equal, NULL);
-  buf_puts(&q, " GROUP BY ");
-  sql_ident_list(&q, r->key, r->nkey);
-  buf_puts(&q, " HAVING count(*) > 1) AS nodup_g");
-  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, read_ll2, &tot);
-  if (rc != NODUP_OK) goto done;
+  buf_puts(&q, "SELECT count(*), coalesce(sum(n - 1), 0) FROM (");
+  groups_sql(&q, c, 0);
+  buf_puts(&q, ") AS nodup_g");
+  rc = query_ll2(c->db, &q, &tot);
   r->groups = tot.a;
   r->redundant = tot.b;
-
-  r->largest = calloc(limit, sizeof *r->largest);
-  if (!r->largest) {
+  if (rc == NODUP_OK && !(r->largest = calloc(limit, sizeof *r->largest)))
     rc = NODUP_ERR_NOMEM;
-    goto done;
-  }
   buf_reset(&q);
-  buf_puts(&q, "SELECT ");
-  sql_ident_list(&q, r->key, r->nkey);
-  buf_printf(&q, ", count(*) FROM %s", t->qualified);
-  buf_puts(&q, " WHERE ");
-  sql_key_filter(&q, r->key, r->nkey, where, opt->nulls_equal, NULL);
-  buf_puts(&q, " GROUP BY ");
-  sql_ident_list(&q, r->key, r->nkey);
-  buf_puts(&q, " HAVING count(*) > 1 ORDER BY count(*) DESC, ");
-  sql_ident_list(&q, r->key, r->nkey);
+  groups_sql(&q, c, 1);
+  buf_puts(&q, " ORDER BY count(*) DESC, ");
+  sql_key_list(&q, c->key, r->nkey, NULL);
   buf_printf(&q, " LIMIT %zu", limit);
-  g.r = r;
-  g.oom = 0;
-  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, read_group, &g);
+  if (rc == NODUP_OK)
+    rc = q.oom ? NODUP_ERR_NOMEM : c->db->be->query(c->db, buf_str(&q), NULL, 0, read_group, &g);
   if (rc == NODUP_OK && g.oom) rc = NODUP_ERR_NOMEM;
-  if (rc != NODUP_OK) goto done;
+  buf_free(&q);
+  return rc;
+}
 
-  /* References: the catalog's (declared, and inferred partitions), then the
-   * caller's. */
-  if ((rc = db->be->references(db, t, &fks, &nfks)) != NODUP_OK) goto done;
-  r->refs = calloc(nfks + opt->nrefs + 1, sizeof *r->refs);
-  lookup = calloc(nfks + opt->nrefs + 1, sizeof *lookup);
-  user = calloc(opt->nrefs + 1, sizeof *user);
-  if (!r->refs || !lookup || !user) {
-    rc = NODUP_ERR_NOMEM;
-    goto done;
+/* The references into the report: the catalog's (declared, and inferred
+ * partitions), then the caller's, each once. */
+static int collect_refs(scan_ctx *c) {
+  nodup_db *db = c->db;
+  nodup_scan_report *r = c->r;
+  size_t i, nrefs = c->opt->nrefs;
+  int rc;
+  if ((rc = db->be->references(db, c->t, &c->fks, &c->nfks)) != NODUP_OK) return rc;
+  r->refs = calloc(c->nfks + nrefs + 1, sizeof *r->refs);
+  c->lookup = calloc(c->nfks + nrefs + 1, sizeof *c->lookup);
+  c->user = calloc(nrefs + 1, sizeof *c->user);
+  if (!r->refs || !c->lookup || !c->user) return NODUP_ERR_NOMEM;
+  for (i = 0; i < c->nfks; i++) {
+    if ((rc = add_ref(db, r, &c->fks[i], 1)) != NODUP_OK) return rc;
+    c->lookup[r->nrefs - 1] = c->fks[i].table;  /* borrowed from fks */
   }
-  for (i = 0; i < nfks; i++) {
-    if ((rc = add_ref(db, r, &fks[i], 1)) != NODUP_OK) goto done;
-    lookup[r->nrefs - 1] = fks[i].table;  /* borrowed from fks */
-  }
-  for (i = 0; i < opt->nrefs; i++) {
-    nodup_fk_info *u = &user[nuser++];
-    if ((rc = fk_parse_ref(db, t, opt->refs[i] ? opt->refs[i] : "", u)) != NODUP_OK ||
-        (rc = add_ref(db, r, u, 0)) != NODUP_OK)
-      goto done;
+  for (i = 0; i < nrefs; i++) {
+    nodup_fk_info *u = &c->user[c->nuser++];
+    const char *spec = c->opt->refs[i] ? c->opt->refs[i] : "";
+    if ((rc = fk_parse_ref(db, c->t, spec, u)) != NODUP_OK || (rc = add_ref(db, r, u, 0)) != NODUP_OK)
+      return rc;
     if (ref_known(db, r)) {
       /* The catalog has it already (an inferred partition the caller
        * named, say): counted once. */
       drop_last_ref(r);
       continue;
     }
-    if (!(lookup[r->nrefs - 1] = nodup_strdup(u->table))) {
-      rc = NODUP_ERR_NOMEM;
-      goto done;
+    if (!(c->lookup[r->nrefs - 1] = nodup_strdup(u->table))) return NODUP_ERR_NOMEM;
+  }
+  return NODUP_OK;
+}
+
+/* References with no index on their columns (fkindex.c): each deleted
+ * loser would read the referencing table whole. */
+static int mark_unindexed(scan_ctx *c) {
+  nodup_scan_report *r = c->r;
+  fk_gap *gaps = NULL;
+  size_t ngaps = 0, gi, i, j;
+  int rc = fkindex_plan(c->db, c->fks, c->nfks, c->user, c->nuser, &gaps, &ngaps);
+  for (gi = 0; rc == NODUP_OK && gi < ngaps; gi++)
+    for (i = 0; i < r->nrefs; i++) {
+      nodup_scan_ref *f = &r->refs[i];
+      if (strcmp(c->lookup[i], gaps[gi].table) || f->ncols != gaps[gi].ncols) continue;
+      for (j = 0; j < f->ncols && !strcmp(f->cols[j], gaps[gi].cols[j]); j++)
+        ;
+      if (j < f->ncols) continue;
+      f->unindexed = 1;
+      f->unindexed_rows = gaps[gi].rows;
     }
-  }
-  for (i = 0; i < r->nrefs; i++) {
-    rc = scan_reference(db, t, r->key, r->nkey, where, opt->nulls_equal, &r->refs[i],
-                        lookup[i]);
-    if (rc != NODUP_OK) goto done;
-  }
-  /* References with no index on their columns (fkindex.c): each deleted
-   * loser would read the referencing table whole. */
-  {
-    fk_gap *gaps = NULL;
-    size_t ngaps = 0, gi, j;
-    rc = fkindex_plan(db, fks, nfks, user, nuser, &gaps, &ngaps);
-    for (gi = 0; rc == NODUP_OK && gi < ngaps; gi++)
-      for (i = 0; i < r->nrefs; i++) {
-        nodup_scan_ref *f = &r->refs[i];
-        if (strcmp(lookup[i], gaps[gi].table) || f->ncols != gaps[gi].ncols) continue;
-        for (j = 0; j < f->ncols && !strcmp(f->cols[j], gaps[gi].cols[j]); j++)
-          ;
-        if (j < f->ncols) continue;
-        f->unindexed = 1;
-        f->unindexed_rows = gaps[gi].rows;
-      }
-    fkindex_free(gaps, ngaps);
-    if (rc != NODUP_OK) goto done;
-  }
+  fkindex_free(gaps, ngaps);
+  return rc;
+}
+
+/* The table and its key, checked: a primary key to keep rows by, a
+ * --where that is one expression. */
+static int scan_open(scan_ctx *c, const char *table, const char *const *cols, size_t ncols) {
+  nodup_db *db = c->db;
+  int rc;
+  if ((rc = db->be->table_info(db, table, &c->t)) != NODUP_OK) return rc;
+  if (!(c->r = calloc(1, sizeof *c->r))) return NODUP_ERR_NOMEM;
+  if ((rc = table_info_key(db, c->t, cols, ncols, &c->r->key, NULL)) != NODUP_OK) return rc;
+  c->r->nkey = ncols;
+  if (!(c->key = key_terms_of(c->r->key, ncols))) return NODUP_ERR_NOMEM;
+  if ((rc = userexpr_check(db, c->t, c->where, 0, "--where")) != NODUP_OK) return rc;
+  if (c->t->npk == 0)
+    return nodup_fail(db, NODUP_ERR_NO_PKEY, "table %s has no primary key to keep rows by",
+                      c->t->qualified);
+  return enforce_leftovers_note(db, c->t, c->r->key, c->r->nkey, c->where, NODUP_OK);
+}
+
+int nodup_scan(nodup_scan_report **out, nodup_db *db, const char *table,
+               const char *const *cols, size_t ncols, const char *where,
+               const nodup_scan_options *opt) {
+  static const nodup_scan_options defaults;  /* zeroed: version 1, every default */
+  scan_ctx c;
+  nodup_scan_report *r;
+  size_t i;
+  int rc;
+
+  if (!out) return NODUP_ERR_USAGE;
+  *out = NULL;
+  rc = key_args_check(db, table, cols, ncols, "scan needs a table and key columns");
+  if (rc != NODUP_OK) return rc;
+  if (!opt) opt = &defaults;
+  nodup_clear_error(db);
+  if (options_check(db, opt->version, NODUP_SCAN_OPTIONS_VERSION, "nodup_scan_options"))
+    return NODUP_ERR_USAGE;
+  nodup_clear_error(db);
+  memset(&c, 0, sizeof c);
+  c.db = db;
+  c.opt = opt;
+  c.where = where && *where ? where : NULL;
+
+  rc = scan_open(&c, table, cols, ncols);
+  if (rc == NODUP_OK) rc = scan_groups(&c, opt->limit ? opt->limit : SCAN_DEFAULT_LIMIT);
+  if (rc == NODUP_OK) rc = collect_refs(&c);
+  r = c.r;
+  for (i = 0; rc == NODUP_OK && i < r->nrefs; i++)
+    rc = scan_reference(&c, &r->refs[i], c.lookup[i]);
+  if (rc == NODUP_OK) rc = mark_unindexed(&c);
   /* What no constraint declares: a merge refuses while one of these points
    * at a loser, so the scan shows it first, with the same count. */
-  rc = suspect_find(db, t, r->key, r->nkey, fks, nfks, user, nuser, opt->ignore_refs,
-                    opt->nignore_refs, &r->suspects, &r->nsuspects);
   if (rc == NODUP_OK)
-    rc = suspect_count(db, t, r->key, r->nkey, where, opt->nulls_equal, NULL, r->suspects,
+    rc = suspect_find(db, c.t, r->key, r->nkey, c.fks, c.nfks, c.user, c.nuser,
+                      opt->ignore_refs, opt->nignore_refs, &r->suspects, &r->nsuspects);
+  if (rc == NODUP_OK)
+    rc = suspect_count(db, c.t, r->key, r->nkey, c.where, opt->nulls_equal, NULL, r->suspects,
                        r->nsuspects);
-done:
-  if (lookup && r)
-    for (i = nfks; i < r->nrefs; i++) free(lookup[i]);
-  free(lookup);
-  fk_info_free(fks, nfks);
-  fk_info_free(user, nuser);
-  table_info_free(t);
-  buf_free(&q);
+  if (c.lookup && r)
+    for (i = c.nfks; i < r->nrefs; i++) free(c.lookup[i]);
+  free(c.lookup);
+  free(c.key);
+  fk_info_free(c.fks, c.nfks);
+  fk_info_free(c.user, c.nuser);
+  table_info_free(c.t);
   if (rc == NODUP_OK) *out = r;
   else nodup_scan_free(r);
   return rc;

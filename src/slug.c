@@ -24,10 +24,16 @@
 /* Rows the range query ranks and returns (see range_query). */
 #define SLUG_TOP 32
 
+/* The ends of the ranges, appended to the base: see range_query. */
+static const char *const slug_bound_suffix[] = {".", "-1", "-:"};
+#define SLUG_NBOUNDS (sizeof slug_bound_suffix / sizeof *slug_bound_suffix)
+
 /* The range queries of one call and their parameters. */
 typedef struct slug_query {
   buf top;               /* the SLUG_TOP highest-ranked rows of the range */
   buf exact;             /* the highest-ranked copy, filtered by the database */
+  buf bound[SLUG_NBOUNDS];   /* base + each slug_bound_suffix */
+  char baselen[32];      /* strlen(base "-"), the exact query's last parameter */
   const char *params[SLUG_MAX_SCOPE + 5];
   int ntop, nexact;      /* parameters of each (the exact one has one more) */
 } slug_query;
@@ -101,27 +107,22 @@ static void decimal_increment(buf *b) {
 static void range_query(buf *q, nodup_key *key, const char *const *scope_vals,
                         size_t nscope, int byte_order, int exact) {
   nodup_db *db = key->db;
-  const char *col = key->cols[nscope];
   const char *c = byte_order ? "" : " COLLATE \"C\"";
   int p = 1, base;
+  unsigned nulls = 0;
   size_t i;
   buf s;
 
   buf_init(&s);
-  sql_ident(&s, col);
+  sql_key_term(&s, &key->terms[nscope], NULL);
   buf_puts(q, "SELECT ");
   buf_puts(q, buf_str(&s));
   buf_printf(q, " FROM %s WHERE ", key->table->qualified);
-  for (i = 0; i < nscope; i++) {
-    sql_ident(q, key->cols[i]);
-    if (scope_vals[i]) {
-      buf_puts(q, " = ");
-      sql_param(q, db, p++);
-    } else {
-      buf_puts(q, " IS NULL");
-    }
-    buf_puts(q, " AND ");
-  }
+  /* The scope: only its non-NULL values are parameters. */
+  for (i = 0; i < nscope; i++)
+    if (!scope_vals[i]) nulls |= 1u << i;
+  sql_key_match(q, db, key->terms, nscope, nulls, 1, NULL, &p);
+  if (nscope) buf_puts(q, " AND ");
   base = p;
   buf_printf(q, "%s%s >= ", buf_str(&s), c);
   sql_param(q, db, base);
@@ -240,22 +241,155 @@ static int attempt(nodup_key *key, key_shape *shape, const slug_query *sq,
   return rc;
 }
 
+/* What one nodup_slug_create() call holds, released by call_free(). */
+typedef struct slug_call {
+  nodup_db *db;
+  nodup_key *key;        /* (scope..., slug column) */
+  key_shape *shape;      /* its insert-if-absent for the set columns */
+  char *base;            /* the slug of the text */
+  int reserved;          /* the base is a reserved word: start at base-2 */
+  const char **params;   /* the insert's: scope values, candidate, set values */
+  size_t nscope, np;
+  slug_query sq;
+  slug_top top;
+  buf cand;              /* the candidate of the last attempt */
+} slug_call;
+
+static void call_init(slug_call *c, nodup_db *db, size_t nscope, size_t nset) {
+  size_t i;
+  memset(c, 0, sizeof *c);
+  c->db = db;
+  c->nscope = nscope;
+  c->np = nscope + 1 + nset;
+  buf_init(&c->sq.top);
+  buf_init(&c->sq.exact);
+  for (i = 0; i < SLUG_NBOUNDS; i++) buf_init(&c->sq.bound[i]);
+  buf_init(&c->top.slug);
+  buf_init(&c->cand);
+}
+
+static void call_free(slug_call *c) {
+  size_t i;
+  nodup_key_free(c->key);
+  free(c->params);
+  free(c->base);
+  buf_free(&c->sq.top);
+  buf_free(&c->sq.exact);
+  for (i = 0; i < SLUG_NBOUNDS; i++) buf_free(&c->sq.bound[i]);
+  buf_free(&c->top.slug);
+  buf_free(&c->cand);
+}
+
+/* The base: the text slugified to at most `max` bytes, and whether it is
+ * reserved. */
+static int make_base(slug_call *c, const char *from, size_t max, const nodup_slug_options *opt) {
+  int rc;
+  if (!(c->base = malloc(max + 1))) return NODUP_ERR_NOMEM;
+  rc = nodup_slugify(c->base, max + 1, from, opt);
+  if (rc != NODUP_OK)
+    return nodup_fail(c->db, rc,
+                      "cannot make a slug of the text (max_length %zu must be above %d%s)",
+                      max, NODUP_SLUG_SUFFIX_ROOM,
+                      rc == NODUP_ERR_USAGE ? ", and ICU must work" : "");
+  c->reserved = nodup_slug_is_reserved(c->base, opt);
+  return NODUP_OK;
+}
+
+/* The key on (scope..., column): it must be backed, and a NULL scope value
+ * is only safe when its index treats NULLs as equal. */
+static int prepare_key(slug_call *c, const char *table, const char *column,
+                       const char *const *scope_cols, const char *const *scope_vals) {
+  const char *cols[SLUG_MAX_SCOPE + 1];
+  size_t i;
+  int rc;
+  for (i = 0; i < c->nscope; i++) cols[i] = scope_cols[i];
+  cols[c->nscope] = column;
+  if ((rc = nodup_key_prepare(&c->key, c->db, table, cols, c->nscope + 1, NULL)) != NODUP_OK)
+    return rc;
+  for (i = 0; i < c->nscope; i++)
+    if (!scope_vals[i] && !c->key->nulls_equal)
+      return nodup_fail(c->db, NODUP_ERR_NULL_KEY,
+                        "table %s: scope column \"%s\" is NULL, and index %s treats "
+                        "NULLs as distinct, so it cannot keep the slug unique",
+                        c->key->table->qualified, c->key->cols[i], c->key->index);
+  return NODUP_OK;
+}
+
+/* The insert's statement (the key's shape for the set columns) and its
+ * parameters: scope values, the candidate (the base until an attempt
+ * sets it), the set values. */
+static int prepare_insert(slug_call *c, const char *const *scope_vals,
+                          const char *const *set_cols, const char *const *set_vals,
+                          size_t nset) {
+  size_t i, nscope = c->nscope;
+  int rc;
+  if (!(c->params = calloc(c->np, sizeof *c->params))) return NODUP_ERR_NOMEM;
+  for (i = 0; i < nscope; i++) c->params[i] = scope_vals[i];
+  c->params[nscope] = c->base;  /* shape_get reads NULL-ness only */
+  for (i = 0; i < nset; i++) c->params[nscope + 1 + i] = set_vals[i];
+  if ((rc = key_shape_get(c->key, c->params, set_cols, nset, &c->shape)) != NODUP_OK) return rc;
+  /* Scope and set values by their columns' types (SQLite); the slug
+   * itself is text. */
+  return key_coerce(c->key, c->shape, c->params, c->np);
+}
+
+/* The range queries and their parameters (see range_query). */
+static int prepare_ranges(slug_call *c, const char *const *scope_vals) {
+  slug_query *sq = &c->sq;
+  size_t i;
+  int nq = 0, bytes, rc;
+  for (i = 0; i < c->nscope; i++)
+    if (scope_vals[i]) sq->params[nq++] = scope_vals[i];
+  sq->params[nq++] = c->base;
+  for (i = 0; i < SLUG_NBOUNDS; i++) {
+    buf_printf(&sq->bound[i], "%s%s", c->base, slug_bound_suffix[i]);
+    if (sq->bound[i].oom) return NODUP_ERR_NOMEM;
+    sq->params[nq++] = buf_str(&sq->bound[i]);
+  }
+  sq->ntop = nq;
+  snprintf(sq->baselen, sizeof sq->baselen, "%zu", strlen(c->base) + 1);
+  sq->params[nq++] = sq->baselen;
+  sq->nexact = nq;
+  c->top.base = c->base;
+  c->top.blen = strlen(c->base);
+  if ((rc = byte_order(c->key, c->nscope, &bytes)) != NODUP_OK) return rc;
+  range_query(&sq->top, c->key, scope_vals, c->nscope, bytes, 0);
+  range_query(&sq->exact, c->key, scope_vals, c->nscope, bytes, 1);
+  return sq->top.oom || sq->exact.oom ? NODUP_ERR_NOMEM : NODUP_OK;
+}
+
+/* Attempts until one inserts: a lost race goes again, as does, on
+ * PostgreSQL outside a transaction, a serialization failure or deadlock
+ * (ours to retry); anything else stops at once. */
+static int insert_next_free(slug_call *c, nodup_slug_result *out) {
+  nodup_db *db = c->db;
+  int pg_idle = !db_can(db, BE_CAP_WRITE_LOCK_FIRST) && !db->be->in_transaction(db);
+  int rc = NODUP_OK;
+  for (out->attempts = 0; out->attempts < NODUP_SLUG_MAX_ATTEMPTS;) {
+    out->attempts++;
+    rc = attempt(c->key, c->shape, &c->sq, c->params, (int)c->np, c->nscope, c->base,
+                 c->reserved, &c->cand, &c->top, &out->statements);
+    if (rc == NODUP_ERR_RETRY && pg_idle) continue;
+    if (rc != NODUP_OK || c->key->id.len) break;
+  }
+  if (rc == NODUP_OK && !c->key->id.len)
+    rc = nodup_fail(db, NODUP_ERR_CONFLICT,
+                    "table %s: %u inserts of a slug for \"%s\" in a row found their "
+                    "candidate taken (last \"%s\") by a row the range query does not "
+                    "see; does index %s compare the slug in another collation?",
+                    c->key->table->qualified, out->attempts, c->base, buf_str(&c->cand),
+                    c->key->index);
+  return rc;
+}
+
 int nodup_slug_create(nodup_slug_result *out, nodup_db *db, const char *table,
                       const char *column, const char *const *scope_cols,
                       const char *const *scope_vals, size_t nscope,
                       const char *const *set_cols, const char *const *set_vals,
                       size_t nset, const char *from, const nodup_slug_options *opt) {
   size_t max = opt && opt->max_length ? opt->max_length : NODUP_SLUG_MAX_LENGTH;
-  const char *cols[SLUG_MAX_SCOPE + 1];
-  const char **params = NULL;
-  nodup_key *key = NULL;
-  key_shape *shape;
-  char *base = NULL, lenbuf[32];
-  buf dot, low, high, cand;
-  slug_query sq;
-  slug_top top;
-  size_t i;
-  int rc, nq = 0, reserved, pg_idle, bytes;
+  slug_call c;
+  int rc;
 
   if (!out) return db ? nodup_fail(db, NODUP_ERR_USAGE, "slug_create: NULL result")
                       : NODUP_ERR_USAGE;
@@ -265,118 +399,25 @@ int nodup_slug_create(nodup_slug_result *out, nodup_db *db, const char *table,
     return NODUP_ERR_USAGE;
   if (!db || !db->native) return NODUP_ERR_USAGE;
   nodup_clear_error(db);
-  buf_init(&sq.top);
-  buf_init(&sq.exact);
-  buf_init(&dot);
-  buf_init(&low);
-  buf_init(&high);
-  buf_init(&cand);
-  buf_init(&top.slug);
+  call_init(&c, db, nscope, nset);
   rc = check_args(db, table, column, scope_cols, scope_vals, nscope, set_cols, set_vals,
                   nset, from);
-  if (rc != NODUP_OK) goto done;
-
-  if (!(base = malloc(max + 1))) {
-    rc = NODUP_ERR_NOMEM;
-    goto done;
+  if (rc == NODUP_OK) rc = make_base(&c, from, max, opt);
+  if (rc == NODUP_OK) rc = prepare_key(&c, table, column, scope_cols, scope_vals);
+  if (rc == NODUP_OK) rc = prepare_insert(&c, scope_vals, set_cols, set_vals, nset);
+  if (rc == NODUP_OK) rc = prepare_ranges(&c, scope_vals);
+  if (rc == NODUP_OK) rc = insert_next_free(&c, out);
+  if (rc == NODUP_OK) {
+    out->slug = nodup_strdup(buf_str(&c.cand));
+    out->id = nodup_strdup(buf_str(&c.key->id));
+    if (!out->slug || !out->id) rc = NODUP_ERR_NOMEM;
   }
-  rc = nodup_slugify(base, max + 1, from, opt);
-  if (rc != NODUP_OK) {
-    nodup_fail(db, rc, "cannot make a slug of the text (max_length %zu must be above %d%s)",
-               max, NODUP_SLUG_SUFFIX_ROOM, rc == NODUP_ERR_USAGE ? ", and ICU must work" : "");
-    goto done;
-  }
-  reserved = nodup_slug_is_reserved(base, opt);
-
-  for (i = 0; i < nscope; i++) cols[i] = scope_cols[i];
-  cols[nscope] = column;
-  if ((rc = nodup_key_prepare(&key, db, table, cols, nscope + 1, NULL)) != NODUP_OK)
-    goto done;
-  for (i = 0; i < nscope; i++)
-    if (!scope_vals[i] && !key->nulls_equal) {
-      rc = nodup_fail(db, NODUP_ERR_NULL_KEY,
-                      "table %s: scope column \"%s\" is NULL, and index %s treats "
-                      "NULLs as distinct, so it cannot keep the slug unique",
-                      key->table->qualified, key->cols[i], key->index);
-      goto done;
-    }
-
-  /* Parameters of the insert: scope values, the candidate, the set values. */
-  if (!(params = calloc(nscope + 1 + nset, sizeof *params))) {
-    rc = NODUP_ERR_NOMEM;
-    goto done;
-  }
-  for (i = 0; i < nscope; i++) params[i] = scope_vals[i];
-  params[nscope] = base;  /* shape_get reads NULL-ness only */
-  for (i = 0; i < nset; i++) params[nscope + 1 + i] = set_vals[i];
-  if ((rc = key_shape_get(key, params, set_cols, nset, &shape)) != NODUP_OK) goto done;
-  /* Scope and set values by their columns' types (SQLite); the slug
-   * itself is text. */
-  if ((rc = key_coerce(key, shape, (const char **)params, nscope + 1 + nset)) != NODUP_OK)
-    goto done;
-
-  /* The range queries and their parameters. */
-  for (i = 0; i < nscope; i++)
-    if (scope_vals[i]) sq.params[nq++] = scope_vals[i];
-  buf_printf(&dot, "%s.", base);
-  buf_printf(&low, "%s-1", base);
-  buf_printf(&high, "%s-:", base);
-  snprintf(lenbuf, sizeof lenbuf, "%zu", strlen(base) + 1);
-  sq.params[nq++] = base;
-  sq.params[nq++] = buf_str(&dot);
-  sq.params[nq++] = buf_str(&low);
-  sq.params[nq++] = buf_str(&high);
-  sq.ntop = nq;
-  sq.params[nq++] = lenbuf;
-  sq.nexact = nq;
-  top.base = base;
-  top.blen = strlen(base);
-  if ((rc = byte_order(key, nscope, &bytes)) != NODUP_OK) goto done;
-  range_query(&sq.top, key, scope_vals, nscope, bytes, 0);
-  range_query(&sq.exact, key, scope_vals, nscope, bytes, 1);
-  if (sq.top.oom || sq.exact.oom || dot.oom || low.oom || high.oom) {
-    rc = NODUP_ERR_NOMEM;
-    goto done;
-  }
-
-  /* PostgreSQL outside a transaction: a serialization failure or deadlock
-   * is ours to retry, like a lost race. */
-  pg_idle = !db_can(db, BE_CAP_WRITE_LOCK_FIRST) && !db->be->in_transaction(db);
-  for (out->attempts = 0; out->attempts < NODUP_SLUG_MAX_ATTEMPTS;) {
-    out->attempts++;
-    rc = attempt(key, shape, &sq, params, (int)(nscope + 1 + nset), nscope, base,
-                 reserved, &cand, &top, &out->statements);
-    if (rc == NODUP_ERR_RETRY && pg_idle) continue;
-    if (rc != NODUP_OK || key->id.len) break;
-  }
-  if (rc == NODUP_OK && !key->id.len)
-    rc = nodup_fail(db, NODUP_ERR_CONFLICT,
-                    "table %s: %u inserts of a slug for \"%s\" in a row found their "
-                    "candidate taken (last \"%s\") by a row the range query does not "
-                    "see; does index %s compare the slug in another collation?",
-                    key->table->qualified, out->attempts, base, buf_str(&cand),
-                    key->index);
-  if (rc != NODUP_OK) goto done;
-  out->slug = nodup_strdup(buf_str(&cand));
-  out->id = nodup_strdup(buf_str(&key->id));
-  if (!out->slug || !out->id) rc = NODUP_ERR_NOMEM;
-
-done:
   if (rc != NODUP_OK) {
     free(out->slug);
     free(out->id);
     out->slug = out->id = NULL;
   }
-  nodup_key_free(key);
-  free(params);
-  free(base);
-  buf_free(&sq.top);
-  buf_free(&sq.exact);
-  buf_free(&dot);
-  buf_free(&low);
-  buf_free(&high);
-  buf_free(&cand);
-  buf_free(&top.slug);
+  call_free(&c);
   return rc;
 }
 

@@ -1,22 +1,30 @@
 /*
- * sql.c -- the one place identifiers are quoted.
+ * sql.c -- the one place identifiers are quoted, and where a key's terms
+ * become SQL.
  *
  * Every table, column and index name nodup puts into SQL goes through
  * sql_ident(), which always quotes (so reserved words, mixed case, spaces
  * and quotes in names all work) and doubles embedded quotes. Values never
  * appear in SQL text: they are bound through placeholders from sql_param().
+ * A key is written only by sql_key_term() and the builders on top of it,
+ * so a key term that is an expression (lower(email)) changes one function.
  */
+#include <stdlib.h>
+
 #include "internal.h"
 
-void sql_ident(buf *b, const char *name) {
-  const char *s;
-  buf_putc(b, '"');
-  for (s = name; *s; s++) {
-    if (*s == '"') buf_putc(b, '"');
+/* s between two `quote`s, each quote in it doubled: SQL's one escape for
+ * both identifiers and string literals. */
+static void quoted(buf *b, const char *s, char quote) {
+  buf_putc(b, quote);
+  for (; *s; s++) {
+    if (*s == quote) buf_putc(b, quote);
     buf_putc(b, *s);
   }
-  buf_putc(b, '"');
+  buf_putc(b, quote);
 }
+
+void sql_ident(buf *b, const char *name) { quoted(b, name, '"'); }
 
 void sql_ident_list(buf *b, char *const *names, size_t n) {
   size_t i;
@@ -26,17 +34,100 @@ void sql_ident_list(buf *b, char *const *names, size_t n) {
   }
 }
 
-void sql_key_filter(buf *b, char *const *key, size_t n, const char *where, int nulls_equal,
-                    const char *alias) {
+/* ---- keys: every statement writes a key's terms through these ---- */
+
+void sql_key_term(buf *b, const key_term *term, const char *alias) {
+  /* An expression key will be written here, and only here. */
+  if (alias) buf_printf(b, "%s.", alias);
+  sql_ident(b, term->column);
+}
+
+void sql_key_list(buf *b, const key_term *terms, size_t n, const char *alias) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (i) buf_puts(b, ", ");
+    sql_key_term(b, &terms[i], alias);
+  }
+}
+
+void sql_key_rows(buf *b, const key_term *terms, size_t n, const char *where, int nulls_equal,
+                  const char *alias) {
   size_t i;
   buf_puts(b, "1 = 1");
   for (i = 0; i < n && !nulls_equal; i++) {
     buf_puts(b, " AND ");
-    if (alias) buf_printf(b, "%s.", alias);
-    sql_ident(b, key[i]);
+    sql_key_term(b, &terms[i], alias);
     buf_puts(b, " IS NOT NULL");
   }
   if (where && *where) buf_printf(b, " AND (%s)", where);
+}
+
+void sql_key_match(buf *b, const nodup_db *db, const key_term *terms, size_t n,
+                   unsigned nulls, int dense, const char *alias, int *param) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (i) buf_puts(b, " AND ");
+    sql_key_term(b, &terms[i], alias);
+    if (nulls & (1u << i)) {
+      buf_puts(b, " IS NULL");
+      if (!dense) ++*param;   /* its value still has its place in the array */
+    } else {
+      buf_puts(b, " = ");
+      sql_param(b, db, (*param)++);
+    }
+  }
+}
+
+void sql_on_conflict(buf *b, const key_term *terms, size_t n, const char *where) {
+  buf_puts(b, " ON CONFLICT (");
+  sql_key_list(b, terms, n, NULL);
+  buf_putc(b, ')');
+  if (where) buf_printf(b, " WHERE %s", where);
+  buf_puts(b, " DO NOTHING");
+}
+
+key_term *key_terms_of(char *const *names, size_t n) {
+  key_term *terms = calloc(n ? n : 1, sizeof *terms);
+  size_t i;
+  for (i = 0; terms && i < n; i++) terms[i].column = names[i];
+  return terms;
+}
+
+void sql_index_rows(buf *b, const struct nodup_index_info *ix, const char *alias) {
+  key_term *terms = key_terms_of(ix->cols, ix->ncols);
+  if (!terms) {
+    b->oom = 1;
+    return;
+  }
+  sql_key_rows(b, terms, ix->ncols, ix->predicate, ix->nulls_equal, alias);
+  free(terms);
+}
+
+/* The bridge for callers that still hold a key as column names (merge,
+ * enforce, duplicates): the same builder, through terms. */
+void sql_key_filter(buf *b, char *const *key, size_t n, const char *where, int nulls_equal,
+                    const char *alias) {
+  key_term *terms = key_terms_of(key, n);
+  if (!terms) {
+    b->oom = 1;
+    return;
+  }
+  sql_key_rows(b, terms, n, where, nulls_equal, alias);
+  free(terms);
+}
+
+void sql_name_literal(buf *b, const char *name) { quoted(b, name, '\''); }
+
+void sql_param(buf *b, const nodup_db *db, int n) {
+  buf_printf(b, "%c%d", db->be->placeholder, n);
+}
+
+void sql_params(buf *b, const nodup_db *db, int first, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (i) buf_puts(b, ", ");
+    sql_param(b, db, first + (int)i);
+  }
 }
 
 /* names, comma-separated, each qualified by alias when it is not NULL. */
@@ -48,7 +139,6 @@ static void ident_list_as(buf *b, char *const *names, size_t n, const char *alia
     sql_ident(b, names[i]);
   }
 }
-
 void sql_keep_window(buf *b, char *const *key, size_t nkey, const char *keep, char *const *pk,
                      size_t npk, const char *alias) {
   buf_puts(b, " WINDOW nodup_w AS (PARTITION BY ");
@@ -57,18 +147,4 @@ void sql_keep_window(buf *b, char *const *key, size_t nkey, const char *keep, ch
   if (keep && *keep) buf_printf(b, "%s, ", keep);
   ident_list_as(b, pk, npk, alias);
   buf_putc(b, ')');
-}
-
-void sql_name_literal(buf *b, const char *name) {
-  const char *s;
-  buf_putc(b, '\'');
-  for (s = name; *s; s++) {
-    if (*s == '\'') buf_putc(b, '\'');
-    buf_putc(b, *s);
-  }
-  buf_putc(b, '\'');
-}
-
-void sql_param(buf *b, const nodup_db *db, int n) {
-  buf_printf(b, "%c%d", db->be->placeholder, n);
 }

@@ -3,7 +3,7 @@
  * (nodup_merge_options.columns, "[TABLE.]COL=POLICY").
  *
  * Parsed and checked here, against the catalog, before a merge writes
- * anything; merge_survive.c asks survive_find() for a level's columns and
+ * anything; merge.c asks survive_find() for a level's columns and
  * survive_expr() for each one's window expression over the group's
  * members (the kept row and its losers).
  */
@@ -70,7 +70,7 @@ static const char *protected_column(const nodup_db *db, const nodup_table_info *
   return NULL;
 }
 
-/* Trim the spaces at both ends of s, in place. */
+/* Trim spaces from both ends of s, in place. */
 static char *trim(char *s) {
   char *end;
   while (*s == ' ') s++;
@@ -78,12 +78,13 @@ static char *trim(char *s) {
   return s;
 }
 
-/* Split s, a copy of `spec`, in place into "[TABLE.]COL" (*col), the
- * policy's name (*pol) and newest()'s argument (*arg, NULL if none).
- * Spaces around the parts are allowed ("bio = min"). */
+/* Split s (a copy of spec) into "[TABLE.]COL", the policy name and its
+ * "(ARG)" (*arg NULL when none), in place. Spaces around the parts are
+ * allowed ("bio = min"). */
 static int split_spec(nodup_db *db, const char *spec, char *s, char **col, char **pol,
                       char **arg) {
   char *eq = strchr(s, '=');
+  *arg = NULL;
   if (!eq) return nodup_fail(db, NODUP_ERR_USAGE, "column policy \"%s\" is not COL=POLICY", spec);
   *eq = '\0';
   *col = trim(s);
@@ -99,22 +100,29 @@ static int split_spec(nodup_db *db, const char *spec, char *s, char **col, char 
   return NODUP_OK;
 }
 
-/* The policy named `pol` (SURVIVE_*), or -1 when there is none by that
- * name or its argument is missing or extra (only newest takes one). */
-static int policy_number(const char *pol, const char *arg) {
+/* The policy named `pol` (SURVIVE_*), which takes an argument exactly when
+ * it is newest; -1 with db's message set otherwise. */
+static int policy_of(nodup_db *db, const char *spec, const char *pol, const char *arg) {
   size_t i;
   int p = -1;
   for (i = 0; i < sizeof policy_names / sizeof *policy_names; i++)
     if (!strcasecmp(pol, policy_names[i])) p = (int)i;
-  return p < 0 || (p == SURVIVE_NEWEST) != (arg != NULL) ? -1 : p;
+  if (p < 0 || (p == SURVIVE_NEWEST) != (arg != NULL)) {
+    nodup_fail(db, NODUP_ERR_USAGE,
+               "column policy \"%s\": the policy is keeper, first-non-null, max, min, "
+               "sum, longest or newest(ORDERCOL)",
+               spec);
+    return -1;
+  }
+  return p;
 }
 
-/* The table of "TABLE.COL" (what comes before the last dot, which may be
- * schema-qualified; t when there is none) into *x, *col the column; the
- * table must be one the merge merges rows of (`reach`). */
-static int spec_table(nodup_db *db, const nodup_table_info *t, const char *spec,
+/* TABLE.COL: the table is what comes before the last dot (it may be
+ * schema-qualified), and must be one whose rows this merge merges. *col
+ * is left at the column. */
+static int spec_table(nodup_db *db, const nodup_table_info *t, const char *spec, char **col,
                       char *const *reach, size_t nreach, survive_lookup_fn lookup, void *ctx,
-                      char **col, const nodup_table_info **x) {
+                      const nodup_table_info **x) {
   char *dot = strrchr(*col, '.');
   size_t i;
   int reached = 0;
@@ -135,10 +143,10 @@ static int spec_table(nodup_db *db, const nodup_table_info *t, const char *spec,
   return NODUP_OK;
 }
 
-/* Whether policy p may change column c of x: not a protected column, a
- * number to sum, an order for max or min. */
-static int policy_fits(nodup_db *db, const nodup_table_info *t, char *const *key, size_t nkey,
-                       const char *spec, const nodup_table_info *x, int c, int p) {
+/* Whether policy p may change column c of x: not a protected column, and
+ * one the policy can compute on its type. */
+static int check_column(nodup_db *db, const nodup_table_info *t, const nodup_table_info *x,
+                        int c, int p, char *const *key, size_t nkey, const char *spec) {
   const char *why = protected_column(db, x, c, x == t || !strcmp(x->qualified, t->qualified),
                                      key, nkey);
   if (why)
@@ -165,21 +173,18 @@ static int parse_one(nodup_db *db, const nodup_table_info *t, char *const *key, 
   int rc, c, p;
   if (!s) return NODUP_ERR_NOMEM;
   if ((rc = split_spec(db, spec, s, &col, &pol, &arg)) != NODUP_OK) goto done;
-  if ((p = policy_number(pol, arg)) < 0) {
-    rc = nodup_fail(db, NODUP_ERR_USAGE,
-                    "column policy \"%s\": the policy is keeper, first-non-null, max, min, "
-                    "sum, longest or newest(ORDERCOL)",
-                    spec);
+  if ((p = policy_of(db, spec, pol, arg)) < 0) {
+    rc = NODUP_ERR_USAGE;
     goto done;
   }
-  if ((rc = spec_table(db, t, spec, reach, nreach, lookup, ctx, &col, &x)) != NODUP_OK)
-    goto done;
+  rc = spec_table(db, t, spec, &col, reach, nreach, lookup, ctx, &x);
+  if (rc != NODUP_OK) goto done;
   if ((c = table_info_column(db, x, col)) < 0) {
     rc = nodup_fail(db, NODUP_ERR_USAGE, "column policy \"%s\": table %s has no column \"%s\"",
                     spec, x->qualified, col);
     goto done;
   }
-  if ((rc = policy_fits(db, t, key, nkey, spec, x, c, p)) != NODUP_OK) goto done;
+  if ((rc = check_column(db, t, x, c, p, key, nkey, spec)) != NODUP_OK) goto done;
   r->policy = p;
   if (arg) {
     int o = table_info_column(db, x, arg);
