@@ -267,6 +267,8 @@ int merge_batch_groups(merge_ctx *c, char *const *key, size_t nkey, long long fi
   return rc;
 }
 
+/* " JOIN nodup_batch AS b ON ...": the rows of x (alias x) in the batch's
+ * groups, NULL keys matching each other only under nulls_equal. */
 static void batch_join(buf *q, char *const *key, size_t nkey, int nulls_equal) {
   size_t i;
   buf_puts(q, " JOIN nodup_batch AS b ON ");
