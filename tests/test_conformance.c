@@ -620,6 +620,40 @@ static void test_journal_versions(void **state) {
   buf_free(&q);
 }
 
+/* Run q (np parameters) and count step 1's rows of conf1 as undo does. */
+static void write_step_row(nodup_db *db, const char *schema, buf *q, const char *const *p,
+                           int np, int deleted) {
+  long long n = 0;
+  assert_int_equal(db->be->query(db, buf_str(q), p, np, NULL, NULL), NODUP_OK);
+  assert_int_equal(journal_step_rows(db, schema, "conf1", "1", deleted, &n), NODUP_OK);
+  assert_int_equal(n, 1);
+  buf_reset(q);
+}
+
+/* What merge.c writes for run conf1: a step, its archived row (rekeyed),
+ * a logged change. */
+static void journal_changes(nodup_db *db, const char *schema) {
+  const char *p[3] = {"conf1", "\"people\"", "1"}, *after[3] = {"conf1", "\"people\"", "0"};
+  long long n = 0;
+  buf q;
+  buf_init(&q);
+  assert_int_equal(journal_step(db, schema, "conf1", "1", "delete", "people", NULL, 0), NODUP_OK);
+  journal_archive_insert(&q, db, schema);
+  buf_puts(&q, "'7', '1', '{}'");
+  write_step_row(db, schema, &q, p, 3, 1);
+  journal_rekey_begin(&q, db, schema);
+  buf_puts(&q, "SELECT '1' AS nodup_old, '2' AS nodup_new");
+  journal_rekey_end(&q, db);
+  assert_int_equal(db->be->changes(db, buf_str(&q), after, 3, &n), NODUP_OK);
+  assert_int_equal(n, 1);
+  buf_reset(&q);
+  journal_log_insert(&q, db, schema);
+  buf_puts(&q, "'{}', '{}'");
+  p[1] = "1";   /* the log's parameters: run, step */
+  write_step_row(db, schema, &q, p, 2, 0);
+  buf_free(&q);
+}
+
 /* A run recorded, owned, heartbeat, finished and removed. */
 static void test_journal_run(void **state) {
   nodup_db *db = *state;
@@ -647,6 +681,7 @@ static void test_journal_run(void **state) {
   assert_int_equal(r.state, NODUP_RUN_DONE);
   /* Only the owner, only while it runs. */
   assert_int_equal(journal_heartbeat(db, schema, "conf1", &o), NODUP_ERR_NO_RUN);
+  journal_changes(db, schema);
   assert_int_equal(db_begin_write(db), NODUP_OK);
   assert_int_equal(journal_remove(db, schema, "conf1"), NODUP_OK);
   assert_int_equal(db->be->exec(db, "COMMIT"), NODUP_OK);
