@@ -130,9 +130,9 @@ static void test_query_params(void **state) {
   buf q;
   buf_init(&q);
   harness_exec(db, "CREATE TABLE t ({id}, a TEXT, b TEXT, n INTEGER)");
-  assert_int_equal(db_exec_params(db, "INSERT INTO t (a, b, n) VALUES (?1, ?2, CAST(?3 AS INTEGER))",
-                                  p, 3),
-                   NODUP_OK);
+  assert_int_equal(
+      db_exec_params(db, "INSERT INTO t (a, b, n) VALUES (?1, ?2, CAST(?3 AS INTEGER))", p, 3),
+      NODUP_OK);
   /* Values arrive as given, never as SQL: quotes and placeholders in them
    * are text. NULL is NULL. */
   expect_one(db, "SELECT a FROM t WHERE n = CAST(?1 AS INTEGER)", p + 2, 1, p[0]);
@@ -439,7 +439,8 @@ static void test_partitions(void **state) {
   }
   harness_exec(db, "CREATE TABLE parts (k INTEGER, j INTEGER) PARTITION BY RANGE (k, j);"
                    "CREATE TABLE parts_a PARTITION OF parts FOR VALUES FROM (0, 0) TO (10, 0);"
-                   "CREATE TABLE \"Parts_B\" PARTITION OF parts FOR VALUES FROM (10, 0) TO (20, 0)");
+                   "CREATE TABLE \"Parts_B\" PARTITION OF parts "
+                   "FOR VALUES FROM (10, 0) TO (20, 0)");
   assert_int_equal(db->be->leaves(db, "parts", count_rows, &rows), NODUP_OK);
   assert_int_equal(rows, 2);
   assert_int_equal(db->be->leaves(db, "parts", last_row, &last), NODUP_OK);
@@ -692,12 +693,25 @@ static void test_journal_run(void **state) {
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
   const struct CMUnitTest tests[] = {
-      T(test_members),          T(test_accepts),        T(test_query_params),
-      T(test_prepare_run),      T(test_changes),        T(test_transactions),
-      T(test_unique_violation), T(test_table_info),     T(test_references),
-      T(test_arbiters),         T(test_index_and_columns), T(test_json_round_trip),
-      T(test_caps_behave),      T(test_partitions),      T(test_index_state),         T(test_time_and_catalog),
-      T(test_lock_and_session), T(test_search_path),    T(test_journal_versions),
+      T(test_members),
+      T(test_accepts),
+      T(test_query_params),
+      T(test_prepare_run),
+      T(test_changes),
+      T(test_transactions),
+      T(test_unique_violation),
+      T(test_table_info),
+      T(test_references),
+      T(test_arbiters),
+      T(test_index_and_columns),
+      T(test_json_round_trip),
+      T(test_caps_behave),
+      T(test_partitions),
+      T(test_index_state),
+      T(test_time_and_catalog),
+      T(test_lock_and_session),
+      T(test_search_path),
+      T(test_journal_versions),
       T(test_journal_run),
   };
 #undef T
