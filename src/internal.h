@@ -437,7 +437,9 @@ struct nodup_backend {
   /* t's partition key, one row per column in order (an expression as an
    * empty name); no row when t is not partitioned. NULL with leaves. */
   int (*partition_key)(nodup_db *db, const nodup_table_info *t, row_fn fn, void *ctx);
-  /* What the catalog says of index `index` (a bare name) of t. */
+  /* What the catalog says of index `index` (a bare name) of t; reads
+   * t->qualified (PostgreSQL) or t->name (SQLite) only, so a caller that
+   * has a partition's names and no table_info can fill just those. */
   int (*index_state)(nodup_db *db, const nodup_table_info *t, const char *index,
                      db_index_state *out);
   /* *on = 0 when the connection does not enforce foreign keys (SQLite's
@@ -912,6 +914,25 @@ int journal_list(nodup_db *db, const char *schema, int version, row_fn runs_fn, 
 /* Drop schema's journal when it holds no run any more (an earlier
  * nodup's, left in the application's schema). */
 int journal_drop_if_empty(nodup_db *db, const char *schema);
+
+/* A run's changes, as merge_log.c writes them (in its batch's transaction).
+ * pass_table: the quoted name of the pass table a pooled run keeps in the
+ * journal's schema. step: one nodup_steps row per column of `cols` (one
+ * with a NULL column when n is 0). The rest append the journal's part of a
+ * statement whose rows merge.c selects: log_insert "INSERT INTO nodup_log
+ * (run, step, cur, old) SELECT ?1, ?2, " (the caller appends cur's and
+ * old's JSON and its FROM; parameters run, step); archive_insert the same
+ * for nodup_archive (pk, keeper, row; parameters run, table, step);
+ * rekey_begin "UPDATE nodup_archive AS a SET keeper = u.nodup_new FROM ("
+ * and rekey_end ") AS u WHERE ..." around the caller's SELECT of
+ * (nodup_old, nodup_new) (parameters run, table, after step). */
+void journal_pass_table(buf *q, const char *schema, const char *run);
+int journal_step(nodup_db *db, const char *schema, const char *run, const char *step,
+                 const char *kind, const char *table, char *const *cols, size_t n);
+void journal_log_insert(buf *q, const nodup_db *db, const char *schema);
+void journal_archive_insert(buf *q, const nodup_db *db, const char *schema);
+void journal_rekey_begin(buf *q, const nodup_db *db, const char *schema);
+void journal_rekey_end(buf *q, const nodup_db *db);
 
 /* ---- enforce*.c (enforce_int.h has the rest): what an interrupted online
  * enforce leaves (PostgreSQL), found by every command on the key ---- */

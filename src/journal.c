@@ -588,11 +588,9 @@ int journal_remove(nodup_db *db, const char *schema, const char *run) {
     /* The pass table a pooled run keeps between its transactions (in the
      * journal's schema; without schemas a run's is temporary). */
     buf q;
-    char name[96];
     buf_init(&q);
-    snprintf(name, sizeof name, "nodup_groups_%s", run);
     buf_puts(&q, "DROP TABLE IF EXISTS ");
-    journal_table(&q, schema, name);
+    journal_pass_table(&q, schema, run);
     rc = q.oom ? NODUP_ERR_NOMEM : db->be->exec(db, buf_str(&q));
     buf_free(&q);
   }
@@ -800,3 +798,48 @@ int journal_drop_if_empty(nodup_db *db, const char *schema) {
   return rc;
 }
 
+
+/* ---- a run's changes, as merge.c writes them ---- */
+
+void journal_pass_table(buf *q, const char *schema, const char *run) {
+  char name[96];
+  snprintf(name, sizeof name, "nodup_groups_%s", run);
+  journal_table(q, schema, name);
+}
+
+int journal_step(nodup_db *db, const char *schema, const char *run, const char *step,
+                 const char *kind, const char *table, char *const *cols, size_t n) {
+  static const char insert[] = "INSERT INTO {s}nodup_steps (run, step, kind, tbl, pos, col) "
+                               "VALUES (?1, CAST(?2 AS INTEGER), ?3, ?4, CAST(?5 AS INTEGER), ?6)";
+  const char *p[6] = {run, step, kind, table, NULL, NULL};
+  char pos[24];
+  size_t i;
+  int rc = NODUP_OK;
+  for (i = 0; i < (n ? n : 1) && rc == NODUP_OK; i++) {
+    snprintf(pos, sizeof pos, "%zu", i);
+    p[4] = pos, p[5] = n ? cols[i] : NULL;
+    rc = journal_run(db, schema, insert, p, 6, NULL, NULL, NULL);
+  }
+  return rc;
+}
+
+void journal_log_insert(buf *q, const nodup_db *db, const char *schema) {
+  journal_sql(q, db, schema,
+              "INSERT INTO {s}nodup_log (run, step, cur, old) SELECT ?1, CAST(?2 AS INTEGER), ");
+}
+
+void journal_archive_insert(buf *q, const nodup_db *db, const char *schema) {
+  journal_sql(q, db, schema,
+              "INSERT INTO {s}nodup_archive (run, step, tbl, pk, keeper, row) "
+              "SELECT ?1, CAST(?3 AS INTEGER), ?2, ");
+}
+
+void journal_rekey_begin(buf *q, const nodup_db *db, const char *schema) {
+  journal_sql(q, db, schema, "UPDATE {s}nodup_archive AS a SET keeper = u.nodup_new FROM (");
+}
+
+void journal_rekey_end(buf *q, const nodup_db *db) {
+  journal_sql(q, db, NULL,
+              ") AS u WHERE a.run = ?1 AND a.tbl = ?2 AND a.step > CAST(?3 AS INTEGER) "
+              "AND a.keeper = u.nodup_old");
+}

@@ -88,6 +88,7 @@
 #define fkindex_drop nodup__fkindex_drop
 #define fkindex_free nodup__fkindex_free
 #define fkindex_plan nodup__fkindex_plan
+#define journal_archive_insert nodup__journal_archive_insert
 #define journal_batch_done nodup__journal_batch_done
 #define journal_claim nodup__journal_claim
 #define journal_discard nodup__journal_discard
@@ -99,11 +100,15 @@
 #define journal_list nodup__journal_list
 #define journal_load_args nodup__journal_load_args
 #define journal_load_run nodup__journal_load_run
+#define journal_log_insert nodup__journal_log_insert
 #define journal_mark_undone nodup__journal_mark_undone
 #define journal_owner_init nodup__journal_owner_init
+#define journal_pass_table nodup__journal_pass_table
 #define journal_read_row nodup__journal_read_row
 #define journal_record nodup__journal_record
 #define journal_refuse_running nodup__journal_refuse_running
+#define journal_rekey_begin nodup__journal_rekey_begin
+#define journal_rekey_end nodup__journal_rekey_end
 #define journal_remove nodup__journal_remove
 #define journal_restore nodup__journal_restore
 #define journal_schema nodup__journal_schema
@@ -111,6 +116,7 @@
 #define journal_state nodup__journal_state
 #define journal_state_columns nodup__journal_state_columns
 #define journal_status nodup__journal_status
+#define journal_step nodup__journal_step
 #define journal_step_rows nodup__journal_step_rows
 #define journal_steps nodup__journal_steps
 #define journal_table nodup__journal_table

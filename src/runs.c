@@ -91,7 +91,8 @@ static int load_run(nodup_db *db, const char *run, run_info *r) {
   rc = journal_load_run(db, schema, version, run, read_run, r);
   if (rc == NODUP_OK && r->found) rc = journal_load_args(db, schema, run, read_arg, r);
   if (rc != NODUP_OK) return rc;
-  if (!r->found) return nodup_fail(db, NODUP_ERR_NO_RUN, "no merge run \"%s\" in this database", run);
+  if (!r->found)
+    return nodup_fail(db, NODUP_ERR_NO_RUN, "no merge run \"%s\" in this database", run);
   if (!r->tbl || !r->status || !r->nkeys) return NODUP_ERR_NOMEM;
   return NODUP_OK;
 }

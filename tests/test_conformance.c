@@ -130,9 +130,9 @@ static void test_query_params(void **state) {
   buf q;
   buf_init(&q);
   harness_exec(db, "CREATE TABLE t ({id}, a TEXT, b TEXT, n INTEGER)");
-  assert_int_equal(db_exec_params(db, "INSERT INTO t (a, b, n) VALUES (?1, ?2, CAST(?3 AS INTEGER))",
-                                  p, 3),
-                   NODUP_OK);
+  assert_int_equal(
+      db_exec_params(db, "INSERT INTO t (a, b, n) VALUES (?1, ?2, CAST(?3 AS INTEGER))", p, 3),
+      NODUP_OK);
   /* Values arrive as given, never as SQL: quotes and placeholders in them
    * are text. NULL is NULL. */
   expect_one(db, "SELECT a FROM t WHERE n = CAST(?1 AS INTEGER)", p + 2, 1, p[0]);
@@ -439,7 +439,8 @@ static void test_partitions(void **state) {
   }
   harness_exec(db, "CREATE TABLE parts (k INTEGER, j INTEGER) PARTITION BY RANGE (k, j);"
                    "CREATE TABLE parts_a PARTITION OF parts FOR VALUES FROM (0, 0) TO (10, 0);"
-                   "CREATE TABLE \"Parts_B\" PARTITION OF parts FOR VALUES FROM (10, 0) TO (20, 0)");
+                   "CREATE TABLE \"Parts_B\" PARTITION OF parts "
+                   "FOR VALUES FROM (10, 0) TO (20, 0)");
   assert_int_equal(db->be->leaves(db, "parts", count_rows, &rows), NODUP_OK);
   assert_int_equal(rows, 2);
   assert_int_equal(db->be->leaves(db, "parts", last_row, &last), NODUP_OK);
@@ -620,6 +621,40 @@ static void test_journal_versions(void **state) {
   buf_free(&q);
 }
 
+/* Run q (np parameters) and count step 1's rows of conf1 as undo does. */
+static void write_step_row(nodup_db *db, const char *schema, buf *q, const char *const *p,
+                           int np, int deleted) {
+  long long n = 0;
+  assert_int_equal(db->be->query(db, buf_str(q), p, np, NULL, NULL), NODUP_OK);
+  assert_int_equal(journal_step_rows(db, schema, "conf1", "1", deleted, &n), NODUP_OK);
+  assert_int_equal(n, 1);
+  buf_reset(q);
+}
+
+/* What merge.c writes for run conf1: a step, its archived row (rekeyed),
+ * a logged change. */
+static void journal_changes(nodup_db *db, const char *schema) {
+  const char *p[3] = {"conf1", "\"people\"", "1"}, *after[3] = {"conf1", "\"people\"", "0"};
+  long long n = 0;
+  buf q;
+  buf_init(&q);
+  assert_int_equal(journal_step(db, schema, "conf1", "1", "delete", "people", NULL, 0), NODUP_OK);
+  journal_archive_insert(&q, db, schema);
+  buf_puts(&q, "'7', '1', '{}'");
+  write_step_row(db, schema, &q, p, 3, 1);
+  journal_rekey_begin(&q, db, schema);
+  buf_puts(&q, "SELECT '1' AS nodup_old, '2' AS nodup_new");
+  journal_rekey_end(&q, db);
+  assert_int_equal(db->be->changes(db, buf_str(&q), after, 3, &n), NODUP_OK);
+  assert_int_equal(n, 1);
+  buf_reset(&q);
+  journal_log_insert(&q, db, schema);
+  buf_puts(&q, "'{}', '{}'");
+  p[1] = "1";   /* the log's parameters: run, step */
+  write_step_row(db, schema, &q, p, 2, 0);
+  buf_free(&q);
+}
+
 /* A run recorded, owned, heartbeat, finished and removed. */
 static void test_journal_run(void **state) {
   nodup_db *db = *state;
@@ -647,6 +682,7 @@ static void test_journal_run(void **state) {
   assert_int_equal(r.state, NODUP_RUN_DONE);
   /* Only the owner, only while it runs. */
   assert_int_equal(journal_heartbeat(db, schema, "conf1", &o), NODUP_ERR_NO_RUN);
+  journal_changes(db, schema);
   assert_int_equal(db_begin_write(db), NODUP_OK);
   assert_int_equal(journal_remove(db, schema, "conf1"), NODUP_OK);
   assert_int_equal(db->be->exec(db, "COMMIT"), NODUP_OK);
@@ -657,12 +693,25 @@ static void test_journal_run(void **state) {
 int main(void) {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
   const struct CMUnitTest tests[] = {
-      T(test_members),          T(test_accepts),        T(test_query_params),
-      T(test_prepare_run),      T(test_changes),        T(test_transactions),
-      T(test_unique_violation), T(test_table_info),     T(test_references),
-      T(test_arbiters),         T(test_index_and_columns), T(test_json_round_trip),
-      T(test_caps_behave),      T(test_partitions),      T(test_index_state),         T(test_time_and_catalog),
-      T(test_lock_and_session), T(test_search_path),    T(test_journal_versions),
+      T(test_members),
+      T(test_accepts),
+      T(test_query_params),
+      T(test_prepare_run),
+      T(test_changes),
+      T(test_transactions),
+      T(test_unique_violation),
+      T(test_table_info),
+      T(test_references),
+      T(test_arbiters),
+      T(test_index_and_columns),
+      T(test_json_round_trip),
+      T(test_caps_behave),
+      T(test_partitions),
+      T(test_index_state),
+      T(test_time_and_catalog),
+      T(test_lock_and_session),
+      T(test_search_path),
+      T(test_journal_versions),
       T(test_journal_run),
   };
 #undef T
