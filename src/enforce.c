@@ -145,7 +145,7 @@ void enforce_constraint_ddl(enforce_ctx *c, buf *q) {
 
 /* ---- catalog names (PostgreSQL) ---- */
 
-static int read_names(void *ctx, int n, const char *const *v) {
+int enforce_read_names(void *ctx, int n, const char *const *v) {
   enforce_names *l = ctx;
   char **a = realloc(l->a, (l->n + 1) * sizeof *a), **b;
   if (a) l->a = a;
@@ -177,7 +177,7 @@ int enforce_query_names(nodup_db *db, const char *sql, const char *const *params
                         enforce_names *out) {
   int rc;
   memset(out, 0, sizeof *out);
-  rc = db->be->query(db, sql, params, nparams, read_names, out);
+  rc = db->be->query(db, sql, params, nparams, enforce_read_names, out);
   if (rc == NODUP_OK && out->oom) rc = NODUP_ERR_NOMEM;
   if (rc != NODUP_OK) enforce_names_free(out);
   return rc;
@@ -190,21 +190,13 @@ int enforce_query_names(nodup_db *db, const char *sql, const char *const *params
  */
 int enforce_partition_check(enforce_ctx *c) {
   nodup_db *db = c->db;
-  const char *p[1] = {c->t->qualified};
-  long long kind = 0;
   enforce_names cols;
   size_t i, j;
   int rc;
-  rc = db->be->query(db, "SELECT count(*) FROM pg_catalog.pg_class WHERE oid = $1::regclass "
-                         "AND relkind = 'p'", p, 1, db_read_count, &kind);
-  if (rc != NODUP_OK || !kind) return rc;
-  c->partitioned = 1;
-  rc = enforce_query_names(db, "SELECT coalesce(a.attname::text, '') "
-                               "FROM pg_catalog.pg_partitioned_table pt "
-                               "CROSS JOIN LATERAL unnest(pt.partattrs::int2[]) AS k(n) "
-                               "LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = pt.partrelid "
-                               "AND a.attnum = k.n WHERE pt.partrelid = $1::regclass",
-                           p, 1, &cols);
+  memset(&cols, 0, sizeof cols);
+  rc = db_partition_key(db, c->t, enforce_read_names, &cols);
+  if (rc == NODUP_OK && cols.oom) rc = NODUP_ERR_NOMEM;
+  c->partitioned = rc == NODUP_OK && cols.n > 0;
   for (i = 0; rc == NODUP_OK && i < cols.n; i++) {
     int found = 0;
     for (j = 0; j < c->nkey; j++) found |= !strcmp(cols.a[i], c->key[j]);

@@ -77,6 +77,8 @@ void enforce_constraint_ddl(enforce_ctx *c, buf *q);
 int enforce_query_names(nodup_db *db, const char *sql, const char *const *params, int nparams,
                         enforce_names *out);
 void enforce_names_free(enforce_names *l);
+/* A row_fn adding a row's first two columns to the enforce_names ctx. */
+int enforce_read_names(void *ctx, int n, const char *const *v);
 /* A partitioned table's unique key must contain the partition key:
  * NODUP_ERR_USAGE naming the missing column; sets c->partitioned. */
 int enforce_partition_check(enforce_ctx *c);

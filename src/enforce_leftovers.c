@@ -62,12 +62,6 @@ static void leftovers_free(leftovers *l) {
 
 static char *dup_or_empty(const char *s) { return nodup_strdup(s ? s : ""); }
 
-/* A row_fn appending the first column's text to the buf ctx. */
-static int read_text(void *ctx, int n, const char *const *v) {
-  if (n > 0 && v[0]) buf_puts(ctx, v[0]);
-  return 0;
-}
-
 static int read_leftover(void *ctx, int n, const char *const *v) {
   leftovers *l = ctx;
   leftover *a, *x;
@@ -577,12 +571,7 @@ int enforce_guard_comment(nodup_db *db, const char *guard, const char *index, bu
     /* The next transaction may run in another server session. */
     buf_puts(&note, "pooled");
   } else {
-    int rc = db->be->query(db,
-                           "SELECT pg_catalog.pg_backend_pid()::text || ' ' || "
-                           "extract(epoch FROM backend_start)::text "
-                           "FROM pg_catalog.pg_stat_activity "
-                           "WHERE pid = pg_catalog.pg_backend_pid()",
-                           NULL, 0, read_text, &note);
+    int rc = db_session_id(db, &note);
     if (rc != NODUP_OK) {
       buf_free(&note);
       return rc;

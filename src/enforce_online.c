@@ -125,48 +125,20 @@ done:
 
 /* ---- the index ---- */
 
-/* Whether t has an index named `index`, whether it is valid, and whether a
- * constraint uses it. */
-static int index_state(enforce_ctx *c, const char *index, int *exists, int *valid,
-                       int *constrained) {
-  const char *p[2] = {c->t->qualified, index};
-  enforce_names l;
-  int rc = enforce_query_names(c->db,
-                               "SELECT i.indisvalid::int, (EXISTS (SELECT 1 FROM "
-                               "pg_catalog.pg_constraint k WHERE k.conindid = i.indexrelid))::int "
-                               "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class x "
-                               "ON x.oid = i.indexrelid WHERE i.indrelid = $1::regclass "
-                               "AND x.relname = $2",
-                               p, 2, &l);
-  *exists = rc == NODUP_OK && l.n;
-  *valid = *exists && !strcmp(l.a[0], "1");
-  *constrained = *exists && !strcmp(l.b[0], "1");
-  enforce_names_free(&l);
-  return rc;
-}
-
 /* Whether t has a valid index named `index` that no constraint uses. */
 static int bare_index(enforce_ctx *c, const char *index, int *bare) {
-  int exists, valid, constrained;
-  int rc = index_state(c, index, &exists, &valid, &constrained);
-  *bare = valid && !constrained;
+  db_index_state s;
+  int rc = db_index_find(c->db, c->t, index, &s);
+  *bare = rc == NODUP_OK && s.exists && s.valid && !s.constrained;
   return rc;
 }
 
 /* Drop an INVALID index of ours (a failed CONCURRENTLY build leaves one). */
 static int drop_invalid_index(enforce_ctx *c) {
-  const char *dot = strstr(c->t->qualified, "\".\"");
-  int exists, valid, constrained, rc;
-  buf name;
-  rc = index_state(c, c->rep->index, &exists, &valid, &constrained);
-  if (rc != NODUP_OK || !exists || valid) return rc;
-  buf_init(&name);
-  /* The index lives in the table's schema. */
-  if (dot) buf_printf(&name, "%.*s.", (int)(dot - c->t->qualified + 1), c->t->qualified);
-  sql_ident(&name, c->rep->index);
-  rc = name.oom ? NODUP_ERR_NOMEM : enforce_drop_index(c->db, buf_str(&name));
-  buf_free(&name);
-  return rc;
+  db_index_state s;
+  int rc = db_index_find(c->db, c->t, c->rep->index, &s);
+  if (rc != NODUP_OK || !s.exists || s.valid) return rc;
+  return enforce_drop_index(c->db, s.qualified);
 }
 
 /* Drop the guard (trigger and function, in one transaction) and INVALID
@@ -186,17 +158,19 @@ static int online_cleanup(enforce_ctx *c) {
 
 /* The leaf partitions, quoted, and the index each gets (PostgreSQL's own
  * name for it: <partition>_<cols>_key). */
+/* leaves()'s row: (name, quoted name, bare name); the last two are ours. */
+static int read_leaf(void *ctx, int n, const char *const *v) {
+  return enforce_read_names(ctx, n - 1, v + 1);
+}
+
 static int partitions_load(enforce_ctx *c) {
-  const char *p[1] = {c->t->qualified};
   enforce_names l;
   size_t i;
-  int rc = enforce_query_names(c->db,
-                               "SELECT format('%I.%I', n.nspname, r.relname), r.relname "
-                               "FROM pg_partition_tree($1::regclass) AS t "
-                               "JOIN pg_catalog.pg_class r ON r.oid = t.relid "
-                               "JOIN pg_catalog.pg_namespace n ON n.oid = r.relnamespace "
-                               "WHERE t.isleaf ORDER BY 1",
-                               p, 1, &l);
+  int rc;
+  memset(&l, 0, sizeof l);
+  rc = c->db->be->leaves ? c->db->be->leaves(c->db, c->table, read_leaf, &l) : NODUP_OK;
+  if (rc == NODUP_OK && l.oom) rc = NODUP_ERR_NOMEM;
+  if (rc != NODUP_OK) enforce_names_free(&l);
   if (rc != NODUP_OK) return rc;
   c->parts = l.a;
   c->nparts = l.n;
@@ -223,24 +197,17 @@ void enforce_partitions_free(enforce_ctx *c) {
 /* Partition i's index of ours, if it exists and is not attached to a
  * parent index yet: its quoted name, and whether it is valid. */
 static int partition_index(enforce_ctx *c, size_t i, char **qualified, int *valid) {
-  const char *p[2] = {c->parts[i], c->part_index[i]};
-  enforce_names l;
+  nodup_table_info part;
+  db_index_state s;
   int rc;
+  memset(&part, 0, sizeof part);
+  part.qualified = c->parts[i];   /* index_state reads the name only */
   *qualified = NULL;
-  rc = enforce_query_names(c->db,
-                           "SELECT format('%I.%I', n.nspname, x.relname), i.indisvalid::int "
-                           "FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class x "
-                           "ON x.oid = i.indexrelid JOIN pg_catalog.pg_namespace n "
-                           "ON n.oid = x.relnamespace WHERE i.indrelid = $1::regclass "
-                           "AND x.relname = $2 AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h "
-                           "WHERE h.inhrelid = i.indexrelid)",
-                           p, 2, &l);
-  if (rc == NODUP_OK && l.n) {
-    *qualified = l.a[0];
-    *valid = !strcmp(l.b[0], "1");
-    l.a[0] = NULL;
+  rc = db_index_find(c->db, &part, c->part_index[i], &s);
+  if (rc == NODUP_OK && s.exists && !s.attached) {
+    *valid = s.valid;
+    if (!(*qualified = nodup_strdup(s.qualified))) rc = NODUP_ERR_NOMEM;
   }
-  enforce_names_free(&l);
   return rc;
 }
 

@@ -201,12 +201,10 @@ static void driver_names(merge_driver *d) {
   }
   if (c->db->pooled) {
     buf g;
-    char name[80];
     buf_init(&g);
-    snprintf(name, sizeof name, "nodup_groups_%s", rep->run);
     /* In the journal's schema, out of the application's (and found there
      * by nodup runs --forget, should a killed run leave it). */
-    journal_table(&g, c->journal, name);
+    journal_pass_table(&g, c->journal, rep->run);
     snprintf(c->groups, sizeof c->groups, "%s", buf_str(&g));
     buf_free(&g);
   } else {

@@ -4,9 +4,10 @@
  * Each change is a step of the run (nodup_steps): a re-point or a fill
  * logs the rows it changes with their old values (nodup_log), keyed by
  * the primary key they will have; a delete archives the rows as JSON with
- * the keeper each merged into (nodup_archive). The tables are journal.c's,
- * named through journal_table(); the run's row itself (status, counters,
- * heartbeat) is written by journal.c's own calls from merge.c.
+ * the keeper each merged into (nodup_archive). The tables and their
+ * columns are journal.c's: this file writes the SELECT of what to record
+ * and journal.c the INSERT (or UPDATE) around it, so only journal.c knows
+ * the journal's layout.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,45 +20,9 @@
  * column). `stepno` (24 bytes) gets the step number as text. */
 static int log_step(merge_ctx *c, const char *kind, const char *tname, char *const *cols,
                     size_t n, char *stepno) {
-  nodup_db *db = c->db;
-  char pos[24];
-  size_t i;
-  buf q;
-  int rc = NODUP_OK;
-  buf_init(&q);
-  buf_puts(&q, "INSERT INTO ");
-  journal_table(&q, c->journal, "nodup_steps");
-  buf_puts(&q, " (run, step, kind, tbl, pos, col) VALUES (");
-  for (i = 1; i <= 6; i++) {
-    if (i > 1) buf_puts(&q, ", ");
-    if (i == 2 || i == 5) buf_puts(&q, "CAST(");
-    sql_param(&q, db, (int)i);
-    if (i == 2 || i == 5) buf_puts(&q, " AS INTEGER)");
-  }
-  buf_putc(&q, ')');
   c->step++;
   snprintf(stepno, 24, "%lld", c->step);
-  for (i = 0; i < (n ? n : 1) && rc == NODUP_OK; i++) {
-    const char *p[6] = {c->rep->run, stepno, kind, tname, pos, n ? cols[i] : NULL};
-    snprintf(pos, sizeof pos, "%zu", i);
-    rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 6, NULL, NULL);
-  }
-  buf_free(&q);
-  return rc;
-}
-
-/* "INSERT INTO <journal table> (columns) SELECT ?1, CAST(?<step> AS
- * INTEGER), ": the run (parameter 1) and the step number (text, cast) of
- * a row the rest of the SELECT fills. */
-static void insert_select(buf *q, merge_ctx *c, const char *table, const char *columns,
-                          int step) {
-  buf_puts(q, "INSERT INTO ");
-  journal_table(q, c->journal, table);
-  buf_printf(q, " (%s) SELECT ", columns);
-  sql_param(q, c->db, 1);
-  buf_puts(q, ", CAST(");
-  sql_param(q, c->db, step);
-  buf_puts(q, " AS INTEGER), ");
+  return journal_step(c->db, c->journal, c->rep->run, stepno, kind, tname, cols, n);
 }
 
 /* "a.col" for each of cols, as new strings (NULL: out of memory). */
@@ -101,7 +66,7 @@ int merge_log_rows(merge_ctx *c, const char *kind, const char *tname, const nodu
     goto done;
   }
   if ((rc = log_step(c, kind, tname, cols, n, stepno)) != NODUP_OK) goto done;
-  insert_select(&q, c, "nodup_log", "run, step, cur, old", 2);
+  journal_log_insert(&q, db, c->journal);
   db->be->json_object(&q, t->npk, (const char *const *)t->pk,
                       (const char *const *)(curx ? curx : pkx));
   buf_puts(&q, ", ");
@@ -137,9 +102,8 @@ int merge_log_rekey(merge_ctx *c, const nodup_table_info *x, const char *m,
   if (!rekeyed) return NODUP_OK;
   snprintf(sincetext, sizeof sincetext, "%lld", since);
   buf_init(&q);
-  buf_puts(&q, "UPDATE ");
-  journal_table(&q, c->journal, "nodup_archive");
-  buf_puts(&q, " AS a SET keeper = u.nodup_new FROM (SELECT ");
+  journal_rekey_begin(&q, db, c->journal);
+  buf_puts(&q, "SELECT ");
   merge_pk_text(&q, child, "c");
   buf_puts(&q, " AS nodup_old, ");
   for (i = 0; i < child->npk; i++) {
@@ -149,13 +113,7 @@ int merge_log_rekey(merge_ctx *c, const nodup_table_info *x, const char *m,
   }
   buf_printf(&q, " AS nodup_new FROM %s AS c JOIN %s AS m ON ", child->qualified, m);
   merge_fk_on_losers(&q, db, x, fk);
-  buf_puts(&q, ") AS u WHERE a.run = ");
-  sql_param(&q, db, 1);
-  buf_puts(&q, " AND a.tbl = ");
-  sql_param(&q, db, 2);
-  buf_puts(&q, " AND a.step > CAST(");
-  sql_param(&q, db, 3);
-  buf_puts(&q, " AS INTEGER) AND a.keeper = u.nodup_old");
+  journal_rekey_end(&q, db);
   rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), p, 3, NULL, NULL);
   buf_free(&q);
   return rc;
@@ -172,9 +130,7 @@ int merge_log_archive(merge_ctx *c, const nodup_table_info *x, const char *tname
   int rc;
   if ((rc = log_step(c, "delete", tname, NULL, 0, stepno)) != NODUP_OK) return rc;
   buf_init(&q);
-  insert_select(&q, c, "nodup_archive", "run, step, tbl, pk, keeper, row", 3);
-  sql_param(&q, db, 2);
-  buf_puts(&q, ", ");
+  journal_archive_insert(&q, db, c->journal);
   merge_pk_text(&q, x, "x");
   buf_puts(&q, ", ");
   merge_pk_text(&q, x, "k");

@@ -70,6 +70,7 @@
 #define enforce_partition_check nodup__enforce_partition_check
 #define enforce_partitions_free nodup__enforce_partitions_free
 #define enforce_query_names nodup__enforce_query_names
+#define enforce_read_names nodup__enforce_read_names
 #define enforce_using_index_ddl nodup__enforce_using_index_ddl
 #define engine_check nodup__engine_check
 #define engine_citus_table nodup__engine_citus_table
