@@ -516,19 +516,18 @@ int db_session_alive(buf *q, const nodup_db *db, const char *id) {
 
 void db_conflict_insert(buf *q, const nodup_db *db, const nodup_table_info *t, char *const *cols,
                         size_t n, const char *where) {
-  size_t i;
-  buf_printf(q, "INSERT INTO %s (", t->qualified);
-  sql_ident_list(q, cols, n);
-  buf_puts(q, ") VALUES (");
-  for (i = 0; i < n; i++) {
-    if (i) buf_puts(q, ", ");
-    sql_param(q, db, (int)i + 1);
+  key_term *terms = key_terms_of(cols, n);
+  if (!terms) {
+    q->oom = 1;
+    return;
   }
-  buf_puts(q, ") ON CONFLICT (");
-  sql_ident_list(q, cols, n);
+  buf_printf(q, "INSERT INTO %s (", t->qualified);
+  sql_key_list(q, terms, n, NULL);
+  buf_puts(q, ") VALUES (");
+  sql_params(q, db, 1, n);
   buf_putc(q, ')');
-  if (where) buf_printf(q, " WHERE %s", where);
-  buf_puts(q, " DO NOTHING");
+  sql_on_conflict(q, terms, n, where);
+  free(terms);
 }
 
 int db_partition_key(nodup_db *db, const nodup_table_info *t, row_fn fn, void *ctx) {

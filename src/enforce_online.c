@@ -323,13 +323,7 @@ static int left_behind(enforce_ctx *c, int rc, const char *err, int crc, const c
                               c->building ? c->rep->index : NULL, c->partitioned);
   buf_free(&left);
   c->told = 1;
-  if (!m.oom) {
-    buf_free(&db->err);
-    db->err = m;
-    return rc;
-  }
-  buf_free(&m);
-  return NODUP_ERR_NOMEM;
+  return db_fail_buf(db, rc, &m);
 }
 
 /* The index is built and valid: remove the guard. Failing that, the run

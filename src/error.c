@@ -90,3 +90,19 @@ int db_rollback_sql(nodup_db *db, int rc, const char *sql) {
 }
 
 int db_rollback(nodup_db *db, int rc) { return db_rollback_sql(db, rc, "ROLLBACK"); }
+
+int db_fail_buf(nodup_db *db, int code, buf *m) {
+  if (m->oom) {
+    buf_free(m);
+    return NODUP_ERR_NOMEM;
+  }
+  buf_free(&db->err);
+  db->err = *m;
+  buf_init(m);
+  return code;
+}
+
+int db_end(nodup_db *db, int rc) {
+  if (rc == NODUP_OK && (rc = db->be->exec(db, "COMMIT")) == NODUP_OK) return NODUP_OK;
+  return db_rollback(db, rc);
+}

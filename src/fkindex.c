@@ -232,12 +232,7 @@ static int ddl(nodup_db *db, const buf *q, int pg) {
   if (q->oom) return NODUP_ERR_NOMEM;
   if (pg) return db->be->query(db, buf_str(q), NULL, 0, NULL, NULL);
   if ((rc = db_begin_write(db)) != NODUP_OK) return rc;
-  rc = db->be->query(db, buf_str(q), NULL, 0, NULL, NULL);
-  if (rc == NODUP_OK) return db->be->exec(db, "COMMIT");
-  {
-    db_rollback(db, rc);
-  }
-  return rc;
+  return db_end(db, db->be->query(db, buf_str(q), NULL, 0, NULL, NULL));
 }
 
 int fkindex_build(nodup_db *db, fk_gap *g, size_t n) {

@@ -23,13 +23,7 @@ static int name_table(nodup_key *key, int rc) {
   if (rc == NODUP_OK) return rc;
   buf_init(&m);
   buf_printf(&m, "table %s: %s", key->table->qualified, buf_str(&key->db->err));
-  if (!m.oom) {
-    buf_free(&key->db->err);
-    key->db->err = m;
-  } else {
-    buf_free(&m);
-  }
-  return rc;
+  return db_fail_buf(key->db, rc, &m);
 }
 
 static int check_nulls(nodup_key *key, const char *const *vals) {

@@ -81,13 +81,7 @@ static int import_fail_at(import_ctx *c, long long line, int code) {
   buf m;
   buf_init(&m);
   buf_printf(&m, "CSV line %lld: %s", line, buf_str(&c->db->err));
-  if (m.oom) {
-    buf_free(&m);
-    return NODUP_ERR_NOMEM;
-  }
-  buf_free(&c->db->err);
-  c->db->err = m;
-  return code;
+  return db_fail_buf(c->db, code, &m);
 }
 
 /* The insert for `rows` rows: INSERT ... VALUES (...), ... ON CONFLICT
@@ -519,13 +513,7 @@ static int import_explain(import_ctx *c) {
   }
   if (rep->conflicts > (long long)rep->nlisted)
     buf_printf(&m, "; and %lld more", rep->conflicts - (long long)rep->nlisted);
-  if (m.oom) {
-    buf_free(&m);
-    return NODUP_ERR_NOMEM;
-  }
-  buf_free(&db->err);
-  db->err = m;
-  return NODUP_ERR_DUPLICATE;
+  return db_fail_buf(db, NODUP_ERR_DUPLICATE, &m);
 }
 
 static void import_rollback(import_ctx *c) {

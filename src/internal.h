@@ -724,6 +724,15 @@ int db_error_restore(nodup_db *db, int rc, db_error *e);
 /* ROLLBACK the open transaction (db_rollback_sql: run `sql`, a ROLLBACK
  * TO SAVEPOINT), keeping the failure that caused it; returns rc. */
 int db_rollback(nodup_db *db, int rc);
+/* End the write transaction the caller began (db_begin_write): COMMIT when
+ * rc is NODUP_OK; otherwise, or when the COMMIT fails (SQLite keeps the
+ * transaction open after a busy COMMIT), ROLLBACK with rc's error kept.
+ * Returns the outcome. */
+int db_end(nodup_db *db, int rc);
+/* Make m, a message built by the caller, the connection's message and
+ * return code; NODUP_ERR_NOMEM instead when m ran out of memory. Takes m
+ * over either way. */
+int db_fail_buf(nodup_db *db, int code, buf *m);
 int db_rollback_sql(nodup_db *db, int rc, const char *sql);
 
 /* merge.c: how merge_run() takes its transactions. */

@@ -136,13 +136,7 @@ static int refuse(nodup_db *db, const nodup_table_info *t, char *const *cols,
   buf_puts(&m, " To back this key: ");
   ddl(&m, t, t->name, terms, n, where);
   free(terms);
-  if (m.oom) {
-    buf_free(&m);
-    return NODUP_ERR_NOMEM;
-  }
-  buf_free(&db->err);
-  db->err = m;
-  return NODUP_ERR_UNBACKED;
+  return db_fail_buf(db, NODUP_ERR_UNBACKED, &m);
 }
 
 static void shape_clear(nodup_db *db, key_shape *s);
@@ -260,9 +254,7 @@ static int find_backing(nodup_db *db, const nodup_table_info *t, char *const *co
       buf_printf(&m, ") unique in every row, not only WHERE %s: rows outside the "
                      "predicate would still block inserts while the lookup skips "
                      "them. Drop the predicate from the key.", where);
-      buf_free(&db->err);
-      db->err = m;
-      return NODUP_ERR_UNBACKED;
+      return db_fail_buf(db, NODUP_ERR_UNBACKED, &m);
     }
     if (!ix->nulls_equal) *nulls_equal = 0;
   }

@@ -27,9 +27,11 @@
 #define buf_str nodup__buf_str
 #define db_begin_write nodup__db_begin_write
 #define db_conflict_insert nodup__db_conflict_insert
+#define db_end nodup__db_end
 #define db_error_restore nodup__db_error_restore
 #define db_error_save nodup__db_error_save
 #define db_exec_params nodup__db_exec_params
+#define db_fail_buf nodup__db_fail_buf
 #define db_fail_url nodup__db_fail_url
 #define db_index_find nodup__db_index_find
 #define db_looks_like_conninfo nodup__db_looks_like_conninfo

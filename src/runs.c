@@ -293,10 +293,9 @@ int nodup_undo(nodup_db *db, const char *run, long long *restored, long long *re
    * them (parents re-inserted before the children that point at them). */
   for (i = 0; i < s.n; i++)
     if ((rc = undo_step_run(db, run, r.journal, &s.v[i], &nres, &nrev)) != NODUP_OK) goto done;
-  if ((rc = undo_mark(db, run, &r)) == NODUP_OK && (rc = db->be->exec(db, "COMMIT")) == NODUP_OK)
-    in_txn = 0;
+  rc = undo_mark(db, run, &r);
 done:
-  if (in_txn) db_rollback(db, rc);
+  if (in_txn) rc = db_end(db, rc);
   undo_steps_free(&s);
   run_info_free(&r);
   if (rc == NODUP_OK) {

@@ -165,11 +165,8 @@ int nodup_runs_forget(nodup_db *db, const char *run) {
   if (schema && strcmp(schema, journal_schema(db)) &&
       (rc = journal_drop_if_empty(db, schema)) != NODUP_OK)
     goto done;
-  if ((rc = db->be->exec(db, "COMMIT")) == NODUP_OK) in_txn = 0;
 done:
-  if (in_txn) {
-    db_rollback(db, rc);
-  }
+  if (in_txn) rc = db_end(db, rc);
   free(schema);
   return rc;
 }
