@@ -169,7 +169,7 @@ static int parse_one(nodup_db *db, const nodup_table_info *t, char *const *key, 
                      const char *spec, char *const *reach, size_t nreach,
                      survive_lookup_fn lookup, void *ctx, survive_rule *r) {
   const nodup_table_info *x = t;
-  char *s = nodup_strdup(spec), *col, *pol, *arg;
+  char *s = nodup_strdup(spec), *col = NULL, *pol = NULL, *arg = NULL;
   int rc, c, p;
   if (!s) return NODUP_ERR_NOMEM;
   if ((rc = split_spec(db, spec, s, &col, &pol, &arg)) != NODUP_OK) goto done;
