@@ -539,3 +539,22 @@ int db_index_find(nodup_db *db, const nodup_table_info *t, const char *index,
   memset(out, 0, sizeof *out);
   return db->be->index_state(db, t, index, out);
 }
+
+int db_guard_function(nodup_db *db, buf *q, const char *name, const nodup_table_info *t,
+                      char *const *key, size_t nkey, const char *where, int nulls_equal,
+                      const char *message, const char *constraint) {
+  if (!db->be->guard_function)
+    return nodup_fail(db, NODUP_ERR_UNSUPPORTED, "%s has no guard trigger for an index "
+                      "built online", db->be->name);
+  db->be->guard_function(q, name, t, key, nkey, where, nulls_equal, message, constraint);
+  return q->oom ? NODUP_ERR_NOMEM : NODUP_OK;
+}
+
+int db_online_leftovers(nodup_db *db, const nodup_table_info *t, const char *guard, row_fn fn,
+                        void *ctx) {
+  return db->be->online_leftovers ? db->be->online_leftovers(db, t, guard, fn, ctx) : NODUP_OK;
+}
+
+int db_orphan_guards(nodup_db *db, row_fn fn, void *ctx) {
+  return db->be->orphan_guards ? db->be->orphan_guards(db, fn, ctx) : NODUP_OK;
+}

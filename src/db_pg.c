@@ -1051,6 +1051,140 @@ static void pg_session_alive(buf *q, const char *id) {
              id, id);
 }
 
+/* ---- enforce --online: the guard and what a dead run leaves ---- */
+
+/* The guard (a plpgsql trigger function): for each new or re-keyed row
+ * inside the predicate, take a transaction-scoped advisory lock on the
+ * key's value (writers of one key go one at a time) and refuse the row if
+ * the key is taken, as the unique index will. Each statement of a plpgsql
+ * function sees rows committed before it started, so the second writer
+ * sees the first's row once the lock is his (READ COMMITTED; a stricter
+ * writer that slips through makes the index build fail, which enforce
+ * retries). */
+static void pg_guard_function(buf *q, const char *name, const nodup_table_info *t,
+                              char *const *key, size_t nkey, const char *where, int nulls_equal,
+                              const char *message, const char *constraint) {
+  size_t i;
+  buf_printf(q, "CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $nodup$ BEGIN IF ",
+             name);
+  for (i = 0; i < nkey && !nulls_equal; i++) {
+    buf_puts(q, "NEW.");
+    sql_ident(q, key[i]);
+    buf_puts(q, " IS NOT NULL AND ");
+  }
+  if (where)
+    buf_printf(q, "EXISTS (SELECT 1 FROM (SELECT NEW.*) AS nodup_new WHERE (%s))", where);
+  else
+    buf_puts(q, "TRUE");
+  buf_puts(q, " THEN PERFORM pg_advisory_xact_lock(hashtextextended(ROW(");
+  for (i = 0; i < nkey; i++) {
+    buf_puts(q, i ? ", NEW." : "NEW.");
+    sql_ident(q, key[i]);
+  }
+  buf_printf(q, ")::text, TG_RELID::bigint)); IF EXISTS (SELECT 1 FROM %s AS nodup_o WHERE ",
+             t->qualified);
+  for (i = 0; i < nkey; i++) {
+    buf_puts(q, i ? " AND nodup_o." : "nodup_o.");
+    sql_ident(q, key[i]);
+    buf_puts(q, nulls_equal ? " IS NOT DISTINCT FROM NEW." : " = NEW.");
+    sql_ident(q, key[i]);
+  }
+  if (where) buf_printf(q, " AND (%s)", where);
+  /* An UPDATE must not find its own row. */
+  buf_puts(q, " AND (TG_OP = 'INSERT' OR (");
+  for (i = 0; i < t->npk; i++) {
+    buf_puts(q, i ? ", nodup_o." : "nodup_o.");
+    sql_ident(q, t->pk[i]);
+  }
+  buf_puts(q, ") IS DISTINCT FROM (");
+  for (i = 0; i < t->npk; i++) {
+    buf_puts(q, i ? ", OLD." : "OLD.");
+    sql_ident(q, t->pk[i]);
+  }
+  buf_puts(q, "))) THEN RAISE unique_violation USING MESSAGE = ");
+  sql_name_literal(q, message);
+  buf_puts(q, ", CONSTRAINT = ");
+  sql_name_literal(q, constraint);
+  buf_puts(q, "; END IF; END IF; RETURN NEW; END $nodup$");
+}
+
+/* A guard's name, as enforce_guard_name makes it (a regular expression). */
+#define PG_GUARD_NAME "'^nodup_guard_[0-9a-f]{8}$'"
+
+/* Guard functions (no arguments, returning trigger) whose name passes
+ * `name_test` and that no trigger uses, as rows of online_leftovers'
+ * layout (kind 'f'). */
+#define PG_UNUSED_GUARDS(name_test)                                                     \
+  "SELECT 'f', format('\"%s\".\"%s\"()', replace(n.nspname, '\"', '\"\"'), "           \
+  "  replace(p.proname, '\"', '\"\"')), NULL, NULL, NULL, NULL, 0, 0, '0' "            \
+  "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace " \
+  "WHERE p.proname " name_test " AND p.pronargs = 0 "                                   \
+  "  AND p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype "                      \
+  "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger u WHERE u.tgfoid = p.oid) "
+
+/* One catalog query: the guard triggers with their function, the columns
+ * they fire on and whether the backend that installed them (from the
+ * function's comment) is still there; t's guard function with no trigger;
+ * unique indexes on t and its leaf partitions that are INVALID (with
+ * whether a build runs now), or valid on a leaf but used by no index of t
+ * and no constraint. */
+static int pg_online_leftovers(nodup_db *db, const nodup_table_info *t, const char *guard,
+                               row_fn fn, void *ctx) {
+  const char *p[2];
+  p[0] = t->qualified;
+  p[1] = guard;
+  return pg_query(
+      db,
+      "WITH nodup_tree AS (SELECT $1::regclass AS relid UNION "
+      "  SELECT relid FROM pg_catalog.pg_partition_tree($1::regclass) WHERE isleaf), "
+      "nodup_g AS (SELECT tg.tgname::text AS name, format('\"%s\".\"%s\"()', "
+      "  replace(pn.nspname, '\"', '\"\"'), replace(p.proname, '\"', '\"\"')) AS fn, "
+      "  (SELECT string_agg(a.attname::text, E'\\x1f' ORDER BY k.o) "
+      "   FROM unnest(tg.tgattr::int2[]) WITH ORDINALITY AS k(n, o) "
+      "   JOIN pg_catalog.pg_attribute a ON a.attrelid = tg.tgrelid AND a.attnum = k.n) AS cols, "
+      "  pg_catalog.obj_description(p.oid, 'pg_proc') AS note "
+      "  FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_proc p ON p.oid = tg.tgfoid "
+      "  JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace "
+      "  WHERE tg.tgrelid = $1::regclass AND tg.tgname ~ " PG_GUARD_NAME "), "
+      "nodup_o AS (SELECT g.*, substring(g.note FROM '; backend ([0-9]+) [0-9.]+$') AS pid, "
+      "  substring(g.note FROM '; backend [0-9]+ ([0-9.]+)$') AS born FROM nodup_g g) "
+      "SELECT 'g', o.name, o.fn, o.cols, NULL, NULL, "
+      "  CASE WHEN o.note ~ '; backend pooled$' THEN -1 WHEN o.pid IS NULL THEN 0 "
+      "  ELSE coalesce((SELECT CASE WHEN a.backend_start IS NULL THEN -1 ELSE 1 END "
+      "    FROM pg_catalog.pg_stat_activity a WHERE a.pid = o.pid::int "
+      "    AND a.pid <> pg_catalog.pg_backend_pid() AND (a.backend_start IS NULL "
+      "    OR extract(epoch FROM a.backend_start)::text = o.born) LIMIT 1), 0) END, "
+      "  0, coalesce(o.pid, '0') FROM nodup_o o "
+      "UNION ALL " PG_UNUSED_GUARDS("= $2") "UNION ALL "
+      "SELECT CASE WHEN i.indisvalid THEN 'p' ELSE 'i' END, "
+      "  format('\"%s\".\"%s\"', replace(n.nspname, '\"', '\"\"'), "
+      "  replace(x.relname, '\"', '\"\"')), "
+      "  x.relname::text, "
+      "  (SELECT string_agg(coalesce(a.attname::text, ''), E'\\x1f' ORDER BY k.o) "
+      "   FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(n, o) "
+      "   LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n "
+      "   WHERE k.o <= i.indnkeyatts), "
+      "  format('\"%s\".\"%s\"', replace(rn.nspname, '\"', '\"\"'), "
+      "  replace(r.relname, '\"', '\"\"')), r.relname::text, "
+      "  (EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_create_index b "
+      "   WHERE b.index_relid = i.indexrelid))::int, i.indisready::int, '0' "
+      "FROM nodup_tree JOIN pg_catalog.pg_index i ON i.indrelid = nodup_tree.relid "
+      "JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid "
+      "JOIN pg_catalog.pg_namespace n ON n.oid = x.relnamespace "
+      "JOIN pg_catalog.pg_class r ON r.oid = i.indrelid "
+      "JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace "
+      "WHERE i.indisunique AND (NOT i.indisvalid OR (i.indrelid <> $1::regclass "
+      "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid) "
+      "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k "
+      "   WHERE k.conindid = i.indexrelid))) "
+      "ORDER BY 1, 2",
+      p, 2, fn, ctx);
+}
+
+static int pg_orphan_guards(nodup_db *db, row_fn fn, void *ctx) {
+  return pg_query(db, PG_UNUSED_GUARDS("~ " PG_GUARD_NAME) "ORDER BY 2", NULL, 0, fn, ctx);
+}
+
 const struct nodup_backend nodup_pg_backend = {
     .name = "postgresql",
     .caps = BE_CAP_SCHEMAS | BE_CAP_TABLE_LOCKS | BE_CAP_ONLINE_INDEX |
@@ -1104,6 +1238,9 @@ const struct nodup_backend nodup_pg_backend = {
     .session_alive = pg_session_alive,
     .partition_key = pg_partition_key,
     .index_state = pg_index_state,
+    .guard_function = pg_guard_function,
+    .online_leftovers = pg_online_leftovers,
+    .orphan_guards = pg_orphan_guards,
 };
 
 /* ---- COPY FROM STDIN (import.c) ---- */

@@ -8,11 +8,11 @@
  * partitioned table's leaf indexes. A run that dies (client killed, backend
  * terminated, server restarted) cannot remove them, and the guard goes on
  * serialising writers per key and refusing existing keys. So one catalog
- * query (leftovers_load) finds them; the commands that look at a key (key
- * prepare and check, scan, merge) pass what it found on as the
- * connection's notice (nodup_notice) and, when they fail, in their
- * message; enforce removes them before it starts, --abort only removes
- * them. The guard's function carries a comment naming the backend that
+ * read (leftovers_load, the backend's online_leftovers) finds them; the
+ * commands that look at a key (key prepare and check, scan, merge) pass
+ * what it found on as the connection's notice (nodup_notice) and, when
+ * they fail, in their message; enforce removes them before it starts,
+ * --abort only removes them. The guard's function carries a comment naming the backend that
  * installed it, so a run that is still going is told from a dead one and
  * never loses its guard under it.
  */
@@ -86,12 +86,21 @@ static int read_leftover(void *ctx, int n, const char *const *v) {
   return l->oom;
 }
 
-/* Where this is worth asking: only PostgreSQL and Citus run enforce
- * --online (engine.c refuses it on CockroachDB and YugabyteDB, whose
- * catalogs lack some of what the query reads). */
+/* Where this is worth asking: a backend with online builds (its
+ * online_leftovers member reads the catalog), on an engine that runs
+ * enforce --online at all (engine.c refuses it on CockroachDB and
+ * YugabyteDB, whose catalogs lack some of what the query reads). */
 static int leftovers_possible(const nodup_db *db) {
-  return db && db_can(db, BE_CAP_ONLINE_INDEX) &&
-         (db->engine.kind == ENGINE_POSTGRES || db->engine.kind == ENGINE_CITUS);
+  engine_request r;
+  buf m;
+  int rc;
+  if (!db || !db_can(db, BE_CAP_ONLINE_INDEX)) return 0;
+  memset(&r, 0, sizeof r);
+  r.op = ENGINE_OP_ENFORCE_ONLINE;
+  buf_init(&m);
+  rc = engine_refusal(&db->engine, &r, &m);
+  buf_free(&m);
+  return rc == NODUP_OK;
 }
 
 /* The guard's name: one per table, from its quoted name (FNV-1a), so a
@@ -104,7 +113,8 @@ void enforce_guard_name(const nodup_table_info *t, char out[64]) {
 }
 
 /*
- * Everything an online run can leave on t, in one catalog query:
+ * Everything an online run can leave on t, as the backend's
+ * online_leftovers reads it from the catalog (PostgreSQL: one query):
  *  g  triggers named like a guard on t, with their function, the columns
  *     they fire on (the key) and whether the backend that installed them
  *     (from the function's comment, enforce_guard_comment) is still there;
@@ -118,65 +128,10 @@ void enforce_guard_name(const nodup_table_info *t, char out[64]) {
  */
 static int leftovers_load(nodup_db *db, const nodup_table_info *t, leftovers *out) {
   char guard[64];
-  const char *p[2];
   int rc;
   memset(out, 0, sizeof *out);
   enforce_guard_name(t, guard);
-  p[0] = t->qualified;
-  p[1] = guard;
-  rc = db->be->query(
-      db,
-      "WITH nodup_tree AS (SELECT $1::regclass AS relid UNION "
-      "  SELECT relid FROM pg_catalog.pg_partition_tree($1::regclass) WHERE isleaf), "
-      "nodup_g AS (SELECT tg.tgname::text AS name, format('\"%s\".\"%s\"()', "
-      "  replace(pn.nspname, '\"', '\"\"'), replace(p.proname, '\"', '\"\"')) AS fn, "
-      "  (SELECT string_agg(a.attname::text, E'\\x1f' ORDER BY k.o) "
-      "   FROM unnest(tg.tgattr::int2[]) WITH ORDINALITY AS k(n, o) "
-      "   JOIN pg_catalog.pg_attribute a ON a.attrelid = tg.tgrelid AND a.attnum = k.n) AS cols, "
-      "  pg_catalog.obj_description(p.oid, 'pg_proc') AS note "
-      "  FROM pg_catalog.pg_trigger tg JOIN pg_catalog.pg_proc p ON p.oid = tg.tgfoid "
-      "  JOIN pg_catalog.pg_namespace pn ON pn.oid = p.pronamespace "
-      "  WHERE tg.tgrelid = $1::regclass AND tg.tgname ~ '^nodup_guard_[0-9a-f]{8}$'), "
-      "nodup_o AS (SELECT g.*, substring(g.note FROM '; backend ([0-9]+) [0-9.]+$') AS pid, "
-      "  substring(g.note FROM '; backend [0-9]+ ([0-9.]+)$') AS born FROM nodup_g g) "
-      "SELECT 'g', o.name, o.fn, o.cols, NULL, NULL, "
-      "  CASE WHEN o.note ~ '; backend pooled$' THEN -1 WHEN o.pid IS NULL THEN 0 "
-      "  ELSE coalesce((SELECT CASE WHEN a.backend_start IS NULL THEN -1 ELSE 1 END "
-      "    FROM pg_catalog.pg_stat_activity a WHERE a.pid = o.pid::int "
-      "    AND a.pid <> pg_catalog.pg_backend_pid() AND (a.backend_start IS NULL "
-      "    OR extract(epoch FROM a.backend_start)::text = o.born) LIMIT 1), 0) END, "
-      "  0, coalesce(o.pid, '0') FROM nodup_o o "
-      "UNION ALL "
-      "SELECT 'f', format('\"%s\".\"%s\"()', replace(n.nspname, '\"', '\"\"'), "
-      "  replace(p.proname, '\"', '\"\"')), NULL, NULL, NULL, NULL, 0, 0, '0' "
-      "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
-      "WHERE p.proname = $2 AND p.pronargs = 0 "
-      "  AND p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype "
-      "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger u WHERE u.tgfoid = p.oid) "
-      "UNION ALL "
-      "SELECT CASE WHEN i.indisvalid THEN 'p' ELSE 'i' END, "
-      "  format('\"%s\".\"%s\"', replace(n.nspname, '\"', '\"\"'), "
-      "  replace(x.relname, '\"', '\"\"')), "
-      "  x.relname::text, "
-      "  (SELECT string_agg(coalesce(a.attname::text, ''), E'\\x1f' ORDER BY k.o) "
-      "   FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(n, o) "
-      "   LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n "
-      "   WHERE k.o <= i.indnkeyatts), "
-      "  format('\"%s\".\"%s\"', replace(rn.nspname, '\"', '\"\"'), "
-      "  replace(r.relname, '\"', '\"\"')), r.relname::text, "
-      "  (EXISTS (SELECT 1 FROM pg_catalog.pg_stat_progress_create_index b "
-      "   WHERE b.index_relid = i.indexrelid))::int, i.indisready::int, '0' "
-      "FROM nodup_tree JOIN pg_catalog.pg_index i ON i.indrelid = nodup_tree.relid "
-      "JOIN pg_catalog.pg_class x ON x.oid = i.indexrelid "
-      "JOIN pg_catalog.pg_namespace n ON n.oid = x.relnamespace "
-      "JOIN pg_catalog.pg_class r ON r.oid = i.indrelid "
-      "JOIN pg_catalog.pg_namespace rn ON rn.oid = r.relnamespace "
-      "WHERE i.indisunique AND (NOT i.indisvalid OR (i.indrelid <> $1::regclass "
-      "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_inherits h WHERE h.inhrelid = i.indexrelid) "
-      "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint k "
-      "   WHERE k.conindid = i.indexrelid))) "
-      "ORDER BY 1, 2",
-      p, 2, read_leftover, out);
+  rc = db_online_leftovers(db, t, guard, read_leftover, out);
   if (rc == NODUP_OK && out->oom) rc = NODUP_ERR_NOMEM;
   if (rc != NODUP_OK) leftovers_free(out);
   return rc;
@@ -450,17 +405,7 @@ static int sweep_orphans(nodup_db *db, buf *removed) {
   size_t i;
   int rc;
   memset(&l, 0, sizeof l);
-  rc = db->be->query(db,
-                     "SELECT 'f', format('\"%s\".\"%s\"()', "
-                     "replace(n.nspname, '\"', '\"\"'), replace(p.proname, '\"', '\"\"')), "
-                     "NULL, NULL, NULL, "
-                     "NULL, 0, 0, '0' FROM pg_catalog.pg_proc p "
-                     "JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
-                     "WHERE p.proname ~ '^nodup_guard_[0-9a-f]{8}$' AND p.pronargs = 0 "
-                     "AND p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype "
-                     "AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger u "
-                     "WHERE u.tgfoid = p.oid) ORDER BY 2",
-                     NULL, 0, read_leftover, &l);
+  rc = db_orphan_guards(db, read_leftover, &l);
   if (rc == NODUP_OK && l.oom) rc = NODUP_ERR_NOMEM;
   for (i = 0; rc == NODUP_OK && i < l.n; i++) {
     buf q;

@@ -24,76 +24,27 @@ static int ddl_retry(enforce_ctx *c, const char *sql) {
 
 /* ---- the guard ---- */
 
-/* The guard's RAISE: the message names the index being built, as its
+/* The guard's refusal: the message names the index being built, as its
  * violation will, and the guard, for whoever meets one that a dead run
  * left; the constraint is the index's name, as the index itself will
  * report it: get-or-create then knows this refusal is its own key's (a
- * lost race to absorb), not another constraint's. */
-static void guard_raise(enforce_ctx *c, buf *q) {
+ * lost race to absorb), not another constraint's. The guard function
+ * itself, which does the index's job until it is built, is the backend's
+ * (guard_function). */
+static int guard_function(enforce_ctx *c, buf *q) {
   buf m;
+  int rc;
   buf_init(&m);
   buf_puts(&m, "duplicate key value violates unique constraint \"");
   buf_puts(&m, c->rep->index);
   buf_printf(&m, "\" (nodup enforce is building it; refused by its guard trigger %s, which "
                  "`nodup enforce --abort` removes if no enforce of this table is running)",
              c->guard);
-  buf_puts(q, "RAISE unique_violation USING MESSAGE = ");
-  sql_name_literal(q, buf_str(&m));
-  buf_puts(q, ", CONSTRAINT = ");
-  sql_name_literal(q, c->rep->index);
-  if (m.oom) q->oom = 1;
+  rc = m.oom ? NODUP_ERR_NOMEM
+             : db_guard_function(c->db, q, c->guard, c->t, c->key, c->nkey, c->where,
+                                 c->opt->nulls_equal, buf_str(&m), c->rep->index);
   buf_free(&m);
-}
-
-/* The guard function: for each new or re-keyed row inside the predicate,
- * take a transaction-scoped advisory lock on the key's value (writers of
- * one key go one at a time) and refuse the row if the key is taken, as
- * the unique index will. Each statement of a plpgsql function sees rows
- * committed before it started, so the second writer sees the first's row
- * once the lock is his (READ COMMITTED; a stricter writer that slips
- * through makes the index build fail, which is retried). */
-static void guard_function(enforce_ctx *c, buf *q) {
-  const nodup_table_info *t = c->t;
-  size_t i;
-  buf_printf(q, "CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $nodup$ BEGIN IF ",
-             c->guard);
-  for (i = 0; i < c->nkey && !c->opt->nulls_equal; i++) {
-    buf_puts(q, "NEW.");
-    sql_ident(q, c->key[i]);
-    buf_puts(q, " IS NOT NULL AND ");
-  }
-  if (c->where)
-    buf_printf(q, "EXISTS (SELECT 1 FROM (SELECT NEW.*) AS nodup_new WHERE (%s))", c->where);
-  else
-    buf_puts(q, "TRUE");
-  buf_puts(q, " THEN PERFORM pg_advisory_xact_lock(hashtextextended(ROW(");
-  for (i = 0; i < c->nkey; i++) {
-    buf_puts(q, i ? ", NEW." : "NEW.");
-    sql_ident(q, c->key[i]);
-  }
-  buf_printf(q, ")::text, TG_RELID::bigint)); IF EXISTS (SELECT 1 FROM %s AS nodup_o WHERE ",
-             t->qualified);
-  for (i = 0; i < c->nkey; i++) {
-    buf_puts(q, i ? " AND nodup_o." : "nodup_o.");
-    sql_ident(q, c->key[i]);
-    buf_puts(q, c->opt->nulls_equal ? " IS NOT DISTINCT FROM NEW." : " = NEW.");
-    sql_ident(q, c->key[i]);
-  }
-  if (c->where) buf_printf(q, " AND (%s)", c->where);
-  /* An UPDATE must not find its own row. */
-  buf_puts(q, " AND (TG_OP = 'INSERT' OR (");
-  for (i = 0; i < t->npk; i++) {
-    buf_puts(q, i ? ", nodup_o." : "nodup_o.");
-    sql_ident(q, t->pk[i]);
-  }
-  buf_puts(q, ") IS DISTINCT FROM (");
-  for (i = 0; i < t->npk; i++) {
-    buf_puts(q, i ? ", OLD." : "OLD.");
-    sql_ident(q, t->pk[i]);
-  }
-  buf_puts(q, "))) THEN ");
-  guard_raise(c, q);
-  buf_puts(q, "; END IF; END IF; RETURN NEW; END $nodup$");
+  return rc;
 }
 
 /* The function, its comment (naming this backend) and its trigger, in one
@@ -106,7 +57,7 @@ static int guard_install(enforce_ctx *c) {
   buf_init(&q);
   buf_init(&comment);
   buf_init(&trigger);
-  guard_function(c, &q);
+  if ((rc = guard_function(c, &q)) != NODUP_OK) goto done;
   if ((rc = enforce_guard_comment(c->db, c->guard, c->rep->index, &comment)) != NODUP_OK) goto done;
   buf_printf(&trigger, "CREATE TRIGGER %s BEFORE INSERT OR UPDATE OF ", c->guard);
   sql_ident_list(&trigger, c->key, c->nkey);

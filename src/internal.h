@@ -490,6 +490,34 @@ struct nodup_backend {
   /* Append a boolean SQL expression: the session named by SQL expression
    * `id` (a session_id text) still runs. NULL with session_id. */
   void (*session_alive)(buf *q, const char *id);
+  /* ---- the online mode's guard and what a dead run leaves (enforce_online.c,
+   * enforce_leftovers.c): NULL without BE_CAP_ONLINE_INDEX ---- */
+  /* Append the statement creating trigger function `name` (no arguments,
+   * written as given), the guard that does the job of t's unique index on
+   * `key` while it is built: for each inserted row, or updated row whose
+   * key changed, inside predicate `where` (NULL: every row) and with no
+   * NULL in its key unless nulls_equal, writers of one key value go one
+   * at a time, and the row is refused with SQLSTATE 23505, `message` and
+   * constraint `constraint` when another row of t inside `where` has that
+   * key (NULLs equal when nulls_equal). */
+  void (*guard_function)(buf *q, const char *name, const nodup_table_info *t,
+                         char *const *key, size_t nkey, const char *where, int nulls_equal,
+                         const char *message, const char *constraint);
+  /* What online runs left on t, one row each to fn, nine values: kind, name,
+   * extra, cols, on, relname, state, ready, pid (enforce_leftovers.c's
+   * struct leftover says what each holds per kind). Kinds: 'g' a trigger
+   * on t named like a guard (enforce_guard_name), its state read from its
+   * function's comment (enforce_guard_comment: "...; backend <session_id>"
+   * alive 1, dead 0; "; backend pooled" -1, as when the session's start is
+   * hidden); 'f' t's guard function `guard` with no trigger; 'i' an INVALID
+   * unique index on t or a leaf partition, state 1 while a build runs; 'p'
+   * a valid unique index on a leaf partition that no index of t uses and
+   * no constraint owns. Ordered by kind, then name. */
+  int (*online_leftovers)(nodup_db *db, const nodup_table_info *t, const char *guard,
+                          row_fn fn, void *ctx);
+  /* Every guard function (named like one, on any table) that no trigger
+   * uses, as rows of kind 'f' in online_leftovers' layout, by name. */
+  int (*orphan_guards)(nodup_db *db, row_fn fn, void *ctx);
 };
 
 static inline int db_can(const nodup_db *db, unsigned cap);
@@ -529,6 +557,15 @@ void db_conflict_insert(buf *q, const nodup_db *db, const nodup_table_info *t, c
 int db_partition_key(nodup_db *db, const nodup_table_info *t, row_fn fn, void *ctx);
 int db_index_find(nodup_db *db, const nodup_table_info *t, const char *index,
                   db_index_state *out);
+/* The online mode's members (guard_function, online_leftovers,
+ * orphan_guards): NODUP_ERR_UNSUPPORTED from db_guard_function, and no
+ * rows from the others, where the backend has none. */
+int db_guard_function(nodup_db *db, buf *q, const char *name, const nodup_table_info *t,
+                      char *const *key, size_t nkey, const char *where, int nulls_equal,
+                      const char *message, const char *constraint);
+int db_online_leftovers(nodup_db *db, const nodup_table_info *t, const char *guard, row_fn fn,
+                        void *ctx);
+int db_orphan_guards(nodup_db *db, row_fn fn, void *ctx);
 
 /* ==== engine.c: which PostgreSQL-compatible engine answers, and what it
  * cannot hold (Citus, CockroachDB, YugabyteDB). Pure functions over the

@@ -33,8 +33,11 @@
 #define db_exec_params nodup__db_exec_params
 #define db_fail_buf nodup__db_fail_buf
 #define db_fail_url nodup__db_fail_url
+#define db_guard_function nodup__db_guard_function
 #define db_index_find nodup__db_index_find
 #define db_looks_like_conninfo nodup__db_looks_like_conninfo
+#define db_online_leftovers nodup__db_online_leftovers
+#define db_orphan_guards nodup__db_orphan_guards
 #define db_partition_key nodup__db_partition_key
 #define db_read_count nodup__db_read_count
 #define db_read_text nodup__db_read_text

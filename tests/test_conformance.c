@@ -108,6 +108,10 @@ static void test_members(void **state) {
   /* Partitions have leaves; indexes built online can be left invalid. */
   assert_true(db_can(db, BE_CAP_PARTITIONS) == !!be->leaves);
   assert_true(!db_can(db, BE_CAP_ONLINE_INDEX) || be->index_invalid);
+  /* The online mode's guard and its leftovers come with the capability. */
+  assert_true(db_can(db, BE_CAP_ONLINE_INDEX) == !!be->guard_function);
+  assert_true(db_can(db, BE_CAP_ONLINE_INDEX) == !!be->online_leftovers);
+  assert_true(db_can(db, BE_CAP_ONLINE_INDEX) == !!be->orphan_guards);
 }
 
 /* nodup_open asks nodup_backends[] in order: this database's URL goes to
@@ -472,6 +476,90 @@ static void test_index_state(void **state) {
   table_info_free(t);
 }
 
+/* ---- the online mode's guard and leftovers ---- */
+
+/* Rows of online_leftovers' layout, "kind|name|extra|cols|state|ready"
+ * each, '\n'-joined. */
+static int leftover_rows(void *ctx, int n, const char *const *v) {
+  buf *b = ctx;
+  int i;
+  assert_int_equal(n, 9);
+  for (i = 0; i < 8; i++)
+    if (i != 4 && i != 5)
+      buf_printf(b, "%s%s", i ? "|" : (b->len ? "\n" : ""), v[i] ? v[i] : "NULL");
+  return 0;
+}
+
+/* The guard does the unique index's job (one writer per key, a taken key
+ * refused as the index will refuse it, NULL keys left alone); what an
+ * interrupted run leaves is found: the guard function alone, then with
+ * its trigger, and an INVALID index a failed online build left. Without
+ * BE_CAP_ONLINE_INDEX there is no guard, and nothing is ever left. */
+static void test_online_guard(void **state) {
+  nodup_db *db = *state;
+  nodup_table_info *t = NULL;
+  char guard[64], *key[1] = {"email"};
+  buf q, rows;
+  int online = db_can(db, BE_CAP_ONLINE_INDEX);
+  harness_exec(db, "CREATE TABLE guarded ({id}, email TEXT)");
+  harness_exec(db, "INSERT INTO guarded (email) VALUES ('dup'); "
+                   "INSERT INTO guarded (email) VALUES ('dup')");
+  assert_int_equal(db->be->table_info(db, "guarded", &t), NODUP_OK);
+  enforce_guard_name(t, guard);
+  buf_init(&q);
+  buf_init(&rows);
+  assert_int_equal(db_guard_function(db, &q, guard, t, key, 1, NULL, 0, "taken: guarded_key",
+                                     "guarded_key"),
+                   online ? NODUP_OK : NODUP_ERR_UNSUPPORTED);
+  if (!online) {
+    assert_int_equal(db_online_leftovers(db, t, guard, leftover_rows, &rows), NODUP_OK);
+    assert_int_equal(db_orphan_guards(db, leftover_rows, &rows), NODUP_OK);
+    assert_int_equal(rows.len, 0);
+    goto done;
+  }
+  assert_int_equal(db->be->exec(db, buf_str(&q)), NODUP_OK);
+  /* A function no trigger uses: t's, and an orphan anywhere. */
+  assert_int_equal(db_online_leftovers(db, t, guard, leftover_rows, &rows), NODUP_OK);
+  assert_true(rows.len && buf_str(&rows)[0] == 'f' && !strchr(buf_str(&rows), '\n'));
+  assert_non_null(strstr(buf_str(&rows), guard));
+  buf_reset(&rows);
+  assert_int_equal(db_orphan_guards(db, leftover_rows, &rows), NODUP_OK);
+  assert_true(rows.len && buf_str(&rows)[0] == 'f' && !strchr(buf_str(&rows), '\n'));
+  /* With its trigger (as enforce_online.c installs it): a guard, no orphan,
+   * and no comment naming a live run. */
+  buf_reset(&q);
+  buf_printf(&q, "CREATE TRIGGER %s BEFORE INSERT OR UPDATE OF email ON %s FOR EACH ROW "
+                 "EXECUTE FUNCTION %s()", guard, t->qualified, guard);
+  assert_int_equal(db->be->exec(db, buf_str(&q)), NODUP_OK);
+  buf_reset(&rows);
+  assert_int_equal(db_orphan_guards(db, leftover_rows, &rows), NODUP_OK);
+  assert_int_equal(rows.len, 0);
+  assert_int_equal(db_online_leftovers(db, t, guard, leftover_rows, &rows), NODUP_OK);
+  assert_true(!strncmp(buf_str(&rows), "g|", 2) && !strchr(buf_str(&rows), '\n'));
+  assert_non_null(strstr(buf_str(&rows), "|email|0|0"));
+  /* Its refusal is the index's: 23505 naming the constraint; NULL keys
+   * are not compared. */
+  assert_int_not_equal(db->be->exec(db, "INSERT INTO guarded (email) VALUES ('dup')"),
+                       NODUP_OK);
+  assert_string_equal(nodup_sqlstate(db), "23505");
+  assert_string_equal(nodup_errconstraint(db), "guarded_key");
+  assert_non_null(strstr(nodup_errmsg(db), "taken: guarded_key"));
+  harness_exec(db, "INSERT INTO guarded (email) VALUES ('new'); "
+                   "INSERT INTO guarded (email) VALUES (NULL); "
+                   "INSERT INTO guarded (email) VALUES (NULL)");
+  /* A failed online build leaves its index INVALID. */
+  assert_false(runs(db, "CREATE UNIQUE INDEX CONCURRENTLY guarded_key ON guarded (email)", 0));
+  buf_reset(&rows);
+  assert_int_equal(db_online_leftovers(db, t, guard, leftover_rows, &rows), NODUP_OK);
+  assert_non_null(strstr(buf_str(&rows), "\ni|"));
+  assert_non_null(strstr(buf_str(&rows), "|guarded_key|email|0|"));
+done:
+  assert_false(q.oom || rows.oom);
+  buf_free(&q);
+  buf_free(&rows);
+  table_info_free(t);
+}
+
 /* ---- the journal's members ---- */
 
 /* A journal statement (templated as journal_sql's), asserted to run. */
@@ -708,6 +796,7 @@ int main(void) {
       T(test_caps_behave),
       T(test_partitions),
       T(test_index_state),
+      T(test_online_guard),
       T(test_time_and_catalog),
       T(test_lock_and_session),
       T(test_search_path),
