@@ -233,10 +233,10 @@ static int ddl(nodup_db *db, const buf *q, int pg) {
   if (pg) return db->be->query(db, buf_str(q), NULL, 0, NULL, NULL);
   if ((rc = db_begin_write(db)) != NODUP_OK) return rc;
   rc = db->be->query(db, buf_str(q), NULL, 0, NULL, NULL);
-  if (rc == NODUP_OK) return db->be->exec(db, "COMMIT");
-  {
-    db_rollback(db, rc);
-  }
+  /* A COMMIT that fails (SQLite: busy, I/O, full) may leave the
+   * transaction open: roll it back too. */
+  if (rc == NODUP_OK) rc = db->be->exec(db, "COMMIT");
+  if (rc != NODUP_OK) db_rollback(db, rc);
   return rc;
 }
 

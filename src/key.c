@@ -375,6 +375,9 @@ static int key_open(nodup_key **out, nodup_db *db, const char *table,
 
   key = calloc(1, sizeof *key);
   if (!key || arb.oom) {
+    /* Not a key yet (no db, not counted): nodup_key_free is for keys. */
+    free(key);
+    key = NULL;
     rc = NODUP_ERR_NOMEM;
     goto done;
   }
@@ -504,6 +507,10 @@ static int shape_build(nodup_key *key, key_shape *s, char **dcols, size_t nd) {
     types[i] = t->types[table_info_column(db, t, c)];
     if (i) buf_puts(&cols, ", ");
     sql_ident(&cols, c);
+  }
+  if (cols.oom) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
   }
 
   /* Lookup: the key, exactly as the index sees it. */

@@ -10,6 +10,12 @@
 
 void sql_ident(buf *b, const char *name) {
   const char *s;
+  /* A NULL name is a copy that could not be made: the text is out of
+   * memory, which its builder checks once at the end. */
+  if (!name) {
+    b->oom = 1;
+    return;
+  }
   buf_putc(b, '"');
   for (s = name; *s; s++) {
     if (*s == '"') buf_putc(b, '"');
