@@ -54,11 +54,19 @@
  * fixture that has grown too big for a loop that tries every N. */
 #define STATEMENT_CAP 2000
 #define ALLOCATION_CAP 20000
-/* An allocation loop fails every call up to this one, then calls evenly
- * spread beyond it (about TRIES more), so that a run takes seconds, not
- * minutes; set NODUP_FAULT_ALL to fail every one. Statement loops try
- * every N. */
-#define TRIES 100
+/* How many N a loop tries: every N up to `first`, every one of the last
+ * `last` (the clean-up, where a failure is least expected), about `spread`
+ * evenly spread between, so that a run takes a minute, not half an hour.
+ * SQLite tries every statement; PostgreSQL's round trips (DDL for every
+ * fixture, CONCURRENTLY builds) cost more, and the allocations it would
+ * fail are mostly SQLite's already. NODUP_FAULT_ALL=1 tries every N everywhere. */
+typedef struct budget {
+  long first, last, spread;
+} budget;
+static const budget sqlite_statements = {1L << 30, 0, 0};
+static const budget sqlite_allocations = {100, 30, 100};
+static const budget pg_statements = {30, 30, 30};
+static const budget pg_allocations = {10, 10, 10};
 
 /* ---- the fault: one countdown, armed for one kind at a time ---- */
 
@@ -506,6 +514,7 @@ static int verdict(nodup_db *db, const operation *op, int kind, int rc,
 static long torture(nodup_db **dbp, const operation *op, int kind) {
   char *final, *before, why[8192];
   long n, calls = 0, stride = 1, cap = kind == FAULT_STATEMENT ? STATEMENT_CAP : ALLOCATION_CAP;
+  budget b = {0, 0, 0};
   nodup_db *db = *dbp;
   int rc;
 
@@ -520,12 +529,15 @@ static long torture(nodup_db **dbp, const operation *op, int kind) {
   final = fingerprint(db);
   if (calls > cap)
     fail_msg("%s: more than %ld %ss: shrink the fixture", op->name, cap, kind_name(kind));
-  /* Statements: every N. Allocations: every N up to TRIES, then evenly
-   * spread; NODUP_FAULT_ALL: every N. */
-  if (kind == FAULT_ALLOCATION && !getenv("NODUP_FAULT_ALL") && calls > TRIES)
-    stride = (calls + TRIES - 1) / TRIES;
+  if (getenv("NODUP_FAULT_ALL")) {
+    b.first = calls;
+  } else {
+    b = kind == FAULT_STATEMENT ? (harness_is_pg() ? pg_statements : sqlite_statements)
+                                : (harness_is_pg() ? pg_allocations : sqlite_allocations);
+    if (b.spread && calls > b.first + b.last) stride = (calls - b.first - b.last) / b.spread + 1;
+  }
 
-  for (n = 1;; n += n < TRIES ? 1 : stride) {
+  for (n = 1;; n += n < b.first || n >= calls - b.last ? 1 : stride) {
     const known_bug *k;
     if (n > cap)
       fail_msg("%s: more than %ld %ss: shrink the fixture", op->name, cap, kind_name(kind));
