@@ -495,6 +495,7 @@ static int sq_index_details(nodup_db *db, nodup_index_info *ix, int partial) {
   if (rc == NODUP_OK && partial) {
     rc = sq_query(db, "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?1",
                   p, 1, collect_first, &c);
+    if (rc == NODUP_OK && c.b.oom) rc = NODUP_ERR_NOMEM;
     if (rc == NODUP_OK && c.n) ix->predicate = index_predicate(buf_str(&c.b));
   }
   buf_free(&c.b);
@@ -514,6 +515,7 @@ static int sq_table_name(nodup_db *db, const char *table, nodup_table_info *t) {
                 "SELECT type || char(30) || name FROM sqlite_schema "
                 "WHERE type IN ('table', 'view') AND name = ?1 COLLATE NOCASE",
                 p, 1, collect_first, &kind);
+  if (rc == NODUP_OK && kind.b.oom) rc = NODUP_ERR_NOMEM;
   if (rc != NODUP_OK) goto done;
   if (kind.n == 0) {
     rc = nodup_fail(db, NODUP_ERR_NO_TABLE, "table \"%s\" does not exist", table);
@@ -595,6 +597,7 @@ static int sq_table_indexes(nodup_db *db, nodup_table_info *t, int rowid_alias) 
                 "SELECT name, origin, partial FROM pragma_index_list(?1) "
                 "WHERE \"unique\" = 1 ORDER BY name",
                 p, 1, collect_index, &ir);
+  if (rc == NODUP_OK && (ir.names.oom || ir.origins.oom || ir.partial.oom)) rc = NODUP_ERR_NOMEM;
   if (rc != NODUP_OK) goto done;
   n = ir.n;
   t->idx = calloc(n + 1, sizeof *t->idx);

@@ -415,7 +415,8 @@ static int sweep_orphans(nodup_db *db, buf *removed) {
       buf_printf(removed, "%sorphan guard function %s", removed->len ? "; " : "", l.a[i].name);
     buf_free(&q);
   }
-  nodup_clear_error(db);
+  /* The drops' failures are forgotten; the query's is the caller's. */
+  if (rc == NODUP_OK) nodup_clear_error(db);
   leftovers_free(&l);
   return rc;
 }

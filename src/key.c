@@ -375,6 +375,9 @@ static int key_open(nodup_key **out, nodup_db *db, const char *table,
 
   key = calloc(1, sizeof *key);
   if (!key || arb.oom) {
+    /* Not a key yet (no db, not counted): nodup_key_free is for keys. */
+    free(key);
+    key = NULL;
     rc = NODUP_ERR_NOMEM;
     goto done;
   }
@@ -551,6 +554,10 @@ static int shape_build(nodup_key *key, key_shape *s, char *const *dcols, size_t 
     if (i) buf_puts(&cols, ", ");
     sql_ident(&cols, shape_column(key, dcols, i));
   }
+  if (cols.oom) {
+    rc = NODUP_ERR_NOMEM;
+    goto done;
+  }
   lookup_sql(&q, key, s->mask);
   rc = shape_prepare(db, &q, key->ncols, types, &s->lookup);
   if (rc == NODUP_OK && key->backed) {
@@ -561,6 +568,7 @@ static int shape_build(nodup_key *key, key_shape *s, char *const *dcols, size_t 
     plain_sql(&q, key, buf_str(&cols), n);
     rc = shape_prepare(db, &q, n, types, &s->plain);
   }
+done:
   buf_free(&q);
   buf_free(&cols);
   free(types);

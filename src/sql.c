@@ -16,6 +16,12 @@
 /* s between two `quote`s, each quote in it doubled: SQL's one escape for
  * both identifiers and string literals. */
 static void quoted(buf *b, const char *s, char quote) {
+  /* A NULL name is a copy that could not be made: the text is out of
+   * memory, which its builder checks once at the end. */
+  if (!s) {
+    b->oom = 1;
+    return;
+  }
   buf_putc(b, quote);
   for (; *s; s++) {
     if (*s == quote) buf_putc(b, quote);
