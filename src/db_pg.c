@@ -1212,6 +1212,7 @@ const struct nodup_backend nodup_pg_backend = {
     .reconnect = pg_reconnect,
     .begin_write = "BEGIN",
     .lock_rows = " FOR UPDATE",
+    .temp_schema = "pg_temp",
     .changes = pg_changes,
     .begin_write_urgent = NULL,
     .predicate_canon = pg_predicate_canon,

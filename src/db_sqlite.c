@@ -971,6 +971,7 @@ const struct nodup_backend nodup_sqlite_backend = {
     .reconnect = NULL,
     .begin_write = "BEGIN IMMEDIATE",
     .lock_rows = "",
+    .temp_schema = "temp",
     .changes = sq_changes,
     .begin_write_urgent = sq_begin_write_urgent,
     .predicate_canon = sq_predicate_canon,

@@ -396,6 +396,8 @@ struct nodup_backend {
   int (*reconnect)(nodup_db *db);
   const char *begin_write;   /* a transaction that will write: no upgrade */
   const char *lock_rows;     /* suffix locking a SELECT's rows, or "" */
+  const char *temp_schema;   /* the connection's own schema of temporary tables, by
+                                a name that reaches nothing else */
   /* Run one parameterised INSERT, UPDATE or DELETE; *n gets the rows it
    * changed, counted by the engine (no row is sent back per change, so a
    * merge's memory does not grow with the table). */

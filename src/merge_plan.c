@@ -208,10 +208,15 @@ int merge_pass_groups(merge_ctx *c, const nodup_table_info *t, char *const *key,
     /* Pooled, the table is named after the run and outlives a killed
      * process: a resume finds its predecessor's. */
     buf_printf(&q, "DROP TABLE %s%s", c->have_groups ? "" : "IF EXISTS ", c->groups);
-    if ((rc = merge_sql(c, &q, NULL)) != NODUP_OK) goto done;
-    c->have_groups = 0;
-    buf_reset(&q);
+  } else {
+    /* An earlier merge on this connection whose clean-up DROP failed left
+     * its temporary table (found by the fault tests). Named through the
+     * temporary schema, so a user's table of the same name is never hit. */
+    buf_printf(&q, "DROP TABLE IF EXISTS %s.%s", c->db->be->temp_schema, c->groups);
   }
+  if ((rc = merge_sql(c, &q, NULL)) != NODUP_OK) goto done;
+  c->have_groups = 0;
+  buf_reset(&q);
   buf_printf(&q, "CREATE %s TABLE %s AS SELECT ", c->db->pooled ? "UNLOGGED" : "TEMP",
              c->groups);
   sql_ident_list(&q, key, nkey);
