@@ -572,14 +572,12 @@ done:
 
 /* The rowid alias's "index": the primary key SQLite keeps without one. */
 static int sq_rowid_index(nodup_table_info *t) {
-  nodup_index_info *ix = &t->idx[t->nidx];
-  ix->name = nodup_strdup("PRIMARY KEY");
-  ix->cols = calloc(1, sizeof *ix->cols);
-  if (!ix->name || !ix->cols || !(ix->cols[0] = nodup_strdup(t->pk[0]))) return NODUP_ERR_NOMEM;
-  ix->ncols = 1;
+  nodup_index_info *ix = &t->idx[t->nidx++];  /* counted first: freed with t, even half made */
   ix->primary = 1;
-  t->nidx++;
-  return NODUP_OK;
+  ix->name = nodup_strdup("PRIMARY KEY");
+  if (!(ix->cols = calloc(1, sizeof *ix->cols))) return NODUP_ERR_NOMEM;
+  ix->ncols = 1;
+  return ix->name && (ix->cols[0] = nodup_strdup(t->pk[0])) ? NODUP_OK : NODUP_ERR_NOMEM;
 }
 
 /* t's unique indexes, with room for the rowid alias's after them. */
