@@ -35,6 +35,8 @@ test:
 # `make test` is unchanged: every suite on Debian's server.
 PG ?= 15
 PG_VERSIONS ?= 14 16 17 18
+# fault_pg (minutes of statement and allocation faults over the library's
+# own code paths) runs once, in `make test`, not again per server version.
 test-pg:
 	scripts/deps.sh pgversions
 	pgbin=$$(scripts/pgversions.sh bin $(PG)) && \
@@ -43,8 +45,6 @@ test-pg:
 	  cmake --build build-pg$(PG) -j2 && \
 	  cd build-pg$(PG) && NODUP_PGBIN=$$pgbin ctest -L pg -E '^fault_pg$$' --output-on-failure --no-tests=error
 
-# fault_pg (minutes of statement and allocation faults over the library's
-# own code paths) runs once, in `make test`, not again per server version.
 # Every version of PG_VERSIONS in turn (one at a time: each starts a server).
 test-pg-all:
 	@failed=""; for v in $(PG_VERSIONS); do \
