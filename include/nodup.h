@@ -469,9 +469,15 @@ NODUP_EXTERN int nodup_key_ddl(nodup_db *db, const char *table,
  * Under any concurrency, exactly one caller per key gets created = 1, and all
  * callers get the same id.
  *
- * PostgreSQL: one network round trip for a hit and for a miss (pipeline
- * mode: an INSERT that inserts nothing when the row exists, then a
- * fresh-snapshot SELECT); no savepoint; no sequence value consumed on a hit.
+ * PostgreSQL: no savepoint, and no sequence value consumed on a hit. The
+ * statements are an INSERT that inserts nothing when the row exists and a
+ * SELECT in a snapshot of its own; how a call sends them follows the hit
+ * rate its key observed over about its last 16 calls. Mostly hits: the
+ * SELECT alone (a hit costs what a plain SELECT costs; a miss then sends
+ * both, one more round trip). Mostly misses: the INSERT alone (a miss
+ * costs one INSERT; a hit then sends the SELECT). Otherwise, and for a new
+ * key: both in one pipeline, one round trip either way. Keep a key for
+ * many calls (one per connection) to get the cheaper rounds.
  * When the connection is not inside a transaction, the library owns the
  * implicit one and retries serialization failures and deadlocks (40001,
  * 40P01) a bounded number of times. Inside the caller's transaction it
