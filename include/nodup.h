@@ -781,15 +781,16 @@ typedef struct nodup_slug_options {
 } nodup_slug_options;
 
 /*
- * The outcome of nodup_slug_create() and nodup_slug_next(). `slug` and `id` (the row's primary
- * key as text, as in nodup_result) are owned by the caller: release them
- * with nodup_slug_result_free(). `attempts` is how many inserts the call
- * ran (1 unless it lost races); `statements` how many SQL statements it
- * ran to allocate the slug: per attempt the range query and the insert,
- * and on SQLite also BEGIN IMMEDIATE (or SAVEPOINT) and COMMIT; one more
- * range query when over 32 other rows (such as "my-team-2-old") rank above
- * every copy. It does not count the catalog reads that find the backing
- * index. It is the same for the first and the ten-thousandth "My Team".
+ * The outcome of nodup_slug_create() and nodup_slug_next(). `slug` and `id`
+ * (the row's primary key as text, as in nodup_result) are owned by the
+ * caller: release them with nodup_slug_result_free(). `attempts` is how many
+ * inserts the call ran (1 unless it lost races); `statements` how many SQL
+ * statements it ran to allocate the slug: per attempt the range query and
+ * the insert, and on SQLite also BEGIN IMMEDIATE (or SAVEPOINT) and COMMIT;
+ * one more range query when over 32 other rows (such as "my-team-2-old")
+ * rank above every copy. It does not count the catalog reads that find the
+ * backing index. It is the same for the first and the ten-thousandth
+ * "My Team".
  */
 typedef struct nodup_slug_result {
   char *slug;
@@ -858,18 +859,18 @@ NODUP_EXTERN int nodup_slug_is_reserved(const char *slug,
  * query reads the copies' index entries, under a microsecond each (see
  * docs/BENCHMARKS.md), where a probe per suffix costs a round trip. Each
  * call also reads the catalog to find the backing index and prepares the
- * insert (on PostgreSQL about 11 round trips beside the allocation's 2): to pay
- * that once for many slugs, use a prepared handle (nodup_slug_prepare,
- * below), which behaves exactly as this call does. When the insert
- * returns nothing, a concurrent caller took the candidate: the call
- * recomputes and tries again, up to NODUP_SLUG_MAX_ATTEMPTS times; the
- * caller never sees the unique violation. On SQLite each attempt runs in
- * BEGIN IMMEDIATE (a savepoint inside the caller's transaction), so the
- * query and the insert are atomic. On PostgreSQL the range must compare
- * bytes: when the column's collation is C or POSIX (declared, or the
- * database's default) the query is an index range scan; otherwise it is
- * compared with COLLATE "C", exact but reading the scope's rows (slugs are
- * ASCII: declare the column `COLLATE "C"` to keep it indexed).
+ * insert (on PostgreSQL about 11 round trips beside the allocation's 2): to
+ * pay that once for many slugs, use a prepared handle (nodup_slug_prepare,
+ * below), which behaves exactly as this call does. When the insert returns
+ * nothing, a concurrent caller took the candidate: the call recomputes and
+ * tries again, up to NODUP_SLUG_MAX_ATTEMPTS times; the caller never sees
+ * the unique violation. On SQLite each attempt runs in BEGIN IMMEDIATE (a
+ * savepoint inside the caller's transaction), so the query and the insert
+ * are atomic. On PostgreSQL the range must compare bytes: when the column's
+ * collation is C or POSIX (declared, or the database's default) the query is
+ * an index range scan; otherwise it is compared with COLLATE "C", exact but
+ * reading the scope's rows (slugs are ASCII: declare the column
+ * `COLLATE "C"` to keep it indexed).
  *
  * Errors:
  *  - NODUP_ERR_UNBACKED, NODUP_ERR_NO_TABLE, NODUP_ERR_NO_COLUMN,
@@ -910,7 +911,7 @@ typedef struct nodup_slug nodup_slug;
  * (`scope_cols`..., column) (`nscope` of them, possibly 0), for rows that
  * also get the `nset` columns `set_cols` (possibly 0). The values come
  * with each nodup_slug_next(). `opt` may be NULL; it is copied, with its
- * strings, as are every name.
+ * strings, as is every name.
  *
  * What it does once, which nodup_slug_create() does on every call: it
  * prepares the key on (scope..., column) (so the same unique index must
@@ -954,10 +955,11 @@ NODUP_EXTERN int nodup_slug_prepare(nodup_slug **out, nodup_db *db, const char *
  * when there are no such columns; a NULL set value is SQL NULL). Every
  * value is bound as a parameter.
  *
- * Cost: the allocation's statements and nothing else. On PostgreSQL the
- * range query and the insert, 2 round trips, at any number of copies
- * (out->statements says so); on SQLite those two between BEGIN IMMEDIATE
- * and COMMIT, none of them parsed again.
+ * Cost: the allocation's statements and nothing else (out->statements
+ * counts them). On PostgreSQL the range query and the insert, 2 round
+ * trips, at any number of copies; on SQLite those two, prepared once,
+ * between BEGIN IMMEDIATE and COMMIT. (One more range query when over 32
+ * other rows rank above every copy: see nodup_slug_result.)
  *
  * On success *out holds new strings (release them with
  * nodup_slug_result_free()); on error out->slug and out->id are NULL,
