@@ -715,7 +715,7 @@ struct nodup_db {
   /* nodup_db_set_journal(): the merge journal's schema (PostgreSQL); ""
    * is JOURNAL_DEFAULT_SCHEMA. 64 bytes: PostgreSQL's longest name. */
   char journal[64];
-  size_t nkeys;          /* keys prepared on it and not yet freed */
+  size_t nkeys;          /* keys and slug handles prepared on it, not yet freed */
   int closing;           /* nodup_close() was called while nkeys > 0 */
 };
 
