@@ -54,5 +54,5 @@ static void nodup_method_close(bench_worker *w) {
   w->db = NULL;
 }
 
-const bench_method bench_nodup = {"nodup", nodup_method_open, nodup_method_op,
-                                  nodup_method_close};
+const bench_method bench_nodup = {"nodup", 1, nodup_method_open,
+                                  nodup_method_op, nodup_method_close};
