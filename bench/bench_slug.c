@@ -1,15 +1,18 @@
 /*
  * bench_slug.c -- what allocating the next "My Team" slug costs when 0, 100
  * or 10,000 copies ("my-team", "my-team-2", ...) already exist:
- * nodup_slug_create() against the WordPress-style probe loop, measured side
- * by side in one run, on PostgreSQL and SQLite.
+ * nodup_slug_create() (one call, which prepares its key every time) and
+ * nodup_slug_next() through a handle prepared once (nodup_slug_prepare),
+ * against the WordPress-style probe loop, measured side by side in one
+ * run, on PostgreSQL and SQLite.
  *
  * The probe loop is wp_unique_post_slug(): `SELECT 1 ... WHERE slug = $1
  * LIMIT 1` for "my-team", then "my-team-2", "my-team-3"... until one is
  * free, then a plain INSERT (one prepared statement each, one round trip
  * per probe). It runs N + 1 queries at N copies. nodup runs one range query
- * and one insert whatever N is (plus the catalog reads of each call, which
- * are the same at every N).
+ * and one insert whatever N is: the one-call form adds the catalog reads
+ * and statement preparation of each call (the same at every N), the
+ * prepared handle nothing.
  *
  * Every cell (engine, copies) starts from a fresh table holding the copies
  * and 10,000 unrelated slugs. Each allocation is timed alone; the row it
@@ -39,8 +42,8 @@
 #define FROM "My Team"
 #define BASE "my-team"
 
-enum { NODUP, PROBE, NMETHODS };
-static const char *const method_names[NMETHODS] = {"nodup", "probe loop"};
+enum { NODUP, PREPARED, PROBE, NMETHODS };
+static const char *const method_names[NMETHODS] = {"nodup", "nodup prepared", "probe loop"};
 
 typedef struct options {
   const char *pg, *sqlite_dir;
@@ -55,7 +58,7 @@ typedef struct options {
 typedef struct cell {
   double us[MAX_ROUNDS];  /* median µs per allocation, per round */
   long ops;               /* allocations timed, all rounds */
-  unsigned long nodup_statements;  /* nodup_slug_result.statements (last) */
+  unsigned long nodup_statements;  /* nodup_slug_result.statements (last), both nodup methods */
   long probe_statements;  /* queries + insert of the probe loop (last) */
 } cell;
 
@@ -69,6 +72,7 @@ typedef struct engine {
   sqlite3 *lite;
   sqlite3_stmt *probe, *insert, *del;
   nodup_db *db;          /* nodup's own connection */
+  nodup_slug *slug;      /* the prepared handle on it */
   cell cells[MAX_COPIES][NMETHODS];
   int failed;
 } engine;
@@ -166,13 +170,17 @@ static void delete_row(engine *e, const char *id) {
 
 /* --- the methods ----------------------------------------------------------- */
 
-/* nodup: one call. */
-static int alloc_nodup(engine *e, char *slug, size_t size, char *id, unsigned long *stmts) {
+/* nodup: one call (`prepared` 0), or one allocation through the handle
+ * prepared when the connection opened. */
+static int alloc_nodup(engine *e, int prepared, char *slug, size_t size, char *id,
+                       unsigned long *stmts) {
   nodup_slug_result r = {NULL, NULL, 0, 0};
-  int rc = nodup_slug_create(&r, e->db, "slug_bench", "slug", NULL, NULL, 0, NULL, NULL, 0,
-                             FROM, NULL);
+  int rc = prepared ? nodup_slug_next(&r, e->slug, NULL, NULL, FROM)
+                    : nodup_slug_create(&r, e->db, "slug_bench", "slug", NULL, NULL, 0, NULL,
+                                        NULL, 0, FROM, NULL);
   if (rc != NODUP_OK) {
-    fprintf(stderr, "bench_slug: nodup: %s: %s\n", nodup_strerror(rc), nodup_errmsg(e->db));
+    fprintf(stderr, "bench_slug: %s: %s: %s\n", method_names[prepared ? PREPARED : NODUP],
+            nodup_strerror(rc), nodup_errmsg(e->db));
     return -1;
   }
   snprintf(slug, size, "%s", r.slug);
@@ -252,6 +260,8 @@ static void lite_prepare(engine *e, sqlite3_stmt **st, const char *sql) {
 static void open_connections(engine *e) {
   int rc = nodup_open(&e->db, e->nodup_url);
   if (rc != NODUP_OK) die("nodup_open", nodup_errmsg(e->db));
+  rc = nodup_slug_prepare(&e->slug, e->db, "slug_bench", "slug", NULL, 0, NULL, 0, NULL);
+  if (rc != NODUP_OK) die("nodup_slug_prepare", nodup_errmsg(e->db));
   if (e->pg) {
     pg_prepare(e, "probe", "SELECT 1 FROM \"slug_bench\" WHERE \"slug\" = $1 LIMIT 1");
     pg_prepare(e, "insert", "INSERT INTO \"slug_bench\" (\"slug\") VALUES ($1) RETURNING \"id\"");
@@ -264,6 +274,8 @@ static void open_connections(engine *e) {
 }
 
 static void close_connections(engine *e) {
+  nodup_slug_free(e->slug);
+  e->slug = NULL;
   nodup_close(e->db);
   e->db = NULL;
   if (e->pg) {
@@ -311,8 +323,9 @@ static double run_round(engine *e, int method, long copies, const options *o, ce
   else snprintf(want, sizeof want, "%s-%ld", BASE, copies + 1);
   while (n < MAX_OPS && (n < 3 || now_us() - start < o->seconds * 1e6)) {
     double t0 = now_us();
-    int rc = method == NODUP ? alloc_nodup(e, slug, sizeof slug, id, &c->nodup_statements)
-                             : alloc_probe(e, slug, sizeof slug, id, &c->probe_statements);
+    int rc = method == PROBE
+                 ? alloc_probe(e, slug, sizeof slug, id, &c->probe_statements)
+                 : alloc_nodup(e, method == PREPARED, slug, sizeof slug, id, &c->nodup_statements);
     double t1 = now_us();
     if (rc != 0) return -1;
     if (strcmp(slug, want) != 0) {
@@ -356,49 +369,56 @@ static void fmt_us(char *out, size_t size, double us) {
   else snprintf(out, size, "%.0f µs", us);
 }
 
+/* The probe loop's time over method m's, round by round: median and range. */
+static void ratio_cell(char *out, size_t size, engine *e, int k, int m, int rounds) {
+  double ratio[MAX_ROUNDS];
+  for (int r = 0; r < rounds; r++) ratio[r] = e->cells[k][PROBE].us[r] / e->cells[k][m].us[r];
+  double rmin = ratio[0], rmax = ratio[0];
+  for (int r = 1; r < rounds; r++) {
+    if (ratio[r] < rmin) rmin = ratio[r];
+    if (ratio[r] > rmax) rmax = ratio[r];
+  }
+  snprintf(out, size, "%.2f× (%.2f–%.2f)", median(ratio, rounds), rmin, rmax);
+}
+
 static void report(engine *e, const options *o) {
   double med[MAX_COPIES][NMETHODS];
+  long ops[NMETHODS] = {0};
   printf("### %s: slug allocation\n\n", e->version);
   if (e->failed) {
     printf("The run failed (see stderr); no figures.\n\n");
     return;
   }
-  printf("| existing copies | nodup per allocation | probe loop per allocation | probe/nodup |"
-         " nodup statements | probe loop statements |\n");
-  printf("|--:|--:|--:|--:|--:|--:|\n");
+  printf("| existing copies | nodup (one call) per allocation | nodup prepared per allocation |"
+         " probe loop per allocation | probe/nodup | probe/prepared | nodup statements |"
+         " prepared statements | probe loop statements |\n");
+  printf("|--:|--:|--:|--:|--:|--:|--:|--:|--:|\n");
   for (int k = 0; k < o->ncopies; k++) {
-    double ratio[MAX_ROUNDS], v[MAX_ROUNDS];
-    char a[32], b[32];
-    for (int r = 0; r < o->rounds; r++)
-      ratio[r] = e->cells[k][PROBE].us[r] / e->cells[k][NODUP].us[r];
-    double rmin = ratio[0], rmax = ratio[0];
-    for (int r = 1; r < o->rounds; r++) {
-      if (ratio[r] < rmin) rmin = ratio[r];
-      if (ratio[r] > rmax) rmax = ratio[r];
-    }
+    double v[MAX_ROUNDS];
+    char t[NMETHODS][32], rn[48], rp[48];
     for (int m = 0; m < NMETHODS; m++) {
       memcpy(v, e->cells[k][m].us, sizeof v);
       med[k][m] = median(v, o->rounds);
+      fmt_us(t[m], sizeof t[m], med[k][m]);
+      ops[m] += e->cells[k][m].ops;
     }
-    fmt_us(a, sizeof a, med[k][NODUP]);
-    fmt_us(b, sizeof b, med[k][PROBE]);
-    printf("| %ld | %s | %s | %.1f× (%.1f–%.1f) | %lu | %ld |\n", o->copies[k], a, b,
-           median(ratio, o->rounds), rmin, rmax, e->cells[k][NODUP].nodup_statements,
-           e->cells[k][PROBE].probe_statements);
+    ratio_cell(rn, sizeof rn, e, k, NODUP, o->rounds);
+    ratio_cell(rp, sizeof rp, e, k, PREPARED, o->rounds);
+    printf("| %ld | %s | %s | %s | %s | %s | %lu | %lu | %ld |\n", o->copies[k], t[NODUP],
+           t[PREPARED], t[PROBE], rn, rp, e->cells[k][NODUP].nodup_statements,
+           e->cells[k][PREPARED].nodup_statements, e->cells[k][PROBE].probe_statements);
   }
   printf("\n");
   if (o->ncopies > 1) {
     int last = o->ncopies - 1;
-    printf("Growth from %ld to %ld copies: nodup %.2f×, probe loop %.0f×.\n\n", o->copies[0],
-           o->copies[last], med[last][NODUP] / med[0][NODUP],
-           med[last][PROBE] / med[0][PROBE]);
+    printf("Growth from %ld to %ld copies: nodup %.2f×, nodup prepared %.2f×, probe loop"
+           " %.0f×.\n\n",
+           o->copies[0], o->copies[last], med[last][NODUP] / med[0][NODUP],
+           med[last][PREPARED] / med[0][PREPARED], med[last][PROBE] / med[0][PROBE]);
   }
-  printf("Checks: %ld nodup and %ld probe-loop allocations, every one returned the expected"
-         " slug.\n\n",
-         0L + e->cells[0][NODUP].ops + (o->ncopies > 1 ? e->cells[1][NODUP].ops : 0) +
-             (o->ncopies > 2 ? e->cells[2][NODUP].ops : 0),
-         0L + e->cells[0][PROBE].ops + (o->ncopies > 1 ? e->cells[1][PROBE].ops : 0) +
-             (o->ncopies > 2 ? e->cells[2][PROBE].ops : 0));
+  printf("Checks: %ld nodup, %ld nodup prepared and %ld probe-loop allocations, every one"
+         " returned the expected slug.\n\n",
+         ops[NODUP], ops[PREPARED], ops[PROBE]);
 }
 
 /* --- options ------------------------------------------------------------------ */
@@ -459,7 +479,9 @@ int main(int argc, char **argv) {
   printf("## Slug allocation: nodup against the probe loop\n\n"
          "Per allocation of the next \"My Team\" with N copies already in the table (plus"
          " %d unrelated slugs), the median over %d interleaved rounds of %.1f s; a ratio is"
-         " the probe loop's time over nodup's, round by round (median, range).\n\n",
+         " the probe loop's time over nodup's, round by round (median, range). \"nodup\" is"
+         " one nodup_slug_create() call per allocation, \"prepared\" one nodup_slug_next()"
+         " through a handle prepared once per connection.\n\n",
          FILLER, o.rounds, o.seconds);
   for (int i = 0; i < 2; i++) {
     if (i == 0 ? !o.run_pg : !o.run_sqlite) continue;

@@ -103,98 +103,76 @@ static int add_set(cli_args *a, const char *v, int is_null) {
   return EXIT_OK;
 }
 
-int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed,
-              const char *usage, cli_args *a) {
-  int i, rc;
-  memset(a, 0, sizeof *a);
-  a->cmd = cmd;
-  a->db = getenv("NODUP_DB");
-  a->format = "text";
-  a->workers = 8;
-  a->keys = 100;
-  for (i = 1; i < argc; i++) {
-    const char *arg = argv[i], *val = NULL, *eq;
-    char name[64];
-    if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
-      fputs(usage, stdout);
-      a->help = 1;
-      return EXIT_OK;
-    }
-    if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
-      if (!allowed_has(allowed, "ARGS")) return bad(a, "unexpected argument '%s'", arg);
-      if (a->npos == 64) return bad(a, "%s", "too many arguments");
-      a->pos[a->npos++] = arg;
-      continue;
-    }
-    eq = strchr(arg + 2, '=');
-    snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - arg - 2) : 63, arg + 2);
-    if (!allowed_has(allowed, name)) return bad(a, "unknown option '--%s'", name);
-    if (!strcmp(name, "naive") || !strcmp(name, "processes") || !strcmp(name, "nulls-equal") ||
-        !strcmp(name, "dry-run") || !strcmp(name, "no-archive") || !strcmp(name, "fill-nulls") ||
-        !strcmp(name, "merge") || !strcmp(name, "online") || !strcmp(name, "abort") ||
-        !strcmp(name, "no-temp-index") || !strcmp(name, "keep-temp-index")) {
-      if (eq) return bad(a, "--%s takes no value", name);
-      if (!strcmp(name, "naive")) a->naive = 1;
-      else if (!strcmp(name, "processes")) a->processes = 1;
-      else if (!strcmp(name, "dry-run")) a->dry_run = 1;
-      else if (!strcmp(name, "no-archive")) a->no_archive = 1;
-      else if (!strcmp(name, "fill-nulls")) a->fill_nulls = 1;
-      else if (!strcmp(name, "merge")) a->merge = 1;
-      else if (!strcmp(name, "online")) a->online = 1;
-      else if (!strcmp(name, "abort")) a->abort = 1;
-      else if (!strcmp(name, "no-temp-index")) a->no_temp_index = 1;
-      else if (!strcmp(name, "keep-temp-index")) a->keep_temp_index = 1;
-      else a->nulls_equal = 1;
-      continue;
-    }
-    if (eq) val = eq + 1;
-    else if (i + 1 < argc) val = argv[++i];
-    else return bad(a, "option '--%s' needs a value", name);
+/* The field a value-less option (--naive, --dry-run, ...) sets, or NULL when
+ * `name` takes a value. */
+static int *flag_field(cli_args *a, const char *name) {
+  if (!strcmp(name, "naive")) return &a->naive;
+  if (!strcmp(name, "processes")) return &a->processes;
+  if (!strcmp(name, "nulls-equal")) return &a->nulls_equal;
+  if (!strcmp(name, "dry-run")) return &a->dry_run;
+  if (!strcmp(name, "no-archive")) return &a->no_archive;
+  if (!strcmp(name, "fill-nulls")) return &a->fill_nulls;
+  if (!strcmp(name, "merge")) return &a->merge;
+  if (!strcmp(name, "online")) return &a->online;
+  if (!strcmp(name, "abort")) return &a->abort;
+  if (!strcmp(name, "no-temp-index")) return &a->no_temp_index;
+  if (!strcmp(name, "keep-temp-index")) return &a->keep_temp_index;
+  return NULL;
+}
 
-    rc = EXIT_OK;
-    if (!strcmp(name, "db")) a->db = val;
-    else if (!strcmp(name, "table")) a->table = val;
-    else if (!strcmp(name, "where")) a->where = val;
-    else if (!strcmp(name, "key")) rc = split_key(a, val);
-    else if (!strcmp(name, "set")) rc = add_set(a, val, 0);
-    else if (!strcmp(name, "null")) rc = add_set(a, val, 1);
-    else if (!strcmp(name, "workers")) rc = positive(a, name, val, &a->workers);
-    else if (!strcmp(name, "keys")) rc = positive(a, name, val, &a->keys);
-    else if (!strcmp(name, "ops")) rc = positive(a, name, val, &a->ops);
-    else if (!strcmp(name, "limit")) rc = positive(a, name, val, &a->limit);
-    else if (!strcmp(name, "batch")) rc = positive(a, name, val, &a->batch);
-    else if (!strcmp(name, "keep")) a->keep = val;
-    else if (!strcmp(name, "name")) a->name = val;
-    else if (!strcmp(name, "lock-timeout")) rc = positive(a, name, val, &a->lock_timeout);
-    else if (!strcmp(name, "csv")) a->csv = val;
-    else if (!strcmp(name, "resume")) a->run = val, a->resume = 1;
-    else if (!strcmp(name, "run")) a->run = val;
-    else if (!strcmp(name, "forget")) a->run = val, a->forget = 1;
-    else if (!strcmp(name, "journal")) a->journal = val;
-    else if (!strcmp(name, "one-to-one")) {
-      if (strcmp(val, "merge") && strcmp(val, "keep") && strcmp(val, "fail"))
-        return bad(a, "--one-to-one is merge, keep or fail, not '%s'", val);
-      a->one_to_one = val;
-    }
-    else if (!strcmp(name, "ref")) {
-      if (a->nrefs == 64) return bad(a, "%s", "too many --ref options");
-      a->refs[a->nrefs++] = val;
-    }
-    else if (!strcmp(name, "ignore-ref")) {
-      if (a->nignore_refs == 64) return bad(a, "%s", "too many --ignore-ref options");
-      a->ignore_refs[a->nignore_refs++] = val;
-    }
-    else if (!strcmp(name, "column")) {
-      if (a->ncolumns == 64) return bad(a, "%s", "too many --column options");
-      a->columns[a->ncolumns++] = val;
-    }
-    else if (!strcmp(name, "format")) {
-      if (strcmp(val, "text") && strcmp(val, "json"))
-        return bad(a, "--format is text or json, not '%s'", val);
-      a->format = val;
-    }
-    if (rc != EXIT_OK) return rc;
+/* A repeatable option (--ref, --ignore-ref, --column): one more value in a
+ * list of 64 at most. */
+static int add_repeated(const cli_args *a, const char **list, size_t *n, const char *val,
+                        const char *too_many) {
+  if (*n == 64) return bad(a, "%s", too_many);
+  list[(*n)++] = val;
+  return EXIT_OK;
+}
+
+/* Store the value of option --name; an option the command allows but no
+ * branch knows (such as "ARGS") is ignored, as it always was. */
+static int set_value(cli_args *a, const char *name, const char *val) {
+  if (!strcmp(name, "db")) a->db = val;
+  else if (!strcmp(name, "table")) a->table = val;
+  else if (!strcmp(name, "where")) a->where = val;
+  else if (!strcmp(name, "key")) return split_key(a, val);
+  else if (!strcmp(name, "set")) return add_set(a, val, 0);
+  else if (!strcmp(name, "null")) return add_set(a, val, 1);
+  else if (!strcmp(name, "workers")) return positive(a, name, val, &a->workers);
+  else if (!strcmp(name, "keys")) return positive(a, name, val, &a->keys);
+  else if (!strcmp(name, "ops")) return positive(a, name, val, &a->ops);
+  else if (!strcmp(name, "limit")) return positive(a, name, val, &a->limit);
+  else if (!strcmp(name, "batch")) return positive(a, name, val, &a->batch);
+  else if (!strcmp(name, "keep")) a->keep = val;
+  else if (!strcmp(name, "name")) a->name = val;
+  else if (!strcmp(name, "lock-timeout")) return positive(a, name, val, &a->lock_timeout);
+  else if (!strcmp(name, "csv")) a->csv = val;
+  else if (!strcmp(name, "resume")) a->run = val, a->resume = 1;
+  else if (!strcmp(name, "run")) a->run = val;
+  else if (!strcmp(name, "forget")) a->run = val, a->forget = 1;
+  else if (!strcmp(name, "journal")) a->journal = val;
+  else if (!strcmp(name, "one-to-one")) {
+    if (strcmp(val, "merge") && strcmp(val, "keep") && strcmp(val, "fail"))
+      return bad(a, "--one-to-one is merge, keep or fail, not '%s'", val);
+    a->one_to_one = val;
   }
+  else if (!strcmp(name, "ref"))
+    return add_repeated(a, a->refs, &a->nrefs, val, "too many --ref options");
+  else if (!strcmp(name, "ignore-ref"))
+    return add_repeated(a, a->ignore_refs, &a->nignore_refs, val,
+                        "too many --ignore-ref options");
+  else if (!strcmp(name, "column"))
+    return add_repeated(a, a->columns, &a->ncolumns, val, "too many --column options");
+  else if (!strcmp(name, "format")) {
+    if (strcmp(val, "text") && strcmp(val, "json"))
+      return bad(a, "--format is text or json, not '%s'", val);
+    a->format = val;
+  }
+  return EXIT_OK;
+}
+
+/* After the last option: what the command needs and did not get. */
+static int check_required(const cli_args *a, const char *const *allowed) {
   if (allowed_has(allowed, "db") && (!a->db || !*a->db))
     return bad(a, "%s", "no database: give --db URL or set NODUP_DB");
   if (a->resume) {
@@ -211,6 +189,46 @@ int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed
   if (allowed_has(allowed, "table") && !a->table) return bad(a, "%s", "--table is required");
   if (allowed_has(allowed, "key") && !a->nkey) return bad(a, "%s", "--key is required");
   return EXIT_OK;
+}
+
+int cli_parse(int argc, char **argv, const char *cmd, const char *const *allowed,
+              const char *usage, cli_args *a) {
+  int i, rc;
+  memset(a, 0, sizeof *a);
+  a->cmd = cmd;
+  a->db = getenv("NODUP_DB");
+  a->format = "text";
+  a->workers = 8;
+  a->keys = 100;
+  for (i = 1; i < argc; i++) {
+    const char *arg = argv[i], *val = NULL, *eq;
+    char name[64];
+    int *flag;
+    if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+      fputs(usage, stdout);
+      a->help = 1;
+      return EXIT_OK;
+    }
+    if (strncmp(arg, "--", 2) != 0 || arg[2] == '\0') {
+      if (!allowed_has(allowed, "ARGS")) return bad(a, "unexpected argument '%s'", arg);
+      if (a->npos == 64) return bad(a, "%s", "too many arguments");
+      a->pos[a->npos++] = arg;
+      continue;
+    }
+    eq = strchr(arg + 2, '=');
+    snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - arg - 2) : 63, arg + 2);
+    if (!allowed_has(allowed, name)) return bad(a, "unknown option '--%s'", name);
+    if ((flag = flag_field(a, name))) {
+      if (eq) return bad(a, "--%s takes no value", name);
+      *flag = 1;
+      continue;
+    }
+    if (eq) val = eq + 1;
+    else if (i + 1 < argc) val = argv[++i];
+    else return bad(a, "option '--%s' needs a value", name);
+    if ((rc = set_value(a, name, val)) != EXIT_OK) return rc;
+  }
+  return check_required(a, allowed);
 }
 
 void cli_args_free(cli_args *a) {

@@ -120,6 +120,69 @@ static void print_differed(const nodup_merge_table *t) {
         "archived)", stdout);
 }
 
+/* One entry of the JSON report's "tables" list. Plain names: a JSON reader
+ * should not have to parse SQL quoting. */
+static void print_json_table(const nodup_merge_table *t) {
+  size_t j;
+  fputs("{\"schema\": ", stdout);
+  json_string(stdout, t->table_schema);
+  fputs(", \"table\": ", stdout);
+  json_string(stdout, t->table_name);
+  printf(", \"repointed\": %lld, \"deleted\": %lld, \"filled\": %lld, \"inferred\": %s, "
+         "\"differed\": {",
+         t->repointed, t->deleted, t->filled, t->inferred ? "true" : "false");
+  for (j = 0; j < t->ndiffered; j++) {
+    if (j) fputs(", ", stdout);
+    json_string(stdout, t->differed[j].column);
+    printf(": %lld", t->differed[j].rows);
+  }
+  fputs("}}", stdout);
+}
+
+/* --format json: the whole report as one object on one line. */
+static void print_json_report(const cli_args *a, const nodup_merge_report *r) {
+  size_t i;
+  printf("{\"run\": ");
+  json_string(stdout, r->run[0] ? r->run : NULL);
+  printf(", \"dry_run\": %s, \"groups\": %lld, \"batches\": %lld, \"self_references\": %lld, "
+         "\"tables\": [",
+         a->dry_run ? "true" : "false", r->groups, r->batches, r->self_references);
+  for (i = 0; i < r->ntables; i++) {
+    if (i) fputs(", ", stdout);
+    print_json_table(&r->tables[i]);
+  }
+  fputs("], \"temp_indexes\": ", stdout);
+  json_string(stdout, r->temp_indexes);
+  fputs("}\n", stdout);
+}
+
+/* --format text: a summary line, a line per table, warnings, the undo line. */
+static void print_text_report(const cli_args *a, const nodup_merge_report *r) {
+  size_t i;
+  /* A dry run's id names nothing (rolled back): none is shown. */
+  if (r->run[0])
+    printf("merge run %s: %lld duplicate groups merged in %lld batch(es)\n", r->run,
+           r->groups, r->batches);
+  else
+    printf("dry run (rolled back): %lld duplicate groups merged in %lld batch(es)\n",
+           r->groups, r->batches);
+  for (i = 0; i < r->ntables; i++) {
+    printf("  %s: %lld re-pointed, %lld deleted", r->tables[i].table, r->tables[i].repointed,
+           r->tables[i].deleted);
+    if (r->tables[i].filled) printf(", %lld filled", r->tables[i].filled);
+    if (r->tables[i].inferred)
+      printf(" (inferred reference: its sibling partitions declare the foreign key)");
+    print_differed(&r->tables[i]);
+    putchar('\n');
+  }
+  if (r->self_references)
+    printf("warning: %lld kept row(s) now reference themselves\n", r->self_references);
+  if (r->temp_indexes)
+    printf("%s unindexed references: %s\n",
+           a->keep_temp_index ? "indexed (kept)" : "temporarily indexed", r->temp_indexes);
+  if (r->run[0] && !a->no_archive && r->groups) print_undo_line(a, r->run);
+}
+
 int cmd_merge(int argc, char **argv) {
   static const char *const allowed[] = {"db", "table", "key", "where", "keep", "ref",
                                         "ignore-ref", "column", "one-to-one", "batch", "dry-run", "no-archive",
@@ -129,7 +192,6 @@ int cmd_merge(int argc, char **argv) {
   nodup_db *db = NULL;
   nodup_merge_report *r = NULL;
   nodup_merge_options opt;
-  size_t i, j;
   int rc, ex = cli_parse(argc, argv, "merge", allowed, usage, &a);
 
   if (ex != EXIT_OK || a.help) goto done;
@@ -149,56 +211,8 @@ int cmd_merge(int argc, char **argv) {
     fprintf(stderr, "nodup merge: warning: PRAGMA foreign_keys is off on this connection: "
                     "the database may hold dangling references (the merge re-pointed every "
                     "declared one regardless)\n");
-  if (json_format(&a)) {
-    printf("{\"run\": ");
-    json_string(stdout, r->run[0] ? r->run : NULL);
-    printf(", \"dry_run\": %s, \"groups\": %lld, \"batches\": %lld, \"self_references\": %lld, "
-           "\"tables\": [",
-           a.dry_run ? "true" : "false", r->groups, r->batches, r->self_references);
-    for (i = 0; i < r->ntables; i++) {
-      /* Plain names: a JSON reader should not have to parse SQL quoting. */
-      fputs(i ? ", {\"schema\": " : "{\"schema\": ", stdout);
-      json_string(stdout, r->tables[i].table_schema);
-      fputs(", \"table\": ", stdout);
-      json_string(stdout, r->tables[i].table_name);
-      printf(", \"repointed\": %lld, \"deleted\": %lld, \"filled\": %lld, \"inferred\": %s, "
-             "\"differed\": {",
-             r->tables[i].repointed, r->tables[i].deleted, r->tables[i].filled,
-             r->tables[i].inferred ? "true" : "false");
-      for (j = 0; j < r->tables[i].ndiffered; j++) {
-        if (j) fputs(", ", stdout);
-        json_string(stdout, r->tables[i].differed[j].column);
-        printf(": %lld", r->tables[i].differed[j].rows);
-      }
-      fputs("}}", stdout);
-    }
-    fputs("], \"temp_indexes\": ", stdout);
-    json_string(stdout, r->temp_indexes);
-    fputs("}\n", stdout);
-  } else {
-    /* A dry run's id names nothing (rolled back): none is shown. */
-    if (r->run[0])
-      printf("merge run %s: %lld duplicate groups merged in %lld batch(es)\n", r->run,
-             r->groups, r->batches);
-    else
-      printf("dry run (rolled back): %lld duplicate groups merged in %lld batch(es)\n",
-             r->groups, r->batches);
-    for (i = 0; i < r->ntables; i++) {
-      printf("  %s: %lld re-pointed, %lld deleted", r->tables[i].table, r->tables[i].repointed,
-             r->tables[i].deleted);
-      if (r->tables[i].filled) printf(", %lld filled", r->tables[i].filled);
-      if (r->tables[i].inferred)
-        printf(" (inferred reference: its sibling partitions declare the foreign key)");
-      print_differed(&r->tables[i]);
-      putchar('\n');
-    }
-    if (r->self_references)
-      printf("warning: %lld kept row(s) now reference themselves\n", r->self_references);
-    if (r->temp_indexes)
-      printf("%s unindexed references: %s\n",
-             a.keep_temp_index ? "indexed (kept)" : "temporarily indexed", r->temp_indexes);
-    if (r->run[0] && !a.no_archive && r->groups) print_undo_line(&a, r->run);
-  }
+  if (json_format(&a)) print_json_report(&a, r);
+  else print_text_report(&a, r);
 done:
   cli_notice(&a, db);
   nodup_merge_free(r);

@@ -225,19 +225,76 @@ static int run_processes(race_job *jobs, int n) {
   return failed ? -1 : 0;
 }
 
+/* Run a.workers workers on key values from base on, and add up what they
+ * did in *total and how long it took in *secs. Prints its own message on
+ * failure; returns EXIT_OK or EXIT_ERROR. */
+static int race_workers(const cli_args *a, long base, race_stats *total, double *secs) {
+  race_job *jobs = calloc((size_t)a->workers, sizeof *jobs);
+  double t0;
+  int i;
+  if (!jobs) return EXIT_ERROR;
+  for (i = 0; i < a->workers; i++) {
+    jobs[i].a = a;
+    jobs[i].base = base;
+  }
+  t0 = now();
+  if ((a->processes ? run_processes(jobs, a->workers) : run_threads(jobs, a->workers)) != 0) {
+    fprintf(stderr, "nodup race: a worker failed to start or report\n");
+    free(jobs);
+    return EXIT_ERROR;
+  }
+  *secs = now() - t0;
+  memset(total, 0, sizeof *total);
+  for (i = 0; i < a->workers; i++) {
+    total->ops += jobs[i].st.ops;
+    total->created += jobs[i].st.created;
+    total->existing += jobs[i].st.existing;
+    total->errors += jobs[i].st.errors;
+    if (!total->first_error[0] && jobs[i].st.first_error[0])
+      memcpy(total->first_error, jobs[i].st.first_error, sizeof total->first_error);
+  }
+  free(jobs);
+  return EXIT_OK;
+}
+
+/* What the race did and the duplicates it left, as text or one JSON line. */
+static void print_race_report(const cli_args *a, const race_stats *total, double secs,
+                              long long groups, long long extra) {
+  if (json_format(a)) {
+    printf("{\"mode\": \"%s\", \"workers\": %d, \"processes\": %s, \"keys\": %d, "
+           "\"ops\": %ld, \"seconds\": %.3f, \"ops_per_sec\": %.0f, \"created\": %ld, "
+           "\"existing\": %ld, \"errors\": %ld, \"duplicate_groups\": %lld, "
+           "\"duplicate_rows\": %lld, \"first_error\": ",
+           a->naive ? "naive" : "nodup", a->workers, a->processes ? "true" : "false",
+           a->keys, total->ops, secs, secs > 0 ? (double)total->ops / secs : 0.0,
+           total->created, total->existing, total->errors, groups, extra);
+    json_string(stdout, total->first_error[0] ? total->first_error : NULL);
+    fputs("}\n", stdout);
+  } else {
+    printf("race: %d %s x %ld ops on %d keys, %s\n", a->workers,
+           a->processes ? "processes" : "threads", total->ops / (a->workers ? a->workers : 1),
+           a->keys, a->naive ? "naive SELECT-then-INSERT" : "nodup get-or-create");
+    printf("ops: %ld in %.2f s (%.0f ops/s)\n", total->ops, secs,
+           secs > 0 ? (double)total->ops / secs : 0.0);
+    printf("created: %ld, existing: %ld, errors: %ld\n", total->created, total->existing,
+           total->errors);
+    if (total->first_error[0]) printf("first error: %s\n", total->first_error);
+    printf("duplicates: %lld groups (%lld extra rows) in %s\n", groups, extra, a->table);
+  }
+}
+
 int cmd_race(int argc, char **argv) {
   static const char *const allowed[] = {"db", "table", "key", "where", "workers", "keys",
                                         "ops", "naive", "processes", "set", "format",
                                         NULL};
   cli_args a;
-  race_job *jobs = NULL;
   race_stats total;
   nodup_db *db = NULL;
   nodup_key *key = NULL;
   long long groups = 0, extra = 0;
-  double t0, secs;
+  double secs;
   long base;
-  int i, rc, ex = cli_parse(argc, argv, "race", allowed, usage, &a);
+  int rc, ex = cli_parse(argc, argv, "race", allowed, usage, &a);
 
   if (ex != EXIT_OK || a.help) goto done;
   if ((ex = cli_open(&a, &db)) != EXIT_OK) goto done;
@@ -253,61 +310,16 @@ int cmd_race(int argc, char **argv) {
   srand((unsigned)(time(NULL) ^ getpid()));
   base = 1 + (long)(((unsigned long)rand() * 7919UL) % (2000000000UL - (unsigned long)a.keys));
 
-  jobs = calloc((size_t)a.workers, sizeof *jobs);
-  if (!jobs) {
-    ex = EXIT_ERROR;
-    goto done;
-  }
-  for (i = 0; i < a.workers; i++) {
-    jobs[i].a = &a;
-    jobs[i].base = base;
-  }
-  t0 = now();
-  if ((a.processes ? run_processes(jobs, a.workers) : run_threads(jobs, a.workers)) != 0) {
-    fprintf(stderr, "nodup race: a worker failed to start or report\n");
-    ex = EXIT_ERROR;
-    goto done;
-  }
-  secs = now() - t0;
-  memset(&total, 0, sizeof total);
-  for (i = 0; i < a.workers; i++) {
-    total.ops += jobs[i].st.ops;
-    total.created += jobs[i].st.created;
-    total.existing += jobs[i].st.existing;
-    total.errors += jobs[i].st.errors;
-    if (!total.first_error[0] && jobs[i].st.first_error[0])
-      memcpy(total.first_error, jobs[i].st.first_error, sizeof total.first_error);
-  }
+  if ((ex = race_workers(&a, base, &total, &secs)) != EXIT_OK) goto done;
   rc = nodup_count_duplicates(db, a.table, a.key, a.nkey, a.where, &groups, &extra);
   if (rc != NODUP_OK) {
     cli_error(&a, db, rc);
     ex = EXIT_ERROR;
     goto done;
   }
-  if (json_format(&a)) {
-    printf("{\"mode\": \"%s\", \"workers\": %d, \"processes\": %s, \"keys\": %d, "
-           "\"ops\": %ld, \"seconds\": %.3f, \"ops_per_sec\": %.0f, \"created\": %ld, "
-           "\"existing\": %ld, \"errors\": %ld, \"duplicate_groups\": %lld, "
-           "\"duplicate_rows\": %lld, \"first_error\": ",
-           a.naive ? "naive" : "nodup", a.workers, a.processes ? "true" : "false",
-           a.keys, total.ops, secs, secs > 0 ? (double)total.ops / secs : 0.0,
-           total.created, total.existing, total.errors, groups, extra);
-    json_string(stdout, total.first_error[0] ? total.first_error : NULL);
-    fputs("}\n", stdout);
-  } else {
-    printf("race: %d %s x %ld ops on %d keys, %s\n", a.workers,
-           a.processes ? "processes" : "threads", total.ops / (a.workers ? a.workers : 1),
-           a.keys, a.naive ? "naive SELECT-then-INSERT" : "nodup get-or-create");
-    printf("ops: %ld in %.2f s (%.0f ops/s)\n", total.ops, secs,
-           secs > 0 ? (double)total.ops / secs : 0.0);
-    printf("created: %ld, existing: %ld, errors: %ld\n", total.created, total.existing,
-           total.errors);
-    if (total.first_error[0]) printf("first error: %s\n", total.first_error);
-    printf("duplicates: %lld groups (%lld extra rows) in %s\n", groups, extra, a.table);
-  }
+  print_race_report(&a, &total, secs, groups, extra);
   ex = (!a.naive && (groups > 0 || total.errors > 0)) ? EXIT_NO : EXIT_OK;
 done:
-  free(jobs);
   nodup_key_free(key);
   nodup_close(db);
   cli_args_free(&a);

@@ -5,7 +5,10 @@
  *   slug DATABASE
  *
  * It makes a table "team" with a unique slug per tenant, then creates the
- * same team name three times in tenant 1 and once in tenant 2.
+ * same team name three times in tenant 1 and once in tenant 2, through one
+ * prepared slug handle: the catalog is read once, and each allocation is
+ * its statements alone. (For a single slug, nodup_slug_create() does the
+ * same in one call.)
  */
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +21,7 @@ int main(int argc, char **argv) {
   static const char *const tenants[] = {"1", "1", "1", "2"};
   static const char *const want[] = {"my-team", "my-team-2", "my-team-3", "my-team"};
   nodup_db *db = NULL;
+  nodup_slug *slug = NULL;
   int rc, ok = 1;
   size_t i;
 
@@ -28,6 +32,8 @@ int main(int argc, char **argv) {
   if (nodup_open(&db, argv[1]) != NODUP_OK ||
       nodup_exec(db, "CREATE TABLE team (id INTEGER PRIMARY KEY, tenant INTEGER NOT NULL, "
                      "name TEXT NOT NULL, slug TEXT NOT NULL, UNIQUE (tenant, slug))") !=
+          NODUP_OK ||
+      nodup_slug_prepare(&slug, db, "team", "slug", scope_cols, 1, set_cols, 1, NULL) !=
           NODUP_OK) {
     fprintf(stderr, "setup: %s\n", nodup_errmsg(db));
     nodup_close(db);
@@ -37,10 +43,10 @@ int main(int argc, char **argv) {
     const char *const scope_vals[] = {tenants[i]};
     const char *const set_vals[] = {"My Team!"};
     nodup_slug_result r = {0};
-    rc = nodup_slug_create(&r, db, "team", "slug", scope_cols, scope_vals, 1, set_cols,
-                           set_vals, 1, "My Team!", NULL);
+    rc = nodup_slug_next(&r, slug, scope_vals, set_vals, "My Team!");
     if (rc != NODUP_OK) {
       fprintf(stderr, "slug: %s\n", nodup_errmsg(db));
+      nodup_slug_free(slug);
       nodup_close(db);
       return 1;
     }
@@ -48,6 +54,7 @@ int main(int argc, char **argv) {
     ok &= strcmp(r.slug, want[i]) == 0;
     nodup_slug_result_free(&r);
   }
+  nodup_slug_free(slug);
   nodup_close(db);
   return ok ? 0 : 1;
 }

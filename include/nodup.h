@@ -469,9 +469,15 @@ NODUP_EXTERN int nodup_key_ddl(nodup_db *db, const char *table,
  * Under any concurrency, exactly one caller per key gets created = 1, and all
  * callers get the same id.
  *
- * PostgreSQL: one network round trip for a hit and for a miss (pipeline
- * mode: an INSERT that inserts nothing when the row exists, then a
- * fresh-snapshot SELECT); no savepoint; no sequence value consumed on a hit.
+ * PostgreSQL: no savepoint, and no sequence value consumed on a hit. The
+ * statements are an INSERT that inserts nothing when the row exists and a
+ * SELECT in a snapshot of its own; how a call sends them follows the hit
+ * rate its key observed over about its last 16 calls. Mostly hits: the
+ * SELECT alone (a hit costs what a plain SELECT costs; a miss then sends
+ * both, one more round trip). Mostly misses: the INSERT alone (a miss
+ * costs one INSERT; a hit then sends the SELECT). Otherwise, and for a new
+ * key: both in one pipeline, one round trip either way. Keep a key for
+ * many calls (one per connection) to get the cheaper rounds.
  * When the connection is not inside a transaction, the library owns the
  * implicit one and retries serialization failures and deadlocks (40001,
  * 40P01) a bounded number of times. Inside the caller's transaction it
@@ -741,6 +747,12 @@ NODUP_EXTERN void nodup_scan_free(nodup_scan_report *report);
  * deletes), so a gap left by a deleted row stays a gap. Only "<base>-" and
  * digits without a leading zero count as a suffix of <base>: "rap-metal"
  * does not make "Rap" become "rap-2".
+ *
+ * An application that allocates many slugs in one table prepares a handle
+ * once (nodup_slug_prepare) and allocates through it (nodup_slug_next):
+ * the catalog is read once, and each allocation is its statements alone.
+ * nodup_slug_create() is the one-call form, for a single slug (the CLI's
+ * `nodup slug`).
  */
 
 /* The default maximum length of a slug, suffix included (Django's
@@ -775,15 +787,16 @@ typedef struct nodup_slug_options {
 } nodup_slug_options;
 
 /*
- * The outcome of nodup_slug_create(). `slug` and `id` (the row's primary
- * key as text, as in nodup_result) are owned by the caller: release them
- * with nodup_slug_result_free(). `attempts` is how many inserts the call
- * ran (1 unless it lost races); `statements` how many SQL statements it
- * ran to allocate the slug: per attempt the range query and the insert,
- * and on SQLite also BEGIN IMMEDIATE (or SAVEPOINT) and COMMIT; one more
- * range query when over 32 other rows (such as "my-team-2-old") rank above
- * every copy. It does not count the catalog reads that find the backing
- * index. It is the same for the first and the ten-thousandth "My Team".
+ * The outcome of nodup_slug_create() and nodup_slug_next(). `slug` and `id`
+ * (the row's primary key as text, as in nodup_result) are owned by the
+ * caller: release them with nodup_slug_result_free(). `attempts` is how many
+ * inserts the call ran (1 unless it lost races); `statements` how many SQL
+ * statements it ran to allocate the slug: per attempt the range query and
+ * the insert, and on SQLite also BEGIN IMMEDIATE (or SAVEPOINT) and COMMIT;
+ * one more range query when over 32 other rows (such as "my-team-2-old")
+ * rank above every copy. It does not count the catalog reads that find the
+ * backing index. It is the same for the first and the ten-thousandth
+ * "My Team".
  */
 typedef struct nodup_slug_result {
   char *slug;
@@ -851,16 +864,19 @@ NODUP_EXTERN int nodup_slug_is_reserved(const char *slug,
  * number of existing copies (see nodup_slug_result.statements); the range
  * query reads the copies' index entries, under a microsecond each (see
  * docs/BENCHMARKS.md), where a probe per suffix costs a round trip. Each
- * call also reads the catalog to find the backing index. When the insert
- * returns nothing, a concurrent caller took the candidate: the call
- * recomputes and tries again, up to NODUP_SLUG_MAX_ATTEMPTS times; the
- * caller never sees the unique violation. On SQLite each attempt runs in
- * BEGIN IMMEDIATE (a savepoint inside the caller's transaction), so the
- * query and the insert are atomic. On PostgreSQL the range must compare
- * bytes: when the column's collation is C or POSIX (declared, or the
- * database's default) the query is an index range scan; otherwise it is
- * compared with COLLATE "C", exact but reading the scope's rows (slugs are
- * ASCII: declare the column `COLLATE "C"` to keep it indexed).
+ * call also reads the catalog to find the backing index and prepares the
+ * insert (on PostgreSQL about 11 round trips beside the allocation's 2): to
+ * pay that once for many slugs, use a prepared handle (nodup_slug_prepare,
+ * below), which behaves exactly as this call does. When the insert returns
+ * nothing, a concurrent caller took the candidate: the call recomputes and
+ * tries again, up to NODUP_SLUG_MAX_ATTEMPTS times; the caller never sees
+ * the unique violation. On SQLite each attempt runs in BEGIN IMMEDIATE (a
+ * savepoint inside the caller's transaction), so the query and the insert
+ * are atomic. On PostgreSQL the range must compare bytes: when the column's
+ * collation is C or POSIX (declared, or the database's default) the query is
+ * an index range scan; otherwise it is compared with COLLATE "C", exact but
+ * reading the scope's rows (slugs are ASCII: declare the column
+ * `COLLATE "C"` to keep it indexed).
  *
  * Errors:
  *  - NODUP_ERR_UNBACKED, NODUP_ERR_NO_TABLE, NODUP_ERR_NO_COLUMN,
@@ -891,6 +907,82 @@ NODUP_EXTERN int nodup_slug_create(nodup_slug_result *out, nodup_db *db,
 
 /* Free out->slug and out->id and set them to NULL. Accepts NULL. */
 NODUP_EXTERN void nodup_slug_result_free(nodup_slug_result *out);
+
+/* A prepared slug: what every allocation of a slug in one table and column
+ * needs, made once. Opaque. */
+typedef struct nodup_slug nodup_slug;
+
+/*
+ * Prepare the allocation of slugs in `table`.`column`, unique per
+ * (`scope_cols`..., column) (`nscope` of them, possibly 0), for rows that
+ * also get the `nset` columns `set_cols` (possibly 0). The values come
+ * with each nodup_slug_next(). `opt` may be NULL; it is copied, with its
+ * strings, as is every name.
+ *
+ * What it does once, which nodup_slug_create() does on every call: it
+ * prepares the key on (scope..., column) (so the same unique index must
+ * back it, and the same refusals carry the CREATE UNIQUE INDEX that would),
+ * prepares the insert and the range query (on PostgreSQL as server-side
+ * prepared statements; through a transaction-mode pooler such as
+ * PgBouncer, where nothing may stay on the server between transactions,
+ * their text is kept and sent with each execution, still one round trip
+ * each), and asks once whether the column compares in byte order. A
+ * nodup_slug_next() with a NULL scope value (where the index treats NULLs
+ * as equal) prepares that form of the two statements on first use.
+ *
+ * On success *out is a new handle; release it with nodup_slug_free(). On
+ * failure *out is NULL.
+ *
+ * Errors: NODUP_ERR_UNBACKED, NODUP_ERR_NO_TABLE, NODUP_ERR_NO_COLUMN (also
+ * a set column the table lacks), NODUP_ERR_NO_PKEY, as nodup_key_prepare()
+ * on (scope..., column); NODUP_ERR_USAGE (NULL arguments, more than 31
+ * scope columns, a set column given twice or in the key, max_length not
+ * above NODUP_SLUG_SUFFIX_ROOM, bad options); NODUP_ERR_NOMEM;
+ * NODUP_ERR_DB.
+ *
+ * Threads: like a key, the handle belongs to its connection and is used by
+ * one thread at a time; give each thread its own connection and handle.
+ * Like a key too, it keeps its connection open: nodup_close() with handles
+ * still open only marks the connection, and the last nodup_slug_free() (or
+ * nodup_key_free()) closes it.
+ */
+NODUP_EXTERN int nodup_slug_prepare(nodup_slug **out, nodup_db *db, const char *table,
+                                    const char *column, const char *const *scope_cols,
+                                    size_t nscope, const char *const *set_cols, size_t nset,
+                                    const nodup_slug_options *opt);
+
+/*
+ * Insert a row with the next free slug made from `from`, through a
+ * prepared handle: exactly what nodup_slug_create() does with the same
+ * arguments (the suffix rule, the retries after a lost race, the
+ * transaction rules, the errors and messages), without its preparation.
+ * `scope_vals` has one value per scope column and `set_vals` one per set
+ * column, in the order given to nodup_slug_prepare() (either may be NULL
+ * when there are no such columns; a NULL set value is SQL NULL). Every
+ * value is bound as a parameter.
+ *
+ * Cost: the allocation's statements and nothing else (out->statements
+ * counts them). On PostgreSQL the range query and the insert, 2 round
+ * trips, at any number of copies; on SQLite those two, prepared once,
+ * between BEGIN IMMEDIATE and COMMIT. (One more range query when over 32
+ * other rows rank above every copy: see nodup_slug_result.)
+ *
+ * On success *out holds new strings (release them with
+ * nodup_slug_result_free()); on error out->slug and out->id are NULL,
+ * nothing was inserted by this call, and the handle stays usable. The
+ * message is on the handle's connection (nodup_errmsg()).
+ *
+ * Errors: NODUP_ERR_NULL_KEY, NODUP_ERR_CONSTRAINT, NODUP_ERR_CONFLICT,
+ * NODUP_ERR_RETRY as nodup_slug_create(); NODUP_ERR_USAGE (NULL `out`,
+ * handle, `from` or value array; on SQLite a value its column's declared
+ * type refuses); NODUP_ERR_NOMEM; NODUP_ERR_DB.
+ */
+NODUP_EXTERN int nodup_slug_next(nodup_slug_result *out, nodup_slug *slug,
+                                 const char *const *scope_vals,
+                                 const char *const *set_vals, const char *from);
+
+/* Free a prepared slug and its statements. Accepts NULL. */
+NODUP_EXTERN void nodup_slug_free(nodup_slug *slug);
 
 /* ---------------------------------------------------------------------------
  * Merging duplicates

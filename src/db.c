@@ -400,6 +400,7 @@ int nodup_open_ext(nodup_db **out, const char *url, unsigned flags) {
                       shown);
   }
   db->be = nodup_backends[i];
+  db->caps = db->be->caps;
   rc = db->be->connect(db, url);
   if (rc == NODUP_OK) nodup_clear_error(db);
   else scrub_error(db, url);
@@ -547,6 +548,14 @@ int db_guard_function(nodup_db *db, buf *q, const char *name, const nodup_table_
     return nodup_fail(db, NODUP_ERR_UNSUPPORTED, "%s has no guard trigger for an index "
                       "built online", db->be->name);
   db->be->guard_function(q, name, t, key, nkey, where, nulls_equal, message, constraint);
+  return q->oom ? NODUP_ERR_NOMEM : NODUP_OK;
+}
+
+int db_online_ddl(nodup_db *db, buf *q, online_stmt what, const char *name,
+                  const nodup_table_info *t, char *const *key, size_t nkey, const char *note) {
+  if (!db->be->online_ddl)
+    return nodup_fail(db, NODUP_ERR_UNSUPPORTED, "%s has no online index build", db->be->name);
+  db->be->online_ddl(q, what, name, t, key, nkey, note);
   return q->oom ? NODUP_ERR_NOMEM : NODUP_OK;
 }
 

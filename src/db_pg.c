@@ -178,6 +178,8 @@ static int pg_connect(nodup_db *db, const char *target) {
     return NODUP_ERR_CONNECT;
   }
   db->server_version = PQserverVersion(c);
+  /* NULLS NOT DISTINCT is PostgreSQL 15's syntax. */
+  if (db->server_version < 150000) db->caps &= ~(unsigned)BE_CAP_NULLS_NOT_DISTINCT;
   /* A library must not write to the caller's stderr (libpq's default for
    * NOTICEs such as "relation already exists, skipping"). */
   PQsetNoticeProcessor(c, ignore_notice, NULL);
@@ -578,8 +580,8 @@ static void backoff(nodup_db *db, int attempt) {
   nanosleep(&ts, NULL);
 }
 
-/* One pipelined round: insert-if-absent, lookup, Sync. On error, the
- * message is set and the SQLSTATE copied to `state`.
+/* One pipelined round: insert-if-absent, lookup (unless NULL), Sync. On
+ * error, the message is set and the SQLSTATE copied to `state`.
  *
  * The results are read up to the Sync whatever happens, so the connection
  * leaves pipeline mode clean after an error at any position: the insert's
@@ -595,7 +597,7 @@ static int pg_round(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
   PGconn *c = C(db);
   PGresult *res;
   ExecStatusType st;
-  int rc = NODUP_OK, pos = 0, nulls = 0;
+  int rc = NODUP_OK, pos = 0, nulls = 0, nsent = lookup ? 2 : 1;
 
   state[0] = '\0';
   cons[0] = '\0';
@@ -603,13 +605,13 @@ static int pg_round(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
   buf_reset(&key->id);
   if (!PQenterPipelineMode(c)) return pg_fail(db, NULL, "entering pipeline mode");
   if (!pg_send(c, insert, nparams, params) ||
-      !pg_send(c, lookup, (int)key->ncols, params) || !PQpipelineSync(c)) {
+      (lookup && !pg_send(c, lookup, (int)key->ncols, params)) || !PQpipelineSync(c)) {
     rc = pg_fail(db, NULL, "sending get-or-create");
     pg_pipeline_abandon(db);
     return rc;
   }
-  /* pos: 0 insert, 1 lookup, 2 the COMMIT at the Sync. PQgetResult
-   * returns NULL after each statement's results. */
+  /* pos: 0 insert, 1 lookup if sent, then (nsent) the COMMIT at the Sync.
+   * PQgetResult returns NULL after each statement's results. */
   for (;;) {
     res = PQgetResult(c);
     if (!res) {
@@ -629,7 +631,7 @@ static int pg_round(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
       PQclear(res);
       break;
     }
-    if (st == PGRES_TUPLES_OK && pos < 2) {
+    if (st == PGRES_TUPLES_OK && pos < nsent) {
       if (!key->id.len && PQntuples(res) > 0) {
         pg_rows(res, key_store_id, key);
         *created = pos == 0;
@@ -639,7 +641,7 @@ static int pg_round(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
       const char *k = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
       snprintf(state, 6, "%s", s ? s : "");
       snprintf(cons, ncons, "%s", k ? k : "");
-      rc = pg_fail(db, res, pos >= 2 ? "at commit" : NULL);
+      rc = pg_fail(db, res, pos >= nsent ? "at commit" : NULL);
     }
     PQclear(res);
   }
@@ -669,9 +671,37 @@ static int own_index(const nodup_key *key, const char *cons) {
   return 0;
 }
 
-static int pg_get_or_create(nodup_key *key, nodup_stmt *insert,
-                            nodup_stmt *lookup, const char *const *params,
-                            int nparams, int *created) {
+/* The round a call starts with, from the hit rate the key observed
+ * (getorcreate.c keeps it). A
+ * hit costs one SELECT when the lookup goes alone, and a miss one INSERT
+ * when the insert does; each pays a second round trip for the other
+ * outcome, and the pipelined round pays both statements' server time for
+ * one round trip. Lookup first wins when the lookup costs less than the
+ * misses' second trip: above about 60% hits (bench_goc --mix measures the
+ * crossovers); the insert alone below about 10%. */
+#define HIT_LOOKUP_FIRST (KEY_HIT_ONE * 6 / 10)
+#define HIT_INSERT_FIRST (KEY_HIT_ONE / 10)
+
+static key_strategy pg_strategy(const nodup_key *key) {
+  if (key->strategy != KEY_ADAPTIVE) return key->strategy;
+  if (key->hit_rate >= HIT_LOOKUP_FIRST) return KEY_LOOKUP_FIRST;
+  if (key->hit_rate <= HIT_INSERT_FIRST) return KEY_INSERT_FIRST;
+  return KEY_PIPELINED;
+}
+
+/* The lookup alone, a statement of its own: its snapshot is taken after
+ * everything committed before it was sent. */
+static int pg_lookup(nodup_key *key, nodup_stmt *lookup, const char *const *params) {
+  buf_reset(&key->id);
+  return pg_run(key->db, lookup, params, (int)key->ncols, key_store_id, key);
+}
+
+/* Rounds until one ends with a row or an error that a retry cannot cure:
+ * a unique violation from an online enforce's guard on our own index (the
+ * winner's row exists), or a serialization failure in our own
+ * transaction. Inside the caller's transaction both are the caller's. */
+static int pg_rounds(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
+                     const char *const *params, int nparams, int *created) {
   int owned = PQtransactionStatus(C(key->db)) == PQTRANS_IDLE;
   int attempt, rc = NODUP_OK;
   char state[6], cons[128];
@@ -691,9 +721,30 @@ static int pg_get_or_create(nodup_key *key, nodup_stmt *insert,
       backoff(key->db, attempt);
       continue;
     }
-    if (rc == NODUP_OK && !key->id.len) return NODUP_ERR_CONFLICT;
     return rc;
   }
+  return rc;
+}
+
+/* Whatever the round, `created` comes only from our insert's RETURNING
+ * (ON CONFLICT DO NOTHING lets one insert of a key win), a hit evaluates
+ * no column default (the lookup alone, or the insert's NOT EXISTS), and
+ * a row found after our insert added nothing comes from a statement
+ * started after it: the winner committed before that snapshot. */
+static int pg_get_or_create(nodup_key *key, nodup_stmt *insert,
+                            nodup_stmt *lookup, const char *const *params,
+                            int nparams, int *created) {
+  key_strategy how = pg_strategy(key);
+  int rc;
+  *created = 0;
+  if (how == KEY_LOOKUP_FIRST) {
+    if ((rc = pg_lookup(key, lookup, params)) != NODUP_OK) return rc;
+    if (key->id.len) return NODUP_OK;
+  }
+  rc = pg_rounds(key, insert, how == KEY_INSERT_FIRST ? NULL : lookup, params, nparams, created);
+  if (rc == NODUP_OK && !key->id.len && how == KEY_INSERT_FIRST)
+    rc = pg_lookup(key, lookup, params);
+  if (rc == NODUP_OK && !key->id.len) return NODUP_ERR_CONFLICT;
   return rc;
 }
 
@@ -1122,6 +1173,33 @@ static void pg_guard_function(buf *q, const char *name, const nodup_table_info *
   "  AND p.prorettype = 'pg_catalog.trigger'::pg_catalog.regtype "                      \
   "  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger u WHERE u.tgfoid = p.oid) "
 
+static void pg_online_ddl(buf *q, online_stmt what, const char *name,
+                          const nodup_table_info *t, char *const *key, size_t nkey,
+                          const char *note) {
+  switch (what) {
+  case ONLINE_GUARD_TRIGGER:
+    buf_printf(q, "CREATE TRIGGER %s BEFORE INSERT OR UPDATE OF ", name);
+    sql_ident_list(q, key, nkey);
+    buf_printf(q, " ON %s FOR EACH ROW EXECUTE FUNCTION %s()", t->qualified, name);
+    break;
+  case ONLINE_GUARD_NOTE:
+    buf_printf(q, "COMMENT ON FUNCTION %s() IS ", name);
+    sql_name_literal(q, note);
+    break;
+  case ONLINE_DROP_TRIGGER:
+    buf_puts(q, "DROP TRIGGER IF EXISTS ");
+    sql_ident(q, name);
+    buf_printf(q, " ON %s", t->qualified);
+    break;
+  case ONLINE_DROP_FUNCTION:
+    buf_printf(q, "DROP FUNCTION IF EXISTS %s", name);
+    break;
+  case ONLINE_DROP_INDEX:
+    buf_printf(q, "DROP INDEX CONCURRENTLY IF EXISTS %s", name);
+    break;
+  }
+}
+
 /* One catalog query: the guard triggers with their function, the columns
  * they fire on and whether the backend that installed them (from the
  * function's comment) is still there; t's guard function with no trigger;
@@ -1240,6 +1318,7 @@ const struct nodup_backend nodup_pg_backend = {
     .partition_key = pg_partition_key,
     .index_state = pg_index_state,
     .guard_function = pg_guard_function,
+    .online_ddl = pg_online_ddl,
     .online_leftovers = pg_online_leftovers,
     .orphan_guards = pg_orphan_guards,
 };

@@ -206,16 +206,37 @@ static int sq_bind(nodup_db *db, sqlite3_stmt *st, const char *const *params,
   return NODUP_OK;
 }
 
+/* v as decimal text into out (at least 21 bytes); returns out. */
+static const char *int_text(char *out, sqlite3_int64 v) {
+  char tmp[21];
+  size_t n = 0, i = 0;
+  /* Through unsigned: -INT64_MIN overflows a signed negation. */
+  sqlite3_uint64 u = v < 0 ? 0 - (sqlite3_uint64)v : (sqlite3_uint64)v;
+  do tmp[n++] = (char)('0' + u % 10); while ((u /= 10) != 0);
+  if (v < 0) out[i++] = '-';
+  while (n) out[i++] = tmp[--n];
+  out[i] = '\0';
+  return out;
+}
+
 /* Step to completion, handing each row to fn. Stops calling fn (but keeps
- * stepping, so the statement's effect is complete) once fn returns nonzero. */
+ * stepping, so the statement's effect is complete) once fn returns nonzero.
+ * Integer values (ids, mostly) are formatted here: sqlite3_column_text
+ * would convert them in an allocation of SQLite's, on every row, whose
+ * memory statistics take a process-wide mutex (threads on other
+ * connections queue on it). */
 static int sq_steps(nodup_db *db, sqlite3_stmt *st, row_fn fn, void *ctx) {
   const char *vals[64];
+  char num[4][21];
   int rc, i, n, stop = 0;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     if (!fn || stop) continue;
     n = sqlite3_column_count(st);
     if (n > 64) n = 64;
-    for (i = 0; i < n; i++) vals[i] = (const char *)sqlite3_column_text(st, i);
+    for (i = 0; i < n; i++)
+      vals[i] = i < 4 && sqlite3_column_type(st, i) == SQLITE_INTEGER
+                    ? int_text(num[i], sqlite3_column_int64(st, i))
+                    : (const char *)sqlite3_column_text(st, i);
     stop = fn(ctx, n, vals);
   }
   if (rc != SQLITE_DONE) {

@@ -324,12 +324,11 @@ static int refuse_mode(nodup_db *db, const nodup_enforce_options *opt) {
     return nodup_fail(db, NODUP_ERR_USAGE,
                       "--abort only removes what an interrupted --online run left: it takes "
                       "no --merge, --online or --dry-run");
-  if (opt->nulls_equal && !db_can(db, BE_CAP_NULLS_NOT_DISTINCT))
+  if (opt->nulls_equal && !abort && !db_can(db, BE_CAP_NULLS_NOT_DISTINCT))
     return nodup_fail(db, NODUP_ERR_USAGE,
-                      "SQLite has no NULLS NOT DISTINCT index: a unique index there always "
-                      "lets NULL keys repeat; enforce without --nulls-equal");
-  if (opt->nulls_equal && db->server_version < 150000 && !abort)
-    return nodup_fail(db, NODUP_ERR_USAGE, "NULLS NOT DISTINCT needs PostgreSQL 15 or later");
+                      "this database has no NULLS NOT DISTINCT unique index (PostgreSQL has it "
+                      "from version 15, SQLite not at all): a unique index here always lets "
+                      "NULL keys repeat; enforce without --nulls-equal");
   if (online && !db_can(db, BE_CAP_ONLINE_INDEX))
     return nodup_fail(db, NODUP_ERR_USAGE,
                       "--online is for PostgreSQL; SQLite's write lock makes the whole step atomic");

@@ -410,8 +410,9 @@ static int sweep_orphans(nodup_db *db, buf *removed) {
   for (i = 0; rc == NODUP_OK && i < l.n; i++) {
     buf q;
     buf_init(&q);
-    buf_printf(&q, "DROP FUNCTION IF EXISTS %s", l.a[i].name);
-    if (!q.oom && db->be->query(db, buf_str(&q), NULL, 0, NULL, NULL) == NODUP_OK)
+    if (db_online_ddl(db, &q, ONLINE_DROP_FUNCTION, l.a[i].name, NULL, NULL, 0, NULL) ==
+            NODUP_OK &&
+        db->be->query(db, buf_str(&q), NULL, 0, NULL, NULL) == NODUP_OK)
       buf_printf(removed, "%sorphan guard function %s", removed->len ? "; " : "", l.a[i].name);
     buf_free(&q);
   }
@@ -425,8 +426,8 @@ int enforce_drop_index(nodup_db *db, const char *qualified) {
   buf q;
   int rc;
   buf_init(&q);
-  buf_printf(&q, "DROP INDEX CONCURRENTLY IF EXISTS %s", qualified);
-  rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, NULL, NULL);
+  rc = db_online_ddl(db, &q, ONLINE_DROP_INDEX, qualified, NULL, NULL, 0, NULL);
+  if (rc == NODUP_OK) rc = db->be->query(db, buf_str(&q), NULL, 0, NULL, NULL);
   buf_free(&q);
   return rc;
 }
@@ -463,16 +464,17 @@ int enforce_leftovers_remove(nodup_db *db, const nodup_table_info *t, char *cons
     if (!mine) continue;
     buf_reset(&q);
     if (x->kind == 'g') {
-      buf_puts(&q, "DROP TRIGGER IF EXISTS ");
-      sql_ident(&q, x->name);
-      buf_printf(&q, " ON %s", t->qualified);
-      if (q.oom || !(owned[nddl] = nodup_strdup(buf_str(&q)))) goto oom;
+      if (db_online_ddl(db, &q, ONLINE_DROP_TRIGGER, x->name, t, NULL, 0, NULL) != NODUP_OK ||
+          !(owned[nddl] = nodup_strdup(buf_str(&q))))
+        goto oom;
       ddl[nddl] = owned[nddl];
       nddl++;
     }
     buf_reset(&q);
-    buf_printf(&q, "DROP FUNCTION IF EXISTS %s", x->kind == 'g' ? x->extra : x->name);
-    if (q.oom || !(owned[nddl] = nodup_strdup(buf_str(&q)))) goto oom;
+    if (db_online_ddl(db, &q, ONLINE_DROP_FUNCTION, x->kind == 'g' ? x->extra : x->name, NULL,
+                      NULL, 0, NULL) != NODUP_OK ||
+        !(owned[nddl] = nodup_strdup(buf_str(&q))))
+      goto oom;
     ddl[nddl] = owned[nddl];
     nddl++;
   }
@@ -509,6 +511,7 @@ done:
 
 int enforce_guard_comment(nodup_db *db, const char *guard, const char *index, buf *sql) {
   buf note;
+  int rc;
   buf_init(&note);
   buf_puts(&note, "nodup enforce --online guard for index ");
   sql_ident(&note, index);
@@ -517,17 +520,16 @@ int enforce_guard_comment(nodup_db *db, const char *guard, const char *index, bu
     /* The next transaction may run in another server session. */
     buf_puts(&note, "pooled");
   } else {
-    int rc = db_session_id(db, &note);
+    rc = db_session_id(db, &note);
     if (rc != NODUP_OK) {
       buf_free(&note);
       return rc;
     }
   }
-  buf_printf(sql, "COMMENT ON FUNCTION %s() IS ", guard);
-  sql_name_literal(sql, buf_str(&note));
   if (note.oom) sql->oom = 1;
+  rc = db_online_ddl(db, sql, ONLINE_GUARD_NOTE, guard, NULL, NULL, 0, buf_str(&note));
   buf_free(&note);
-  return sql->oom ? NODUP_ERR_NOMEM : NODUP_OK;
+  return rc;
 }
 
 void enforce_leftovers_unknown(buf *m, const nodup_table_info *t, char *const *key, size_t nkey,

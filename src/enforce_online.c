@@ -59,9 +59,9 @@ static int guard_install(enforce_ctx *c) {
   buf_init(&trigger);
   if ((rc = guard_function(c, &q)) != NODUP_OK) goto done;
   if ((rc = enforce_guard_comment(c->db, c->guard, c->rep->index, &comment)) != NODUP_OK) goto done;
-  buf_printf(&trigger, "CREATE TRIGGER %s BEFORE INSERT OR UPDATE OF ", c->guard);
-  sql_ident_list(&trigger, c->key, c->nkey);
-  buf_printf(&trigger, " ON %s FOR EACH ROW EXECUTE FUNCTION %s()", c->t->qualified, c->guard);
+  if ((rc = db_online_ddl(c->db, &trigger, ONLINE_GUARD_TRIGGER, c->guard, c->t, c->key, c->nkey,
+                          NULL)) != NODUP_OK)
+    goto done;
   sql[0] = buf_str(&q);
   sql[1] = buf_str(&comment);
   sql[2] = buf_str(&trigger);

@@ -2,9 +2,9 @@
  * getorcreate.c -- the core call: return the row for a key, creating it
  * exactly once.
  *
- * The backends run one engine-specific round (db_pg.c: a pipelined
- * insert-if-absent + fresh lookup; db_sqlite.c: lock-free lookup, then
- * BEGIN IMMEDIATE insert-if-absent). This file owns what is common: input
+ * The backends run one engine-specific round (db_pg.c: insert-if-absent
+ * and a fresh lookup, alone or pipelined as the key's hit rate suggests;
+ * db_sqlite.c: lock-free lookup, then BEGIN IMMEDIATE insert-if-absent). This file owns what is common: input
  * checks, the NULL rule, and the rare round in which neither statement
  * yields a row because the winner was deleted between our insert and our
  * lookup (retry, bounded).
@@ -116,6 +116,8 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
                key->index, GOC_MAX_ROUNDS);
   params_free(&p);
   if (rc != NODUP_OK) return name_table(key, rc);
+  /* Each call moves the average 1/16 of the way to its outcome. */
+  key->hit_rate += ((created ? 0 : KEY_HIT_ONE) - key->hit_rate) / 16;
   out->id = buf_str(&key->id);
   out->created = created;
   return NODUP_OK;

@@ -290,9 +290,26 @@ typedef struct nodup_stmt nodup_stmt;   /* backend-defined prepared statement */
  * Return nonzero to stop early. */
 typedef int (*row_fn)(void *ctx, int ncols, const char *const *vals);
 
+/* The online mode's statements besides the guard function (struct
+ * nodup_backend's online_ddl): its trigger `name` on t, firing function
+ * `name`() before inserts and before updates of the key; the function's
+ * comment `note` (online_leftovers reads it back); dropping trigger `name`
+ * on t, function `name`, or index `name` (schema-qualified) without
+ * blocking writers, each if it exists. */
+typedef enum online_stmt {
+  ONLINE_GUARD_TRIGGER,
+  ONLINE_GUARD_NOTE,
+  ONLINE_DROP_TRIGGER,
+  ONLINE_DROP_FUNCTION,
+  ONLINE_DROP_INDEX
+} online_stmt;
+
 /* What a backend can do. Feature files ask db_can(db, BE_CAP_...), never
  * which backend answers, so a third engine declares what it has and gets
- * the right path everywhere (or a refusal naming what it lacks). */
+ * the right path everywhere (or a refusal naming what it lacks). The
+ * backend's caps are what the engine can do at best; nodup_open copies
+ * them into the connection and connect() clears what this server lacks
+ * (a release too old for a feature). */
 enum {
   BE_CAP_FOLDS_NAMES = 1 << 0,    /* identifiers compare case-insensitively (SQLite) */
   BE_CAP_SCHEMAS = 1 << 1,        /* tables live in schemas: the journal gets its own */
@@ -300,7 +317,8 @@ enum {
                                      otherwise begin_write locks the whole database */
   BE_CAP_ONLINE_INDEX = 1 << 3,   /* CREATE INDEX CONCURRENTLY and trigger guards:
                                      enforce --online and --abort, their leftovers */
-  BE_CAP_NULLS_NOT_DISTINCT = 1 << 4,  /* unique indexes that treat NULLs as equal */
+  BE_CAP_NULLS_NOT_DISTINCT = 1 << 4,  /* unique indexes that treat NULLs as equal
+                                          (connect clears it below PostgreSQL 15) */
   BE_CAP_DEFERRABLE_FKS = 1 << 5, /* SET CONSTRAINTS ALL IMMEDIATE runs deferred checks */
   BE_CAP_PARTITIONS = 1 << 6,     /* declarative partitions (keys must hold their key) */
   BE_CAP_CONSTRAINTS = 1 << 7,    /* ADD CONSTRAINT ... UNIQUE USING INDEX */
@@ -342,7 +360,7 @@ typedef struct db_json_rows {
 
 struct nodup_backend {
   const char *name;
-  unsigned caps;     /* BE_CAP_* */
+  unsigned caps;     /* BE_CAP_*: the engine's best; nodup_db.caps the server's */
   char placeholder;  /* '$' or '?' */
   /* Does `url` name a database of this backend? Asked in order, the
    * embedded default (which takes any path) last. */
@@ -505,6 +523,10 @@ struct nodup_backend {
   void (*guard_function)(buf *q, const char *name, const nodup_table_info *t,
                          char *const *key, size_t nkey, const char *where, int nulls_equal,
                          const char *message, const char *constraint);
+  /* The rest of the online mode's DDL, one statement appended to q (names
+   * as given: quoted already, except a trigger's for ONLINE_DROP_TRIGGER). */
+  void (*online_ddl)(buf *q, online_stmt what, const char *name, const nodup_table_info *t,
+                     char *const *key, size_t nkey, const char *note);
   /* What online runs left on t, one row each to fn, nine values: kind, name,
    * extra, cols, on, relname, state, ready, pid (enforce_leftovers.c's
    * struct leftover says what each holds per kind). Kinds: 'g' a trigger
@@ -559,12 +581,15 @@ void db_conflict_insert(buf *q, const nodup_db *db, const nodup_table_info *t, c
 int db_partition_key(nodup_db *db, const nodup_table_info *t, row_fn fn, void *ctx);
 int db_index_find(nodup_db *db, const nodup_table_info *t, const char *index,
                   db_index_state *out);
-/* The online mode's members (guard_function, online_leftovers,
- * orphan_guards): NODUP_ERR_UNSUPPORTED from db_guard_function, and no
+/* The online mode's members (guard_function, online_ddl, online_leftovers,
+ * orphan_guards): NODUP_ERR_UNSUPPORTED from db_guard_function and
+ * db_online_ddl, and no
  * rows from the others, where the backend has none. */
 int db_guard_function(nodup_db *db, buf *q, const char *name, const nodup_table_info *t,
                       char *const *key, size_t nkey, const char *where, int nulls_equal,
                       const char *message, const char *constraint);
+int db_online_ddl(nodup_db *db, buf *q, online_stmt what, const char *name,
+                  const nodup_table_info *t, char *const *key, size_t nkey, const char *note);
 int db_online_leftovers(nodup_db *db, const nodup_table_info *t, const char *guard, row_fn fn,
                         void *ctx);
 int db_orphan_guards(nodup_db *db, row_fn fn, void *ctx);
@@ -675,6 +700,7 @@ struct nodup_db {
   char sqlstate[6];      /* nodup_sqlstate(): of the last database error */
   char constraint[64];   /* nodup_errconstraint(); 64: PostgreSQL's longest name */
   int server_version;    /* PostgreSQL server_version_num; SQLite libversion */
+  unsigned caps;         /* BE_CAP_*: be->caps less what connect() found missing */
   unsigned next_stmt;    /* names PostgreSQL prepared statements */
   unsigned seed;         /* retry jitter */
   unsigned flags;        /* NODUP_OPEN_* given to nodup_open_ext */
@@ -689,11 +715,11 @@ struct nodup_db {
   /* nodup_db_set_journal(): the merge journal's schema (PostgreSQL); ""
    * is JOURNAL_DEFAULT_SCHEMA. 64 bytes: PostgreSQL's longest name. */
   char journal[64];
-  size_t nkeys;          /* keys prepared on it and not yet freed */
+  size_t nkeys;          /* keys and slug handles prepared on it, not yet freed */
   int closing;           /* nodup_close() was called while nkeys > 0 */
 };
 
-static inline int db_can(const nodup_db *db, unsigned cap) { return (db->be->caps & cap) != 0; }
+static inline int db_can(const nodup_db *db, unsigned cap) { return (db->caps & cap) != 0; }
 
 /* ---- prepared keys ---- */
 
@@ -712,6 +738,16 @@ typedef struct key_shape {
                           * column in key->table, for value conversion */
 } key_shape;
 
+/* How a backend's get-or-create round starts (db_pg.c): as the observed
+ * hit rate suggests, or always one way. */
+#define KEY_HIT_ONE 1024
+typedef enum key_strategy {
+  KEY_ADAPTIVE,
+  KEY_LOOKUP_FIRST,   /* the lookup alone; on a miss, the insert and lookup */
+  KEY_PIPELINED,      /* the insert and the lookup in one round trip */
+  KEY_INSERT_FIRST    /* the insert alone; the lookup only when it adds nothing */
+} key_strategy;
+
 struct nodup_key {
   nodup_db *db;
   nodup_table_info *table;
@@ -727,6 +763,11 @@ struct nodup_key {
   key_shape *shapes;
   buf id;                /* the last result's id */
   int in_predicate;      /* the last inserted row satisfied the predicate */
+  /* The share of get-or-create calls that found their row, as a moving
+   * average over about the last 16 (KEY_HIT_ONE is all of them): the
+   * backend picks its round from it (db_pg.c). */
+  int hit_rate;
+  key_strategy strategy; /* KEY_ADAPTIVE, or one round forced (tests, bench) */
 };
 
 /* ---- options.c ---- */

@@ -383,6 +383,7 @@ static int key_open(nodup_key **out, nodup_db *db, const char *table,
   }
   key->db = db;
   db->nkeys++;           /* nodup_close waits for it: see there */
+  key->hit_rate = KEY_HIT_ONE / 2;   /* no guess: one round trip either way */
   key->table = t;
   key->ncols = ncols;
   key->cols = names;

@@ -36,6 +36,7 @@
 #define db_guard_function nodup__db_guard_function
 #define db_index_find nodup__db_index_find
 #define db_looks_like_conninfo nodup__db_looks_like_conninfo
+#define db_online_ddl nodup__db_online_ddl
 #define db_online_leftovers nodup__db_online_leftovers
 #define db_orphan_guards nodup__db_orphan_guards
 #define db_partition_key nodup__db_partition_key

@@ -136,21 +136,21 @@ void sql_params(buf *b, const nodup_db *db, int first, size_t n) {
   }
 }
 
-/* names, comma-separated, each qualified by alias when it is not NULL. */
-static void ident_list_as(buf *b, char *const *names, size_t n, const char *alias) {
-  size_t i;
-  for (i = 0; i < n; i++) {
-    if (i) buf_puts(b, ", ");
-    if (alias) buf_printf(b, "%s.", alias);
-    sql_ident(b, names[i]);
-  }
-}
+/* The key partitions, as every key is written (sql_key_list); the
+ * primary key's columns, written the same way, break ties. */
 void sql_keep_window(buf *b, char *const *key, size_t nkey, const char *keep, char *const *pk,
                      size_t npk, const char *alias) {
-  buf_puts(b, " WINDOW nodup_w AS (PARTITION BY ");
-  ident_list_as(b, key, nkey, alias);
-  buf_puts(b, " ORDER BY ");
-  if (keep && *keep) buf_printf(b, "%s, ", keep);
-  ident_list_as(b, pk, npk, alias);
-  buf_putc(b, ')');
+  key_term *k = key_terms_of(key, nkey), *p = key_terms_of(pk, npk);
+  if (!k || !p) {
+    b->oom = 1;
+  } else {
+    buf_puts(b, " WINDOW nodup_w AS (PARTITION BY ");
+    sql_key_list(b, k, nkey, alias);
+    buf_puts(b, " ORDER BY ");
+    if (keep && *keep) buf_printf(b, "%s, ", keep);
+    sql_key_list(b, p, npk, alias);
+    buf_putc(b, ')');
+  }
+  free(k);
+  free(p);
 }

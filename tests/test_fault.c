@@ -2,7 +2,7 @@
  * test_fault.c -- fault injection: fail the Nth statement, then the Nth
  * allocation, for N = 1, 2, ... until the operation runs without reaching
  * N (curl's torture mode, SQLite's malloc and I/O fault loops), over
- * get-or-create, merge, enforce and import, on SQLite and PostgreSQL.
+ * get-or-create, merge, enforce, import and slugs, on SQLite and PostgreSQL.
  *
  * After each injected fault the same invariants as the kill tests
  * (test_interrupt.c) must hold: the call returns an error, or NODUP_OK
@@ -340,6 +340,12 @@ static const char *const item_fixture =
     " \"qty\" INTEGER NOT NULL DEFAULT 0);"
     "INSERT INTO \"item\" (\"code\", \"name\") VALUES ('a', 'first'), ('b', 'second')";
 
+/* Teams whose slug is the primary key (a deterministic id, as for items),
+ * with "my-team" taken: the next "My Team" is "my-team-2". */
+static const char *const team_fixture =
+    "CREATE TABLE \"team\" (\"slug\" TEXT PRIMARY KEY, \"name\" TEXT NOT NULL);"
+    "INSERT INTO \"team\" (\"slug\", \"name\") VALUES ('my-team', 'first')";
+
 /* ---- the operations ---- */
 
 typedef struct operation {
@@ -408,6 +414,46 @@ static int run_import(nodup_db *db) {
   nodup_import_free(r);
   return rc;
 }
+
+/* Whether an earlier call made the row already (*done). A slug is not
+ * idempotent: a second call makes "my-team-3". So the clean rerun after a
+ * fault that came once the row was committed asks first, as an
+ * application retrying a request would; a run that inserted twice still
+ * shows, as a wrong slug or a second row. */
+static int slug_done(nodup_db *db, int *done) {
+  static const char *const name_col[] = {"name"}, *const second[] = {"second"};
+  nodup_key *key = NULL;
+  nodup_result r = {NULL, 0};
+  int rc = nodup_key_prepare_unbacked(&key, db, "team", name_col, 1, NULL);
+  if (rc == NODUP_OK) rc = nodup_find(key, second, &r);
+  *done = rc == NODUP_OK && r.id;
+  nodup_key_free(key);
+  return rc;
+}
+
+/* One slug through a prepared handle (prepare, allocate, free), or
+ * (one_call) through nodup_slug_create; -1 for a wrong slug. */
+static int slug_with(nodup_db *db, int one_call) {
+  static const char *const set_cols[] = {"name"}, *const set_vals[] = {"second"};
+  nodup_slug_result r = {NULL, NULL, 0, 0};
+  nodup_slug *s = NULL;
+  int done, rc = slug_done(db, &done);
+  if (rc != NODUP_OK || done) return rc;
+  if (one_call) {
+    rc = nodup_slug_create(&r, db, "team", "slug", NULL, NULL, 0, set_cols, set_vals, 1,
+                           "My Team", NULL);
+  } else {
+    rc = nodup_slug_prepare(&s, db, "team", "slug", NULL, 0, set_cols, 1, NULL);
+    if (rc == NODUP_OK) rc = nodup_slug_next(&r, s, NULL, set_vals, "My Team");
+    nodup_slug_free(s);
+  }
+  if (rc == NODUP_OK && strcmp(r.slug, "my-team-2") != 0) rc = -1;
+  nodup_slug_result_free(&r);
+  return rc;
+}
+
+static int run_slug(nodup_db *db) { return slug_with(db, 0); }
+static int run_slug_create(nodup_db *db) { return slug_with(db, 1); }
 
 /* ---- the loop ---- */
 
@@ -611,6 +657,8 @@ static const operation ops[] = {
     {"enforce", seed000, conference_more, run_enforce, 1},
     {"enforce --online", seed000, conference_more, run_enforce_online, 1},
     {"import", item_fixture, NULL, run_import, 0},
+    {"slug", team_fixture, NULL, run_slug, 0},
+    {"slug (one call)", team_fixture, NULL, run_slug_create, 0},
 };
 
 static void test_get_or_create(void **state) { torture_both(state, &ops[0]); }
@@ -618,6 +666,8 @@ static void test_merge(void **state) { torture_both(state, &ops[1]); }
 static void test_enforce(void **state) { torture_both(state, &ops[2]); }
 static void test_enforce_online(void **state) { torture_both(state, &ops[3]); }
 static void test_import(void **state) { torture_both(state, &ops[4]); }
+static void test_slug(void **state) { torture_both(state, &ops[5]); }
+static void test_slug_create(void **state) { torture_both(state, &ops[6]); }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -625,6 +675,8 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_merge, harness_setup, harness_teardown),
       cmocka_unit_test_setup_teardown(test_enforce, harness_setup, harness_teardown),
       cmocka_unit_test_setup_teardown(test_import, harness_setup, harness_teardown),
+      cmocka_unit_test_setup_teardown(test_slug, harness_setup, harness_teardown),
+      cmocka_unit_test_setup_teardown(test_slug_create, harness_setup, harness_teardown),
   };
   const struct CMUnitTest pg_only[] = {
       cmocka_unit_test_setup_teardown(test_enforce_online, harness_setup, harness_teardown),

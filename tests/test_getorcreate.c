@@ -8,6 +8,7 @@
  * fails when the library lies about what it did.
  */
 #include "harness.h"
+#include "internal.h" /* key->strategy: each round forced in turn */
 
 #include <ctype.h>
 #include <stdio.h>
@@ -567,6 +568,71 @@ static void test_no_transaction_left_open(void **state) {
   assert_string_equal(nodup_errmsg(db), "");
 }
 
+/* ---------------------------------------------------------------------------
+ * Rounds: PostgreSQL picks how a call starts (lookup alone, pipelined,
+ * insert alone) from the hit rate its key observes. Each, forced, keeps
+ * every promise; SQLite has one round and ignores the choice.
+ */
+
+static void strategy_promises(nodup_db *db, key_strategy how) {
+  nodup_key *key = create_members(db);
+  const char *ada[] = {"ada@example.org"}, *bob[] = {"bob@example.org"};
+  const char *eve[] = {"eve@example.org"};
+  const char *valid[] = {"h1", "ada", "30", "1"}, *valid2[] = {"h2", "bob", "30", "1"};
+  const char *valid3[] = {"h3", "eve", "30", "1"};
+  const char *invalid[] = {"h1", NULL, "-1", "999"};
+  char id[HARNESS_ID_MAX], again[HARNESS_ID_MAX], next[HARNESS_ID_MAX];
+  key->strategy = how;
+
+  assert_int_equal(harness_goc(db, key, ada, member_cols, valid, 4, id), 1);
+  /* Hits: the same row, defaults never evaluated, no sequence value. */
+  for (int i = 0; i < 5; i++) {
+    assert_int_equal(harness_goc(db, key, ada, member_cols, invalid, 4, again), 0);
+    assert_string_equal(id, again);
+  }
+  assert_int_equal(harness_goc(db, key, bob, member_cols, valid2, 4, next), 1);
+  assert_int_equal(atoll(next), atoll(id) + 1);
+  /* Another constraint is named, and not taken for the key's. */
+  expect_constraint(db, key, "eve@example.org", valid, 4,
+                    harness_pick("handle", "members_handle_key"));
+  assert_false(harness_in_transaction(db));
+  /* Inside the caller's transaction, the insert is the caller's. */
+  harness_exec(db, "BEGIN");
+  assert_int_equal(harness_goc(db, key, eve, member_cols, valid3, 4, id), 1);
+  assert_int_equal(harness_goc(db, key, eve, member_cols, valid3, 4, again), 0);
+  assert_string_equal(id, again);
+  harness_exec(db, "ROLLBACK");
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"members\"", NULL), 2);
+  harness_exec(db, "DROP TABLE \"members\"; DROP TABLE \"parents\"");
+}
+
+static void test_each_round_keeps_the_promises(void **state) {
+  nodup_db *db = *state;
+  strategy_promises(db, KEY_LOOKUP_FIRST);
+  strategy_promises(db, KEY_PIPELINED);
+  strategy_promises(db, KEY_INSERT_FIRST);
+  strategy_promises(db, KEY_ADAPTIVE);
+}
+
+/* The observed hit rate follows the workload, both ways. */
+static void test_hit_rate_follows_the_workload(void **state) {
+  nodup_db *db = *state;
+  nodup_key *key = people_key(db);
+  char v[64], id[HARNESS_ID_MAX];
+  const char *vals[] = {v};
+  assert_int_equal(key->strategy, KEY_ADAPTIVE);
+  assert_int_equal(key->hit_rate, KEY_HIT_ONE / 2);
+  snprintf(v, sizeof v, "hit@example.org");
+  for (int i = 0; i < 40; i++) harness_goc(db, key, vals, NULL, NULL, 0, id);
+  assert_true(key->hit_rate >= KEY_HIT_ONE * 9 / 10);
+  for (int i = 0; i < 60; i++) {
+    snprintf(v, sizeof v, "miss-%d@example.org", i);
+    assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, id), 1);
+  }
+  assert_true(key->hit_rate <= KEY_HIT_ONE / 10);
+  assert_int_equal(harness_count(db, COUNT_PEOPLE, NULL), 61);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
@@ -588,6 +654,8 @@ int main(void) {
       T(test_hostile_values),
       T(test_inside_caller_transaction),
       T(test_no_transaction_left_open),
+      T(test_each_round_keeps_the_promises),
+      T(test_hit_rate_follows_the_workload),
 #undef T
   };
   return cmocka_run_group_tests_name(harness_is_pg() ? "getorcreate_pg"

@@ -10,6 +10,7 @@
  * never from sleeps, and nothing here asserts on time.
  */
 #include "harness.h"
+#include "internal.h" /* key->strategy: each get-or-create round forced */
 #include "rig.h"
 
 #include <errno.h>
@@ -63,23 +64,23 @@ struct worker {
 };
 
 static void key_values(const struct scenario *sc, int k,
-                       char buf[MAX_COLS][VALUE_MAX], const char **vals) {
+                       char text[MAX_COLS][VALUE_MAX], const char **vals) {
   for (size_t c = 0; c < sc->ncols; c++) {
-    snprintf(buf[c], VALUE_MAX, sc->formats[c], k);
-    vals[c] = buf[c];
+    snprintf(text[c], VALUE_MAX, sc->formats[c], k);
+    vals[c] = text[c];
   }
 }
 
 /* One call: get-or-create, or the naive find-then-insert it replaces. */
 static void run_op(struct worker *w, int op) {
   const struct scenario *sc = w->scenario;
-  char buf[MAX_COLS][VALUE_MAX];
+  char text[MAX_COLS][VALUE_MAX];
   const char *vals[MAX_COLS];
   nodup_result result = {NULL, 0};
   struct outcome *out = &w->out[op];
   int rc;
 
-  key_values(sc, op % KEYS, buf, vals);
+  key_values(sc, op % KEYS, text, vals);
   if (w->naive) {
     rc = nodup_find(w->key, vals, &result);
     if (rc == NODUP_OK && result.id == NULL)
@@ -113,6 +114,9 @@ static void *thread_main(void *arg) {
 static struct worker thread_workers[MANY_THREADS];
 static struct worker process_workers[PROCESSES];
 
+/* The round every worker's key uses (KEY_ADAPTIVE: the library's choice). */
+static key_strategy race_strategy = KEY_ADAPTIVE;
+
 /* n workers on their own connections, prepared before the start. */
 static struct worker *start_workers(const struct scenario *sc, int naive,
                                     pthread_barrier_t *barrier, int n) {
@@ -126,6 +130,7 @@ static struct worker *start_workers(const struct scenario *sc, int naive,
                                      sc->ncols, sc->where)
               : harness_key(workers[i].db, sc->table, sc->cols, sc->ncols,
                             sc->where);
+    workers[i].key->strategy = race_strategy;
     workers[i].barrier = barrier;
     workers[i].naive = naive;
   }
@@ -328,6 +333,23 @@ static void test_threads_partial_key_predicate_default(void **state) {
       2 * KEYS);
 }
 
+/* Each PostgreSQL round, forced on every racer: the lookup alone first
+ * (a miss then races in the pipelined round), the pipelined round, and
+ * the insert alone (the loser then looks up on its own); plain and
+ * partial keys. SQLite has one round: the same race runs there. */
+static void race_with(nodup_db *db, key_strategy how) {
+  create_people(db);
+  create_conversations(db);
+  race_strategy = how;
+  race_threads(db, &plain);
+  race_threads(db, &conversation);
+  race_strategy = KEY_ADAPTIVE;
+}
+
+static void test_threads_lookup_first(void **state) { race_with(*state, KEY_LOOKUP_FIRST); }
+static void test_threads_pipelined(void **state) { race_with(*state, KEY_PIPELINED); }
+static void test_threads_insert_first(void **state) { race_with(*state, KEY_INSERT_FIRST); }
+
 /*
  * What the seeds did: look, and insert when nothing was found, on a table
  * that no unique index protects. Duplicates are likely but not certain, so
@@ -407,8 +429,8 @@ struct record {
 };
 _Static_assert(sizeof(struct record) <= 4096, "a record must fit in PIPE_BUF");
 
-static int write_full(int fd, const void *buf, size_t len) {
-  const char *p = buf;
+static int write_full(int fd, const void *data, size_t len) {
+  const char *p = data;
   while (len > 0) {
     ssize_t n = write(fd, p, len);
     if (n < 0 && errno == EINTR)
@@ -422,8 +444,8 @@ static int write_full(int fd, const void *buf, size_t len) {
 }
 
 /* Returns 1 for a full read, 0 at end of file, -1 on error. */
-static int read_full(int fd, void *buf, size_t len) {
-  char *p = buf;
+static int read_full(int fd, void *data, size_t len) {
+  char *p = data;
   size_t got = 0;
   while (got < len) {
     ssize_t n = read(fd, p + got, len - got);
@@ -665,6 +687,9 @@ int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
       T(test_threads_same_keys),
+      T(test_threads_lookup_first),
+      T(test_threads_pipelined),
+      T(test_threads_insert_first),
       T(test_threads_partial_key_in_columns),
       T(test_threads_partial_key_predicate_default),
       T(test_threads_naive_check_then_insert),
