@@ -86,8 +86,14 @@ typedef struct bench_method {
   void (*close)(bench_worker *w);
 } bench_method;
 
-/* bench_nodup.c: nodup_get_or_create(); `target` is a nodup URL. */
+/* bench_nodup.c: nodup_get_or_create(); `target` is a nodup URL. The
+ * forced variants (PostgreSQL only) pin the key handle's strategy instead of
+ * letting it choose from the hit rate it observes: lookup first, insert and
+ * lookup pipelined, insert first. They are there to explain the adaptive
+ * choice, not to be compared with the hand-written methods. */
 extern const bench_method bench_nodup;
+extern const bench_method bench_nodup_lookup, bench_nodup_pipe,
+    bench_nodup_insert;
 
 /* bench_pg.c: `target` is a libpq conninfo string. The pooled variants
  * send every statement unnamed (PQexecParams, or PQexec when it has no

@@ -448,6 +448,9 @@ static void run_engine(bench_engine *e, int engine_id, const bench_options *o) {
  * library detects the pooler itself). */
 static void set_pg_methods(bench_engine *e) {
   e->methods[METHOD_NODUP] = &bench_nodup;
+  e->methods[METHOD_NODUP_LOOKUP] = &bench_nodup_lookup;
+  e->methods[METHOD_NODUP_PIPE] = &bench_nodup_pipe;
+  e->methods[METHOD_NODUP_INSERT] = &bench_nodup_insert;
 }
 
 static int open_pg(bench_engine *e, const bench_options *o) {
