@@ -4,7 +4,9 @@
  * and the methods (bench_nodup.c, bench_pg.c, bench_sqlite.c).
  *
  * A "method" is one way of doing get-or-create on one engine: nodup, the raw
- * hand-written statement (the speed limit) or the Django-style sequence. The
+ * hand-written statement (the speed limit), the Django-style sequence, or
+ * one of the hand-written pieces and strategies issue 14 measures nodup
+ * against (a lone SELECT, a lone INSERT, lookup-first, insert-first). The
  * driver owns the table, the threads and the clock; a method only knows how
  * to open a connection for one worker, run one operation on it and close it.
  * The "pooled" engine is PostgreSQL reached through a transaction-mode
@@ -74,6 +76,9 @@ typedef struct bench_outcome {
 
 typedef struct bench_method {
   const char *name;
+  /* 1: the worker's target is the nodup URL (nodup_open()), 0: the
+   * engine's native one (PQconnectdb(), sqlite3_open_v2()). */
+  int nodup;
   /* Connect and prepare; 0 on success, else -1 with w->errmsg set. */
   int (*open)(bench_worker *w);
   /* Get or create the row with key `key`; `value` goes to the new row. */
@@ -81,33 +86,72 @@ typedef struct bench_method {
   void (*close)(bench_worker *w);
 } bench_method;
 
-/* bench_nodup.c: nodup_get_or_create(); `target` is a nodup URL. */
+/* bench_nodup.c: nodup_get_or_create(); `target` is a nodup URL. The
+ * forced variants (PostgreSQL only) pin the key handle's strategy instead of
+ * letting it choose from the hit rate it observes: lookup first, insert and
+ * lookup pipelined, insert first. They are there to explain the adaptive
+ * choice, not to be compared with the hand-written methods. */
 extern const bench_method bench_nodup;
+extern const bench_method bench_nodup_lookup, bench_nodup_pipe,
+    bench_nodup_insert;
 
 /* bench_pg.c: `target` is a libpq conninfo string. The pooled variants
  * send every statement unnamed (PQexecParams, or PQexec when it has no
  * parameters): a named prepared statement lives in one server session, and
  * a transaction-mode pooler gives each transaction whichever session is
- * free. */
+ * free. `select` and `insert` are single statements that can only serve
+ * one side of get-or-create (a hit, a miss); `lookup` and `insertfirst` are
+ * the two ways of writing a correct get-or-create by hand, one statement
+ * per round trip. */
 extern const bench_method bench_pg_raw, bench_pg_django;
 extern const bench_method bench_pg_raw_pooled, bench_pg_django_pooled;
+extern const bench_method bench_pg_select, bench_pg_insert, bench_pg_lookup,
+    bench_pg_insertfirst;
+extern const bench_method bench_pg_select_pooled, bench_pg_insert_pooled,
+    bench_pg_lookup_pooled, bench_pg_insertfirst_pooled;
 
-/* bench_sqlite.c: `target` is the database file's path. */
-extern const bench_method bench_sqlite_raw, bench_sqlite_django;
+/* bench_sqlite.c: `target` is the database file's path. `select` is the
+ * raw method's prepared SELECT alone, for hits. */
+extern const bench_method bench_sqlite_raw, bench_sqlite_django,
+    bench_sqlite_select;
 
 /* PRAGMA synchronous of an SQLite connection, or -1. */
 int bench_sqlite_synchronous(sqlite3 *db);
 
 /* --- the driver's tables of results ------------------------------------- */
 
-enum { MIX_HALF, MIX_HITS, MIX_MISSES, NMIXES };
+/* Mixes in the order of their hit share; MIX_SHIFT runs 90/10 through the
+ * warm-up and the first half of the measured time, then 10/90. */
+enum { MIX_HITS, MIX_90, MIX_HALF, MIX_10, MIX_MISSES, MIX_SHIFT, NMIXES };
 enum { ENGINE_PG, ENGINE_SQLITE, ENGINE_POOLED, NENGINES };
-enum { METHOD_NODUP, METHOD_RAW, METHOD_DJANGO, NMETHODS };
+/* Methods in the order of the report's columns. An engine that has no such
+ * method leaves its entry NULL (bench_engine.methods). */
+enum {
+  METHOD_NODUP,
+  METHOD_NODUP_LOOKUP,
+  METHOD_NODUP_PIPE,
+  METHOD_NODUP_INSERT,
+  METHOD_SELECT,
+  METHOD_INSERT,
+  METHOD_LOOKUP,
+  METHOD_INSERTFIRST,
+  METHOD_RAW,
+  METHOD_DJANGO,
+  NMETHODS
+};
 enum { MAX_THREAD_COUNTS = 8, MAX_ROUNDS = 15, MAX_ERRORS_PER_THREAD = 100 };
 
 extern const char *const bench_mix_names[NMIXES];
 extern const char *const bench_method_names[NMETHODS];
 extern const char *const bench_engine_names[NENGINES];
+
+/* Percent of calls that hit in `mix`; `phase` is 0 or 1, and matters only
+ * for MIX_SHIFT. */
+int bench_mix_hit_percent(int mix, int phase);
+
+/* Does `method` mean anything on `mix`? A lone SELECT cannot create and a
+ * lone INSERT cannot find: they run only on pure hits and pure misses. */
+int bench_method_fits_mix(int method, int mix);
 
 typedef struct bench_options {
   const char *pg;         /* conninfo, NULL when not given */

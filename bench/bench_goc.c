@@ -2,8 +2,10 @@
  * bench_goc.c -- get-or-create throughput, nodup against the hand-written
  * limit ("raw") and the Django-style sequence, side by side.
  *
- * For each engine, thread count, mix (50% hits / 50% misses, pure hits, pure
- * misses) and method, a cell starts from a fresh table
+ * For each engine, thread count, mix (pure hits, 90/10, 50/50 and 10/90
+ * hits/misses, pure misses, and "shift", whose hit rate drops from 90% to
+ * 10% halfway through the measured time) and method, a cell starts from a
+ * fresh table
  * "t"("id" PRIMARY KEY, "k" UNIQUE, "v") holding --keys rows, gives every
  * thread its own connection, lets them run for a warm-up and then counts the
  * operations that complete in --seconds. A hit looks up a random existing
@@ -31,16 +33,43 @@
 
 #include "bench.h"
 
-const char *const bench_mix_names[NMIXES] = {"50/50", "hits", "misses"};
-const char *const bench_method_names[NMETHODS] = {"nodup", "raw", "django"};
+const char *const bench_mix_names[NMIXES] = {"hits",  "90/10",  "50/50",
+                                             "10/90", "misses", "shift"};
+const char *const bench_method_names[NMETHODS] = {
+    [METHOD_NODUP] = "nodup",
+    [METHOD_NODUP_LOOKUP] = "nodup-lookup",
+    [METHOD_NODUP_PIPE] = "nodup-pipe",
+    [METHOD_NODUP_INSERT] = "nodup-insert",
+    [METHOD_SELECT] = "select",
+    [METHOD_INSERT] = "insert",
+    [METHOD_LOOKUP] = "lookup",
+    [METHOD_INSERTFIRST] = "insertfirst",
+    [METHOD_RAW] = "raw",
+    [METHOD_DJANGO] = "django",
+};
 const char *const bench_engine_names[NENGINES] = {"pg", "sqlite", "pooled"};
 
-/* The cell being run; the workers read it. */
+int bench_mix_hit_percent(int mix, int phase) {
+  static const int percent[NMIXES] = {
+      [MIX_HITS] = 100, [MIX_90] = 90,    [MIX_HALF] = 50,
+      [MIX_10] = 10,    [MIX_MISSES] = 0, [MIX_SHIFT] = 90};
+  return mix == MIX_SHIFT && phase ? 10 : percent[mix];
+}
+
+int bench_method_fits_mix(int method, int mix) {
+  return method == METHOD_SELECT   ? mix == MIX_HITS
+         : method == METHOD_INSERT ? mix == MIX_MISSES
+                                   : 1;
+}
+
+/* The cell being run; the workers read it. `phase` turns 1 halfway through
+ * the measured time (only MIX_SHIFT looks at it). */
 static struct {
   const bench_method *method;
   int mix;
   long keys;
   atomic_int stop;
+  atomic_int phase;
   pthread_barrier_t start;
 } g_run;
 
@@ -108,8 +137,10 @@ static void *worker_main(void *arg) {
   while (!w->open_failed &&
          !atomic_load_explicit(&g_run.stop, memory_order_relaxed) &&
          w->errors < MAX_ERRORS_PER_THREAD) {
-    int hit = g_run.mix == MIX_HITS ||
-              (g_run.mix == MIX_HALF && (rng_next(&rng) >> 63) != 0);
+    int percent = bench_mix_hit_percent(
+        g_run.mix, atomic_load_explicit(&g_run.phase, memory_order_relaxed));
+    int hit = percent == 100 ||
+              (percent > 0 && rng_next(&rng) % 100 < (uint64_t)percent);
     if (hit)
       snprintf(key, sizeof key, "h%ld",
                (long)(rng_next(&rng) % (uint64_t)g_run.keys) + 1);
@@ -320,11 +351,12 @@ static void run_cell(bench_engine *e, int method, int nthreads, int mix,
   g_run.mix = mix;
   g_run.keys = o->keys;
   atomic_store(&g_run.stop, 0);
+  atomic_store(&g_run.phase, 0);
   pthread_barrier_init(&g_run.start, NULL, (unsigned)nthreads + 1);
   for (int i = 0; i < nthreads; i++) {
     w[i].index = i;
     w[i].sqlite_synchronous = -1;
-    w[i].target = method == METHOD_NODUP ? e->nodup_target : e->native_target;
+    w[i].target = m->nodup ? e->nodup_target : e->native_target;
     if (pthread_create(&tid[i], NULL, worker_main, &w[i]) != 0) {
       fprintf(stderr, "bench_goc: cannot start thread %d\n", i + 1);
       exit(1);
@@ -346,7 +378,11 @@ static void run_cell(bench_engine *e, int method, int nthreads, int mix,
     long c1 = sum_ops(w, nthreads);
     double t1 = now_seconds(),
            cpu1 = cpu_seconds(w, tid, nthreads, e, o, &pool1);
-    sleep_seconds(o->seconds);
+    /* The warm-up belongs to the first phase: a shift cell measures
+     * half its time on the workload the methods warmed up on. */
+    sleep_seconds(o->seconds / 2);
+    atomic_store(&g_run.phase, 1);
+    sleep_seconds(o->seconds - o->seconds / 2);
     long c2 = sum_ops(w, nthreads);
     double t2 = now_seconds(),
            cpu2 = cpu_seconds(w, tid, nthreads, e, o, &pool2);
@@ -367,36 +403,63 @@ static void run_cell(bench_engine *e, int method, int nthreads, int mix,
   free(tid);
 }
 
+/* The methods that run on `mix` of engine `e`, in column order; their
+ * count. */
+static int methods_to_run(const bench_engine *e, int mix,
+                          const bench_options *o, int *out) {
+  int n = 0;
+  for (int m = 0; m < NMETHODS; m++)
+    if (o->method_on[m] && e->methods[m] != NULL &&
+        bench_method_fits_mix(m, mix))
+      out[n++] = m;
+  return n;
+}
+
 /*
  * All rounds of one row (thread count, mix) run before the next row, the
  * methods interleaved and their order rotated every round. The machine's
  * load drifts over minutes, and a ratio is only fair between measurements
  * taken side by side: each round's nodup run is compared with the same
- * round's raw and django runs.
+ * round's runs of the other methods.
  */
 static void run_engine(bench_engine *e, int engine_id, const bench_options *o) {
+  int order[NMETHODS];
   for (int t = 0; t < o->nthreads[engine_id]; t++)
-    for (int mix = 0; mix < NMIXES; mix++)
-      for (int round = 0; o->mix_on[mix] && round < o->rounds; round++)
-        for (int k = 0; k < NMETHODS; k++) {
-          int m = (round + k) % NMETHODS;
+    for (int mix = 0; mix < NMIXES; mix++) {
+      int n = o->mix_on[mix] ? methods_to_run(e, mix, o, order) : 0;
+      for (int round = 0; n > 0 && round < o->rounds; round++)
+        for (int k = 0; k < n; k++) {
+          int m = order[(round + k) % n];
           bench_cell *r = &e->results[t][mix][m];
-          if (!o->method_on[m])
-            continue;
           run_cell(e, m, o->threads[engine_id][t], mix, o, r);
           fprintf(
-              stderr, "[%s %2d threads %-6s round %d/%d] %-6s %10.0f ops/s%s\n",
+              stderr,
+              "[%s %2d threads %-6s round %d/%d] %-12s %10.0f ops/s%s\n",
               e->name, o->threads[engine_id][t], bench_mix_names[mix],
               round + 1, o->rounds, e->methods[m]->name, r->ops[r->nrounds - 1],
               r->errors || r->wrong || r->rows_bad ? "  (check failed)" : "");
         }
+    }
 }
 
 /* --- setup -------------------------------------------------------------- */
 
+/* nodup and its forced strategies: the same on both PostgreSQL engines (the
+ * library detects the pooler itself). */
+static void set_pg_methods(bench_engine *e) {
+  e->methods[METHOD_NODUP] = &bench_nodup;
+  e->methods[METHOD_NODUP_LOOKUP] = &bench_nodup_lookup;
+  e->methods[METHOD_NODUP_PIPE] = &bench_nodup_pipe;
+  e->methods[METHOD_NODUP_INSERT] = &bench_nodup_insert;
+}
+
 static int open_pg(bench_engine *e, const bench_options *o) {
   e->name = "postgresql";
-  e->methods[METHOD_NODUP] = &bench_nodup;
+  set_pg_methods(e);
+  e->methods[METHOD_SELECT] = &bench_pg_select;
+  e->methods[METHOD_INSERT] = &bench_pg_insert;
+  e->methods[METHOD_LOOKUP] = &bench_pg_lookup;
+  e->methods[METHOD_INSERTFIRST] = &bench_pg_insertfirst;
   e->methods[METHOD_RAW] = &bench_pg_raw;
   e->methods[METHOD_DJANGO] = &bench_pg_django;
   snprintf(e->nodup_target, sizeof e->nodup_target, "%s", o->pg);
@@ -417,7 +480,11 @@ static int open_pg(bench_engine *e, const bench_options *o) {
 static int open_pooled(bench_engine *e, const bench_options *o) {
   e->name = "pooled";
   e->pooled = 1;
-  e->methods[METHOD_NODUP] = &bench_nodup;
+  set_pg_methods(e);
+  e->methods[METHOD_SELECT] = &bench_pg_select_pooled;
+  e->methods[METHOD_INSERT] = &bench_pg_insert_pooled;
+  e->methods[METHOD_LOOKUP] = &bench_pg_lookup_pooled;
+  e->methods[METHOD_INSERTFIRST] = &bench_pg_insertfirst_pooled;
   e->methods[METHOD_RAW] = &bench_pg_raw_pooled;
   e->methods[METHOD_DJANGO] = &bench_pg_django_pooled;
   snprintf(e->nodup_target, sizeof e->nodup_target, "%s", o->pooled);
@@ -441,7 +508,10 @@ static int open_pooled(bench_engine *e, const bench_options *o) {
 static int open_sqlite(bench_engine *e, bench_options *o, char *made_dir,
                        size_t size) {
   e->name = "sqlite";
+  /* No forced strategies: SQLite's get-or-create has one way (a lookup,
+   * then the insert in a write transaction only on a miss). */
   e->methods[METHOD_NODUP] = &bench_nodup;
+  e->methods[METHOD_SELECT] = &bench_sqlite_select;
   e->methods[METHOD_RAW] = &bench_sqlite_raw;
   e->methods[METHOD_DJANGO] = &bench_sqlite_django;
   for (int m = 0; m < NMETHODS; m++)
@@ -495,14 +565,12 @@ int main(int argc, char **argv) {
     PQfinish(engines[ENGINE_POOLED].pg_admin);
     return 1;
   }
-  int cells = 0;
+  int cells = 0, order[NMETHODS];
   for (int id = 0; id < NENGINES; id++)
-    cells += o.run[id] ? o.nthreads[id] : 0;
-  int per = 0;
-  for (int mix = 0; mix < NMIXES; mix++)
-    for (int m = 0; m < NMETHODS; m++)
-      per += o.mix_on[mix] && o.method_on[m];
-  cells *= per;
+    for (int mix = 0; o.run[id] && mix < NMIXES; mix++)
+      cells += o.mix_on[mix] ? o.nthreads[id] *
+                                   methods_to_run(&engines[id], mix, &o, order)
+                             : 0;
   fprintf(stderr, "bench_goc: %d cells × %d round(s), about %.0f s\n", cells,
           o.rounds, cells * o.rounds * (o.seconds + o.warmup + 0.3));
   for (int id = 0; id < NENGINES; id++)

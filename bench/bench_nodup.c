@@ -3,10 +3,17 @@
  * prepared on "t"("k"), one nodup connection per thread. The same code runs
  * on both engines; the driver hands it a PostgreSQL conninfo string or an
  * "sqlite:PATH" URL.
+ *
+ * The forced variants pin the key handle's strategy right after
+ * nodup_key_prepare(), through the library's internal struct (the benchmark
+ * links the static library, as the tests do): the adaptive handle chooses
+ * from the hit rate it observes, and these show what each choice costs on
+ * its own at every mix.
  */
 #include <string.h>
 
 #include "bench.h"
+#include "internal.h"
 
 static int nodup_method_open(bench_worker *w) {
   static const char *const cols[] = {"k"};
@@ -54,5 +61,30 @@ static void nodup_method_close(bench_worker *w) {
   w->db = NULL;
 }
 
-const bench_method bench_nodup = {"nodup", nodup_method_open, nodup_method_op,
-                                  nodup_method_close};
+static int nodup_open_forced(bench_worker *w, key_strategy strategy) {
+  if (nodup_method_open(w) != 0)
+    return -1;
+  w->key->strategy = strategy;
+  return 0;
+}
+
+static int nodup_lookup_open(bench_worker *w) {
+  return nodup_open_forced(w, KEY_LOOKUP_FIRST);
+}
+
+static int nodup_pipe_open(bench_worker *w) {
+  return nodup_open_forced(w, KEY_PIPELINED);
+}
+
+static int nodup_insert_open(bench_worker *w) {
+  return nodup_open_forced(w, KEY_INSERT_FIRST);
+}
+
+const bench_method bench_nodup = {"nodup", 1, nodup_method_open,
+                                  nodup_method_op, nodup_method_close};
+const bench_method bench_nodup_lookup = {"nodup-lookup", 1, nodup_lookup_open,
+                                         nodup_method_op, nodup_method_close};
+const bench_method bench_nodup_pipe = {"nodup-pipe", 1, nodup_pipe_open,
+                                       nodup_method_op, nodup_method_close};
+const bench_method bench_nodup_insert = {"nodup-insert", 1, nodup_insert_open,
+                                         nodup_method_op, nodup_method_close};

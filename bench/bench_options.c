@@ -22,7 +22,11 @@ static void usage(FILE *f) {
           "Measures nodup_get_or_create against the raw single statement and\n"
           "the Django-style sequence; prints Markdown tables on stdout.\n"
           "--pg is required unless --only sqlite; --pooled (a transaction-\n"
-          "mode pooler in front of the --pg server) adds the pooled engine.\n");
+          "mode pooler in front of the --pg server) adds the pooled engine.\n"
+          "mixes: hits, 90/10, 50/50, 10/90, misses, shift (90/10, then 10/90\n"
+          "from halfway); methods: nodup, nodup-lookup, nodup-pipe,\n"
+          "nodup-insert, select (hits only), insert (misses only), lookup,\n"
+          "insertfirst, raw, django; an engine runs those it has.\n");
 }
 
 /* A comma-separated subset of `names` into `on`; -1 on an unknown name. */
@@ -59,15 +63,16 @@ static int parse_threads(const char *s, int *out) {
 }
 
 int bench_parse_options(int argc, char **argv, bench_options *o) {
-  *o = (bench_options){.seconds = 1.5,
-                       .warmup = 0.3,
-                       .rounds = 3,
-                       .keys = 10000,
-                       .run = {1, 1, 1},
-                       .mix_on = {1, 1, 1},
-                       .method_on = {1, 1, 1},
-                       .threads = {{1, 4, 16}, {1, 4}, {1, 4, 16}},
-                       .nthreads = {3, 2, 3}};
+  *o = (bench_options){
+      .seconds = 1.5,
+      .warmup = 0.3,
+      .rounds = 3,
+      .keys = 10000,
+      .run = {1, 1, 1},
+      .mix_on = {[MIX_HALF] = 1, [MIX_HITS] = 1, [MIX_MISSES] = 1},
+      .method_on = {[METHOD_NODUP] = 1, [METHOD_RAW] = 1, [METHOD_DJANGO] = 1},
+      .threads = {{1, 4, 16}, {1, 4}, {1, 4, 16}},
+      .nthreads = {3, 2, 3}};
   int only = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

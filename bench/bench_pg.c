@@ -11,6 +11,17 @@
  *    and one round trip per step: SELECT; on a miss BEGIN, SAVEPOINT,
  *    INSERT, RELEASE, COMMIT; on a unique violation ROLLBACK TO the
  *    savepoint, end the transaction and SELECT again.
+ *  - select, insert: one plain statement each, the cheapest way to serve a
+ *    hit (what Django runs on one) and a miss (INSERT ... ON CONFLICT DO
+ *    NOTHING RETURNING). Neither is a get-or-create: each runs only on the
+ *    mix it can serve, as the floor nodup's hit and miss are measured
+ *    against.
+ *  - lookup, insertfirst: the two correct get-or-creates written by hand
+ *    from those statements, autocommit, one round trip each. lookup-first:
+ *    SELECT; if none, INSERT ... ON CONFLICT DO NOTHING; if that returned
+ *    nothing (a concurrent winner), SELECT again. insert-first: the INSERT;
+ *    if it returned nothing, SELECT. Which one is faster depends on the hit
+ *    rate, which is why nodup is compared with the better of the two.
  *
  * On a direct connection each statement is prepared once (PQprepare) and
  * run with PQexecPrepared. Through a transaction-mode pooler that breaks: a
@@ -70,6 +81,17 @@ static const pg_stmt django_stmts[DJ_NSTMTS] = {
     [DJ_ROLLBACK_TO] = {"rollback_to", "ROLLBACK TO SAVEPOINT \"s1\"", 0},
     [DJ_ROLLBACK] = {"rollback", "ROLLBACK", 0},
 };
+
+/* The hand-written pieces: a hit's SELECT and a miss's INSERT, each a new
+ * statement (a new snapshot) in autocommit. */
+static const pg_stmt stmt_select = {
+    "sel", "SELECT \"id\" FROM \"t\" WHERE \"k\" = $1", 1};
+
+static const pg_stmt stmt_insert = {
+    "ins",
+    "INSERT INTO \"t\" (\"k\", \"v\") VALUES ($1, $2) "
+    "ON CONFLICT (\"k\") DO NOTHING RETURNING \"id\"",
+    2};
 
 /* Connect with libpq; 0 on success. */
 static int pg_connect(bench_worker *w) {
@@ -243,10 +265,92 @@ static bench_outcome django_pg_op(bench_worker *w, const char *key,
   return out;
 }
 
-const bench_method bench_pg_raw = {"raw", raw_pg_open, raw_pg_op, pg_close};
-const bench_method bench_pg_django = {"django", django_pg_open, django_pg_op,
+/* --- select, insert, lookup, insertfirst ------------------------------- */
+
+/* Every one of these methods prepares both statements: it costs nothing
+ * measured, and one open function serves all four. */
+static int hand_pg_open(bench_worker *w) {
+  if (pg_connect(w) != 0)
+    return -1;
+  return pg_prepare(w, &stmt_select) != 0 || pg_prepare(w, &stmt_insert) != 0
+             ? -1
+             : 0;
+}
+
+static int hand_pg_open_pooled(bench_worker *w) {
+  w->unnamed = 1;
+  return hand_pg_open(w);
+}
+
+/* Run `s`: 1 when it returned an id, 0 when no row, -1 on error. */
+static int hand_id(bench_worker *w, const pg_stmt *s, const char *key,
+                   const char *value) {
+  const char *params[] = {key, value};
+  PGresult *res = pg_run(w, s, params, PGRES_TUPLES_OK);
+  if (res == NULL)
+    return -1;
+  int got = PQntuples(res) == 1 && !PQgetisnull(res, 0, 0);
+  PQclear(res);
+  return got;
+}
+
+/*
+ * Run the `n` statements of `steps` in turn until one returns an id (or
+ * fails): the call found its row when that one was the lookup.
+ */
+static bench_outcome hand_run(bench_worker *w, const pg_stmt *const *steps,
+                              int n, const char *key, const char *value) {
+  int i = 0, got;
+  while ((got = hand_id(w, steps[i], key, value)) == 0 && i + 1 < n)
+    i++;
+  bench_outcome out = {got >= 0, steps[i] == &stmt_select, got == 1};
+  return out;
+}
+
+static bench_outcome select_pg_op(bench_worker *w, const char *key,
+                                  const char *value) {
+  static const pg_stmt *const steps[] = {&stmt_select};
+  return hand_run(w, steps, 1, key, value);
+}
+
+static bench_outcome insert_pg_op(bench_worker *w, const char *key,
+                                  const char *value) {
+  static const pg_stmt *const steps[] = {&stmt_insert};
+  return hand_run(w, steps, 1, key, value);
+}
+
+/* An INSERT that returned nothing met a concurrent winner, and ON CONFLICT
+ * waited for its commit: the SELECT after it, a new snapshot, sees the
+ * row. */
+static bench_outcome lookup_pg_op(bench_worker *w, const char *key,
+                                  const char *value) {
+  static const pg_stmt *const steps[] = {&stmt_select, &stmt_insert,
+                                         &stmt_select};
+  return hand_run(w, steps, 3, key, value);
+}
+
+static bench_outcome insertfirst_pg_op(bench_worker *w, const char *key,
+                                       const char *value) {
+  static const pg_stmt *const steps[] = {&stmt_insert, &stmt_select};
+  return hand_run(w, steps, 2, key, value);
+}
+
+const bench_method bench_pg_raw = {"raw", 0, raw_pg_open, raw_pg_op, pg_close};
+const bench_method bench_pg_django = {"django", 0, django_pg_open, django_pg_op,
                                       pg_close};
-const bench_method bench_pg_raw_pooled = {"raw", raw_pg_open_pooled, raw_pg_op,
-                                          pg_close};
-const bench_method bench_pg_django_pooled = {"django", django_pg_open_pooled,
+const bench_method bench_pg_raw_pooled = {"raw", 0, raw_pg_open_pooled,
+                                          raw_pg_op, pg_close};
+const bench_method bench_pg_django_pooled = {"django", 0, django_pg_open_pooled,
                                              django_pg_op, pg_close};
+
+/* Each hand-written method twice: prepared on a direct connection, sent
+ * unnamed through the pooler. */
+#define HAND_METHOD(var, name, op)                                             \
+  const bench_method bench_pg_##var = {name, 0, hand_pg_open, op, pg_close};   \
+  const bench_method bench_pg_##var##_pooled = {name, 0, hand_pg_open_pooled,  \
+                                                op, pg_close}
+
+HAND_METHOD(select, "select", select_pg_op);
+HAND_METHOD(insert, "insert", insert_pg_op);
+HAND_METHOD(lookup, "lookup", lookup_pg_op);
+HAND_METHOD(insertfirst, "insertfirst", insertfirst_pg_op);

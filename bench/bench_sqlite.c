@@ -11,6 +11,8 @@
  *    on a miss BEGIN (deferred, Django's default), SAVEPOINT, INSERT ...
  *    RETURNING, RELEASE, COMMIT; on a unique violation ROLLBACK TO the
  *    savepoint, ROLLBACK, SELECT again.
+ *  - select: raw's prepared SELECT alone, the floor of a hit (what Django
+ *    runs on one); it runs only on pure hits.
  */
 #include <stdio.h>
 
@@ -133,6 +135,25 @@ fail:
   return out;
 }
 
+/* --- select ------------------------------------------------------------ */
+
+static int select_lite_open(bench_worker *w) {
+  static const char *const sql[] = {
+      "SELECT \"id\" FROM \"t\" WHERE \"k\" = ?1"};
+  return lite_open(w, sql, 1);
+}
+
+static bench_outcome select_lite_op(bench_worker *w, const char *key,
+                                    const char *value) {
+  (void)value;
+  bench_outcome out = {0, 1, 0};
+  sqlite3_int64 id = 0;
+  int rc = lite_step(w, 0, key, NULL, &id);
+  out.ok = rc == SQLITE_ROW || rc == SQLITE_DONE;
+  out.has_id = rc == SQLITE_ROW;
+  return out;
+}
+
 /* --- django ------------------------------------------------------------ */
 
 enum {
@@ -199,7 +220,9 @@ fail:
   return out;
 }
 
-const bench_method bench_sqlite_raw = {"raw", raw_lite_open, raw_lite_op,
+const bench_method bench_sqlite_raw = {"raw", 0, raw_lite_open, raw_lite_op,
                                        lite_close};
-const bench_method bench_sqlite_django = {"django", django_lite_open,
+const bench_method bench_sqlite_django = {"django", 0, django_lite_open,
                                           django_lite_op, lite_close};
+const bench_method bench_sqlite_select = {"select", 0, select_lite_open,
+                                          select_lite_op, lite_close};
