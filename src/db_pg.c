@@ -672,13 +672,14 @@ static int own_index(const nodup_key *key, const char *cons) {
 }
 
 /* The round a call starts with, from the hit rate the key observed
- * (getorcreate.c keeps it). A
- * hit costs one SELECT when the lookup goes alone, and a miss one INSERT
- * when the insert does; each pays a second round trip for the other
- * outcome, and the pipelined round pays both statements' server time for
- * one round trip. Lookup first wins when the lookup costs less than the
- * misses' second trip: above about 60% hits (bench_goc --mix measures the
- * crossovers); the insert alone below about 10%. */
+ * (getorcreate.c keeps it). A hit costs one SELECT when the lookup goes
+ * alone, and a miss one INSERT when the insert does; each pays a second
+ * round trip for the other outcome, and the pipelined round pays both
+ * statements' server time for one round trip. The thresholds sit between
+ * the mixes of one bench_goc run with each round forced (docs/
+ * BENCHMARKS.md, 1 client): the pipelined round won at 50/50, the lookup
+ * alone at 90/10 and hits, the insert alone at 10/90 and misses. Where
+ * exactly each crossover lies is not measured. */
 #define HIT_LOOKUP_FIRST (KEY_HIT_ONE * 6 / 10)
 #define HIT_INSERT_FIRST (KEY_HIT_ONE / 10)
 

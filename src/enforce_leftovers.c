@@ -464,17 +464,18 @@ int enforce_leftovers_remove(nodup_db *db, const nodup_table_info *t, char *cons
     if (!mine) continue;
     buf_reset(&q);
     if (x->kind == 'g') {
-      if (db_online_ddl(db, &q, ONLINE_DROP_TRIGGER, x->name, t, NULL, 0, NULL) != NODUP_OK ||
-          !(owned[nddl] = nodup_strdup(buf_str(&q))))
-        goto oom;
+      if ((rc = db_online_ddl(db, &q, ONLINE_DROP_TRIGGER, x->name, t, NULL, 0, NULL)) !=
+          NODUP_OK)
+        goto done;
+      if (!(owned[nddl] = nodup_strdup(buf_str(&q)))) goto oom;
       ddl[nddl] = owned[nddl];
       nddl++;
     }
     buf_reset(&q);
-    if (db_online_ddl(db, &q, ONLINE_DROP_FUNCTION, x->kind == 'g' ? x->extra : x->name, NULL,
-                      NULL, 0, NULL) != NODUP_OK ||
-        !(owned[nddl] = nodup_strdup(buf_str(&q))))
-      goto oom;
+    if ((rc = db_online_ddl(db, &q, ONLINE_DROP_FUNCTION, x->kind == 'g' ? x->extra : x->name,
+                            NULL, NULL, 0, NULL)) != NODUP_OK)
+      goto done;
+    if (!(owned[nddl] = nodup_strdup(buf_str(&q)))) goto oom;
     ddl[nddl] = owned[nddl];
     nddl++;
   }

@@ -4,10 +4,11 @@
  *
  * The backends run one engine-specific round (db_pg.c: insert-if-absent
  * and a fresh lookup, alone or pipelined as the key's hit rate suggests;
- * db_sqlite.c: lock-free lookup, then BEGIN IMMEDIATE insert-if-absent). This file owns what is common: input
- * checks, the NULL rule, and the rare round in which neither statement
- * yields a row because the winner was deleted between our insert and our
- * lookup (retry, bounded).
+ * db_sqlite.c: lock-free lookup, then BEGIN IMMEDIATE insert-if-absent).
+ * This file owns what is common: input checks, the NULL rule, the hit
+ * rate, and the rare round in which neither statement yields a row
+ * because the winner was deleted between our insert and our lookup
+ * (retry, bounded).
  */
 #include <stdlib.h>
 #include <string.h>
