@@ -1019,7 +1019,8 @@ typedef struct nodup_merge_options {
                                as for nodup_scan; the condition limits the rows
                                re-pointed, checked and logged */
   size_t nrefs;
-  size_t batch;             /* duplicate groups per transaction; 0: 1000 */
+  size_t batch;             /* duplicate groups per transaction; 0: sized by time, each
+                               batch about 0.5 s (the first 1000 groups) */
   nodup_one_to_one one_to_one;  /* NODUP_ONE_TO_ONE_MERGE (0), _KEEP or _FAIL */
   int nulls_equal;          /* NULL key values are equal (rows with NULLs are merged) */
   int fill_nulls;           /* the kept row's NULL columns take the first non-NULL value

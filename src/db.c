@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 
 #include "internal.h"
@@ -460,6 +461,12 @@ int db_begin_write(nodup_db *db) {
   /* 5 s: SQLite's busy timeout, the wait a plain BEGIN IMMEDIATE gets. */
   return db->be->begin_write_urgent ? db->be->begin_write_urgent(db, 5000)
                                     : db->be->exec(db, db->be->begin_write);
+}
+
+double db_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
 int db_read_count(void *ctx, int n, const char *const *v) {

@@ -225,20 +225,22 @@ static const char *int_text(char *out, sqlite3_int64 v) {
  * would convert them to text inside SQLite on every row. Measured, not
  * explained: hits with 4 threads went from 0.85-0.88x a prepared SELECT
  * to 1.01x with this change (docs/BENCHMARKS.md). */
-static int sq_steps(nodup_db *db, sqlite3_stmt *st, row_fn fn, void *ctx) {
+static int sq_row(sqlite3_stmt *st, row_fn fn, void *ctx) {
   const char *vals[64];
   char num[4][21];
-  int rc, i, n, stop = 0;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    if (!fn || stop) continue;
-    n = sqlite3_column_count(st);
-    if (n > 64) n = 64;
-    for (i = 0; i < n; i++)
-      vals[i] = i < 4 && sqlite3_column_type(st, i) == SQLITE_INTEGER
-                    ? int_text(num[i], sqlite3_column_int64(st, i))
-                    : (const char *)sqlite3_column_text(st, i);
-    stop = fn(ctx, n, vals);
-  }
+  int i, n = sqlite3_column_count(st);
+  if (n > 64) n = 64;
+  for (i = 0; i < n; i++)
+    vals[i] = i < 4 && sqlite3_column_type(st, i) == SQLITE_INTEGER
+                  ? int_text(num[i], sqlite3_column_int64(st, i))
+                  : (const char *)sqlite3_column_text(st, i);
+  return fn(ctx, n, vals);
+}
+
+static int sq_steps(nodup_db *db, sqlite3_stmt *st, row_fn fn, void *ctx) {
+  int rc, stop = 0;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    if (fn && !stop) stop = sq_row(st, fn, ctx);
   if (rc != SQLITE_DONE) {
     int ext = sqlite3_extended_errcode(H(db));
     return sq_fail(db, ext ? ext : rc, NULL);
@@ -286,6 +288,25 @@ static int sq_prepare(nodup_db *db, const char *sql, int nparams,
   return NODUP_OK;
 }
 
+/* A lookup by the key, which a unique index makes one row at most: the
+ * first step gives it, and no second step looks for another (a hit is
+ * then what a hand-written SELECT stepped once costs). */
+static int sq_run_one(nodup_db *db, nodup_stmt *s, const char *const *params, int nparams,
+                      row_fn fn, void *ctx) {
+  sqlite3_stmt *st = (sqlite3_stmt *)s;
+  int rc = sq_bind(db, st, params, nparams), step;
+  if (rc == NODUP_OK) {
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW) sq_row(st, fn, ctx);
+    else if (step != SQLITE_DONE) {
+      int ext = sqlite3_extended_errcode(H(db));
+      rc = sq_fail(db, ext ? ext : step, NULL);
+    }
+  }
+  sqlite3_reset(st);
+  return rc;
+}
+
 static int sq_run(nodup_db *db, nodup_stmt *s, const char *const *params,
                   int nparams, row_fn fn, void *ctx) {
   sqlite3_stmt *st = (sqlite3_stmt *)s;
@@ -305,12 +326,6 @@ static void sq_finalize(nodup_db *db, nodup_stmt *s) {
 
 static int sq_in_transaction(nodup_db *db) { return !sqlite3_get_autocommit(H(db)); }
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 /*
  * SQLite's write lock has no queue: whoever asks when it is free gets it.
  * The default busy handler backs off to 100 ms sleeps, so a connection
@@ -320,12 +335,12 @@ static double now_ms(void) {
  */
 static int sq_busy_poll(void *deadline, int count) {
   (void)count;
-  if (sqlite3_sleep(1) < 0 || now_ms() >= *(double *)deadline) return 0;
+  if (sqlite3_sleep(1) < 0 || db_now_ms() >= *(double *)deadline) return 0;
   return 1;
 }
 
 static int sq_begin_write_urgent(nodup_db *db, long timeout_ms) {
-  double deadline = now_ms() + (double)timeout_ms;
+  double deadline = db_now_ms() + (double)timeout_ms;
   int rc;
   sqlite3_busy_handler(H(db), sq_busy_poll, &deadline);
   rc = sq_exec(db, "BEGIN IMMEDIATE");
@@ -766,7 +781,7 @@ static int sq_get_or_create(nodup_key *key, nodup_stmt *insert,
   int rc;
 
   buf_reset(&key->id);
-  rc = sq_run(db, lookup, params, (int)key->ncols, key_store_id, key);
+  rc = sq_run_one(db, lookup, params, (int)key->ncols, key_store_id, key);
   if (rc != NODUP_OK || key->id.len) {
     *created = 0;
     return rc;

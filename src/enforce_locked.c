@@ -17,12 +17,6 @@
 
 #define ENFORCE_LOCK_TRIES 8
 
-static double now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 /* Before try `attempt` (from 0): 100 ms, 200 ms, ... at most 1.6 s. */
 static void back_off(int attempt) {
   long ms = attempt ? 50L << (attempt < 5 ? attempt : 5) : 0;
@@ -128,17 +122,17 @@ int enforce_locked(enforce_ctx *c) {
     if (rc != NODUP_OK) break;
     if (table_locks) rc = lock_table(c, &q);
     if (rc == NODUP_OK) {
-      held = now_ms();
+      held = db_now_ms();
       rc = clean_and_index(c, &q);
     }
     if (rc == NODUP_OK && commit && (rc = db->be->exec(db, "COMMIT")) == NODUP_OK) {
-      c->rep->lock_ms += now_ms() - held;
+      c->rep->lock_ms += db_now_ms() - held;
       break;
     }
     {
       int retry = rc != NODUP_OK && table_locks && lock_timed_out(db);
       db_rollback(db, rc);
-      if (held > 0) c->rep->lock_ms += now_ms() - held;
+      if (held > 0) c->rep->lock_ms += db_now_ms() - held;
       if (!retry) break;
       rc = nodup_fail(db, NODUP_ERR_RETRY,
                       "could not lock %s within %ld ms in %d tries: writers kept it busy",

@@ -112,6 +112,8 @@ int db_begin_write(nodup_db *db);
 /* A row_fn reading the first column of the first row as a count into
  * *(long long *)ctx (NULL: 0). */
 int db_read_count(void *ctx, int n, const char *const *v);
+/* Milliseconds on the monotonic clock (deadlines, how long a batch took). */
+double db_now_ms(void);
 /* A row_fn appending the first column of the first row to (buf *)ctx. */
 int db_read_text(void *ctx, int n, const char *const *v);
 
@@ -919,7 +921,8 @@ typedef struct journal_owner {
 } journal_owner;
 int journal_owner_init(nodup_db *db, journal_owner *o);
 
-/* Insert the run (status running, owned by o) and its arguments. */
+/* Insert the run (status running, owned by o) and its arguments; batch 0:
+ * batches sized by time (a resume sizes them so too). */
 int journal_record(nodup_db *db, const char *schema, const char *run, const journal_owner *o,
                    const char *table, char *const *key, size_t nkey, const char *where,
                    const nodup_merge_options *opt, size_t batch);

@@ -18,7 +18,17 @@
 
 #include "merge_int.h"
 
-#define MERGE_DEFAULT_BATCH 1000
+/*
+ * Without --batch, a batch is sized by how long it takes, not by a count
+ * of groups (pt-online-schema-change's --chunk-time): it holds its rows'
+ * locks until it commits, so its duration is what a live writer can wait.
+ * The first takes MERGE_FIRST_BATCH groups; each next one gets the groups
+ * per millisecond measured so far (a moving average, so one slow batch
+ * does not halve the next) times MERGE_BATCH_MS, at most twice the last.
+ * A batch that waited for a writer's lock measures slow and shrinks the
+ * next.
+ */
+#define MERGE_FIRST_BATCH 1000
 
 /* One merge_run() call: the context every level shares, and what only the
  * driver holds. */
@@ -35,7 +45,9 @@ typedef struct merge_driver {
   size_t nsus;
   fk_gap *gaps;                /* indexes built for the run (fkindex.c) */
   size_t ngaps;
-  size_t batch;                /* groups per batch */
+  size_t batch;                /* groups per batch (the next one's, when timed) */
+  int timed;                   /* batches sized by time (no opt->batch) */
+  double rate;                 /* timed: groups per millisecond, averaged */
   merge_mode mode;
   const merge_resume *resume;  /* NULL: a new run */
   int one_txn;                 /* everything in one transaction */
@@ -227,7 +239,7 @@ static int driver_record(merge_driver *d) {
   if ((rc = journal_ensure(db, c->journal)) != NODUP_OK) return rc;
   if (!run && (rc = journal_record(db, c->journal, c->rep->run, &c->owner, d->table, d->key,
                                    d->nkey, d->where, opt,
-                                   opt->batch ? opt->batch : MERGE_DEFAULT_BATCH)) != NODUP_OK)
+                                   opt->batch)) != NODUP_OK)
     return rc;
   if (d->one_txn) return NODUP_OK;
   /* A failed or interrupted run becomes ours; a live one is refused. */
@@ -323,6 +335,14 @@ static int run_batch(merge_driver *d, long long first, long long *groups) {
   return NODUP_OK;
 }
 
+size_t merge_next_batch(size_t batch, double *rate, long long groups, double ms) {
+  double now = (double)groups / (ms > 1.0 ? ms : 1.0), want;
+  *rate = *rate > 0.0 ? 0.5 * *rate + 0.5 * now : now;
+  want = *rate * MERGE_BATCH_MS;
+  if (want > 2.0 * (double)batch) want = 2.0 * (double)batch;
+  return want < 1.0 ? 1 : (size_t)want;
+}
+
 /* The passes. In one transaction (a dry run, enforce's locked step) one
  * batch takes the whole pass; otherwise each batch commits, and a pass
  * that ends is followed by another, for groups that writers made
@@ -332,6 +352,7 @@ static int driver_passes(merge_driver *d) {
   const nodup_merge_options *opt = c->opt;
   nodup_merge_report *rep = c->rep;
   long long groups = 0, first = 0, ngroups = 0, total;
+  double started;
   int rc;
   if ((rc = merge_pass_groups(c, d->t, d->key, d->nkey, d->where, &ngroups)) != NODUP_OK)
     return rc;
@@ -346,8 +367,10 @@ static int driver_passes(merge_driver *d) {
       total = rep->groups + ngroups;
       if (!ngroups) break;
     }
+    started = db_now_ms();
     if ((rc = run_batch(d, first, &groups)) != NODUP_OK) return rc;
     first += (long long)d->batch;
+    if (d->timed && groups) d->batch = merge_next_batch(d->batch, &d->rate, groups, db_now_ms() - started);
     if (!d->one_txn && opt->progress) opt->progress(opt->progress_ctx, rep->groups, total);
   }
   if (opt->dry_run) return NODUP_OK;
@@ -421,7 +444,8 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
   d.resume = resume;
   /* A dry run is one transaction too, rolled back. */
   d.one_txn = opt->dry_run || mode == MERGE_ONE_TRANSACTION;
-  d.batch = d.one_txn ? (size_t)-1 / 2 : opt->batch ? opt->batch : MERGE_DEFAULT_BATCH;
+  d.timed = !d.one_txn && !opt->batch;
+  d.batch = d.one_txn ? (size_t)-1 / 2 : opt->batch ? opt->batch : MERGE_FIRST_BATCH;
   if ((rc = driver_check(&d, cols)) == NODUP_OK && (rc = driver_start(&d)) == NODUP_OK &&
       (rc = driver_temp_indexes(&d)) == NODUP_OK)
     rc = driver_passes(&d);

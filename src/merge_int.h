@@ -94,6 +94,12 @@ void merge_pk_after_repoint(buf *q, const nodup_db *db, const nodup_table_info *
 /* A pass's duplicate groups into c->groups; *n their number. */
 int merge_pass_groups(merge_ctx *c, const nodup_table_info *t, char *const *key, size_t nkey,
                       const char *where, long long *n);
+/* A batch's duration, without --batch: what each aims at (merge.c). */
+#define MERGE_BATCH_MS 500.0
+/* The next timed batch's size, after `batch` took `ms` to merge `groups`
+ * groups; *rate is the groups per millisecond averaged so far (0 before
+ * the first). */
+size_t merge_next_batch(size_t batch, double *rate, long long groups, double ms);
 /* The batch's groups (first + 1 .. first + batch) into temp nodup_batch. */
 int merge_batch_groups(merge_ctx *c, char *const *key, size_t nkey, long long first,
                        size_t batch);

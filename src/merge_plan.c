@@ -193,14 +193,27 @@ void merge_pk_pairs(buf *q, const nodup_table_info *t, const char *a) {
 }
 
 /*
- * A pass: every duplicate group there is now, numbered in key order, in
+ * A pass: every duplicate group there is now, numbered (see below), in
  * c->groups (kept across the batches' commits). One
  * aggregate over X per pass, not per batch: each batch takes its slice by
  * number, so a run is linear in the table, not quadratic. *n gets the
  * number of groups.
  */
+/* Whether t's primary key is one column of integers, whose greatest value
+ * in a group says where the group's newest row sits (SQLite's types are
+ * 0: its max() takes any value, and a rowid is an integer). */
+static int pk_is_integer(const nodup_db *db, const nodup_table_info *t) {
+  int i;
+  if (t->npk != 1) return 0;
+  i = table_info_column(db, t, t->pk[0]);
+  if (i < 0 || !t->types) return 1;
+  /* PostgreSQL's int2, int4, int8 (pg_type.h). */
+  return t->types[i] == 0 || t->types[i] == 20 || t->types[i] == 21 || t->types[i] == 23;
+}
+
 int merge_pass_groups(merge_ctx *c, const nodup_table_info *t, char *const *key, size_t nkey,
                       const char *where, long long *n) {
+  int newest = pk_is_integer(c->db, t);
   buf q;
   int rc;
   buf_init(&q);
@@ -220,10 +233,20 @@ int merge_pass_groups(merge_ctx *c, const nodup_table_info *t, char *const *key,
   buf_printf(&q, "CREATE %s TABLE %s AS SELECT ", c->db->pooled ? "UNLOGGED" : "TEMP",
              c->groups);
   sql_ident_list(&q, key, nkey);
+  /* Numbered by their newest row where the primary key is one column:
+   * a batch then deletes losers that sit near each other in the table
+   * and in every index on a reference to it, not ids scattered over all
+   * of them as key order would give. */
   buf_puts(&q, ", row_number() OVER (ORDER BY ");
+  if (newest) buf_puts(&q, "nodup_o, ");
   sql_ident_list(&q, key, nkey);
   buf_puts(&q, ") AS nodup_g FROM (SELECT ");
   sql_ident_list(&q, key, nkey);
+  if (newest) {
+    buf_puts(&q, ", max(");
+    sql_ident(&q, t->pk[0]);
+    buf_puts(&q, ") AS nodup_o");
+  }
   buf_printf(&q, " FROM %s AS g WHERE ", t->qualified);
   sql_key_filter(&q, key, nkey, where, c->opt->nulls_equal, "g");
   buf_puts(&q, " GROUP BY ");

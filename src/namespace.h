@@ -36,6 +36,7 @@
 #define db_guard_function nodup__db_guard_function
 #define db_index_find nodup__db_index_find
 #define db_looks_like_conninfo nodup__db_looks_like_conninfo
+#define db_now_ms nodup__db_now_ms
 #define db_online_ddl nodup__db_online_ddl
 #define db_online_leftovers nodup__db_online_leftovers
 #define db_orphan_guards nodup__db_orphan_guards
@@ -149,6 +150,7 @@
 #define merge_log_archive nodup__merge_log_archive
 #define merge_log_rekey nodup__merge_log_rekey
 #define merge_log_rows nodup__merge_log_rows
+#define merge_next_batch nodup__merge_next_batch
 #define merge_one_pass nodup__merge_one_pass
 #define merge_one_to_one_check nodup__merge_one_to_one_check
 #define merge_pass_groups nodup__merge_pass_groups

@@ -3,9 +3,11 @@
  * writes, on both placeholder styles. Every statement that names a key
  * writes it through sql_key_term(); these cases pin the shapes so that a
  * key term that becomes an expression changes them visibly, in one place.
+ * And merge's batch sizing, arithmetic that needs no server either.
  */
 #include "harness.h"
 #include "internal.h"
+#include "merge_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -103,8 +105,35 @@ static void test_index_rows(void **state) {
   EXPECT(sql_index_rows(&b, &ix, "c"), "1 = 1");
 }
 
+/* Merge batches sized by time (merge.c): they aim at MERGE_BATCH_MS, at
+ * most double from one batch to the next, never below one group, and one
+ * slow batch (a lock wait) only halves the average. */
+static void test_batch_sizing(void **state) {
+  double rate = 0.0;
+  size_t n;
+  (void)state;
+  /* 1000 groups in 50 ms: 20 a ms would want 10,000; doubled at most. */
+  n = merge_next_batch(1000, &rate, 1000, 50.0);
+  assert_int_equal(n, 2000);
+  n = merge_next_batch(n, &rate, 2000, 100.0);
+  assert_int_equal(n, 4000);
+  /* At the target's pace it stays. */
+  rate = 0.0;
+  assert_int_equal(merge_next_batch(1000, &rate, 1000, MERGE_BATCH_MS), 1000);
+  /* A batch 10 times too slow after that one: the average halves it. */
+  n = merge_next_batch(1000, &rate, 1000, 10.0 * MERGE_BATCH_MS);
+  assert_int_equal(n, 550);
+  /* One group in a minute: never below one. */
+  rate = 0.0;
+  assert_int_equal(merge_next_batch(1, &rate, 1, 60000.0), 1);
+  /* A batch faster than the clock's millisecond is not a division by 0. */
+  rate = 0.0;
+  assert_int_equal(merge_next_batch(10, &rate, 10, 0.0), 20);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_batch_sizing),
       cmocka_unit_test(test_quoting),
       cmocka_unit_test(test_key_list_and_rows),
       cmocka_unit_test(test_key_match),
