@@ -1300,6 +1300,7 @@ const struct nodup_backend nodup_pg_backend = {
     .index_invalid = pg_index_invalid,
     .leaves = pg_leaves,
     .fk_enforced = NULL,
+    .bulk_writes = NULL,
     .byte_order = pg_byte_order,
     .copy_begin = pg_copy_begin,
     .copy_row = pg_copy_row,

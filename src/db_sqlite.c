@@ -126,6 +126,51 @@ static int sq_fk_enforced(nodup_db *db, int *on) {
   return db->be->query(db, "PRAGMA foreign_keys", NULL, 0, read_flag, on);
 }
 
+/*
+ * A batched merge rewrites pages all over the file, batch after batch. At
+ * each commit WAL's automatic checkpoint (past 1,000 pages, SQLite's
+ * default) copied the batch's pages into the file and synced it: a page
+ * dirtied by many batches was written to the file as many times. Postponed
+ * to the run's end, each reaches it once (measured in docs/BENCHMARKS.md,
+ * "Merges at the limit"). The WAL grows meanwhile (at most SQ_BULK_CHECKPOINT pages, 400
+ * MiB at 4 KiB a page, before a checkpoint runs anyway); the final
+ * checkpoint truncates it again, unless a reader is in the way, when the
+ * next checkpoint that finds none does. Other connections keep their own
+ * setting: this connection's commits alone are postponed.
+ */
+#define SQ_BULK_CHECKPOINT 100000
+
+static int read_long(void *ctx, int n, const char *const *v) {
+  (void)n;
+  *(long *)ctx = v[0] ? atol(v[0]) : -1;
+  return 1;
+}
+
+static int sq_bulk_writes(nodup_db *db, int begin, long *saved) {
+  char sql[64];
+  buf mode;
+  int rc;
+  if (!begin) {
+    if (*saved < 0) return NODUP_OK;
+    snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint = %ld", *saved);
+    if ((rc = db->be->exec(db, sql)) != NODUP_OK) return rc;
+    /* Best effort: the merge is committed; a reader in the way (busy)
+     * leaves the WAL to a later checkpoint. */
+    db->be->exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
+    return NODUP_OK;
+  }
+  *saved = -1;
+  buf_init(&mode);
+  rc = db->be->query(db, "PRAGMA journal_mode", NULL, 0, db_read_text, &mode);
+  if (rc == NODUP_OK && mode.oom) rc = NODUP_ERR_NOMEM;
+  if (rc == NODUP_OK && !strcmp(buf_str(&mode), "wal"))
+    rc = db->be->query(db, "PRAGMA wal_autocheckpoint", NULL, 0, read_long, saved);
+  buf_free(&mode);
+  if (rc != NODUP_OK || *saved < 0) return rc;
+  snprintf(sql, sizeof sql, "PRAGMA wal_autocheckpoint = %d", SQ_BULK_CHECKPOINT);
+  return db->be->exec(db, sql);
+}
+
 static int sq_connect(nodup_db *db, const char *target) {
   sqlite3 *h = NULL;
   int readonly = (db->flags & NODUP_OPEN_READONLY) != 0;
@@ -1014,6 +1059,7 @@ const struct nodup_backend nodup_sqlite_backend = {
     .index_invalid = NULL,
     .leaves = NULL,
     .fk_enforced = sq_fk_enforced,
+    .bulk_writes = sq_bulk_writes,
     .byte_order = NULL,   /* BINARY unless a column says otherwise: byte order */
     .copy_begin = NULL,
     .copy_row = NULL,

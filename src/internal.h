@@ -467,6 +467,11 @@ struct nodup_backend {
   /* *on = 0 when the connection does not enforce foreign keys (SQLite's
    * PRAGMA foreign_keys); NULL: always enforced. */
   int (*fk_enforced)(nodup_db *db, int *on);
+  /* Around a run of many write transactions over the same pages (a
+   * batched merge): begin = 1 before the first, with *saved to keep what
+   * it changes; begin = 0 after the last (success or not), with that
+   * *saved, putting it back. NULL: nothing to do. */
+  int (*bulk_writes)(nodup_db *db, int begin, long *saved);
   /* *out = 1 when t's text column col compares in byte order (slug.c's
    * range then needs no COLLATE "C"); NULL: always. */
   int (*byte_order)(nodup_db *db, const nodup_table_info *t, const char *col, int *out);

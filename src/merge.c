@@ -55,6 +55,8 @@ typedef struct merge_driver {
   int groups_in_txn;           /* the groups table goes with its rollback */
   int recorded;                /* the run's row is committed */
   int committed;               /* a batch is committed */
+  int bulk;                    /* be->bulk_writes began: end it */
+  long bulk_saved;             /* what it keeps for its end */
 } merge_driver;
 
 void nodup_merge_free(nodup_merge_report *r) {
@@ -292,6 +294,16 @@ static int driver_temp_indexes(merge_driver *d) {
   return c->rep->temp_indexes ? NODUP_OK : NODUP_ERR_NOMEM;
 }
 
+/* Many batches, each a commit, over the same pages: the backend may
+ * adjust for that (db_sqlite.c's WAL checkpoints) until driver_finish. */
+static int driver_bulk(merge_driver *d) {
+  nodup_db *db = d->c.db;
+  int rc;
+  if (d->one_txn || !db->be->bulk_writes) return NODUP_OK;
+  if ((rc = db->be->bulk_writes(db, 1, &d->bulk_saved)) == NODUP_OK) d->bulk = 1;
+  return rc;
+}
+
 /* A pass is used up: another, for the groups writers made meanwhile
  * (*ngroups 0: none, the run is over). */
 static int next_pass(merge_driver *d, long long *ngroups) {
@@ -399,6 +411,11 @@ static int best_effort(merge_driver *d, int rc, int (*cleanup)(merge_driver *d))
   return rc;
 }
 
+static int bulk_end(merge_driver *d) {
+  d->bulk = 0;
+  return d->c.db->be->bulk_writes(d->c.db, 0, &d->bulk_saved);
+}
+
 /* After the run, whatever its result: roll back what is open, drop the
  * groups table and the temporary indexes, and mark a failed run. */
 static int driver_finish(merge_driver *d, int rc) {
@@ -423,6 +440,7 @@ static int driver_finish(merge_driver *d, int rc) {
   }
   /* Dropped after a failure too. */
   if (d->ngaps && !c->opt->keep_temp_index) rc = best_effort(d, rc, drop_temp_indexes);
+  if (d->bulk) rc = best_effort(d, rc, bulk_end);
   return rc;
 }
 
@@ -447,7 +465,7 @@ int merge_run(nodup_merge_report **out, nodup_db *db, const char *table,
   d.timed = !d.one_txn && !opt->batch;
   d.batch = d.one_txn ? (size_t)-1 / 2 : opt->batch ? opt->batch : MERGE_FIRST_BATCH;
   if ((rc = driver_check(&d, cols)) == NODUP_OK && (rc = driver_start(&d)) == NODUP_OK &&
-      (rc = driver_temp_indexes(&d)) == NODUP_OK)
+      (rc = driver_temp_indexes(&d)) == NODUP_OK && (rc = driver_bulk(&d)) == NODUP_OK)
     rc = driver_passes(&d);
   rc = driver_finish(&d, rc);
   rep = d.c.rep;

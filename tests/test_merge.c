@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cmocka.h>
 
@@ -165,6 +166,41 @@ static void test_batches(void **state) {
   assert_int_equal(harness_count(db, "SELECT count(*) FROM \"conference\"", NULL), 6);
 }
 
+/* SQLite: a batched merge postpones the WAL's automatic checkpoints to
+ * its end (db_sqlite.c), then puts the connection's setting back and
+ * truncates the WAL it let grow. */
+static void test_batches_leave_wal_as_found(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options opt;
+  char wal[4096];
+  struct stat st;
+  char *got;
+  if (harness_is_pg()) skip();
+  memset(&opt, 0, sizeof opt);
+  opt.batch = 1;
+  harness_exec(db, seed000);
+  harness_exec(db, "INSERT INTO \"conference\" (\"id\", \"conference_id\", \"app_id\") VALUES"
+                   " (10, 'c9', 1), (11, 'c9', 1)");
+  harness_exec(db, "PRAGMA wal_autocheckpoint = 777");
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, &opt), NODUP_OK);
+  assert_true(r->batches > 1);
+  nodup_merge_free(r);
+  got = harness_query(db, "PRAGMA wal_autocheckpoint", NULL);
+  assert_string_equal(got, "777");
+  free(got);
+  /* The harness's URL is "file:DIR/test.db?mode=rwc". */
+  snprintf(wal, sizeof wal, "%.*s-wal", (int)(strcspn(harness_url() + 5, "?")),
+           harness_url() + 5);
+  assert_int_equal(stat(wal, &st), 0);
+  assert_int_equal(st.st_size, 0);
+  /* Failed runs put it back too: a table that does not exist. */
+  assert_int_not_equal(nodup_merge(&r, db, "no_such_table", conf_key, 2, NULL, &opt), NODUP_OK);
+  got = harness_query(db, "PRAGMA wal_autocheckpoint", NULL);
+  assert_string_equal(got, "777");
+  free(got);
+}
+
 static void test_chinook_playlists(void **state) {
   nodup_db *db = *state;
   nodup_merge_report *r = NULL;
@@ -229,6 +265,7 @@ int main(void) {
       T(test_one_to_one_fail),
       T(test_user_reference_and_keep),
       T(test_batches),
+      T(test_batches_leave_wal_as_found),
       T(test_chinook_playlists),
       T(test_errors),
 #undef T
