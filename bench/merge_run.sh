@@ -175,9 +175,9 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
 
 label() {
   case "$1" in
-    nodup) echo "nodup merge (batches of 1,000 groups; archive + undo log)" ;;
-    noarchive) echo "nodup merge --no-archive (batches of 1,000 groups)" ;;
-    notemp) echo "nodup merge --no-temp-index (batches of 1,000 groups; archive + undo log)" ;;
+    nodup) echo "nodup merge (batches of about 0.5 s; archive + undo log)" ;;
+    noarchive) echo "nodup merge --no-archive (batches of about 0.5 s)" ;;
+    notemp) echo "nodup merge --no-temp-index (batches of about 0.5 s; archive + undo log)" ;;
     one) echo "nodup merge --batch $rows (one transaction; archive + undo log)" ;;
     one-noarchive) echo "nodup merge --batch $rows --no-archive (one transaction)" ;;
     hand) echo "hand-written set-based SQL, one transaction (the limit)" ;;
