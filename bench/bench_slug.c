@@ -371,7 +371,7 @@ static void fmt_us(char *out, size_t size, double us) {
 
 /* The probe loop's time over method m's, round by round: median and range. */
 static void ratio_cell(char *out, size_t size, engine *e, int k, int m, int rounds) {
-  double ratio[MAX_ROUNDS];
+  double ratio[MAX_ROUNDS] = {0};
   for (int r = 0; r < rounds; r++) ratio[r] = e->cells[k][PROBE].us[r] / e->cells[k][m].us[r];
   double rmin = ratio[0], rmax = ratio[0];
   for (int r = 1; r < rounds; r++) {
