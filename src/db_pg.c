@@ -634,7 +634,8 @@ static int pg_round(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
     if (st == PGRES_TUPLES_OK && pos < nsent) {
       if (!key->id.len && PQntuples(res) > 0) {
         pg_rows(res, key_store_id, key);
-        *created = pos == 0;
+        /* An upsert's row says itself whether it was updated. */
+        *created = pos == 0 && !key->updated;
       }
     } else if (st != PGRES_PIPELINE_ABORTED && st != PGRES_COMMAND_OK && rc == NODUP_OK) {
       const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -747,6 +748,28 @@ static int pg_get_or_create(nodup_key *key, nodup_stmt *insert,
     rc = pg_lookup(key, lookup, params);
   if (rc == NODUP_OK && !key->id.len) return NODUP_ERR_CONFLICT;
   return rc;
+}
+
+/* Update-or-create: the upsert alone, in the get-or-create rounds (retries
+ * of 40001 and 40P01 in our own transaction, NODUP_ERR_RETRY in the
+ * caller's). It returns the row it inserted or updated; nothing when the
+ * row exists and already holds the values (DO UPDATE's WHERE was false:
+ * the row is locked, not rewritten). Then the lookup, a statement of its
+ * own and so a fresh snapshot under READ COMMITTED, gives the id. Not
+ * pipelined with the upsert: a lookup on every call would cost the
+ * server a second statement for the one outcome that needs it. */
+static int pg_update_or_create(nodup_key *key, const key_shape *s, const char *const *params,
+                               int nparams, int *outcome) {
+  int created = 0;
+  int rc = pg_rounds(key, s->upsert, NULL, params, nparams, &created);
+  if (rc != NODUP_OK) return rc;
+  if (key->id.len) {
+    *outcome = created ? NODUP_CREATED : NODUP_UPDATED;
+    return NODUP_OK;
+  }
+  if ((rc = pg_lookup(key, s->lookup, params)) != NODUP_OK) return rc;
+  *outcome = NODUP_UNCHANGED;
+  return key->id.len ? NODUP_OK : NODUP_ERR_CONFLICT;
 }
 
 /* Every foreign key to $1, one row per column. conparentid <> 0 marks the
@@ -1282,6 +1305,15 @@ const struct nodup_backend nodup_pg_backend = {
     .run = pg_run,
     .finalize = pg_finalize,
     .get_or_create = pg_get_or_create,
+    .update_or_create = pg_update_or_create,
+    /* xmax of the row version an upsert returns: 0 for the tuple it
+     * inserted; for the one it updated, the lock ON CONFLICT DO UPDATE took
+     * on the old version, carried to the new (or a MultiXact with other
+     * lockers). Undocumented (the manual calls xmax the deleting
+     * transaction's id) but the idiom every ORM thread cites, stable since
+     * 9.5; test_upsert checks it, and PostgreSQL 18's RETURNING old.* is the
+     * documented way once older servers need not be served. */
+    .row_existed = "CASE WHEN %s.xmax = 0 THEN 0 ELSE 1 END",
     .in_transaction = pg_in_transaction,
     .references = pg_references,
     .row_json = pg_row_json,
