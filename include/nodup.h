@@ -580,7 +580,11 @@ typedef enum nodup_outcome {
  * locked, not rewritten, so no new row version), a lookup in a fresh
  * snapshot gives the id. Column defaults are evaluated by the INSERT
  * before the conflict is found, so unlike get-or-create every call takes
- * a sequence value. Retries and NODUP_ERR_RETRY inside the caller's
+ * a sequence value. A partitioned table cannot return whether the row was
+ * inserted (its RETURNING cannot read system columns): there the call
+ * compares, then updates while the values differ or inserts if absent,
+ * each a statement of its own, trying again when a concurrent writer got
+ * in between. Retries and NODUP_ERR_RETRY inside the caller's
  * transaction are as for nodup_get_or_create(); under REPEATABLE READ
  * and SERIALIZABLE a row this transaction cannot see is NODUP_ERR_RETRY.
  *

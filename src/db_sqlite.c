@@ -817,27 +817,14 @@ static int sq_get_or_create(nodup_key *key, nodup_stmt *insert,
   return sq_write_end(db, owned, rc);
 }
 
-/* The compare statement's row: the id, and whether a set column differs. */
-typedef struct sq_compared {
-  nodup_key *key;
-  int differs;
-} sq_compared;
-
-static int sq_compare_row(void *ctx, int n, const char *const *v) {
-  sq_compared *c = ctx;
-  int npk = (int)c->key->table->npk;
-  key_store_id(c->key, npk, v);
-  c->differs = n > npk && v[npk] && strcmp(v[npk], "0") != 0;
-  return 1;
-}
-
+/* The compare statement: key->id the row's id (empty: none), *differs 1
+ * when a set column differs from its new value. */
 static int sq_compare(nodup_key *key, const key_shape *s, const char *const *params,
                       int nparams, int *differs) {
-  sq_compared c = {key, 0};
   int rc;
   buf_reset(&key->id);
-  rc = sq_run(key->db, s->compare, params, nparams, sq_compare_row, &c);
-  *differs = c.differs;
+  rc = sq_run(key->db, s->compare, params, nparams, key_store_id, key);
+  *differs = key->row_flag;
   return rc;
 }
 
@@ -1053,7 +1040,7 @@ const struct nodup_backend nodup_sqlite_backend = {
     .finalize = sq_finalize,
     .get_or_create = sq_get_or_create,
     .update_or_create = sq_update_or_create,
-    .row_existed = NULL,      /* no way to tell in RETURNING: read first */
+    .row_existed = NULL,      /* no way to tell in RETURNING: compare first */
     .in_transaction = sq_in_transaction,
     .references = sq_references,
     .row_json = sq_row_json,

@@ -395,16 +395,17 @@ struct nodup_backend {
   int (*get_or_create)(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
                        const char *const *params, int nparams, int *created);
   /* The update-or-create round (upsert.c) with shape s's statements: its
-   * upsert and lookup where row_existed is set, else its compare, update
-   * and insert. Sets *outcome (NODUP_CREATED...) and the id in key->id;
+   * upsert and lookup when it has an upsert, else its compare, update and
+   * insert. Sets *outcome (NODUP_CREATED...) and the id in key->id;
    * NODUP_ERR_CONFLICT when no statement yields a row. */
   int (*update_or_create)(nodup_key *key, const struct key_shape *s,
                           const char *const *params, int nparams, int *outcome);
-  /* printf format (one %s: the table's alias) of an expression that an
-   * INSERT ... ON CONFLICT DO UPDATE can RETURN, 1 when the row existed
-   * (updated) and 0 when the statement inserted it; NULL when the engine
-   * cannot tell, and update_or_create reads the row before writing. */
-  const char *row_existed;
+  /* Append to q an expression that an INSERT INTO t AS alias ... ON
+   * CONFLICT DO UPDATE can RETURN, 1 when the row existed (updated) and 0
+   * when the statement inserted it; append nothing when the engine cannot
+   * tell on t (then key.c builds the compare, update and insert instead).
+   * NULL: never. */
+  int (*row_existed)(nodup_db *db, const nodup_table_info *t, const char *alias, buf *q);
   int (*in_transaction)(nodup_db *db);
   /* Every foreign key referencing t, each counted once (PostgreSQL: not
    * the clones a partitioned parent's key leaves on its partitions). */
@@ -749,9 +750,10 @@ typedef struct key_shape {
   nodup_stmt *plain;     /* plain INSERT (nodup_insert) */
   nodup_stmt *lookup;    /* SELECT pk by key (depends on mask only) */
   /* Update-or-create shapes: the last nset of the given columns are set on
-   * update too (0: a get-or-create shape). Backend row_existed set: upsert,
-   * the one INSERT ... ON CONFLICT DO UPDATE; otherwise compare (SELECT pk
-   * and whether the set columns differ) and update (by the key). */
+   * update too (0: a get-or-create shape). Where the backend's row_existed
+   * answers: upsert, the one INSERT ... ON CONFLICT DO UPDATE; otherwise
+   * compare (SELECT pk and whether the set columns differ), update (by the
+   * key, when they still differ) and insert (insert-if-absent). */
   size_t nset;
   nodup_stmt *upsert;
   nodup_stmt *compare;
@@ -785,7 +787,8 @@ struct nodup_key {
   key_shape *shapes;
   buf id;                /* the last result's id */
   int in_predicate;      /* the last inserted row satisfied the predicate */
-  int updated;           /* the last row came from an upsert's update */
+  int row_flag;          /* the last row's flag after its guard: an upsert's
+                          * row existed (updated), a compare's differs */
   /* The share of get-or-create calls that found their row, as a moving
    * average over about the last 16 (KEY_HIT_ONE is all of them): the
    * backend picks its round from it (db_pg.c). */
@@ -1127,7 +1130,7 @@ int key_coerce(nodup_key *key, const key_shape *s, const char **params, size_t n
 int value_coerce(nodup_db *db, const nodup_table_info *t, int c, const char **v);
 /* Row callback: stores the primary key columns joined by ',' into key->id
  * and, when the row carries a predicate guard column, key->in_predicate;
- * and key->updated from a row_existed column after that one. */
+ * and key->row_flag from a column after that one (0 without). */
 int key_store_id(void *key, int ncols, const char *const *vals);
 
 /* ---- getorcreate.c helpers used by upsert.c ---- */

@@ -453,7 +453,7 @@ int key_store_id(void *vkey, int ncols, const char *const *vals) {
   buf_reset(&key->id);
   if (ncols > npk)
     key->in_predicate = vals[npk] && strcmp(vals[npk], "0") != 0;
-  key->updated = ncols > npk + 1 && vals[npk + 1] && strcmp(vals[npk + 1], "0") != 0;
+  key->row_flag = ncols > npk + 1 && vals[npk + 1] && strcmp(vals[npk + 1], "0") != 0;
   for (i = 0; i < ncols && i < npk; i++) {
     if (i) buf_putc(&key->id, ',');
     buf_puts(&key->id, vals[i] ? vals[i] : "");
@@ -542,13 +542,37 @@ static void guard_column(buf *q, const nodup_key *key) {
   else buf_putc(q, '1');
 }
 
-/* One statement (engines whose row_existed says insert from update):
+/* The set columns differ from their new values: each column `old_alias`
+ * ("" or "x.") against EXCLUDED.c (new_param 0), or against its parameter. */
+static void set_differs(buf *q, const nodup_key *key, char *const *dcols, size_t n,
+                        size_t nset, const char *old_alias, int new_param) {
+  size_t j;
+  for (j = 0; j < nset; j++) {
+    buf old, new;
+    buf_init(&old);
+    buf_init(&new);
+    buf_puts(&old, old_alias);
+    sql_ident(&old, shape_column(key, dcols, n - nset + j));
+    if (new_param) {
+      sql_param(&new, key->db, set_param(key, n, nset, j));
+    } else {
+      buf_puts(&new, "EXCLUDED.");
+      sql_ident(&new, shape_column(key, dcols, n - nset + j));
+    }
+    if (j) buf_puts(q, " OR ");
+    buf_printf(q, key->db->be->distinct_fmt, buf_str(&old), buf_str(&new));
+    q->oom |= old.oom | new.oom;
+    buf_free(&old);
+    buf_free(&new);
+  }
+}
+
+/* One statement (where row_existed answers, `existed` its expression):
  * insert, or update when a set column differs; a row already equal is
  * locked by ON CONFLICT but not rewritten, and nothing is returned. */
 static void upsert_sql(buf *q, const nodup_key *key, const char *cols, char *const *dcols,
-                       size_t n, size_t nset) {
+                       size_t n, size_t nset, const char *existed) {
   const nodup_table_info *t = key->table;
-  const char *distinct = key->db->be->distinct_fmt;
   size_t j;
   buf_printf(q, "INSERT INTO %s AS nodup_t (%s) VALUES (", t->qualified, cols);
   sql_params(q, key->db, 1, n);
@@ -563,54 +587,29 @@ static void upsert_sql(buf *q, const nodup_key *key, const char *cols, char *con
     sql_ident(q, c);
   }
   buf_puts(q, " WHERE ");
-  for (j = 0; j < nset; j++) {
-    buf old, new;
-    buf_init(&old);
-    buf_init(&new);
-    buf_puts(&old, "nodup_t.");
-    sql_ident(&old, shape_column(key, dcols, n - nset + j));
-    buf_puts(&new, "EXCLUDED.");
-    sql_ident(&new, shape_column(key, dcols, n - nset + j));
-    if (j) buf_puts(q, " OR ");
-    buf_printf(q, distinct, buf_str(&old), buf_str(&new));
-    q->oom |= old.oom | new.oom;
-    buf_free(&old);
-    buf_free(&new);
-  }
+  set_differs(q, key, dcols, n, nset, "nodup_t.", 0);
   buf_puts(q, " RETURNING ");
   sql_ident_list(q, t->pk, t->npk);
   buf_puts(q, ", ");
   guard_column(q, key);
-  buf_puts(q, ", ");
-  buf_printf(q, key->db->be->row_existed, "nodup_t");
+  buf_printf(q, ", %s", existed);
 }
 
-/* Elsewhere, read before writing: the row's id and 1 when a set column
- * differs from its new value. */
+/* Elsewhere, read before writing: the row's id, the guard's place, and 1
+ * when a set column differs from its new value (key_store_id's row_flag). */
 static void compare_sql(buf *q, const nodup_key *key, unsigned mask, char *const *dcols,
                         size_t n, size_t nset) {
-  size_t j;
   buf_puts(q, "SELECT ");
   sql_ident_list(q, key->table->pk, key->table->npk);
-  buf_puts(q, ", (");
-  for (j = 0; j < nset; j++) {
-    buf col, param;
-    buf_init(&col);
-    buf_init(&param);
-    sql_ident(&col, shape_column(key, dcols, n - nset + j));
-    sql_param(&param, key->db, set_param(key, n, nset, j));
-    if (j) buf_puts(q, " OR ");
-    buf_printf(q, key->db->be->distinct_fmt, buf_str(&col), buf_str(&param));
-    q->oom |= col.oom | param.oom;
-    buf_free(&col);
-    buf_free(&param);
-  }
-  buf_printf(q, ") FROM %s WHERE ", key->table->qualified);
+  buf_puts(q, ", 1, CASE WHEN ");
+  set_differs(q, key, dcols, n, nset, "", 1);
+  buf_printf(q, " THEN 1 ELSE 0 END FROM %s WHERE ", key->table->qualified);
   key_condition(q, key, mask, NULL);
 }
 
 /* ... and the update of the row the key finds, once compare said it
- * differs (under the write lock, so it is still that row). */
+ * differs: only while it still does (a concurrent writer may have set the
+ * values meanwhile where no write lock was taken first). */
 static void update_sql(buf *q, const nodup_key *key, unsigned mask, char *const *dcols,
                        size_t n, size_t nset) {
   size_t j;
@@ -623,7 +622,9 @@ static void update_sql(buf *q, const nodup_key *key, unsigned mask, char *const 
   }
   buf_puts(q, " WHERE ");
   key_condition(q, key, mask, NULL);
-  buf_puts(q, " RETURNING ");
+  buf_puts(q, " AND (");
+  set_differs(q, key, dcols, n, nset, "", 1);
+  buf_puts(q, ") RETURNING ");
   sql_ident_list(q, key->table->pk, key->table->npk);
   buf_puts(q, ", ");
   guard_column(q, key);
@@ -638,16 +639,21 @@ static int shape_prepare(nodup_db *db, buf *q, size_t n, const unsigned *types,
 }
 
 /* An update-or-create shape's statements besides the lookup: the one
- * upsert, or (an engine that cannot tell insert from update in it) the
+ * upsert, or (where the engine cannot tell insert from update in it) the
  * compare, the update and the insert-if-absent. */
 static int upsert_build(nodup_key *key, key_shape *s, buf *q, const char *cols,
                         char *const *dcols, size_t n, const unsigned *types) {
   nodup_db *db = key->db;
-  int rc;
-  if (db->be->row_existed) {
-    upsert_sql(q, key, cols, dcols, n, s->nset);
-    return shape_prepare(db, q, n, types, &s->upsert);
+  buf existed;
+  int rc = NODUP_OK;
+  buf_init(&existed);
+  if (db->be->row_existed) rc = db->be->row_existed(db, key->table, "nodup_t", &existed);
+  if (rc == NODUP_OK && existed.len) {
+    upsert_sql(q, key, cols, dcols, n, s->nset, buf_str(&existed));
+    rc = shape_prepare(db, q, n, types, &s->upsert);
   }
+  buf_free(&existed);
+  if (rc != NODUP_OK || s->upsert) return rc;
   compare_sql(q, key, s->mask, dcols, n, s->nset);
   rc = shape_prepare(db, q, n, types, &s->compare);
   if (rc == NODUP_OK) {
