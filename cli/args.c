@@ -163,6 +163,8 @@ static int set_value(cli_args *a, const char *name, const char *val) {
                         "too many --ignore-ref options");
   else if (!strcmp(name, "column"))
     return add_repeated(a, a->columns, &a->ncolumns, val, "too many --column options");
+  else if (!strcmp(name, "create"))
+    return add_repeated(a, a->creates, &a->ncreates, val, "too many --create options");
   else if (!strcmp(name, "format")) {
     if (strcmp(val, "text") && strcmp(val, "json"))
       return bad(a, "--format is text or json, not '%s'", val);

@@ -50,6 +50,8 @@ typedef struct cli_args {
   size_t ncolumns;
   const char *journal;    /* --journal SCHEMA (merge, undo, runs, enforce): cli_open sets it */
   int forget;             /* runs --forget RUN (the id in `run`) */
+  const char *creates[64];  /* --create COL=VALUE (upsert), split by the command */
+  size_t ncreates;
 } cli_args;
 
 /* Parse argv[1..] for command `cmd`, accepting only the options in
@@ -98,6 +100,7 @@ void cli_shell_word(FILE *f, const char *s);
 int json_format(const cli_args *a);
 
 int cmd_get_or_create(int argc, char **argv);
+int cmd_upsert(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_race(int argc, char **argv);
 int cmd_exec(int argc, char **argv);

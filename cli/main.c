@@ -13,6 +13,7 @@ static const char usage[] =
     "\n"
     "Commands:\n"
     "  get-or-create  return the row for a key, creating it exactly once\n"
+    "  upsert         set a key's row's values: update it, or create it exactly once\n"
     "  check          does a unique index back this key? (prints the DDL if not)\n"
     "  race           N concurrent workers create rows on shared keys, then count duplicates\n"
     "  scan           list a key's duplicates and what merging them would touch\n"
@@ -34,6 +35,7 @@ static const char usage[] =
 
 static int dispatch(const char *cmd, int argc, char **argv) {
   if (!strcmp(cmd, "get-or-create")) return cmd_get_or_create(argc, argv);
+  if (!strcmp(cmd, "upsert")) return cmd_upsert(argc, argv);
   if (!strcmp(cmd, "check")) return cmd_check(argc, argv);
   if (!strcmp(cmd, "race")) return cmd_race(argc, argv);
   if (!strcmp(cmd, "exec")) return cmd_exec(argc, argv);

@@ -533,6 +533,87 @@ NODUP_EXTERN int nodup_insert(nodup_key *key, const char *const *vals,
                               size_t ndefaults, nodup_result *out);
 
 /* ---------------------------------------------------------------------------
+ * Update or create
+ */
+
+/* What nodup_update_or_create() did. Nonzero, so a zeroed variable reads
+ * as "not set" after a failed call. */
+typedef enum nodup_outcome {
+  NODUP_CREATED = 1,   /* the row did not exist: this call inserted it */
+  NODUP_UPDATED = 2,   /* the row existed and differed: this call updated it */
+  NODUP_UNCHANGED = 3  /* the row existed with those values: nothing written */
+} nodup_outcome;
+
+/*
+ * Make the row whose key columns equal `vals` hold the values `set_vals`
+ * in columns `set_cols`: update it when it exists and differs, create it
+ * when there is none, and write nothing when it already holds them.
+ *
+ * `vals` is the key, as for nodup_get_or_create() (same NULL rule). A new
+ * row gets the key's values, `create_cols[i] = create_vals[i]` (columns
+ * written only when the row is created, like get-or-create's defaults)
+ * and `set_cols[i] = set_vals[i]` (written on create and on update). The
+ * set values are compared with the row's as the engine sees them after
+ * converting the text to the column's type (PostgreSQL compares their
+ * text forms, so a json column compares too); a row that already holds
+ * every one is left alone. A NULL value is SQL NULL, and equals a NULL in
+ * the row. Every value is bound as a parameter. With nset == 0 this is
+ * nodup_get_or_create() (outcome NODUP_CREATED or NODUP_UNCHANGED).
+ *
+ * On success out->id is the row's id (borrowed, as for get-or-create),
+ * out->created is 1 exactly when this call inserted the row, and
+ * *outcome (when `outcome` is not NULL) says which of the three happened.
+ * nodup_result keeps its 0.1 layout: programs built before this call pass
+ * the two-field struct to get-or-create, so the outcome has its own out
+ * parameter rather than a new field.
+ *
+ * Under any concurrency, exactly one caller per key gets NODUP_CREATED,
+ * every caller gets the same id, and the row ends holding the values of
+ * one of the calls (the last one to write). A call that finds the row
+ * equal writes nothing, so a stream of identical calls adds no row
+ * versions and takes no write lock for long.
+ *
+ * PostgreSQL: one statement in the common case, INSERT ... ON CONFLICT
+ * (key) [WHERE predicate] DO UPDATE SET ... WHERE the row's values are
+ * distinct from the new ones, RETURNING the id and whether the row was
+ * inserted; when it returns nothing (the row exists and is equal: it is
+ * locked, not rewritten, so no new row version), a lookup in a fresh
+ * snapshot gives the id. Column defaults are evaluated by the INSERT
+ * before the conflict is found, so unlike get-or-create every call takes
+ * a sequence value. A partitioned table cannot return whether the row was
+ * inserted (its RETURNING cannot read system columns): there the call
+ * compares, then updates while the values differ or inserts if absent,
+ * each a statement of its own, trying again when a concurrent writer got
+ * in between. Retries and NODUP_ERR_RETRY inside the caller's
+ * transaction are as for nodup_get_or_create(); under REPEATABLE READ
+ * and SERIALIZABLE a row this transaction cannot see is NODUP_ERR_RETRY.
+ *
+ * SQLite: a lookup without any lock compares the row; an equal row ends
+ * the call there. Otherwise, inside BEGIN IMMEDIATE (or a savepoint of the
+ * caller's transaction) the row is read again and inserted, or updated
+ * through the key, or left alone.
+ *
+ * Errors, with nothing written by this call:
+ *  - NODUP_ERR_USAGE: a set or create column is one of the key's (the key
+ *    finds the row and cannot change), or is given twice; a NULL argument.
+ *  - NODUP_ERR_NO_COLUMN: a column the table lacks, named.
+ *  - NODUP_ERR_NULL_KEY, NODUP_ERR_UNBACKED: as for nodup_get_or_create.
+ *  - NODUP_ERR_CONSTRAINT: the insert or the update violated another
+ *    constraint (CHECK, NOT NULL, another unique index, a foreign key);
+ *    nodup_errmsg() and nodup_errconstraint() name it.
+ *  - NODUP_ERR_PREDICATE: the row as written would fall outside the key's
+ *    predicate (a set column the predicate reads).
+ *  - NODUP_ERR_CONFLICT, NODUP_ERR_RETRY, NODUP_ERR_DB: as for
+ *    nodup_get_or_create.
+ */
+NODUP_EXTERN int nodup_update_or_create(nodup_key *key, const char *const *vals,
+                                        const char *const *create_cols,
+                                        const char *const *create_vals, size_t ncreate,
+                                        const char *const *set_cols,
+                                        const char *const *set_vals, size_t nset,
+                                        nodup_result *out, int *outcome);
+
+/* ---------------------------------------------------------------------------
  * Duplicate counting
  */
 

@@ -634,7 +634,8 @@ static int pg_round(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
     if (st == PGRES_TUPLES_OK && pos < nsent) {
       if (!key->id.len && PQntuples(res) > 0) {
         pg_rows(res, key_store_id, key);
-        *created = pos == 0;
+        /* An upsert's row says itself whether it was updated. */
+        *created = pos == 0 && !key->row_flag;
       }
     } else if (st != PGRES_PIPELINE_ABORTED && st != PGRES_COMMAND_OK && rc == NODUP_OK) {
       const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
@@ -746,6 +747,99 @@ static int pg_get_or_create(nodup_key *key, nodup_stmt *insert,
   if (rc == NODUP_OK && !key->id.len && how == KEY_INSERT_FIRST)
     rc = pg_lookup(key, lookup, params);
   if (rc == NODUP_OK && !key->id.len) return NODUP_ERR_CONFLICT;
+  return rc;
+}
+
+/* Update-or-create: the upsert alone, in the get-or-create rounds (retries
+ * of 40001 and 40P01 in our own transaction, NODUP_ERR_RETRY in the
+ * caller's). It returns the row it inserted or updated; nothing when the
+ * row exists and already holds the values (DO UPDATE's WHERE was false:
+ * the row is locked, not rewritten). Then the lookup, a statement of its
+ * own and so a fresh snapshot under READ COMMITTED, gives the id. Not
+ * pipelined with the upsert: a lookup on every call would cost the
+ * server a second statement for the one outcome that needs it. */
+static int pg_upsert_one(nodup_key *key, const key_shape *s, const char *const *params,
+                         int nparams, int *outcome) {
+  int created = 0;
+  int rc = pg_rounds(key, s->upsert, NULL, params, nparams, &created);
+  if (rc != NODUP_OK) return rc;
+  if (key->id.len) {
+    *outcome = created ? NODUP_CREATED : NODUP_UPDATED;
+    return NODUP_OK;
+  }
+  if ((rc = pg_lookup(key, s->lookup, params)) != NODUP_OK) return rc;
+  *outcome = NODUP_UNCHANGED;
+  return key->id.len ? NODUP_OK : NODUP_ERR_CONFLICT;
+}
+
+/* Where the upsert cannot say inserted from updated (a partitioned table:
+ * pg_row_existed), three statements, each in a snapshot of its own: the
+ * compare; an equal row ends the call with nothing written. A differing
+ * row is updated while it still differs; a missing one is inserted if
+ * still absent (ON CONFLICT DO NOTHING: one insert of a key wins). A
+ * write that finds nothing to do lost a race: NODUP_ERR_CONFLICT, and the
+ * next step's compare sees the winner. */
+static int pg_upsert_step(nodup_key *key, const key_shape *s, const char *const *params,
+                          int nparams, int *outcome) {
+  nodup_db *db = key->db;
+  int rc;
+  buf_reset(&key->id);
+  *outcome = NODUP_UNCHANGED;
+  rc = pg_run(db, s->compare, params, nparams, key_store_id, key);
+  if (rc != NODUP_OK || (key->id.len && !key->row_flag)) return rc;
+  *outcome = key->id.len ? NODUP_UPDATED : NODUP_CREATED;
+  buf_reset(&key->id);
+  rc = pg_run(db, *outcome == NODUP_UPDATED ? s->update : s->insert, params, nparams,
+              key_store_id, key);
+  return rc == NODUP_OK && !key->id.len ? NODUP_ERR_CONFLICT : rc;
+}
+
+/* Steps until one ends the call: lost races and, in our own transaction,
+ * serialization failures and deadlocks are tried again (a bounded number
+ * of times, with jitter); inside the caller's these are the caller's. */
+static int pg_upsert_steps(nodup_key *key, const key_shape *s, const char *const *params,
+                           int nparams, int *outcome) {
+  int owned = PQtransactionStatus(C(key->db)) == PQTRANS_IDLE;
+  int attempt, rc = NODUP_OK;
+  for (attempt = 0; attempt < PG_MAX_RETRIES; attempt++) {
+    rc = pg_upsert_step(key, s, params, nparams, outcome);
+    if (rc == NODUP_ERR_CONFLICT || (rc == NODUP_ERR_RETRY && owned)) {
+      key->db->retries += rc == NODUP_ERR_RETRY;
+      backoff(key->db, attempt);
+      continue;
+    }
+    break;
+  }
+  return rc;
+}
+
+static int pg_update_or_create(nodup_key *key, const key_shape *s, const char *const *params,
+                               int nparams, int *outcome) {
+  if (s->upsert) return pg_upsert_one(key, s, params, nparams, outcome);
+  return pg_upsert_steps(key, s, params, nparams, outcome);
+}
+
+/* The upsert's "existed" flag, from xmax of the row version it returns: 0
+ * for the tuple it inserted; for the one it updated, the lock ON CONFLICT
+ * DO UPDATE took on the old version, carried to the new (a MultiXact with
+ * other lockers). Undocumented (the manual calls xmax the deleting
+ * transaction's id) but the idiom the ORM threads cite, unchanged since
+ * 9.5, and test_upsert checks it under races; PostgreSQL 18's RETURNING
+ * old.* is the documented way once older servers need not be served. A
+ * partitioned table cannot return system columns ("cannot retrieve a
+ * system column in this context", SQLSTATE 0A000): nothing, so key.c
+ * builds the compare, update and insert instead. */
+static int pg_flag(void *ctx, int n, const char *const *v);
+
+static int pg_row_existed(nodup_db *db, const nodup_table_info *t, const char *alias, buf *q) {
+  const char *p[1] = {t->qualified};
+  int partitioned = 0;
+  int rc = pg_query(db,
+                    "SELECT true FROM pg_catalog.pg_partitioned_table "
+                    "WHERE partrelid = $1::regclass",
+                    p, 1, pg_flag, &partitioned);
+  if (rc == NODUP_OK && !partitioned)
+    buf_printf(q, "CASE WHEN %s.xmax = 0 THEN 0 ELSE 1 END", alias);
   return rc;
 }
 
@@ -1300,6 +1394,8 @@ const struct nodup_backend nodup_pg_backend = {
     .run = pg_run,
     .finalize = pg_finalize,
     .get_or_create = pg_get_or_create,
+    .update_or_create = pg_update_or_create,
+    .row_existed = pg_row_existed,
     .in_transaction = pg_in_transaction,
     .references = pg_references,
     .row_json = pg_row_json,

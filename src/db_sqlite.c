@@ -813,6 +813,43 @@ static int sq_predicate_canon(nodup_db *db, const nodup_table_info *t, const cha
   return out->oom ? NODUP_ERR_NOMEM : NODUP_OK;
 }
 
+/* The write lock for a miss: BEGIN IMMEDIATE, or a savepoint when the
+ * caller owns a transaction (`owned` 0). */
+static int sq_write_begin(nodup_db *db, int owned) {
+  return sq_exec(db, owned ? "BEGIN IMMEDIATE" : "SAVEPOINT nodup_goc");
+}
+
+/* End what sq_write_begin opened: keep it when rc is NODUP_OK, else undo
+ * it; a failed COMMIT (busy) is undone too. Returns the outcome. */
+static int sq_write_end(nodup_db *db, int owned, int rc) {
+  if (rc == NODUP_OK) {
+    int crc = sqlite3_exec(H(db), owned ? "COMMIT" : "RELEASE nodup_goc", NULL, NULL, NULL);
+    if (crc == SQLITE_OK) return NODUP_OK;
+    rc = sq_fail(db, crc, "COMMIT");
+  }
+  sqlite3_exec(H(db), owned ? "ROLLBACK" : "ROLLBACK TO nodup_goc; RELEASE nodup_goc", NULL,
+               NULL, NULL);
+  return rc;
+}
+
+/* Run a write returning (pk, predicate guard): key->id gets the row's id,
+ * or stays empty when it wrote nothing. A row the write left outside the
+ * key's predicate is refused (the caller's sq_write_end undoes it). */
+static int sq_write_row(nodup_key *key, nodup_stmt *write, const char *const *params,
+                        int nparams, const char *refusal) {
+  int rc;
+  buf_reset(&key->id);
+  key->in_predicate = 1;
+  rc = sq_run(key->db, write, params, nparams, key_store_id, key);
+  if (rc == NODUP_OK && key->id.len && !key->in_predicate) {
+    buf_reset(&key->id);
+    rc = nodup_fail(key->db, NODUP_ERR_PREDICATE, "%s", refusal);
+  }
+  return rc;
+}
+
+#define SQ_OUTSIDE_NEW "the new row does not satisfy the key's predicate: nothing inserted"
+
 /* Hit: one SELECT, no lock. Miss: BEGIN IMMEDIATE (a savepoint when the
  * caller owns a transaction), insert-if-absent, and if a concurrent writer
  * got there first (we waited for its lock), the lookup again. A new row
@@ -825,39 +862,60 @@ static int sq_get_or_create(nodup_key *key, nodup_stmt *insert,
   int owned = sqlite3_get_autocommit(H(db));
   int rc;
 
+  *created = 0;
   buf_reset(&key->id);
   rc = sq_run_one(db, lookup, params, (int)key->ncols, key_store_id, key);
-  if (rc != NODUP_OK || key->id.len) {
-    *created = 0;
-    return rc;
-  }
-  rc = sq_exec(db, owned ? "BEGIN IMMEDIATE" : "SAVEPOINT nodup_goc");
-  if (rc != NODUP_OK) return rc;
-  key->in_predicate = 1;
-  rc = sq_run(db, insert, params, nparams, key_store_id, key);
-  if (rc == NODUP_OK && key->id.len && !key->in_predicate) {
-    buf_reset(&key->id);
-    rc = nodup_fail(db, NODUP_ERR_PREDICATE,
-                    "the new row does not satisfy the key's predicate: nothing inserted");
-  } else if (rc == NODUP_OK && key->id.len) {
+  if (rc != NODUP_OK || key->id.len) return rc;
+  if ((rc = sq_write_begin(db, owned)) != NODUP_OK) return rc;
+  rc = sq_write_row(key, insert, params, nparams, SQ_OUTSIDE_NEW);
+  if (rc == NODUP_OK && key->id.len) {
     *created = 1;
   } else if (rc == NODUP_OK) {
-    *created = 0;
     rc = sq_run(db, lookup, params, (int)key->ncols, key_store_id, key);
     if (rc == NODUP_OK && !key->id.len) rc = NODUP_ERR_CONFLICT;
   }
-  if (rc == NODUP_OK) {
-    int crc = sqlite3_exec(H(db), owned ? "COMMIT" : "RELEASE nodup_goc", NULL, NULL, NULL);
-    if (crc != SQLITE_OK) {
-      rc = sq_fail(db, crc, "COMMIT");
-      sqlite3_exec(H(db), owned ? "ROLLBACK" : "ROLLBACK TO nodup_goc; RELEASE nodup_goc",
-                   NULL, NULL, NULL);
-    }
-  } else {
-    sqlite3_exec(H(db), owned ? "ROLLBACK" : "ROLLBACK TO nodup_goc; RELEASE nodup_goc",
-                 NULL, NULL, NULL);
-  }
+  return sq_write_end(db, owned, rc);
+}
+
+/* The compare statement: key->id the row's id (empty: none), *differs 1
+ * when a set column differs from its new value. */
+static int sq_compare(nodup_key *key, const key_shape *s, const char *const *params,
+                      int nparams, int *differs) {
+  int rc;
+  buf_reset(&key->id);
+  rc = sq_run(key->db, s->compare, params, nparams, key_store_id, key);
+  *differs = key->row_flag;
   return rc;
+}
+
+/* Update-or-create: a compare without any lock, so a row that holds the
+ * values already costs one SELECT and no write at all (no lock, no
+ * change counted, the file untouched). Otherwise, under the write lock,
+ * compare again (a concurrent writer may have got there first) and
+ * insert, update through the key, or leave alone. SQLite's own UPSERT
+ * (ON CONFLICT DO UPDATE ... WHERE) would take the write lock even for
+ * an equal row, and its RETURNING cannot tell insert from update. */
+static int sq_update_or_create(nodup_key *key, const key_shape *s, const char *const *params,
+                               int nparams, int *outcome) {
+  nodup_db *db = key->db;
+  int owned = sqlite3_get_autocommit(H(db));
+  int rc, differs;
+
+  *outcome = NODUP_UNCHANGED;
+  rc = sq_compare(key, s, params, nparams, &differs);
+  if (rc != NODUP_OK || (key->id.len && !differs)) return rc;
+  if ((rc = sq_write_begin(db, owned)) != NODUP_OK) return rc;
+  rc = sq_compare(key, s, params, nparams, &differs);
+  if (rc == NODUP_OK && key->id.len && differs) {
+    *outcome = NODUP_UPDATED;
+    rc = sq_write_row(key, s->update, params, nparams,
+                      "the updated row would not satisfy the key's predicate: nothing written");
+  } else if (rc == NODUP_OK && !key->id.len) {
+    *outcome = NODUP_CREATED;
+    rc = sq_write_row(key, s->insert, params, nparams, SQ_OUTSIDE_NEW);
+  }
+  if (rc == NODUP_OK && !key->id.len) rc = NODUP_ERR_CONFLICT;
+  return sq_write_end(db, owned, rc);
 }
 
 static int sq_references(nodup_db *db, const nodup_table_info *t, nodup_fk_info **out,
@@ -1041,6 +1099,8 @@ const struct nodup_backend nodup_sqlite_backend = {
     .run = sq_run,
     .finalize = sq_finalize,
     .get_or_create = sq_get_or_create,
+    .update_or_create = sq_update_or_create,
+    .row_existed = NULL,      /* no way to tell in RETURNING: compare first */
     .in_transaction = sq_in_transaction,
     .references = sq_references,
     .row_json = sq_row_json,

@@ -19,7 +19,7 @@
 
 /* Prefix the connection's message with the table, so every failure of a
  * keyed call names it. */
-static int name_table(nodup_key *key, int rc) {
+int goc_name_table(nodup_key *key, int rc) {
   buf m;
   if (rc == NODUP_OK) return rc;
   buf_init(&m);
@@ -27,7 +27,7 @@ static int name_table(nodup_key *key, int rc) {
   return db_fail_buf(key->db, rc, &m);
 }
 
-static int check_nulls(nodup_key *key, const char *const *vals) {
+int goc_check_nulls(nodup_key *key, const char *const *vals) {
   size_t i;
   for (i = 0; i < key->ncols; i++)
     if (!vals[i] && !key->nulls_equal)
@@ -66,15 +66,14 @@ static void params_free(params *p) {
 }
 
 /* The refusal of an unbacked key, with the DDL that would back it. */
-static int refuse_unbacked(nodup_key *key) {
+int goc_refuse_unbacked(nodup_key *key, const char *what) {
   char ddl[2048];
   nodup_key_ddl(key->db, key->table->name, (const char *const *)key->cols, key->ncols,
                 key->where, ddl, sizeof ddl);
-  return name_table(key, nodup_fail(key->db, NODUP_ERR_UNBACKED,
-                                    "no unique index backs this key, so "
-                                    "get-or-create cannot be race-free. "
-                                    "To back it: %s",
-                                    ddl));
+  return goc_name_table(key, nodup_fail(key->db, NODUP_ERR_UNBACKED,
+                                        "no unique index backs this key, so "
+                                        "%s cannot be race-free. To back it: %s",
+                                        what, ddl));
 }
 
 int nodup_get_or_create(nodup_key *key, const char *const *vals,
@@ -92,14 +91,14 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
   out->id = NULL;
   out->created = 0;
   nodup_clear_error(key->db);
-  if (!key->backed) return refuse_unbacked(key);
-  if ((rc = check_nulls(key, vals)) != NODUP_OK) return name_table(key, rc);
+  if (!key->backed) return goc_refuse_unbacked(key, "get-or-create");
+  if ((rc = goc_check_nulls(key, vals)) != NODUP_OK) return goc_name_table(key, rc);
   rc = key_shape_get(key, vals, default_cols, ndefaults, &s);
-  if (rc != NODUP_OK) return name_table(key, rc);
+  if (rc != NODUP_OK) return goc_name_table(key, rc);
   if ((rc = params_init(&p, key, vals, default_vals, ndefaults)) != NODUP_OK) return rc;
   if ((rc = key_coerce(key, s, p.v, p.n)) != NODUP_OK) {
     params_free(&p);
-    return name_table(key, rc);
+    return goc_name_table(key, rc);
   }
 
   /* Both statements empty: the winner was deleted between our insert and
@@ -116,7 +115,7 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
                "the index's?",
                key->index, GOC_MAX_ROUNDS);
   params_free(&p);
-  if (rc != NODUP_OK) return name_table(key, rc);
+  if (rc != NODUP_OK) return goc_name_table(key, rc);
   /* Each call moves the average 1/16 of the way to its outcome. */
   key->hit_rate += ((created ? 0 : KEY_HIT_ONE) - key->hit_rate) / 16;
   out->id = buf_str(&key->id);
@@ -143,10 +142,10 @@ int nodup_find(nodup_key *key, const char *const *vals, nodup_result *out) {
   out->id = NULL;
   out->created = 0;
   nodup_clear_error(key->db);
-  if ((rc = check_nulls(key, vals)) != NODUP_OK) return name_table(key, rc);
-  if ((rc = key_shape_get(key, vals, NULL, 0, &s)) != NODUP_OK) return name_table(key, rc);
+  if ((rc = goc_check_nulls(key, vals)) != NODUP_OK) return goc_name_table(key, rc);
+  if ((rc = key_shape_get(key, vals, NULL, 0, &s)) != NODUP_OK) return goc_name_table(key, rc);
   if ((rc = params_init(&p, key, vals, NULL, 0)) != NODUP_OK) return rc;
-  if ((rc = run_shape(key, s, s->lookup, &p)) != NODUP_OK) return name_table(key, rc);
+  if ((rc = run_shape(key, s, s->lookup, &p)) != NODUP_OK) return goc_name_table(key, rc);
   out->id = key->id.len ? buf_str(&key->id) : NULL;
   return NODUP_OK;
 }
@@ -164,9 +163,9 @@ int nodup_insert(nodup_key *key, const char *const *vals,
   out->created = 0;
   nodup_clear_error(key->db);
   if ((rc = key_shape_get(key, vals, default_cols, ndefaults, &s)) != NODUP_OK)
-    return name_table(key, rc);
+    return goc_name_table(key, rc);
   if ((rc = params_init(&p, key, vals, default_vals, ndefaults)) != NODUP_OK) return rc;
-  if ((rc = run_shape(key, s, s->plain, &p)) != NODUP_OK) return name_table(key, rc);
+  if ((rc = run_shape(key, s, s->plain, &p)) != NODUP_OK) return goc_name_table(key, rc);
   out->id = buf_str(&key->id);
   out->created = 1;
   return NODUP_OK;

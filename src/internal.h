@@ -92,6 +92,8 @@ void sql_key_match(buf *b, const nodup_db *db, const key_term *terms, size_t n,
 /* Append " ON CONFLICT (terms) [WHERE where] DO NOTHING": the arbiter
  * clause of every insert-if-absent. */
 void sql_on_conflict(buf *b, const key_term *terms, size_t n, const char *where);
+/* The same without its action: " ON CONFLICT (terms) [WHERE where]". */
+void sql_conflict_target(buf *b, const key_term *terms, size_t n, const char *where);
 /* Append a name (a column, never a value) as an SQL string literal. */
 void sql_name_literal(buf *b, const char *name);
 /* Append a parameter placeholder ($n or ?n) for backend `db`. */
@@ -287,6 +289,7 @@ void fkindex_free(fk_gap *g, size_t n);
 /* ---- backends ---- */
 
 typedef struct nodup_stmt nodup_stmt;   /* backend-defined prepared statement */
+struct key_shape;
 
 /* Called once per result row with the row's values as text (NULL = NULL).
  * Return nonzero to stop early. */
@@ -393,6 +396,18 @@ struct nodup_backend {
    * *inserted / found ids through the key's id buffer. See getorcreate.c. */
   int (*get_or_create)(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
                        const char *const *params, int nparams, int *created);
+  /* The update-or-create round (upsert.c) with shape s's statements: its
+   * upsert and lookup when it has an upsert, else its compare, update and
+   * insert. Sets *outcome (NODUP_CREATED...) and the id in key->id;
+   * NODUP_ERR_CONFLICT when no statement yields a row. */
+  int (*update_or_create)(nodup_key *key, const struct key_shape *s,
+                          const char *const *params, int nparams, int *outcome);
+  /* Append to q an expression that an INSERT INTO t AS alias ... ON
+   * CONFLICT DO UPDATE can RETURN, 1 when the row existed (updated) and 0
+   * when the statement inserted it; append nothing when the engine cannot
+   * tell on t (then key.c builds the compare, update and insert instead).
+   * NULL: never. */
+  int (*row_existed)(nodup_db *db, const nodup_table_info *t, const char *alias, buf *q);
   int (*in_transaction)(nodup_db *db);
   /* Every foreign key referencing t, each counted once (PostgreSQL: not
    * the clones a partitioned parent's key leaves on its partitions). */
@@ -741,6 +756,15 @@ typedef struct key_shape {
   nodup_stmt *insert;    /* insert-if-absent */
   nodup_stmt *plain;     /* plain INSERT (nodup_insert) */
   nodup_stmt *lookup;    /* SELECT pk by key (depends on mask only) */
+  /* Update-or-create shapes: the last nset of the given columns are set on
+   * update too (0: a get-or-create shape). Where the backend's row_existed
+   * answers: upsert, the one INSERT ... ON CONFLICT DO UPDATE; otherwise
+   * compare (SELECT pk and whether the set columns differ), update (by the
+   * key, when they still differ) and insert (insert-if-absent). */
+  size_t nset;
+  nodup_stmt *upsert;
+  nodup_stmt *compare;
+  nodup_stmt *update;
   int *pcol;             /* per parameter (key values, then defaults): its
                           * column in key->table, for value conversion */
 } key_shape;
@@ -770,6 +794,8 @@ struct nodup_key {
   key_shape *shapes;
   buf id;                /* the last result's id */
   int in_predicate;      /* the last inserted row satisfied the predicate */
+  int row_flag;          /* the last row's flag after its guard: an upsert's
+                          * row existed (updated), a compare's differs */
   /* The share of get-or-create calls that found their row, as a moving
    * average over about the last 16 (KEY_HIT_ONE is all of them): the
    * backend picks its round from it (db_pg.c). */
@@ -1098,6 +1124,10 @@ int key_args_check(nodup_db *db, const char *table, const char *const *cols, siz
                    const char *what);
 int key_shape_get(nodup_key *key, const char *const *vals,
                   const char *const *dcols, size_t nd, key_shape **out);
+/* key_shape_get for update-or-create: dcols are the create columns, then
+ * the nset set columns (a key column among these is refused). */
+int key_upsert_shape_get(nodup_key *key, const char *const *vals, const char *const *dcols,
+                         size_t nd, size_t nset, key_shape **out);
 /* Convert params[0..n) (the key's values, then s's defaults) in place by
  * their columns' value classes (SQLite; nothing to do on PostgreSQL).
  * NODUP_ERR_USAGE, naming the column and the value, for one that cannot
@@ -1107,7 +1137,18 @@ int key_coerce(nodup_key *key, const key_shape *s, const char **params, size_t n
  * by a static string ("1", "0"). */
 int value_coerce(nodup_db *db, const nodup_table_info *t, int c, const char **v);
 /* Row callback: stores the primary key columns joined by ',' into key->id
- * and, when the row carries a predicate guard column, key->in_predicate. */
+ * and, when the row carries a predicate guard column, key->in_predicate;
+ * and key->row_flag from a column after that one (0 without). */
 int key_store_id(void *key, int ncols, const char *const *vals);
+
+/* ---- getorcreate.c helpers used by upsert.c ---- */
+/* Prefix db's message with the key's table (rc unchanged; NODUP_OK passes). */
+int goc_name_table(nodup_key *key, int rc);
+/* NODUP_ERR_NULL_KEY unless every NULL in vals is one the index treats
+ * as equal. */
+int goc_check_nulls(nodup_key *key, const char *const *vals);
+/* The refusal of an unbacked key for call `what`, with the DDL that would
+ * back it. */
+int goc_refuse_unbacked(nodup_key *key, const char *what);
 
 #endif

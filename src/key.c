@@ -453,6 +453,7 @@ int key_store_id(void *vkey, int ncols, const char *const *vals) {
   buf_reset(&key->id);
   if (ncols > npk)
     key->in_predicate = vals[npk] && strcmp(vals[npk], "0") != 0;
+  key->row_flag = ncols > npk + 1 && vals[npk + 1] && strcmp(vals[npk + 1], "0") != 0;
   for (i = 0; i < ncols && i < npk; i++) {
     if (i) buf_putc(&key->id, ',');
     buf_puts(&key->id, vals[i] ? vals[i] : "");
@@ -527,11 +528,142 @@ static void plain_sql(buf *q, const nodup_key *key, const char *cols, size_t n) 
   sql_ident_list(q, key->table->pk, key->table->npk);
 }
 
+/* The update-or-create statements. Parameters as the inserts': the key's
+ * values, then the create columns', then the nset set columns' (the last
+ * nset of dcols). */
+static int set_param(const nodup_key *key, size_t n, size_t nset, size_t j) {
+  return (int)(key->ncols + (n - key->ncols - nset) + j) + 1;
+}
+
+/* The predicate guard (1 when the key has no predicate), so that the row
+ * callback finds any flag after it in a fixed place. */
+static void guard_column(buf *q, const nodup_key *key) {
+  if (key->where) buf_printf(q, key->db->be->predicate_guard, key->where);
+  else buf_putc(q, '1');
+}
+
+/* The set columns differ from their new values: each column `old_alias`
+ * ("" or "x.") against EXCLUDED.c (new_param 0), or against its parameter. */
+static void set_differs(buf *q, const nodup_key *key, char *const *dcols, size_t n,
+                        size_t nset, const char *old_alias, int new_param) {
+  size_t j;
+  for (j = 0; j < nset; j++) {
+    buf old, new;
+    buf_init(&old);
+    buf_init(&new);
+    buf_puts(&old, old_alias);
+    sql_ident(&old, shape_column(key, dcols, n - nset + j));
+    if (new_param) {
+      sql_param(&new, key->db, set_param(key, n, nset, j));
+    } else {
+      buf_puts(&new, "EXCLUDED.");
+      sql_ident(&new, shape_column(key, dcols, n - nset + j));
+    }
+    if (j) buf_puts(q, " OR ");
+    buf_printf(q, key->db->be->distinct_fmt, buf_str(&old), buf_str(&new));
+    q->oom |= old.oom | new.oom;
+    buf_free(&old);
+    buf_free(&new);
+  }
+}
+
+/* One statement (where row_existed answers, `existed` its expression):
+ * insert, or update when a set column differs; a row already equal is
+ * locked by ON CONFLICT but not rewritten, and nothing is returned. */
+static void upsert_sql(buf *q, const nodup_key *key, const char *cols, char *const *dcols,
+                       size_t n, size_t nset, const char *existed) {
+  const nodup_table_info *t = key->table;
+  size_t j;
+  buf_printf(q, "INSERT INTO %s AS nodup_t (%s) VALUES (", t->qualified, cols);
+  sql_params(q, key->db, 1, n);
+  buf_putc(q, ')');
+  sql_conflict_target(q, key->terms, key->ncols, key->where);
+  buf_puts(q, " DO UPDATE SET ");
+  for (j = 0; j < nset; j++) {
+    const char *c = shape_column(key, dcols, n - nset + j);
+    if (j) buf_puts(q, ", ");
+    sql_ident(q, c);
+    buf_puts(q, " = EXCLUDED.");
+    sql_ident(q, c);
+  }
+  buf_puts(q, " WHERE ");
+  set_differs(q, key, dcols, n, nset, "nodup_t.", 0);
+  buf_puts(q, " RETURNING ");
+  sql_ident_list(q, t->pk, t->npk);
+  buf_puts(q, ", ");
+  guard_column(q, key);
+  buf_printf(q, ", %s", existed);
+}
+
+/* Elsewhere, read before writing: the row's id, the guard's place, and 1
+ * when a set column differs from its new value (key_store_id's row_flag). */
+static void compare_sql(buf *q, const nodup_key *key, unsigned mask, char *const *dcols,
+                        size_t n, size_t nset) {
+  buf_puts(q, "SELECT ");
+  sql_ident_list(q, key->table->pk, key->table->npk);
+  buf_puts(q, ", 1, CASE WHEN ");
+  set_differs(q, key, dcols, n, nset, "", 1);
+  buf_printf(q, " THEN 1 ELSE 0 END FROM %s WHERE ", key->table->qualified);
+  key_condition(q, key, mask, NULL);
+}
+
+/* ... and the update of the row the key finds, once compare said it
+ * differs: only while it still does (a concurrent writer may have set the
+ * values meanwhile where no write lock was taken first). */
+static void update_sql(buf *q, const nodup_key *key, unsigned mask, char *const *dcols,
+                       size_t n, size_t nset) {
+  size_t j;
+  buf_printf(q, "UPDATE %s SET ", key->table->qualified);
+  for (j = 0; j < nset; j++) {
+    if (j) buf_puts(q, ", ");
+    sql_ident(q, shape_column(key, dcols, n - nset + j));
+    buf_puts(q, " = ");
+    sql_param(q, key->db, set_param(key, n, nset, j));
+  }
+  buf_puts(q, " WHERE ");
+  key_condition(q, key, mask, NULL);
+  buf_puts(q, " AND (");
+  set_differs(q, key, dcols, n, nset, "", 1);
+  buf_puts(q, ") RETURNING ");
+  sql_ident_list(q, key->table->pk, key->table->npk);
+  buf_puts(q, ", ");
+  guard_column(q, key);
+}
+
 /* Prepare the statement in q (n parameters of `types`) into *out. */
 static int shape_prepare(nodup_db *db, buf *q, size_t n, const unsigned *types,
                          nodup_stmt **out) {
   int rc = q->oom ? NODUP_ERR_NOMEM : db->be->prepare(db, buf_str(q), (int)n, types, out);
   buf_reset(q);
+  return rc;
+}
+
+/* An update-or-create shape's statements besides the lookup: the one
+ * upsert, or (where the engine cannot tell insert from update in it) the
+ * compare, the update and the insert-if-absent. */
+static int upsert_build(nodup_key *key, key_shape *s, buf *q, const char *cols,
+                        char *const *dcols, size_t n, const unsigned *types) {
+  nodup_db *db = key->db;
+  buf existed;
+  int rc = NODUP_OK;
+  buf_init(&existed);
+  if (db->be->row_existed) rc = db->be->row_existed(db, key->table, "nodup_t", &existed);
+  if (rc == NODUP_OK && existed.len) {
+    upsert_sql(q, key, cols, dcols, n, s->nset, buf_str(&existed));
+    rc = shape_prepare(db, q, n, types, &s->upsert);
+  }
+  buf_free(&existed);
+  if (rc != NODUP_OK || s->upsert) return rc;
+  compare_sql(q, key, s->mask, dcols, n, s->nset);
+  rc = shape_prepare(db, q, n, types, &s->compare);
+  if (rc == NODUP_OK) {
+    update_sql(q, key, s->mask, dcols, n, s->nset);
+    rc = shape_prepare(db, q, n, types, &s->update);
+  }
+  if (rc == NODUP_OK) {
+    insert_sql(q, key, s->mask, cols, dcols, n);
+    rc = shape_prepare(db, q, n, types, &s->insert);
+  }
   return rc;
 }
 
@@ -561,6 +693,10 @@ static int shape_build(nodup_key *key, key_shape *s, char *const *dcols, size_t 
   }
   lookup_sql(&q, key, s->mask);
   rc = shape_prepare(db, &q, key->ncols, types, &s->lookup);
+  if (rc == NODUP_OK && s->nset) {
+    rc = upsert_build(key, s, &q, buf_str(&cols), dcols, n, types);
+    goto done;
+  }
   if (rc == NODUP_OK && key->backed) {
     insert_sql(&q, key, s->mask, buf_str(&cols), dcols, n);
     rc = shape_prepare(db, &q, n, types, &s->insert);
@@ -582,6 +718,9 @@ static void shape_clear(nodup_db *db, key_shape *s) {
   if (s->insert) db->be->finalize(db, s->insert);
   if (s->plain) db->be->finalize(db, s->plain);
   if (s->lookup) db->be->finalize(db, s->lookup);
+  if (s->upsert) db->be->finalize(db, s->upsert);
+  if (s->compare) db->be->finalize(db, s->compare);
+  if (s->update) db->be->finalize(db, s->update);
   for (j = 0; j < s->ngiven; j++) free(s->given[j]);
   free(s->given);
   free(s->pcol);
@@ -592,11 +731,11 @@ static void shape_clear(nodup_db *db, key_shape *s) {
 /* The common case, every call after the first: same NULLs, same default
  * names as given. Compared as given: no allocation, no catalog. */
 static key_shape *shape_find_given(nodup_key *key, unsigned mask, const char *const *dcols,
-                                   size_t nd) {
+                                   size_t nd, size_t nset) {
   size_t i, j;
   for (i = 0; i < key->nshapes; i++) {
     key_shape *s = &key->shapes[i];
-    if (s->mask != mask || s->ngiven != nd) continue;
+    if (s->mask != mask || s->ngiven != nd || s->nset != nset) continue;
     for (j = 0; j < nd && dcols[j] && !strcmp(s->given[j], dcols[j]); j++)
       ;
     if (j == nd) return s;
@@ -606,9 +745,10 @@ static key_shape *shape_find_given(nodup_key *key, unsigned mask, const char *co
 
 /* The default columns in catalog spelling (canon, borrowed from the
  * table info) and joined into the shape's signature, refusing a column
- * the table lacks, one of the key's, or one given twice. */
-static int shape_canon(nodup_key *key, const char *const *dcols, size_t nd, char **canon,
-                       buf *sig) {
+ * the table lacks, one of the key's, or one given twice. The last nset
+ * are an update-or-create's set columns. */
+static int shape_canon(nodup_key *key, const char *const *dcols, size_t nd, size_t nset,
+                       char **canon, buf *sig) {
   nodup_db *db = key->db;
   size_t i, j;
   for (i = 0; i < nd; i++) {
@@ -619,8 +759,11 @@ static int shape_canon(nodup_key *key, const char *const *dcols, size_t nd, char
     for (j = 0; j < key->ncols; j++)
       if (key->colidx[j] == c)
         return nodup_fail(db, NODUP_ERR_USAGE,
-                          "column \"%s\" is in the key: give its value with the "
-                          "key values, not as a default",
+                          i >= nd - nset
+                              ? "column \"%s\" is in the key: the key finds the row, "
+                                "so update-or-create cannot change it"
+                              : "column \"%s\" is in the key: give its value with the "
+                                "key values, not as a default",
                           dcols[i]);
     for (j = 0; j < i; j++)
       if (strcmp(canon[j], key->table->cols[c]) == 0)
@@ -634,10 +777,11 @@ static int shape_canon(nodup_key *key, const char *const *dcols, size_t nd, char
 
 /* Defaults spelled differently but naming the same columns: the same
  * statements. */
-static key_shape *shape_find_sig(nodup_key *key, unsigned mask, const char *sig) {
+static key_shape *shape_find_sig(nodup_key *key, unsigned mask, const char *sig, size_t nset) {
   size_t i;
   for (i = 0; i < key->nshapes; i++)
-    if (key->shapes[i].mask == mask && strcmp(key->shapes[i].sig, sig) == 0)
+    if (key->shapes[i].mask == mask && key->shapes[i].nset == nset &&
+        strcmp(key->shapes[i].sig, sig) == 0)
       return &key->shapes[i];
   return NULL;
 }
@@ -645,7 +789,7 @@ static key_shape *shape_find_sig(nodup_key *key, unsigned mask, const char *sig)
 /* A new shape at the end of key->shapes, its statements prepared; nothing
  * is added when any step fails. */
 static int shape_add(nodup_key *key, unsigned mask, const char *sig, const char *const *dcols,
-                     char **canon, size_t nd, key_shape **out) {
+                     char **canon, size_t nd, size_t nset, key_shape **out) {
   nodup_db *db = key->db;
   key_shape *s = realloc(key->shapes, (key->nshapes + 1) * sizeof *s);
   size_t i;
@@ -655,6 +799,7 @@ static int shape_add(nodup_key *key, unsigned mask, const char *sig, const char 
   s = &key->shapes[key->nshapes];
   memset(s, 0, sizeof *s);
   s->mask = mask;
+  s->nset = nset;
   if (!(s->sig = nodup_strdup(sig)) || (nd && !(s->given = calloc(nd, sizeof *s->given))) ||
       !(s->pcol = calloc(key->ncols + nd + 1, sizeof *s->pcol)))
     rc = NODUP_ERR_NOMEM;
@@ -675,8 +820,8 @@ static int shape_add(nodup_key *key, unsigned mask, const char *sig, const char 
   return NODUP_OK;
 }
 
-int key_shape_get(nodup_key *key, const char *const *vals, const char *const *dcols,
-                  size_t nd, key_shape **out) {
+static int shape_get(nodup_key *key, const char *const *vals, const char *const *dcols,
+                     size_t nd, size_t nset, key_shape **out) {
   unsigned mask = 0;
   size_t i;
   char **canon = NULL;
@@ -685,15 +830,25 @@ int key_shape_get(nodup_key *key, const char *const *vals, const char *const *dc
 
   for (i = 0; i < key->ncols; i++)
     if (!vals[i]) mask |= 1u << i;
-  if ((*out = shape_find_given(key, mask, dcols, nd))) return NODUP_OK;
+  if ((*out = shape_find_given(key, mask, dcols, nd, nset))) return NODUP_OK;
   if (nd && !(canon = calloc(nd, sizeof *canon))) return NODUP_ERR_NOMEM;
   buf_init(&sig);
-  rc = shape_canon(key, dcols, nd, canon, &sig);
-  if (rc == NODUP_OK && !(*out = shape_find_sig(key, mask, buf_str(&sig))))
-    rc = shape_add(key, mask, buf_str(&sig), dcols, canon, nd, out);
+  rc = shape_canon(key, dcols, nd, nset, canon, &sig);
+  if (rc == NODUP_OK && !(*out = shape_find_sig(key, mask, buf_str(&sig), nset)))
+    rc = shape_add(key, mask, buf_str(&sig), dcols, canon, nd, nset, out);
   free(canon);
   buf_free(&sig);
   return rc;
+}
+
+int key_shape_get(nodup_key *key, const char *const *vals, const char *const *dcols,
+                  size_t nd, key_shape **out) {
+  return shape_get(key, vals, dcols, nd, 0, out);
+}
+
+int key_upsert_shape_get(nodup_key *key, const char *const *vals, const char *const *dcols,
+                         size_t nd, size_t nset, key_shape **out) {
+  return shape_get(key, vals, dcols, nd, nset, out);
 }
 
 /* ---- value conversion (SQLite's declared types) ---- */

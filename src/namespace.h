@@ -96,6 +96,9 @@
 #define fkindex_drop nodup__fkindex_drop
 #define fkindex_free nodup__fkindex_free
 #define fkindex_plan nodup__fkindex_plan
+#define goc_check_nulls nodup__goc_check_nulls
+#define goc_name_table nodup__goc_name_table
+#define goc_refuse_unbacked nodup__goc_refuse_unbacked
 #define journal_archive_insert nodup__journal_archive_insert
 #define journal_batch_done nodup__journal_batch_done
 #define journal_claim nodup__journal_claim
@@ -134,6 +137,7 @@
 #define key_shape_get nodup__key_shape_get
 #define key_store_id nodup__key_store_id
 #define key_terms_of nodup__key_terms_of
+#define key_upsert_shape_get nodup__key_upsert_shape_get
 #define merge_batch_groups nodup__merge_batch_groups
 #define merge_batch_lock nodup__merge_batch_lock
 #define merge_batch_pairs nodup__merge_batch_pairs
@@ -173,6 +177,7 @@
 #define merge_suspects_find nodup__merge_suspects_find
 #define options_check nodup__options_check
 #define scan_mapping_cte nodup__scan_mapping_cte
+#define sql_conflict_target nodup__sql_conflict_target
 #define sql_ident nodup__sql_ident
 #define sql_ident_list nodup__sql_ident_list
 #define sql_index_rows nodup__sql_index_rows

@@ -84,11 +84,15 @@ void sql_key_match(buf *b, const nodup_db *db, const key_term *terms, size_t n,
   }
 }
 
-void sql_on_conflict(buf *b, const key_term *terms, size_t n, const char *where) {
+void sql_conflict_target(buf *b, const key_term *terms, size_t n, const char *where) {
   buf_puts(b, " ON CONFLICT (");
   sql_key_list(b, terms, n, NULL);
   buf_putc(b, ')');
   if (where) buf_printf(b, " WHERE %s", where);
+}
+
+void sql_on_conflict(buf *b, const key_term *terms, size_t n, const char *where) {
+  sql_conflict_target(b, terms, n, where);
   buf_puts(b, " DO NOTHING");
 }
 

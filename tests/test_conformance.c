@@ -80,6 +80,7 @@ static void test_members(void **state) {
   assert_non_null(be->run);
   assert_non_null(be->finalize);
   assert_non_null(be->get_or_create);
+  assert_non_null(be->update_or_create);
   assert_non_null(be->in_transaction);
   assert_non_null(be->references);
   assert_non_null(be->row_json);

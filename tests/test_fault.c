@@ -2,7 +2,8 @@
  * test_fault.c -- fault injection: fail the Nth statement, then the Nth
  * allocation, for N = 1, 2, ... until the operation runs without reaching
  * N (curl's torture mode, SQLite's malloc and I/O fault loops), over
- * get-or-create, merge, enforce, import and slugs, on SQLite and PostgreSQL.
+ * get-or-create, update-or-create, merge, enforce, import and slugs, on
+ * SQLite and PostgreSQL.
  *
  * After each injected fault the same invariants as the kill tests
  * (test_interrupt.c) must hold: the call returns an error, or NODUP_OK
@@ -374,6 +375,34 @@ static int run_get_or_create(nodup_db *db) {
   return rc;
 }
 
+/* Update-or-create: "b" already holds its value (nothing written), then
+ * "a" updated (`fresh` 0) or "z" created (`fresh` 1). One write each, so
+ * a faulted run is all or nothing; a rerun after the write committed finds
+ * the row unchanged, so only rc is checked, with the outcome when the row
+ * could not have been written before. */
+static int upsert_with(nodup_db *db, int fresh) {
+  static const char *const set_cols[] = {"name"}, *const create_cols[] = {"qty"};
+  static const char *const same[] = {"second"}, *const renamed[] = {"renamed"};
+  static const char *const create_vals[] = {"5"};
+  static const char *const b[] = {"b"}, *const a[] = {"a"}, *const z[] = {"z"};
+  nodup_key *key = NULL;
+  nodup_result r;
+  int outcome = 0;
+  int rc = nodup_key_prepare(&key, db, "item", item_key, 1, NULL);
+  if (rc == NODUP_OK)
+    rc = nodup_update_or_create(key, b, create_cols, create_vals, 1, set_cols, same, 1, &r,
+                                &outcome);
+  if (rc == NODUP_OK && outcome != NODUP_UNCHANGED) rc = -1;
+  if (rc == NODUP_OK)
+    rc = nodup_update_or_create(key, fresh ? z : a, create_cols, create_vals, 1, set_cols,
+                                renamed, 1, &r, &outcome);
+  nodup_key_free(key);
+  return rc;
+}
+
+static int run_update(nodup_db *db) { return upsert_with(db, 0); }
+static int run_upsert_create(nodup_db *db) { return upsert_with(db, 1); }
+
 static int run_merge(nodup_db *db) {
   nodup_merge_options opt = NODUP_MERGE_OPTIONS_INIT;
   nodup_merge_report *r = NULL;
@@ -659,6 +688,8 @@ static const operation ops[] = {
     {"import", item_fixture, NULL, run_import, 0},
     {"slug", team_fixture, NULL, run_slug, 0},
     {"slug (one call)", team_fixture, NULL, run_slug_create, 0},
+    {"update-or-create (update)", item_fixture, NULL, run_update, 0},
+    {"update-or-create (create)", item_fixture, NULL, run_upsert_create, 0},
 };
 
 static void test_get_or_create(void **state) { torture_both(state, &ops[0]); }
@@ -668,6 +699,8 @@ static void test_enforce_online(void **state) { torture_both(state, &ops[3]); }
 static void test_import(void **state) { torture_both(state, &ops[4]); }
 static void test_slug(void **state) { torture_both(state, &ops[5]); }
 static void test_slug_create(void **state) { torture_both(state, &ops[6]); }
+static void test_update_or_create(void **state) { torture_both(state, &ops[7]); }
+static void test_update_or_create_new(void **state) { torture_both(state, &ops[8]); }
 
 int main(void) {
   const struct CMUnitTest tests[] = {
@@ -677,6 +710,9 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_import, harness_setup, harness_teardown),
       cmocka_unit_test_setup_teardown(test_slug, harness_setup, harness_teardown),
       cmocka_unit_test_setup_teardown(test_slug_create, harness_setup, harness_teardown),
+      cmocka_unit_test_setup_teardown(test_update_or_create, harness_setup, harness_teardown),
+      cmocka_unit_test_setup_teardown(test_update_or_create_new, harness_setup,
+                                      harness_teardown),
   };
   const struct CMUnitTest pg_only[] = {
       cmocka_unit_test_setup_teardown(test_enforce_online, harness_setup, harness_teardown),

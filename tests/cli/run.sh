@@ -199,6 +199,29 @@ run "partial key finds" 0 goc "${conv[@]}" --set context_type=agency_inquiry &&
 run "partial key, row outside the predicate" 2 goc "${conv[@]}" \
   --set context_type=support && stderr_nonempty
 
+# --- upsert -----------------------------------------------------------------
+ups() { "$bin" upsert --db "$url" --table people --key email "$@"; }
+uid=""
+if run "upsert creates" 0 ups --set email=una@example.org --set name=Una; then
+  stdout_has '^[^ ]+ created$'
+  uid=$(cut -d' ' -f1 "$out")
+fi
+run "upsert, same values: unchanged" 0 ups --set email=una@example.org --set name=Una \
+  --create handle=u1 && stdout_has "^$uid unchanged\$"
+run "upsert updates" 0 ups --set email=una@example.org --set name=Una2 --format json &&
+  { json_has "\"id\":\"$uid\""; json_has '"created":false'; json_has '"outcome":"updated"'; }
+run "upsert --null updates" 0 ups --set email=una@example.org --null name &&
+  stdout_has "^$uid updated\$"
+run "upsert other unique index" 2 ups --set email=una@example.org --set handle=h1 &&
+  { stderr_has "handle"; stdout_lacks "unchanged"; }
+run "upsert unknown column" 2 ups --set email=una@example.org --set no_such_col=1 &&
+  stderr_has "no_such_col"
+run "upsert --create needs a value" 2 ups --set email=una@example.org --create handle &&
+  stderr_has "--create"
+run "upsert unbacked key" 1 "$bin" upsert --db "$url" --table loose --key email \
+  --set email=una@example.org && stderr_has "CREATE UNIQUE INDEX"
+run "nodup upsert --help" 0 "$bin" upsert --help && stdout_has "usage: nodup upsert"
+
 # --- race -------------------------------------------------------------------
 race() { "$bin" race --db "$url" --workers 8 --keys 20 --ops 60 "$@"; }
 if run "race --naive without an index" 0 race --table naive --key k --naive; then

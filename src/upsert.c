@@ -1,0 +1,109 @@
+/*
+ * upsert.c -- update-or-create: make the key's row hold some values,
+ * creating it exactly once, and writing nothing when it holds them already.
+ *
+ * The backends run the engine-specific round (db_pg.c: one INSERT ... ON
+ * CONFLICT DO UPDATE ... WHERE the values differ, and a fresh lookup when
+ * it returns nothing; db_sqlite.c: a lock-free compare, then under the
+ * write lock compare again and insert, update or leave alone). This file
+ * owns what is common: input checks, the NULL rule, the parameters, and
+ * the rare round in which no statement yields a row because the row was
+ * deleted between two of them (retry, bounded, as get-or-create does).
+ */
+#include <stdlib.h>
+
+#include "internal.h"
+
+#define UPSERT_MAX_ROUNDS 5
+#define UPSERT_PARAMS_SMALL 32
+
+/* With nothing to set, update-or-create is get-or-create. */
+static int as_get_or_create(nodup_key *key, const char *const *vals,
+                            const char *const *create_cols, const char *const *create_vals,
+                            size_t ncreate, nodup_result *out, int *outcome) {
+  int rc = nodup_get_or_create(key, vals, create_cols, create_vals, ncreate, out);
+  if (rc == NODUP_OK && outcome) *outcome = out->created ? NODUP_CREATED : NODUP_UNCHANGED;
+  return rc;
+}
+
+/* The statement's parameters: key values, create values, set values, in
+ * the order key_upsert_shape_get numbered them. */
+static void fill_params(const char **p, const nodup_key *key, const char *const *vals,
+                        const char *const *create_vals, size_t ncreate,
+                        const char *const *set_vals, size_t nset) {
+  size_t i;
+  for (i = 0; i < key->ncols; i++) *p++ = vals[i];
+  for (i = 0; i < ncreate; i++) *p++ = create_vals[i];
+  for (i = 0; i < nset; i++) *p++ = set_vals[i];
+}
+
+/* The create and set columns as one list (the shape's "defaults"): into
+ * small when they fit, else a new array in *heap the caller frees. */
+static const char *const *all_columns(const char **small, const char ***heap,
+                                      const char *const *create_cols, size_t ncreate,
+                                      const char *const *set_cols, size_t nset) {
+  const char **c = small;
+  size_t i;
+  *heap = NULL;
+  if (ncreate + nset > UPSERT_PARAMS_SMALL) {
+    if (!(*heap = malloc((ncreate + nset) * sizeof **heap))) return NULL;
+    c = *heap;
+  }
+  for (i = 0; i < ncreate; i++) c[i] = create_cols[i];
+  for (i = 0; i < nset; i++) c[ncreate + i] = set_cols[i];
+  return c;
+}
+
+int nodup_update_or_create(nodup_key *key, const char *const *vals,
+                           const char *const *create_cols, const char *const *create_vals,
+                           size_t ncreate, const char *const *set_cols,
+                           const char *const *set_vals, size_t nset, nodup_result *out,
+                           int *outcome) {
+  const char *small_cols[UPSERT_PARAMS_SMALL], *small_params[UPSERT_PARAMS_SMALL];
+  const char **heap_cols = NULL, **params = small_params;
+  const char *const *cols;
+  key_shape *s;
+  size_t n;
+  int rc, round, how = 0;
+
+  if (!key || !out || (key->ncols && !vals) || (ncreate && (!create_cols || !create_vals)) ||
+      (nset && (!set_cols || !set_vals)))
+    return key ? nodup_fail(key->db, NODUP_ERR_USAGE, "update_or_create: NULL argument")
+               : NODUP_ERR_USAGE;
+  out->id = NULL;
+  out->created = 0;
+  if (outcome) *outcome = 0;
+  if (!nset) return as_get_or_create(key, vals, create_cols, create_vals, ncreate, out, outcome);
+  nodup_clear_error(key->db);
+  if (!key->backed) return goc_refuse_unbacked(key, "update-or-create");
+  if ((rc = goc_check_nulls(key, vals)) != NODUP_OK) return goc_name_table(key, rc);
+  if (!(cols = all_columns(small_cols, &heap_cols, create_cols, ncreate, set_cols, nset)))
+    return NODUP_ERR_NOMEM;
+  rc = key_upsert_shape_get(key, vals, cols, ncreate + nset, nset, &s);
+  free(heap_cols);
+  if (rc != NODUP_OK) return goc_name_table(key, rc);
+  n = key->ncols + ncreate + nset;
+  if (n > UPSERT_PARAMS_SMALL && !(params = malloc(n * sizeof *params))) return NODUP_ERR_NOMEM;
+  fill_params(params, key, vals, create_vals, ncreate, set_vals, nset);
+  rc = key_coerce(key, s, params, n);
+
+  /* No row from any statement: the row was deleted between the write that
+   * found it and the lookup (look again), or the insert conflicts with a
+   * row the lookup cannot see (give up after a few rounds). */
+  for (round = 1; rc == NODUP_OK; round++) {
+    rc = key->db->be->update_or_create(key, s, params, (int)n, &how);
+    if (rc != NODUP_ERR_CONFLICT || round == UPSERT_MAX_ROUNDS) break;
+    rc = NODUP_OK;
+  }
+  if (rc == NODUP_ERR_CONFLICT)
+    nodup_fail(key->db, rc,
+               "no statement found or wrote the row in %d tries: it was deleted each "
+               "time, or the key's predicate is narrower than index %s's",
+               UPSERT_MAX_ROUNDS, key->index);
+  if (params != small_params) free(params);
+  if (rc != NODUP_OK) return goc_name_table(key, rc);
+  out->id = buf_str(&key->id);
+  out->created = how == NODUP_CREATED;
+  if (outcome) *outcome = how;
+  return NODUP_OK;
+}
