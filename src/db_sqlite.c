@@ -132,11 +132,12 @@ static int sq_fk_enforced(nodup_db *db, int *on) {
  * default) copied the batch's pages into the file and synced it: a page
  * dirtied by many batches was written to the file as many times. Postponed
  * to the run's end, each reaches it once (measured in docs/BENCHMARKS.md,
- * "Merges at the limit"). The WAL grows meanwhile (at most SQ_BULK_CHECKPOINT pages, 400
- * MiB at 4 KiB a page, before a checkpoint runs anyway); the final
- * checkpoint truncates it again, unless a reader is in the way, when the
- * next checkpoint that finds none does. Other connections keep their own
- * setting: this connection's commits alone are postponed.
+ * "At the limit (issue 14)"). The WAL grows meanwhile (at most
+ * SQ_BULK_CHECKPOINT pages, 400 MiB at 4 KiB a page, before a checkpoint
+ * runs anyway); the final checkpoint truncates it again, unless a reader
+ * is in the way, when the next checkpoint that finds none does. Other
+ * connections keep their own setting: this connection's commits alone are
+ * postponed.
  */
 #define SQ_BULK_CHECKPOINT 100000
 

@@ -39,29 +39,19 @@ int goc_check_nulls(nodup_key *key, const char *const *vals) {
   return NODUP_OK;
 }
 
-/* A statement's parameters: the key's values, then the defaults'. Up to
- * PARAMS_SMALL fit in the struct, so the common call allocates nothing;
- * params_free() releases a larger array. Used in place (v may point
- * into small). */
-#define PARAMS_SMALL 32
-typedef struct params {
-  const char *small[PARAMS_SMALL];
-  const char **v;
-  size_t n;
-} params;
-
-static int params_init(params *p, const nodup_key *key, const char *const *vals,
-                       const char *const *default_vals, size_t ndefaults) {
+int goc_params_init(goc_params *p, const nodup_key *key, const char *const *vals,
+                    const char *const *a, size_t na, const char *const *b, size_t nb) {
   size_t i;
-  p->n = key->ncols + ndefaults;
+  p->n = key->ncols + na + nb;
   p->v = p->small;
-  if (p->n > PARAMS_SMALL && !(p->v = malloc(p->n * sizeof *p->v))) return NODUP_ERR_NOMEM;
+  if (p->n > GOC_PARAMS_SMALL && !(p->v = malloc(p->n * sizeof *p->v))) return NODUP_ERR_NOMEM;
   for (i = 0; i < key->ncols; i++) p->v[i] = vals[i];
-  for (i = 0; i < ndefaults; i++) p->v[key->ncols + i] = default_vals[i];
+  for (i = 0; i < na; i++) p->v[key->ncols + i] = a[i];
+  for (i = 0; i < nb; i++) p->v[key->ncols + na + i] = b[i];
   return NODUP_OK;
 }
 
-static void params_free(params *p) {
+void goc_params_free(goc_params *p) {
   if (p->v != p->small) free(p->v);
 }
 
@@ -80,7 +70,7 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
                         const char *const *default_cols,
                         const char *const *default_vals, size_t ndefaults,
                         nodup_result *out) {
-  params p;
+  goc_params p;
   key_shape *s;
   int rc, round, created = 0;
 
@@ -95,9 +85,9 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
   if ((rc = goc_check_nulls(key, vals)) != NODUP_OK) return goc_name_table(key, rc);
   rc = key_shape_get(key, vals, default_cols, ndefaults, &s);
   if (rc != NODUP_OK) return goc_name_table(key, rc);
-  if ((rc = params_init(&p, key, vals, default_vals, ndefaults)) != NODUP_OK) return rc;
+  if ((rc = goc_params_init(&p, key, vals, default_vals, ndefaults, NULL, 0)) != NODUP_OK) return rc;
   if ((rc = key_coerce(key, s, p.v, p.n)) != NODUP_OK) {
-    params_free(&p);
+    goc_params_free(&p);
     return goc_name_table(key, rc);
   }
 
@@ -114,7 +104,7 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
                "does not see (%d tries); is the key's predicate narrower than "
                "the index's?",
                key->index, GOC_MAX_ROUNDS);
-  params_free(&p);
+  goc_params_free(&p);
   if (rc != NODUP_OK) return goc_name_table(key, rc);
   /* Each call moves the average 1/16 of the way to its outcome. */
   key->hit_rate += ((created ? 0 : KEY_HIT_ONE) - key->hit_rate) / 16;
@@ -126,16 +116,16 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
 /* Run statement `which` of shape s (the lookup or the plain insert) with
  * p, converted, as its parameters; key->id gets the row's id, or is left
  * empty when there is none. */
-static int run_shape(nodup_key *key, key_shape *s, nodup_stmt *which, params *p) {
+static int run_shape(nodup_key *key, key_shape *s, nodup_stmt *which, goc_params *p) {
   int rc = key_coerce(key, s, p->v, p->n);
   buf_reset(&key->id);
   if (rc == NODUP_OK) rc = key->db->be->run(key->db, which, p->v, (int)p->n, key_store_id, key);
-  params_free(p);
+  goc_params_free(p);
   return rc;
 }
 
 int nodup_find(nodup_key *key, const char *const *vals, nodup_result *out) {
-  params p;
+  goc_params p;
   key_shape *s;
   int rc;
   if (!key || !out || !vals) return NODUP_ERR_USAGE;
@@ -144,7 +134,7 @@ int nodup_find(nodup_key *key, const char *const *vals, nodup_result *out) {
   nodup_clear_error(key->db);
   if ((rc = goc_check_nulls(key, vals)) != NODUP_OK) return goc_name_table(key, rc);
   if ((rc = key_shape_get(key, vals, NULL, 0, &s)) != NODUP_OK) return goc_name_table(key, rc);
-  if ((rc = params_init(&p, key, vals, NULL, 0)) != NODUP_OK) return rc;
+  if ((rc = goc_params_init(&p, key, vals, NULL, 0, NULL, 0)) != NODUP_OK) return rc;
   if ((rc = run_shape(key, s, s->lookup, &p)) != NODUP_OK) return goc_name_table(key, rc);
   out->id = key->id.len ? buf_str(&key->id) : NULL;
   return NODUP_OK;
@@ -155,7 +145,7 @@ int nodup_insert(nodup_key *key, const char *const *vals,
                  const char *const *default_vals, size_t ndefaults,
                  nodup_result *out) {
   key_shape *s;
-  params p;
+  goc_params p;
   int rc;
   if (!key || !out || !vals || (ndefaults && (!default_cols || !default_vals)))
     return NODUP_ERR_USAGE;
@@ -164,7 +154,7 @@ int nodup_insert(nodup_key *key, const char *const *vals,
   nodup_clear_error(key->db);
   if ((rc = key_shape_get(key, vals, default_cols, ndefaults, &s)) != NODUP_OK)
     return goc_name_table(key, rc);
-  if ((rc = params_init(&p, key, vals, default_vals, ndefaults)) != NODUP_OK) return rc;
+  if ((rc = goc_params_init(&p, key, vals, default_vals, ndefaults, NULL, 0)) != NODUP_OK) return rc;
   if ((rc = run_shape(key, s, s->plain, &p)) != NODUP_OK) return goc_name_table(key, rc);
   out->id = buf_str(&key->id);
   out->created = 1;

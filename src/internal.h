@@ -1142,6 +1142,20 @@ int value_coerce(nodup_db *db, const nodup_table_info *t, int c, const char **v)
 int key_store_id(void *key, int ncols, const char *const *vals);
 
 /* ---- getorcreate.c helpers used by upsert.c ---- */
+/* A statement's parameters: the key's values, then a's, then b's (the
+ * defaults; upsert: the create values, then the set values). Up to
+ * GOC_PARAMS_SMALL fit in the struct, so the common call allocates
+ * nothing; goc_params_free() releases a larger array. Used in place (v
+ * may point into small). */
+#define GOC_PARAMS_SMALL 32
+typedef struct goc_params {
+  const char *small[GOC_PARAMS_SMALL];
+  const char **v;
+  size_t n;
+} goc_params;
+int goc_params_init(goc_params *p, const nodup_key *key, const char *const *vals,
+                    const char *const *a, size_t na, const char *const *b, size_t nb);
+void goc_params_free(goc_params *p);
 /* Prefix db's message with the key's table (rc unchanged; NODUP_OK passes). */
 int goc_name_table(nodup_key *key, int rc);
 /* NODUP_ERR_NULL_KEY unless every NULL in vals is one the index treats

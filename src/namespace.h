@@ -98,6 +98,8 @@
 #define fkindex_plan nodup__fkindex_plan
 #define goc_check_nulls nodup__goc_check_nulls
 #define goc_name_table nodup__goc_name_table
+#define goc_params_free nodup__goc_params_free
+#define goc_params_init nodup__goc_params_init
 #define goc_refuse_unbacked nodup__goc_refuse_unbacked
 #define journal_archive_insert nodup__journal_archive_insert
 #define journal_batch_done nodup__journal_batch_done

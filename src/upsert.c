@@ -6,16 +6,16 @@
  * CONFLICT DO UPDATE ... WHERE the values differ, and a fresh lookup when
  * it returns nothing; db_sqlite.c: a lock-free compare, then under the
  * write lock compare again and insert, update or leave alone). This file
- * owns what is common: input checks, the NULL rule, the parameters, and
- * the rare round in which no statement yields a row because the row was
- * deleted between two of them (retry, bounded, as get-or-create does).
+ * owns what is common: input checks, the NULL rule (and the parameters,
+ * through getorcreate.c's goc_params), and the rare round in which no
+ * statement yields a row because the row was deleted between two of them
+ * (retry, bounded, as get-or-create does).
  */
 #include <stdlib.h>
 
 #include "internal.h"
 
 #define UPSERT_MAX_ROUNDS 5
-#define UPSERT_PARAMS_SMALL 32
 
 /* With nothing to set, update-or-create is get-or-create. */
 static int as_get_or_create(nodup_key *key, const char *const *vals,
@@ -26,17 +26,6 @@ static int as_get_or_create(nodup_key *key, const char *const *vals,
   return rc;
 }
 
-/* The statement's parameters: key values, create values, set values, in
- * the order key_upsert_shape_get numbered them. */
-static void fill_params(const char **p, const nodup_key *key, const char *const *vals,
-                        const char *const *create_vals, size_t ncreate,
-                        const char *const *set_vals, size_t nset) {
-  size_t i;
-  for (i = 0; i < key->ncols; i++) *p++ = vals[i];
-  for (i = 0; i < ncreate; i++) *p++ = create_vals[i];
-  for (i = 0; i < nset; i++) *p++ = set_vals[i];
-}
-
 /* The create and set columns as one list (the shape's "defaults"): into
  * small when they fit, else a new array in *heap the caller frees. */
 static const char *const *all_columns(const char **small, const char ***heap,
@@ -45,7 +34,7 @@ static const char *const *all_columns(const char **small, const char ***heap,
   const char **c = small;
   size_t i;
   *heap = NULL;
-  if (ncreate + nset > UPSERT_PARAMS_SMALL) {
+  if (ncreate + nset > GOC_PARAMS_SMALL) {
     if (!(*heap = malloc((ncreate + nset) * sizeof **heap))) return NULL;
     c = *heap;
   }
@@ -59,11 +48,11 @@ int nodup_update_or_create(nodup_key *key, const char *const *vals,
                            size_t ncreate, const char *const *set_cols,
                            const char *const *set_vals, size_t nset, nodup_result *out,
                            int *outcome) {
-  const char *small_cols[UPSERT_PARAMS_SMALL], *small_params[UPSERT_PARAMS_SMALL];
-  const char **heap_cols = NULL, **params = small_params;
+  const char *small_cols[GOC_PARAMS_SMALL];
+  const char **heap_cols = NULL;
   const char *const *cols;
+  goc_params p;
   key_shape *s;
-  size_t n;
   int rc, round, how = 0;
 
   if (!key || !out || (key->ncols && !vals) || (ncreate && (!create_cols || !create_vals)) ||
@@ -82,16 +71,16 @@ int nodup_update_or_create(nodup_key *key, const char *const *vals,
   rc = key_upsert_shape_get(key, vals, cols, ncreate + nset, nset, &s);
   free(heap_cols);
   if (rc != NODUP_OK) return goc_name_table(key, rc);
-  n = key->ncols + ncreate + nset;
-  if (n > UPSERT_PARAMS_SMALL && !(params = malloc(n * sizeof *params))) return NODUP_ERR_NOMEM;
-  fill_params(params, key, vals, create_vals, ncreate, set_vals, nset);
-  rc = key_coerce(key, s, params, n);
+  /* In the order key_upsert_shape_get numbered them. */
+  rc = goc_params_init(&p, key, vals, create_vals, ncreate, set_vals, nset);
+  if (rc != NODUP_OK) return rc;
+  rc = key_coerce(key, s, p.v, p.n);
 
   /* No row from any statement: the row was deleted between the write that
    * found it and the lookup (look again), or the insert conflicts with a
    * row the lookup cannot see (give up after a few rounds). */
   for (round = 1; rc == NODUP_OK; round++) {
-    rc = key->db->be->update_or_create(key, s, params, (int)n, &how);
+    rc = key->db->be->update_or_create(key, s, p.v, (int)p.n, &how);
     if (rc != NODUP_ERR_CONFLICT || round == UPSERT_MAX_ROUNDS) break;
     rc = NODUP_OK;
   }
@@ -100,7 +89,7 @@ int nodup_update_or_create(nodup_key *key, const char *const *vals,
                "no statement found or wrote the row in %d tries: it was deleted each "
                "time, or the key's predicate is narrower than index %s's",
                UPSERT_MAX_ROUNDS, key->index);
-  if (params != small_params) free(params);
+  goc_params_free(&p);
   if (rc != NODUP_OK) return goc_name_table(key, rc);
   out->id = buf_str(&key->id);
   out->created = how == NODUP_CREATED;
