@@ -60,6 +60,12 @@ typedef struct key_term {
 key_term *key_terms_of(char *const *names, size_t n);
 /* Append one term, qualified by `alias` ("x.") when it is not NULL. */
 void sql_key_term(buf *b, const key_term *term, const char *alias);
+/* What a term wraps around its operand, written before and after it:
+ * "lower(trim(" and "))" for lower(trim(email)), nothing for a column.
+ * A value compared with a term is wrapped the same way (lower(trim($1))),
+ * as is any other operand standing for the column (a batch's input). */
+void sql_key_term_open(buf *b, const key_term *term);
+void sql_key_term_close(buf *b, const key_term *term);
 /* Append the terms as a comma-separated list. */
 void sql_key_list(buf *b, const key_term *terms, size_t n, const char *alias);
 /* Append "1 = 1 AND k1 IS NOT NULL ... AND (where)": the rows whose key a

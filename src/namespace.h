@@ -189,6 +189,8 @@
 #define sql_key_match nodup__sql_key_match
 #define sql_key_rows nodup__sql_key_rows
 #define sql_key_term nodup__sql_key_term
+#define sql_key_term_close nodup__sql_key_term_close
+#define sql_key_term_open nodup__sql_key_term_open
 #define sql_name_literal nodup__sql_name_literal
 #define sql_on_conflict nodup__sql_on_conflict
 #define sql_param nodup__sql_param

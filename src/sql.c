@@ -42,10 +42,22 @@ void sql_ident_list(buf *b, char *const *names, size_t n) {
 
 /* ---- keys: every statement writes a key's terms through these ---- */
 
-void sql_key_term(buf *b, const key_term *term, const char *alias) {
+void sql_key_term_open(buf *b, const key_term *term) {
   /* An expression key will be written here, and only here. */
+  (void)b;
+  (void)term;
+}
+
+void sql_key_term_close(buf *b, const key_term *term) {
+  (void)b;
+  (void)term;
+}
+
+void sql_key_term(buf *b, const key_term *term, const char *alias) {
+  sql_key_term_open(b, term);
   if (alias) buf_printf(b, "%s.", alias);
   sql_ident(b, term->column);
+  sql_key_term_close(b, term);
 }
 
 void sql_key_list(buf *b, const key_term *terms, size_t n, const char *alias) {
