@@ -136,10 +136,13 @@
 #define journal_version nodup__journal_version
 #define key_args_check nodup__key_args_check
 #define key_coerce nodup__key_coerce
+#define key_many_shape_get nodup__key_many_shape_get
 #define key_shape_get nodup__key_shape_get
 #define key_store_id nodup__key_store_id
 #define key_terms_of nodup__key_terms_of
 #define key_upsert_shape_get nodup__key_upsert_shape_get
+#define many_build nodup__many_build
+#define many_ids_free nodup__many_ids_free
 #define merge_batch_groups nodup__merge_batch_groups
 #define merge_batch_lock nodup__merge_batch_lock
 #define merge_batch_pairs nodup__merge_batch_pairs
