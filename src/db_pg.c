@@ -900,9 +900,10 @@ static int pg_oid(void *ctx, int n, const char *const *v) {
  * server converts each element by the column's type input function, as
  * it converts a single key's value. */
 static int pg_many_input(nodup_db *db, const nodup_table_info *t, const int *cols, size_t n,
-                         buf *q, unsigned *types, int *nparams) {
+                         size_t total, buf *q, unsigned *types, int *nparams) {
   size_t i;
   int rc;
+  (void)total;
   buf_puts(q, "unnest(");
   for (i = 0; i < n; i++) {
     char oid[16];

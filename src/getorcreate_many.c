@@ -102,7 +102,7 @@ int many_build(nodup_key *key, key_shape *s, char *const *dcols, size_t nd) {
   if (!types) return NODUP_ERR_NOMEM;
   buf_init(&input);
   buf_init(&q);
-  rc = db->be->many_input(db, key->table, s->pcol, n, &input, types, &s->nparams);
+  rc = db->be->many_input(db, key->table, s->pcol, n, n, &input, types, &s->nparams);
   if (rc == NODUP_OK) {
     insert_sql(&q, key, dcols, n, buf_str(&input));
     rc = q.oom || input.oom ? NODUP_ERR_NOMEM
@@ -111,7 +111,7 @@ int many_build(nodup_key *key, key_shape *s, char *const *dcols, size_t nd) {
   buf_reset(&input);
   buf_reset(&q);
   if (rc == NODUP_OK)
-    rc = db->be->many_input(db, key->table, s->pcol, key->ncols, &input, types, &s->nlookup);
+    rc = db->be->many_input(db, key->table, s->pcol, key->ncols, n, &input, types, &s->nlookup);
   if (rc == NODUP_OK) {
     lookup_sql(&q, key, buf_str(&input));
     rc = q.oom || input.oom ? NODUP_ERR_NOMEM
@@ -138,20 +138,21 @@ typedef struct many_call {
   int oom;
 } many_call;
 
-/* The primary key's values joined by ',' (key_store_id's spelling). */
+/* The primary key's values joined by ',' (key_store_id's spelling), in
+ * one allocation: a call makes one per row. */
 static char *id_text(const char *const *v, size_t npk) {
-  buf b;
-  size_t i;
-  buf_init(&b);
+  size_t i, len = npk, at = 0;
+  char *id;
+  for (i = 0; i < npk; i++) len += v[i] ? strlen(v[i]) : 0;
+  if (!(id = malloc(len))) return NULL;
   for (i = 0; i < npk; i++) {
-    if (i) buf_putc(&b, ',');
-    buf_puts(&b, v[i] ? v[i] : "");
+    size_t n = v[i] ? strlen(v[i]) : 0;
+    if (i) id[at++] = ',';
+    memcpy(id + at, v[i] ? v[i] : "", n);
+    at += n;
   }
-  if (b.oom) {
-    buf_free(&b);
-    return NULL;
-  }
-  return b.p ? b.p : nodup_strdup("");
+  id[at] = '\0';
+  return id;
 }
 
 static int on_inserted(void *ctx, int n, const char *const *v) {
@@ -221,6 +222,7 @@ static int mark_created(many_call *c, nodup_result *out) {
   unsigned char *claimed = calloc(c->nins ? c->nins : 1, 1);
   size_t i;
   if (!claimed) return NODUP_ERR_NOMEM;
+  c->key->many_found_all = c->nins == 0;
   qsort(c->ins, c->nins, sizeof *c->ins, cmp_str);
   for (i = 0; i < c->nrows; i++) {
     char **hit = c->nins ? bsearch(&c->found[i], c->ins, c->nins, sizeof *c->ins, cmp_str)

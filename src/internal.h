@@ -436,15 +436,15 @@ struct nodup_backend {
    * nodup_c1 .. nodup_cN holding the values of t's columns cols[0..n) and
    * nodup_ord numbering the rows from 1, filled from the parameters
    * numbered from 1; *nparams gets how many and types[0..*nparams) their
-   * types for prepare(). PostgreSQL: an array of each column's type, one
-   * parameter per column; SQLite: one JSON text. Either way an item of the
-   * first k columns reads the first of the parameters of all n, so a
-   * statement that needs only the key's columns takes a prefix of them.
-   * many_params encodes nrows rows of n values (row-major; NULL is SQL
-   * NULL) as the parameters of all n: new strings in *out, as many as
-   * many_input said (free them with strv_free). */
-  int (*many_input)(nodup_db *db, const nodup_table_info *t, const int *cols, size_t n, buf *q,
-                    unsigned *types, int *nparams);
+   * types for prepare(). The parameters carry all `total` columns of a
+   * call (n <= total; the first n are read): PostgreSQL one array of each
+   * column's type per column, so an item of the first n reads a prefix of
+   * them; SQLite one JSON text (a flat array when total is 1, else an
+   * array of rows). many_params encodes nrows rows of n values
+   * (row-major; NULL is SQL NULL) as the parameters of all n: new strings
+   * in *out, as many as many_input said (free them with strv_free). */
+  int (*many_input)(nodup_db *db, const nodup_table_info *t, const int *cols, size_t n,
+                    size_t total, buf *q, unsigned *types, int *nparams);
   int (*many_params)(size_t nrows, size_t n, const char *const *vals, char ***out);
   /* The many-keys round with shape s: its insert (all parameters) and
    * lookup (the first nlookup), each statement's rows to the sink.
@@ -857,6 +857,8 @@ struct nodup_key {
    * point to until the next such call or nodup_key_free). */
   char **many_ids;
   size_t nmany;
+  int many_found_all;    /* the last many-keys call created nothing (SQLite
+                          * then looks up first, without the write lock) */
 };
 
 /* ---- options.c ---- */
