@@ -254,6 +254,42 @@ static void test_inside_caller_transaction(void **state) {
   assert_int_equal(harness_count(db, COUNT_TAGS, NULL), 2);
 }
 
+/* A key another connection created after the caller's snapshot: the
+ * caller must roll back and retry (PostgreSQL at REPEATABLE READ and
+ * SERIALIZABLE; SQLite: a read transaction that would have to write), and
+ * the retry gets the winner's row. */
+static void test_stale_snapshot_asks_to_retry(void **state) {
+  nodup_db *db = *state;
+  nodup_key *key = tags_key(db);
+  nodup_db *other = harness_connect();
+  nodup_key *other_key = harness_key(other, "tags", name_col, 1, NULL);
+  const char *pg_levels[] = {"BEGIN ISOLATION LEVEL REPEATABLE READ",
+                             "BEGIN ISOLATION LEVEL SERIALIZABLE"};
+  const char *sqlite_levels[] = {"BEGIN"};
+  const char *const *levels = harness_is_pg() ? pg_levels : sqlite_levels;
+  size_t nlevels = harness_is_pg() ? 2 : 1;
+  for (size_t i = 0; i < nlevels; i++) {
+    char theirs[32], mine[32];
+    const char *vals[] = {mine, theirs};
+    nodup_result out[2], won;
+    snprintf(theirs, sizeof theirs, "theirs-%zu", i);
+    snprintf(mine, sizeof mine, "mine-%zu", i);
+    harness_exec(db, levels[i]);
+    assert_int_equal(harness_count(db, COUNT_TAGS, NULL), (long long)(2 * i));
+    assert_nodup(other, NODUP_OK,
+                 nodup_get_or_create_many(other_key, 1, &vals[1], NULL, NULL, 0, &won));
+    assert_int_equal(won.created, 1);
+    assert_nodup(db, NODUP_ERR_RETRY, nodup_get_or_create_many(key, 2, vals, NULL, NULL, 0, out));
+    harness_exec(db, "ROLLBACK");
+    harness_exec(db, levels[i]);
+    many(db, key, 2, vals, NULL, NULL, 0, out);
+    assert_int_equal(out[0].created, 1);
+    assert_int_equal(out[1].created, 0);
+    assert_string_equal(out[1].id, won.id);
+    harness_exec(db, "COMMIT");
+  }
+}
+
 /* ---------------------------------------------------------------------------
  * Statements independent of the number of keys: counted on SQLite by the
  * raw handle's trace. PostgreSQL has no per-connection statement count
@@ -425,6 +461,22 @@ static void test_threads_overlapping_batches(void **state) {
   verify(db, racers, THREADS);
 }
 
+/* The database's default isolation SERIALIZABLE (PostgreSQL): the
+ * library's own transactions retry 40001 and 40P01 inside the call. */
+static void test_threads_serializable(void **state) {
+  nodup_db *db = *state;
+  if (harness_is_pg()) {
+    const char *name = strstr(harness_url(), "dbname=");
+    char sql[256];
+    assert_non_null(name);
+    snprintf(sql, sizeof sql,
+             "ALTER DATABASE \"%s\" SET default_transaction_isolation = 'serializable'",
+             name + strlen("dbname="));
+    harness_exec(db, sql);
+  }
+  test_threads_overlapping_batches(state);
+}
+
 /* A child's report: one call's results; atomic in a pipe. */
 struct record {
   int racer, call;
@@ -499,8 +551,10 @@ int main(void) {
       T(test_other_constraint_leaves_nothing),
       T(test_bad_input_refused),
       T(test_inside_caller_transaction),
+      T(test_stale_snapshot_asks_to_retry),
       T(test_statements_independent_of_n),
       T(test_threads_overlapping_batches),
+      T(test_threads_serializable),
       T(test_processes_overlapping_batches),
 #undef T
   };
