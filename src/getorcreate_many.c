@@ -27,8 +27,6 @@
 
 #include "internal.h"
 
-#define MANY_MAX_ROUNDS 5
-
 /* ---- statements ---- */
 
 /* "nodup_in.nodup_c<i+1>", wrapped as key term `term` wraps a column. */
@@ -297,19 +295,18 @@ static int row_values(nodup_key *key, const key_shape *s, size_t nrows, const ch
  * was deleted between our insert and our lookup. */
 static int rounds(nodup_key *key, const key_shape *s, many_call *c, const char *const *params) {
   many_sink sink = {on_inserted, on_found, on_attempt, on_complete, on_outside, NULL};
+  char what[64];
   int rc = NODUP_OK, round;
   sink.ctx = c;
-  for (round = 1; round <= MANY_MAX_ROUNDS; round++) {
+  for (round = 1; round <= KEY_MAX_ROUNDS; round++) {
     rc = key->db->be->get_or_create_many(key, s, params, s->nparams, s->nlookup, &sink);
     if (rc == NODUP_OK && c->oom) rc = NODUP_ERR_NOMEM;
     if (rc != NODUP_OK) return rc;
     c->kept = c->nins;
     if (c->nfound == c->nrows) return NODUP_OK;
   }
-  return nodup_fail(key->db, NODUP_ERR_CONFLICT,
-                    "%zu of %zu rows found no row in %d tries: they were deleted each time, "
-                    "or the key's predicate is narrower than index %s's",
-                    c->nrows - c->nfound, c->nrows, MANY_MAX_ROUNDS, key->index);
+  snprintf(what, sizeof what, "%zu of %zu rows", c->nrows - c->nfound, c->nrows);
+  return goc_fail_rounds(key, what);
 }
 
 static int run_many(nodup_key *key, const key_shape *s, size_t nrows, const char *const *v,

@@ -1225,6 +1225,14 @@ int goc_check_nulls(nodup_key *key, const char *const *vals);
 /* The refusal of an unbacked key for call `what`, with the DDL that would
  * back it. */
 int goc_refuse_unbacked(nodup_key *key, const char *what);
+/* How many rounds a keyed call (get-or-create, update-or-create, many
+ * keys) runs while no statement yields its row, and the NODUP_ERR_CONFLICT
+ * it then reports: `what` ("2 of 10 rows") found no row that many times
+ * because it was deleted each time between our write and our lookup, or
+ * because the key's predicate is narrower than the index's (the insert
+ * conflicts with a row the lookup cannot see). */
+#define KEY_MAX_ROUNDS 5
+int goc_fail_rounds(nodup_key *key, const char *what);
 
 /* ---- getorcreate_many.c, for key.c ---- */
 /* Build and prepare a many-keys shape's insert and lookup (dcols: the

@@ -97,6 +97,7 @@
 #define fkindex_free nodup__fkindex_free
 #define fkindex_plan nodup__fkindex_plan
 #define goc_check_nulls nodup__goc_check_nulls
+#define goc_fail_rounds nodup__goc_fail_rounds
 #define goc_name_table nodup__goc_name_table
 #define goc_params_free nodup__goc_params_free
 #define goc_params_init nodup__goc_params_init
