@@ -15,6 +15,7 @@
 
 #define NAPI_VERSION 8
 #include <node_api.h>
+#include <pthread.h>
 #include <stddef.h>
 
 #include "nodup.h"
@@ -107,7 +108,7 @@ struct node_call {
   node_conn *conn;          /* NULL for connect() */
   const node_call_ops *ops;
   napi_deferred deferred;
-  napi_async_work work;
+  napi_async_work work;     /* connect() only: a connection's calls share its work */
   node_arena arena;         /* inputs copied from JS */
   /* inputs: each operation uses what it needs */
   const char *table, *column, *where, *text, *sql, *url;
@@ -129,8 +130,12 @@ node_call *node_call_new(napi_env env, node_conn *conn, const node_call_ops *ops
  * errors) and free it. */
 void node_call_reject_pending(napi_env env, node_call *call);
 /* Queue the call: behind its connection's other calls, or at once for
- * connect(). From here the call owns itself and frees itself when done. */
+ * connect(). From here the call is the queue's, which settles and frees
+ * it when done. */
 void node_call_start(napi_env env, node_call *call);
+/* Resolve or reject the call's promise from what `run` left, then free it
+ * (main thread). */
+void node_call_settle(napi_env env, node_call *call);
 void node_call_free(node_call *call);
 /* Set call->rc and capture the connection's error for a failed code. */
 int node_call_status(node_call *call, int rc, nodup_db *db);
@@ -140,20 +145,23 @@ int node_call_status(node_call *call, int rc, nodup_db *db);
 struct node_conn {
   nodup_db *db;             /* NULL once closed */
   node_key_cache *keys;     /* prepared keys, used only by the running call */
-  node_call *head, *tail;   /* queued calls; head is the one running */
+  pthread_mutex_t lock;     /* guards the two lists and `working` */
+  node_call *waiting, *waiting_tail;  /* made, not yet run (FIFO) */
+  node_call *ran, *ran_tail;          /* run, not yet settled (FIFO) */
+  int working;              /* a work item is queued or running */
+  napi_async_work work;     /* that work item */
   int closing;              /* close() called: later calls are refused */
   int finalized;            /* the JS object was collected */
-  napi_ref self;            /* weak, strong while calls are queued */
+  napi_ref self;            /* weak, strong while `working` */
 };
 
 /* Define the Connection class on `exports` and keep its constructor. */
 napi_status node_conn_define(napi_env env, napi_value exports);
 /* A new Connection object owning `db` (main thread). */
 napi_value node_conn_wrap(napi_env env, nodup_db *db);
-/* The queue: push a call (starting it if the connection is idle), and
- * pop the finished head (starting the next). */
+/* Queue a call on the connection, starting a work item if none is on its
+ * way. */
 void node_conn_push(napi_env env, node_conn *conn, node_call *call);
-void node_conn_pop(napi_env env, node_conn *conn);
 
 /* --- ops.c: the methods ----------------------------------------------------- */
 

@@ -5,13 +5,15 @@
  * (the worker may not touch JS values), its `run` goes to libuv's thread
  * pool through napi_create_async_work, and its promise is settled back on
  * the main thread. A nodup_db is one connection and belongs to one thread
- * at a time, so calls on a connection do not go to the pool directly: they
- * wait in the connection's queue (conn.c) and go one after the other, in
- * the order they were made. Concurrency comes from several connections.
+ * at a time, so calls on a connection do not go to the pool one by one:
+ * they wait in the connection's queue (conn.c) and run one after the
+ * other, in the order they were made. Concurrency comes from several
+ * connections. connect(), which has no connection yet, is a work item of
+ * its own.
  *
  * Ownership: a call belongs to the method that makes it until
- * node_call_start(), then to itself: the completion settles its promise,
- * hands the connection to the next call and frees it.
+ * node_call_start(), then to its queue (or, for connect(), to its work
+ * item), which settles its promise and frees it.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -60,24 +62,8 @@ int node_call_status(node_call *call, int rc, nodup_db *db) {
   return rc;
 }
 
-/* In a thread-pool thread. */
-static void call_execute(napi_env env, void *data) {
-  (void)env;
-  node_call *call = data;
-  call->ops->run(call);
-}
-
-/* Back on the main thread: hand the connection on first (so the next call
- * is on its way to the database while this one's promise settles), then
- * settle, then free. */
-static void call_complete(napi_env env, napi_status status, void *data) {
-  node_call *call = data;
-  napi_delete_async_work(env, call->work);
-  if (call->conn != NULL)
-    node_conn_pop(env, call->conn);
-  napi_value value = NULL;
-  if (status == napi_ok && call->rc == NODUP_OK)
-    value = call->ops->result(env, call);
+void node_call_settle(napi_env env, node_call *call) {
+  napi_value value = call->rc == NODUP_OK ? call->ops->result(env, call) : NULL;
   if (value != NULL) {
     napi_resolve_deferred(env, call->deferred, value);
   } else {
@@ -92,17 +78,32 @@ static void call_complete(napi_env env, napi_status status, void *data) {
   node_call_free(call);
 }
 
+/* connect(): in a thread-pool thread, then back on the main thread. */
+static void connect_execute(napi_env env, void *data) {
+  (void)env;
+  node_call *call = data;
+  call->ops->run(call);
+}
+
+static void connect_complete(napi_env env, napi_status status, void *data) {
+  (void)status;  /* never cancelled */
+  node_call *call = data;
+  napi_delete_async_work(env, call->work);
+  node_call_settle(env, call);
+}
+
 void node_call_start(napi_env env, node_call *call) {
+  if (call->conn != NULL) {
+    node_conn_push(env, call->conn, call);
+    return;
+  }
   napi_value name;
   napi_create_string_utf8(env, call->ops->name, NAPI_AUTO_LENGTH, &name);
-  if (napi_create_async_work(env, NULL, name, call_execute, call_complete, call, &call->work) !=
-      napi_ok) {
+  if (napi_create_async_work(env, NULL, name, connect_execute, connect_complete, call,
+                             &call->work) != napi_ok) {
     napi_throw_error(env, "NODUP_ERR_NOMEM", "cannot create the async work");
     node_call_reject_pending(env, call);
     return;
   }
-  if (call->conn != NULL)
-    node_conn_push(env, call->conn, call);
-  else
-    napi_queue_async_work(env, call->work);
+  napi_queue_async_work(env, call->work);
 }
