@@ -95,8 +95,8 @@ typedef struct node_conn node_conn;
 typedef struct node_call node_call;
 
 /* One operation: `run` in a thread-pool thread (no JS there), `result` on
- * the main thread to make the resolved value. `name` names the async
- * resource ("nodup:getOrCreate"). */
+ * the main thread to make the resolved value. `name` names connect()'s
+ * async resource (a connection's calls share "nodup:Connection"). */
 typedef struct node_call_ops {
   const char *name;
   int (*run)(node_call *call);

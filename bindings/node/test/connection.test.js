@@ -91,3 +91,24 @@ test('a Connection dropped with calls in flight is not collected under them', ()
   const out = execFileSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });
   assert.equal(out.trim(), '7');
 });
+
+test('the addon loads and works in worker threads too (state per environment)', async () => {
+  const { Worker } = require('node:worker_threads');
+  const script = `
+    const { parentPort, workerData } = require('node:worker_threads');
+    const nodup = require(workerData.packageDir);
+    (async () => {
+      const db = await nodup.connect(workerData.url);
+      const r = await db.getOrCreate('t', { k: 'worker' });
+      await db.close();
+      parentPort.postMessage(r);
+    })().catch((e) => parentPort.postMessage({ error: String(e) }));`;
+  const run = () => new Promise((resolve, reject) => {
+    const w = new Worker(script, { eval: true, workerData: { packageDir, url: fresh.url } });
+    w.once('message', resolve);
+    w.once('error', reject);
+  });
+  const results = [await run(), await run()];
+  assert.deepEqual(results.map((r) => r.created), [true, false]);
+  assert.equal(results[0].id, results[1].id);
+});
