@@ -72,7 +72,10 @@ export interface SlugOptions {
   reserved?: string[];
 }
 
-export interface Connection {
+/** One database connection; made by connect(), never with `new`. */
+export class Connection {
+  private constructor();
+
   /**
    * Return the row whose key columns equal `key` (and which satisfies
    * `where`), creating it when there is none. Under any concurrency,
@@ -144,9 +147,6 @@ export interface Connection {
    */
   close(): Promise<void>;
 }
-
-/** The Connection class; make one with connect(). */
-export const Connection: { prototype: Connection };
 
 /**
  * Open a connection: 'postgres://...', 'postgresql://...' or a libpq
