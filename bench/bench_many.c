@@ -20,7 +20,8 @@
  * ratios. The hand-written versions skip what nodup does besides (the
  * created flags per input row, the predicate guard); they are the bar.
  *
- *   bench_many --pg CONNINFO --sqlite-dir DIR [--keys N] [--upsert-keys N] [--rounds R]
+ *   bench_many --pg CONNINFO [--sqlite-dir DIR] [--label NAME] [--keys N] [--upsert-keys N]
+ *              [--rounds R]
  */
 #include <libpq-fe.h>
 #include <sqlite3.h>
@@ -310,23 +311,24 @@ static result bench_engine(engine *e) {
 }
 
 int main(int argc, char **argv) {
-  const char *pg = NULL, *dir = NULL;
+  const char *pg = NULL, *dir = NULL, *label = "PostgreSQL";
   char path[512];
   engine e[2];
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--pg") && i + 1 < argc) pg = argv[++i];
     else if (!strcmp(argv[i], "--sqlite-dir") && i + 1 < argc) dir = argv[++i];
+    else if (!strcmp(argv[i], "--label") && i + 1 < argc) label = argv[++i];
     else if (!strcmp(argv[i], "--keys") && i + 1 < argc) nkeys = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--upsert-keys") && i + 1 < argc) nupsert = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
     else {
-      fprintf(stderr, "usage: bench_many --pg CONNINFO --sqlite-dir DIR [--keys N] "
-                      "[--upsert-keys N] [--rounds R]\n");
+      fprintf(stderr, "usage: bench_many --pg CONNINFO [--sqlite-dir DIR] [--label NAME] "
+                      "[--keys N] [--upsert-keys N] [--rounds R]\n");
       return 2;
     }
   }
-  if (!pg || !dir || nkeys < 2 || nupsert < 1 || nupsert > nkeys || rounds < 1 || rounds > 64) {
-    fprintf(stderr, "bench_many: --pg and --sqlite-dir are required; 2 <= keys, "
+  if (!pg || nkeys < 2 || nupsert < 1 || nupsert > nkeys || rounds < 1 || rounds > 64) {
+    fprintf(stderr, "bench_many: --pg is required; 2 <= keys, "
                     "1 <= upsert-keys <= keys, 1 <= rounds <= 64\n");
     return 2;
   }
@@ -335,28 +337,29 @@ int main(int argc, char **argv) {
     names[i] = malloc(16);
     snprintf(names[i], 16, "key-%06d", i);
   }
-  snprintf(path, sizeof path, "file:%s/many.db?mode=rwc", dir);
-  e[0] = (engine){"PostgreSQL", NULL, 1};
+  int ne = dir ? 2 : 1;
+  snprintf(path, sizeof path, "file:%s/many.db?mode=rwc", dir ? dir : ".");
+  e[0] = (engine){label, NULL, 1};
   e[1] = (engine){"SQLite", NULL, 0};
   if (nodup_open(&e[0].db, pg) != NODUP_OK) die("open pg", e[0].db);
-  if (nodup_open(&e[1].db, path) != NODUP_OK) die("open sqlite", e[1].db);
+  if (dir && nodup_open(&e[1].db, path) != NODUP_OK) die("open sqlite", e[1].db);
   result res[2];
-  for (int i = 0; i < 2; i++) res[i] = bench_engine(&e[i]);
+  for (int i = 0; i < ne; i++) res[i] = bench_engine(&e[i]);
   printf("Medians of %d rounds (ms); ratios are speed: the other method's time over "
          "nodup's.\n\n", rounds);
   printf("| engine | %d keys, half existing | one many-keys call | %d single calls | hand "
          "set-based SQL | vs single calls | vs hand |\n|---|---|---|---|---|---|---|\n",
          nkeys, nkeys);
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < ne; i++)
     printf("| %s | | %.1f | %.1f | %.1f | %.1fx | %.2fx |\n", e[i].name, res[i].many,
            res[i].singles, res[i].hand, res[i].singles / res[i].many, res[i].hand / res[i].many);
   printf("\n| engine | %d keys x 3 passes (create, equal, update) | nodup_update_or_create | "
          "hand ON CONFLICT DO UPDATE ... WHERE IS DISTINCT FROM | vs hand |\n"
          "|---|---|---|---|---|\n", nupsert);
-  for (int i = 0; i < 2; i++)
+  for (int i = 0; i < ne; i++)
     printf("| %s | | %.1f | %.1f | %.2fx |\n", e[i].name, res[i].ups, res[i].hups,
            res[i].hups / res[i].ups);
-  for (int i = 0; i < 2; i++) nodup_close(e[i].db);
+  for (int i = 0; i < ne; i++) nodup_close(e[i].db);
   for (int i = 0; i < nkeys; i++) free(names[i]);
   free(names);
   return 0;
