@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
 """Get-or-create hits through the Python binding against the same call in C.
 
-    python_goc.py --pg CONNINFO --c-loop build/bindings/python/bench_python_goc
+    python_goc.py --c-loop build/bindings/python/bench_python_goc [--pg CONNINFO]
 
 One client, one connection, PostgreSQL: a table of --keys rows under a unique
 index, then --rounds rounds of --seconds each, Python and C taking turns, every
 call a hit on a random key. Prints calls/s of each (median of the rounds) and
-the ratio Python/C (the target is >= 0.8). bench/python_run.sh starts a
-throwaway cluster for it; `cmake --build build --target bench_python` runs that.
+the ratio Python/C (the target is >= 0.8). Without --pg it starts a throwaway
+cluster (scripts/pgcluster.sh) and always stops it; `cmake --build build
+--target bench_python` runs it so, with the build's module and C loop.
 """
 import argparse
+import contextlib
+import os
 import random
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 import nodup
@@ -44,15 +48,36 @@ def c_round(args):
     return int(out[0]) / float(out[1])
 
 
+@contextlib.contextmanager
+def throwaway_cluster():
+    """A PostgreSQL cluster in a new directory, stopped and removed at the end."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts",
+                          "pgcluster.sh")
+    with tempfile.TemporaryDirectory(prefix="nodup-pybench.", dir="/tmp") as base:
+        os.chmod(base, 0o755)  # as root the server runs as another user: it must get in
+        sock = os.path.join(base, "pg", "sock")
+        subprocess.run([script, "start", sock], check=True)
+        try:
+            yield f"host={sock} user=postgres dbname=postgres"
+        finally:
+            subprocess.run([script, "stop", sock], check=False)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--pg", required=True, help="libpq conninfo or URL")
+    p.add_argument("--pg", help="libpq conninfo or URL (default: a throwaway cluster)")
     p.add_argument("--c-loop", required=True, help="the bench_python_goc program")
     p.add_argument("--seconds", type=float, default=3.0)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--keys", type=int, default=10000)
     args = p.parse_args()
+    if args.pg:
+        return run(args)
+    with throwaway_cluster() as args.pg:
+        return run(args)
 
+
+def run(args):
     with nodup.connect(args.pg) as conn:
         conn.execute(f'DROP TABLE IF EXISTS "{TABLE}"; CREATE TABLE "{TABLE}" '
                      '(id bigserial PRIMARY KEY, k text UNIQUE, v text)')
