@@ -55,15 +55,21 @@ PyObject *pyn_connection_open(const char *url) {
 }
 
 /* Free the keys (they hold statements on the connection), then the
- * connection, the GIL released for the goodbye on the wire. */
+ * connection, the GIL released for what they send on the wire. */
 static void shut(pyn_connection *c) {
   nodup_db *db = c->db;
+  PyObject *keys = c->keys;
+  nodup_key **taken = NULL;
+  Py_ssize_t i, n = 0;
   c->db = NULL;
-  Py_CLEAR(c->keys);
-  if (!db) return;
+  c->keys = NULL;
+  if (keys) taken = pyn_keys_take(keys, &n);
+  Py_XDECREF(keys);
   Py_BEGIN_ALLOW_THREADS
+  for (i = 0; i < n; i++) nodup_key_free(taken[i]);
   nodup_close(db);
   Py_END_ALLOW_THREADS
+  PyMem_Free(taken);
 }
 
 static void conn_dealloc(pyn_connection *c) {
@@ -93,6 +99,19 @@ static PyObject *conn_exit(pyn_connection *c, PyObject *Py_UNUSED(args)) {
   if (!r) return NULL;
   Py_DECREF(r);
   Py_RETURN_FALSE;
+}
+
+/* Raise a keyed call's error; a database error also drops the key (see
+ * keycache.c), after the message is read. */
+static void failed(pyn_connection *c, int rc, PyObject *table, const pyn_texts *k,
+                   PyObject *where) {
+  pyn_raise(c->db, rc);
+  if (rc == NODUP_ERR_DB) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    pyn_key_forget(c, table, k, where);
+    PyErr_Restore(type, value, tb);
+  }
 }
 
 PyDoc_STRVAR(get_or_create_doc,
@@ -130,7 +149,7 @@ static PyObject *conn_get_or_create(pyn_connection *c, PyObject *args, PyObject 
   Py_BEGIN_ALLOW_THREADS
   rc = nodup_get_or_create(key, k.vals, d.cols, d.vals, (size_t)d.n, &r);
   Py_END_ALLOW_THREADS
-  if (rc != NODUP_OK) pyn_raise(c->db, rc);
+  if (rc != NODUP_OK) failed(c, rc, table, &k, where);
   else out = Py_BuildValue("(NO)", pyn_id(r.id), r.created ? Py_True : Py_False);
 done:
   pyn_texts_release(&k);
@@ -177,7 +196,7 @@ static PyObject *conn_update_or_create(pyn_connection *c, PyObject *args, PyObje
   rc = nodup_update_or_create(key, k.vals, cr.cols, cr.vals, (size_t)cr.n, s.cols, s.vals,
                               (size_t)s.n, &r, &outcome);
   Py_END_ALLOW_THREADS
-  if (rc != NODUP_OK) pyn_raise(c->db, rc);
+  if (rc != NODUP_OK) failed(c, rc, table, &k, where);
   else if (outcome < NODUP_CREATED || outcome > NODUP_UNCHANGED)
     PyErr_Format(PyExc_SystemError, "nodup_update_or_create: unknown outcome %d", outcome);
   else out = Py_BuildValue("(Ns)", pyn_id(r.id), outcomes[outcome]);

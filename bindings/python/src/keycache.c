@@ -8,6 +8,9 @@
  * prepared, under (table, column names in the caller's order, where), and
  * a hit in Python costs one dict lookup. The cache lives and dies with the
  * connection; an application names a handful of keys, so it is not bounded.
+ * A key whose call failed with NODUP_ERR_DB is dropped and prepared again
+ * on next use, so a handle made before a schema change is not kept for the
+ * connection's life.
  */
 #include "pynodup.h"
 
@@ -59,4 +62,26 @@ nodup_key *pyn_key_get(pyn_connection *c, PyObject *table, const pyn_texts *cols
 done:
   Py_DECREF(id);
   return key;
+}
+
+void pyn_key_forget(pyn_connection *c, PyObject *table, const pyn_texts *cols,
+                    PyObject *where) {
+  PyObject *id = PyTuple_Pack(3, table, cols->names, where);
+  /* Nothing to report: a key that cannot be dropped is only prepared once
+   * more than needed, never wrong. */
+  if (!id || PyDict_DelItem(c->keys, id) < 0) PyErr_Clear();
+  Py_XDECREF(id);
+}
+
+nodup_key **pyn_keys_take(PyObject *keys, Py_ssize_t *n) {
+  Py_ssize_t pos = 0;
+  PyObject *id, *capsule;
+  nodup_key **taken = PyMem_Malloc(sizeof *taken * (size_t)(PyDict_GET_SIZE(keys) + 1));
+  *n = 0;
+  if (!taken) return NULL;  /* the capsules then free their keys themselves */
+  while (PyDict_Next(keys, &pos, &id, &capsule)) {
+    taken[(*n)++] = PyCapsule_GetPointer(capsule, KEY_CAPSULE);
+    PyCapsule_SetDestructor(capsule, NULL);
+  }
+  return taken;
 }

@@ -88,4 +88,15 @@ PyObject *pyn_id(const char *id);
 nodup_key *pyn_key_get(pyn_connection *c, PyObject *table, const pyn_texts *cols,
                        PyObject *where);
 
+/* Drop that key from the cache (freeing it); the next call prepares it again. */
+void pyn_key_forget(pyn_connection *c, PyObject *table, const pyn_texts *cols,
+                    PyObject *where);
+
+/* Take every key out of `keys` (a connection's cache, being closed): the
+ * capsules no longer free them; the caller frees each with nodup_key_free
+ * (with the GIL released: on PostgreSQL each sends DEALLOCATEs) and the
+ * array with PyMem_Free. NULL with *n = 0 when out of memory (the capsules
+ * then keep their keys and free them with the dict). */
+nodup_key **pyn_keys_take(PyObject *keys, Py_ssize_t *n);
+
 #endif

@@ -184,3 +184,23 @@ def test_every_error_code_has_its_class():
     assert nodup.Error.code is None
     e = nodup.UnbackedKeyError("raised by Python")  # class attributes as defaults
     assert (e.code, e.sqlstate, e.constraint) == (7, None, None)
+
+
+def test_bad_value_then_good(db, conn, table):
+    db.execute(f'CREATE TABLE "{table}" (id {db.pk()}, n integer UNIQUE)')
+    with pytest.raises(nodup.Error) as e:  # not an integer: refused, the key kept usable
+        conn.get_or_create(table, {"n": "abc"})
+    assert type(e.value) in (nodup.DatabaseError, nodup.UsageError)
+    assert conn.get_or_create(table, {"n": 3})[1] is True
+    assert conn.get_or_create(table, {"n": 3})[1] is False
+
+
+def test_many_keys_and_close_with_keys(db, t):
+    conn = nodup.connect(db.url)
+    for cols in ({"k": "a"}, {"k": "a", "v": "b"}, {"v": "b", "k": "a"}):
+        try:
+            conn.get_or_create(t, cols)
+        except nodup.UnbackedKeyError:
+            pass
+    conn.close()  # frees the prepared keys, then the connection
+    assert conn.closed
