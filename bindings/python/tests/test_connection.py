@@ -204,3 +204,18 @@ def test_many_keys_and_close_with_keys(db, t):
             pass
     conn.close()  # frees the prepared keys, then the connection
     assert conn.closed
+
+
+def test_retry_inside_own_transaction(db, t):
+    """A key another connection created after this transaction's snapshot:
+    the row exists but cannot be seen, so only a re-run can go on."""
+    with nodup.connect(db.url) as conn, nodup.connect(db.url) as other:
+        other.get_or_create(t, {"k": "seen"})
+        conn.execute("BEGIN" if db.sqlite else "BEGIN ISOLATION LEVEL REPEATABLE READ")
+        conn.get_or_create(t, {"k": "seen"})  # a read: the snapshot starts here
+        id_, _ = other.get_or_create(t, {"k": "later"})
+        with pytest.raises(nodup.RetryError) as e:
+            conn.get_or_create(t, {"k": "later"})
+        assert e.value.code == 10
+        conn.execute("ROLLBACK")
+        assert conn.get_or_create(t, {"k": "later"}) == (id_, False)  # the re-run
