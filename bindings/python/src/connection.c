@@ -78,7 +78,7 @@ static void conn_dealloc(pyn_connection *c) {
 }
 
 PyDoc_STRVAR(close_doc,
-"close()\n--\n\n"
+"close($self, /)\n--\n\n"
 "Close the connection and free its prepared keys. Closing twice is a no-op;\n"
 "any other call afterwards raises UsageError. A connection is also closed\n"
 "when the with-block it opened ends, and when it is garbage-collected.");
@@ -115,7 +115,8 @@ static void failed(pyn_connection *c, int rc, PyObject *table, const pyn_texts *
 }
 
 PyDoc_STRVAR(get_or_create_doc,
-"get_or_create(table, key, defaults=None, where=None) -> (id, created)\n--\n\n"
+"get_or_create($self, /, table, key, defaults=None, where=None)\n--\n\n"
+"-> (id, created)\n\n"
 "Return the row of `table` whose columns equal `key` (a dict column -> value),\n"
 "creating it with `defaults` (a dict, used only on create) when there is none.\n"
 "`where` is the predicate of a partial unique index (SQL text, trusted, as\n"
@@ -167,7 +168,8 @@ done:
  */
 
 PyDoc_STRVAR(update_or_create_doc,
-"update_or_create(table, key, set=None, create=None, where=None) -> (id, outcome)\n--\n\n"
+"update_or_create($self, /, table, key, set=None, create=None, where=None)\n--\n\n"
+"-> (id, outcome)\n\n"
 "Make the row whose columns equal `key` hold `set` (a dict): update it when it\n"
 "exists and differs, create it when there is none (with `key`, `set` and\n"
 "`create`, a dict of columns written only on create), write nothing when it\n"
@@ -209,7 +211,8 @@ done:
 }
 
 PyDoc_STRVAR(check_doc,
-"check(table, key_columns, where=None) -> str\n--\n\n"
+"check($self, /, table, key_columns, where=None)\n--\n\n"
+"-> str\n\n"
 "The name of the unique index (or constraint) that backs exactly these columns\n"
 "(a list) and predicate, without preparing a key. UnbackedKeyError when none\n"
 "does, its message carrying the CREATE UNIQUE INDEX that would. A connection per\n"
@@ -238,8 +241,8 @@ done:
 }
 
 PyDoc_STRVAR(slug_doc,
-"slug(table, column, text, scope=None, set=None, max_length=None, fallback=None)\n"
-"    -> (slug, id)\n--\n\n"
+"slug($self, /, table, column, text, scope=None, set=None, max_length=None, fallback=None)\n--\n\n"
+"-> (slug, id)\n\n"
 "Insert a row into `table` whose `column` holds the next free slug made from\n"
 "`text` ('My Team' -> 'my-team', then 'my-team-2'...), and return the slug and\n"
 "the row's id. `scope` (a dict) makes the slug unique per tenant: the row gets\n"
@@ -288,7 +291,7 @@ done:
 }
 
 PyDoc_STRVAR(execute_doc,
-"execute(sql)\n--\n\n"
+"execute($self, sql, /)\n--\n\n"
 "Run SQL statements that return nothing you need: DDL, BEGIN, COMMIT, ROLLBACK\n"
 "(nodup's calls then run inside your transaction; see nodup.h, 'Inside the\n"
 "caller's transaction'). No parameters: never build `sql` from untrusted input.\n"

@@ -9,7 +9,8 @@
 #include <limits.h>
 
 PyDoc_STRVAR(connect_doc,
-"connect(url) -> Connection\n--\n\n"
+"connect(url)\n--\n\n"
+"-> Connection\n\n"
 "Open a connection. `url` selects the backend: 'postgres://...',\n"
 "'postgresql://...' or a libpq conninfo ('host=/tmp dbname=app') is\n"
 "PostgreSQL; 'sqlite:PATH', an SQLite URI ('file:app.db?mode=rwc') or a plain\n"
@@ -27,7 +28,8 @@ static PyObject *mod_connect(PyObject *Py_UNUSED(module), PyObject *args, PyObje
 }
 
 PyDoc_STRVAR(slugify_doc,
-"slugify(text, max_length=None) -> str\n--\n\n"
+"slugify(text, max_length=None)\n--\n\n"
+"-> str\n\n"
 "The base slug of `text` with no database: transliterated to ASCII, lower case,\n"
 "runs of other characters made one '-' ('Crème Brûlée' -> 'creme-brulee'), cut\n"
 "to leave room for a suffix within `max_length` (default 50). Any thread.");
@@ -56,7 +58,8 @@ static PyObject *mod_slugify(PyObject *Py_UNUSED(module), PyObject *args, PyObje
 }
 
 PyDoc_STRVAR(strerror_doc,
-"strerror(code) -> str\n--\n\n"
+"strerror(code, /)\n--\n\n"
+"-> str\n\n"
 "The library's sentence for an error code ('no unique index backs this key').");
 
 static PyObject *mod_strerror(PyObject *Py_UNUSED(module), PyObject *arg) {
