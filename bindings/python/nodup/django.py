@@ -100,7 +100,9 @@ def get_or_create(Model, defaults=None, **key):
                      if not (f is Model._meta.auto_field and obj.pk is None)}
     pk, created = _connection(alias, dj).get_or_create(
         plan.table, key_values, create_values, where=plan.where)
-    return Model._base_manager.db_manager(alias).get(pk=pk), created
+    # str(pk) is the library's own text (an int id is one in canonical form):
+    # the pk field converts it, where an int would be misread by a UUIDField.
+    return Model._base_manager.db_manager(alias).get(pk=str(pk)), created
 
 
 def close_connections():

@@ -102,6 +102,13 @@ def test_unique_together_and_unique_field(models, account):
                       code="X2")
 
 
+def test_uuid_primary_key(models):
+    from nodup.django import get_or_create
+    invite, created = get_or_create(models.Invite, email="a@example.org")
+    assert created and invite.id.version == 4
+    assert get_or_create(models.Invite, email="a@example.org") == (invite, False)
+
+
 def test_lookups_refused(models):
     from nodup.django import get_or_create
     with pytest.raises(nodup.UsageError, match="lookup"):

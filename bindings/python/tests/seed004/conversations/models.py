@@ -2,6 +2,8 @@
 unique only for context_type 'agency_inquiry' (the seed's partial UNIQUE ...
 WHERE context_type = 'agency_inquiry'), and the models of seed 001
 (a Conference get_or_create'd without a constraint; a Participant with one)."""
+import uuid
+
 from django.db import models
 from django.db.models import Q
 
@@ -50,3 +52,9 @@ class Participant(models.Model):
 
     class Meta:
         unique_together = (("participant_id", "app"),)
+
+
+class Invite(models.Model):
+    """A UUID primary key made by Python (Django inserts it; nodup must too)."""
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    email = models.CharField(max_length=100, unique=True)
