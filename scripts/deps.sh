@@ -18,6 +18,11 @@ case "$profile" in
   bench) pkgs+=(libcmocka-dev postgresql pgbouncer postgresql-client sqlite3 time) ;;
   *) echo "usage: deps.sh build|test|pgversions|ci|bench" >&2; exit 2 ;;
 esac
+# The Python binding (bindings/python): Debian's headers, and pytest, Django
+# and psycopg2 for its tests.
+case "$profile" in
+  test | pgversions | ci) pkgs+=(python3-dev python3-pytest python3-django python3-psycopg2) ;;
+esac
 # Any npm will do (a Node.js from elsewhere may bring its own): Debian's
 # package only when the command is missing.
 case "$profile" in
