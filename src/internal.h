@@ -853,10 +853,9 @@ struct nodup_key {
    * backend picks its round from it (db_pg.c). */
   int hit_rate;
   key_strategy strategy; /* KEY_ADAPTIVE, or one round forced (tests, bench) */
-  /* The last many-keys call's ids, one per input row (what its results
-   * point to until the next such call or nodup_key_free). */
-  char **many_ids;
-  size_t nmany;
+  /* The last many-keys call's ids as text (what its results point into
+   * until the next such call or nodup_key_free). */
+  char *many_ids;
   int many_found_all;    /* the last many-keys call created nothing (SQLite
                           * then looks up first, without the write lock) */
 };
