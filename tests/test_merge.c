@@ -166,6 +166,49 @@ static void test_batches(void **state) {
   assert_int_equal(harness_count(db, "SELECT count(*) FROM \"conference\"", NULL), 6);
 }
 
+/* Batches sized by time (opt.batch 0): the first takes 1000 groups, the
+ * next at most twice the last, and together they merge every group. */
+struct progress_log {
+  long long done[64];
+  int n;
+};
+
+static void log_progress(void *ctx, long long done, long long total) {
+  struct progress_log *p = ctx;
+  (void)total;
+  if (p->n < 64) p->done[p->n++] = done;
+}
+
+static void test_timed_batches(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options opt;
+  struct progress_log log;
+  memset(&opt, 0, sizeof opt);
+  memset(&log, 0, sizeof log);
+  opt.progress = log_progress;
+  opt.progress_ctx = &log;
+  harness_exec(db, seed000);
+  harness_exec(db, "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < 4999)"
+                   " INSERT INTO \"conference\" (\"id\", \"conference_id\", \"app_id\")"
+                   " SELECT 1000 + i, 'g' || CAST(i / 2 AS TEXT), 1 FROM n");
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, &opt), NODUP_OK);
+  assert_int_equal(r->groups, 2501);
+  assert_true(r->batches >= 2);
+  assert_int_equal(log.n, (int)r->batches);
+  assert_int_equal(log.done[0], 1000);
+  for (int i = 1; i < log.n; i++) {
+    long long step = log.done[i] - log.done[i - 1], last = i > 1 ? log.done[i - 1] - log.done[i - 2]
+                                                               : log.done[0];
+    assert_true(step > 0);
+    assert_true(step <= 2 * last);
+  }
+  assert_int_equal(log.done[log.n - 1], 2501);
+  nodup_merge_free(r);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"conference\" WHERE \"id\" >= 1000",
+                                 NULL), 2500);
+}
+
 /* SQLite: a batched merge postpones the WAL's automatic checkpoints to
  * its end (db_sqlite.c), then puts the connection's setting back and
  * truncates the WAL it let grow. */
@@ -265,6 +308,7 @@ int main(void) {
       T(test_one_to_one_fail),
       T(test_user_reference_and_keep),
       T(test_batches),
+      T(test_timed_batches),
       T(test_batches_leave_wal_as_found),
       T(test_chinook_playlists),
       T(test_errors),
