@@ -157,8 +157,8 @@ export class Connection {
    * The allocation is prepared once per (table, column, scope columns, set
    * columns, maxLength, fallback, reserved) and kept on the connection,
    * as getOrCreate's keys are: later calls send only the allocation's
-   * statements (on PostgreSQL 2 round trips, where preparing costs about
-   * 11 more).
+   * statements (on PostgreSQL 2 round trips, where preparing on every
+   * call sent about 14).
    */
   slug(table: string, column: string, text: string, options?: SlugOptions):
     Promise<{ slug: string; id: string }>;
