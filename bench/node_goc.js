@@ -19,6 +19,9 @@
 //                call (thread pool and back), the number the target is on
 //   node 2/4 in flight  the same connection with 2 or 4 calls queued: the
 //                queue starts the next call while the last one settles
+//   node many x100  getOrCreateMany batches of 100 random keys, each
+//                awaited: keys per second (one nodup_get_or_create_many
+//                call, one round trip, per batch), against C's single calls
 const { spawnSync, execFileSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
@@ -45,26 +48,47 @@ function runC() {
   return Number(r.stdout.trim());
 }
 
-// `inFlight` loops on one connection, each awaiting its own calls.
-async function runNode(inFlight) {
+// `inFlight` loops on one connection, each awaiting its own steps, for
+// SECONDS after WARMUP: step(db, nextKey) asks for keys from nextKey()
+// (random hits) and resolves with how many. Returns keys per second.
+async function runNode(inFlight, step) {
   const db = await nodup.connect(conninfo);
   let rng = 12345 >>> 0;
-  let calls = 0;
+  const nextKey = () => {
+    rng = (Math.imul(rng, 1664525) + 1013904223) >>> 0;
+    return `h${(rng >>> 8) % KEYS + 1}`;
+  };
+  let keys = 0;
   const start = performance.now() / 1000;
   const from = start + WARMUP, until = from + SECONDS;
   async function loop() {
     for (;;) {
       const t = performance.now() / 1000;
       if (t >= until) return;
-      rng = (Math.imul(rng, 1664525) + 1013904223) >>> 0;
-      const r = await db.getOrCreate('t', { k: `h${(rng >>> 8) % KEYS + 1}` });
-      if (r.created) throw new Error('a miss');
-      if (t >= from) calls++;
+      const n = await step(db, nextKey);
+      if (t >= from) keys += n;
     }
   }
   await Promise.all(Array.from({ length: inFlight }, loop));
   await db.close();
-  return calls / SECONDS;
+  return keys / SECONDS;
+}
+
+// One getOrCreate.
+async function single(db, nextKey) {
+  const r = await db.getOrCreate('t', { k: nextKey() });
+  if (r.created) throw new Error('a miss');
+  return 1;
+}
+
+// One getOrCreateMany of `batch` keys.
+function many(batch) {
+  return async (db, nextKey) => {
+    const keys = Array.from({ length: batch }, () => ({ k: nextKey() }));
+    const res = await db.getOrCreateMany('t', keys);
+    if (res.some((r) => r.created)) throw new Error('a miss');
+    return batch;
+  };
 }
 
 // The throwaway cluster: started here, stopped by stopCluster() on every
@@ -104,21 +128,23 @@ async function main() {
   await admin.exec('ANALYZE "t"');
   await admin.close();
 
-  const cells = { 'c': [], 'node await': [], 'node 2 in flight': [], 'node 4 in flight': [] };
+  const cells = { 'c': [], 'node await': [], 'node 2 in flight': [], 'node 4 in flight': [],
+    'node many x100': [] };
   for (let round = 0; round < ROUNDS; round++) {
     process.stderr.write(`round ${round + 1}/${ROUNDS}\n`);
     // Alternate who goes first, so drift in the machine's load is shared.
     if (round % 2 === 0) cells.c.push(runC());
-    cells['node await'].push(await runNode(1));
+    cells['node await'].push(await runNode(1, single));
     if (round % 2 === 1) cells.c.push(runC());
-    cells['node 2 in flight'].push(await runNode(2));
-    cells['node 4 in flight'].push(await runNode(4));
+    cells['node 2 in flight'].push(await runNode(2, single));
+    cells['node 4 in flight'].push(await runNode(4, single));
+    cells['node many x100'].push(await runNode(1, many(100)));
   }
   const c = median(cells.c);
   const lines = [
     `get-or-create hits, PostgreSQL, one connection, ${SECONDS} s x ${ROUNDS} rounds ` +
       `(medians), libnodup ${nodup.libversion}, node ${process.version}`, '',
-    '| method | calls/s | vs C |', '|---|---:|---:|',
+    '| method | keys/s | vs C |', '|---|---:|---:|',
     ...Object.entries(cells).map(([name, xs]) =>
       `| ${name} | ${Math.round(median(xs))} | ${(median(xs) / c).toFixed(2)}x |`),
   ];

@@ -7,8 +7,8 @@
  * operations themselves (ops.c: how each method reads its arguments, runs
  * and answers) and the conversions between JS values and the library's
  * text values (values.c), with errors as JS objects (error.c) and the
- * prepared-key cache (keycache.c) beside them. addon.c registers the
- * module. Written against node_api.h alone (no C++ wrapper).
+ * cache of prepared keys and slugs (cache.c) beside them. addon.c
+ * registers the module. Written against node_api.h alone (no C++ wrapper).
  */
 #ifndef NODUP_NODE_ADDON_H
 #define NODUP_NODE_ADDON_H
@@ -30,7 +30,9 @@ typedef struct node_arena {
 void *node_arena_alloc(node_arena *arena, size_t size);
 void node_arena_free(node_arena *arena);
 
-/* Columns and their text values (NULL is SQL NULL), in the arena. */
+/* Columns and their text values (NULL is SQL NULL), in the arena. `vals`
+ * holds one row of n values, or, read by node_get_rows(), several rows of
+ * n values, row after row. */
 typedef struct node_columns {
   const char **names;
   const char **vals;
@@ -50,6 +52,15 @@ int node_get_string(napi_env env, napi_value v, node_arena *arena,
  * column out, except in a key (`is_key`), where it is a TypeError. */
 int node_get_columns(napi_env env, napi_value object, node_arena *arena,
                      const char *what, int required, int is_key, node_columns *out);
+
+/* Read an array of objects { column: value, ... } that all name the same
+ * columns in the same order as the first (read as node_get_columns does)
+ * into `out`: the first's names, and *nrows rows of values. `what` names
+ * the array in errors ("keys"): a TypeError names the index of the first
+ * object whose columns differ. An empty array gives no rows and no
+ * columns. */
+int node_get_rows(napi_env env, napi_value array, node_arena *arena, const char *what,
+                  int is_key, node_columns *out, size_t *nrows);
 
 /* An optional property of an options object: undefined when absent or
  * when `options` is undefined/null. Non-zero (TypeError pending) when
@@ -78,21 +89,34 @@ const char *node_error_name(int code);
 /* A TypeError with code NODUP_ERR_USAGE, made pending. Returns -1. */
 int node_throw_usage(napi_env env, const char *fmt, ...);
 
-/* --- keycache.c ---------------------------------------------------------- */
+/* --- cache.c ------------------------------------------------------------- */
 
-typedef struct node_key_cache node_key_cache;
-node_key_cache *node_key_cache_new(void);
+typedef struct node_cache node_cache;
+node_cache *node_cache_new(void);
 /* The prepared key for (table, cols, where) on `db`, prepared on first
  * use and kept. Runs in the worker thread. Borrowed from the cache. */
-int node_key_cache_get(node_key_cache *cache, nodup_db *db, const char *table,
-                       const char *const *cols, size_t ncols, const char *where,
-                       nodup_key **out);
-void node_key_cache_free(node_key_cache *cache);
+int node_cache_key(node_cache *cache, nodup_db *db, const char *table, const char *const *cols,
+                   size_t ncols, const char *where, nodup_key **out);
+/* The prepared slug for (table, column, scope_cols, set_cols, *opt) on
+ * `db`, likewise. */
+int node_cache_slug(node_cache *cache, nodup_db *db, const char *table, const char *column,
+                    const char *const *scope_cols, size_t nscope, const char *const *set_cols,
+                    size_t nset, const nodup_slug_options *opt, nodup_slug **out);
+/* Free every handle, then the cache. Accepts NULL. */
+void node_cache_free(node_cache *cache);
 
 /* --- call.c: one operation as a promise ---------------------------------- */
 
 typedef struct node_conn node_conn;
 typedef struct node_call node_call;
+
+/* One row of getOrCreateMany's answer, copied off the key (whose ids last
+ * only until its next many-keys call); `id` points into the same
+ * allocation. */
+typedef struct node_many_result {
+  const char *id;
+  int created;
+} node_many_result;
 
 /* One operation: `run` in a thread-pool thread (no JS there), `result` on
  * the main thread to make the resolved value. `name` names connect()'s
@@ -114,9 +138,11 @@ struct node_call {
   const char *table, *column, *where, *text, *sql, *url;
   node_columns key, first, second;  /* key; defaults/create/scope; set */
   nodup_slug_options slug_options;
+  size_t nrows;             /* getOrCreateMany: rows of key.vals and first.vals */
   /* outputs */
   int rc;
   char *id, *slug, *index;  /* malloc'd; freed with the call */
+  node_many_result *many;   /* getOrCreateMany: nrows of them, one allocation */
   int created, outcome;
   nodup_db *opened;         /* connect(): the new connection */
   node_error error;
@@ -144,7 +170,7 @@ int node_call_status(node_call *call, int rc, nodup_db *db);
 
 struct node_conn {
   nodup_db *db;             /* NULL once closed */
-  node_key_cache *keys;     /* prepared keys, used only by the running call */
+  node_cache *cache;        /* prepared keys and slugs, used only by the running call */
   pthread_mutex_t lock;     /* guards the two lists and `working` */
   node_call *waiting, *waiting_tail;  /* made, not yet run (FIFO) */
   node_call *ran, *ran_tail;          /* run, not yet settled (FIFO) */
@@ -167,6 +193,7 @@ void node_conn_push(napi_env env, node_conn *conn, node_call *call);
 
 napi_value node_connect(napi_env env, napi_callback_info info);
 napi_value node_get_or_create(napi_env env, napi_callback_info info);
+napi_value node_get_or_create_many(napi_env env, napi_callback_info info);
 napi_value node_update_or_create(napi_env env, napi_callback_info info);
 napi_value node_slug(napi_env env, napi_callback_info info);
 napi_value node_check(napi_env env, napi_callback_info info);

@@ -43,6 +43,7 @@ void node_call_free(node_call *call) {
   free(call->id);
   free(call->slug);
   free(call->index);
+  free(call->many);
   node_error_clear(&call->error);
   free(call);
 }

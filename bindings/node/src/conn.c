@@ -2,12 +2,12 @@
  * conn.c -- the Connection object: one nodup_db, its queue, its end.
  *
  * A Connection is made only by connect() (its constructor refuses direct
- * use) and owns one nodup_db and the keys prepared on it. Its calls wait
- * in a FIFO and run one at a time (call.c says why). One work item at a
- * time serves the connection: in a pool thread it runs the waiting calls
- * in order, up to NODE_CONN_BATCH of them, then back on the main thread
- * its completion settles them and, if more are waiting, queues the next
- * work item. So N calls made at once cost one trip through the pool per
+ * use) and owns one nodup_db and the keys and slugs prepared on it
+ * (cache.c). Its calls wait in a FIFO and run one at a time (call.c says
+ * why). One work item at a time serves the connection: in a pool thread
+ * it runs the waiting calls in order, up to NODE_CONN_BATCH of them,
+ * then back on the main thread its completion settles them and, if more
+ * are waiting, queues the next work item. So N calls made at once cost one trip through the pool per
  * batch rather than per call (each trip is two thread wake-ups, which cost
  * more than a get-or-create hit on a busy machine: bench/README.md), and
  * the batch limit bounds how long a result waits for the calls after it.
@@ -35,7 +35,7 @@ typedef struct node_addon {
 } node_addon;
 
 static void conn_free(node_conn *conn) {
-  node_key_cache_free(conn->keys);
+  node_cache_free(conn->cache);
   nodup_close(conn->db);
   pthread_mutex_destroy(&conn->lock);
   free(conn);
@@ -66,15 +66,15 @@ static napi_value conn_construct(napi_env env, napi_callback_info info) {
     return NULL;
   }
   node_conn *conn = calloc(1, sizeof *conn);
-  node_key_cache *keys = node_key_cache_new();
-  if (conn == NULL || keys == NULL || pthread_mutex_init(&conn->lock, NULL) != 0) {
+  node_cache *cache = node_cache_new();
+  if (conn == NULL || cache == NULL || pthread_mutex_init(&conn->lock, NULL) != 0) {
     free(conn);
-    free(keys);
+    free(cache);
     napi_throw_error(env, "NODUP_ERR_NOMEM", "out of memory");
     return NULL;
   }
   conn->db = addon->constructing;
-  conn->keys = keys;
+  conn->cache = cache;
   addon->constructing = NULL;
   if (napi_wrap(env, self, conn, conn_finalize, NULL, &conn->self) != napi_ok) {
     conn_free(conn);
@@ -225,14 +225,14 @@ static void addon_free(napi_env env, void *data, void *hint) {
 napi_status node_conn_define(napi_env env, napi_value exports) {
   napi_property_descriptor methods[] = {
       {"getOrCreate", NULL, node_get_or_create, NULL, NULL, NULL, napi_default_method, NULL},
+      {"getOrCreateMany", NULL, node_get_or_create_many, NULL, NULL, NULL, napi_default_method,
+       NULL},
       {"updateOrCreate", NULL, node_update_or_create, NULL, NULL, NULL, napi_default_method,
        NULL},
       {"slug", NULL, node_slug, NULL, NULL, NULL, napi_default_method, NULL},
       {"check", NULL, node_check, NULL, NULL, NULL, napi_default_method, NULL},
       {"exec", NULL, node_exec, NULL, NULL, NULL, napi_default_method, NULL},
       {"close", NULL, node_close, NULL, NULL, NULL, napi_default_method, NULL},
-      /* getOrCreateMany: the many-keys get-or-create (the lead's work)
-       * takes its place here, an operation in ops.c like getOrCreate. */
   };
   napi_value cls;
   napi_status st = napi_define_class(env, "Connection", NAPI_AUTO_LENGTH, conn_construct, NULL,

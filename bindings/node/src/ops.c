@@ -43,6 +43,20 @@ static napi_value refuse(napi_env env, node_call *call, napi_value promise) {
   return promise;
 }
 
+/* begin() for the methods on a table: (table, ..., options), three
+ * arguments, the table read. NULL as from begin(), or with the promise
+ * rejected when the table is not a string. */
+static node_call *begin_on_table(napi_env env, napi_callback_info info,
+                                 const node_call_ops *ops, napi_value *argv,
+                                 napi_value *promise) {
+  node_call *call = begin(env, info, ops, 3, argv, promise);
+  if (call != NULL && node_get_string(env, argv[0], &call->arena, "table", &call->table) != 0) {
+    refuse(env, call, *promise);
+    return NULL;
+  }
+  return call;
+}
+
 /* options.where: the key's predicate, trusted SQL text, or none. */
 static int get_where(napi_env env, napi_value options, node_call *call) {
   napi_value v;
@@ -66,8 +80,8 @@ static int get_columns_option(napi_env env, napi_value options, const char *name
 /* The key the call names, from the connection's cache. */
 static int cached_key(node_call *call, nodup_key **key) {
   node_conn *conn = call->conn;
-  int rc = node_key_cache_get(conn->keys, conn->db, call->table, call->key.names, call->key.n,
-                              call->where, key);
+  int rc = node_cache_key(conn->cache, conn->db, call->table, call->key.names, call->key.n,
+                          call->where, key);
   return node_call_status(call, rc, conn->db);
 }
 
@@ -136,11 +150,10 @@ static int keyed_done(node_call *call, int rc, const nodup_result *res) {
 static napi_value keyed_method(napi_env env, napi_callback_info info, const node_call_ops *ops,
                                const char *first, const char *second) {
   napi_value argv[3], promise;
-  node_call *call = begin(env, info, ops, 3, argv, &promise);
+  node_call *call = begin_on_table(env, info, ops, argv, &promise);
   if (call == NULL)
     return promise;
-  if (node_get_string(env, argv[0], &call->arena, "table", &call->table) != 0 ||
-      node_get_columns(env, argv[1], &call->arena, "key", 1, 1, &call->key) != 0 ||
+  if (node_get_columns(env, argv[1], &call->arena, "key", 1, 1, &call->key) != 0 ||
       get_columns_option(env, argv[2], first, call, &call->first) != 0 ||
       (second != NULL && get_columns_option(env, argv[2], second, call, &call->second) != 0) ||
       get_where(env, argv[2], call) != 0)
@@ -205,8 +218,112 @@ napi_value node_get_or_create(napi_env env, napi_callback_info info) {
   return keyed_method(env, info, &goc_ops, "defaults", NULL);
 }
 
-/* getOrCreateMany: the lead's many-keys get-or-create goes here, as its
- * own node_call_ops over the cached key (not built in this binding yet). */
+/* --- getOrCreateMany(table, keys, {defaults, where}) --------------------------- */
+
+/* options.defaults: an array of objects parallel to the keys, or one
+ * object for every row, repeated here (the library takes a row of
+ * defaults per key). */
+static int get_many_defaults(napi_env env, napi_value options, node_call *call) {
+  napi_value v;
+  bool is_array = false;
+  size_t n;
+  if (node_get_option(env, options, "defaults", &v) != 0)
+    return -1;
+  napi_is_array(env, v, &is_array);
+  if (is_array) {
+    if (node_get_rows(env, v, &call->arena, "options.defaults", 0, &call->first, &n) != 0)
+      return -1;
+    if (n != call->nrows)
+      return node_throw_usage(env,
+                              "options.defaults has %zu objects for %zu keys: give one per "
+                              "key, or one object for all",
+                              n, call->nrows);
+    return 0;
+  }
+  node_columns one;
+  if (node_get_columns(env, v, &call->arena, "options.defaults", 0, 0, &one) != 0)
+    return -1;
+  call->first = one;
+  if (one.n == 0 || call->nrows == 0)
+    return 0;
+  call->first.vals = node_arena_alloc(&call->arena, call->nrows * one.n * sizeof *one.vals);
+  if (call->first.vals == NULL)
+    return node_throw_usage(env, "out of memory");
+  for (size_t r = 0; r < call->nrows; r++)
+    memcpy(call->first.vals + r * one.n, one.vals, one.n * sizeof *one.vals);
+  return 0;
+}
+
+/* Copy the results off the key before the call settles: their ids last
+ * only until the key's next many-keys call, and the connection may run
+ * one before this promise settles. One allocation: the rows, then their
+ * ids. */
+static int keep_many(node_call *call, const nodup_result *res) {
+  size_t bytes = call->nrows * sizeof *call->many;
+  for (size_t r = 0; r < call->nrows; r++)
+    bytes += strlen(res[r].id) + 1;
+  if ((call->many = malloc(bytes)) == NULL)
+    return NODUP_ERR_NOMEM;
+  char *ids = (char *)(call->many + call->nrows);
+  for (size_t r = 0; r < call->nrows; r++) {
+    size_t len = strlen(res[r].id) + 1;
+    memcpy(ids, res[r].id, len);
+    call->many[r].id = ids;
+    call->many[r].created = res[r].created;
+    ids += len;
+  }
+  return NODUP_OK;
+}
+
+/* One library call for every row. No keys: nothing to ask (nor any
+ * columns to prepare a key on). */
+static int many_run(node_call *call) {
+  nodup_key *key;
+  if (call->nrows == 0)
+    return NODUP_OK;
+  if (cached_key(call, &key) != NODUP_OK)
+    return call->rc;
+  nodup_result *res = calloc(call->nrows, sizeof *res);
+  int rc = res == NULL ? NODUP_ERR_NOMEM
+                       : nodup_get_or_create_many(key, call->nrows, call->key.vals,
+                                                  call->first.names, call->first.vals,
+                                                  call->first.n, res);
+  if (rc == NODUP_OK)
+    rc = keep_many(call, res);
+  free(res);
+  return node_call_status(call, rc, call->conn->db);
+}
+
+static napi_value many_result(napi_env env, node_call *call) {
+  napi_value array, obj;
+  if (napi_create_array_with_length(env, call->nrows, &array) != napi_ok)
+    return NULL;
+  for (size_t r = 0; r < call->nrows; r++) {
+    if (napi_create_object(env, &obj) != napi_ok)
+      return NULL;
+    set_text(env, obj, "id", call->many[r].id);
+    set_bool(env, obj, "created", call->many[r].created);
+    if (napi_set_element(env, array, (uint32_t)r, obj) != napi_ok)
+      return NULL;
+  }
+  return array;
+}
+
+static const node_call_ops many_ops = {"nodup:getOrCreateMany", many_run, many_result};
+
+/* `keys` all name the first's columns, in its order: that order is the
+ * key's, and the library reads the values row after row in it. */
+napi_value node_get_or_create_many(napi_env env, napi_callback_info info) {
+  napi_value argv[3], promise;
+  node_call *call = begin_on_table(env, info, &many_ops, argv, &promise);
+  if (call == NULL)
+    return promise;
+  if (node_get_rows(env, argv[1], &call->arena, "keys", 1, &call->key, &call->nrows) != 0 ||
+      get_many_defaults(env, argv[2], call) != 0 || get_where(env, argv[2], call) != 0)
+    return refuse(env, call, promise);
+  node_call_start(env, call);
+  return promise;
+}
 
 /* --- updateOrCreate(table, key, {set, create, where}) ------------------------- */
 
@@ -239,13 +356,17 @@ napi_value node_update_or_create(napi_env env, napi_callback_info info) {
 
 /* --- slug(table, column, text, {scope, set, maxLength, fallback, reserved}) -- */
 
+/* Through the connection's prepared slug for these columns and options:
+ * nodup_slug_create() would read the catalog and prepare on every call. */
 static int slug_run(node_call *call) {
   nodup_slug_result res = {0};
   nodup_db *db = call->conn->db;
-  int rc = nodup_slug_create(&res, db, call->table, call->column, call->first.names,
-                             call->first.vals, call->first.n, call->second.names,
-                             call->second.vals, call->second.n, call->text,
-                             &call->slug_options);
+  nodup_slug *slug;
+  int rc = node_cache_slug(call->conn->cache, db, call->table, call->column, call->first.names,
+                           call->first.n, call->second.names, call->second.n,
+                           &call->slug_options, &slug);
+  if (rc == NODUP_OK)
+    rc = nodup_slug_next(&res, slug, call->first.vals, call->second.vals, call->text);
   if (node_call_status(call, rc, db) == NODUP_OK) {
     call->slug = res.slug;
     call->id = res.id;
@@ -338,13 +459,11 @@ static const node_call_ops check_ops = {"nodup:check", check_run, text_result};
 
 napi_value node_check(napi_env env, napi_callback_info info) {
   napi_value argv[3], promise;
-  node_call *call = begin(env, info, &check_ops, 3, argv, &promise);
+  node_call *call = begin_on_table(env, info, &check_ops, argv, &promise);
   if (call == NULL)
     return promise;
   bool is_array = false;
   uint32_t n = 0;
-  if (node_get_string(env, argv[0], &call->arena, "table", &call->table) != 0)
-    return refuse(env, call, promise);
   napi_is_array(env, argv[1], &is_array);
   if (is_array)
     napi_get_array_length(env, argv[1], &n);
@@ -389,12 +508,12 @@ napi_value node_exec(napi_env env, napi_callback_info info) {
 
 /* --- close() ------------------------------------------------------------------ */
 
-/* The keys first: each keeps the connection open (nodup_close). A second
- * close() finds nothing left to do. */
+/* The prepared keys and slugs first: each keeps the connection open
+ * (nodup_close). A second close() finds nothing left to do. */
 static int close_run(node_call *call) {
   node_conn *conn = call->conn;
-  node_key_cache_free(conn->keys);
-  conn->keys = NULL;
+  node_cache_free(conn->cache);
+  conn->cache = NULL;
   nodup_close(conn->db);
   conn->db = NULL;
   return NODUP_OK;

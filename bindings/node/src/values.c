@@ -180,6 +180,68 @@ int node_get_columns(napi_env env, napi_value object, node_arena *arena, const c
   return 0;
 }
 
+/* The column names as a message shows them: "a", "b" (cut when long). */
+static void names_text(char *buf, size_t size, const node_columns *c) {
+  size_t len = 0;
+  buf[0] = '\0';
+  if (c->n == 0)
+    snprintf(buf, size, "no column");
+  for (size_t i = 0; i < c->n && len < size; i++) {
+    int n = snprintf(buf + len, size - len, "%s\"%s\"", i ? ", " : "", c->names[i]);
+    len += n > 0 ? (size_t)n : 0;
+  }
+}
+
+static int same_names(const node_columns *a, const node_columns *b) {
+  if (a->n != b->n)
+    return 0;
+  for (size_t i = 0; i < a->n; i++)
+    if (strcmp(a->names[i], b->names[i]) != 0)
+      return 0;
+  return 1;
+}
+
+/* Each object is read whole (its names too, which only the comparison
+ * needs): the arena frees them with the call. */
+int node_get_rows(napi_env env, napi_value array, node_arena *arena, const char *what,
+                  int is_key, node_columns *out, size_t *nrows) {
+  memset(out, 0, sizeof *out);
+  *nrows = 0;
+  bool is_array = false;
+  uint32_t n = 0;
+  napi_is_array(env, array, &is_array);
+  if (!is_array || napi_get_array_length(env, array, &n) != napi_ok)
+    return node_throw_usage(env, "%s must be an array of objects of column: value", what);
+  for (uint32_t r = 0; r < n; r++) {
+    char item[80];
+    napi_value v;
+    node_columns row;
+    snprintf(item, sizeof item, "%s[%u]", what, r);
+    if (napi_get_element(env, array, r, &v) != napi_ok ||
+        node_get_columns(env, v, arena, item, is_key, is_key, &row) != 0)
+      return -1;
+    if (r == 0) {
+      out->names = row.names;
+      out->n = row.n;
+      out->vals = node_arena_alloc(arena, (size_t)n * (row.n ? row.n : 1) * sizeof *out->vals);
+      if (out->vals == NULL)
+        return out_of_memory(env);
+    } else if (!same_names(out, &row)) {
+      char first[200], this[200];
+      names_text(first, sizeof first, out);
+      names_text(this, sizeof this, &row);
+      return node_throw_usage(env,
+                              "%s names %s where %s[0] names %s: every object must name the "
+                              "same columns in the same order",
+                              item, this, what, first);
+    }
+    if (row.n > 0)
+      memcpy(out->vals + (size_t)r * out->n, row.vals, row.n * sizeof *row.vals);
+  }
+  *nrows = n;
+  return 0;
+}
+
 int node_get_option(napi_env env, napi_value options, const char *name, napi_value *out) {
   napi_valuetype type;
   napi_typeof(env, options, &type);

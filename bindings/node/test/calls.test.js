@@ -121,6 +121,49 @@ test('slug: my-team, then my-team-2, and the row gets its columns', async () => 
   await assert.rejects(db.slug('team', 'name', 'x'), { code: 'NODUP_ERR_UNBACKED' });
 });
 
+test('slug: one prepared allocation per columns and options, none kept after a refusal',
+  async () => {
+    await db.exec(`CREATE TABLE "tag" (${idColumn}, "tenant" text, "slug" text NOT NULL,
+      "label" text, "note" text)`);
+    // No index yet: refused, and nothing is kept for it.
+    await assert.rejects(db.slug('tag', 'slug', 'Red', { scope: { tenant: 'a' } }),
+      { code: 'NODUP_ERR_UNBACKED' });
+    await db.exec(`CREATE UNIQUE INDEX "tag_tenant_slug" ON "tag" ("tenant", "slug")`);
+    const got = [];
+    for (const [tenant, set, opts] of [
+      ['a', { label: 'x' }, {}],
+      ['a', { label: 'x' }, {}],
+      ['b', { label: 'x' }, {}],
+      ['a', { label: 'x', note: 'n' }, {}],
+      ['a', {}, { maxLength: 11 }],
+      ['a', { note: 'n' }, { maxLength: 11 }],
+    ]) {
+      const r = await db.slug('tag', 'slug', 'Red Shoes', { scope: { tenant }, set, ...opts });
+      got.push(r.slug);
+    }
+    assert.deepEqual(got, ['red-shoes', 'red-shoes-2', 'red-shoes', 'red-shoes-3', 'red',
+      'red-2']);
+    // The same text under other options: fallback and reserved words.
+    assert.equal((await db.slug('tag', 'slug', '!!!', { scope: { tenant: 'a' } })).slug, 'n-a');
+    assert.equal((await db.slug('tag', 'slug', '!!!', { scope: { tenant: 'a' },
+      fallback: 'blank' })).slug, 'blank');
+    assert.equal((await db.slug('tag', 'slug', 'Edit', { scope: { tenant: 'a' } })).slug,
+      'edit-2');
+    assert.equal((await db.slug('tag', 'slug', 'Edit', { scope: { tenant: 'b' },
+      reserved: [] })).slug, 'edit');
+  });
+
+test('past 256 prepared keys and slugs the oldest are freed, and prepared again on use',
+  async () => {
+    const first = await db.getOrCreate('t', { k: 'evicted' });
+    // 260 slug signatures (each fallback is another), pushing the key out.
+    for (let i = 0; i < 260; i++)
+      await db.slug('tag', 'slug', '?', { scope: { tenant: 'evict' }, fallback: `f${i}` });
+    assert.deepEqual(await db.getOrCreate('t', { k: 'evicted' }), { id: first.id, created: false });
+    assert.equal((await db.slug('tag', 'slug', '?', { scope: { tenant: 'evict' },
+      fallback: 'f0' })).slug, 'f0-2');
+  });
+
 test('argument errors reject (never throw) with TypeError NODUP_ERR_USAGE', async () => {
   const cases = [
     () => db.getOrCreate(3, { k: 'a' }),

@@ -3,7 +3,7 @@
 // caller per key gets created, and every caller the same id.
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const { nodup, idColumn, setupDatabase, connectMany } = require('./helpers');
+const { idColumn, setupDatabase, connectMany, tallyByKey } = require('./helpers');
 
 const CONNECTIONS = 8;
 const KEYS = 25;
@@ -32,13 +32,7 @@ test('exactly one created per key across connections', async () => {
   const results = await Promise.all(calls);
   await Promise.all(conns.map((db) => db.close()));
   assert.equal(results.length, CONNECTIONS * ROUNDS * KEYS);
-  const byKey = new Map();
-  for (const r of results) {
-    const seen = byKey.get(r.k) || { created: 0, ids: new Set() };
-    seen.created += r.created ? 1 : 0;
-    seen.ids.add(r.id);
-    byKey.set(r.k, seen);
-  }
+  const byKey = tallyByKey(results);
   assert.equal(byKey.size, KEYS);
   for (const [k, seen] of byKey) {
     assert.equal(seen.created, 1, `${k}: ${seen.created} callers got created`);

@@ -57,6 +57,34 @@ function connectMany(url, n) {
   return Promise.all(Array.from({ length: n }, () => nodup.connect(url)));
 }
 
+// Results of concurrent calls, [{ k, id, created }, ...], by key:
+// Map k -> { created: how many got created, ids: Set of the ids seen }.
+function tallyByKey(results) {
+  const byKey = new Map();
+  for (const r of results) {
+    const seen = byKey.get(r.k) || { created: 0, ids: new Set() };
+    seen.created += r.created ? 1 : 0;
+    seen.ids.add(r.id);
+    byKey.set(r.k, seen);
+  }
+  return byKey;
+}
+
+// A batch of keys for getOrCreateMany from `names`: `size` of them drawn
+// with repeats in an order fixed by `seed` (mulberry32), so that
+// concurrent batches overlap in different orders.
+function batchOf(names, size, seed) {
+  let s = seed >>> 0;
+  const next = () => {
+    s = (s + 0x6D2B79F5) >>> 0;
+    let x = Math.imul(s ^ (s >>> 15), 1 | s);
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+  return Array.from({ length: size }, () => names[Math.floor(next() * names.length)]);
+}
+
 module.exports = {
   nodup, backend, idColumn, freshDatabase, setupDatabase, connectMany, packageDir,
+  tallyByKey, batchOf,
 };
