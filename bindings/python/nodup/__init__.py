@@ -11,8 +11,10 @@ exactly one caller creates the row and every caller gets its id::
             "conference", {"conference_id": "abc", "app_id": 7},
             defaults={"title": "Weekly"})
 
-A connection per thread: open one in each thread (the GIL is released during
-database work). Errors are subclasses of nodup.Error carrying .code,
+Connection.get_or_create_many does the same for a list of keys in one call
+(two statements on PostgreSQL, whatever their number), results in input
+order. A connection per thread: open one in each thread (the GIL is released
+during database work). Errors are subclasses of nodup.Error carrying .code,
 .sqlstate and .constraint. For Django models see nodup.django.
 """
 
@@ -50,9 +52,6 @@ UPDATED = "updated"
 UNCHANGED = "unchanged"
 
 __version__ = libversion
-
-# MANY-KEYS: Connection.get_or_create_many arrives with the library's
-# many-keys call (src/connection.c marks the place).
 
 __all__ = [
     "connect", "Connection", "slugify", "strerror", "libversion",

@@ -11,6 +11,8 @@ miss, and both insert unless a unique constraint stops one, in which case
 that one gets an IntegrityError it retries only on some paths. This helper
 hands the call to libnodup instead, which makes the unique index the
 arbiter: exactly one caller creates the row and every caller gets it.
+get_or_create_many does the same for a list of keys in one call to the
+database and one query for the instances.
 
 What it takes from the model: the table (Meta.db_table), the columns of the
 key (a ForeignKey `conference` is the column `conference_id`), the
@@ -47,7 +49,7 @@ from django.db.models import UniqueConstraint
 
 import nodup
 
-__all__ = ["get_or_create", "close_connections"]
+__all__ = ["get_or_create", "get_or_create_many", "close_connections"]
 
 # libpq keywords passed on from DATABASES[...]["OPTIONS"]; Django's own
 # options there (isolation_level, server_side_binding...) are not libpq's.
@@ -88,21 +90,67 @@ def get_or_create(Model, defaults=None, **key):
     """
     if not key:
         raise nodup.UsageError("get_or_create needs at least one key field")
-    alias = router.db_for_write(Model)
-    dj = connections[alias]
-    plan = _plan(Model, alias, dj, tuple(key))
-    params = dict(key)
-    for name, value in (defaults or {}).items():
-        params[name] = value() if callable(value) else value
-    obj = Model(**params)
-    key_values = {f.column: _db_value(f, obj, dj) for f in plan.key_fields}
-    create_values = {f.column: _db_value(f, obj, dj) for f in plan.create_fields
-                     if not (f is Model._meta.auto_field and obj.pk is None)}
+    alias, dj, plan = _plan_for_write(Model, tuple(key))
+    key_values, create_values, _ = _row(Model, plan, dj, key, defaults)
     pk, created = _connection(alias, dj).get_or_create(
         plan.table, key_values, create_values, where=plan.where)
     # str(pk) is the library's own text (an int id is one in canonical form):
     # the pk field converts it, where an int would be misread by a UUIDField.
     return Model._base_manager.db_manager(alias).get(pk=str(pk)), created
+
+
+def get_or_create_many(Model, keys, defaults=None):
+    """Return [(instance, created), ...], one for each dict of `keys` in its
+    order: get_or_create(Model, defaults, **key) for every key, in one call
+    to the database (nodup's get_or_create_many) and one query (in_bulk) for
+    the instances.
+
+    `keys` is a list of dicts that all name the same model fields, as
+    get_or_create's **key does (same refusals: a lookup, or fields no
+    constraint backs, nodup.UnbackedKeyError). `defaults` is None, one dict
+    for every row, or a list of dicts parallel to `keys`; callables are
+    called for each row. A key given more than once is created at most once,
+    for its first occurrence (with its defaults), and every occurrence gets
+    the same instance object. All or nothing: on an error nothing was
+    created. A None in a key is refused (nodup.NullKeyError, naming the row
+    counting from 1) even where the constraint treats NULLs as equal: use
+    get_or_create for such a row.
+    """
+    keys = list(keys)
+    if not keys:
+        return []
+    names = tuple(keys[0])
+    if not names:
+        raise nodup.UsageError("get_or_create_many: keys[0] names no key field")
+    for i, key in enumerate(keys):
+        if set(key) != set(names):
+            raise nodup.UsageError(
+                f"get_or_create_many: keys[{i}] names the fields {sorted(key)}, not those "
+                f"of keys[0], {sorted(names)}: every key must name the same fields")
+    if defaults is None or isinstance(defaults, dict):
+        defaults = [defaults] * len(keys)
+    else:
+        defaults = list(defaults)
+        if len(defaults) != len(keys):
+            raise nodup.UsageError(
+                f"get_or_create_many: {len(defaults)} defaults for {len(keys)} keys: give "
+                "a list parallel to keys, or one dict for every row")
+    alias, dj, plan = _plan_for_write(Model, names)
+    rows = [_row(Model, plan, dj, key, d) for key, d in zip(keys, defaults)]
+    if len({pk_left_out for _, _, pk_left_out in rows}) > 1:
+        raise nodup.UsageError(
+            f"get_or_create_many: {Model.__name__}'s primary key is given (in defaults) "
+            "for some rows only: give it for every row or for none")
+    results = _connection(alias, dj).get_or_create_many(
+        plan.table, [k for k, _, _ in rows], [c for _, c, _ in rows], where=plan.where)
+    # The pk field's own conversion of the library's text (an int, a UUID):
+    # the type in_bulk keys its answer by.
+    pks = [Model._meta.pk.to_python(str(pk)) for pk, _ in results]
+    found = Model._base_manager.db_manager(alias).in_bulk(list(dict.fromkeys(pks)))
+    missing = [pk for pk in pks if pk not in found]
+    if missing:  # deleted between the call and the query
+        raise Model.DoesNotExist(f"{Model.__name__} rows {missing[:5]} no longer exist")
+    return [(found[pk], created) for pk, (_, created) in zip(pks, results)]
 
 
 def close_connections():
@@ -111,6 +159,30 @@ def close_connections():
     conns = getattr(_local, "conns", {})
     while conns:
         conns.popitem()[1][1].close()
+
+
+def _plan_for_write(Model, names):
+    """(alias, Django connection, _Plan) for a key naming the fields `names`."""
+    alias = router.db_for_write(Model)
+    dj = connections[alias]
+    return alias, dj, _plan(Model, alias, dj, names)
+
+
+def _row(Model, plan, dj, key, defaults):
+    """One row's values as nodup takes them: (key columns, create columns,
+    whether an auto primary key is left out of them). The create columns are
+    every other column Django would insert: the defaults (callables called),
+    then the fields' defaults and pre_save values; an auto primary key is
+    left out unless given, so that the database assigns it."""
+    params = dict(key)
+    for name, value in (defaults or {}).items():
+        params[name] = value() if callable(value) else value
+    obj = Model(**params)
+    key_values = {f.column: _db_value(f, obj, dj) for f in plan.key_fields}
+    pk_left_out = Model._meta.auto_field is not None and obj.pk is None
+    create_values = {f.column: _db_value(f, obj, dj) for f in plan.create_fields
+                     if not (pk_left_out and f is Model._meta.auto_field)}
+    return key_values, create_values, pk_left_out
 
 
 def _plan(Model, alias, dj, names):

@@ -50,26 +50,30 @@ PyObject *pyn_connection_open(const char *url) {
   c->db = db;
   c->busy = 0;
   c->sqlite = strcmp(nodup_db_backend(db), "sqlite") == 0;
-  if (!(c->keys = PyDict_New())) Py_CLEAR(c);
+  c->keys = PyDict_New();
+  c->slugs = PyDict_New();
+  if (!c->keys || !c->slugs) Py_CLEAR(c);
   return (PyObject *)c;
 }
 
-/* Free the keys (they hold statements on the connection), then the
- * connection, the GIL released for what they send on the wire. */
+/* Free the slug handles and keys (they hold statements on the connection),
+ * then the connection, the GIL released for what they send on the wire. */
 static void shut(pyn_connection *c) {
   nodup_db *db = c->db;
-  PyObject *keys = c->keys;
-  nodup_key **taken = NULL;
-  Py_ssize_t i, n = 0;
+  void **keys = NULL, **slugs = NULL;
+  Py_ssize_t i, nkeys = 0, nslugs = 0;
   c->db = NULL;
-  c->keys = NULL;
-  if (keys) taken = pyn_keys_take(keys, &n);
-  Py_XDECREF(keys);
+  if (c->keys) keys = pyn_cache_take(c->keys, &nkeys);
+  if (c->slugs) slugs = pyn_cache_take(c->slugs, &nslugs);
+  Py_CLEAR(c->keys);
+  Py_CLEAR(c->slugs);
   Py_BEGIN_ALLOW_THREADS
-  for (i = 0; i < n; i++) nodup_key_free(taken[i]);
+  for (i = 0; i < nslugs; i++) nodup_slug_free(slugs[i]);
+  for (i = 0; i < nkeys; i++) nodup_key_free(keys[i]);
   nodup_close(db);
   Py_END_ALLOW_THREADS
-  PyMem_Free(taken);
+  PyMem_Free(keys);
+  PyMem_Free(slugs);
 }
 
 static void conn_dealloc(pyn_connection *c) {
@@ -106,12 +110,7 @@ static PyObject *conn_exit(pyn_connection *c, PyObject *Py_UNUSED(args)) {
 static void failed(pyn_connection *c, int rc, PyObject *table, const pyn_texts *k,
                    PyObject *where) {
   pyn_raise(c->db, rc);
-  if (rc == NODUP_ERR_DB) {
-    PyObject *type, *value, *tb;
-    PyErr_Fetch(&type, &value, &tb);
-    pyn_key_forget(c, table, k, where);
-    PyErr_Restore(type, value, tb);
-  }
+  if (rc == NODUP_ERR_DB) pyn_key_forget(c, table, k, where);
 }
 
 PyDoc_STRVAR(get_or_create_doc,
@@ -159,13 +158,120 @@ done:
   return out;
 }
 
-/*
- * MANY-KEYS: the lead is adding a get-or-create of many keys in one call to
- * the library (issue 16's "many-keys once they exist"). Its binding goes
- * here, as get_or_create_many(table, keys, defaults=None, where=None) on
- * the same cached key (pyn_key_get), and a line in the method table below.
- * Not built until the library call exists.
- */
+PyDoc_STRVAR(get_or_create_many_doc,
+"get_or_create_many($self, /, table, keys, defaults=None, where=None)\n--\n\n"
+"-> [(id, created), ...]\n\n"
+"get_or_create for many keys in one call to the library (two statements on\n"
+"PostgreSQL, one round trip, whatever the number of keys). `keys` is a list of\n"
+"dicts column -> value that all name the same columns (UsageError naming the\n"
+"index of the first that does not). `defaults` is None, one dict used for\n"
+"every row, or a list of dicts parallel to `keys` that all name the same\n"
+"columns; a row's defaults are used only when that row is created.\n\n"
+"The result has one (id, created) per key, in the order of `keys`; ids as\n"
+"get_or_create returns them. A key given more than once gets the same id each\n"
+"time and is created at most once, for its first occurrence (with that\n"
+"occurrence's defaults). Under any concurrency exactly one caller per key gets\n"
+"created=True, whether callers send one key at a time or overlapping batches.\n"
+"An empty `keys` returns [].\n\n"
+"All or nothing: on an error nothing was inserted. None in a key is refused\n"
+"(NullKeyError), even where the index treats NULLs as equal: use\n"
+"get_or_create for such a row. The library's messages about one row name it\n"
+"counting from 1 ('row 3' is keys[2]). Same values, key cache, `where`, other\n"
+"errors and threading rules as get_or_create (a connection per thread).");
+
+/* A private list of the items of `seq`, which must be an iterable of dicts:
+ * a str or a mapping would iterate characters or column names. */
+static PyObject *many_list(PyObject *seq, const char *what) {
+  if (PyUnicode_Check(seq) || PyBytes_Check(seq) || PyDict_Check(seq) ||
+      PyObject_HasAttrString(seq, "keys")) {
+    PyErr_Format(PyExc_TypeError, "%s must be a list of dicts, not %.100s", what,
+                 Py_TYPE(seq)->tp_name);
+    return NULL;
+  }
+  return PySequence_List(seq);
+}
+
+/* get_or_create_many's defaults, for `nrows` rows: none, one mapping for
+ * every row, or a list of mappings parallel to the keys. `cols` gets the
+ * default columns, `rows` their values row after row. */
+static int many_defaults(pyn_connection *c, PyObject *defaults, Py_ssize_t nrows,
+                         pyn_texts *cols, pyn_rows *rows) {
+  PyObject *list;
+  int rc = -1;
+  if (defaults == Py_None || PyDict_Check(defaults) || PyObject_HasAttrString(defaults, "keys"))
+    return pyn_texts_from_mapping(cols, defaults, c->sqlite, "defaults") < 0
+               ? -1
+               : pyn_rows_repeat(rows, cols, nrows);
+  if (!(list = many_list(defaults, "defaults"))) return -1;
+  if (PyList_GET_SIZE(list) != nrows)
+    pyn_raise_format(NODUP_ERR_USAGE,
+                     "defaults has %zd dicts for %zd keys: give a list parallel to keys, "
+                     "or one dict for every row", PyList_GET_SIZE(list), nrows);
+  else if (pyn_texts_from_mapping(cols, nrows ? PyList_GET_ITEM(list, 0) : Py_None, c->sqlite,
+                                  "defaults[0]") == 0 &&
+           pyn_rows_from_mappings(rows, list, cols, c->sqlite, "defaults") == 0)
+    rc = 0;
+  Py_DECREF(list);
+  return rc;
+}
+
+/* The (id, created) pairs of a many-keys call, in input order. */
+static PyObject *many_results(const nodup_result *res, Py_ssize_t n) {
+  PyObject *out = PyList_New(n);
+  Py_ssize_t i;
+  for (i = 0; out && i < n; i++) {
+    PyObject *pair = Py_BuildValue("(NO)", pyn_id(res[i].id), res[i].created ? Py_True : Py_False);
+    if (!pair) Py_CLEAR(out);
+    else PyList_SET_ITEM(out, i, pair);
+  }
+  return out;
+}
+
+static PyObject *conn_get_or_create_many(pyn_connection *c, PyObject *args, PyObject *kw) {
+  static char *kwlist[] = {"table", "keys", "defaults", "where", NULL};
+  PyObject *table, *keys, *defaults = Py_None, *where = Py_None, *list = NULL, *out = NULL;
+  pyn_texts k = {0}, d = {0};
+  pyn_rows kr = {0}, dr = {0};
+  nodup_result *res = NULL;
+  nodup_key *key;
+  Py_ssize_t n;
+  int rc;
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "UO|OO:get_or_create_many", kwlist, &table, &keys,
+                                   &defaults, &where) ||
+      enter(c) < 0)
+    return NULL;
+  if (!(list = many_list(keys, "keys"))) goto done;
+  n = PyList_GET_SIZE(list);
+  if (many_defaults(c, defaults, n, &d, &dr) < 0) goto done;
+  if (n == 0) {  /* no columns to prepare a key on, and nothing to do */
+    out = PyList_New(0);
+    goto done;
+  }
+  if (pyn_texts_from_mapping(&k, PyList_GET_ITEM(list, 0), c->sqlite, "keys[0]") < 0 ||
+      pyn_rows_from_mappings(&kr, list, &k, c->sqlite, "keys") < 0 ||
+      !(key = pyn_key_get(c, table, &k, where)))
+    goto done;
+  if (!(res = PyMem_Calloc((size_t)n, sizeof *res))) {
+    PyErr_NoMemory();
+    goto done;
+  }
+  Py_BEGIN_ALLOW_THREADS
+  rc = nodup_get_or_create_many(key, (size_t)n, kr.vals, d.cols, dr.vals, (size_t)d.n, res);
+  Py_END_ALLOW_THREADS
+  /* The ids are the key's until its next many-keys call: converted now,
+   * while this call still holds the connection. */
+  if (rc != NODUP_OK) failed(c, rc, table, &k, where);
+  else out = many_results(res, n);
+done:
+  PyMem_Free(res);
+  Py_XDECREF(list);
+  pyn_texts_release(&k);
+  pyn_texts_release(&d);
+  pyn_rows_release(&kr);
+  pyn_rows_release(&dr);
+  leave(c);
+  return out;
+}
 
 PyDoc_STRVAR(update_or_create_doc,
 "update_or_create($self, /, table, key, set=None, create=None, where=None)\n--\n\n"
@@ -251,37 +357,42 @@ PyDoc_STRVAR(slug_doc,
 "(UnbackedKeyError otherwise). `max_length` (suffix included; default 50) and\n"
 "`fallback` (the slug of text that keeps nothing; default 'n-a') as in\n"
 "nodup_slug_options. A lost race moves on to the next suffix; the caller never\n"
-"sees the unique violation. A connection per thread.");
+"sees the unique violation.\n\n"
+"The slug handle (catalog reads, index check, prepared statements) is made once\n"
+"per connection and (table, column, scope columns, set columns, max_length,\n"
+"fallback), and reused: a call is then the allocation's statements alone. A\n"
+"connection per thread.");
 
 static PyObject *conn_slug(pyn_connection *c, PyObject *args, PyObject *kw) {
   static char *kwlist[] = {"table", "column", "text", "scope", "set", "max_length", "fallback",
                            NULL};
-  const char *table, *column, *text, *fallback = NULL;
+  const char *text;
   PyObject *scope = Py_None, *set = Py_None, *out = NULL;
-  Py_ssize_t max_length = 0;
   pyn_texts sc = {0}, st = {0};
-  nodup_slug_options opt = NODUP_SLUG_OPTIONS_INIT;
+  pyn_slug_spec spec = {.scope = &sc, .set = &st, .fallback = Py_None};
   nodup_slug_result r = {0};
+  nodup_slug *slug;
   int rc;
-  if (!PyArg_ParseTupleAndKeywords(args, kw, "sss|OOnz:slug", kwlist, &table, &column, &text,
-                                   &scope, &set, &max_length, &fallback) ||
+  if (!PyArg_ParseTupleAndKeywords(args, kw, "UUs|OOnO:slug", kwlist, &spec.table, &spec.column,
+                                   &text, &scope, &set, &spec.max_length, &spec.fallback) ||
       enter(c) < 0)
     return NULL;
-  if (max_length < 0) {
+  if (spec.max_length < 0) {
     pyn_raise_msg(NODUP_ERR_USAGE, "max_length must be positive");
     goto done;
   }
-  opt.max_length = (size_t)max_length;
-  opt.fallback = fallback;
   if (pyn_texts_from_mapping(&sc, scope, c->sqlite, "scope") < 0 ||
-      pyn_texts_from_mapping(&st, set, c->sqlite, "set") < 0)
+      pyn_texts_from_mapping(&st, set, c->sqlite, "set") < 0 || !(slug = pyn_slug_get(c, &spec)))
     goto done;
   Py_BEGIN_ALLOW_THREADS
-  rc = nodup_slug_create(&r, c->db, table, column, sc.cols, sc.vals, (size_t)sc.n, st.cols,
-                         st.vals, (size_t)st.n, text, &opt);
+  rc = nodup_slug_next(&r, slug, sc.vals, st.vals, text);
   Py_END_ALLOW_THREADS
-  if (rc != NODUP_OK) pyn_raise(c->db, rc);
-  else out = Py_BuildValue("(sN)", r.slug, pyn_id(r.id));
+  if (rc != NODUP_OK) {
+    pyn_raise(c->db, rc);
+    if (rc == NODUP_ERR_DB) pyn_slug_forget(c, &spec);  /* as failed() does for a key */
+  } else {
+    out = Py_BuildValue("(sN)", r.slug, pyn_id(r.id));
+  }
   nodup_slug_result_free(&r);
 done:
   pyn_texts_release(&sc);
@@ -338,7 +449,8 @@ static PyMethodDef conn_methods[] = {
      METH_VARARGS | METH_KEYWORDS, get_or_create_doc},
     {"update_or_create", (PyCFunction)(void (*)(void))conn_update_or_create,
      METH_VARARGS | METH_KEYWORDS, update_or_create_doc},
-    /* MANY-KEYS: {"get_or_create_many", ...} once the library has it (above). */
+    {"get_or_create_many", (PyCFunction)(void (*)(void))conn_get_or_create_many,
+     METH_VARARGS | METH_KEYWORDS, get_or_create_many_doc},
     {"check", (PyCFunction)(void (*)(void))conn_check, METH_VARARGS | METH_KEYWORDS, check_doc},
     {"slug", (PyCFunction)(void (*)(void))conn_slug, METH_VARARGS | METH_KEYWORDS, slug_doc},
     {"execute", (PyCFunction)conn_execute, METH_VARARGS, execute_doc},

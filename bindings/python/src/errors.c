@@ -12,6 +12,7 @@
  */
 #include "pynodup.h"
 
+#include <stdarg.h>
 #include <string.h>
 
 /* The classes, by code. `base` is a built-in also derived from, or NULL.
@@ -146,3 +147,15 @@ PyObject *pyn_raise(const nodup_db *db, int code) {
 }
 
 PyObject *pyn_raise_msg(int code, const char *message) { return raise_code(code, message, NULL, NULL); }
+
+PyObject *pyn_raise_format(int code, const char *format, ...) {
+  va_list ap;
+  PyObject *msg;
+  const char *text;
+  va_start(ap, format);
+  msg = PyUnicode_FromFormatV(format, ap);
+  va_end(ap);
+  if (msg && (text = PyUnicode_AsUTF8(msg))) raise_code(code, text, NULL, NULL);
+  Py_XDECREF(msg);
+  return NULL;
+}

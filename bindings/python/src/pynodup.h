@@ -2,9 +2,10 @@
  * pynodup.h -- what the files of the Python extension (_nodup) share.
  *
  * The extension is a thin layer over include/nodup.h: it turns Python
- * values into the library's text values, caches prepared keys on each
- * connection, releases the GIL around every database call and turns error
- * codes into exception classes. It writes no SQL of its own.
+ * values into the library's text values, caches prepared keys and slug
+ * handles on each connection, releases the GIL around every database call
+ * and turns error codes into exception classes. It writes no SQL of its
+ * own.
  */
 #ifndef PYNODUP_H
 #define PYNODUP_H
@@ -16,7 +17,9 @@
 
 /*
  * A connection. `db` is NULL once closed. `keys` maps (table, columns,
- * where) to a capsule owning a nodup_key prepared on `db`. `busy` is set
+ * where) to a capsule owning a nodup_key prepared on `db`; `slugs` maps
+ * what a slug handle was prepared with (pyn_slug_spec) to a capsule owning
+ * the nodup_slug. `busy` is set
  * while a method runs: the library's handles belong to one thread at a
  * time, and a second thread arriving meanwhile gets UsageError instead of
  * sharing them. It is read and set with the GIL held, so the test and the
@@ -27,6 +30,7 @@ typedef struct {
   PyObject_HEAD
   nodup_db *db;
   PyObject *keys;
+  PyObject *slugs;
   int busy;
   int sqlite;   /* the backend, for the text of a bool (1/0 or true/false) */
 } pyn_connection;
@@ -48,6 +52,9 @@ PyObject *pyn_raise(const nodup_db *db, int code);
 
 /* Raise the class of `code` with `message` and no SQLSTATE. Returns NULL. */
 PyObject *pyn_raise_msg(int code, const char *message);
+
+/* pyn_raise_msg with PyUnicode_FromFormat's format (%R, %zd...). */
+PyObject *pyn_raise_format(int code, const char *format, ...);
 
 /* --- values.c ------------------------------------------------------------ */
 
@@ -77,6 +84,32 @@ int pyn_texts_from_names(pyn_texts *t, PyObject *names, const char *what);
 /* Release what `t` holds; it may be released twice. */
 void pyn_texts_release(pyn_texts *t);
 
+/*
+ * Rows of text values for the same columns, row after row, as
+ * nodup_get_or_create_many() takes them: vals[r * ncols + i]. The strings
+ * are owned as in pyn_texts, by `owners`.
+ */
+typedef struct {
+  Py_ssize_t nrows, ncols;
+  const char **vals;
+  PyObject *owners;   /* list of the objects owning those bytes */
+} pyn_rows;
+
+/* Fill `rows` from `list` (a list the caller owns, of mappings), each
+ * mapping's values in the order of cols->names (the columns of the first,
+ * from pyn_texts_from_mapping). A mapping naming other columns raises
+ * UsageError naming its index ("keys[3]"); `what` names the list. -1 with
+ * the exception set, `rows` then released. */
+int pyn_rows_from_mappings(pyn_rows *rows, PyObject *list, const pyn_texts *cols, int sqlite,
+                           const char *what);
+
+/* Fill `rows` with `nrows` copies of t->vals (one dict for every row);
+ * `rows` holds its own reference to what owns them. */
+int pyn_rows_repeat(pyn_rows *rows, const pyn_texts *t, Py_ssize_t nrows);
+
+/* Release what `rows` holds; it may be released twice. */
+void pyn_rows_release(pyn_rows *rows);
+
 /* The library's id text as Python: an int when it is one written in
  * canonical form ("42", "-7"), else the str (UUIDs, composite keys). */
 PyObject *pyn_id(const char *id);
@@ -88,15 +121,33 @@ PyObject *pyn_id(const char *id);
 nodup_key *pyn_key_get(pyn_connection *c, PyObject *table, const pyn_texts *cols,
                        PyObject *where);
 
-/* Drop that key from the cache (freeing it); the next call prepares it again. */
+/* Drop that key from the cache (freeing it); the next call prepares it
+ * again. An exception being raised stays raised. */
 void pyn_key_forget(pyn_connection *c, PyObject *table, const pyn_texts *cols,
                     PyObject *where);
 
-/* Take every key out of `keys` (a connection's cache, being closed): the
- * capsules no longer free them; the caller frees each with nodup_key_free
- * (with the GIL released: on PostgreSQL each sends DEALLOCATEs) and the
- * array with PyMem_Free. NULL with *n = 0 when out of memory (the capsules
- * then keep their keys and free them with the dict). */
-nodup_key **pyn_keys_take(PyObject *keys, Py_ssize_t *n);
+/* What a slug handle is prepared with, and so cached under. */
+typedef struct {
+  PyObject *table, *column;   /* str */
+  const pyn_texts *scope;     /* the scope columns, in the caller's order */
+  const pyn_texts *set;       /* the other columns set, likewise */
+  Py_ssize_t max_length;      /* 0: NODUP_SLUG_MAX_LENGTH */
+  PyObject *fallback;         /* str, or None for the default */
+} pyn_slug_spec;
+
+/* The slug handle prepared on `c` for `s`, preparing it on first use (GIL
+ * released). Borrowed from c->slugs. NULL with the exception set. */
+nodup_slug *pyn_slug_get(pyn_connection *c, const pyn_slug_spec *s);
+
+/* Drop that handle from the cache (freeing it), as pyn_key_forget. */
+void pyn_slug_forget(pyn_connection *c, const pyn_slug_spec *s);
+
+/* Take every handle out of `cache` (c->keys or c->slugs of a connection
+ * being closed): the capsules no longer free them; the caller frees each
+ * with nodup_key_free or nodup_slug_free (with the GIL released: on
+ * PostgreSQL each sends DEALLOCATEs) and the array with PyMem_Free. NULL
+ * with *n = 0 when out of memory (the capsules then keep their handles and
+ * free them with the dict). */
+void **pyn_cache_take(PyObject *cache, Py_ssize_t *n);
 
 #endif

@@ -34,9 +34,10 @@ static const char *utf8(PyObject *s, const char *what, PyObject *col) {
   return p;
 }
 
-/* One value's text. A new str is appended to t->owners; static texts and
- * the caller's own str need no owner beyond the mapping's items list. */
-static int value_text(pyn_texts *t, PyObject *v, int sqlite, const char *what, PyObject *col,
+/* One value's text. A new str is appended to `owners`; static texts and
+ * the caller's own str need no owner beyond what holds `v` (the mapping's
+ * items list, or `owners` itself for rows). */
+static int value_text(PyObject *owners, PyObject *v, int sqlite, const char *what, PyObject *col,
                       const char **out) {
   PyObject *made;
   if (v == Py_None) {
@@ -58,11 +59,11 @@ static int value_text(pyn_texts *t, PyObject *v, int sqlite, const char *what, P
     return -1;
   }
   if (!made) return -1;
-  if (PyList_Append(t->owners, made) < 0) {
+  if (PyList_Append(owners, made) < 0) {
     Py_DECREF(made);
     return -1;
   }
-  Py_DECREF(made);  /* t->owners holds it */
+  Py_DECREF(made);  /* owners holds it */
   *out = PyUnicode_AsUTF8(made);
   return *out ? 0 : -1;
 }
@@ -101,17 +102,20 @@ static int finish(pyn_texts *t, PyObject *held, int ok) {
   return ok ? 0 : -1;
 }
 
+/* A mapping has keys(); a list passes PyMapping_Check but is no dict. */
+static int check_mapping(PyObject *mapping, const char *what) {
+  if (PyDict_Check(mapping) || PyObject_HasAttrString(mapping, "keys")) return 0;
+  PyErr_Format(PyExc_TypeError, "%s must be a dict of column -> value, not %.100s", what,
+               Py_TYPE(mapping)->tp_name);
+  return -1;
+}
+
 int pyn_texts_from_mapping(pyn_texts *t, PyObject *mapping, int sqlite, const char *what) {
   PyObject *items = NULL;
   Py_ssize_t i, n;
   memset(t, 0, sizeof *t);
   if (mapping == Py_None) return alloc(t, 0, 1);
-  /* A mapping has keys(); a list passes PyMapping_Check but is no dict. */
-  if (!PyDict_Check(mapping) && !PyObject_HasAttrString(mapping, "keys")) {
-    PyErr_Format(PyExc_TypeError, "%s must be a dict of column -> value, not %.100s", what,
-                 Py_TYPE(mapping)->tp_name);
-    return -1;
-  }
+  if (check_mapping(mapping, what) < 0) return -1;
   /* The items list owns the caller's keys and values for as long as the
    * call runs, whatever happens to the mapping itself. */
   if (!(items = PyMapping_Items(mapping))) return -1;
@@ -124,7 +128,7 @@ int pyn_texts_from_mapping(pyn_texts *t, PyObject *mapping, int sqlite, const ch
       goto fail;
     }
     if (name_at(t, i, PyTuple_GET_ITEM(pair, 0), what) < 0 ||
-        value_text(t, PyTuple_GET_ITEM(pair, 1), sqlite, what, PyTuple_GET_ITEM(pair, 0),
+        value_text(t->owners, PyTuple_GET_ITEM(pair, 1), sqlite, what, PyTuple_GET_ITEM(pair, 0),
                    &t->vals[i]) < 0)
       goto fail;
   }
@@ -149,6 +153,104 @@ int pyn_texts_from_names(pyn_texts *t, PyObject *names, const char *what) {
   return finish(t, seq, 1);
 fail:
   return finish(t, seq, 0);
+}
+
+void pyn_rows_release(pyn_rows *rows) {
+  PyMem_Free(rows->vals);
+  rows->vals = NULL;
+  rows->nrows = rows->ncols = 0;
+  Py_CLEAR(rows->owners);
+}
+
+static int rows_alloc(pyn_rows *rows, Py_ssize_t nrows, Py_ssize_t ncols) {
+  memset(rows, 0, sizeof *rows);
+  rows->nrows = nrows;
+  rows->ncols = ncols;
+  if (!(rows->owners = PyList_New(0))) return -1;
+  if (ncols && nrows > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof *rows->vals / ncols) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  /* +1: a call with no columns still gets a non-NULL array. */
+  if (!(rows->vals = PyMem_Calloc((size_t)(nrows * ncols) + 1, sizeof *rows->vals))) {
+    PyErr_NoMemory();
+    return -1;
+  }
+  return 0;
+}
+
+/* UsageError: `row` (number r of `what`) does not name exactly the columns
+ * of the first, `cols`. A ValueError, as a caller's bad argument is. */
+static void columns_differ(PyObject *row, Py_ssize_t r, const pyn_texts *cols, const char *what) {
+  PyObject *keys = PyMapping_Keys(row), *names = keys ? PySequence_Tuple(keys) : NULL;
+  Py_XDECREF(keys);
+  if (!names) return;
+  pyn_raise_format(NODUP_ERR_USAGE,
+                   "%s[%zd] has the columns %R, not those of %s[0], %R: every dict of %s "
+                   "must name the same columns", what, r, names, what, cols->names, what);
+  Py_DECREF(names);
+}
+
+/* Row r's values in the order of cols->names, into out[0 .. cols->n).
+ * `rows->owners` takes a reference to each value, so that its text stays
+ * valid whatever happens to the mapping. */
+static int row_texts(pyn_rows *rows, PyObject *row, Py_ssize_t r, const pyn_texts *cols,
+                     int sqlite, const char *what, const char **out) {
+  char where[80];
+  Py_ssize_t i, size;
+  PyOS_snprintf(where, sizeof where, "%s[%zd]", what, r);
+  if (check_mapping(row, where) < 0 || (size = PyObject_Size(row)) < 0) return -1;
+  if (size != cols->n) {
+    columns_differ(row, r, cols, what);
+    return -1;
+  }
+  for (i = 0; i < cols->n; i++) {
+    PyObject *name = PyTuple_GET_ITEM(cols->names, i), *v;
+    int rc;
+    /* A dict is asked without __getitem__: a defaultdict would make up the
+     * missing column rather than say it is not there. */
+    if (PyDict_Check(row)) {
+      v = PyDict_GetItemWithError(row, name);
+      Py_XINCREF(v);
+    } else if (!(v = PyObject_GetItem(row, name)) && PyErr_ExceptionMatches(PyExc_KeyError)) {
+      PyErr_Clear();
+    }
+    if (!v) {
+      if (!PyErr_Occurred()) columns_differ(row, r, cols, what);
+      return -1;
+    }
+    rc = PyList_Append(rows->owners, v) < 0 ? -1
+                                             : value_text(rows->owners, v, sqlite, where, name,
+                                                          &out[i]);
+    Py_DECREF(v);
+    if (rc < 0) return -1;
+  }
+  return 0;
+}
+
+int pyn_rows_from_mappings(pyn_rows *rows, PyObject *list, const pyn_texts *cols, int sqlite,
+                           const char *what) {
+  Py_ssize_t r;
+  if (rows_alloc(rows, PyList_GET_SIZE(list), cols->n) < 0) goto fail;
+  for (r = 0; r < rows->nrows; r++)
+    if (row_texts(rows, PyList_GET_ITEM(list, r), r, cols, sqlite, what,
+                  rows->vals + r * rows->ncols) < 0)
+      goto fail;
+  return 0;
+fail:
+  pyn_rows_release(rows);
+  return -1;
+}
+
+int pyn_rows_repeat(pyn_rows *rows, const pyn_texts *t, Py_ssize_t nrows) {
+  Py_ssize_t r;
+  if (rows_alloc(rows, nrows, t->n) < 0 || PyList_Append(rows->owners, t->owners) < 0) {
+    pyn_rows_release(rows);
+    return -1;
+  }
+  for (r = 0; r < nrows && t->n; r++)
+    memcpy(rows->vals + r * t->n, t->vals, sizeof *t->vals * (size_t)t->n);
+  return 0;
 }
 
 PyObject *pyn_id(const char *id) {

@@ -7,6 +7,7 @@ dropped after it, each test using tables of its own there.
 """
 import os
 import sqlite3
+import threading
 import uuid
 
 import pytest
@@ -82,3 +83,32 @@ def db(request, tmp_path):
 def table(db):
     """A table name of this test's own (the PostgreSQL database is shared)."""
     return "t_" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture
+def conn(db):
+    with nodup.connect(db.url) as c:
+        yield c
+
+
+def run_threads(db, count, work):
+    """Call work(n, conn) in `count` threads, each with a connection of its
+    own, released together once all are connected; [(n, exception)] of the
+    threads that raised."""
+    start = threading.Barrier(count)
+    errors = []
+
+    def one(n):
+        try:
+            with nodup.connect(db.url) as conn:  # a connection per thread
+                start.wait()
+                work(n, conn)
+        except Exception as e:  # reported by the caller, with the thread's number
+            errors.append((n, e))
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return errors

@@ -6,12 +6,6 @@ import nodup
 
 
 @pytest.fixture
-def conn(db):
-    with nodup.connect(db.url) as c:
-        yield c
-
-
-@pytest.fixture
 def t(db, table):
     """table(id, k UNIQUE, v, n, x, b)."""
     db.execute(f'CREATE TABLE "{table}" (id {db.pk()}, k text UNIQUE, v text, '
@@ -105,6 +99,10 @@ def test_partial_key(db, conn, table):
         conn.get_or_create(table, {"kind": "other", "ref": 1}, where=where)
     with pytest.raises(nodup.UnbackedKeyError):  # the same columns without the predicate
         conn.get_or_create(table, {"kind": "inquiry", "ref": 1})
+    keys = [{"kind": "inquiry", "ref": 1}, {"kind": "inquiry", "ref": 2}]
+    assert [c for _, c in conn.get_or_create_many(table, keys, where=where)] == [False, True]
+    with pytest.raises(nodup.PredicateError):
+        conn.get_or_create_many(table, [{"kind": "other", "ref": 1}], where=where)
     assert conn.check(table, ["kind", "ref"], where=where) == f"{table}_one"
 
 
@@ -141,6 +139,40 @@ def test_slug(db, conn, table):
     with pytest.raises(nodup.UnbackedKeyError):
         conn.slug(table, "slug", "My Team")  # the index is per org
     assert nodup.slugify("Crème Brûlée") == "creme-brulee"
+
+
+def test_slug_handles_cached_per_arguments(db, table):
+    """slug() keeps a prepared handle per (table, column, scope and set
+    columns, options): each call must still get its own arguments' rules."""
+    db.execute(f'CREATE TABLE "{table}" (id {db.pk()}, org integer, slug text, '
+               'name text, note text, UNIQUE (org, slug))')
+    conn = nodup.connect(db.url)
+    long = "word " * 20
+    assert len(conn.slug(table, "slug", long, scope={"org": 1}, max_length=20)[0]) <= 20
+    assert len(conn.slug(table, "slug", long, scope={"org": 1})[0]) > 20  # default 50
+    assert conn.slug(table, "slug", "!!", scope={"org": 1}, fallback="x")[0] == "x"
+    assert conn.slug(table, "slug", "!!", scope={"org": 1})[0] == "n-a"
+    conn.slug(table, "slug", "T", scope={"org": 1}, set={"name": "a", "note": "b"})
+    conn.slug(table, "slug", "T", scope={"org": 1}, set={"note": "d", "name": "c"})
+    assert db.query(f'SELECT slug, name, note FROM "{table}" WHERE name IS NOT NULL '
+                    'ORDER BY id') == [("t", "a", "b"), ("t-2", "c", "d")]
+    with pytest.raises(nodup.NullKeyError):  # the handle stays usable after an error
+        conn.slug(table, "slug", "T", scope={"org": None})
+    assert conn.slug(table, "slug", "T", scope={"org": 1})[0] == "t-3"
+    with pytest.raises(TypeError):
+        conn.slug(table, "slug", "T", scope={"org": 1}, fallback=1)
+    # A schema change under a kept handle: at most one DatabaseError (the
+    # handle is then dropped), and the next call works on the new table.
+    conn.execute(f'DROP TABLE "{table}"')
+    conn.execute(f'CREATE TABLE "{table}" (id {db.pk()}, org text, slug text, '
+                 'UNIQUE (org, slug))')
+    try:
+        first = conn.slug(table, "slug", "T", scope={"org": 1})[0]
+    except nodup.DatabaseError:
+        first = conn.slug(table, "slug", "T", scope={"org": 1})[0]
+    assert first == "t"
+    conn.close()  # frees the slug handles, then the connection
+    assert conn.closed
 
 
 def test_text_primary_key(db, conn, table):

@@ -117,6 +117,41 @@ def test_lookups_refused(models):
         get_or_create(models.Team)
 
 
+def test_get_or_create_many(models, account):
+    from nodup.django import get_or_create, get_or_create_many
+    old, _ = get_or_create(models.Participant, participant_id="old", app=account)
+    keys = [{"participant_id": "m1", "app": account}, {"app": account, "participant_id": "old"},
+            {"participant_id": "m2", "app": account}, {"participant_id": "m1", "app": account}]
+    out = get_or_create_many(models.Participant, keys,
+                             defaults=[{"code": "C1"}, {"code": "no"}, {"code": lambda: "C2"},
+                                       {"code": "C3"}])
+    assert [created for _, created in out] == [True, False, True, False]
+    assert all(isinstance(p, models.Participant) for p, _ in out)
+    assert [p.participant_id for p, _ in out] == ["m1", "old", "m2", "m1"]
+    assert out[1][0] == old and out[0][0] is out[3][0]  # a repeated key: one instance
+    assert [p.code for p, _ in out] == ["C1", None, "C2", "C1"]  # defaults only on create
+    assert get_or_create_many(models.Participant, keys[:3], defaults={"code": None}) == [
+        (p, False) for p, _ in out[:3]]
+    # A UUID primary key: in_bulk's keys are the field's own type.
+    invites = get_or_create_many(models.Invite, [{"email": "many1@example.org"},
+                                                 {"email": "many2@example.org"}])
+    assert [i.email for i, _ in invites] == ["many1@example.org", "many2@example.org"]
+    assert invites[0][0].id.version == 4 and all(created for _, created in invites)
+    assert get_or_create_many(models.Invite, []) == []
+    # get_or_create's refusals, before any query.
+    with pytest.raises(nodup.UnbackedKeyError):
+        get_or_create_many(models.Conference, [{"conference_id": "c1", "app": account}])
+    with pytest.raises(nodup.UsageError, match="lookup"):
+        get_or_create_many(models.Team, [{"title__iexact": "core"}])
+    with pytest.raises(nodup.UsageError, match=r"keys\[1\]"):
+        get_or_create_many(models.Participant, [{"participant_id": "x", "app": account},
+                                                {"participant_id": "y"}])
+    with pytest.raises(nodup.UsageError, match="1 defaults for 2 keys"):
+        get_or_create_many(models.Participant, keys[:2], defaults=[{}])
+    assert not models.Conference.objects.exists()
+    assert models.Participant.objects.filter(app=account).count() == 3
+
+
 class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     """Django's WSGI handler on wsgiref, a thread per request."""
     daemon_threads = True

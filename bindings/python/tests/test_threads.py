@@ -9,6 +9,7 @@ import time
 import pytest
 
 import nodup
+from conftest import run_threads
 
 THREADS = 16
 KEYS = 40
@@ -16,28 +17,16 @@ KEYS = 40
 
 def test_sixteen_threads_one_creator_per_key(db, table):
     db.execute(f'CREATE TABLE "{table}" (id {db.pk()}, k text UNIQUE, who integer)')
-    start = threading.Barrier(THREADS)
     results = [[] for _ in range(THREADS)]
-    errors = []
 
-    def worker(n):
-        try:
-            with nodup.connect(db.url) as conn:  # a connection per thread
-                keys = list(range(KEYS))
-                random.Random(n).shuffle(keys)
-                start.wait()
-                for k in keys:
-                    id_, created = conn.get_or_create(table, {"k": f"key{k}"}, {"who": n})
-                    results[n].append((k, id_, created))
-        except Exception as e:  # reported below, with the thread's number
-            errors.append((n, e))
+    def work(n, conn):
+        keys = list(range(KEYS))
+        random.Random(n).shuffle(keys)
+        for k in keys:
+            id_, created = conn.get_or_create(table, {"k": f"key{k}"}, {"who": n})
+            results[n].append((k, id_, created))
 
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(THREADS)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    assert run_threads(db, THREADS, work) == []
     for k in range(KEYS):
         calls = [(id_, created) for r in results for (kk, id_, created) in r if kk == k]
         assert len(calls) == THREADS
