@@ -167,7 +167,9 @@ static void test_batches(void **state) {
 }
 
 /* Batches sized by time (opt.batch 0): the first takes 1000 groups, the
- * next at most twice the last, and together they merge every group. */
+ * next at most twice the last, and together they merge every group. The
+ * progress callback is called once before the first batch (0 done), then
+ * after each. */
 struct progress_log {
   long long done[64];
   int n;
@@ -195,11 +197,11 @@ static void test_timed_batches(void **state) {
   assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, &opt), NODUP_OK);
   assert_int_equal(r->groups, 2501);
   assert_true(r->batches >= 2);
-  assert_int_equal(log.n, (int)r->batches);
-  assert_int_equal(log.done[0], 1000);
-  for (int i = 1; i < log.n; i++) {
-    long long step = log.done[i] - log.done[i - 1], last = i > 1 ? log.done[i - 1] - log.done[i - 2]
-                                                               : log.done[0];
+  assert_int_equal(log.n, (int)r->batches + 1);
+  assert_int_equal(log.done[0], 0);
+  assert_int_equal(log.done[1], 1000);
+  for (int i = 2; i < log.n; i++) {
+    long long step = log.done[i] - log.done[i - 1], last = log.done[i - 1] - log.done[i - 2];
     assert_true(step > 0);
     assert_true(step <= 2 * last);
   }
