@@ -287,6 +287,7 @@ static int pg_in_transaction(nodup_db *db) {
 /* ---- catalog ---- */
 
 typedef struct pg_tctx {
+  nodup_db *db;
   nodup_table_info *t;
   size_t cap;
   int oom;
@@ -368,9 +369,17 @@ static int pg_index_row(void *vctx, int n, const char *const *v) {
   cols = realloc(ix->cols, (ix->ncols + 1) * sizeof *cols);
   if (!cols) return c->oom = 1;
   ix->cols = cols;
+  cols = realloc(ix->terms, (ix->ncols + 1) * sizeof *cols);
+  if (!cols) return c->oom = 1;
+  ix->terms = cols;
   ix->cols[ix->ncols] = v[7] ? nodup_strdup(v[7]) : NULL;
-  if (v[7] && !ix->cols[ix->ncols]) return c->oom = 1;
-  ix->ncols++;
+  ix->terms[ix->ncols] = NULL;
+  ix->ncols++;   /* counted now: freed with t, even half made */
+  if (v[7] && !ix->cols[ix->ncols - 1]) return c->oom = 1;
+  /* An expression column's text (pg_get_indexdef: lower((email)::text)),
+   * read as a key term when it is one. */
+  if (keyterm_index(c->db, t, v[7], v[8], &ix->terms[ix->ncols - 1]) != NODUP_OK)
+    return c->oom = 1;
   return 0;
 }
 
@@ -379,14 +388,16 @@ static int pg_index_row(void *vctx, int n, const char *const *v) {
 static int pg_table_indexes(nodup_db *db, pg_tctx *c) {
   nodup_table_info *t = c->t;
   const char *oidp[1] = {c->oid};
-  char sql[1600];
+  char sql[2000];
   size_t i, j;
   int rc;
   c->cap = 0;
   snprintf(sql, sizeof sql,
            "SELECT ci.relname, i.indisprimary::int, (NOT i.indimmediate)::int, "
            "  pg_catalog.pg_get_expr(i.indpred, i.indrelid), %s, con.conname, "
-           "  k.ord, a.attname "
+           "  k.ord, a.attname, "
+           "  CASE WHEN k.attnum = 0 THEN pg_catalog.pg_get_indexdef(i.indexrelid, "
+           "    k.ord::int, true) END "
            "FROM pg_catalog.pg_index i "
            "JOIN pg_catalog.pg_class ci ON ci.oid = i.indexrelid "
            "LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid "
@@ -422,6 +433,7 @@ static int pg_table_info(nodup_db *db, const char *table, nodup_table_info **out
   *out = NULL;
   if (!t) return NODUP_ERR_NOMEM;
   memset(&c, 0, sizeof c);
+  c.db = db;
   c.t = t;
   /* Names are exact (quoted): "Order" is not "order". A dot splits schema
    * from table only when no relation has the whole name. */
@@ -496,7 +508,7 @@ static int pg_arbiters(nodup_db *db, const nodup_table_info *t,
     goto done;
   }
   for (i = 0; i < ncols; i++) {
-    int c = table_info_column(db, t, cols[i]);
+    int c = keyterm_column(db, t, cols[i]);
     types[i] = c >= 0 ? t->types[c] : 0;
   }
   buf_puts(&q, "EXPLAIN (COSTS OFF) ");

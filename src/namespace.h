@@ -140,6 +140,11 @@
 #define key_store_id nodup__key_store_id
 #define key_terms_of nodup__key_terms_of
 #define key_upsert_shape_get nodup__key_upsert_shape_get
+#define keyterm_column nodup__keyterm_column
+#define keyterm_decode nodup__keyterm_decode
+#define keyterm_func_name nodup__keyterm_func_name
+#define keyterm_index nodup__keyterm_index
+#define keyterm_parse nodup__keyterm_parse
 #define merge_batch_groups nodup__merge_batch_groups
 #define merge_batch_lock nodup__merge_batch_lock
 #define merge_batch_pairs nodup__merge_batch_pairs

@@ -43,7 +43,7 @@ static int teardown(void **state) {
     buf_reset(&b);                                                             \
   } while (0)
 
-static const key_term key2[] = {{"email"}, {"Org \"x\""}};
+static const key_term key2[] = {{"email", 0, {0}}, {"Org \"x\"", 0, {0}}};
 
 static void test_quoting(void **state) {
   (void)state;
