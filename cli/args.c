@@ -91,12 +91,17 @@ int cli_split_list(const char *cmd, const char *option, const char *value, char 
 
 /* --key may be given again: its terms follow the earlier ones'. */
 static int split_key(cli_args *a, const char *v) {
-  size_t len = strlen(v) + 1, i;
-  char *joined;
+  size_t len = strlen(v) + 1, i, n;
+  const char *items[sizeof a->key / sizeof *a->key];
+  char *joined = NULL;
   int ex;
   if (!a->nkey)
     return cli_split_list(a->cmd, "key", v, &a->keylist, a->key,
                           sizeof a->key / sizeof *a->key, &a->nkey);
+  /* Checked alone first, so that a refusal quotes the value given. */
+  ex = cli_split_list(a->cmd, "key", v, &joined, items, sizeof items / sizeof *items, &n);
+  free(joined);
+  if (ex != EXIT_OK) return ex;
   for (i = 0; i < a->nkey; i++) len += strlen(a->key[i]) + 1;
   if (!(joined = malloc(len))) {
     fprintf(stderr, "nodup %s: out of memory\n", a->cmd);

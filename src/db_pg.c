@@ -1222,12 +1222,16 @@ static void pg_session_alive(buf *q, const char *id) {
 static void pg_guard_function(buf *q, const char *name, const nodup_table_info *t,
                               char *const *key, size_t nkey, const char *where, int nulls_equal,
                               const char *message, const char *constraint) {
+  key_term *terms = key_terms_of(key, nkey);   /* lower(NEW."email") for lower(email) */
   size_t i;
+  if (!terms) {
+    q->oom = 1;
+    return;
+  }
   buf_printf(q, "CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $nodup$ BEGIN IF ",
              name);
   for (i = 0; i < nkey && !nulls_equal; i++) {
-    buf_puts(q, "NEW.");
-    sql_ident(q, key[i]);
+    sql_key_term(q, &terms[i], "NEW");
     buf_puts(q, " IS NOT NULL AND ");
   }
   if (where)
@@ -1235,18 +1239,16 @@ static void pg_guard_function(buf *q, const char *name, const nodup_table_info *
   else
     buf_puts(q, "TRUE");
   buf_puts(q, " THEN PERFORM pg_advisory_xact_lock(hashtextextended(ROW(");
-  for (i = 0; i < nkey; i++) {
-    buf_puts(q, i ? ", NEW." : "NEW.");
-    sql_ident(q, key[i]);
-  }
+  sql_key_list(q, terms, nkey, "NEW");
   buf_printf(q, ")::text, TG_RELID::bigint)); IF EXISTS (SELECT 1 FROM %s AS nodup_o WHERE ",
              t->qualified);
   for (i = 0; i < nkey; i++) {
-    buf_puts(q, i ? " AND nodup_o." : "nodup_o.");
-    sql_ident(q, key[i]);
-    buf_puts(q, nulls_equal ? " IS NOT DISTINCT FROM NEW." : " = NEW.");
-    sql_ident(q, key[i]);
+    if (i) buf_puts(q, " AND ");
+    sql_key_term(q, &terms[i], "nodup_o");
+    buf_puts(q, nulls_equal ? " IS NOT DISTINCT FROM " : " = ");
+    sql_key_term(q, &terms[i], "NEW");
   }
+  free(terms);
   if (where) buf_printf(q, " AND (%s)", where);
   /* An UPDATE must not find its own row. */
   buf_puts(q, " AND (TG_OP = 'INSERT' OR (");
@@ -1286,7 +1288,17 @@ static void pg_online_ddl(buf *q, online_stmt what, const char *name,
   switch (what) {
   case ONLINE_GUARD_TRIGGER:
     buf_printf(q, "CREATE TRIGGER %s BEFORE INSERT OR UPDATE OF ", name);
-    sql_ident_list(q, key, nkey);
+    {
+      /* Columns: an expression term fires on its column. */
+      key_term *terms = key_terms_of(key, nkey);
+      size_t i;
+      for (i = 0; terms && i < nkey; i++) {
+        if (i) buf_puts(q, ", ");
+        sql_ident(q, terms[i].column);
+      }
+      if (!terms) q->oom = 1;
+      free(terms);
+    }
     buf_printf(q, " ON %s FOR EACH ROW EXECUTE FUNCTION %s()", t->qualified, name);
     break;
   case ONLINE_GUARD_NOTE:
@@ -1363,7 +1375,8 @@ static int pg_online_leftovers(nodup_db *db, const nodup_table_info *t, const ch
       "  format('\"%s\".\"%s\"', replace(n.nspname, '\"', '\"\"'), "
       "  replace(x.relname, '\"', '\"\"')), "
       "  x.relname::text, "
-      "  (SELECT string_agg(coalesce(a.attname::text, ''), E'\\x1f' ORDER BY k.o) "
+      "  (SELECT string_agg(coalesce(a.attname::text, "
+      "     pg_catalog.pg_get_indexdef(i.indexrelid, k.o::int, true)), E'\\x1f' ORDER BY k.o) "
       "   FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(n, o) "
       "   LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n "
       "   WHERE k.o <= i.indnkeyatts), "

@@ -87,6 +87,8 @@ void sql_index_rows(buf *b, const struct nodup_index_info *ix, const char *alias
 /* sql_key_rows() for a key held as column names (merge, enforce). */
 void sql_key_filter(buf *b, char *const *key, size_t n, const char *where, int nulls_equal,
                     const char *alias);
+/* sql_key_list() for a key held as names (merge, enforce): lower(x."email"). */
+void sql_key_names(buf *b, char *const *key, size_t n, const char *alias);
 /* Append " WINDOW nodup_w AS (PARTITION BY key ORDER BY keep, pk)": a
  * key's groups with the row a merge keeps first (`keep`, the user's
  * checked --keep or NULL, then the primary key), so that scan and merge
@@ -211,6 +213,9 @@ int keyterm_index(const nodup_db *db, const nodup_table_info *t, const char *col
                   const char *expr, char **out);
 /* KEY_FUNC_* as SQL: "lower". */
 const char *keyterm_func_name(unsigned f);
+/* Append "_lower_trim_email" (a column: "_email"), the term's part of an
+ * index name: t_lower_email_key stays apart from the plain t_email_key. */
+void keyterm_name(buf *b, const key_term *term);
 /* The column of t a key name (column or canonical term) is over, or -1. */
 int keyterm_column(const nodup_db *db, const nodup_table_info *t, const char *name);
 

@@ -46,12 +46,7 @@ static void ddl(buf *b, const nodup_table_info *t, const char *table,
   size_t i;
   buf_init(&name);
   buf_puts(&name, t ? t->name : table);
-  for (i = 0; i < n; i++) {
-    /* lower(email): t_lower_email_key, apart from the plain t_email_key. */
-    size_t f;
-    for (f = 0; f < terms[i].nfunc; f++) buf_printf(&name, "_%s", keyterm_func_name(terms[i].func[f]));
-    buf_printf(&name, "_%s", terms[i].column);
-  }
+  for (i = 0; i < n; i++) keyterm_name(&name, &terms[i]);
   if (where) {
     /* A partial and a full index on the same columns need two names. */
     unsigned h = 2166136261u;

@@ -26,6 +26,12 @@ static const char *const func_names[] = {NULL, "lower", "upper", "trim", "ltrim"
 
 const char *keyterm_func_name(unsigned f) { return f && f < NFUNCS ? func_names[f] : "?"; }
 
+void keyterm_name(buf *b, const key_term *term) {
+  size_t f;
+  for (f = 0; f < term->nfunc; f++) buf_printf(b, "_%s", keyterm_func_name(term->func[f]));
+  buf_printf(b, "_%s", term->column);
+}
+
 static const char *ws(const char *p) {
   while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
   return p;

@@ -144,6 +144,7 @@
 #define keyterm_decode nodup__keyterm_decode
 #define keyterm_func_name nodup__keyterm_func_name
 #define keyterm_index nodup__keyterm_index
+#define keyterm_name nodup__keyterm_name
 #define keyterm_parse nodup__keyterm_parse
 #define merge_batch_groups nodup__merge_batch_groups
 #define merge_batch_lock nodup__merge_batch_lock
@@ -192,6 +193,7 @@
 #define sql_key_filter nodup__sql_key_filter
 #define sql_key_list nodup__sql_key_list
 #define sql_key_match nodup__sql_key_match
+#define sql_key_names nodup__sql_key_names
 #define sql_key_rows nodup__sql_key_rows
 #define sql_key_term nodup__sql_key_term
 #define sql_key_term_close nodup__sql_key_term_close

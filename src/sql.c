@@ -155,6 +155,16 @@ void sql_key_filter(buf *b, char *const *key, size_t n, const char *where, int n
   free(terms);
 }
 
+void sql_key_names(buf *b, char *const *key, size_t n, const char *alias) {
+  key_term *terms = key_terms_of(key, n);
+  if (!terms) {
+    b->oom = 1;
+    return;
+  }
+  sql_key_list(b, terms, n, alias);
+  free(terms);
+}
+
 void sql_name_literal(buf *b, const char *name) { quoted(b, name, '\''); }
 
 void sql_param(buf *b, const nodup_db *db, int n) {
