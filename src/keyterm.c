@@ -151,10 +151,10 @@ const char *keyterm_parse(const char *s, int catalog, key_term *term, buf *col) 
   return col->oom ? "out of memory" : NULL;
 }
 
-int keyterm_decode(const char *name, key_term *term, char *col) {
+/* keyterm_decode's work, which may leave *term half-filled on failure. */
+static int decode(const char *name, key_term *term, char *col) {
   const char *p = name;
   size_t i, n = 0;
-  memset(term, 0, sizeof *term);
   for (;;) {
     size_t f;
     for (f = 1; f < NFUNCS; f++) {
@@ -179,6 +179,13 @@ int keyterm_decode(const char *name, key_term *term, char *col) {
   if (*p) return 0;
   term->column = col;
   return 1;
+}
+
+int keyterm_decode(const char *name, key_term *term, char *col) {
+  memset(term, 0, sizeof *term);
+  if (decode(name, term, col)) return 1;
+  memset(term, 0, sizeof *term);   /* a column after all: nothing wraps it */
+  return 0;
 }
 
 int keyterm_index(const nodup_db *db, const nodup_table_info *t, const char *col,
