@@ -15,6 +15,15 @@
 
 enum { EXIT_OK = 0, EXIT_NO = 1, EXIT_ERROR = 2 };
 
+/* The --key paragraph of every command's --help that takes a key. */
+#define CLI_KEY_HELP                                                                  \
+  "--key lists the key's terms, split at commas outside parentheses and double\n"   \
+  "quotes; give it again to add more. A term is a column, or a column inside\n"     \
+  "lower, upper, trim, ltrim or rtrim (--key 'lower(trim(email)),org_id'), backed\n" \
+  "by a unique index on that expression; its value is the column's, given under\n" \
+  "the column's name (--set email=Ann@X.org). A name that is a column is that\n"    \
+  "column, parentheses or not.\n"
+
 /* Options of every command; each command says which it accepts. */
 typedef struct cli_args {
   const char *cmd;

@@ -17,6 +17,8 @@ static const char usage[] =
     "key exactly (see 'nodup check').\n"
     "\n"
     "Prints '<id> created' or '<id> existing' (json: {\"id\": \"...\", \"created\": true}).\n"
+    CLI_KEY_HELP
+    "\n"
     "Exit status: 0 success, 1 key refused (no unique index backs it),\n"
     "2 other errors (another constraint's violation included).\n";
 

@@ -34,6 +34,8 @@ static const char usage[] =
     "--naive uses SELECT-then-INSERT (the bug nodup exists for) instead of\n"
     "nodup's get-or-create, and needs no unique index.\n"
     "\n"
+    CLI_KEY_HELP
+    "\n"
     "Reports ops/s, created/existing/errors and the duplicate key groups in the\n"
     "table afterwards. Exit status: 0 done, 1 duplicates or errors after a\n"
     "non-naive run, 2 error (setup failed).\n";

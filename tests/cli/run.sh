@@ -222,6 +222,35 @@ run "upsert unbacked key" 1 "$bin" upsert --db "$url" --table loose --key email 
   --set email=una@example.org && stderr_has "CREATE UNIQUE INDEX"
 run "nodup upsert --help" 0 "$bin" upsert --help && stdout_has "usage: nodup upsert"
 
+# --- expression keys: a comma inside a term does not split --key ------------
+run "exec expression index" 0 "$bin" exec --db "$url" "
+  CREATE TABLE \"members\" ($id_col, \"email\" TEXT, \"org_id\" INTEGER);
+  CREATE UNIQUE INDEX \"members_key\" ON \"members\" (lower(trim(\"email\")), \"org_id\")"
+ek=(--table members --key 'lower(trim(email)),org_id')
+run "check an expression key" 0 "$bin" check --db "$url" "${ek[@]}" &&
+  stdout_has "members_key"
+run "check, --key repeated" 0 "$bin" check --db "$url" --table members \
+  --key 'lower( trim("email") )' --key org_id && stdout_has "members_key"
+run "check, another expression: refused with its DDL" 1 "$bin" check --db "$url" \
+  --table members --key 'lower(email),org_id' &&
+  stdout_has 'CREATE UNIQUE INDEX "members_lower_email_org_id_key" .*\(lower\("email"\), "org_id"\);'
+run "check, a function outside the set" 2 "$bin" check --db "$url" --table members \
+  --key 'md5(email),org_id' && stderr_has "only lower, upper, trim, ltrim and rtrim"
+mid=""
+if run "get-or-create, expression key" 0 goc "${ek[@]}" --set email=' Ann@X.org' \
+  --set org_id=1; then
+  stdout_has '^[^ ]+ created$'
+  mid=$(cut -d' ' -f1 "$out")
+fi
+run "get-or-create, another case and spaces: existing" 0 goc "${ek[@]}" \
+  --set email='ann@x.ORG ' --set org_id=1 && stdout_has "^$mid existing\$"
+run "upsert, expression key" 0 "$bin" upsert --db "$url" "${ek[@]}" \
+  --set email=ANN@X.ORG --set org_id=1 && stdout_has "^$mid unchanged\$"
+run "scan, expression key" 0 "$bin" scan --db "$url" "${ek[@]}" &&
+  stdout_has "0 duplicate groups"
+run "nodup check --help shows expression keys" 0 "$bin" check --help &&
+  stdout_has "lower\(trim\(email\)\),org_id"
+
 # --- race -------------------------------------------------------------------
 race() { "$bin" race --db "$url" --workers 8 --keys 20 --ops 60 "$@"; }
 if run "race --naive without an index" 0 race --table naive --key k --naive; then
