@@ -39,6 +39,20 @@ static size_t index_overlap(const nodup_db *db, const nodup_index_info *ix,
   return k;
 }
 
+/* Whether ix has a term over one of the key's columns that is none of the
+ * key's terms: lower(trim(email)) for a key on lower(email) or email. */
+static int index_rewraps(const nodup_db *db, const nodup_table_info *t,
+                         const nodup_index_info *ix, char *const *cols, size_t n) {
+  size_t i, j;
+  for (j = 0; j < ix->ncols; j++) {
+    int c = ix->terms && ix->terms[j] ? keyterm_column(db, t, ix->terms[j]) : -1;
+    if (c < 0) continue;
+    for (i = 0; i < n; i++)
+      if (keyterm_column(db, t, cols[i]) == c && !same_name(db, ix->terms[j], cols[i])) return 1;
+  }
+  return 0;
+}
+
 /* The CREATE UNIQUE INDEX that would back the key (terms) WHERE where. */
 static void ddl(buf *b, const nodup_table_info *t, const char *table,
                 const key_term *terms, size_t n, const char *where) {
@@ -106,14 +120,19 @@ static int refuse(nodup_db *db, const nodup_table_info *t, char *const *cols,
   for (i = 0; i < t->nidx; i++) {
     const nodup_index_info *ix = &t->idx[i];
     size_t k = index_overlap(db, ix, cols, n, &extra);
-    if (!k) continue;
+    int rewraps = index_rewraps(db, t, ix, cols, n);
+    if (!k && !rewraps) continue;
     buf_printf(&m, " Index \"%s\" is on (", ix->name);
     for (j = 0; j < ix->ncols; j++)
       buf_printf(&m, "%s%s", j ? ", " : "",
                  ix->cols[j] ? ix->cols[j] : ix->terms && ix->terms[j] ? ix->terms[j] : "<expression>");
     buf_putc(&m, ')');
     if (ix->predicate) buf_printf(&m, " WHERE %s", ix->predicate);
-    if (k == n && !extra) {
+    if (rewraps) {
+      buf_puts(&m, ": it has a key column in another form (plain, or in other "
+                   "functions); an index backs a key only when its terms are exactly "
+                   "the key's.");
+    } else if (k == n && !extra) {
       if (ix->predicate && !where) {
         buf_puts(&m, ": give the key its predicate (--where ");
         shell_quote(&m, ix->predicate);

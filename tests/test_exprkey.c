@@ -108,6 +108,9 @@ static void test_trim_and_two_terms(void **state) {
   /* trim alone is another key: lower(trim(email)) does not back it. */
   static const char *const trim_only[] = {"trim(email)", "org_id"};
   assert_int_equal(nodup_key_check(db, "u", trim_only, 2, NULL, NULL, 0), NODUP_ERR_UNBACKED);
+  if (!strstr(nodup_errmsg(db), "Index \"u_key\" is on (lower(trim(\"email\")), org_id)") ||
+      !strstr(nodup_errmsg(db), "a key column in another form"))
+    fail_msg("the near index is not explained: %s", nodup_errmsg(db));
 }
 
 static void test_spellings_refused(void **state) {
