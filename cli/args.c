@@ -119,12 +119,16 @@ static int split_key(cli_args *a, const char *v) {
   return ex;
 }
 
-const char *cli_key_column(const char *term, char *out, size_t size) {
+/* The column a --key term is over: the term itself, or for an expression
+ * the name inside its innermost parentheses (lower(trim("Email")) ->
+ * Email) and for a double-quoted name the name ("Email" -> Email),
+ * written to out. */
+static const char *key_column(const char *term, char *out, size_t size) {
   const char *open = strrchr(term, '('), *p, *end;
   size_t n = 0;
-  if (!open || term[0] == '"') return term;
-  for (p = open + 1; ascii_space(*p); p++) {}
-  for (end = p; *end && *end != ')'; end++) {}
+  if (!open && term[0] != '"') return term;
+  for (p = open ? open + 1 : term; ascii_space(*p); p++) {}
+  for (end = p; *end && (*end != ')' || !open); end++) {}
   while (end > p && ascii_space(end[-1])) end--;
   if (end - p >= 2 && *p == '"' && end[-1] == '"') {
     for (p++, end--; p < end && n + 1 < size; p++) {
@@ -136,6 +140,11 @@ const char *cli_key_column(const char *term, char *out, size_t size) {
   }
   out[n] = '\0';
   return out;
+}
+
+int cli_set_is_key(const char *term, const char *col) {
+  char name[256];
+  return !strcmp(col, term) || !strcmp(col, key_column(term, name, sizeof name));
 }
 
 static int add_set(cli_args *a, const char *v, int is_null) {
@@ -345,11 +354,10 @@ int cli_split_values(const cli_args *a, const char **vals, const char **dcols,
                      const char **dvals, size_t *nd) {
   size_t i, j;
   *nd = 0;
-  char col[256];
   for (i = 0; i < a->nkey; i++) {
     int found = 0;
     for (j = 0; j < a->nset; j++)
-      if (!strcmp(a->set_cols[j], cli_key_column(a->key[i], col, sizeof col))) {
+      if (cli_set_is_key(a->key[i], a->set_cols[j])) {
         vals[i] = a->set_vals[j];
         found = 1;
       }
@@ -360,7 +368,7 @@ int cli_split_values(const cli_args *a, const char **vals, const char **dcols,
   for (j = 0; j < a->nset; j++) {
     int in_key = 0;
     for (i = 0; i < a->nkey; i++)
-      if (!strcmp(a->set_cols[j], cli_key_column(a->key[i], col, sizeof col))) in_key = 1;
+      if (cli_set_is_key(a->key[i], a->set_cols[j])) in_key = 1;
     if (!in_key) {
       dcols[*nd] = a->set_cols[j];
       dvals[(*nd)++] = a->set_vals[j];

@@ -97,10 +97,9 @@ int cli_open(const cli_args *a, nodup_db **db);
 /* cli_open with nodup_open_ext flags: read-only commands (check, scan)
  * pass NODUP_OPEN_READONLY so they never change the database file. */
 int cli_open_ext(const cli_args *a, nodup_db **db, unsigned flags);
-/* The column a --key term is over, for matching --set COLUMN=VALUE: the
- * term itself, or for an expression the name inside its innermost
- * parentheses (lower(trim("Email")) -> Email), written to out. */
-const char *cli_key_column(const char *term, char *out, size_t size);
+/* Whether --set col gives key term `term`'s value: col is the term, or
+ * the column the term is over (email for lower(trim("email"))). */
+int cli_set_is_key(const char *term, const char *col);
 /* Split --set/--null into key values (in --key order) and defaults; a key
  * term's value is given under its column's name (--set email=... for
  * lower(email)). */

@@ -86,9 +86,8 @@ static void worker_run(race_job *j, nodup_db *db, nodup_key *key) {
    * key's predicate tests); the others get the run's fresh numbers. */
   for (i = 0; i < a->nset; i++) {
     int in_key = 0;
-    char col[256];
     for (k = 0; k < a->nkey; k++)
-      if (!strcmp(a->set_cols[i], cli_key_column(a->key[k], col, sizeof col))) {
+      if (cli_set_is_key(a->key[k], a->set_cols[i])) {
         fixed[k] = a->set_vals[i];
         in_key = 1;
       }

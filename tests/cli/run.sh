@@ -248,6 +248,11 @@ run "upsert, expression key" 0 "$bin" upsert --db "$url" "${ek[@]}" \
   --set email=ANN@X.ORG --set org_id=1 && stdout_has "^$mid unchanged\$"
 run "scan, expression key" 0 "$bin" scan --db "$url" "${ek[@]}" &&
   stdout_has "0 duplicate groups"
+run "exec a column named like an expression" 0 "$bin" exec --db "$url" "
+  CREATE TABLE \"oddcols\" ($id_col, \"lower(x)\" TEXT);
+  CREATE UNIQUE INDEX \"oddcols_key\" ON \"oddcols\" (\"lower(x)\")"
+run "a column named lower(x) is that column" 0 goc --table oddcols --key 'lower(x)' \
+  --set 'lower(x)=A' && stdout_has '^[^ ]+ created$'
 run "nodup check --help shows expression keys" 0 "$bin" check --help &&
   stdout_has "lower\(trim\(email\)\),org_id"
 
