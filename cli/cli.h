@@ -113,6 +113,10 @@ void json_string(FILE *f, const char *s);
 void cli_shell_word(FILE *f, const char *s);
 int json_format(const cli_args *a);
 
+/* get-or-create --csv: the keys (and defaults) of a->csv's rows, through
+ * nodup_get_or_create_many(); prints `id,created` per row. An exit status. */
+int cli_get_or_create_csv(const cli_args *a, nodup_db *db, nodup_key *key);
+
 int cmd_get_or_create(int argc, char **argv);
 int cmd_upsert(int argc, char **argv);
 int cmd_check(int argc, char **argv);

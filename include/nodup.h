@@ -538,6 +538,53 @@ NODUP_EXTERN int nodup_get_or_create(nodup_key *key, const char *const *vals,
                                      size_t ndefaults, nodup_result *out);
 
 /*
+ * nodup_get_or_create() for many keys in one call: the rows whose key
+ * columns equal each of `nrows` sets of values, creating those that do
+ * not exist, with two statements whatever nrows is.
+ *
+ * `vals` holds nrows rows of key values, row after row, each with one
+ * value per key column in nodup_key_prepare()'s order (vals[r * ncols +
+ * i]). `default_vals` likewise holds nrows rows of `ndefaults` values for
+ * `default_cols`, used for the rows created. out[r] (nrows of them) gets
+ * row r's id and whether this call created it. The ids stay valid until
+ * the next many-keys call on the key or nodup_key_free().
+ *
+ * Results are in input order. A key given more than once gets the same id
+ * each time, with created = 1 for its first occurrence at most (and the
+ * first occurrence's defaults). Under any concurrency the guarantee is
+ * nodup_get_or_create()'s, per key: exactly one caller gets created = 1,
+ * and all get the same id, whether they call one key at a time or in
+ * overlapping batches.
+ *
+ * PostgreSQL: one round trip: an INSERT ... SELECT of the missing keys
+ * (a key that exists evaluates no column default) and a lookup in a
+ * snapshot of its own, each reading every row from one array per column.
+ * The insert takes the rows in key order, so batches that share keys wait
+ * for each other instead of deadlocking. Transactions, retries and
+ * NODUP_ERR_RETRY as nodup_get_or_create(); both statements run in one
+ * transaction, so an error leaves nothing of the call.
+ *
+ * SQLite: when every key exists, one SELECT and no write lock; otherwise
+ * one write transaction (BEGIN IMMEDIATE, or a savepoint inside the
+ * caller's transaction) with the insert and the lookup. The rows travel
+ * as one JSON parameter (SQLite's json_each).
+ *
+ * Errors are nodup_get_or_create()'s, for the whole call: on any error
+ * nothing was inserted (but see NODUP_ERR_CONFLICT) and every out[r].id
+ * is NULL. Messages about one row name it ("row 3: ..."), counting from 1.
+ * A NULL key value is refused (NODUP_ERR_NULL_KEY), also where the index
+ * treats NULLs as equal: this call matches keys with '=', so get or
+ * create such a row with nodup_get_or_create(). NODUP_ERR_CONFLICT (rows
+ * deleted each time between the insert and the lookup) may leave rows an
+ * earlier try created. nrows = 0 succeeds and does nothing.
+ */
+NODUP_EXTERN int nodup_get_or_create_many(nodup_key *key, size_t nrows,
+                                          const char *const *vals,
+                                          const char *const *default_cols,
+                                          const char *const *default_vals,
+                                          size_t ndefaults, nodup_result *out);
+
+/*
  * Look the key up without creating anything. Returns NODUP_OK with
  * out->id set and out->created = 0 when the row exists, NODUP_OK with
  * out->id = NULL when it does not. Same NULL rules as nodup_get_or_create.

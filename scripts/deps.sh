@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install the Debian packages nodup needs, only those missing.
 #   scripts/deps.sh build   compiler, cmake, libsqlite3, libpq, libicu, libcsv
-#   scripts/deps.sh test    + cmocka and a PostgreSQL server for the tests
+#   scripts/deps.sh test    + cmocka and a PostgreSQL server for the tests,
+#                           node and node_api.h for the Node binding
 #   scripts/deps.sh pgversions  test + npm when there is none, for
 #                           scripts/pgversions.sh (PostgreSQL 14, 16-18)
 #   scripts/deps.sh ci      + clang and valgrind, and npm as pgversions
@@ -17,10 +18,23 @@ case "$profile" in
   bench) pkgs+=(libcmocka-dev postgresql pgbouncer postgresql-client sqlite3 time) ;;
   *) echo "usage: deps.sh build|test|pgversions|ci|bench" >&2; exit 2 ;;
 esac
+# The Python binding (bindings/python): Debian's headers, and pytest, Django
+# and psycopg2 for its tests.
+case "$profile" in
+  test | pgversions | ci) pkgs+=(python3-dev python3-pytest python3-django python3-psycopg2) ;;
+esac
 # Any npm will do (a Node.js from elsewhere may bring its own): Debian's
 # package only when the command is missing.
 case "$profile" in
   pgversions | ci) command -v npm >/dev/null 2>&1 || pkgs+=(npm) ;;
+esac
+# The Node.js binding's build and tests (bindings/node): Debian's nodejs
+# only when there is no node (nodesource's brings its own headers), and
+# libnode-dev only when node_api.h is missing.
+case "$profile" in
+  test | ci)
+    command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
+    [ -e /usr/include/node/node_api.h ] || pkgs+=(libnode-dev) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do

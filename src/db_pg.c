@@ -592,8 +592,20 @@ static void backoff(nodup_db *db, int attempt) {
   nanosleep(&ts, NULL);
 }
 
-/* One pipelined round: insert-if-absent, lookup (unless NULL), Sync. On
- * error, the message is set and the SQLSTATE copied to `state`.
+/* What one round does with its rows: fn[0] gets the insert's, fn[1] the
+ * lookup's, both with ctx; `attempt` (may be NULL) is called before each
+ * attempt, so rows of an attempt that failed and was rolled back can be
+ * forgotten. The single-key round keeps the first row of each
+ * (goc_sink); the many-keys round every row (getorcreate_many.c). */
+typedef struct pg_sink {
+  row_fn fn[2];
+  void (*attempt)(void *ctx);
+  void *ctx;
+} pg_sink;
+
+/* One pipelined round: insert-if-absent, lookup (unless NULL, with the
+ * first nlookup parameters), Sync. On error, the message is set and the
+ * SQLSTATE copied to `state`.
  *
  * The results are read up to the Sync whatever happens, so the connection
  * leaves pipeline mode clean after an error at any position: the insert's
@@ -601,11 +613,10 @@ static void backoff(nodup_db *db, int attempt) {
  * at the Sync (a deferred constraint trigger, or SERIALIZABLE's 40001
  * "could not serialize access" raised at commit), which arrives as one more
  * error result before PGRES_PIPELINE_SYNC. A failed COMMIT rolled the insert
- * back, so `created` is reset with it. */
-static int pg_round(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
-                    const char *const *params, int nparams, int *created,
-                    char state[6], char *cons, size_t ncons) {
-  nodup_db *db = key->db;
+ * back: the caller forgets its rows. */
+static int pg_round(nodup_db *db, nodup_stmt *insert, nodup_stmt *lookup,
+                    const char *const *params, int nparams, int nlookup,
+                    const pg_sink *sink, char state[6], char *cons, size_t ncons) {
   PGconn *c = C(db);
   PGresult *res;
   ExecStatusType st;
@@ -613,11 +624,9 @@ static int pg_round(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
 
   state[0] = '\0';
   cons[0] = '\0';
-  *created = 0;
-  buf_reset(&key->id);
   if (!PQenterPipelineMode(c)) return pg_fail(db, NULL, "entering pipeline mode");
   if (!pg_send(c, insert, nparams, params) ||
-      (lookup && !pg_send(c, lookup, (int)key->ncols, params)) || !PQpipelineSync(c)) {
+      (lookup && !pg_send(c, lookup, nlookup, params)) || !PQpipelineSync(c)) {
     rc = pg_fail(db, NULL, "sending get-or-create");
     pg_pipeline_abandon(db);
     return rc;
@@ -644,11 +653,7 @@ static int pg_round(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
       break;
     }
     if (st == PGRES_TUPLES_OK && pos < nsent) {
-      if (!key->id.len && PQntuples(res) > 0) {
-        pg_rows(res, key_store_id, key);
-        /* An upsert's row says itself whether it was updated. */
-        *created = pos == 0 && !key->row_flag;
-      }
+      if (rc == NODUP_OK) pg_rows(res, sink->fn[pos], sink->ctx);
     } else if (st != PGRES_PIPELINE_ABORTED && st != PGRES_COMMAND_OK && rc == NODUP_OK) {
       const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
       const char *k = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
@@ -659,14 +664,35 @@ static int pg_round(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
     PQclear(res);
   }
   PQexitPipelineMode(c);
-  if (rc != NODUP_OK) {
-    /* Nothing of this round survives a failure: the implicit transaction
-     * (or the caller's) is rolled back or aborted. */
-    *created = 0;
-    buf_reset(&key->id);
-  }
-  if (rc == NODUP_OK && key->id.p && key->id.oom) rc = NODUP_ERR_NOMEM;
   return rc;
+}
+
+/* The single-key round's rows: the insert's first row is ours (created,
+ * unless an upsert's row says it was updated); the lookup's first row is
+ * the one found when the insert returned none. */
+typedef struct goc_round {
+  nodup_key *key;
+  int created;
+} goc_round;
+
+static int goc_inserted(void *ctx, int n, const char *const *v) {
+  goc_round *g = ctx;
+  if (g->key->id.len) return 1;
+  key_store_id(g->key, n, v);
+  g->created = !g->key->row_flag;
+  return 1;
+}
+
+static int goc_found(void *ctx, int n, const char *const *v) {
+  goc_round *g = ctx;
+  if (!g->key->id.len) key_store_id(g->key, n, v);
+  return 1;
+}
+
+static void goc_attempt(void *ctx) {
+  goc_round *g = ctx;
+  g->created = 0;
+  buf_reset(&g->key->id);
 }
 
 /* Is `cons` one of the key's arbiter indexes (key->index: "a, b", names
@@ -715,12 +741,18 @@ static int pg_lookup(nodup_key *key, nodup_stmt *lookup, const char *const *para
  * winner's row exists), or a serialization failure in our own
  * transaction. Inside the caller's transaction both are the caller's. */
 static int pg_rounds(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
-                     const char *const *params, int nparams, int *created) {
+                     const char *const *params, int nparams, int nlookup,
+                     const pg_sink *sink) {
   int owned = PQtransactionStatus(C(key->db)) == PQTRANS_IDLE;
   int attempt, rc = NODUP_OK;
   char state[6], cons[128];
   for (attempt = 0; attempt < PG_MAX_RETRIES; attempt++) {
-    rc = pg_round(key, insert, lookup, params, nparams, created, state, cons, sizeof cons);
+    if (sink->attempt) sink->attempt(sink->ctx);
+    rc = pg_round(key->db, insert, lookup, params, nparams, nlookup, sink, state, cons,
+                  sizeof cons);
+    /* Nothing of a failed round survives: the implicit transaction (or
+     * the caller's) is rolled back or aborted. */
+    if (rc != NODUP_OK && sink->attempt) sink->attempt(sink->ctx);
     if (rc == NODUP_ERR_CONSTRAINT && !strcmp(state, "23505") && own_index(key, cons)) {
       /* The winner's row exists: the next round's lookup returns it. */
       if (!owned)
@@ -740,6 +772,19 @@ static int pg_rounds(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
   return rc;
 }
 
+/* The single-key rounds: key->id gets the row, *created whether ours. */
+static int pg_goc_rounds(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
+                         const char *const *params, int nparams, int *created) {
+  goc_round g = {key, 0};
+  pg_sink sink = {{goc_inserted, goc_found}, goc_attempt, NULL};
+  int rc;
+  sink.ctx = &g;
+  rc = pg_rounds(key, insert, lookup, params, nparams, (int)key->ncols, &sink);
+  *created = rc == NODUP_OK && g.created;
+  if (rc == NODUP_OK && key->id.p && key->id.oom) rc = NODUP_ERR_NOMEM;
+  return rc;
+}
+
 /* Whatever the round, `created` comes only from our insert's RETURNING
  * (ON CONFLICT DO NOTHING lets one insert of a key win), a hit evaluates
  * no column default (the lookup alone, or the insert's NOT EXISTS), and
@@ -755,7 +800,8 @@ static int pg_get_or_create(nodup_key *key, nodup_stmt *insert,
     if ((rc = pg_lookup(key, lookup, params)) != NODUP_OK) return rc;
     if (key->id.len) return NODUP_OK;
   }
-  rc = pg_rounds(key, insert, how == KEY_INSERT_FIRST ? NULL : lookup, params, nparams, created);
+  rc = pg_goc_rounds(key, insert, how == KEY_INSERT_FIRST ? NULL : lookup, params, nparams,
+                     created);
   if (rc == NODUP_OK && !key->id.len && how == KEY_INSERT_FIRST)
     rc = pg_lookup(key, lookup, params);
   if (rc == NODUP_OK && !key->id.len) return NODUP_ERR_CONFLICT;
@@ -773,7 +819,7 @@ static int pg_get_or_create(nodup_key *key, nodup_stmt *insert,
 static int pg_upsert_one(nodup_key *key, const key_shape *s, const char *const *params,
                          int nparams, int *outcome) {
   int created = 0;
-  int rc = pg_rounds(key, s->upsert, NULL, params, nparams, &created);
+  int rc = pg_goc_rounds(key, s->upsert, NULL, params, nparams, &created);
   if (rc != NODUP_OK) return rc;
   if (key->id.len) {
     *outcome = created ? NODUP_CREATED : NODUP_UPDATED;
@@ -853,6 +899,93 @@ static int pg_row_existed(nodup_db *db, const nodup_table_info *t, const char *a
   if (rc == NODUP_OK && !partitioned)
     buf_printf(q, "CASE WHEN %s.xmax = 0 THEN 0 ELSE 1 END", alias);
   return rc;
+}
+
+/* ---- many keys (getorcreate_many.c) ---- */
+
+static int pg_oid(void *ctx, int n, const char *const *v) {
+  if (n > 0 && v[0]) *(unsigned *)ctx = (unsigned)strtoul(v[0], NULL, 10);
+  return 1;
+}
+
+/* One array parameter per column, of the column's own array type: the
+ * server converts each element by the column's type input function, as
+ * it converts a single key's value. */
+static int pg_many_input(nodup_db *db, const nodup_table_info *t, const int *cols, size_t n,
+                         size_t total, buf *q, unsigned *types, int *nparams) {
+  size_t i;
+  int rc;
+  (void)total;
+  buf_puts(q, "unnest(");
+  for (i = 0; i < n; i++) {
+    char oid[16];
+    const char *p[1] = {oid};
+    unsigned arr = 0;
+    snprintf(oid, sizeof oid, "%u", t->types[cols[i]]);
+    rc = pg_query(db, "SELECT typarray FROM pg_catalog.pg_type WHERE oid = $1::oid", p, 1,
+                  pg_oid, &arr);
+    if (rc != NODUP_OK) return rc;
+    if (!arr)
+      return nodup_fail(db, NODUP_ERR_USAGE,
+                        "column \"%s\": its type has no array type, which the many-keys "
+                        "call passes its values in",
+                        t->cols[cols[i]]);
+    types[i] = arr;
+    buf_printf(q, "%s$%zu", i ? ", " : "", i + 1);
+  }
+  buf_puts(q, ") WITH ORDINALITY AS nodup_in(");
+  for (i = 0; i < n; i++) buf_printf(q, "nodup_c%zu, ", i + 1);
+  buf_puts(q, "nodup_ord)");
+  *nparams = (int)n;
+  return NODUP_OK;
+}
+
+/* An array literal's element: double-quoted, with '"' and '\\'
+ * backslash-escaped (the manual's array input syntax); NULL unquoted. */
+static void pg_array_elem(buf *b, const char *v) {
+  if (!v) {
+    buf_puts(b, "NULL");
+    return;
+  }
+  buf_putc(b, '"');
+  for (; *v; v++) {
+    if (*v == '"' || *v == '\\') buf_putc(b, '\\');
+    buf_putc(b, *v);
+  }
+  buf_putc(b, '"');
+}
+
+static int pg_many_params(size_t nrows, size_t n, const char *const *vals, char ***out) {
+  char **p = calloc(n ? n : 1, sizeof *p);
+  size_t i, r;
+  if (!p) return NODUP_ERR_NOMEM;
+  for (i = 0; i < n; i++) {
+    buf b;
+    buf_init(&b);
+    buf_putc(&b, '{');
+    for (r = 0; r < nrows; r++) {
+      if (r) buf_putc(&b, ',');
+      pg_array_elem(&b, vals[r * n + i]);
+    }
+    buf_putc(&b, '}');
+    if (b.oom) {
+      buf_free(&b);
+      strv_free(p, n);
+      return NODUP_ERR_NOMEM;
+    }
+    p[i] = b.p;
+  }
+  *out = p;
+  return NODUP_OK;
+}
+
+/* The insert and the lookup in one round trip, in the single key's
+ * rounds (retries in our own transaction, NODUP_ERR_RETRY in the
+ * caller's). The predicate guard raises, so `outside` never holds. */
+static int pg_get_or_create_many(nodup_key *key, const key_shape *s, const char *const *params,
+                                 int nparams, int nlookup, const many_sink *sink) {
+  pg_sink ps = {{sink->inserted, sink->found}, sink->attempt, sink->ctx};
+  return pg_rounds(key, s->insert, s->lookup, params, nparams, nlookup, &ps);
 }
 
 /* Every foreign key to $1, one row per column. conparentid <> 0 marks the
@@ -1421,6 +1554,9 @@ const struct nodup_backend nodup_pg_backend = {
     .get_or_create = pg_get_or_create,
     .update_or_create = pg_update_or_create,
     .row_existed = pg_row_existed,
+    .many_input = pg_many_input,
+    .many_params = pg_many_params,
+    .get_or_create_many = pg_get_or_create_many,
     .in_transaction = pg_in_transaction,
     .references = pg_references,
     .row_json = pg_row_json,

@@ -15,8 +15,6 @@
 
 #include "internal.h"
 
-#define GOC_MAX_ROUNDS 5
-
 /* Prefix the connection's message with the table, so every failure of a
  * keyed call names it. */
 int goc_name_table(nodup_key *key, int rc) {
@@ -66,6 +64,14 @@ int goc_refuse_unbacked(nodup_key *key, const char *what) {
                                         what, ddl));
 }
 
+int goc_fail_rounds(nodup_key *key, const char *what) {
+  return nodup_fail(key->db, NODUP_ERR_CONFLICT,
+                    "%s found no row in %d tries: the row was deleted each time between "
+                    "the insert and the lookup, or the key's predicate is narrower than "
+                    "index %s's (the insert conflicts with a row the lookup does not see)",
+                    what, KEY_MAX_ROUNDS, key->index);
+}
+
 int nodup_get_or_create(nodup_key *key, const char *const *vals,
                         const char *const *default_cols,
                         const char *const *default_vals, size_t ndefaults,
@@ -94,16 +100,11 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
   /* Both statements empty: the winner was deleted between our insert and
    * our lookup (look again), or the insert conflicts with a row the lookup
    * cannot see (give up after a few rounds). */
-  for (round = 0; round < GOC_MAX_ROUNDS; round++) {
+  for (round = 0; round < KEY_MAX_ROUNDS; round++) {
     rc = key->db->be->get_or_create(key, s->insert, s->lookup, p.v, (int)p.n, &created);
     if (rc != NODUP_ERR_CONFLICT) break;
   }
-  if (rc == NODUP_ERR_CONFLICT)
-    nodup_fail(key->db, rc,
-               "the insert conflicts on %s with a row that the key's lookup "
-               "does not see (%d tries); is the key's predicate narrower than "
-               "the index's?",
-               key->index, GOC_MAX_ROUNDS);
+  if (rc == NODUP_ERR_CONFLICT) goc_fail_rounds(key, "the key");
   goc_params_free(&p);
   if (rc != NODUP_OK) return goc_name_table(key, rc);
   /* Each call moves the average 1/16 of the way to its outcome. */

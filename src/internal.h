@@ -414,6 +414,23 @@ typedef struct db_json_rows {
   const char *cur;     /* restore_cols: the primary key's values now, likewise */
 } db_json_rows;
 
+/* Where a many-keys round's rows go (getorcreate_many.c): `inserted`
+ * gets each row the insert returned, `found` each row of the lookup.
+ * `attempt` is called before each try of a round, so the rows of a try
+ * that failed and was rolled back are forgotten; `complete` says whether
+ * every input row has found its row. */
+typedef struct many_sink {
+  row_fn inserted;
+  row_fn found;
+  void (*attempt)(void *ctx);
+  int (*complete)(void *ctx);
+  /* A row the insert returned is outside the key's predicate (its guard
+   * column read 0): the backend undoes the round (PostgreSQL's guard
+   * raises instead). */
+  int (*outside)(void *ctx);
+  void *ctx;
+} many_sink;
+
 struct nodup_backend {
   const char *name;
   unsigned caps;     /* BE_CAP_*: the engine's best; nodup_db.caps the server's */
@@ -459,6 +476,30 @@ struct nodup_backend {
    * tell on t (then key.c builds the compare, update and insert instead).
    * NULL: never. */
   int (*row_existed)(nodup_db *db, const nodup_table_info *t, const char *alias, buf *q);
+  /* The many-keys call (getorcreate_many.c). many_input appends the FROM
+   * item a statement reads a batch from: `nodup_in`, with columns
+   * nodup_c1 .. nodup_cN holding the values of t's columns cols[0..n) and
+   * nodup_ord numbering the rows from 1, filled from the parameters
+   * numbered from 1; *nparams gets how many and types[0..*nparams) their
+   * types for prepare(). The parameters carry all `total` columns of a
+   * call (n <= total; the first n are read): PostgreSQL one array of each
+   * column's type per column, so an item of the first n reads a prefix of
+   * them; SQLite one JSON text (a flat array when total is 1, else an
+   * array of rows). many_params encodes nrows rows of n values
+   * (row-major; NULL is SQL NULL) as the parameters of all n: new strings
+   * in *out, as many as many_input said (free them with strv_free). */
+  int (*many_input)(nodup_db *db, const nodup_table_info *t, const int *cols, size_t n,
+                    size_t total, buf *q, unsigned *types, int *nparams);
+  int (*many_params)(size_t nrows, size_t n, const char *const *vals, char ***out);
+  /* The many-keys round with shape s: its insert (all parameters) and
+   * lookup (the first nlookup), each statement's rows to the sink.
+   * PostgreSQL: both in one pipelined round trip, retried as a single
+   * key's round; SQLite: the lookup alone, and only when sink->complete
+   * says a row is missing, the insert and the lookup again under the
+   * write lock. */
+  int (*get_or_create_many)(nodup_key *key, const struct key_shape *s,
+                            const char *const *params, int nparams, int nlookup,
+                            const struct many_sink *sink);
   int (*in_transaction)(nodup_db *db);
   /* Every foreign key referencing t, each counted once (PostgreSQL: not
    * the clones a partitioned parent's key leaves on its partitions). */
@@ -818,6 +859,11 @@ typedef struct key_shape {
   nodup_stmt *update;
   int *pcol;             /* per parameter (key values, then defaults): its
                           * column in key->table, for value conversion */
+  /* A many-keys shape (getorcreate_many.c): insert and lookup read a
+   * batch's rows from the backend's many_input, not one row's values;
+   * the insert takes nparams parameters, the lookup the first nlookup. */
+  int many;
+  int nparams, nlookup;
 } key_shape;
 
 /* How a backend's get-or-create round starts (db_pg.c): as the observed
@@ -852,6 +898,12 @@ struct nodup_key {
    * backend picks its round from it (db_pg.c). */
   int hit_rate;
   key_strategy strategy; /* KEY_ADAPTIVE, or one round forced (tests, bench) */
+  /* The last many-keys call's ids, one per input row (what its results
+   * point to until the next such call or nodup_key_free). */
+  char **many_ids;
+  size_t nmany;
+  int many_found_all;    /* the last many-keys call created nothing (SQLite
+                          * then looks up first, without the write lock) */
 };
 
 /* ---- options.c ---- */
@@ -1179,6 +1231,9 @@ int key_shape_get(nodup_key *key, const char *const *vals,
  * the nset set columns (a key column among these is refused). */
 int key_upsert_shape_get(nodup_key *key, const char *const *vals, const char *const *dcols,
                          size_t nd, size_t nset, key_shape **out);
+/* key_shape_get for the many-keys call (no values: its rows carry no
+ * NULL key value). */
+int key_many_shape_get(nodup_key *key, const char *const *dcols, size_t nd, key_shape **out);
 /* Convert params[0..n) (the key's values, then s's defaults) in place by
  * their columns' value classes (SQLite; nothing to do on PostgreSQL).
  * NODUP_ERR_USAGE, naming the column and the value, for one that cannot
@@ -1215,5 +1270,20 @@ int goc_check_nulls(nodup_key *key, const char *const *vals);
 /* The refusal of an unbacked key for call `what`, with the DDL that would
  * back it. */
 int goc_refuse_unbacked(nodup_key *key, const char *what);
+/* How many rounds a keyed call (get-or-create, update-or-create, many
+ * keys) runs while no statement yields its row, and the NODUP_ERR_CONFLICT
+ * it then reports: `what` ("2 of 10 rows") found no row that many times
+ * because it was deleted each time between our write and our lookup, or
+ * because the key's predicate is narrower than the index's (the insert
+ * conflicts with a row the lookup cannot see). */
+#define KEY_MAX_ROUNDS 5
+int goc_fail_rounds(nodup_key *key, const char *what);
+
+/* ---- getorcreate_many.c, for key.c ---- */
+/* Build and prepare a many-keys shape's insert and lookup (dcols: the
+ * default columns in catalog spelling). */
+int many_build(nodup_key *key, key_shape *s, char *const *dcols, size_t nd);
+/* Free what the key's last many-keys call left (its ids). */
+void many_ids_free(nodup_key *key);
 
 #endif

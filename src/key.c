@@ -466,6 +466,7 @@ void nodup_key_free(nodup_key *key) {
   if (!key) return;
   for (i = 0; i < key->nshapes; i++) shape_clear(key->db, &key->shapes[i]);
   free(key->shapes);
+  many_ids_free(key);
   free(key->terms);
   strv_free(key->cols, key->ncols);
   free(key->colidx);
@@ -768,11 +769,11 @@ static void shape_clear(nodup_db *db, key_shape *s) {
 /* The common case, every call after the first: same NULLs, same default
  * names as given. Compared as given: no allocation, no catalog. */
 static key_shape *shape_find_given(nodup_key *key, unsigned mask, const char *const *dcols,
-                                   size_t nd, size_t nset) {
+                                   size_t nd, size_t nset, int many) {
   size_t i, j;
   for (i = 0; i < key->nshapes; i++) {
     key_shape *s = &key->shapes[i];
-    if (s->mask != mask || s->ngiven != nd || s->nset != nset) continue;
+    if (s->mask != mask || s->ngiven != nd || s->nset != nset || s->many != many) continue;
     for (j = 0; j < nd && dcols[j] && !strcmp(s->given[j], dcols[j]); j++)
       ;
     if (j == nd) return s;
@@ -814,10 +815,12 @@ static int shape_canon(nodup_key *key, const char *const *dcols, size_t nd, size
 
 /* Defaults spelled differently but naming the same columns: the same
  * statements. */
-static key_shape *shape_find_sig(nodup_key *key, unsigned mask, const char *sig, size_t nset) {
+static key_shape *shape_find_sig(nodup_key *key, unsigned mask, const char *sig, size_t nset,
+                                 int many) {
   size_t i;
   for (i = 0; i < key->nshapes; i++)
     if (key->shapes[i].mask == mask && key->shapes[i].nset == nset &&
+        key->shapes[i].many == many &&
         strcmp(key->shapes[i].sig, sig) == 0)
       return &key->shapes[i];
   return NULL;
@@ -826,7 +829,7 @@ static key_shape *shape_find_sig(nodup_key *key, unsigned mask, const char *sig,
 /* A new shape at the end of key->shapes, its statements prepared; nothing
  * is added when any step fails. */
 static int shape_add(nodup_key *key, unsigned mask, const char *sig, const char *const *dcols,
-                     char **canon, size_t nd, size_t nset, key_shape **out) {
+                     char **canon, size_t nd, size_t nset, int many, key_shape **out) {
   nodup_db *db = key->db;
   key_shape *s = realloc(key->shapes, (key->nshapes + 1) * sizeof *s);
   size_t i;
@@ -837,6 +840,7 @@ static int shape_add(nodup_key *key, unsigned mask, const char *sig, const char 
   memset(s, 0, sizeof *s);
   s->mask = mask;
   s->nset = nset;
+  s->many = many;
   if (!(s->sig = nodup_strdup(sig)) || (nd && !(s->given = calloc(nd, sizeof *s->given))) ||
       !(s->pcol = calloc(key->ncols + nd + 1, sizeof *s->pcol)))
     rc = NODUP_ERR_NOMEM;
@@ -846,7 +850,7 @@ static int shape_add(nodup_key *key, unsigned mask, const char *sig, const char 
     /* Each parameter's column, for value conversion (key_coerce). */
     for (i = 0; i < key->ncols; i++) s->pcol[i] = key->colidx[i];
     for (i = 0; i < nd; i++) s->pcol[key->ncols + i] = table_info_column(db, key->table, canon[i]);
-    rc = shape_build(key, s, canon, nd);
+    rc = many ? many_build(key, s, canon, nd) : shape_build(key, s, canon, nd);
   }
   if (rc != NODUP_OK) {
     shape_clear(db, s);
@@ -863,16 +867,16 @@ static int shape_get(nodup_key *key, const char *const *vals, const char *const 
   size_t i;
   char **canon = NULL;
   buf sig;
-  int rc;
+  int rc, many = vals == NULL;
 
-  for (i = 0; i < key->ncols; i++)
+  for (i = 0; vals && i < key->ncols; i++)
     if (!vals[i]) mask |= 1u << i;
-  if ((*out = shape_find_given(key, mask, dcols, nd, nset))) return NODUP_OK;
+  if ((*out = shape_find_given(key, mask, dcols, nd, nset, many))) return NODUP_OK;
   if (nd && !(canon = calloc(nd, sizeof *canon))) return NODUP_ERR_NOMEM;
   buf_init(&sig);
   rc = shape_canon(key, dcols, nd, nset, canon, &sig);
-  if (rc == NODUP_OK && !(*out = shape_find_sig(key, mask, buf_str(&sig), nset)))
-    rc = shape_add(key, mask, buf_str(&sig), dcols, canon, nd, nset, out);
+  if (rc == NODUP_OK && !(*out = shape_find_sig(key, mask, buf_str(&sig), nset, many)))
+    rc = shape_add(key, mask, buf_str(&sig), dcols, canon, nd, nset, many, out);
   free(canon);
   buf_free(&sig);
   return rc;
@@ -886,6 +890,10 @@ int key_shape_get(nodup_key *key, const char *const *vals, const char *const *dc
 int key_upsert_shape_get(nodup_key *key, const char *const *vals, const char *const *dcols,
                          size_t nd, size_t nset, key_shape **out) {
   return shape_get(key, vals, dcols, nd, nset, out);
+}
+
+int key_many_shape_get(nodup_key *key, const char *const *dcols, size_t nd, key_shape **out) {
+  return shape_get(key, NULL, dcols, nd, 0, out);
 }
 
 /* ---- value conversion (SQLite's declared types) ---- */

@@ -97,6 +97,7 @@
 #define fkindex_free nodup__fkindex_free
 #define fkindex_plan nodup__fkindex_plan
 #define goc_check_nulls nodup__goc_check_nulls
+#define goc_fail_rounds nodup__goc_fail_rounds
 #define goc_name_table nodup__goc_name_table
 #define goc_params_free nodup__goc_params_free
 #define goc_params_init nodup__goc_params_init
@@ -136,6 +137,7 @@
 #define journal_version nodup__journal_version
 #define key_args_check nodup__key_args_check
 #define key_coerce nodup__key_coerce
+#define key_many_shape_get nodup__key_many_shape_get
 #define key_shape_get nodup__key_shape_get
 #define key_store_id nodup__key_store_id
 #define key_terms_of nodup__key_terms_of
@@ -146,6 +148,8 @@
 #define keyterm_index nodup__keyterm_index
 #define keyterm_name nodup__keyterm_name
 #define keyterm_parse nodup__keyterm_parse
+#define many_build nodup__many_build
+#define many_ids_free nodup__many_ids_free
 #define merge_batch_groups nodup__merge_batch_groups
 #define merge_batch_lock nodup__merge_batch_lock
 #define merge_batch_pairs nodup__merge_batch_pairs

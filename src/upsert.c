@@ -15,8 +15,6 @@
 
 #include "internal.h"
 
-#define UPSERT_MAX_ROUNDS 5
-
 /* With nothing to set, update-or-create is get-or-create. */
 static int as_get_or_create(nodup_key *key, const char *const *vals,
                             const char *const *create_cols, const char *const *create_vals,
@@ -81,14 +79,10 @@ int nodup_update_or_create(nodup_key *key, const char *const *vals,
    * row the lookup cannot see (give up after a few rounds). */
   for (round = 1; rc == NODUP_OK; round++) {
     rc = key->db->be->update_or_create(key, s, p.v, (int)p.n, &how);
-    if (rc != NODUP_ERR_CONFLICT || round == UPSERT_MAX_ROUNDS) break;
+    if (rc != NODUP_ERR_CONFLICT || round == KEY_MAX_ROUNDS) break;
     rc = NODUP_OK;
   }
-  if (rc == NODUP_ERR_CONFLICT)
-    nodup_fail(key->db, rc,
-               "no statement found or wrote the row in %d tries: it was deleted each "
-               "time, or the key's predicate is narrower than index %s's",
-               UPSERT_MAX_ROUNDS, key->index);
+  if (rc == NODUP_ERR_CONFLICT) goc_fail_rounds(key, "the key");
   goc_params_free(&p);
   if (rc != NODUP_OK) return goc_name_table(key, rc);
   out->id = buf_str(&key->id);

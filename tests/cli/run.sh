@@ -222,6 +222,34 @@ run "upsert unbacked key" 1 "$bin" upsert --db "$url" --table loose --key email 
   --set email=una@example.org && stderr_has "CREATE UNIQUE INDEX"
 run "nodup upsert --help" 0 "$bin" upsert --help && stdout_has "usage: nodup upsert"
 
+# --- get-or-create --csv: many keys ------------------------------------------
+gcsv() { "$bin" get-or-create --db "$url" --table people --key email "$@"; }
+printf 'email,name\nuna@example.org,ignored\nmany1@example.org,M1\n"q,uoted@example.org",Q\nmany1@example.org,again\n' \
+  >"$work/keys.csv"
+if run "get-or-create --csv" 0 gcsv --csv "$work/keys.csv"; then
+  stdout_has '^id,created$'
+  [ "$(wc -l <"$out")" = 5 ] || fail "expected a header and 4 lines"
+  [ "$(sed -n 2p "$out")" = "$uid,false" ] || fail "line 1 is not the existing row"
+  sed -n 3p "$out" | grep -Eq '^[^,]+,true$' || fail "line 2 not created"
+  [ "$(sed -n 3p "$out" | cut -d, -f1),false" = "$(sed -n 5p "$out")" ] ||
+    fail "a repeated key did not get its first line's id, not created"
+fi
+gcsv_stdin() { gcsv --csv - --format json <"$work/keys.csv"; }
+run "get-or-create --csv - (stdin), json" 0 gcsv_stdin &&
+  { json_has '"created":false'; stdout_lacks '"created": true'; }
+printf 'name\nx\n' >"$work/nokey.csv"
+run "get-or-create --csv without the key column" 2 gcsv --csv "$work/nokey.csv" &&
+  stderr_has 'no column "email"'
+printf 'email,name\nshort@example.org\n' >"$work/short.csv"
+run "get-or-create --csv short record" 2 gcsv --csv "$work/short.csv" &&
+  stderr_has "record 2"
+run "get-or-create --csv missing file" 2 gcsv --csv "$work/none.csv" && stderr_has "none.csv"
+printf 'email,name\nnew-ok@example.org,x\n,y\n' >"$work/null.csv"
+run "get-or-create --csv NULL key: refused, nothing created" 2 gcsv --csv "$work/null.csv" &&
+  { stderr_has "row 2"; stdout_lacks "true"; }
+run "get-or-create --csv NULL key: first row not created" 0 "$bin" get-or-create --db "$url" \
+  --table people --key email --set email=new-ok@example.org && stdout_has ' created$'
+
 # --- expression keys: a comma inside a term does not split --key ------------
 run "exec expression index" 0 "$bin" exec --db "$url" "
   CREATE TABLE \"members\" ($id_col, \"email\" TEXT, \"org_id\" INTEGER);

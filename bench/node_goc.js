@@ -1,0 +1,129 @@
+'use strict';
+// A get-or-create hit through the Node binding against the same call in C
+// (bench/node_goc.c), on PostgreSQL, one client, side by side in one run
+// (issue 16: target >= 0.8x):
+//
+//   node bench/node_goc.js NODE_GOC_BIN PACKAGE_DIR [SECONDS] [ROUNDS] [OUT.md]
+//
+// `cmake --build build --target bench_node` runs it with the built
+// programs. It starts a throwaway cluster (scripts/pgcluster.sh) in a new
+// directory under /tmp and stops and removes it on any exit, failure or
+// Ctrl-C; NODUP_BENCH_PG=CONNINFO uses that server instead (it drops and
+// recreates table "t" there). The table goes to stdout (and OUT.md),
+// progress to stderr.
+//
+// Cells, each a fresh process or connection on the same table of KEYS
+// rows, hits on random keys, medians over ROUNDS (C and Node alternate):
+//   c            the C loop: nodup_get_or_create() on one connection
+//   node await   one call at a time, each awaited: one async work item per
+//                call (thread pool and back), the number the target is on
+//   node 2/4 in flight  the same connection with 2 or 4 calls queued: the
+//                queue starts the next call while the last one settles
+const { spawnSync, execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const [cBin, packageDir, secondsArg, roundsArg, outFile] = process.argv.slice(2);
+if (!cBin || !packageDir) {
+  console.error('usage: node_goc.js NODE_GOC_BIN PACKAGE_DIR [SECONDS] [ROUNDS] [OUT.md]');
+  process.exit(2);
+}
+const nodup = require(path.resolve(packageDir));
+const SECONDS = Number(secondsArg || 2);
+const ROUNDS = Number(roundsArg || 3);
+const KEYS = 1000;
+const WARMUP = 0.3;
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+function runC() {
+  const r = spawnSync(cBin, [conninfo, String(SECONDS), String(KEYS)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`node_goc: ${r.stderr}`);
+  return Number(r.stdout.trim());
+}
+
+// `inFlight` loops on one connection, each awaiting its own calls.
+async function runNode(inFlight) {
+  const db = await nodup.connect(conninfo);
+  let rng = 12345 >>> 0;
+  let calls = 0;
+  const start = performance.now() / 1000;
+  const from = start + WARMUP, until = from + SECONDS;
+  async function loop() {
+    for (;;) {
+      const t = performance.now() / 1000;
+      if (t >= until) return;
+      rng = (Math.imul(rng, 1664525) + 1013904223) >>> 0;
+      const r = await db.getOrCreate('t', { k: `h${(rng >>> 8) % KEYS + 1}` });
+      if (r.created) throw new Error('a miss');
+      if (t >= from) calls++;
+    }
+  }
+  await Promise.all(Array.from({ length: inFlight }, loop));
+  await db.close();
+  return calls / SECONDS;
+}
+
+// The throwaway cluster: started here, stopped by stopCluster() on every
+// way out (the handlers below).
+const pgcluster = path.join(__dirname, '..', 'scripts', 'pgcluster.sh');
+let clusterBase = null;
+
+function startCluster() {
+  clusterBase = fs.mkdtempSync('/tmp/nodup-bench.');
+  fs.chmodSync(clusterBase, 0o755);  // as root the server runs as pgtest: it must get in
+  const sock = path.join(clusterBase, 'pg', 'sock');
+  execFileSync(pgcluster, ['start', sock], { stdio: 'inherit' });
+  return `host=${sock} user=postgres dbname=postgres`;
+}
+
+function stopCluster() {
+  if (clusterBase === null) return;
+  const base = clusterBase;
+  clusterBase = null;
+  const r = spawnSync(pgcluster, ['stop', path.join(base, 'pg', 'sock')], { stdio: 'inherit' });
+  if (r.status !== 0) console.error(`node_goc.js: could not stop the cluster in ${base}/pg`);
+  fs.rmSync(base, { recursive: true, force: true });
+}
+
+process.on('exit', stopCluster);
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
+
+let conninfo;
+
+async function main() {
+  conninfo = process.env.NODUP_BENCH_PG || startCluster();
+  const admin = await nodup.connect(conninfo);
+  await admin.exec('DROP TABLE IF EXISTS "t"');
+  await admin.exec('CREATE TABLE "t" ("id" serial PRIMARY KEY, "k" text UNIQUE, "v" text) ' +
+                   'WITH (autovacuum_enabled = off)');
+  await admin.exec(`INSERT INTO "t" ("k", "v") SELECT 'h' || g, 'v' FROM generate_series(1, ${KEYS}) AS g`);
+  await admin.exec('ANALYZE "t"');
+  await admin.close();
+
+  const cells = { 'c': [], 'node await': [], 'node 2 in flight': [], 'node 4 in flight': [] };
+  for (let round = 0; round < ROUNDS; round++) {
+    process.stderr.write(`round ${round + 1}/${ROUNDS}\n`);
+    // Alternate who goes first, so drift in the machine's load is shared.
+    if (round % 2 === 0) cells.c.push(runC());
+    cells['node await'].push(await runNode(1));
+    if (round % 2 === 1) cells.c.push(runC());
+    cells['node 2 in flight'].push(await runNode(2));
+    cells['node 4 in flight'].push(await runNode(4));
+  }
+  const c = median(cells.c);
+  const lines = [
+    `get-or-create hits, PostgreSQL, one connection, ${SECONDS} s x ${ROUNDS} rounds ` +
+      `(medians), libnodup ${nodup.libversion}, node ${process.version}`, '',
+    '| method | calls/s | vs C |', '|---|---:|---:|',
+    ...Object.entries(cells).map(([name, xs]) =>
+      `| ${name} | ${Math.round(median(xs))} | ${(median(xs) / c).toFixed(2)}x |`),
+  ];
+  console.log(lines.join('\n'));
+  if (outFile) fs.writeFileSync(outFile, lines.join('\n') + '\n');
+}
+
+main().catch((e) => { console.error(e); process.exit(1); });

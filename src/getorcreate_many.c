@@ -1,0 +1,367 @@
+/*
+ * getorcreate_many.c -- get-or-create for many keys in one call: two
+ * statements whatever the number of keys.
+ *
+ * The rows arrive as one relation (the backend's many_input: arrays
+ * unnested on PostgreSQL, a JSON array on SQLite) and the call is the
+ * single key's round made set-based:
+ *
+ *   INSERT INTO t (cols) SELECT ... FROM input
+ *     WHERE NOT EXISTS (the key's row)      -- a hit evaluates no default
+ *     ORDER BY key, input order             -- see below
+ *     ON CONFLICT (key) DO NOTHING          -- the loser's violation, only
+ *     RETURNING pk
+ *   SELECT input order, pk FROM input JOIN t ON key
+ *
+ * The lookup is a statement of its own, so under READ COMMITTED its
+ * snapshot sees rows a concurrent winner committed after the insert's
+ * began. A row is ours (created) when the insert returned its id; a key
+ * repeated in the input is created for its first occurrence only.
+ *
+ * The insert takes its rows in key order: two batches that share keys
+ * then wait on each other's keys in the same order instead of each
+ * holding one the other wants (a deadlock, retried but slow).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- statements ---- */
+
+/* "nodup_in.nodup_c<i+1>", wrapped as key term `term` wraps a column. */
+static void input_term(buf *q, const key_term *term, size_t i) {
+  sql_key_term_open(q, term);
+  buf_printf(q, "nodup_in.nodup_c%zu", i + 1);
+  sql_key_term_close(q, term);
+}
+
+/* The key of table alias `alias` equals the input row's. */
+static void match_input(buf *q, const nodup_key *key, const char *alias) {
+  size_t i;
+  for (i = 0; i < key->ncols; i++) {
+    if (i) buf_puts(q, " AND ");
+    sql_key_term(q, &key->terms[i], alias);
+    buf_puts(q, " = ");
+    input_term(q, &key->terms[i], i);
+  }
+  if (key->where) buf_printf(q, " AND (%s)", key->where);
+}
+
+static void insert_sql(buf *q, const nodup_key *key, char *const *dcols, size_t n,
+                       const char *input) {
+  const nodup_table_info *t = key->table;
+  size_t i;
+  buf_printf(q, "INSERT INTO %s (", t->qualified);
+  sql_ident_list(q, key->cols, key->ncols);
+  for (i = key->ncols; i < n; i++) {
+    buf_puts(q, ", ");
+    sql_ident(q, dcols[i - key->ncols]);
+  }
+  buf_puts(q, ") SELECT ");
+  for (i = 0; i < n; i++) buf_printf(q, "%snodup_in.nodup_c%zu", i ? ", " : "", i + 1);
+  buf_printf(q, " FROM %s WHERE NOT EXISTS (SELECT 1 FROM %s AS nodup_old WHERE ", input,
+             t->qualified);
+  match_input(q, key, "nodup_old");
+  buf_puts(q, ") ORDER BY ");
+  for (i = 0; i < key->ncols; i++) {
+    input_term(q, &key->terms[i], i);
+    buf_puts(q, ", ");
+  }
+  buf_puts(q, "nodup_in.nodup_ord");
+  sql_on_conflict(q, key->terms, key->ncols, key->where);
+  buf_puts(q, " RETURNING ");
+  sql_ident_list(q, t->pk, t->npk);
+  if (key->where) {
+    buf_puts(q, ", ");
+    buf_printf(q, key->db->be->predicate_guard, key->where);
+  }
+}
+
+static void lookup_sql(buf *q, const nodup_key *key, const char *input) {
+  size_t i;
+  buf_puts(q, "SELECT nodup_in.nodup_ord");
+  for (i = 0; i < key->table->npk; i++) {
+    buf_puts(q, ", nodup_t.");
+    sql_ident(q, key->table->pk[i]);
+  }
+  buf_printf(q, " FROM %s JOIN %s AS nodup_t ON ", input, key->table->qualified);
+  match_input(q, key, "nodup_t");
+}
+
+/* The insert reads every column given, the lookup the key's alone. */
+int many_build(nodup_key *key, key_shape *s, char *const *dcols, size_t nd) {
+  nodup_db *db = key->db;
+  size_t n = key->ncols + nd;
+  unsigned *types = calloc(n + 1, sizeof *types);
+  buf input, q;
+  int rc;
+
+  if (!types) return NODUP_ERR_NOMEM;
+  buf_init(&input);
+  buf_init(&q);
+  rc = db->be->many_input(db, key->table, s->pcol, n, n, &input, types, &s->nparams);
+  if (rc == NODUP_OK) {
+    insert_sql(&q, key, dcols, n, buf_str(&input));
+    rc = q.oom || input.oom ? NODUP_ERR_NOMEM
+                            : db->be->prepare(db, buf_str(&q), s->nparams, types, &s->insert);
+  }
+  buf_reset(&input);
+  buf_reset(&q);
+  if (rc == NODUP_OK)
+    rc = db->be->many_input(db, key->table, s->pcol, key->ncols, n, &input, types, &s->nlookup);
+  if (rc == NODUP_OK) {
+    lookup_sql(&q, key, buf_str(&input));
+    rc = q.oom || input.oom ? NODUP_ERR_NOMEM
+                            : db->be->prepare(db, buf_str(&q), s->nlookup, types, &s->lookup);
+  }
+  buf_free(&q);
+  buf_free(&input);
+  free(types);
+  return rc;
+}
+
+/* ---- one call's rows ---- */
+
+typedef struct many_call {
+  nodup_key *key;
+  size_t nrows;
+  char **found;       /* per input row: its row's id, or NULL */
+  size_t nfound;
+  char **ins;         /* the ids our inserts returned */
+  size_t nins, cap;
+  size_t kept;        /* of which the first `kept` came from rounds that
+                       * committed or are the caller's (not rolled back) */
+  int outside;        /* a returned row is outside the key's predicate */
+  int oom;
+} many_call;
+
+/* The primary key's values joined by ',' (key_store_id's spelling), in
+ * one allocation: a call makes one per row. */
+static char *id_text(const char *const *v, size_t npk) {
+  size_t i, len = npk, at = 0;
+  char *id;
+  for (i = 0; i < npk; i++) len += v[i] ? strlen(v[i]) : 0;
+  if (!(id = malloc(len))) return NULL;
+  for (i = 0; i < npk; i++) {
+    size_t n = v[i] ? strlen(v[i]) : 0;
+    if (i) id[at++] = ',';
+    memcpy(id + at, v[i] ? v[i] : "", n);
+    at += n;
+  }
+  id[at] = '\0';
+  return id;
+}
+
+static int on_inserted(void *ctx, int n, const char *const *v) {
+  many_call *c = ctx;
+  size_t npk = c->key->table->npk;
+  char *id;
+  if ((size_t)n < npk) return 0;
+  if ((size_t)n > npk && (!v[npk] || !strcmp(v[npk], "0"))) c->outside = 1;
+  if (c->nins == c->cap) {
+    size_t cap = c->cap ? c->cap * 2 : 64;
+    char **p = realloc(c->ins, cap * sizeof *p);
+    if (!p) {
+      c->oom = 1;
+      return 1;
+    }
+    c->ins = p;
+    c->cap = cap;
+  }
+  if (!(id = id_text(v, npk))) {
+    c->oom = 1;
+    return 1;
+  }
+  c->ins[c->nins++] = id;
+  return 0;
+}
+
+static int on_found(void *ctx, int n, const char *const *v) {
+  many_call *c = ctx;
+  long ord;
+  char *end, *id;
+  if (n < 2 || !v[0]) return 0;
+  ord = strtol(v[0], &end, 10);
+  if (*end || ord < 1 || (size_t)ord > c->nrows) return 0;
+  if (!(id = id_text(v + 1, c->key->table->npk))) {
+    c->oom = 1;
+    return 1;
+  }
+  if (c->found[ord - 1]) free(c->found[ord - 1]);
+  else c->nfound++;
+  c->found[ord - 1] = id;
+  return 0;
+}
+
+static void on_attempt(void *ctx) {
+  many_call *c = ctx;
+  while (c->nins > c->kept) free(c->ins[--c->nins]);
+  c->outside = 0;
+}
+
+static int on_complete(void *ctx) {
+  const many_call *c = ctx;
+  return c->nfound == c->nrows;
+}
+
+static int on_outside(void *ctx) {
+  const many_call *c = ctx;
+  return c->outside;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* created[i]: row i's id is one our inserts returned, and no earlier row
+ * has it (a key given twice is created once, for its first occurrence). */
+static int mark_created(many_call *c, nodup_result *out) {
+  unsigned char *claimed = calloc(c->nins ? c->nins : 1, 1);
+  size_t i;
+  if (!claimed) return NODUP_ERR_NOMEM;
+  c->key->many_found_all = c->nins == 0;
+  qsort(c->ins, c->nins, sizeof *c->ins, cmp_str);
+  for (i = 0; i < c->nrows; i++) {
+    char **hit = c->nins ? bsearch(&c->found[i], c->ins, c->nins, sizeof *c->ins, cmp_str)
+                         : NULL;
+    out[i].id = c->found[i];
+    out[i].created = hit && !claimed[hit - c->ins];
+    if (hit) claimed[hit - c->ins] = 1;
+  }
+  free(claimed);
+  return NODUP_OK;
+}
+
+void many_ids_free(nodup_key *key) {
+  strv_free(key->many_ids, key->nmany);
+  key->many_ids = NULL;
+  key->nmany = 0;
+}
+
+/* ---- the call ---- */
+
+/* Prefix db's message with the row's number (from 1). */
+static int row_fail(nodup_key *key, size_t r, int rc) {
+  buf m;
+  buf_init(&m);
+  buf_printf(&m, "row %zu: %s", r + 1, buf_str(&key->db->err));
+  return db_fail_buf(key->db, rc, &m);
+}
+
+/* Refuse a row with a NULL key value before anything runs: an index
+ * that treats NULLs as distinct cannot stop its duplicates, and one that
+ * treats them as equal is matched by '=' here, which a NULL never meets. */
+static int check_rows(nodup_key *key, size_t nrows, const char *const *vals) {
+  size_t r, i;
+  for (r = 0; r < nrows; r++)
+    for (i = 0; i < key->ncols; i++) {
+      if (vals[r * key->ncols + i]) continue;
+      if (!key->nulls_equal) {
+        return row_fail(key, r, goc_check_nulls(key, vals + r * key->ncols));
+      }
+      return nodup_fail(key->db, NODUP_ERR_NULL_KEY,
+                        "row %zu: key column \"%s\" is NULL; index %s treats NULLs as equal, "
+                        "but the many-keys call matches keys with '=': get or create this "
+                        "row with nodup_get_or_create",
+                        r + 1, key->cols[i], key->index);
+    }
+  return NODUP_OK;
+}
+
+/* The rows as the statements' values: key values then defaults per row,
+ * each converted for its column (SQLite's declared types). */
+static int row_values(nodup_key *key, const key_shape *s, size_t nrows, const char *const *vals,
+                      const char *const *dvals, size_t nd, const char ***out) {
+  size_t n = key->ncols + nd, r, i;
+  const char **v = malloc((nrows ? nrows : 1) * n * sizeof *v);
+  int rc = NODUP_OK;
+  if (!v) return NODUP_ERR_NOMEM;
+  for (r = 0; r < nrows && rc == NODUP_OK; r++) {
+    for (i = 0; i < n; i++)
+      v[r * n + i] = i < key->ncols ? vals[r * key->ncols + i] : dvals[r * nd + i - key->ncols];
+    rc = key_coerce(key, s, v + r * n, n);
+    if (rc != NODUP_OK) rc = row_fail(key, r, rc);
+  }
+  if (rc != NODUP_OK) {
+    free(v);
+    return rc;
+  }
+  *out = v;
+  return NODUP_OK;
+}
+
+/* Rounds until every row has its row: one normally; another when a row
+ * was deleted between our insert and our lookup. */
+static int rounds(nodup_key *key, const key_shape *s, many_call *c, const char *const *params) {
+  many_sink sink = {on_inserted, on_found, on_attempt, on_complete, on_outside, NULL};
+  char what[64];
+  int rc = NODUP_OK, round;
+  sink.ctx = c;
+  for (round = 1; round <= KEY_MAX_ROUNDS; round++) {
+    rc = key->db->be->get_or_create_many(key, s, params, s->nparams, s->nlookup, &sink);
+    if (rc == NODUP_OK && c->oom) rc = NODUP_ERR_NOMEM;
+    if (rc != NODUP_OK) return rc;
+    c->kept = c->nins;
+    if (c->nfound == c->nrows) return NODUP_OK;
+  }
+  snprintf(what, sizeof what, "%zu of %zu rows", c->nrows - c->nfound, c->nrows);
+  return goc_fail_rounds(key, what);
+}
+
+static int run_many(nodup_key *key, const key_shape *s, size_t nrows, const char *const *v,
+                    size_t n, nodup_result *out) {
+  many_call c;
+  char **params = NULL;
+  int rc;
+  memset(&c, 0, sizeof c);
+  c.key = key;
+  c.nrows = nrows;
+  if (!(c.found = calloc(nrows, sizeof *c.found))) return NODUP_ERR_NOMEM;
+  rc = key->db->be->many_params(nrows, n, v, &params);
+  if (rc == NODUP_OK) rc = rounds(key, s, &c, (const char *const *)params);
+  strv_free(params, (size_t)s->nparams);
+  if (rc == NODUP_OK) rc = mark_created(&c, out);
+  strv_free(c.ins, c.nins);
+  if (rc != NODUP_OK) {
+    strv_free(c.found, nrows);
+    return rc;
+  }
+  key->many_ids = c.found;
+  key->nmany = nrows;
+  return NODUP_OK;
+}
+
+int nodup_get_or_create_many(nodup_key *key, size_t nrows, const char *const *vals,
+                             const char *const *default_cols, const char *const *default_vals,
+                             size_t ndefaults, nodup_result *out) {
+  key_shape *s;
+  const char **v = NULL;
+  size_t i;
+  int rc;
+
+  if (!key || (nrows && (!vals || !out)) ||
+      (ndefaults && (!default_cols || (nrows && !default_vals))))
+    return key ? nodup_fail(key->db, NODUP_ERR_USAGE, "get_or_create_many: NULL argument")
+               : NODUP_ERR_USAGE;
+  nodup_clear_error(key->db);
+  many_ids_free(key);
+  for (i = 0; i < nrows; i++) {
+    out[i].id = NULL;
+    out[i].created = 0;
+  }
+  if (!key->backed) return goc_refuse_unbacked(key, "get-or-create");
+  if ((rc = check_rows(key, nrows, vals)) != NODUP_OK) return goc_name_table(key, rc);
+  if ((rc = key_many_shape_get(key, default_cols, ndefaults, &s)) != NODUP_OK)
+    return goc_name_table(key, rc);
+  if (!nrows) return NODUP_OK;
+  if ((rc = row_values(key, s, nrows, vals, default_vals, ndefaults, &v)) != NODUP_OK)
+    return goc_name_table(key, rc);
+  rc = run_many(key, s, nrows, v, key->ncols + ndefaults, out);
+  free(v);
+  if (rc != NODUP_OK) {
+    for (i = 0; i < nrows; i++) out[i].id = NULL;
+    return goc_name_table(key, rc);
+  }
+  return NODUP_OK;
+}
