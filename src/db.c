@@ -525,17 +525,12 @@ int db_session_alive(buf *q, const nodup_db *db, const char *id) {
 void db_conflict_insert(buf *q, const nodup_db *db, const nodup_table_info *t, char *const *cols,
                         size_t n, const char *where) {
   key_term *terms = key_terms_of(cols, n);
-  size_t i;
   if (!terms) {
     q->oom = 1;
     return;
   }
   buf_printf(q, "INSERT INTO %s (", t->qualified);
-  for (i = 0; i < n; i++) {
-    /* The columns, not the terms: lower(email) inserts email. */
-    if (i) buf_puts(q, ", ");
-    sql_ident(q, terms[i].column);
-  }
+  sql_key_columns(q, terms, n);   /* lower(email) inserts email */
   buf_puts(q, ") VALUES (");
   sql_params(q, db, 1, n);
   buf_putc(q, ')');

@@ -1424,12 +1424,8 @@ static void pg_online_ddl(buf *q, online_stmt what, const char *name,
     {
       /* Columns: an expression term fires on its column. */
       key_term *terms = key_terms_of(key, nkey);
-      size_t i;
-      for (i = 0; terms && i < nkey; i++) {
-        if (i) buf_puts(q, ", ");
-        sql_ident(q, terms[i].column);
-      }
-      if (!terms) q->oom = 1;
+      if (terms) sql_key_columns(q, terms, nkey);
+      else q->oom = 1;
       free(terms);
     }
     buf_printf(q, " ON %s FOR EACH ROW EXECUTE FUNCTION %s()", t->qualified, name);

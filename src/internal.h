@@ -72,6 +72,9 @@ void sql_key_term(buf *b, const key_term *term, const char *alias);
  * as is any other operand standing for the column (a batch's input). */
 void sql_key_term_open(buf *b, const key_term *term);
 void sql_key_term_close(buf *b, const key_term *term);
+/* Append the columns the terms are over, "email", "org_id" for
+ * (lower(email), org_id): what an insert names, or a trigger fires on. */
+void sql_key_columns(buf *b, const key_term *terms, size_t n);
 /* Append the terms as a comma-separated list. */
 void sql_key_list(buf *b, const key_term *terms, size_t n, const char *alias);
 /* Append "1 = 1 AND k1 IS NOT NULL ... AND (where)": the rows whose key a

@@ -194,6 +194,7 @@
 #define sql_ident_list nodup__sql_ident_list
 #define sql_index_rows nodup__sql_index_rows
 #define sql_keep_window nodup__sql_keep_window
+#define sql_key_columns nodup__sql_key_columns
 #define sql_key_filter nodup__sql_key_filter
 #define sql_key_list nodup__sql_key_list
 #define sql_key_match nodup__sql_key_match

@@ -61,6 +61,14 @@ void sql_key_term(buf *b, const key_term *term, const char *alias) {
   sql_key_term_close(b, term);
 }
 
+void sql_key_columns(buf *b, const key_term *terms, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (i) buf_puts(b, ", ");
+    sql_ident(b, terms[i].column);
+  }
+}
+
 void sql_key_list(buf *b, const key_term *terms, size_t n, const char *alias) {
   size_t i;
   for (i = 0; i < n; i++) {

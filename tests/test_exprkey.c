@@ -154,6 +154,29 @@ static void test_column_named_like_expression(void **state) {
   assert_string_not_equal(id, again);
 }
 
+/* Many keys in one call: spellings of one key in one batch get one id,
+ * created for the first only, and a row already there is found. */
+static void test_many_keys(void **state) {
+  nodup_db *db = *state;
+  const char *vals[] = {"Bob@X.org", "ann@x.org", "BOB@x.ORG", "Cy@x.org", "bob@x.org"};
+  nodup_result out[5];
+  char ann[HARNESS_ID_MAX];
+  users(db, "(lower(\"email\"))");
+  nodup_key *key = harness_key(db, "u", lower_email, 1, NULL);
+  assert_int_equal(goc(db, key, "ANN@X.ORG", ann), 1);
+  assert_nodup(db, NODUP_OK, nodup_get_or_create_many(key, 5, vals, NULL, NULL, 0, out));
+  assert_int_equal(out[0].created, 1);
+  assert_int_equal(out[1].created, 0);
+  assert_string_equal(out[1].id, ann);
+  assert_int_equal(out[2].created, 0);
+  assert_string_equal(out[2].id, out[0].id);
+  assert_int_equal(out[3].created, 1);
+  assert_string_equal(out[4].id, out[0].id);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM \"u\"", NULL), 3);
+  harness_expect(db, "SELECT \"email\" FROM \"u\" WHERE lower(\"email\") = 'bob@x.org'", NULL,
+                 "Bob@X.org");
+}
+
 static void test_upsert_expression_key(void **state) {
   nodup_db *db = *state;
   static const char *const scols[] = {"name"};
@@ -421,6 +444,7 @@ int main(void) {
       T(test_trim_and_two_terms),
       T(test_spellings_refused),
       T(test_column_named_like_expression),
+      T(test_many_keys),
       T(test_upsert_expression_key),
       T(test_scan_merge_enforce),
       T(test_enforce_merge_online),

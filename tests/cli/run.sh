@@ -274,6 +274,13 @@ run "get-or-create, another case and spaces: existing" 0 goc "${ek[@]}" \
   --set email='ann@x.ORG ' --set org_id=1 && stdout_has "^$mid existing\$"
 run "upsert, expression key" 0 "$bin" upsert --db "$url" "${ek[@]}" \
   --set email=ANN@X.ORG --set org_id=1 && stdout_has "^$mid unchanged\$"
+printf 'email,org_id\nANN@x.org,1\nzed@x.org,1\n" ZED@X.org",1\n' >"$work/members.csv"
+if run "get-or-create --csv, expression key" 0 goc "${ek[@]}" --csv "$work/members.csv"; then
+  [ "$(sed -n 2p "$out")" = "$mid,false" ] || fail "line 1 is not the existing row"
+  sed -n 3p "$out" | grep -Eq '^[^,]+,true$' || fail "line 2 not created"
+  [ "$(sed -n 3p "$out" | cut -d, -f1),false" = "$(sed -n 4p "$out")" ] ||
+    fail "another spelling of line 2's key did not get its id"
+fi
 run "scan, expression key" 0 "$bin" scan --db "$url" "${ek[@]}" &&
   stdout_has "0 duplicate groups"
 run "exec a column named like an expression" 0 "$bin" exec --db "$url" "
