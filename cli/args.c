@@ -35,6 +35,21 @@ static int ascii_space(char ch) {
   return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\v' || ch == '\f' || ch == '\r';
 }
 
+/* The first comma outside parentheses and double quotes, or NULL: a key
+ * term may be an expression, lower(trim(email)), or a quoted name with a
+ * comma in it, and neither splits. */
+static char *top_level_comma(char *p) {
+  int depth = 0, quoted = 0;
+  for (; *p; p++) {
+    if (*p == '"') quoted = !quoted;   /* "" inside a name toggles twice */
+    else if (quoted) continue;
+    else if (*p == '(') depth++;
+    else if (*p == ')' && depth) depth--;
+    else if (*p == ',' && !depth) return p;
+  }
+  return NULL;
+}
+
 /* Names are trimmed of ASCII whitespace, so "a, b" is (a, b): a column
  * whose real name starts or ends with a space is rare enough that the
  * common typo wins. An empty element ("a,", ",a", "a,,b") is refused
@@ -55,7 +70,7 @@ int cli_split_list(const char *cmd, const char *option, const char *value, char 
     return EXIT_ERROR;
   }
   for (p = *copy; p; p = next) {
-    if ((next = strchr(p, ','))) *next++ = '\0';
+    if ((next = top_level_comma(p))) *next++ = '\0';
     while (ascii_space(*p)) p++;
     for (end = p + strlen(p); end > p && ascii_space(end[-1]); end--) {}
     *end = '\0';
@@ -74,9 +89,62 @@ int cli_split_list(const char *cmd, const char *option, const char *value, char 
   return EXIT_OK;
 }
 
+/* --key may be given again: its terms follow the earlier ones'. */
 static int split_key(cli_args *a, const char *v) {
-  return cli_split_list(a->cmd, "key", v, &a->keylist, a->key,
-                        sizeof a->key / sizeof *a->key, &a->nkey);
+  size_t len = strlen(v) + 1, i, n;
+  const char *items[sizeof a->key / sizeof *a->key];
+  char *joined = NULL;
+  int ex;
+  if (!a->nkey)
+    return cli_split_list(a->cmd, "key", v, &a->keylist, a->key,
+                          sizeof a->key / sizeof *a->key, &a->nkey);
+  /* Checked alone first, so that a refusal quotes the value given. */
+  ex = cli_split_list(a->cmd, "key", v, &joined, items, sizeof items / sizeof *items, &n);
+  free(joined);
+  if (ex != EXIT_OK) return ex;
+  for (i = 0; i < a->nkey; i++) len += strlen(a->key[i]) + 1;
+  if (!(joined = malloc(len))) {
+    fprintf(stderr, "nodup %s: out of memory\n", a->cmd);
+    return EXIT_ERROR;
+  }
+  joined[0] = '\0';
+  for (i = 0; i < a->nkey; i++) {
+    strcat(joined, a->key[i]);
+    strcat(joined, ",");
+  }
+  strcat(joined, v);
+  ex = cli_split_list(a->cmd, "key", joined, &a->keylist, a->key,
+                      sizeof a->key / sizeof *a->key, &a->nkey);
+  free(joined);
+  return ex;
+}
+
+/* The column a --key term is over: the term itself, or for an expression
+ * the name inside its innermost parentheses (lower(trim("Email")) ->
+ * Email) and for a double-quoted name the name ("Email" -> Email),
+ * written to out. */
+static const char *key_column(const char *term, char *out, size_t size) {
+  const char *open = strrchr(term, '('), *p, *end;
+  size_t n = 0;
+  if (!open && term[0] != '"') return term;
+  for (p = open ? open + 1 : term; ascii_space(*p); p++) {}
+  for (end = p; *end && (*end != ')' || !open); end++) {}
+  while (end > p && ascii_space(end[-1])) end--;
+  if (end - p >= 2 && *p == '"' && end[-1] == '"') {
+    for (p++, end--; p < end && n + 1 < size; p++) {
+      if (*p == '"' && p + 1 < end && p[1] == '"') p++;
+      out[n++] = *p;
+    }
+  } else {
+    for (; p < end && n + 1 < size; p++) out[n++] = *p;
+  }
+  out[n] = '\0';
+  return out;
+}
+
+int cli_set_is_key(const char *term, const char *col) {
+  char name[256];
+  return !strcmp(col, term) || !strcmp(col, key_column(term, name, sizeof name));
 }
 
 static int add_set(cli_args *a, const char *v, int is_null) {
@@ -289,7 +357,7 @@ int cli_split_values(const cli_args *a, const char **vals, const char **dcols,
   for (i = 0; i < a->nkey; i++) {
     int found = 0;
     for (j = 0; j < a->nset; j++)
-      if (!strcmp(a->set_cols[j], a->key[i])) {
+      if (cli_set_is_key(a->key[i], a->set_cols[j])) {
         vals[i] = a->set_vals[j];
         found = 1;
       }
@@ -300,7 +368,7 @@ int cli_split_values(const cli_args *a, const char **vals, const char **dcols,
   for (j = 0; j < a->nset; j++) {
     int in_key = 0;
     for (i = 0; i < a->nkey; i++)
-      if (!strcmp(a->set_cols[j], a->key[i])) in_key = 1;
+      if (cli_set_is_key(a->key[i], a->set_cols[j])) in_key = 1;
     if (!in_key) {
       dcols[*nd] = a->set_cols[j];
       dvals[(*nd)++] = a->set_vals[j];

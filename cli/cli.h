@@ -15,6 +15,15 @@
 
 enum { EXIT_OK = 0, EXIT_NO = 1, EXIT_ERROR = 2 };
 
+/* The --key paragraph of every command's --help that takes a key. */
+#define CLI_KEY_HELP                                                                  \
+  "--key lists the key's terms, split at commas outside parentheses and double\n"   \
+  "quotes; give it again to add more. A term is a column, or a column inside\n"     \
+  "lower, upper, trim, ltrim or rtrim (--key 'lower(trim(email)),org_id'), backed\n" \
+  "by a unique index on that expression; its value is the column's, given under\n" \
+  "the column's name (--set email=Ann@X.org). A name that is a column is that\n"    \
+  "column, parentheses or not.\n"
+
 /* Options of every command; each command says which it accepts. */
 typedef struct cli_args {
   const char *cmd;
@@ -88,7 +97,12 @@ int cli_open(const cli_args *a, nodup_db **db);
 /* cli_open with nodup_open_ext flags: read-only commands (check, scan)
  * pass NODUP_OPEN_READONLY so they never change the database file. */
 int cli_open_ext(const cli_args *a, nodup_db **db, unsigned flags);
-/* Split --set/--null into key values (in --key order) and defaults. */
+/* Whether --set col gives key term `term`'s value: col is the term, or
+ * the column the term is over (email for lower(trim("email"))). */
+int cli_set_is_key(const char *term, const char *col);
+/* Split --set/--null into key values (in --key order) and defaults; a key
+ * term's value is given under its column's name (--set email=... for
+ * lower(email)). */
 int cli_split_values(const cli_args *a, const char **vals, const char **dcols,
                      const char **dvals, size_t *nd);
 

@@ -12,6 +12,8 @@ static const char usage[] =
     "Ask the database whether a unique index (or constraint) backs exactly this\n"
     "key and predicate, so that get-or-create on it is race-free.\n"
     "\n"
+    CLI_KEY_HELP
+    "\n"
     "Exit status: 0 backed (prints the index's name), 1 not backed (prints the\n"
     "CREATE UNIQUE INDEX statement that would back it on stdout, the reason on\n"
     "stderr), 2 error (unknown table or column, database unreachable).\n";

@@ -57,6 +57,8 @@ static const char usage[] =
     "              removes nothing. Refused while that run is alive in another\n"
     "              backend (the message names it).\n"
     "\n"
+    CLI_KEY_HELP
+    "\n"
     "Exit status: 0 the key is enforced (--abort: removed, or nothing to remove),\n"
     "1 refused (duplicates exist), 2 error.\n";
 

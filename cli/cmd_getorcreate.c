@@ -27,6 +27,9 @@ static const char usage[] =
     "row, in input order ('17,true'; json: one object per line). A key given twice\n"
     "gets one id, created for its first line only. Every 10,000 rows are one call\n"
     "of two statements, all or nothing; lines printed before a failure stand.\n"
+    "\n"
+    CLI_KEY_HELP
+    "\n"
     "Exit status: 0 success, 1 key refused (no unique index backs it),\n"
     "2 other errors (another constraint's violation included).\n";
 

@@ -26,6 +26,8 @@ static const char usage[] =
     "\"conflicts\": 0}). On a conflict nothing is inserted, the message lists the keys\n"
     "and lines, and json adds \"keys\": [{\"line\": L, \"existing\": true|false,\n"
     "\"key\": {...}}, ...] and \"more\": N (existing: false means repeated in the file).\n"
+    CLI_KEY_HELP
+    "\n"
     "Exit status: 0 imported, 1 already imported / key conflict, or key refused\n"
     "(no unique index backs it, as for get-or-create), 2 other errors (bad CSV,\n"
     "unknown column, bad value, NOT NULL...: the message gives the CSV line).\n";

@@ -81,6 +81,8 @@ static const char usage[] =
     "merge again) finishes it. --dry-run does everything in one transaction,\n"
     "reports, and rolls back. A progress bar goes to stderr when it is a terminal.\n"
     "\n"
+    CLI_KEY_HELP
+    "\n"
     "Exit status: 0 success, 2 error (the failing batch is rolled back).\n";
 
 static void progress_bar(void *ctx, long long done, long long total) {

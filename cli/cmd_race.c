@@ -34,6 +34,8 @@ static const char usage[] =
     "--naive uses SELECT-then-INSERT (the bug nodup exists for) instead of\n"
     "nodup's get-or-create, and needs no unique index.\n"
     "\n"
+    CLI_KEY_HELP
+    "\n"
     "Reports ops/s, created/existing/errors and the duplicate key groups in the\n"
     "table afterwards. Exit status: 0 done, 1 duplicates or errors after a\n"
     "non-naive run, 2 error (setup failed).\n";
@@ -85,7 +87,7 @@ static void worker_run(race_job *j, nodup_db *db, nodup_key *key) {
   for (i = 0; i < a->nset; i++) {
     int in_key = 0;
     for (k = 0; k < a->nkey; k++)
-      if (!strcmp(a->set_cols[i], a->key[k])) {
+      if (cli_set_is_key(a->key[k], a->set_cols[i])) {
         fixed[k] = a->set_vals[i];
         in_key = 1;
       }

@@ -37,6 +37,8 @@ static const char usage[] =
     "  --ref 'T(C) WHERE SQL'  a reference only for T's rows where SQL holds:\n"
     "              --ref 'comment(object_id) WHERE content_type_id = 7'.\n"
     "\n"
+    CLI_KEY_HELP
+    "\n"
     "Exit status: 0 no duplicates, 1 duplicates exist (for CI gates), 2 error.\n";
 
 /* A suspected reference's kind, one word (JSON and text alike). */

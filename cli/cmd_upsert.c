@@ -22,6 +22,8 @@ static const char usage[] =
     "\n"
     "Prints '<id> created', '<id> updated' or '<id> unchanged'\n"
     "(json: {\"id\": \"...\", \"created\": false, \"outcome\": \"updated\", ...}).\n"
+    CLI_KEY_HELP
+    "\n"
     "Exit status: 0 success, 1 key refused (no unique index backs it),\n"
     "2 other errors (another constraint's violation included).\n";
 

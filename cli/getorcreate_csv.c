@@ -81,7 +81,7 @@ static int take_header(csv_run *r) {
       return NODUP_ERR_USAGE;
     }
     for (k = 0; k < r->a->nkey; k++)
-      if (!strcmp(r->header[i], r->a->key[k])) r->pos[i] = (int)k;
+      if (cli_set_is_key(r->a->key[k], r->header[i])) r->pos[i] = (int)k;
     if (r->pos[i] < 0) {
       if (r->nd >= 256) {
         snprintf(r->err, sizeof r->err, "CSV header: more than 256 columns");

@@ -387,6 +387,31 @@ NODUP_EXTERN int nodup_url_redact(char *out, size_t size, const char *url);
  * and contains the `CREATE UNIQUE INDEX ...` statement that would back the
  * key.
  *
+ * Expression terms. A key term may also be a column inside lower(),
+ * upper(), trim(), ltrim() or rtrim(), nested up to 4 deep: "lower(email)",
+ * "lower(trim(email))", "LOWER( \"Email\" )". It is backed by a unique index
+ * on that expression (CREATE UNIQUE INDEX ... (lower(email))), however the
+ * index spells it. Its value, in every call that takes key values, is the
+ * column's raw value: the lookup compares lower(trim("email")) with
+ * lower(trim($1)), and a new row stores the value as given (a row keeps its
+ * first spelling). The rules, in order: a string that names a column
+ * (exactly, as above) is that column, so a column literally named
+ * "lower(x)" stays reachable as it always was; otherwise a string holding
+ * '(' or starting with '"' is parsed as a term, names inside matched like
+ * key columns and optionally double-quoted ("lower(\"Email\")"); anything
+ * else is an unknown column. Only these functions, which mean the same on
+ * both engines, are accepted; others are refused (NODUP_ERR_USAGE) naming
+ * the spelling and the functions allowed. SQLite's lower() and upper()
+ * fold ASCII letters only; PostgreSQL's follow the column's collation. A
+ * term's NULL is the column's (lower(NULL) is NULL). One term per column:
+ * "email" and "lower(email)" in one key are refused. A citext column
+ * (PostgreSQL) is a plain column key, case-insensitive by its type. The
+ * same spellings work wherever a key is named: nodup_key_check,
+ * nodup_key_ddl, nodup_count_duplicates, nodup_scan, nodup_merge (grouping
+ * by the term; the keeper keeps its own spelling) and nodup_enforce (which
+ * builds the expression index, without a constraint: PostgreSQL's take
+ * columns only).
+ *
  * On success *out is a new key; release it with nodup_key_free() before
  * closing `db`. On failure *out is NULL.
  *

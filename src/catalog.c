@@ -35,6 +35,7 @@ void table_info_free(nodup_table_info *t) {
     free(t->idx[i].name);
     free(t->idx[i].constraint);
     free_strings(t->idx[i].cols, t->idx[i].ncols);
+    free_strings(t->idx[i].terms, t->idx[i].ncols);
     free(t->idx[i].predicate);
   }
   free(t->idx);
@@ -220,6 +221,53 @@ int fk_collect_query(nodup_db *db, const nodup_table_info *t, const char *sql,
   return NODUP_OK;
 }
 
+/* Key name `given` resolved in t: a column (exactly as given, today's
+ * rule, so a column literally named lower(x) stays reachable), else an
+ * expression term, spelled canonically into *out; *pos its column. */
+static int key_name(nodup_db *db, const nodup_table_info *t, size_t i, const char *given,
+                    char **out, int *pos) {
+  key_term term;
+  buf col, spelled;
+  const char *why;
+  int c = table_info_column(db, t, given), rc = NODUP_OK;
+  *out = NULL;
+  if (c >= 0) {
+    char *scratch = malloc(strlen(t->cols[c]) + 1);
+    int odd = scratch && keyterm_decode(t->cols[c], &term, scratch);
+    free(scratch);
+    if (!scratch) return NODUP_ERR_NOMEM;
+    if (odd)
+      return nodup_fail(db, NODUP_ERR_USAGE,
+                        "column \"%s\" is named like an expression key term: nodup cannot "
+                        "key on it", t->cols[c]);
+    *pos = c;
+    return (*out = nodup_strdup(t->cols[c])) ? NODUP_OK : NODUP_ERR_NOMEM;
+  }
+  if (!strchr(given, '(') && given[0] != '"')
+    return nodup_fail(db, NODUP_ERR_NO_COLUMN, "table %s has no column \"%s\"", t->qualified,
+                      given);
+  buf_init(&col);
+  buf_init(&spelled);
+  if ((why = keyterm_parse(given, 0, &term, &col)) != NULL) {
+    rc = nodup_fail(db, NODUP_ERR_USAGE,
+                    "key term %zu \"%s\": %s; a key term is a column, or a column inside "
+                    "lower, upper, trim, ltrim or rtrim (lower(trim(email)))",
+                    i + 1, given, why);
+  } else if ((c = table_info_column(db, t, buf_str(&col))) < 0) {
+    rc = nodup_fail(db, NODUP_ERR_NO_COLUMN, "table %s has no column \"%s\" (key term \"%s\")",
+                    t->qualified, buf_str(&col), given);
+  } else {
+    term.column = t->cols[c];
+    sql_key_term(&spelled, &term, NULL);
+    *pos = c;
+    if (spelled.oom || !(*out = nodup_strdup(term.nfunc ? buf_str(&spelled) : t->cols[c])))
+      rc = NODUP_ERR_NOMEM;
+  }
+  buf_free(&col);
+  buf_free(&spelled);
+  return rc;
+}
+
 int table_info_key(nodup_db *db, const nodup_table_info *t, const char *const *cols,
                    size_t n, char ***names, int **idx) {
   char **out = calloc(n ? n : 1, sizeof *out);
@@ -228,21 +276,20 @@ int table_info_key(nodup_db *db, const nodup_table_info *t, const char *const *c
   int rc = NODUP_OK;
   if (!out || !pos) rc = NODUP_ERR_NOMEM;
   for (i = 0; rc == NODUP_OK && i < n; i++) {
-    int c;
     if (!cols[i] || !*cols[i]) {
       rc = nodup_fail(db, NODUP_ERR_USAGE, "key column %zu is empty", i + 1);
       break;
     }
-    if ((c = table_info_column(db, t, cols[i])) < 0) {
-      rc = nodup_fail(db, NODUP_ERR_NO_COLUMN, "table %s has no column \"%s\"", t->qualified,
-                      cols[i]);
-      break;
-    }
+    if ((rc = key_name(db, t, i, cols[i], &out[i], &pos[i])) != NODUP_OK) break;
+    /* Two terms over one column (email, lower(email)) would make the key
+     * no narrower than the stricter one: refused, as a column twice is. */
     for (j = 0; j < i; j++)
-      if (pos[j] == c) rc = nodup_fail(db, NODUP_ERR_USAGE, "column \"%s\" is in the key twice",
-                                       cols[i]);
-    pos[i] = c;
-    if (rc == NODUP_OK && !(out[i] = nodup_strdup(t->cols[c]))) rc = NODUP_ERR_NOMEM;
+      if (pos[j] == pos[i])
+        rc = nodup_fail(db, NODUP_ERR_USAGE, "column \"%s\" is in the key twice%s",
+                        strcmp(out[i], t->cols[pos[i]]) ? t->cols[pos[i]] : cols[i],
+                        strcmp(out[i], t->cols[pos[i]]) || strcmp(out[j], t->cols[pos[j]])
+                            ? " (one key term per column)"
+                            : "");
   }
   if (rc != NODUP_OK) {
     free_strings(out, out ? n : 0);

@@ -530,7 +530,7 @@ void db_conflict_insert(buf *q, const nodup_db *db, const nodup_table_info *t, c
     return;
   }
   buf_printf(q, "INSERT INTO %s (", t->qualified);
-  sql_key_list(q, terms, n, NULL);
+  sql_key_columns(q, terms, n);   /* lower(email) inserts email */
   buf_puts(q, ") VALUES (");
   sql_params(q, db, 1, n);
   buf_putc(q, ')');

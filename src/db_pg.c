@@ -287,6 +287,7 @@ static int pg_in_transaction(nodup_db *db) {
 /* ---- catalog ---- */
 
 typedef struct pg_tctx {
+  nodup_db *db;
   nodup_table_info *t;
   size_t cap;
   int oom;
@@ -368,9 +369,17 @@ static int pg_index_row(void *vctx, int n, const char *const *v) {
   cols = realloc(ix->cols, (ix->ncols + 1) * sizeof *cols);
   if (!cols) return c->oom = 1;
   ix->cols = cols;
+  cols = realloc(ix->terms, (ix->ncols + 1) * sizeof *cols);
+  if (!cols) return c->oom = 1;
+  ix->terms = cols;
   ix->cols[ix->ncols] = v[7] ? nodup_strdup(v[7]) : NULL;
-  if (v[7] && !ix->cols[ix->ncols]) return c->oom = 1;
-  ix->ncols++;
+  ix->terms[ix->ncols] = NULL;
+  ix->ncols++;   /* counted now: freed with t, even half made */
+  if (v[7] && !ix->cols[ix->ncols - 1]) return c->oom = 1;
+  /* An expression column's text (pg_get_indexdef: lower((email)::text)),
+   * read as a key term when it is one. */
+  if (keyterm_index(c->db, t, v[7], v[8], &ix->terms[ix->ncols - 1]) != NODUP_OK)
+    return c->oom = 1;
   return 0;
 }
 
@@ -379,14 +388,16 @@ static int pg_index_row(void *vctx, int n, const char *const *v) {
 static int pg_table_indexes(nodup_db *db, pg_tctx *c) {
   nodup_table_info *t = c->t;
   const char *oidp[1] = {c->oid};
-  char sql[1600];
+  char sql[2000];
   size_t i, j;
   int rc;
   c->cap = 0;
   snprintf(sql, sizeof sql,
            "SELECT ci.relname, i.indisprimary::int, (NOT i.indimmediate)::int, "
            "  pg_catalog.pg_get_expr(i.indpred, i.indrelid), %s, con.conname, "
-           "  k.ord, a.attname "
+           "  k.ord, a.attname, "
+           "  CASE WHEN k.attnum = 0 THEN pg_catalog.pg_get_indexdef(i.indexrelid, "
+           "    k.ord::int, true) END "
            "FROM pg_catalog.pg_index i "
            "JOIN pg_catalog.pg_class ci ON ci.oid = i.indexrelid "
            "LEFT JOIN pg_catalog.pg_constraint con ON con.conindid = i.indexrelid "
@@ -422,6 +433,7 @@ static int pg_table_info(nodup_db *db, const char *table, nodup_table_info **out
   *out = NULL;
   if (!t) return NODUP_ERR_NOMEM;
   memset(&c, 0, sizeof c);
+  c.db = db;
   c.t = t;
   /* Names are exact (quoted): "Order" is not "order". A dot splits schema
    * from table only when no relation has the whole name. */
@@ -496,7 +508,7 @@ static int pg_arbiters(nodup_db *db, const nodup_table_info *t,
     goto done;
   }
   for (i = 0; i < ncols; i++) {
-    int c = table_info_column(db, t, cols[i]);
+    int c = keyterm_column(db, t, cols[i]);
     types[i] = c >= 0 ? t->types[c] : 0;
   }
   buf_puts(&q, "EXPLAIN (COSTS OFF) ");
@@ -1343,12 +1355,16 @@ static void pg_session_alive(buf *q, const char *id) {
 static void pg_guard_function(buf *q, const char *name, const nodup_table_info *t,
                               char *const *key, size_t nkey, const char *where, int nulls_equal,
                               const char *message, const char *constraint) {
+  key_term *terms = key_terms_of(key, nkey);   /* lower(NEW."email") for lower(email) */
   size_t i;
+  if (!terms) {
+    q->oom = 1;
+    return;
+  }
   buf_printf(q, "CREATE FUNCTION %s() RETURNS trigger LANGUAGE plpgsql AS $nodup$ BEGIN IF ",
              name);
   for (i = 0; i < nkey && !nulls_equal; i++) {
-    buf_puts(q, "NEW.");
-    sql_ident(q, key[i]);
+    sql_key_term(q, &terms[i], "NEW");
     buf_puts(q, " IS NOT NULL AND ");
   }
   if (where)
@@ -1356,18 +1372,16 @@ static void pg_guard_function(buf *q, const char *name, const nodup_table_info *
   else
     buf_puts(q, "TRUE");
   buf_puts(q, " THEN PERFORM pg_advisory_xact_lock(hashtextextended(ROW(");
-  for (i = 0; i < nkey; i++) {
-    buf_puts(q, i ? ", NEW." : "NEW.");
-    sql_ident(q, key[i]);
-  }
+  sql_key_list(q, terms, nkey, "NEW");
   buf_printf(q, ")::text, TG_RELID::bigint)); IF EXISTS (SELECT 1 FROM %s AS nodup_o WHERE ",
              t->qualified);
   for (i = 0; i < nkey; i++) {
-    buf_puts(q, i ? " AND nodup_o." : "nodup_o.");
-    sql_ident(q, key[i]);
-    buf_puts(q, nulls_equal ? " IS NOT DISTINCT FROM NEW." : " = NEW.");
-    sql_ident(q, key[i]);
+    if (i) buf_puts(q, " AND ");
+    sql_key_term(q, &terms[i], "nodup_o");
+    buf_puts(q, nulls_equal ? " IS NOT DISTINCT FROM " : " = ");
+    sql_key_term(q, &terms[i], "NEW");
   }
+  free(terms);
   if (where) buf_printf(q, " AND (%s)", where);
   /* An UPDATE must not find its own row. */
   buf_puts(q, " AND (TG_OP = 'INSERT' OR (");
@@ -1407,7 +1421,13 @@ static void pg_online_ddl(buf *q, online_stmt what, const char *name,
   switch (what) {
   case ONLINE_GUARD_TRIGGER:
     buf_printf(q, "CREATE TRIGGER %s BEFORE INSERT OR UPDATE OF ", name);
-    sql_ident_list(q, key, nkey);
+    {
+      /* Columns: an expression term fires on its column. */
+      key_term *terms = key_terms_of(key, nkey);
+      if (terms) sql_key_columns(q, terms, nkey);
+      else q->oom = 1;
+      free(terms);
+    }
     buf_printf(q, " ON %s FOR EACH ROW EXECUTE FUNCTION %s()", t->qualified, name);
     break;
   case ONLINE_GUARD_NOTE:
@@ -1484,7 +1504,8 @@ static int pg_online_leftovers(nodup_db *db, const nodup_table_info *t, const ch
       "  format('\"%s\".\"%s\"', replace(n.nspname, '\"', '\"\"'), "
       "  replace(x.relname, '\"', '\"\"')), "
       "  x.relname::text, "
-      "  (SELECT string_agg(coalesce(a.attname::text, ''), E'\\x1f' ORDER BY k.o) "
+      "  (SELECT string_agg(coalesce(a.attname::text, "
+      "     pg_catalog.pg_get_indexdef(i.indexrelid, k.o::int, true)), E'\\x1f' ORDER BY k.o) "
       "   FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(n, o) "
       "   LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.n "
       "   WHERE k.o <= i.indnkeyatts), "

@@ -427,6 +427,15 @@ static char **split_list(const char *s, size_t n) {
   return out;
 }
 
+/* From the opening quote at p (', ", ` or [) to its closing one (quotes
+ * doubled inside are skipped), or to the end when there is none. */
+static const char *skip_quoted(const char *p) {
+  char end = *p == '[' ? ']' : *p;
+  for (p++; *p && !(*p == end && p[1] != end); p++)
+    if (*p == end) p++;
+  return p;
+}
+
 /* The WHERE clause of a CREATE INDEX statement: SQLite keeps partial-index
  * predicates only in sqlite_schema.sql, so we find the text after the
  * column list's closing parenthesis, skipping quoted names and strings. */
@@ -436,10 +445,7 @@ static char *index_predicate(const char *sql) {
   for (; *p; p++) {
     char q = *p;
     if (q == '\'' || q == '"' || q == '`' || q == '[') {
-      char end = q == '[' ? ']' : q;
-      for (p++; *p && !(*p == end && p[1] != end); p++)
-        if (*p == end) p++;
-      if (!*p) return NULL;
+      if (!*(p = skip_quoted(p))) return NULL;
     } else if (q == '(') {
       depth++;
       seen = 1;
@@ -463,6 +469,32 @@ static char *index_predicate(const char *sql) {
     memcpy(r, p, n);
     r[n] = '\0';
     return r;
+  }
+}
+
+/* Column k (from 0) of a CREATE INDEX statement's column list, as written
+ * (an expression: lower(email)), to out; the list found as
+ * index_predicate finds it. Left empty when the list has no such column. */
+static void index_column_text(const char *sql, size_t k, buf *out) {
+  const char *p = sql, *start = NULL;
+  int depth = 0;
+  size_t item = 0;
+  for (; *p; p++) {
+    char q = *p;
+    if (q == '\'' || q == '"' || q == '`' || q == '[') {
+      if (!*(p = skip_quoted(p))) break;
+    } else if (q == '(') {
+      if (depth++ == 0) start = p + 1;
+    } else if ((q == ',' && depth == 1) || (q == ')' && depth == 1)) {
+      if (item++ == k && start) {
+        buf_putn(out, start, (size_t)(p - start));
+        return;
+      }
+      start = p + 1;
+      if (q == ')') return;
+    } else if (q == ')') {
+      depth--;
+    }
   }
 }
 
@@ -550,10 +582,11 @@ static int collect_index(void *ctx, int ncols, const char *const *v) {
   return 0;
 }
 
-static int sq_index_details(nodup_db *db, nodup_index_info *ix, int partial) {
+static int sq_index_details(nodup_db *db, const nodup_table_info *t, nodup_index_info *ix,
+                            int partial) {
   sq_collect c = {{0}, 0};
   const char *p[1] = {ix->name};
-  int rc;
+  int rc, expr = 0;
   size_t i;
   buf_init(&c.b);
   /* name is NULL for an expression column; keep it NULL so the index never
@@ -569,16 +602,30 @@ static int sq_index_details(nodup_db *db, nodup_index_info *ix, int partial) {
       else if (strcmp(ix->cols[i], "\x01") == 0) {
         free(ix->cols[i]);
         ix->cols[i] = NULL;
+        expr = 1;
       }
     }
   }
   buf_reset(&c.b);
   c.n = 0;
-  if (rc == NODUP_OK && partial) {
+  if (rc == NODUP_OK && (partial || expr)) {
     rc = sq_query(db, "SELECT sql FROM sqlite_schema WHERE type = 'index' AND name = ?1",
                   p, 1, collect_first, &c);
     if (rc == NODUP_OK && c.b.oom) rc = NODUP_ERR_NOMEM;
-    if (rc == NODUP_OK && c.n) ix->predicate = index_predicate(buf_str(&c.b));
+    if (rc == NODUP_OK && c.n && partial) ix->predicate = index_predicate(buf_str(&c.b));
+  }
+  /* Each column as a key term; an expression's from the CREATE INDEX text
+   * (the pragma names none), read as a term when it is one. */
+  if (rc == NODUP_OK && !(ix->terms = calloc(ix->ncols ? ix->ncols : 1, sizeof *ix->terms)))
+    rc = NODUP_ERR_NOMEM;
+  for (i = 0; rc == NODUP_OK && i < ix->ncols; i++) {
+    buf text;
+    buf_init(&text);
+    if (!ix->cols[i] && c.n) index_column_text(buf_str(&c.b), i, &text);
+    rc = text.oom ? NODUP_ERR_NOMEM
+                  : keyterm_index(db, t, ix->cols[i], text.len ? buf_str(&text) : NULL,
+                                  &ix->terms[i]);
+    buf_free(&text);
   }
   buf_free(&c.b);
   return rc;
@@ -657,9 +704,13 @@ static int sq_rowid_index(nodup_table_info *t) {
   nodup_index_info *ix = &t->idx[t->nidx++];  /* counted first: freed with t, even half made */
   ix->primary = 1;
   ix->name = nodup_strdup("PRIMARY KEY");
-  if (!(ix->cols = calloc(1, sizeof *ix->cols))) return NODUP_ERR_NOMEM;
+  if (!(ix->cols = calloc(1, sizeof *ix->cols)) || !(ix->terms = calloc(1, sizeof *ix->terms)))
+    return NODUP_ERR_NOMEM;
   ix->ncols = 1;
-  return ix->name && (ix->cols[0] = nodup_strdup(t->pk[0])) ? NODUP_OK : NODUP_ERR_NOMEM;
+  return ix->name && (ix->cols[0] = nodup_strdup(t->pk[0])) &&
+                 (ix->terms[0] = nodup_strdup(t->pk[0]))
+             ? NODUP_OK
+             : NODUP_ERR_NOMEM;
 }
 
 /* t's unique indexes, with room for the rowid alias's after them. */
@@ -695,7 +746,7 @@ static int sq_table_indexes(nodup_db *db, nodup_table_info *t, int rowid_alias) 
     names[i] = NULL;
     ix->primary = strcmp(origins[i], "pk") == 0;
     t->nidx++;
-    rc = sq_index_details(db, ix, strcmp(partial[i], "1") == 0);
+    rc = sq_index_details(db, t, ix, strcmp(partial[i], "1") == 0);
   }
   if (rc == NODUP_OK && rowid_alias) rc = sq_rowid_index(t);
 done:

@@ -43,7 +43,7 @@ int nodup_count_duplicates(nodup_db *db, const char *table, const char *const *c
              t->qualified);
   sql_key_filter(&q, key, ncols, where, 0, NULL);
   buf_puts(&q, " GROUP BY ");
-  sql_ident_list(&q, key, ncols);
+  sql_key_names(&q, key, ncols, NULL);
   buf_puts(&q, " HAVING count(*) > 1) AS nodup_groups");
   rc = q.oom ? NODUP_ERR_NOMEM : db->be->query(db, buf_str(&q), NULL, 0, read_counts, &c);
 done:

@@ -37,12 +37,15 @@ int enforce_exec(nodup_db *db, buf *q) {
 /* Default name: PostgreSQL's for a UNIQUE constraint, <table>_<cols>_key,
  * cut to 63 bytes (NAMEDATALEN - 1) on a character boundary. */
 char *enforce_default_name(const char *table, char *const *key, size_t n) {
+  key_term *terms = key_terms_of(key, n);
   buf b;
   size_t i, len;
   char *s;
   buf_init(&b);
   buf_puts(&b, table);
-  for (i = 0; i < n; i++) buf_printf(&b, "_%s", key[i]);
+  for (i = 0; terms && i < n; i++) keyterm_name(&b, &terms[i]);
+  if (!terms) b.oom = 1;
+  free(terms);
   len = b.len > 59 ? 59 : b.len;
   while (len && b.len > len && ((unsigned char)b.p[len] & 0xC0) == 0x80) len--;
   s = b.oom ? NULL : malloc(len + 5);
@@ -61,7 +64,7 @@ static int count_groups(enforce_ctx *c, long long *n) {
   buf_printf(&q, "SELECT count(*) FROM (SELECT 1 FROM %s WHERE ", c->t->qualified);
   sql_key_filter(&q, c->key, c->nkey, c->where, c->opt->nulls_equal, NULL);
   buf_puts(&q, " GROUP BY ");
-  sql_ident_list(&q, c->key, c->nkey);
+  sql_key_names(&q, c->key, c->nkey, NULL);
   buf_puts(&q, " HAVING count(*) > 1) AS nodup_g");
   rc = q.oom ? NODUP_ERR_NOMEM : c->db->be->query(c->db, buf_str(&q), NULL, 0, db_read_count, n);
   buf_free(&q);
@@ -113,7 +116,7 @@ void enforce_index_ddl_on(enforce_ctx *c, buf *q, int concurrently, const char *
   buf_printf(q, "CREATE UNIQUE INDEX %s", concurrently ? "CONCURRENTLY " : "");
   sql_ident(q, name);
   buf_printf(q, " ON %s (", table);
-  sql_ident_list(q, c->key, c->nkey);
+  sql_key_names(q, c->key, c->nkey, NULL);
   buf_putc(q, ')');
   if (c->opt->nulls_equal) buf_puts(q, " NULLS NOT DISTINCT");
   if (c->where) buf_printf(q, " WHERE (%s)", c->where);
@@ -358,10 +361,12 @@ static int refuse_call(nodup_db *db, const char *table, const char *const *cols,
 static int load_table(enforce_ctx *c) {
   nodup_db *db = c->db;
   const nodup_enforce_options *opt = c->opt;
+  size_t i;
   int rc;
   if (!(c->rep = calloc(1, sizeof *c->rep))) return NODUP_ERR_NOMEM;
   if ((rc = db->be->table_info(db, c->table, &c->t)) != NODUP_OK) return rc;
   if ((rc = table_info_key(db, c->t, c->cols, c->nkey, &c->key, NULL)) != NODUP_OK) return rc;
+  for (i = 0; i < c->nkey; i++) c->expression |= table_info_column(db, c->t, c->key[i]) < 0;
   if ((rc = userexpr_check(db, c->t, c->where, 0, "--where")) != NODUP_OK) return rc;
   c->rep->index = opt->name && *opt->name ? nodup_strdup(opt->name)
                                           : enforce_default_name(c->t->name, c->key, c->nkey);

@@ -30,6 +30,10 @@ typedef struct enforce_ctx {
   long timeout;
   char guard[64];           /* online: trigger and function name */
   int partitioned;          /* PostgreSQL: a partitioned table */
+  int expression;           /* a key term is an expression (lower(email)): a
+                             * unique index, never a constraint (PostgreSQL's
+                             * constraints take columns only), as with a
+                             * predicate */
   char **parts;             /* online, partitioned: each leaf partition, quoted */
   char **part_index;        /* ... and the name of the index built on it */
   size_t nparts;

@@ -137,19 +137,48 @@ static int leftovers_load(nodup_db *db, const nodup_table_info *t, leftovers *ou
   return rc;
 }
 
-/* Whether the '\x1f'-joined list `cols` holds exactly the key's columns,
+/* Whether one entry of a catalog list, s[0..len), is key term `name`: a
+ * column by its name; an expression term (lower("email")) by the
+ * catalog's text of the index expression (lower(email)), parsed, or with
+ * `columns` (a trigger's UPDATE OF list) by its column. */
+static int term_is(const char *s, size_t len, const char *name, int columns) {
+  key_term want, got;
+  char *col = malloc(strlen(name) + 1), *text = malloc(len + 1);
+  buf gotcol;
+  int same = 0;
+  buf_init(&gotcol);
+  if (col && text) {
+    memcpy(text, s, len);
+    text[len] = '\0';
+    if (!keyterm_decode(name, &want, col)) {
+      same = !strcmp(text, name);
+    } else if (columns) {
+      same = !strcmp(text, col);
+    } else if (!keyterm_parse(text, 1, &got, &gotcol)) {
+      same = got.nfunc == want.nfunc && !memcmp(got.func, want.func, want.nfunc) &&
+             !strcmp(buf_str(&gotcol), col);
+    }
+  }
+  buf_free(&gotcol);
+  free(col);
+  free(text);
+  return same;
+}
+
+/* Whether the '\x1f'-joined list `cols` holds exactly the key's terms,
  * in any order (the same key given in another order is the same key). */
-static int same_columns(const char *cols, char *const *key, size_t nkey) {
-  size_t i, n = 1, len;
-  const char *s;
+static int same_columns(const char *cols, char *const *key, size_t nkey, int columns) {
+  size_t i, n = 1;
+  const char *s, *e;
   if (!*cols) return 0;
   for (s = cols; *s; s++) n += *s == '\x1f';
   if (n != nkey) return 0;
   for (i = 0; i < nkey; i++) {
     int found = 0;
-    len = strlen(key[i]);
-    for (s = cols; s && !found; s = strchr(s, '\x1f') ? strchr(s, '\x1f') + 1 : NULL)
-      found = !strncmp(s, key[i], len) && (s[len] == '\x1f' || s[len] == '\0');
+    for (s = cols; s && !found; s = *e ? e + 1 : NULL) {
+      e = s + strcspn(s, "\x1f");
+      found = term_is(s, (size_t)(e - s), key[i], columns);
+    }
     if (!found) return 0;
   }
   return 1;
@@ -179,7 +208,7 @@ static int partition_index_ours(const leftover *x) {
  * (UPDATE OF), or on every update (not nodup's making, but named as ours:
  * taken for this key's). */
 static int guards_key(const leftover *x, char *const *key, size_t nkey) {
-  return !*x->cols || same_columns(x->cols, key, nkey);
+  return !*x->cols || same_columns(x->cols, key, nkey, 1);
 }
 
 /* Which rows concern a command on this key: the table's guard and guard
@@ -193,9 +222,9 @@ static int concerns(const leftover *x, char *const *key, size_t nkey, int runnin
   case 'f':
     return 1;
   case 'i':
-    return same_columns(x->cols, key, nkey) && (x->state != 1 || running);
+    return same_columns(x->cols, key, nkey, 0) && (x->state != 1 || running);
   case 'p':
-    return same_columns(x->cols, key, nkey) && partition_index_ours(x) &&
+    return same_columns(x->cols, key, nkey, 0) && partition_index_ours(x) &&
            (x->state != 1 || running);
   }
   return 0;

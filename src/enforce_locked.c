@@ -71,7 +71,7 @@ static int lock_table(enforce_ctx *c, buf *q) {
 
 static int attach_constraint(enforce_ctx *c, buf *q) {
   int rc;
-  if (!db_can(c->db, BE_CAP_CONSTRAINTS) || c->where) return NODUP_OK;
+  if (!db_can(c->db, BE_CAP_CONSTRAINTS) || c->where || c->expression) return NODUP_OK;
   buf_reset(q);
   enforce_using_index_ddl(c, q);
   if ((rc = enforce_exec(c->db, q)) == NODUP_OK) c->rep->constraint = 1;
@@ -91,7 +91,7 @@ static int clean_and_index(enforce_ctx *c, buf *q) {
     rc = db->be->exec(db, "SET CONSTRAINTS ALL IMMEDIATE");
   if (rc != NODUP_OK) return rc;
   buf_reset(q);
-  if (c->partitioned && !c->where) {
+  if (c->partitioned && !c->where && !c->expression) {
     enforce_constraint_ddl(c, q);
     if ((rc = enforce_exec(db, q)) == NODUP_OK) c->rep->constraint = 1;
     return rc;

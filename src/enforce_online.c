@@ -212,12 +212,13 @@ static int online_build(enforce_ctx *c, int *built) {
 static int online_finish(enforce_ctx *c) {
   buf q;
   int rc = NODUP_OK;
+  int bare = c->where || c->expression;   /* an index without constraint */
   buf_init(&q);
-  if (c->partitioned && c->where) enforce_index_ddl(c, &q, 0);
+  if (c->partitioned && bare) enforce_index_ddl(c, &q, 0);
   else if (c->partitioned) enforce_constraint_ddl(c, &q);
-  else if (!c->where) enforce_using_index_ddl(c, &q);
+  else if (!bare) enforce_using_index_ddl(c, &q);
   if (q.len || q.oom) rc = q.oom ? NODUP_ERR_NOMEM : ddl_retry(c, buf_str(&q));
-  if (rc == NODUP_OK) c->rep->constraint = !c->where;
+  if (rc == NODUP_OK) c->rep->constraint = !bare;
   buf_free(&q);
   return rc;
 }
@@ -349,7 +350,8 @@ int enforce_finish_interrupted(enforce_ctx *c, const char *index, int *changed) 
   *changed = 0;
   if (!db_can(c->db, BE_CAP_ONLINE_INDEX) || c->opt->dry_run) return NODUP_OK;
   /* (A partitioned table's constraint comes with its index, never after.) */
-  if (c->where || c->partitioned || strcmp(index, c->rep->index) != 0) return NODUP_OK;
+  if (c->where || c->expression || c->partitioned || strcmp(index, c->rep->index) != 0)
+    return NODUP_OK;
   rc = bare_index(c, index, &bare);
   if (rc == NODUP_OK && bare) {
     buf q;
@@ -387,7 +389,8 @@ int enforce_abort(enforce_ctx *c) {
   /* What stays: a guard of another key, an index being built. */
   buf_init(&left);
   rc = enforce_leftovers(db, c->t, c->key, c->nkey, c->where, 0, &left);
-  if (rc == NODUP_OK && !c->where && !c->partitioned) rc = bare_index(c, c->rep->index, &bare);
+  if (rc == NODUP_OK && !c->where && !c->expression && !c->partitioned)
+    rc = bare_index(c, c->rep->index, &bare);
   buf_reset(&db->notice);
   if (rc == NODUP_OK && left.len) buf_printf(&db->notice, "still there: %s", buf_str(&left));
   if (rc == NODUP_OK && bare)

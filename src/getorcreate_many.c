@@ -53,7 +53,7 @@ static void insert_sql(buf *q, const nodup_key *key, char *const *dcols, size_t 
   const nodup_table_info *t = key->table;
   size_t i;
   buf_printf(q, "INSERT INTO %s (", t->qualified);
-  sql_ident_list(q, key->cols, key->ncols);
+  sql_key_columns(q, key->terms, key->ncols);   /* lower(email) inserts email */
   for (i = key->ncols; i < n; i++) {
     buf_puts(q, ", ");
     sql_ident(q, dcols[i - key->ncols]);

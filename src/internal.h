@@ -49,14 +49,20 @@ void strv_free(char **v, size_t n);
 void sql_ident(buf *b, const char *name);
 /* Append a comma-separated list of quoted identifiers. */
 void sql_ident_list(buf *b, char *const *names, size_t n);
-/* One term of a key: today a column in catalog spelling (borrowed). An
- * expression key (lower(email)) will add its SQL here; only sql_key_term()
- * writes a term, so that is the one function it changes. */
+/* One term of a key: a column in catalog spelling (borrowed), wrapped in
+ * nfunc functions of a fixed set (keyterm.c), outermost first:
+ * lower(trim(email)) is column "email", func {KEY_FUNC_LOWER,
+ * KEY_FUNC_TRIM}. Only sql_key_term() and its open/close write a term. */
+#define KEY_TERM_FUNCS 4
+enum { KEY_FUNC_LOWER = 1, KEY_FUNC_UPPER, KEY_FUNC_TRIM, KEY_FUNC_LTRIM, KEY_FUNC_RTRIM };
 typedef struct key_term {
   const char *column;
+  unsigned char nfunc;
+  unsigned char func[KEY_TERM_FUNCS];
 } key_term;
-/* A new array of n terms borrowing `names` (free() it), NULL when out of
- * memory: for keys still held as column names. */
+/* A new array of n terms for key `names` as table_info_key() spells them
+ * (a column's name, or an expression term's canonical spelling, decoded
+ * by keyterm_decode); one allocation, free() it; NULL when out of memory. */
 key_term *key_terms_of(char *const *names, size_t n);
 /* Append one term, qualified by `alias` ("x.") when it is not NULL. */
 void sql_key_term(buf *b, const key_term *term, const char *alias);
@@ -66,6 +72,9 @@ void sql_key_term(buf *b, const key_term *term, const char *alias);
  * as is any other operand standing for the column (a batch's input). */
 void sql_key_term_open(buf *b, const key_term *term);
 void sql_key_term_close(buf *b, const key_term *term);
+/* Append the columns the terms are over, "email", "org_id" for
+ * (lower(email), org_id): what an insert names, or a trigger fires on. */
+void sql_key_columns(buf *b, const key_term *terms, size_t n);
 /* Append the terms as a comma-separated list. */
 void sql_key_list(buf *b, const key_term *terms, size_t n, const char *alias);
 /* Append "1 = 1 AND k1 IS NOT NULL ... AND (where)": the rows whose key a
@@ -81,6 +90,8 @@ void sql_index_rows(buf *b, const struct nodup_index_info *ix, const char *alias
 /* sql_key_rows() for a key held as column names (merge, enforce). */
 void sql_key_filter(buf *b, char *const *key, size_t n, const char *where, int nulls_equal,
                     const char *alias);
+/* sql_key_list() for a key held as names (merge, enforce): lower(x."email"). */
+void sql_key_names(buf *b, char *const *key, size_t n, const char *alias);
 /* Append " WINDOW nodup_w AS (PARTITION BY key ORDER BY keep, pk)": a
  * key's groups with the row a merge keeps first (`keep`, the user's
  * checked --keep or NULL, then the primary key), so that scan and merge
@@ -132,6 +143,9 @@ typedef struct nodup_index_info {
   char *constraint;  /* constraint using the index, or NULL */
   size_t ncols;
   char **cols;       /* key columns in index order; NULL for an expression */
+  char **terms;      /* ... each as a key term's canonical spelling (a column's
+                      * name, lower("email")); NULL for an expression outside
+                      * the key terms' set (keyterm_canon), never matched */
   char *predicate;   /* partial-index WHERE text, or NULL */
   int primary;       /* backs the primary key */
   int nulls_equal;   /* NULLS NOT DISTINCT */
@@ -170,10 +184,44 @@ enum {
 };
 /* Resolve key columns to the catalog's spelling: *names (n strings) and
  * *idx (positions in t->cols; idx may be NULL) are new arrays the caller
- * frees. Refuses an empty, unknown or repeated column by name; on error
+ * frees. An expression term (a name that is not a column and holds a
+ * '(' or starts with '"') is parsed (keyterm_parse) and spelled
+ * canonically, lower("email"), its column's position in *idx. Refuses an
+ * empty, unknown or repeated column (two terms over one column) by name,
+ * and an expression outside the set with the functions allowed; on error
  * both are NULL. */
 int table_info_key(nodup_db *db, const nodup_table_info *t, const char *const *cols,
                    size_t n, char ***names, int **idx);
+/* ---- keyterm.c: expression key terms (lower(email)) ---- */
+
+/* Parse a key term's spelling: a column, or a column inside lower, upper,
+ * trim, ltrim or rtrim (nested up to KEY_TERM_FUNCS deep), names bare or
+ * double-quoted, redundant parentheses allowed. With `catalog` also the
+ * engines' own renderings of an index expression: PostgreSQL's casts to
+ * text (lower((email)::text)), TRIM(BOTH FROM x) and btrim(x), SQLite's
+ * `quoted` and [bracketed] names. The column name (unquoted) goes to col.
+ * NULL on success, else the reason (static text). Pure. */
+const char *keyterm_parse(const char *s, int catalog, key_term *term, buf *col);
+/* 1 when `name` is an expression term's canonical spelling (what
+ * table_info_key writes, lower("email")), decoding it into *term with its
+ * column written to col (strlen(name) + 1 bytes). Never true for a name
+ * that is not exactly that spelling. */
+int keyterm_decode(const char *name, key_term *term, char *col);
+/* One index column's nodup_index_info.terms entry into *out: a column
+ * `col` as itself (NULL when it is spelled like an expression term), or
+ * expression text `expr` (the catalog's) as the canonical spelling of the
+ * key term it is, its column resolved in t's columns; NULL when it is no
+ * such term: that index never backs a key. NODUP_ERR_NOMEM or NODUP_OK. */
+int keyterm_index(const nodup_db *db, const nodup_table_info *t, const char *col,
+                  const char *expr, char **out);
+/* KEY_FUNC_* as SQL: "lower". */
+const char *keyterm_func_name(unsigned f);
+/* Append "_lower_trim_email" (a column: "_email"), the term's part of an
+ * index name: t_lower_email_key stays apart from the plain t_email_key. */
+void keyterm_name(buf *b, const key_term *term);
+/* The column of t a key name (column or canonical term) is over, or -1. */
+int keyterm_column(const nodup_db *db, const nodup_table_info *t, const char *name);
+
 /* Index of column `name` in t, or -1. Case rules are the engine's. */
 int table_info_column(const nodup_db *db, const nodup_table_info *t,
                       const char *name);

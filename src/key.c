@@ -20,10 +20,13 @@ static int same_name(const nodup_db *db, const char *a, const char *b) {
   return db_can(db, BE_CAP_FOLDS_NAMES) ? strcasecmp(a, b) == 0 : strcmp(a, b) == 0;
 }
 
+/* Key terms compare by their canonical spelling (table_info_key's and the
+ * catalog's, keyterm_index): lower("email") is backed by an index on
+ * lower(email), lower((email)::text) or LOWER("email") alike. */
 static int index_has(const nodup_db *db, const nodup_index_info *ix, const char *col) {
   size_t i;
   for (i = 0; i < ix->ncols; i++)
-    if (ix->cols[i] && same_name(db, ix->cols[i], col)) return 1;
+    if (ix->terms && ix->terms[i] && same_name(db, ix->terms[i], col)) return 1;
   return 0;
 }
 
@@ -36,6 +39,20 @@ static size_t index_overlap(const nodup_db *db, const nodup_index_info *ix,
   return k;
 }
 
+/* Whether ix has a term over one of the key's columns that is none of the
+ * key's terms: lower(trim(email)) for a key on lower(email) or email. */
+static int index_rewraps(const nodup_db *db, const nodup_table_info *t,
+                         const nodup_index_info *ix, char *const *cols, size_t n) {
+  size_t i, j;
+  for (j = 0; j < ix->ncols; j++) {
+    int c = ix->terms && ix->terms[j] ? keyterm_column(db, t, ix->terms[j]) : -1;
+    if (c < 0) continue;
+    for (i = 0; i < n; i++)
+      if (keyterm_column(db, t, cols[i]) == c && !same_name(db, ix->terms[j], cols[i])) return 1;
+  }
+  return 0;
+}
+
 /* The CREATE UNIQUE INDEX that would back the key (terms) WHERE where. */
 static void ddl(buf *b, const nodup_table_info *t, const char *table,
                 const key_term *terms, size_t n, const char *where) {
@@ -43,7 +60,7 @@ static void ddl(buf *b, const nodup_table_info *t, const char *table,
   size_t i;
   buf_init(&name);
   buf_puts(&name, t ? t->name : table);
-  for (i = 0; i < n; i++) buf_printf(&name, "_%s", terms[i].column);
+  for (i = 0; i < n; i++) keyterm_name(&name, &terms[i]);
   if (where) {
     /* A partial and a full index on the same columns need two names. */
     unsigned h = 2166136261u;
@@ -103,13 +120,19 @@ static int refuse(nodup_db *db, const nodup_table_info *t, char *const *cols,
   for (i = 0; i < t->nidx; i++) {
     const nodup_index_info *ix = &t->idx[i];
     size_t k = index_overlap(db, ix, cols, n, &extra);
-    if (!k) continue;
+    int rewraps = index_rewraps(db, t, ix, cols, n);
+    if (!k && !rewraps) continue;
     buf_printf(&m, " Index \"%s\" is on (", ix->name);
     for (j = 0; j < ix->ncols; j++)
-      buf_printf(&m, "%s%s", j ? ", " : "", ix->cols[j] ? ix->cols[j] : "<expression>");
+      buf_printf(&m, "%s%s", j ? ", " : "",
+                 ix->cols[j] ? ix->cols[j] : ix->terms && ix->terms[j] ? ix->terms[j] : "<expression>");
     buf_putc(&m, ')');
     if (ix->predicate) buf_printf(&m, " WHERE %s", ix->predicate);
-    if (k == n && !extra) {
+    if (rewraps) {
+      buf_puts(&m, ": it has a key column in another form (plain, or in other "
+                   "functions); an index backs a key only when its terms are exactly "
+                   "the key's.");
+    } else if (k == n && !extra) {
       if (ix->predicate && !where) {
         buf_puts(&m, ": give the key its predicate (--where ");
         shell_quote(&m, ix->predicate);
@@ -311,19 +334,33 @@ int nodup_key_ddl(nodup_db *db, const char *table, const char *const *cols,
                   size_t ncols, const char *where, char *out, size_t size) {
   nodup_table_info *t = NULL;
   key_term *terms;
+  char **names = NULL, **use;
   buf b;
   int len;
   size_t i;
   if (!db || !db->native || !table || !cols || !ncols) return -1;
   for (i = 0; i < ncols; i++)
     if (!cols[i]) return -1;
-  if (!(terms = key_terms_of((char *const *)cols, ncols))) return -1;
   if (db->be->table_info(db, table, &t) != NODUP_OK) t = NULL;
+  /* Columns as given; an expression term as the table resolves it
+   * (lower(Email) -> lower("email")) when it can. */
+  if (t && table_info_key(db, t, cols, ncols, &names, NULL) != NODUP_OK) names = NULL;
   nodup_clear_error(db);
+  use = calloc(ncols, sizeof *use);
+  for (i = 0; use && i < ncols; i++)
+    use[i] = names && table_info_column(db, t, names[i]) < 0 ? names[i] : (char *)cols[i];
+  terms = use ? key_terms_of(use, ncols) : NULL;
+  free(use);
+  if (!terms) {
+    strv_free(names, names ? ncols : 0);
+    table_info_free(t);
+    return -1;
+  }
   buf_init(&b);
   ddl(&b, t, table, terms, ncols, where);
   table_info_free(t);
   free(terms);
+  strv_free(names, names ? ncols : 0);
   if (b.oom) {
     buf_free(&b);
     return -1;
@@ -478,7 +515,7 @@ static void key_condition(buf *q, const nodup_key *key, unsigned mask, const cha
  * (`dcols`, catalog spelling). Columns, not terms: an expression key
  * still inserts the columns it is computed from. */
 static const char *shape_column(const nodup_key *key, char *const *dcols, size_t i) {
-  return i < key->ncols ? key->cols[i] : dcols[i - key->ncols];
+  return i < key->ncols ? key->terms[i].column : dcols[i - key->ncols];
 }
 
 /* Lookup: the key, exactly as the index sees it. */

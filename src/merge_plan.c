@@ -211,6 +211,23 @@ static int pk_is_integer(const nodup_db *db, const nodup_table_info *t) {
   return t->types[i] == 0 || t->types[i] == 20 || t->types[i] == 21 || t->types[i] == 23;
 }
 
+/* "term AS name, ...": each term's value under its name in the key. */
+static void key_values(buf *q, char *const *key, size_t nkey) {
+  key_term *terms = key_terms_of(key, nkey);
+  size_t i;
+  if (!terms) {
+    q->oom = 1;
+    return;
+  }
+  for (i = 0; i < nkey; i++) {
+    if (i) buf_puts(q, ", ");
+    sql_key_term(q, &terms[i], NULL);
+    buf_puts(q, " AS ");
+    sql_ident(q, key[i]);
+  }
+  free(terms);
+}
+
 int merge_pass_groups(merge_ctx *c, const nodup_table_info *t, char *const *key, size_t nkey,
                       const char *where, long long *n) {
   int newest = pk_is_integer(c->db, t);
@@ -233,6 +250,9 @@ int merge_pass_groups(merge_ctx *c, const nodup_table_info *t, char *const *key,
   buf_printf(&q, "CREATE %s TABLE %s AS SELECT ", c->db->pooled ? "UNLOGGED" : "TEMP",
              c->groups);
   sql_ident_list(&q, key, nkey);
+  /* The groups' columns are named by the key's names; an expression
+   * term's column (lower("email")) holds its value, named by its
+   * canonical spelling (quoted), so the batch reads every key alike. */
   /* Numbered by their newest row where the primary key is one column:
    * a batch then deletes losers that sit near each other in the table
    * and in every index on a reference to it, not ids scattered over all
@@ -241,7 +261,7 @@ int merge_pass_groups(merge_ctx *c, const nodup_table_info *t, char *const *key,
   if (newest) buf_puts(&q, "nodup_o, ");
   sql_ident_list(&q, key, nkey);
   buf_puts(&q, ") AS nodup_g FROM (SELECT ");
-  sql_ident_list(&q, key, nkey);
+  key_values(&q, key, nkey);
   if (newest) {
     buf_puts(&q, ", max(");
     sql_ident(&q, t->pk[0]);
@@ -250,7 +270,7 @@ int merge_pass_groups(merge_ctx *c, const nodup_table_info *t, char *const *key,
   buf_printf(&q, " FROM %s AS g WHERE ", t->qualified);
   sql_key_filter(&q, key, nkey, where, c->opt->nulls_equal, "g");
   buf_puts(&q, " GROUP BY ");
-  sql_ident_list(&q, key, nkey);
+  sql_key_names(&q, key, nkey, NULL);
   buf_puts(&q, " HAVING count(*) > 1) AS nodup_d");
   if ((rc = merge_sql(c, &q, NULL)) != NODUP_OK) goto done;
   c->have_groups = 1;
@@ -298,20 +318,26 @@ int merge_batch_groups(merge_ctx *c, char *const *key, size_t nkey, long long fi
 /* " JOIN nodup_batch AS b ON ...": the rows of x (alias x) in the batch's
  * groups, NULL keys matching each other only under nulls_equal. */
 static void batch_join(buf *q, char *const *key, size_t nkey, int nulls_equal) {
+  key_term *terms = key_terms_of(key, nkey);
   size_t i;
+  if (!terms) {
+    q->oom = 1;
+    return;
+  }
   buf_puts(q, " JOIN nodup_batch AS b ON ");
   for (i = 0; i < nkey; i++) {
     if (i) buf_puts(q, " AND ");
     /* Spelled out rather than IS NOT DISTINCT FROM, which SQLite has only
      * from 3.39; used only when asked, as it defeats an index on x. */
-    buf_printf(q, "%sb.nodup_k%zu = x.", nulls_equal ? "(" : "", i);
-    sql_ident(q, key[i]);
+    buf_printf(q, "%sb.nodup_k%zu = ", nulls_equal ? "(" : "", i);
+    sql_key_term(q, &terms[i], "x");
     if (nulls_equal) {
-      buf_printf(q, " OR (b.nodup_k%zu IS NULL AND x.", i);
-      sql_ident(q, key[i]);
+      buf_printf(q, " OR (b.nodup_k%zu IS NULL AND ", i);
+      sql_key_term(q, &terms[i], "x");
       buf_puts(q, " IS NULL))");
     }
   }
+  free(terms);
 }
 
 /* "x.a, x.b": columns `cols` of x. */

@@ -142,6 +142,12 @@
 #define key_store_id nodup__key_store_id
 #define key_terms_of nodup__key_terms_of
 #define key_upsert_shape_get nodup__key_upsert_shape_get
+#define keyterm_column nodup__keyterm_column
+#define keyterm_decode nodup__keyterm_decode
+#define keyterm_func_name nodup__keyterm_func_name
+#define keyterm_index nodup__keyterm_index
+#define keyterm_name nodup__keyterm_name
+#define keyterm_parse nodup__keyterm_parse
 #define many_build nodup__many_build
 #define many_ids_free nodup__many_ids_free
 #define merge_batch_groups nodup__merge_batch_groups
@@ -188,9 +194,11 @@
 #define sql_ident_list nodup__sql_ident_list
 #define sql_index_rows nodup__sql_index_rows
 #define sql_keep_window nodup__sql_keep_window
+#define sql_key_columns nodup__sql_key_columns
 #define sql_key_filter nodup__sql_key_filter
 #define sql_key_list nodup__sql_key_list
 #define sql_key_match nodup__sql_key_match
+#define sql_key_names nodup__sql_key_names
 #define sql_key_rows nodup__sql_key_rows
 #define sql_key_term nodup__sql_key_term
 #define sql_key_term_close nodup__sql_key_term_close

@@ -6,10 +6,12 @@
  * sql_ident(), which always quotes (so reserved words, mixed case, spaces
  * and quotes in names all work) and doubles embedded quotes. Values never
  * appear in SQL text: they are bound through placeholders from sql_param().
- * A key is written only by sql_key_term() and the builders on top of it,
- * so a key term that is an expression (lower(email)) changes one function.
+ * A key is written only by sql_key_term() and the builders on top of it:
+ * a term that is an expression, lower(trim(email)), is its column wrapped
+ * by sql_key_term_open/close in the functions keyterm.c parsed.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -43,14 +45,13 @@ void sql_ident_list(buf *b, char *const *names, size_t n) {
 /* ---- keys: every statement writes a key's terms through these ---- */
 
 void sql_key_term_open(buf *b, const key_term *term) {
-  /* An expression key will be written here, and only here. */
-  (void)b;
-  (void)term;
+  size_t i;
+  for (i = 0; i < term->nfunc; i++) buf_printf(b, "%s(", keyterm_func_name(term->func[i]));
 }
 
 void sql_key_term_close(buf *b, const key_term *term) {
-  (void)b;
-  (void)term;
+  size_t i;
+  for (i = 0; i < term->nfunc; i++) buf_putc(b, ')');
 }
 
 void sql_key_term(buf *b, const key_term *term, const char *alias) {
@@ -58,6 +59,14 @@ void sql_key_term(buf *b, const key_term *term, const char *alias) {
   if (alias) buf_printf(b, "%s.", alias);
   sql_ident(b, term->column);
   sql_key_term_close(b, term);
+}
+
+void sql_key_columns(buf *b, const key_term *terms, size_t n) {
+  size_t i;
+  for (i = 0; i < n; i++) {
+    if (i) buf_puts(b, ", ");
+    sql_ident(b, terms[i].column);
+  }
 }
 
 void sql_key_list(buf *b, const key_term *terms, size_t n, const char *alias) {
@@ -90,8 +99,12 @@ void sql_key_match(buf *b, const nodup_db *db, const key_term *terms, size_t n,
       buf_puts(b, " IS NULL");
       if (!dense) ++*param;   /* its value still has its place in the array */
     } else {
+      /* The value is the column's raw value: wrapped like the column,
+       * lower(trim("email")) = lower(trim($1)). */
       buf_puts(b, " = ");
+      sql_key_term_open(b, &terms[i]);
       sql_param(b, db, (*param)++);
+      sql_key_term_close(b, &terms[i]);
     }
   }
 }
@@ -109,9 +122,21 @@ void sql_on_conflict(buf *b, const key_term *terms, size_t n, const char *where)
 }
 
 key_term *key_terms_of(char *const *names, size_t n) {
-  key_term *terms = calloc(n ? n : 1, sizeof *terms);
-  size_t i;
-  for (i = 0; terms && i < n; i++) terms[i].column = names[i];
+  /* The terms, then room for each decoded expression's column: one block,
+   * so callers free() it as before. */
+  size_t i, room = n * sizeof(key_term);
+  key_term *terms;
+  char *col;
+  for (i = 0; i < n; i++) room += names[i] ? strlen(names[i]) + 1 : 0;
+  if (!(terms = calloc(1, room ? room : 1))) return NULL;
+  col = (char *)(terms + n);
+  for (i = 0; i < n; i++) {
+    if (names[i] && keyterm_decode(names[i], &terms[i], col)) {
+      col += strlen(col) + 1;
+      continue;
+    }
+    terms[i].column = names[i];
+  }
   return terms;
 }
 
@@ -135,6 +160,16 @@ void sql_key_filter(buf *b, char *const *key, size_t n, const char *where, int n
     return;
   }
   sql_key_rows(b, terms, n, where, nulls_equal, alias);
+  free(terms);
+}
+
+void sql_key_names(buf *b, char *const *key, size_t n, const char *alias) {
+  key_term *terms = key_terms_of(key, n);
+  if (!terms) {
+    b->oom = 1;
+    return;
+  }
+  sql_key_list(b, terms, n, alias);
   free(terms);
 }
 

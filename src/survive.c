@@ -60,7 +60,7 @@ static const char *protected_column(const nodup_db *db, const nodup_table_info *
     if (table_info_column(db, t, t->pk[i]) == col) return "the primary key";
   if (merged) {
     for (i = 0; i < nkey; i++)
-      if (table_info_column(db, t, key[i]) == col) return "the merge key";
+      if (keyterm_column(db, t, key[i]) == col) return "the merge key";
     return NULL;
   }
   for (i = 0; i < t->nidx; i++)

@@ -475,7 +475,10 @@ int suspect_find(nodup_db *db, const nodup_table_info *t, char *const *key, size
         listed(db, skip, nskip, r))
       continue;
     if (row_in(db, r, t->schema, t->name))
-      for (j = 0; j < nkey; j++) own_key |= ident_eq(db, r->col, key[j]);
+      for (j = 0; j < nkey; j++) {
+        int c = keyterm_column(db, t, key[j]);   /* lower(email) is email's */
+        own_key |= ident_eq(db, r->col, c >= 0 ? t->cols[c] : key[j]);
+      }
     if (own_key) continue;
     memset(&v, 0, sizeof v);
     buf_init(&v.cond);

@@ -43,7 +43,7 @@ static int teardown(void **state) {
     buf_reset(&b);                                                             \
   } while (0)
 
-static const key_term key2[] = {{"email"}, {"Org \"x\""}};
+static const key_term key2[] = {{"email", 0, {0}}, {"Org \"x\"", 0, {0}}};
 
 static void test_quoting(void **state) {
   (void)state;
@@ -105,6 +105,81 @@ static void test_index_rows(void **state) {
   EXPECT(sql_index_rows(&b, &ix, "c"), "1 = 1");
 }
 
+/* keyterm.c: spellings in, terms out, and the canonical spelling every
+ * layer carries decoded back exactly (and nothing else). */
+static void expect_term(const char *spelling, int catalog, const char *want) {
+  key_term t;
+  buf col;
+  const char *why;
+  buf_init(&col);
+  why = keyterm_parse(spelling, catalog, &t, &col);
+  if (why) fail_msg("%s: %s", spelling, why);
+  t.column = buf_str(&col);
+  sql_key_term(&b, &t, NULL);
+  buf_free(&col);
+  if (strcmp(buf_str(&b), want) != 0) fail_msg("%s: got %s, want %s", spelling, buf_str(&b), want);
+  buf_reset(&b);
+}
+
+static void expect_refused(const char *spelling, const char *why_has) {
+  key_term t;
+  buf col;
+  const char *why;
+  buf_init(&col);
+  why = keyterm_parse(spelling, 0, &t, &col);
+  buf_free(&col);
+  if (!why || !strstr(why, why_has))
+    fail_msg("%s: %s, want a reason with \"%s\"", spelling, why ? why : "accepted", why_has);
+}
+
+static void test_keyterm_parse(void **state) {
+  (void)state;
+  expect_term("email", 0, "\"email\"");
+  expect_term("lower(email)", 0, "lower(\"email\")");
+  expect_term(" LOWER ( trim( \"E\"\"x\" ) ) ", 0, "lower(trim(\"E\"\"x\"))");
+  expect_term("upper(ltrim(rtrim((name))))", 0, "upper(ltrim(rtrim(\"name\")))");
+  /* The engines' renderings of index expressions. */
+  expect_term("lower((email)::text)", 1, "lower(\"email\")");
+  expect_term("lower(TRIM(BOTH FROM email))", 1, "lower(trim(\"email\"))");
+  expect_term("rtrim(TRIM(LEADING FROM (e)::character varying::text))", 1,
+              "rtrim(ltrim(\"e\"))");
+  expect_term("btrim(\"Email\")", 1, "trim(\"Email\")");
+  expect_term("lower(`email`) DESC", 1, "lower(\"email\")");
+  expect_refused("md5(email)", "only lower, upper, trim, ltrim and rtrim");
+  expect_refused("lower(email, 'x')", "one column");
+  expect_refused("lower(email", "");
+  expect_refused("lower(email::text)", "");   /* casts only from the catalog */
+  expect_refused("lower(lower(lower(lower(lower(x)))))", "too deep");
+  expect_refused("lower()", "");
+  expect_refused("lower(a) b", "unexpected text");
+}
+
+static void test_keyterm_decode(void **state) {
+  char col[64];
+  key_term t;
+  char *names[] = {"lower(trim(\"a\"\"b\"))", "lower(x)", "plain", "lower(\"x\")y"};
+  key_term *terms;
+  (void)state;
+  assert_true(keyterm_decode(names[0], &t, col));
+  assert_int_equal(t.nfunc, 2);
+  assert_string_equal(col, "a\"b");
+  assert_false(keyterm_decode(names[1], &t, col));
+  assert_int_equal(t.nfunc, 0);
+  assert_false(keyterm_decode(names[2], &t, col));
+  assert_false(keyterm_decode(names[3], &t, col));
+  terms = key_terms_of(names, 4);
+  assert_non_null(terms);
+  EXPECT(sql_key_list(&b, terms, 4, "x"),
+         "lower(trim(x.\"a\"\"b\")), x.\"lower(x)\", x.\"plain\", x.\"lower(\"\"x\"\")y\"");
+  /* A value compared with a term is wrapped like it. */
+  {
+    int p = 1;
+    EXPECT(sql_key_match(&b, &pg_db, terms, 2, 0u, 0, NULL, &p),
+           "lower(trim(\"a\"\"b\")) = lower(trim($1)) AND \"lower(x)\" = $2");
+  }
+  free(terms);
+}
+
 /* Merge batches sized by time (merge.c): they aim at MERGE_BATCH_MS, at
  * most double from one batch to the next, never below one group, and one
  * slow batch (a lock wait) only halves the average. */
@@ -139,6 +214,8 @@ int main(void) {
       cmocka_unit_test(test_key_match),
       cmocka_unit_test(test_on_conflict_and_params),
       cmocka_unit_test(test_index_rows),
+      cmocka_unit_test(test_keyterm_parse),
+      cmocka_unit_test(test_keyterm_decode),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
