@@ -133,7 +133,10 @@ static const char *term_at(const char *p, int catalog, key_term *t, buf *col, co
   t->func[t->nfunc++] = (unsigned char)f;
   if (!(p = term_at(p, catalog, t, col, why))) return NULL;
   p = ws(p);
-  if (*p != ')') return *why = "a function takes one column (no second argument)", NULL;
+  if (*p != ')')
+    return *why = *p ? "a function takes one column (no second argument)"
+                     : "a closing parenthesis is missing",
+           NULL;
   return catalog ? skip_casts(p + 1) : p + 1;
 }
 
