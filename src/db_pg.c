@@ -941,16 +941,21 @@ static int pg_many_input(nodup_db *db, const nodup_table_info *t, const int *col
 }
 
 /* An array literal's element: double-quoted, with '"' and '\\'
- * backslash-escaped (the manual's array input syntax); NULL unquoted. */
+ * backslash-escaped (the manual's array input syntax), the runs between
+ * them copied whole; NULL unquoted. */
 static void pg_array_elem(buf *b, const char *v) {
   if (!v) {
     buf_puts(b, "NULL");
     return;
   }
   buf_putc(b, '"');
-  for (; *v; v++) {
-    if (*v == '"' || *v == '\\') buf_putc(b, '\\');
-    buf_putc(b, *v);
+  for (;;) {
+    size_t n = strcspn(v, "\"\\");
+    buf_putn(b, v, n);
+    v += n;
+    if (!*v) break;
+    buf_putc(b, '\\');
+    buf_putc(b, *v++);
   }
   buf_putc(b, '"');
 }
