@@ -6,6 +6,7 @@
 #include "rig.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -139,6 +140,26 @@ int rig_procs_wait(struct rig_procs *p) {
       ok++;
   }
   return ok;
+}
+
+nodup_db *rig_procs_report(void **state, int n, rig_child_fn fn, size_t size, int want,
+                           int (*on_record)(void *ctx, const void *record), void *ctx) {
+  struct rig_procs procs;
+  char record[PIPE_BUF];
+  int results[2], got = 0, all_exited;
+  assert_true(size <= sizeof record);
+  assert_int_equal(pipe(results), 0);
+  rig_detach(state);
+  rig_procs_start(&procs, n, fn, &results[1]);
+  close(results[1]);
+  rig_procs_go(&procs);
+  while (read(results[0], record, size) == (ssize_t)size && !on_record(ctx, record)) got++;
+  close(results[0]);
+  all_exited = rig_procs_wait(&procs) == n;
+  nodup_db *db = rig_reopen(state);
+  if (!all_exited || got != want)
+    fail_msg("children: %s, %d of %d reports", all_exited ? "ok" : "failed", got, want);
+  return db;
 }
 
 pid_t rig_fork(rig_child_fn fn, void *ctx) {

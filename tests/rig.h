@@ -97,6 +97,18 @@ void rig_procs_go(struct rig_procs *p);
  * counts as not). */
 int rig_procs_wait(struct rig_procs *p);
 
+/*
+ * Children that report fixed-size records through a pipe: with the test's
+ * connection closed first (rig_detach), start n children running fn, whose
+ * ctx is the pipe's write end (an int *); open the gate; hand every whole
+ * record of `size` bytes (at most PIPE_BUF, so a write arrives whole) to
+ * on_record, until it returns nonzero or the pipe ends; reap the children;
+ * and open the test's connection again (rig_reopen). Fails the test unless
+ * every child exited 0 having sent `want` records in all.
+ */
+nodup_db *rig_procs_report(void **state, int n, rig_child_fn fn, size_t size, int want,
+                           int (*on_record)(void *ctx, const void *record), void *ctx);
+
 /* One child, already past the gate when this returns: its pid. */
 pid_t rig_fork(rig_child_fn fn, void *ctx);
 

@@ -510,32 +510,24 @@ static int racer_child(struct rig_child *child, int index, void *arg) {
   return 0;
 }
 
+static struct racer seen[PROCESSES];
+
+static int take_record(void *ctx, const void *record) {
+  const struct record *rec = record;
+  (void)ctx;
+  if (rec->racer < 0 || rec->racer >= PROCESSES || rec->call < 0 || rec->call >= CALLS) return 1;
+  seen[rec->racer].index = rec->racer;
+  memcpy(&seen[rec->racer].res[rec->call * BATCH], rec->res, sizeof rec->res);
+  if (rec->error[0] && !seen[rec->racer].error[0])
+    snprintf(seen[rec->racer].error, sizeof seen[rec->racer].error, "%s", rec->error);
+  return 0;
+}
+
 static void test_processes_overlapping_batches(void **state) {
-  static struct racer seen[PROCESSES];
-  struct rig_procs procs;
-  struct record rec;
-  int results[2], nrecords = 0;
   tags_key(*state);
   memset(seen, 0, sizeof seen);
-  assert_int_equal(pipe(results), 0);
-  rig_detach(state);
-  rig_procs_start(&procs, PROCESSES, racer_child, &results[1]);
-  close(results[1]);
-  rig_procs_go(&procs);
-  while (read(results[0], &rec, sizeof rec) == (ssize_t)sizeof rec) {
-    if (rec.racer < 0 || rec.racer >= PROCESSES || rec.call < 0 || rec.call >= CALLS) break;
-    seen[rec.racer].index = rec.racer;
-    memcpy(&seen[rec.racer].res[rec.call * BATCH], rec.res, sizeof rec.res);
-    if (rec.error[0] && !seen[rec.racer].error[0])
-      snprintf(seen[rec.racer].error, sizeof seen[rec.racer].error, "%s", rec.error);
-    nrecords++;
-  }
-  close(results[0]);
-  int all_exited = rig_procs_wait(&procs) == PROCESSES;
-  nodup_db *db = rig_reopen(state);
-  if (!all_exited || nrecords != PROCESSES * CALLS)
-    fail_msg("children: %s, %d of %d reports", all_exited ? "ok" : "failed", nrecords,
-             PROCESSES * CALLS);
+  nodup_db *db = rig_procs_report(state, PROCESSES, racer_child, sizeof(struct record),
+                                  PROCESSES * CALLS, take_record, NULL);
   verify(db, seen, PROCESSES);
 }
 
