@@ -69,13 +69,7 @@ static void insert_sql(buf *q, const nodup_key *key, char *const *dcols, size_t 
     buf_puts(q, ", ");
   }
   buf_puts(q, "nodup_in.nodup_ord");
-  sql_on_conflict(q, key->terms, key->ncols, key->where);
-  buf_puts(q, " RETURNING ");
-  sql_ident_list(q, t->pk, t->npk);
-  if (key->where) {
-    buf_puts(q, ", ");
-    buf_printf(q, key->db->be->predicate_guard, key->where);
-  }
+  key_insert_tail(q, key);
 }
 
 static void lookup_sql(buf *q, const nodup_key *key, const char *input) {

@@ -1233,6 +1233,9 @@ int key_shape_get(nodup_key *key, const char *const *vals,
  * the nset set columns (a key column among these is refused). */
 int key_upsert_shape_get(nodup_key *key, const char *const *vals, const char *const *dcols,
                          size_t nd, size_t nset, key_shape **out);
+/* Append what ends every insert-if-absent of the key: " ON CONFLICT
+ * (terms) [WHERE predicate] DO NOTHING RETURNING pk[, predicate guard]". */
+void key_insert_tail(buf *q, const nodup_key *key);
 /* key_shape_get for the many-keys call (no values: its rows carry no
  * NULL key value). */
 int key_many_shape_get(nodup_key *key, const char *const *dcols, size_t nd, key_shape **out);

@@ -526,6 +526,18 @@ static void lookup_sql(buf *q, const nodup_key *key, unsigned mask) {
   key_condition(q, key, mask, NULL);
 }
 
+void key_insert_tail(buf *q, const nodup_key *key) {
+  sql_on_conflict(q, key->terms, key->ncols, key->where);
+  buf_puts(q, " RETURNING ");
+  sql_ident_list(q, key->table->pk, key->table->npk);
+  if (key->where) {
+    /* Evaluated on the row as inserted (column defaults and triggers
+     * applied): a row outside the predicate is not covered by the index. */
+    buf_puts(q, ", ");
+    buf_printf(q, key->db->be->predicate_guard, key->where);
+  }
+}
+
 /* Insert-if-absent. The new values form a one-row relation nodup_new so
  * the key's predicate can be checked on them (a row outside it would not
  * be covered by the index). NOT EXISTS keeps a hit from evaluating column
@@ -547,15 +559,7 @@ static void insert_sql(buf *q, const nodup_key *key, unsigned mask, const char *
   buf_printf(q, "NOT EXISTS (SELECT 1 FROM %s AS nodup_old WHERE ", t->qualified);
   key_condition(q, key, mask, "nodup_old");
   buf_putc(q, ')');
-  sql_on_conflict(q, key->terms, key->ncols, key->where);
-  buf_puts(q, " RETURNING ");
-  sql_ident_list(q, t->pk, t->npk);
-  if (key->where) {
-    /* Evaluated on the row as inserted (column defaults and triggers
-     * applied): a row outside the predicate is not covered by the index. */
-    buf_puts(q, ", ");
-    buf_printf(q, key->db->be->predicate_guard, key->where);
-  }
+  key_insert_tail(q, key);
 }
 
 /* Plain insert: the "then INSERT" half of check-then-insert. */

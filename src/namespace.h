@@ -137,6 +137,7 @@
 #define journal_version nodup__journal_version
 #define key_args_check nodup__key_args_check
 #define key_coerce nodup__key_coerce
+#define key_insert_tail nodup__key_insert_tail
 #define key_many_shape_get nodup__key_many_shape_get
 #define key_shape_get nodup__key_shape_get
 #define key_store_id nodup__key_store_id
