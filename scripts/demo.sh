@@ -30,7 +30,8 @@ run() {
   "CREATE TABLE session (id INTEGER PRIMARY KEY, conference INTEGER NOT NULL REFERENCES conference_naive (id))" \
   "CREATE TABLE conference (id INTEGER PRIMARY KEY, conference_id TEXT NOT NULL, app_id INTEGER NOT NULL)" \
   "CREATE TABLE team (id INTEGER PRIMARY KEY, name TEXT NOT NULL, slug TEXT NOT NULL UNIQUE)" \
-  "CREATE TABLE chapter (id INTEGER PRIMARY KEY, episode INTEGER NOT NULL, idx INTEGER NOT NULL, title TEXT NOT NULL, UNIQUE (episode, idx))"
+  "CREATE TABLE chapter (id INTEGER PRIMARY KEY, episode INTEGER NOT NULL, idx INTEGER NOT NULL, title TEXT NOT NULL, UNIQUE (episode, idx))" \
+  "CREATE TABLE member (id INTEGER PRIMARY KEY, email TEXT NOT NULL, org INTEGER NOT NULL)"
 
 say "1. Check-then-insert (SELECT, nothing found, INSERT) from 16 threads, no unique index"
 run "$nodup" race --db "$db" --table conference_naive --key conference_id,app_id --naive --workers 16 --keys 500
@@ -75,3 +76,9 @@ say "7. An all-or-nothing import, then the same import again: refused as already
 printf 'episode,idx,title\n39,1,"Intro, part one"\n39,2,"The ""big"" question"\n39,3,Outro\n' > "$dir/chapters.csv"
 run "$nodup" import --db "$db" --table chapter --key episode,idx --csv "$dir/chapters.csv"
 run "$nodup" import --db "$db" --table chapter --key episode,idx --csv "$dir/chapters.csv" || true
+
+say "8. A key that ignores case and spaces, and many keys in one call"
+run "$nodup" enforce --db "$db" --table member --key 'lower(trim(email)),org'
+printf 'email,org\nAnn@Example.org,1\n  ann@example.org ,1\nbob@example.org,1\nANN@EXAMPLE.ORG,2\n' > "$dir/members.csv"
+echo "# four lines, three rows: Ann twice in org 1 (one row, created once), Bob, and Ann in org 2"
+run "$nodup" get-or-create --db "$db" --table member --key 'lower(trim(email)),org' --csv "$dir/members.csv"
