@@ -564,10 +564,11 @@ NODUP_EXTERN int nodup_get_or_create(nodup_key *key, const char *const *vals,
  * NODUP_ERR_RETRY as nodup_get_or_create(); both statements run in one
  * transaction, so an error leaves nothing of the call.
  *
- * SQLite: when every key exists, one SELECT and no write lock; otherwise
- * one write transaction (BEGIN IMMEDIATE, or a savepoint inside the
- * caller's transaction) with the insert and the lookup. The rows travel
- * as one JSON parameter (SQLite's json_each).
+ * SQLite: one write transaction (BEGIN IMMEDIATE, or a savepoint inside
+ * the caller's transaction) with the insert and the lookup. When the
+ * key's last many-keys call created nothing, the lookup runs first without
+ * any lock, and a call whose keys all exist ends there: one SELECT, no
+ * write lock. The rows travel as one JSON parameter (SQLite's json_each).
  *
  * Errors are nodup_get_or_create()'s, for the whole call: on any error
  * nothing was inserted (but see NODUP_ERR_CONFLICT) and every out[r].id

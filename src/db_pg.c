@@ -903,41 +903,61 @@ static int pg_row_existed(nodup_db *db, const nodup_table_info *t, const char *a
 
 /* ---- many keys (getorcreate_many.c) ---- */
 
-static int pg_oid(void *ctx, int n, const char *const *v) {
-  if (n > 0 && v[0]) *(unsigned *)ctx = (unsigned)strtoul(v[0], NULL, 10);
-  return 1;
+/* Fills the next of `types` with each row's typarray. */
+typedef struct pg_arrays {
+  unsigned *types;
+  size_t n, max;
+} pg_arrays;
+
+static int pg_array_type(void *ctx, int n, const char *const *v) {
+  pg_arrays *a = ctx;
+  if (a->n < a->max && n > 0 && v[0]) a->types[a->n] = (unsigned)strtoul(v[0], NULL, 10);
+  a->n++;
+  return 0;
 }
 
 /* One array parameter per column, of the column's own array type: the
  * server converts each element by the column's type input function, as
- * it converts a single key's value. */
+ * it converts a single key's value. The array types come from one
+ * catalog query, skipped when `types` holds them already (the lookup
+ * reads a prefix of the insert's columns). */
 static int pg_many_input(nodup_db *db, const nodup_table_info *t, const int *cols, size_t n,
                          size_t total, buf *q, unsigned *types, int *nparams) {
   size_t i;
-  int rc;
+  int rc = NODUP_OK;
   (void)total;
-  buf_puts(q, "unnest(");
-  for (i = 0; i < n; i++) {
-    char oid[16];
-    const char *p[1] = {oid};
-    unsigned arr = 0;
-    snprintf(oid, sizeof oid, "%u", t->types[cols[i]]);
-    rc = pg_query(db, "SELECT typarray FROM pg_catalog.pg_type WHERE oid = $1::oid", p, 1,
-                  pg_oid, &arr);
+  for (i = 0; i < n && types[i]; i++)
+    ;
+  if (i < n) {
+    pg_arrays a = {types, 0, n};
+    buf oids;
+    const char *p[1];
+    buf_init(&oids);
+    buf_putc(&oids, '{');
+    for (i = 0; i < n; i++) buf_printf(&oids, "%s%u", i ? "," : "", t->types[cols[i]]);
+    buf_putc(&oids, '}');
+    p[0] = buf_str(&oids);
+    rc = oids.oom ? NODUP_ERR_NOMEM
+                  : pg_query(db,
+                             "SELECT a.typarray FROM unnest($1::oid[]) WITH ORDINALITY AS c(o, i) "
+                             "JOIN pg_catalog.pg_type a ON a.oid = c.o ORDER BY c.i",
+                             p, 1, pg_array_type, &a);
+    buf_free(&oids);
     if (rc != NODUP_OK) return rc;
-    if (!arr)
+  }
+  for (i = 0; i < n; i++)
+    if (!types[i])
       return nodup_fail(db, NODUP_ERR_USAGE,
                         "column \"%s\": its type has no array type, which the many-keys "
                         "call passes its values in",
                         t->cols[cols[i]]);
-    types[i] = arr;
-    buf_printf(q, "%s$%zu", i ? ", " : "", i + 1);
-  }
+  buf_puts(q, "unnest(");
+  for (i = 0; i < n; i++) buf_printf(q, "%s$%zu", i ? ", " : "", i + 1);
   buf_puts(q, ") WITH ORDINALITY AS nodup_in(");
   for (i = 0; i < n; i++) buf_printf(q, "nodup_c%zu, ", i + 1);
   buf_puts(q, "nodup_ord)");
   *nparams = (int)n;
-  return NODUP_OK;
+  return rc;
 }
 
 /* An array literal's element: double-quoted, with '"' and '\\'

@@ -222,7 +222,6 @@ static int mark_created(many_call *c, nodup_result *out) {
   const char *ins = c->ins.p, *found = c->found.p;
   while (cap < 2 * c->nins) cap <<= 1;
   if (!(slot = calloc(cap, sizeof *slot))) return NODUP_ERR_NOMEM;
-  c->key->many_found_all = c->nins == 0;
   for (i = 0; i < c->nins; i++) {
     for (h = id_hash(ins + c->ins_at[i] - 1) & (cap - 1); slot[h]; h = (h + 1) & (cap - 1))
       ;
@@ -342,6 +341,7 @@ static int run_many(nodup_key *key, const key_shape *s, size_t nrows, const char
   }
   /* The results point into the found arena: the key keeps it. */
   key->many_ids = c.found.p;
+  key->many_found_all = c.nins == 0;
   return NODUP_OK;
 }
 
@@ -372,9 +372,5 @@ int nodup_get_or_create_many(nodup_key *key, size_t nrows, const char *const *va
     return goc_name_table(key, rc);
   rc = run_many(key, s, nrows, v, key->ncols + ndefaults, out);
   free(v);
-  if (rc != NODUP_OK) {
-    for (i = 0; i < nrows; i++) out[i].id = NULL;
-    return goc_name_table(key, rc);
-  }
-  return NODUP_OK;
+  return goc_name_table(key, rc);   /* out[] is set only on success */
 }

@@ -484,7 +484,8 @@ struct nodup_backend {
    * nodup_c1 .. nodup_cN holding the values of t's columns cols[0..n) and
    * nodup_ord numbering the rows from 1, filled from the parameters
    * numbered from 1; *nparams gets how many and types[0..*nparams) their
-   * types for prepare(). The parameters carry all `total` columns of a
+   * types for prepare() (types already set, nonzero, are kept: the lookup
+   * reads a prefix of the insert's columns and asks nothing again). The parameters carry all `total` columns of a
    * call (n <= total; the first n are read): PostgreSQL one array of each
    * column's type per column, so an item of the first n reads a prefix of
    * them; SQLite one JSON text (a flat array when total is 1, else an
