@@ -15,10 +15,15 @@
 // Cells, each a fresh process or connection on the same table of KEYS
 // rows, hits on random keys, medians over ROUNDS (C and Node alternate):
 //   c            the C loop: nodup_get_or_create() on one connection
-//   node await   one call at a time, each awaited: one async work item per
-//                call (thread pool and back), the number the target is on
+//   node await   one call at a time, each awaited: the number the target is
+//                on. On the loop (nodup_get_or_create_start/_poll, a uv_poll
+//                watcher on the socket) since the key is prepared; before,
+//                one async work item per call (thread pool and back)
 //   node 2/4 in flight  the same connection with 2 or 4 calls queued: the
 //                queue starts the next call while the last one settles
+//   node await, before  only with NODUP_BENCH_BEFORE=PACKAGE_DIR: node await
+//                through another build of the package (an earlier commit's),
+//                so a change is measured against its predecessor in one run
 //   node many x100  getOrCreateMany batches of 100 random keys, each
 //                awaited: keys per second (one nodup_get_or_create_many
 //                call, one round trip, per batch), against C's single calls
@@ -32,6 +37,8 @@ if (!cBin || !packageDir) {
   process.exit(2);
 }
 const nodup = require(path.resolve(packageDir));
+const before = process.env.NODUP_BENCH_BEFORE
+  ? require(path.resolve(process.env.NODUP_BENCH_BEFORE)) : null;
 const SECONDS = Number(secondsArg || 2);
 const ROUNDS = Number(roundsArg || 3);
 const KEYS = 1000;
@@ -51,8 +58,8 @@ function runC() {
 // `inFlight` loops on one connection, each awaiting its own steps, for
 // SECONDS after WARMUP: step(db, nextKey) asks for keys from nextKey()
 // (random hits) and resolves with how many. Returns keys per second.
-async function runNode(inFlight, step) {
-  const db = await nodup.connect(conninfo);
+async function runNode(inFlight, step, lib = nodup) {
+  const db = await lib.connect(conninfo);
   let rng = 12345 >>> 0;
   const nextKey = () => {
     rng = (Math.imul(rng, 1664525) + 1013904223) >>> 0;
@@ -130,6 +137,7 @@ async function main() {
 
   const cells = { 'c': [], 'node await': [], 'node 2 in flight': [], 'node 4 in flight': [],
     'node many x100': [] };
+  if (before) cells['node await, before'] = [];
   for (let round = 0; round < ROUNDS; round++) {
     process.stderr.write(`round ${round + 1}/${ROUNDS}\n`);
     // Alternate who goes first, so drift in the machine's load is shared.
@@ -139,6 +147,7 @@ async function main() {
     cells['node 2 in flight'].push(await runNode(2, single));
     cells['node 4 in flight'].push(await runNode(4, single));
     cells['node many x100'].push(await runNode(1, many(100)));
+    if (before) cells['node await, before'].push(await runNode(1, single, before));
   }
   const c = median(cells.c);
   const lines = [

@@ -99,7 +99,8 @@ extern "C" {
   X(ERR_REFERENCED, 16, "rows to delete are still referenced")                 \
   X(ERR_NO_RUN, 17, "no such merge run, or not in a state that allows this")  \
   X(ERR_CHANGED, 18, "rows changed since the merge: cannot undo")              \
-  X(ERR_UNSUPPORTED, 19, "the database engine cannot guarantee this")
+  X(ERR_UNSUPPORTED, 19, "the database engine cannot guarantee this")       \
+  X(AGAIN, 20, "not finished yet: wait as told, then poll again")
 
 typedef enum nodup_error {
 #define NODUP_X_ENUM(name, num, text) NODUP_##name = num,
@@ -536,6 +537,53 @@ NODUP_EXTERN int nodup_get_or_create(nodup_key *key, const char *const *vals,
                                      const char *const *default_cols,
                                      const char *const *default_vals,
                                      size_t ndefaults, nodup_result *out);
+
+/*
+ * Non-blocking get-or-create, for event loops (PostgreSQL).
+ *
+ * nodup_get_or_create() waits in the kernel for the server's answer. An
+ * event loop (libuv, asyncio, epoll) must not wait there, and handing each
+ * call to a thread costs two thread wake-ups, more than a hit's round trip.
+ * These two calls are the same get-or-create, same statements and same
+ * guarantees, split where it would wait, as libpq's PQconnectPoll() and
+ * curl's multi interface are:
+ *
+ *   nodup_wait w;
+ *   int rc = nodup_get_or_create_start(key, vals, NULL, NULL, 0, &res, &w);
+ *   while (rc == NODUP_AGAIN) {
+ *     // wait until w.fd is readable (w.fd >= 0), or for w.timeout_us
+ *     // microseconds (w.fd == -1: a backoff before a retried round)
+ *     rc = nodup_get_or_create_poll(key, &res, &w);
+ *   }
+ *   // rc and res as nodup_get_or_create() would have returned them
+ *
+ * NODUP_AGAIN is not a failure: the call is under way. Any other return
+ * ends it. Calling poll before the wait is over is harmless (it answers
+ * NODUP_AGAIN again). Until the call ends, `vals` and the defaults must
+ * stay valid, and no other call may run on the key's connection
+ * (nodup_key_free() on the key finishes the call first, blocking, and
+ * drops its outcome). Statements are sent at start and
+ * between polls with libpq's blocking sends, which wait only if the
+ * socket's send buffer is full: a key's values would have to be larger
+ * than that buffer.
+ *
+ * SQLite has nothing to wait for but a file lock: both calls return
+ * NODUP_ERR_UNSUPPORTED there (run nodup_get_or_create() in a thread).
+ * NODUP_ERR_USAGE when a non-blocking call is already under way on the
+ * connection.
+ */
+typedef struct nodup_wait {
+  int fd;             /* wait until readable; -1: wait for the timeout only */
+  long timeout_us;    /* wait this long (fd == -1); -1 with a socket: no limit */
+} nodup_wait;
+
+NODUP_EXTERN int nodup_get_or_create_start(nodup_key *key, const char *const *vals,
+                                           const char *const *default_cols,
+                                           const char *const *default_vals,
+                                           size_t ndefaults, nodup_result *out,
+                                           nodup_wait *wait);
+NODUP_EXTERN int nodup_get_or_create_poll(nodup_key *key, nodup_result *out,
+                                          nodup_wait *wait);
 
 /*
  * nodup_get_or_create() for many keys in one call: the rows whose key

@@ -576,17 +576,26 @@ static int pg_predicate_canon(nodup_db *db, const nodup_table_info *t, const cha
   return rc;
 }
 
-static void backoff(nodup_db *db, int attempt) {
-  /* Jittered, growing sleep so two retrying transactions drift apart. A
-   * per-connection xorshift: rand() is neither thread-safe nor private. */
-  struct timespec ts;
+/* Jittered, growing pause (µs) so two retrying transactions drift apart.
+ * A per-connection xorshift: rand() is neither thread-safe nor private. */
+static long backoff_us(nodup_db *db, int attempt) {
   unsigned x = db->seed ? db->seed : (unsigned)(size_t)db | 1u;
-  long us;
   x ^= x << 13;
   x ^= x >> 17;
   x ^= x << 5;
   db->seed = x;
-  us = (long)(x % 1000 + 1) * (attempt + 1);
+  return (long)(x % 1000 + 1) * (attempt + 1);
+}
+
+static long long monotonic_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void backoff(nodup_db *db, int attempt) {
+  long us = backoff_us(db, attempt);
+  struct timespec ts;
   ts.tv_sec = 0;
   ts.tv_nsec = us * 1000L;
   nanosleep(&ts, NULL);
@@ -603,27 +612,17 @@ typedef struct pg_sink {
   void *ctx;
 } pg_sink;
 
-/* One pipelined round: insert-if-absent, lookup (unless NULL, with the
- * first nlookup parameters), Sync. On error, the message is set and the
- * SQLSTATE copied to `state`.
- *
- * The results are read up to the Sync whatever happens, so the connection
- * leaves pipeline mode clean after an error at any position: the insert's
- * (another constraint), the lookup's, or the implicit transaction's COMMIT
- * at the Sync (a deferred constraint trigger, or SERIALIZABLE's 40001
- * "could not serialize access" raised at commit), which arrives as one more
- * error result before PGRES_PIPELINE_SYNC. A failed COMMIT rolled the insert
- * back: the caller forgets its rows. */
-static int pg_round(nodup_db *db, nodup_stmt *insert, nodup_stmt *lookup,
-                    const char *const *params, int nparams, int nlookup,
-                    const pg_sink *sink, char state[6], char *cons, size_t ncons) {
+/* Send one pipelined round: insert-if-absent, lookup (unless NULL, with
+ * the first nlookup parameters), Sync; rd is set to read its results. */
+static int pg_round_send(nodup_db *db, nodup_stmt *insert, nodup_stmt *lookup,
+                         const char *const *params, int nparams, int nlookup,
+                         round_read *rd) {
   PGconn *c = C(db);
-  PGresult *res;
-  ExecStatusType st;
-  int rc = NODUP_OK, pos = 0, nulls = 0, nsent = lookup ? 2 : 1;
-
-  state[0] = '\0';
-  cons[0] = '\0';
+  int rc;
+  memset(rd, 0, sizeof *rd);
+  rd->pipelined = 1;
+  rd->fresh = 1;
+  rd->nsent = lookup ? 2 : 1;
   if (!PQenterPipelineMode(c)) return pg_fail(db, NULL, "entering pipeline mode");
   if (!pg_send(c, insert, nparams, params) ||
       (lookup && !pg_send(c, lookup, nlookup, params)) || !PQpipelineSync(c)) {
@@ -631,68 +630,112 @@ static int pg_round(nodup_db *db, nodup_stmt *insert, nodup_stmt *lookup,
     pg_pipeline_abandon(db);
     return rc;
   }
+  return NODUP_OK;
+}
+
+/* Send one statement alone (no pipeline: what PQexecPrepared sends). */
+static int pg_stmt_send(nodup_db *db, nodup_stmt *s, const char *const *params, int nparams,
+                        round_read *rd) {
+  memset(rd, 0, sizeof *rd);
+  rd->fresh = 1;
+  rd->nsent = 1;
+  if (!pg_send(C(db), s, nparams, params)) return pg_fail(db, NULL, "sending the lookup");
+  return NODUP_OK;
+}
+
+/* Read what was sent, handing rows to the sink. On error, the message is
+ * set and the SQLSTATE and constraint kept in rd. Non-blocking, return
+ * NODUP_AGAIN as soon as a result has not arrived (call again when the
+ * socket is readable); blocking, wait in PQgetResult as PQexec does.
+ *
+ * A round's results are read up to the Sync whatever happens, so the
+ * connection leaves pipeline mode clean after an error at any position:
+ * the insert's (another constraint), the lookup's, or the implicit
+ * transaction's COMMIT at the Sync (a deferred constraint trigger, or
+ * SERIALIZABLE's 40001 "could not serialize access" raised at commit),
+ * which arrives as one more error result before PGRES_PIPELINE_SYNC. A
+ * failed COMMIT rolled the insert back: the caller forgets its rows. */
+static int pg_round_read(nodup_db *db, round_read *rd, const pg_sink *sink, int nonblock) {
+  PGconn *c = C(db);
+  PGresult *res;
+  ExecStatusType st;
+  int rc;
+
   /* pos: 0 insert, 1 lookup if sent, then (nsent) the COMMIT at the Sync.
    * PQgetResult returns NULL after each statement's results. */
   for (;;) {
+    if (nonblock && rd->fresh) {
+      /* Just sent: the answer cannot be there yet, so no read to find
+       * out (a system call per call); the socket says when it is. */
+      rd->fresh = 0;
+      return NODUP_AGAIN;
+    }
+    if (nonblock && PQisBusy(c)) {
+      if (!PQconsumeInput(c)) break;
+      if (PQisBusy(c)) return NODUP_AGAIN;
+    }
     res = PQgetResult(c);
     if (!res) {
-      /* Two NULLs in a row mean nothing more will come (a broken
-       * connection); one ends a statement's results. */
-      if (++nulls > 1 || PQstatus(c) == CONNECTION_BAD) {
-        if (rc == NODUP_OK) rc = pg_fail(db, NULL, "reading get-or-create results");
-        pg_pipeline_abandon(db);
-        return rc;
-      }
-      pos++;
+      /* Alone, the statement's NULL ends it. In a pipeline, two NULLs in
+       * a row mean nothing more will come (a broken connection); one ends
+       * a statement's results. */
+      if (!rd->pipelined && PQstatus(c) == CONNECTION_OK) return rd->rc;
+      if (!rd->pipelined || ++rd->nulls > 1 || PQstatus(c) == CONNECTION_BAD) break;
+      rd->pos++;
       continue;
     }
-    nulls = 0;
+    rd->nulls = 0;
     st = PQresultStatus(res);
     if (st == PGRES_PIPELINE_SYNC) {
       PQclear(res);
-      break;
+      PQexitPipelineMode(c);
+      return rd->rc;
     }
-    if (st == PGRES_TUPLES_OK && pos < nsent) {
-      if (rc == NODUP_OK) pg_rows(res, sink->fn[pos], sink->ctx);
-    } else if (st != PGRES_PIPELINE_ABORTED && st != PGRES_COMMAND_OK && rc == NODUP_OK) {
+    if (st == PGRES_TUPLES_OK && rd->pos < rd->nsent) {
+      if (rd->rc == NODUP_OK) pg_rows(res, sink->fn[rd->pos], sink->ctx);
+    } else if (st != PGRES_PIPELINE_ABORTED && st != PGRES_COMMAND_OK && rd->rc == NODUP_OK) {
       const char *s = PQresultErrorField(res, PG_DIAG_SQLSTATE);
       const char *k = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
-      snprintf(state, 6, "%s", s ? s : "");
-      snprintf(cons, ncons, "%s", k ? k : "");
-      rc = pg_fail(db, res, pos >= nsent ? "at commit" : NULL);
+      snprintf(rd->state, sizeof rd->state, "%s", s ? s : "");
+      snprintf(rd->cons, sizeof rd->cons, "%s", k ? k : "");
+      rd->rc = pg_fail(db, res, rd->pipelined && rd->pos >= rd->nsent ? "at commit" : NULL);
     }
     PQclear(res);
   }
-  PQexitPipelineMode(c);
+  rc = rd->rc != NODUP_OK ? rd->rc : pg_fail(db, NULL, "reading get-or-create results");
+  if (rd->pipelined) pg_pipeline_abandon(db);
   return rc;
 }
 
-/* The single-key round's rows: the insert's first row is ours (created,
- * unless an upsert's row says it was updated); the lookup's first row is
- * the one found when the insert returned none. */
-typedef struct goc_round {
-  nodup_key *key;
-  int created;
-} goc_round;
+/* One round, sent and read to its end. */
+static int pg_round(nodup_db *db, nodup_stmt *insert, nodup_stmt *lookup,
+                    const char *const *params, int nparams, int nlookup,
+                    const pg_sink *sink, round_read *rd) {
+  int rc = pg_round_send(db, insert, lookup, params, nparams, nlookup, rd);
+  return rc != NODUP_OK ? rc : pg_round_read(db, rd, sink, 0);
+}
 
+/* The single-key round's rows (ctx: the key): the insert's first row is
+ * ours (created, unless an upsert's row says it was updated); the
+ * lookup's first row is the one found when the insert returned none. */
 static int goc_inserted(void *ctx, int n, const char *const *v) {
-  goc_round *g = ctx;
-  if (g->key->id.len) return 1;
-  key_store_id(g->key, n, v);
-  g->created = !g->key->row_flag;
+  nodup_key *key = ctx;
+  if (key->id.len) return 1;
+  key_store_id(key, n, v);
+  key->call.created = !key->row_flag;
   return 1;
 }
 
 static int goc_found(void *ctx, int n, const char *const *v) {
-  goc_round *g = ctx;
-  if (!g->key->id.len) key_store_id(g->key, n, v);
+  nodup_key *key = ctx;
+  if (!key->id.len) key_store_id(key, n, v);
   return 1;
 }
 
 static void goc_attempt(void *ctx) {
-  goc_round *g = ctx;
-  g->created = 0;
-  buf_reset(&g->key->id);
+  nodup_key *key = ctx;
+  key->call.created = 0;
+  buf_reset(&key->id);
 }
 
 /* Is `cons` one of the key's arbiter indexes (key->index: "a, b", names
@@ -736,32 +779,39 @@ static int pg_lookup(nodup_key *key, nodup_stmt *lookup, const char *const *para
   return pg_run(key->db, lookup, params, (int)key->ncols, key_store_id, key);
 }
 
-/* Rounds until one ends with a row or an error that a retry cannot cure:
- * a unique violation from an online enforce's guard on our own index (the
- * winner's row exists), or a serialization failure in our own
- * transaction. Inside the caller's transaction both are the caller's. */
+/* What a failed round means for the next: a unique violation from an
+ * online enforce's guard on our own index (the winner's row exists: the
+ * next round's lookup returns it) or a serialization failure is
+ * NODUP_ERR_RETRY; the caller retries it only in its own transaction.
+ * Inside the caller's transaction both are the caller's. */
+static int pg_round_verdict(nodup_key *key, int rc, const round_read *rd, int owned) {
+  if (rc == NODUP_ERR_CONSTRAINT && !strcmp(rd->state, "23505") && own_index(key, rd->cons)) {
+    if (!owned)
+      return nodup_fail(key->db, NODUP_ERR_RETRY,
+                        "a concurrent transaction created this key, and the guard of an "
+                        "online enforce refused ours (%s): roll back and retry",
+                        rd->cons);
+    rc = NODUP_ERR_RETRY;
+  }
+  return rc;
+}
+
+/* Rounds until one ends with a row or an error that a retry cannot cure
+ * (pg_round_verdict). Update-or-create and many keys run these; a single
+ * key's get-or-create runs the same rounds as steps (pg_goc_step). */
 static int pg_rounds(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
                      const char *const *params, int nparams, int nlookup,
                      const pg_sink *sink) {
   int owned = PQtransactionStatus(C(key->db)) == PQTRANS_IDLE;
   int attempt, rc = NODUP_OK;
-  char state[6], cons[128];
+  round_read rd;
   for (attempt = 0; attempt < PG_MAX_RETRIES; attempt++) {
     if (sink->attempt) sink->attempt(sink->ctx);
-    rc = pg_round(key->db, insert, lookup, params, nparams, nlookup, sink, state, cons,
-                  sizeof cons);
+    rc = pg_round(key->db, insert, lookup, params, nparams, nlookup, sink, &rd);
     /* Nothing of a failed round survives: the implicit transaction (or
      * the caller's) is rolled back or aborted. */
     if (rc != NODUP_OK && sink->attempt) sink->attempt(sink->ctx);
-    if (rc == NODUP_ERR_CONSTRAINT && !strcmp(state, "23505") && own_index(key, cons)) {
-      /* The winner's row exists: the next round's lookup returns it. */
-      if (!owned)
-        return nodup_fail(key->db, NODUP_ERR_RETRY,
-                          "a concurrent transaction created this key, and the guard of an "
-                          "online enforce refused ours (%s): roll back and retry",
-                          cons);
-      rc = NODUP_ERR_RETRY;
-    }
+    rc = pg_round_verdict(key, rc, &rd, owned);
     if (rc == NODUP_ERR_RETRY && owned) {
       key->db->retries++;
       backoff(key->db, attempt);
@@ -775,37 +825,113 @@ static int pg_rounds(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
 /* The single-key rounds: key->id gets the row, *created whether ours. */
 static int pg_goc_rounds(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
                          const char *const *params, int nparams, int *created) {
-  goc_round g = {key, 0};
   pg_sink sink = {{goc_inserted, goc_found}, goc_attempt, NULL};
   int rc;
-  sink.ctx = &g;
+  sink.ctx = key;
+  key->call.created = 0;
   rc = pg_rounds(key, insert, lookup, params, nparams, (int)key->ncols, &sink);
-  *created = rc == NODUP_OK && g.created;
+  *created = rc == NODUP_OK && key->call.created;
   if (rc == NODUP_OK && key->id.p && key->id.oom) rc = NODUP_ERR_NOMEM;
   return rc;
 }
 
-/* Whatever the round, `created` comes only from our insert's RETURNING
+/* ---- get-or-create, one key, in steps ----
+ *
+ * Whatever the round, `created` comes only from our insert's RETURNING
  * (ON CONFLICT DO NOTHING lets one insert of a key win), a hit evaluates
  * no column default (the lookup alone, or the insert's NOT EXISTS), and
  * a row found after our insert added nothing comes from a statement
- * started after it: the winner committed before that snapshot. */
-static int pg_get_or_create(nodup_key *key, nodup_stmt *insert,
-                            nodup_stmt *lookup, const char *const *params,
-                            int nparams, int *created) {
-  key_strategy how = pg_strategy(key);
+ * started after it: the winner committed before that snapshot.
+ *
+ * The steps, each one send and its results:
+ *   GOC_LOOKUP      the lookup alone (KEY_LOOKUP_FIRST); a hit ends the
+ *                   round, a miss sends GOC_ROUND with both statements
+ *   GOC_ROUND       insert-if-absent, and the lookup unless KEY_INSERT_FIRST,
+ *                   pipelined; a failure that a retry cures waits
+ *                   (GOC_BACKOFF) and sends it again
+ *   GOC_LOOKUP_AFTER  the lookup after an insert alone that added nothing
+ * A blocking call waits for each result and sleeps its backoffs; a
+ * non-blocking one returns NODUP_AGAIN with what to wait for. */
+enum { GOC_LOOKUP, GOC_ROUND, GOC_LOOKUP_AFTER, GOC_BACKOFF };
+
+static const pg_sink goc_lookup_sink = {{goc_found, NULL}, NULL, NULL};
+static const pg_sink goc_round_sink = {{goc_inserted, goc_found}, NULL, NULL};
+
+static int pg_goc_send(nodup_key *key, int step) {
+  key_call *k = &key->call;
+  const key_shape *s = k->s;
+  k->step = step;
+  if (step != GOC_ROUND)
+    return pg_stmt_send(key->db, s->lookup, k->p.v, (int)key->ncols, &k->rd);
+  goc_attempt(key);
+  return pg_round_send(key->db, s->insert, k->how == KEY_INSERT_FIRST ? NULL : s->lookup,
+                       k->p.v, (int)k->p.n, (int)key->ncols, &k->rd);
+}
+
+static int pg_goc_start(nodup_key *key) {
+  key_call *k = &key->call;
+  k->how = pg_strategy(key);
+  k->owned = PQtransactionStatus(C(key->db)) == PQTRANS_IDLE;
+  k->attempt = 0;
+  k->created = 0;
+  buf_reset(&key->id);
+  return pg_goc_send(key, k->how == KEY_LOOKUP_FIRST ? GOC_LOOKUP : GOC_ROUND);
+}
+
+static int pg_goc_step(nodup_key *key, nodup_wait *wait) {
+  key_call *k = &key->call;
+  pg_sink sink;
   int rc;
-  *created = 0;
-  if (how == KEY_LOOKUP_FIRST) {
-    if ((rc = pg_lookup(key, lookup, params)) != NODUP_OK) return rc;
-    if (key->id.len) return NODUP_OK;
+  for (;;) {
+    if (k->step == GOC_BACKOFF) {
+      long left = (long)(k->until_us - monotonic_us());
+      if (left > 0) {   /* polled before the backoff is over */
+        wait->fd = -1;
+        wait->timeout_us = left;
+        return NODUP_AGAIN;
+      }
+      if ((rc = pg_goc_send(key, GOC_ROUND)) != NODUP_OK) return rc;
+      continue;
+    }
+    sink = k->step == GOC_ROUND ? goc_round_sink : goc_lookup_sink;
+    sink.ctx = key;
+    rc = pg_round_read(key->db, &k->rd, &sink, k->nonblock);
+    if (rc == NODUP_AGAIN) {
+      wait->fd = PQsocket(C(key->db));
+      wait->timeout_us = -1;
+      return rc;
+    }
+    if (rc == NODUP_OK && key->id.p && key->id.oom) rc = NODUP_ERR_NOMEM;
+    if (k->step != GOC_ROUND) {
+      /* A lookup: a row ends the round; none after the lookup alone
+       * sends the insert with the lookup, after the insert alone it ends
+       * the round empty. */
+      if (rc != NODUP_OK || key->id.len) return rc;
+      if (k->step == GOC_LOOKUP_AFTER) return NODUP_ERR_CONFLICT;
+      if ((rc = pg_goc_send(key, GOC_ROUND)) != NODUP_OK) return rc;
+      continue;
+    }
+    /* Nothing of a failed round survives: the implicit transaction (or
+     * the caller's) is rolled back or aborted. */
+    if (rc != NODUP_OK) goc_attempt(key);
+    rc = pg_round_verdict(key, rc, &k->rd, k->owned);
+    if (rc == NODUP_ERR_RETRY && k->owned && ++k->attempt < PG_MAX_RETRIES) {
+      key->db->retries++;
+      if (!k->nonblock) {
+        backoff(key->db, k->attempt - 1);
+        if ((rc = pg_goc_send(key, GOC_ROUND)) != NODUP_OK) return rc;
+        continue;
+      }
+      k->step = GOC_BACKOFF;
+      wait->fd = -1;
+      wait->timeout_us = backoff_us(key->db, k->attempt - 1);
+      k->until_us = monotonic_us() + wait->timeout_us;
+      return NODUP_AGAIN;
+    }
+    if (rc != NODUP_OK || key->id.len) return rc;
+    if (k->how != KEY_INSERT_FIRST) return NODUP_ERR_CONFLICT;
+    if ((rc = pg_goc_send(key, GOC_LOOKUP_AFTER)) != NODUP_OK) return rc;
   }
-  rc = pg_goc_rounds(key, insert, how == KEY_INSERT_FIRST ? NULL : lookup, params, nparams,
-                     created);
-  if (rc == NODUP_OK && !key->id.len && how == KEY_INSERT_FIRST)
-    rc = pg_lookup(key, lookup, params);
-  if (rc == NODUP_OK && !key->id.len) return NODUP_ERR_CONFLICT;
-  return rc;
 }
 
 /* Update-or-create: the upsert alone, in the get-or-create rounds (retries
@@ -1572,7 +1698,8 @@ const struct nodup_backend nodup_pg_backend = {
     .prepare = pg_prepare,
     .run = pg_run,
     .finalize = pg_finalize,
-    .get_or_create = pg_get_or_create,
+    .goc_start = pg_goc_start,
+    .goc_step = pg_goc_step,
     .update_or_create = pg_update_or_create,
     .row_existed = pg_row_existed,
     .many_input = pg_many_input,

@@ -72,13 +72,12 @@ int goc_fail_rounds(nodup_key *key, const char *what) {
                     what, KEY_MAX_ROUNDS, key->index);
 }
 
-int nodup_get_or_create(nodup_key *key, const char *const *vals,
-                        const char *const *default_cols,
-                        const char *const *default_vals, size_t ndefaults,
-                        nodup_result *out) {
-  goc_params p;
-  key_shape *s;
-  int rc, round, created = 0;
+/* Check a call's input and make its statements and parameters ready in
+ * key->call (nothing sent yet). */
+static int goc_begin(nodup_key *key, const char *const *vals, const char *const *default_cols,
+                     const char *const *default_vals, size_t ndefaults, nodup_result *out) {
+  key_call *k;
+  int rc;
 
   if (!key || !out || (key->ncols && !vals) ||
       (ndefaults && (!default_cols || !default_vals)))
@@ -86,32 +85,130 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
                : NODUP_ERR_USAGE;
   out->id = NULL;
   out->created = 0;
+  if (key->db->waiting)
+    return nodup_fail(key->db, NODUP_ERR_USAGE,
+                      "a non-blocking get-or-create is under way on this connection: "
+                      "poll it to its end first");
   nodup_clear_error(key->db);
   if (!key->backed) return goc_refuse_unbacked(key, "get-or-create");
   if ((rc = goc_check_nulls(key, vals)) != NODUP_OK) return goc_name_table(key, rc);
-  rc = key_shape_get(key, vals, default_cols, ndefaults, &s);
+  k = &key->call;
+  rc = key_shape_get(key, vals, default_cols, ndefaults, &k->s);
   if (rc != NODUP_OK) return goc_name_table(key, rc);
-  if ((rc = goc_params_init(&p, key, vals, default_vals, ndefaults, NULL, 0)) != NODUP_OK) return rc;
-  if ((rc = key_coerce(key, s, p.v, p.n)) != NODUP_OK) {
-    goc_params_free(&p);
+  rc = goc_params_init(&k->p, key, vals, default_vals, ndefaults, NULL, 0);
+  if (rc != NODUP_OK) return rc;
+  if ((rc = key_coerce(key, k->s, k->p.v, k->p.n)) != NODUP_OK) {
+    goc_params_free(&k->p);
     return goc_name_table(key, rc);
   }
+  k->active = 1;
+  k->rounds = 0;
+  k->created = 0;
+  return NODUP_OK;
+}
 
-  /* Both statements empty: the winner was deleted between our insert and
-   * our lookup (look again), or the insert conflicts with a row the lookup
-   * cannot see (give up after a few rounds). */
-  for (round = 0; round < KEY_MAX_ROUNDS; round++) {
-    rc = key->db->be->get_or_create(key, s->insert, s->lookup, p.v, (int)p.n, &created);
-    if (rc != NODUP_ERR_CONFLICT) break;
+/* Run the call's rounds until one ends it, or (non-blocking) until the
+ * backend must wait. Both statements empty: the winner was deleted
+ * between our insert and our lookup (look again), or the insert conflicts
+ * with a row the lookup cannot see (give up after a few rounds). */
+static int goc_finish(nodup_key *key, int rc, nodup_result *out);
+
+static int goc_advance(nodup_key *key, int rc, nodup_result *out, nodup_wait *wait) {
+  key_call *k = &key->call;
+  for (;;) {
+    if (rc == NODUP_OK) rc = key->db->be->goc_step(key, wait);
+    if (rc == NODUP_AGAIN) return rc;
+    if (rc != NODUP_ERR_CONFLICT || ++k->rounds >= KEY_MAX_ROUNDS) break;
+    rc = key->db->be->goc_start(key);
   }
+  return goc_finish(key, rc, out);
+}
+
+/* End the call: its parameters go, the hit rate learns its outcome. */
+static int goc_finish(nodup_key *key, int rc, nodup_result *out) {
+  key_call *k = &key->call;
+  k->active = 0;
+  key->db->waiting = NULL;
+  goc_params_free(&k->p);
   if (rc == NODUP_ERR_CONFLICT) goc_fail_rounds(key, "the key");
-  goc_params_free(&p);
   if (rc != NODUP_OK) return goc_name_table(key, rc);
   /* Each call moves the average 1/16 of the way to its outcome. */
-  key->hit_rate += ((created ? 0 : KEY_HIT_ONE) - key->hit_rate) / 16;
+  key->hit_rate += ((k->created ? 0 : KEY_HIT_ONE) - key->hit_rate) / 16;
   out->id = buf_str(&key->id);
-  out->created = created;
+  out->created = k->created;
   return NODUP_OK;
+}
+
+int nodup_get_or_create(nodup_key *key, const char *const *vals,
+                        const char *const *default_cols,
+                        const char *const *default_vals, size_t ndefaults,
+                        nodup_result *out) {
+  key_call *k;
+  nodup_wait unused;
+  int rc, round;
+
+  if ((rc = goc_begin(key, vals, default_cols, default_vals, ndefaults, out)) != NODUP_OK)
+    return rc;
+  k = &key->call;
+  if (key->db->be->goc_step) {
+    k->nonblock = 0;
+    return goc_advance(key, key->db->be->goc_start(key), out, &unused);
+  }
+  for (round = 0; round < KEY_MAX_ROUNDS; round++) {
+    rc = key->db->be->get_or_create(key, k->s->insert, k->s->lookup, k->p.v, (int)k->p.n,
+                                    &k->created);
+    if (rc != NODUP_ERR_CONFLICT) break;
+  }
+  return goc_finish(key, rc, out);
+}
+
+void goc_abandon(nodup_key *key) {
+  nodup_result ignored;
+  nodup_wait unused;
+  key->call.nonblock = 0;
+  goc_advance(key, NODUP_OK, &ignored, &unused);
+}
+
+static int goc_nonblocking(nodup_key *key) {
+  if (key->db->be->goc_step) return NODUP_OK;
+  return nodup_fail(key->db, NODUP_ERR_UNSUPPORTED,
+                    "non-blocking get-or-create needs PostgreSQL; on SQLite, run "
+                    "nodup_get_or_create() in a thread of its own");
+}
+
+int nodup_get_or_create_start(nodup_key *key, const char *const *vals,
+                              const char *const *default_cols,
+                              const char *const *default_vals, size_t ndefaults,
+                              nodup_result *out, nodup_wait *wait) {
+  int rc;
+  if (!key || !wait) return key ? nodup_fail(key->db, NODUP_ERR_USAGE,
+                                             "get_or_create_start: NULL argument")
+                                : NODUP_ERR_USAGE;
+  wait->fd = -1;
+  wait->timeout_us = -1;
+  if ((rc = goc_nonblocking(key)) != NODUP_OK) return rc;
+  if ((rc = goc_begin(key, vals, default_cols, default_vals, ndefaults, out)) != NODUP_OK)
+    return rc;
+  key->call.nonblock = 1;
+  key->db->waiting = key;
+  return goc_advance(key, key->db->be->goc_start(key), out, wait);
+}
+
+int nodup_get_or_create_poll(nodup_key *key, nodup_result *out, nodup_wait *wait) {
+  int rc;
+  if (!key || !out || !wait) return key ? nodup_fail(key->db, NODUP_ERR_USAGE,
+                                                     "get_or_create_poll: NULL argument")
+                                        : NODUP_ERR_USAGE;
+  out->id = NULL;
+  out->created = 0;
+  wait->fd = -1;
+  wait->timeout_us = -1;
+  if ((rc = goc_nonblocking(key)) != NODUP_OK) return rc;
+  if (!key->call.active || !key->call.nonblock)
+    return nodup_fail(key->db, NODUP_ERR_USAGE,
+                      "get_or_create_poll: no non-blocking get-or-create is under way "
+                      "on this key");
+  return goc_advance(key, NODUP_OK, out, wait);
 }
 
 /* Run statement `which` of shape s (the lookup or the plain insert) with

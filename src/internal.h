@@ -464,9 +464,19 @@ struct nodup_backend {
              int nparams, row_fn fn, void *ctx);
   void (*finalize)(nodup_db *db, nodup_stmt *s);
   /* The get-or-create round: insert-if-absent then fresh lookup. Sets
-   * *inserted / found ids through the key's id buffer. See getorcreate.c. */
+   * *inserted / found ids through the key's id buffer. See getorcreate.c.
+   * A backend that can stop where it would wait has goc_start and
+   * goc_step instead (key_call says how they work); SQLite this. */
   int (*get_or_create)(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
                        const char *const *params, int nparams, int *created);
+  /* One get-or-create round of key->call, resumable: goc_start sends its
+   * first statements; goc_step reads what arrived and sends what comes
+   * next, until the round ends: NODUP_OK (key->id, call.created),
+   * NODUP_ERR_CONFLICT (no statement yielded a row: getorcreate.c starts
+   * another round), an error, or, only when call.nonblock, NODUP_AGAIN
+   * with *wait filled. */
+  int (*goc_start)(nodup_key *key);
+  int (*goc_step)(nodup_key *key, nodup_wait *wait);
   /* The update-or-create round (upsert.c) with shape s's statements: its
    * upsert and lookup when it has an upsert, else its compare, update and
    * insert. Sets *outcome (NODUP_CREATED...) and the id in key->id;
@@ -835,6 +845,7 @@ struct nodup_db {
   char journal[64];
   size_t nkeys;          /* keys and slug handles prepared on it, not yet freed */
   int closing;           /* nodup_close() was called while nkeys > 0 */
+  nodup_key *waiting;    /* the key whose non-blocking call is under way */
 };
 
 static inline int db_can(const nodup_db *db, unsigned cap) { return (db->caps & cap) != 0; }
@@ -869,6 +880,47 @@ typedef struct key_shape {
   int many;
   int nparams, nlookup;
 } key_shape;
+
+/* A statement's parameters (getorcreate.c: goc_params_init). */
+#define GOC_PARAMS_SMALL 32
+typedef struct goc_params {
+  const char *small[GOC_PARAMS_SMALL];
+  const char **v;
+  size_t n;
+} goc_params;
+
+/* Reading the results of one round's statements (db_pg.c), kept between
+ * reads so a non-blocking call can stop when a result has not arrived. */
+typedef struct round_read {
+  int pos;               /* the statement whose results are being read */
+  int nsent;             /* statements sent (then the Sync's COMMIT) */
+  int nulls;             /* NULL results in a row */
+  int pipelined;         /* in pipeline mode (else one statement, no Sync) */
+  int fresh;             /* sent, nothing read yet */
+  int rc;                /* the round's first failure */
+  char state[6];         /* its SQLSTATE */
+  char cons[128];        /* its constraint */
+} round_read;
+
+/* One get-or-create in progress on a key: getorcreate.c checks the input
+ * and counts rounds, the backend's goc_start/goc_step run each round as
+ * steps. Blocking calls run the same steps to the end; the non-blocking
+ * pair returns between them. */
+typedef struct key_call {
+  int active;            /* a call is under way (between start and its end) */
+  int nonblock;          /* return NODUP_AGAIN instead of waiting */
+  int rounds;            /* rounds that ended with no row */
+  int created;
+  struct key_shape *s;   /* the call's statements */
+  goc_params p;           /* their parameters, converted */
+  /* the backend's: */
+  int step;              /* what was sent last */
+  int how;               /* the round's key_strategy */
+  int owned;             /* the library owns the transaction (retries) */
+  int attempt;           /* retried rounds */
+  long long until_us;    /* GOC_BACKOFF: when it is over (CLOCK_MONOTONIC) */
+  round_read rd;
+} key_call;
 
 /* How a backend's get-or-create round starts (db_pg.c): as the observed
  * hit rate suggests, or always one way. */
@@ -907,6 +959,7 @@ struct nodup_key {
   char *many_ids;
   int many_found_all;    /* the last many-keys call created nothing (SQLite
                           * then looks up first, without the write lock) */
+  key_call call;         /* the get-or-create under way */
 };
 
 /* ---- options.c ---- */
@@ -1258,13 +1311,7 @@ int key_store_id(void *key, int ncols, const char *const *vals);
  * defaults; upsert: the create values, then the set values). Up to
  * GOC_PARAMS_SMALL fit in the struct, so the common call allocates
  * nothing; goc_params_free() releases a larger array. Used in place (v
- * may point into small). */
-#define GOC_PARAMS_SMALL 32
-typedef struct goc_params {
-  const char *small[GOC_PARAMS_SMALL];
-  const char **v;
-  size_t n;
-} goc_params;
+ * may point into small). The struct is defined with key_call. */
 int goc_params_init(goc_params *p, const nodup_key *key, const char *const *vals,
                     const char *const *a, size_t na, const char *const *b, size_t nb);
 void goc_params_free(goc_params *p);
@@ -1284,6 +1331,9 @@ int goc_refuse_unbacked(nodup_key *key, const char *what);
  * conflicts with a row the lookup cannot see). */
 #define KEY_MAX_ROUNDS 5
 int goc_fail_rounds(nodup_key *key, const char *what);
+/* Finish a non-blocking call under way on key, blocking, and drop its
+ * outcome (nodup_key_free: its statements' results are still coming). */
+void goc_abandon(nodup_key *key);
 
 /* ---- getorcreate_many.c, for key.c ---- */
 /* Build and prepare a many-keys shape's insert and lookup (dcols: the

@@ -464,6 +464,7 @@ void nodup_key_free(nodup_key *key) {
   nodup_db *db;
   size_t i;
   if (!key) return;
+  if (key->call.active) goc_abandon(key);  /* its statements are in flight */
   for (i = 0; i < key->nshapes; i++) shape_clear(key->db, &key->shapes[i]);
   free(key->shapes);
   many_ids_free(key);

@@ -96,6 +96,7 @@
 #define fkindex_drop nodup__fkindex_drop
 #define fkindex_free nodup__fkindex_free
 #define fkindex_plan nodup__fkindex_plan
+#define goc_abandon nodup__goc_abandon
 #define goc_check_nulls nodup__goc_check_nulls
 #define goc_fail_rounds nodup__goc_fail_rounds
 #define goc_name_table nodup__goc_name_table

@@ -79,7 +79,10 @@ static void test_members(void **state) {
   assert_non_null(be->prepare);
   assert_non_null(be->run);
   assert_non_null(be->finalize);
-  assert_non_null(be->get_or_create);
+  /* The get-or-create round: whole, or in steps (which also serve the
+   * non-blocking calls), one or the other. */
+  assert_true((be->get_or_create != NULL) != (be->goc_start != NULL));
+  assert_true((be->goc_start != NULL) == (be->goc_step != NULL));
   assert_non_null(be->update_or_create);
   assert_non_null(be->in_transaction);
   assert_non_null(be->references);

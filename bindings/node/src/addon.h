@@ -8,7 +8,8 @@
  * and answers) and the conversions between JS values and the library's
  * text values (values.c), with errors as JS objects (error.c) and the
  * cache of prepared keys and slugs (cache.c) beside them. addon.c
- * registers the module. Written against node_api.h alone (no C++ wrapper).
+ * registers the module. Written in C against node_api.h (no C++
+ * wrapper), and uv.h for the watchers of the non-blocking path (conn.c).
  */
 #ifndef NODUP_NODE_ADDON_H
 #define NODUP_NODE_ADDON_H
@@ -16,6 +17,7 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <pthread.h>
+#include <uv.h>
 #include <stddef.h>
 
 #include "nodup.h"
@@ -102,6 +104,10 @@ int node_cache_key(node_cache *cache, nodup_db *db, const char *table, const cha
 int node_cache_slug(node_cache *cache, nodup_db *db, const char *table, const char *column,
                     const char *const *scope_cols, size_t nscope, const char *const *set_cols,
                     size_t nset, const nodup_slug_options *opt, nodup_slug **out);
+/* The key for (table, cols, where) if it is prepared already, else NULL:
+ * main thread (preparing blocks, so it is the pool's). */
+nodup_key *node_cache_find_key(node_cache *cache, const char *table, const char *const *cols,
+                               size_t ncols, const char *where);
 /* Free every handle, then the cache. Accepts NULL. */
 void node_cache_free(node_cache *cache);
 
@@ -125,7 +131,19 @@ typedef struct node_call_ops {
   const char *name;
   int (*run)(node_call *call);
   napi_value (*result)(napi_env env, node_call *call);
+  /* Optional, the non-blocking path (conn.c), on the main thread: start
+   * the call and poll it, each returning a NODE_NB_ code; *wait says
+   * what to wait for after NODE_NB_WAIT. */
+  int (*start)(node_call *call, nodup_wait *wait);
+  int (*poll)(node_call *call, nodup_wait *wait);
 } node_call_ops;
+
+enum {
+  NODE_NB_DONE,   /* ended: settle it */
+  NODE_NB_WAIT,   /* under way: wait as *wait says, then poll */
+  NODE_NB_POOL,   /* this call needs the pool (its key is not prepared yet) */
+  NODE_NB_NEVER   /* no call on this connection can go without the pool */
+};
 
 struct node_call {
   node_call *next;          /* the next call in its connection's queue */
@@ -139,6 +157,7 @@ struct node_call {
   node_columns key, first, second;  /* key; defaults/create/scope; set */
   nodup_slug_options slug_options;
   size_t nrows;             /* getOrCreateMany: rows of key.vals and first.vals */
+  nodup_key *nb_key;        /* the non-blocking path's key, from the cache */
   /* outputs */
   int rc;
   char *id, *slug, *index;  /* malloc'd; freed with the call */
@@ -179,6 +198,16 @@ struct node_conn {
   int closing;              /* close() called: later calls are refused */
   int finalized;            /* the JS object was collected */
   napi_ref self;            /* weak, strong while `working` */
+  /* The non-blocking path, main thread only: */
+  napi_env env;             /* for the watchers' callbacks */
+  uv_loop_t *loop;
+  napi_async_context async; /* the context their promises settle in */
+  int nonblock;             /* 0: every call goes to the pool */
+  node_call *current;       /* the call a watcher waits for */
+  nodup_wait wait;          /* what it waits for */
+  uv_poll_t *poll;          /* on the connection's socket, poll_fd */
+  int poll_fd;
+  uv_timer_t *timer;        /* a retried round's backoff */
 };
 
 /* Define the Connection class on `exports` and keep its constructor. */

@@ -218,6 +218,17 @@ int node_cache_key(node_cache *cache, nodup_db *db, const char *table, const cha
   return rc;
 }
 
+nodup_key *node_cache_find_key(node_cache *cache, const char *table, const char *const *cols,
+                               size_t ncols, const char *where) {
+  node_sig s;
+  uint32_t hash;
+  sig_init(&s);
+  sig_key(&s, table, cols, ncols, where);
+  node_cache_entry *e = s.nomem ? NULL : lookup(cache, &s, &hash);
+  free(s.heap);
+  return e != NULL ? e->key : NULL;
+}
+
 int node_cache_slug(node_cache *cache, nodup_db *db, const char *table, const char *column,
                     const char *const *scope_cols, size_t nscope, const char *const *set_cols,
                     size_t nset, const nodup_slug_options *opt, nodup_slug **out) {

@@ -9,7 +9,8 @@
  * they wait in the connection's queue (conn.c) and run one after the
  * other, in the order they were made. Concurrency comes from several
  * connections. connect(), which has no connection yet, is a work item of
- * its own.
+ * its own. A call whose ops have `start` and `poll` (getOrCreate) may run
+ * on the main thread instead, without blocking it (conn.c).
  *
  * Ownership: a call belongs to the method that makes it until
  * node_call_start(), then to its queue (or, for connect(), to its work

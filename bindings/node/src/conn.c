@@ -7,12 +7,24 @@
  * why). One work item at a time serves the connection: in a pool thread
  * it runs the waiting calls in order, up to NODE_CONN_BATCH of them,
  * then back on the main thread its completion settles them and, if more
- * are waiting, queues the next work item. So N calls made at once cost one trip through the pool per
- * batch rather than per call (each trip is two thread wake-ups, which cost
- * more than a get-or-create hit on a busy machine: bench/README.md), and
- * the batch limit bounds how long a result waits for the calls after it.
+ * are waiting, queues the next work item. So N calls made at once cost
+ * one trip through the pool per batch rather than per call (each trip is
+ * two thread wake-ups, which cost more than a get-or-create hit on a busy
+ * machine: bench/README.md), and the batch limit bounds how long a
+ * result waits for the calls after it.
  *
- * While a work item is on its way the connection holds a strong
+ * A get-or-create on a key already prepared, on PostgreSQL, takes no
+ * trip through the pool: the main thread sends it with the library's
+ * non-blocking pair (nodup_get_or_create_start/_poll), a uv_poll watcher
+ * on the connection's socket says when the answer is there (a uv_timer
+ * when a retried round must back off first), and the poll reads it. The
+ * event loop waits for the server as a C program waits in poll(2): one
+ * wake-up, where the pool costs two, and no thread at all (bench/
+ * node_goc.js measures both). A key's first call goes to the pool,
+ * because preparing a key asks the catalog, which blocks; so does every
+ * call on SQLite, where the wait is for a file lock, not a socket.
+ *
+ * While a work item or a watcher is on its way the connection holds a strong
  * reference to its JS object, so the object cannot be collected under a
  * running call; then the reference goes weak again, and an idle
  * connection keeps neither the object nor the event loop alive.
@@ -22,7 +34,9 @@
  * once. A Connection collected without close() closes its database in
  * the finalizer (it is idle then, by the strong reference above).
  */
+#include <poll.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define NODE_CONN_BATCH 16
 
@@ -34,7 +48,27 @@ typedef struct node_addon {
   nodup_db *constructing;   /* handed from node_conn_wrap to the constructor */
 } node_addon;
 
-static void conn_free(node_conn *conn) {
+static void free_handle(uv_handle_t *handle) { free(handle); }
+
+/* Close the watchers (freed by libuv once closed): when the connection
+ * is closed or freed, and a poll watcher when the socket changed. */
+static void conn_close_poll(node_conn *conn) {
+  if (conn->poll != NULL)
+    uv_close((uv_handle_t *)conn->poll, free_handle);
+  conn->poll = NULL;
+}
+
+static void conn_close_watchers(node_conn *conn) {
+  conn_close_poll(conn);
+  if (conn->timer != NULL)
+    uv_close((uv_handle_t *)conn->timer, free_handle);
+  conn->timer = NULL;
+}
+
+static void conn_free(napi_env env, node_conn *conn) {
+  conn_close_watchers(conn);
+  if (conn->async != NULL)
+    napi_async_destroy(env, conn->async);
   node_cache_free(conn->cache);
   nodup_close(conn->db);
   pthread_mutex_destroy(&conn->lock);
@@ -53,7 +87,7 @@ static void conn_finalize(napi_env env, void *data, void *hint) {
     conn->finalized = 1;
     return;
   }
-  conn_free(conn);
+  conn_free(env, conn);
 }
 
 static napi_value conn_construct(napi_env env, napi_callback_info info) {
@@ -75,9 +109,16 @@ static napi_value conn_construct(napi_env env, napi_callback_info info) {
   }
   conn->db = addon->constructing;
   conn->cache = cache;
+  conn->env = env;
+  conn->nonblock = 1;
   addon->constructing = NULL;
+  napi_value name;
+  if (napi_get_uv_event_loop(env, &conn->loop) != napi_ok ||
+      napi_create_string_utf8(env, "nodup:Connection", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_async_init(env, self, name, &conn->async) != napi_ok)
+    conn->nonblock = 0;   /* the pool serves every call */
   if (napi_wrap(env, self, conn, conn_finalize, NULL, &conn->self) != napi_ok) {
-    conn_free(conn);
+    conn_free(env, conn);
     return NULL;
   }
   return self;
@@ -142,9 +183,10 @@ static void conn_execute(napi_env env, void *data) {
 }
 
 static void conn_complete(napi_env env, napi_status status, void *data);
+static int conn_next(napi_env env, node_conn *conn);
 
-/* Queue a work item for the connection; on failure (memory) reject what
- * waits. */
+/* Queue a work item for the connection, which runs the waiting calls; on
+ * failure (memory) reject what waits. */
 static void conn_start_work(napi_env env, node_conn *conn) {
   napi_value name;
   napi_create_string_utf8(env, "nodup:Connection", NAPI_AUTO_LENGTH, &name);
@@ -155,7 +197,6 @@ static void conn_start_work(napi_env env, node_conn *conn) {
   pthread_mutex_lock(&conn->lock);
   node_call *call = conn->waiting;
   conn->waiting = conn->waiting_tail = NULL;
-  conn->working = 0;
   pthread_mutex_unlock(&conn->lock);
   while (call != NULL) {
     node_call *next = call->next;
@@ -164,15 +205,11 @@ static void conn_start_work(napi_env env, node_conn *conn) {
     node_call_settle(env, call);
     call = next;
   }
-  uint32_t refs;
-  napi_reference_unref(env, conn->self, &refs);
+  conn_next(env, conn);
 }
 
-/* Main thread: take what ran, start the next work item if calls wait
- * (before settling, so the database is busy while promises settle), then
- * settle in order. `working` is cleared only here, under the lock, after
- * looking at `waiting`: a call pushed at any moment is either seen here
- * or starts its own work item. */
+/* Main thread: settle what the work item ran, in order, then go on with
+ * what waits. */
 static void conn_complete(napi_env env, napi_status status, void *data) {
   (void)status;  /* never cancelled */
   node_conn *conn = data;
@@ -181,25 +218,180 @@ static void conn_complete(napi_env env, napi_status status, void *data) {
   pthread_mutex_lock(&conn->lock);
   node_call *call = conn->ran;
   conn->ran = conn->ran_tail = NULL;
-  int more = conn->waiting != NULL;
-  if (!more)
-    conn->working = 0;
   pthread_mutex_unlock(&conn->lock);
-  if (more)
-    conn_start_work(env, conn);
   while (call != NULL) {
     node_call *next = call->next;
     node_call_settle(env, call);
     call = next;
   }
-  if (more)
+  conn_next(env, conn);
+}
+
+/* --- the non-blocking path ------------------------------------------------ */
+
+static void conn_fired(node_conn *conn);
+
+/* The poll watcher stays on while calls follow one another (starting and
+ * stopping it costs an epoll_ctl each); conn_fired stops it when the
+ * connection has nothing in flight. */
+static void on_readable(uv_poll_t *handle, int status, int events) {
+  (void)status;  /* an error on the socket is the poll's to read and report */
+  (void)events;
+  node_conn *conn = handle->data;
+  if (conn->current == NULL || conn->wait.fd < 0) {
+    uv_poll_stop(handle);   /* nothing sent: libpq reads it with the next answer */
     return;
+  }
+  conn_fired(conn);
+}
+
+static void on_timer(uv_timer_t *handle) { conn_fired(handle->data); }
+
+/* Watch for what conn->wait asks: the socket readable, or the backoff's
+ * timeout. 0, or a libuv error. */
+static int conn_arm(node_conn *conn) {
+  const nodup_wait *w = &conn->wait;
+  int rc;
+  if (w->fd >= 0) {
+    if (conn->poll != NULL && conn->poll_fd != w->fd)
+      conn_close_poll(conn);   /* the library reconnected: a new socket */
+    if (conn->poll == NULL) {
+      if ((conn->poll = malloc(sizeof *conn->poll)) == NULL)
+        return UV_ENOMEM;
+      if ((rc = uv_poll_init(conn->loop, conn->poll, w->fd)) != 0) {
+        free(conn->poll);
+        conn->poll = NULL;
+        return rc;
+      }
+      conn->poll->data = conn;
+      conn->poll_fd = w->fd;
+    }
+    return uv_is_active((uv_handle_t *)conn->poll)
+               ? 0
+               : uv_poll_start(conn->poll, UV_READABLE, on_readable);
+  }
+  if (conn->poll != NULL)
+    uv_poll_stop(conn->poll);
+  if (conn->timer == NULL) {
+    if ((conn->timer = malloc(sizeof *conn->timer)) == NULL)
+      return UV_ENOMEM;
+    uv_timer_init(conn->loop, conn->timer);
+    conn->timer->data = conn;
+  }
+  return uv_timer_start(conn->timer, on_timer, (uint64_t)(w->timeout_us + 999) / 1000, 0);
+}
+
+/* When libuv cannot watch (memory): finish the call here, blocking, as
+ * the library's blocking call would. */
+static int conn_finish_blocking(node_conn *conn, node_call *call) {
+  int r = NODE_NB_WAIT;
+  while (r == NODE_NB_WAIT) {
+    if (conn->wait.fd >= 0) {
+      struct pollfd p = {conn->wait.fd, POLLIN, 0};
+      poll(&p, 1, -1);
+    } else {
+      struct timespec ts = {0, conn->wait.timeout_us * 1000L};
+      nanosleep(&ts, NULL);
+    }
+    r = call->ops->poll(call, &conn->wait);
+  }
+  return r;
+}
+
+/* Start `call` on the main thread: NODE_NB_WAIT when it is under way
+ * (a watcher armed), NODE_NB_DONE when it ended at once, NODE_NB_POOL or
+ * NODE_NB_NEVER when the pool must run it. */
+static int conn_start_nonblocking(node_conn *conn, node_call *call) {
+  int r = call->ops->start(call, &conn->wait);
+  if (r != NODE_NB_WAIT)
+    return r;
+  if (conn_arm(conn) != 0)
+    return conn_finish_blocking(conn, call);
+  conn->current = call;
+  return NODE_NB_WAIT;
+}
+
+/* A watcher fired: poll the call; when it ended, settle it and go on.
+ * libuv called us, not JS, so the promise is settled inside a callback
+ * scope of the connection's async context: closing it runs the microtasks
+ * (the caller's `await` resumes there) as after any callback. */
+static void conn_fired(node_conn *conn) {
+  napi_env env = conn->env;
+  node_call *call = conn->current;
+  napi_handle_scope hs;
+  napi_callback_scope cs;
+  napi_value resource;
+  int r = call->ops->poll(call, &conn->wait);
+  if (r == NODE_NB_WAIT && conn_arm(conn) == 0)
+    return;
+  if (r == NODE_NB_WAIT)
+    conn_finish_blocking(conn, call);
+  conn->current = NULL;
+  napi_open_handle_scope(env, &hs);
+  napi_get_reference_value(env, conn->self, &resource);
+  napi_open_callback_scope(env, resource, conn->async, &cs);
+  node_call_settle(env, call);
+  int freed = conn_next(env, conn);
+  napi_close_callback_scope(env, cs);   /* the microtasks: the next call may start */
+  napi_close_handle_scope(env, hs);
+  if (!freed && conn->current == NULL && conn->poll != NULL)
+    uv_poll_stop(conn->poll);
+}
+
+/* --- the queue ------------------------------------------------------------- */
+
+/* Main thread, the connection ours (`working`) and nothing running on it:
+ * run what waits. A call that can go without the pool goes first, on
+ * this thread; others (and a key's first call) go to a work item, which
+ * runs them and those behind them, in order. With nothing waiting,
+ * `working` is cleared, under the lock after looking at `waiting`: a
+ * call pushed at any moment is either seen here or starts its own run.
+ * 1 when the connection was freed (collected while busy, at teardown). */
+static int conn_next(napi_env env, node_conn *conn) {
+  for (;;) {
+    pthread_mutex_lock(&conn->lock);
+    node_call *call = conn->waiting;
+    int can = call != NULL && conn->nonblock && call->ops->start != NULL && conn->db != NULL;
+    if (can && (conn->waiting = call->next) == NULL)
+      conn->waiting_tail = NULL;
+    if (call == NULL)
+      conn->working = 0;
+    pthread_mutex_unlock(&conn->lock);
+    if (call == NULL)
+      break;
+    if (!can) {
+      conn_start_work(env, conn);
+      return 0;
+    }
+    int r = conn_start_nonblocking(conn, call);
+    if (r == NODE_NB_WAIT)
+      return 0;
+    if (r == NODE_NB_DONE) {
+      node_call_settle(env, call);
+      continue;
+    }
+    /* The pool's: back to the head of the queue. */
+    if (r == NODE_NB_NEVER)
+      conn->nonblock = 0;
+    pthread_mutex_lock(&conn->lock);
+    call->next = conn->waiting;
+    conn->waiting = call;
+    if (conn->waiting_tail == NULL)
+      conn->waiting_tail = call;
+    pthread_mutex_unlock(&conn->lock);
+    conn_start_work(env, conn);
+    return 0;
+  }
+  /* Idle. */
+  if (conn->db == NULL)
+    conn_close_watchers(conn);
   if (conn->finalized) {
-    conn_free(conn);
-    return;
+    conn_free(env, conn);
+    return 1;
   }
   uint32_t refs;
   napi_reference_unref(env, conn->self, &refs);
+  return 0;
 }
 
 void node_conn_push(napi_env env, node_conn *conn, node_call *call) {
@@ -212,7 +404,7 @@ void node_conn_push(napi_env env, node_conn *conn, node_call *call) {
     return;
   uint32_t refs;
   napi_reference_ref(env, conn->self, &refs);
-  conn_start_work(env, conn);
+  conn_next(env, conn);
 }
 
 static void addon_free(napi_env env, void *data, void *hint) {

@@ -181,7 +181,7 @@ static napi_value connect_result(napi_env env, node_call *call) {
   return node_conn_wrap(env, db);
 }
 
-static const node_call_ops connect_ops = {"nodup:connect", connect_run, connect_result};
+static const node_call_ops connect_ops = {"nodup:connect", connect_run, connect_result, NULL, NULL};
 
 napi_value node_connect(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -212,7 +212,36 @@ static napi_value goc_result(napi_env env, node_call *call) {
   return obj;
 }
 
-static const node_call_ops goc_ops = {"nodup:getOrCreate", goc_run, goc_result};
+/* The non-blocking path (conn.c): a key already in the cache, started
+ * and polled on the main thread. */
+static int goc_nb_end(node_call *call, int rc, const nodup_result *res) {
+  if (rc == NODUP_AGAIN)
+    return NODE_NB_WAIT;
+  keyed_done(call, rc, res);
+  return NODE_NB_DONE;
+}
+
+static int goc_start(node_call *call, nodup_wait *wait) {
+  node_conn *conn = call->conn;
+  call->nb_key = node_cache_find_key(conn->cache, call->table, call->key.names, call->key.n,
+                                     call->where);
+  if (call->nb_key == NULL)
+    return NODE_NB_POOL;
+  nodup_result res = {0};
+  int rc = nodup_get_or_create_start(call->nb_key, call->key.vals, call->first.names,
+                                     call->first.vals, call->first.n, &res, wait);
+  if (rc == NODUP_ERR_UNSUPPORTED)
+    return NODE_NB_NEVER;   /* SQLite */
+  return goc_nb_end(call, rc, &res);
+}
+
+static int goc_poll(node_call *call, nodup_wait *wait) {
+  nodup_result res = {0};
+  return goc_nb_end(call, nodup_get_or_create_poll(call->nb_key, &res, wait), &res);
+}
+
+static const node_call_ops goc_ops = {"nodup:getOrCreate", goc_run, goc_result, goc_start,
+                                      goc_poll};
 
 napi_value node_get_or_create(napi_env env, napi_callback_info info) {
   return keyed_method(env, info, &goc_ops, "defaults", NULL);
@@ -309,7 +338,7 @@ static napi_value many_result(napi_env env, node_call *call) {
   return array;
 }
 
-static const node_call_ops many_ops = {"nodup:getOrCreateMany", many_run, many_result};
+static const node_call_ops many_ops = {"nodup:getOrCreateMany", many_run, many_result, NULL, NULL};
 
 /* `keys` all name the first's columns, in its order: that order is the
  * key's, and the library reads the values row after row in it. */
@@ -348,7 +377,7 @@ static napi_value uoc_result(napi_env env, node_call *call) {
   return obj;
 }
 
-static const node_call_ops uoc_ops = {"nodup:updateOrCreate", uoc_run, uoc_result};
+static const node_call_ops uoc_ops = {"nodup:updateOrCreate", uoc_run, uoc_result, NULL, NULL};
 
 napi_value node_update_or_create(napi_env env, napi_callback_info info) {
   return keyed_method(env, info, &uoc_ops, "create", "set");
@@ -374,7 +403,7 @@ static int slug_run(node_call *call) {
   return rc;
 }
 
-static const node_call_ops slug_ops = {"nodup:slug", slug_run, text_result};
+static const node_call_ops slug_ops = {"nodup:slug", slug_run, text_result, NULL, NULL};
 
 /* maxLength, fallback and reserved into call->slug_options. */
 static int get_slug_options(napi_env env, napi_value options, node_call *call) {
@@ -455,7 +484,7 @@ static int check_run(node_call *call) {
   return rc;
 }
 
-static const node_call_ops check_ops = {"nodup:check", check_run, text_result};
+static const node_call_ops check_ops = {"nodup:check", check_run, text_result, NULL, NULL};
 
 napi_value node_check(napi_env env, napi_callback_info info) {
   napi_value argv[3], promise;
@@ -496,7 +525,7 @@ static int exec_run(node_call *call) {
   return node_call_status(call, nodup_exec(db, call->sql), db);
 }
 
-static const node_call_ops exec_ops = {"nodup:exec", exec_run, undefined_result};
+static const node_call_ops exec_ops = {"nodup:exec", exec_run, undefined_result, NULL, NULL};
 
 napi_value node_exec(napi_env env, napi_callback_info info) {
   napi_value argv[1], promise;
@@ -519,7 +548,7 @@ static int close_run(node_call *call) {
   return NODUP_OK;
 }
 
-static const node_call_ops close_ops = {"nodup:close", close_run, undefined_result};
+static const node_call_ops close_ops = {"nodup:close", close_run, undefined_result, NULL, NULL};
 
 napi_value node_close(napi_env env, napi_callback_info info) {
   napi_value promise;
