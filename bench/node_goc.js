@@ -24,6 +24,11 @@
 //   node await, before  only with NODUP_BENCH_BEFORE=PACKAGE_DIR: node await
 //                through another build of the package (an earlier commit's),
 //                so a change is measured against its predecessor in one run
+//   floor        no database: round trips per second to an echo server
+//                (bench/node_echo.c) from C (send, poll, recv) and from Node
+//                (net.Socket, each awaited). Their ratio is the best any
+//                awaited binding call that is one round trip can reach
+//                against C, on this machine
 //   node many x100  getOrCreateMany batches of 100 random keys, each
 //                awaited: keys per second (one nodup_get_or_create_many
 //                call, one round trip, per batch), against C's single calls
@@ -47,6 +52,57 @@ const WARMUP = 0.3;
 function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)];
+}
+
+// The echo floor: node_echo (next to node_goc) serves on a socket in a
+// directory of its own; C and Node ping it in turn.
+const echoBin = path.join(path.dirname(cBin), 'node_echo');
+let echo = null;
+
+function startEcho() {
+  const dir = fs.mkdtempSync('/tmp/nodup-echo.');
+  const sock = path.join(dir, 's');
+  const child = require('node:child_process').spawn(echoBin, ['serve', sock],
+    { stdio: 'ignore' });
+  echo = { dir, sock, child };
+  for (let i = 0; i < 100 && !fs.existsSync(sock); i++) execFileSync('sleep', ['0.05']);
+  if (!fs.existsSync(sock)) throw new Error(`node_echo did not start (${echoBin})`);
+}
+
+function stopEcho() {
+  if (echo === null) return;
+  echo.child.kill();
+  fs.rmSync(echo.dir, { recursive: true, force: true });
+  echo = null;
+}
+
+function echoC() {
+  const r = spawnSync(echoBin, ['ping', echo.sock, String(SECONDS)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`node_echo: ${r.stderr}`);
+  return Number(r.stdout.trim());
+}
+
+function echoNode() {
+  const net = require('node:net');
+  return new Promise((resolve, reject) => {
+    const s = net.connect(echo.sock, async () => {
+      let wake = null;
+      s.on('data', () => { const w = wake; wake = null; w(); });
+      const roundTrip = () => new Promise((res) => { wake = res; s.write('ping'); });
+      let n = 0;
+      const start = performance.now() / 1000;
+      const from = start + WARMUP, until = from + SECONDS;
+      for (;;) {
+        const t = performance.now() / 1000;
+        if (t >= until) break;
+        await roundTrip();
+        if (t >= from) n++;
+      }
+      s.end();
+      resolve(n / SECONDS);
+    });
+    s.on('error', reject);
+  });
 }
 
 function runC() {
@@ -120,7 +176,7 @@ function stopCluster() {
   fs.rmSync(base, { recursive: true, force: true });
 }
 
-process.on('exit', stopCluster);
+process.on('exit', () => { stopEcho(); stopCluster(); });
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => process.exit(130));
 
 let conninfo;
@@ -138,6 +194,8 @@ async function main() {
   const cells = { 'c': [], 'node await': [], 'node 2 in flight': [], 'node 4 in flight': [],
     'node many x100': [] };
   if (before) cells['node await, before'] = [];
+  const floor = { 'c': [], 'node': [] };
+  startEcho();
   for (let round = 0; round < ROUNDS; round++) {
     process.stderr.write(`round ${round + 1}/${ROUNDS}\n`);
     // Alternate who goes first, so drift in the machine's load is shared.
@@ -148,7 +206,11 @@ async function main() {
     cells['node 4 in flight'].push(await runNode(4, single));
     cells['node many x100'].push(await runNode(1, many(100)));
     if (before) cells['node await, before'].push(await runNode(1, single, before));
+    if (round % 2 === 0) floor.c.push(echoC());
+    floor.node.push(await echoNode());
+    if (round % 2 === 1) floor.c.push(echoC());
   }
+  stopEcho();
   const c = median(cells.c);
   const lines = [
     `get-or-create hits, PostgreSQL, one connection, ${SECONDS} s x ${ROUNDS} rounds ` +
@@ -156,6 +218,11 @@ async function main() {
     '| method | keys/s | vs C |', '|---|---:|---:|',
     ...Object.entries(cells).map(([name, xs]) =>
       `| ${name} | ${Math.round(median(xs))} | ${(median(xs) / c).toFixed(2)}x |`),
+    '', 'The floor, no database: awaited round trips to an echo server (bench/node_echo.c)', '',
+    '| method | round trips/s | vs C |', '|---|---:|---:|',
+    `| c | ${Math.round(median(floor.c))} | 1.00x |`,
+    `| node (net.Socket) | ${Math.round(median(floor.node))} | ` +
+      `${(median(floor.node) / median(floor.c)).toFixed(2)}x |`,
   ];
   console.log(lines.join('\n'));
   if (outFile) fs.writeFileSync(outFile, lines.join('\n') + '\n');

@@ -593,13 +593,14 @@ static long long monotonic_us(void) {
   return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void backoff(nodup_db *db, int attempt) {
-  long us = backoff_us(db, attempt);
+static void sleep_us(long us) {
   struct timespec ts;
-  ts.tv_sec = 0;
-  ts.tv_nsec = us * 1000L;
+  ts.tv_sec = us / 1000000;
+  ts.tv_nsec = (us % 1000000) * 1000L;
   nanosleep(&ts, NULL);
 }
+
+static void backoff(nodup_db *db, int attempt) { sleep_us(backoff_us(db, attempt)); }
 
 /* What one round does with its rows: fn[0] gets the insert's, fn[1] the
  * lookup's, both with ctx; `attempt` (may be NULL) is called before each
@@ -885,11 +886,12 @@ static int pg_goc_step(nodup_key *key, nodup_wait *wait) {
   for (;;) {
     if (k->step == GOC_BACKOFF) {
       long left = (long)(k->until_us - monotonic_us());
-      if (left > 0) {   /* polled before the backoff is over */
+      if (left > 0 && k->nonblock) {   /* polled before the backoff is over */
         wait->fd = -1;
         wait->timeout_us = left;
         return NODUP_AGAIN;
       }
+      if (left > 0) sleep_us(left);   /* goc_abandon finishing a call */
       if ((rc = pg_goc_send(key, GOC_ROUND)) != NODUP_OK) return rc;
       continue;
     }

@@ -73,6 +73,23 @@ static int goc_nb(nodup_key *key, const char *name, nodup_result *out, struct dr
 
 static void set_strategy(nodup_key *key, key_strategy how) { key->strategy = how; }
 
+/* Wait until a statement of this database waits on a lock (ours, on the
+ * row another transaction inserted): only then does that transaction's
+ * commit race with our statement, not precede it. Asked on `watch`, a
+ * connection of its own outside any transaction (pg_stat_activity is read
+ * once per transaction). */
+static void wait_blocked(nodup_db *watch) {
+  for (int i = 0; i < 2000; i++) {
+    if (harness_count(watch,
+                      "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                      " AND wait_event_type = 'Lock'",
+                      NULL) > 0)
+      return;
+    rig_sleep_ms(5);
+  }
+  fail_msg("no statement waited on the lock within 10 s");
+}
+
 static const key_strategy rounds[] = {KEY_ADAPTIVE, KEY_LOOKUP_FIRST, KEY_PIPELINED,
                                       KEY_INSERT_FIRST};
 #define NROUNDS ((int)(sizeof rounds / sizeof rounds[0]))
@@ -185,6 +202,7 @@ static void test_backoff_is_the_callers_timer(void **state) {
   nodup_key *key = tags_key(db);
   nodup_db *other = harness_connect();
   nodup_key *okey = harness_key(other, "tags", name_col, 1, NULL);
+  nodup_db *watch = harness_connect();
   int pooled = getenv("NODUP_TEST_POOLER") != NULL;
   if (!pooled) harness_exec(db, "SET default_transaction_isolation = 'serializable'");
   for (int inside = pooled; inside < 2; inside++) {
@@ -200,7 +218,7 @@ static void test_backoff_is_the_callers_timer(void **state) {
     if (inside) harness_exec(db, "BEGIN ISOLATION LEVEL SERIALIZABLE");
     int rc = nodup_get_or_create_start(key, vals, NULL, NULL, 0, &out, &w);
     assert_int_equal(rc, NODUP_AGAIN);
-    rig_sleep_ms(50);
+    wait_blocked(watch);
     harness_exec(other, "COMMIT");
     rc = drive(key, rc, &out, &w, &d);
     if (inside) {
@@ -217,6 +235,32 @@ static void test_backoff_is_the_callers_timer(void **state) {
     assert_true(nodup_retries(db) > retries);
   }
   assert_int_equal(harness_count(db, COUNT_TAGS, NULL), 2 - pooled);
+  if (pooled) return;
+
+  /* Freed while it backs off: the key finishes the call (sleeping the
+   * rest of the backoff) and leaves the connection free for the next. */
+  nodup_key *spare;
+  char winner[HARNESS_ID_MAX], again[HARNESS_ID_MAX];
+  const char *vals[] = {"s-freed"};
+  nodup_result out;
+  nodup_wait w;
+  assert_nodup(db, NODUP_OK, nodup_key_prepare(&spare, db, "tags", name_col, 1, NULL));
+  set_strategy(spare, KEY_PIPELINED);
+  harness_exec(other, "BEGIN");
+  assert_int_equal(harness_goc(other, okey, vals, NULL, NULL, 0, winner), 1);
+  int rc = nodup_get_or_create_start(spare, vals, NULL, NULL, 0, &out, &w);
+  wait_blocked(watch);
+  harness_exec(other, "COMMIT");
+  while (rc == NODUP_AGAIN && w.fd >= 0) {
+    struct pollfd p = {w.fd, POLLIN, 0};
+    assert_int_equal(poll(&p, 1, 20000), 1);
+    rc = nodup_get_or_create_poll(spare, &out, &w);
+  }
+  assert_int_equal(rc, NODUP_AGAIN);   /* waiting out a backoff */
+  nodup_key_free(spare);
+  assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, again), 0);
+  assert_string_equal(again, winner);
+  assert_int_equal(harness_count(db, COUNT_TAGS, NULL), 3);
 }
 
 /* Another constraint ends the call with its name, nothing inserted; a

@@ -208,11 +208,15 @@ def test_connect_errors():
 def test_every_error_code_has_its_class():
     classes = {c.code: c for c in vars(nodup).values()
                if isinstance(c, type) and issubclass(c, nodup.Error) and c is not nodup.Error}
+    # NODUP_AGAIN (20) is no failure: the answer of the C library's non-blocking
+    # calls, which the binding does not make.
+    not_errors = {20}
     code = 1
     while nodup.strerror(code) != "unknown error code":
-        assert code in classes, f"no class for code {code} ({nodup.strerror(code)})"
+        if code not in not_errors:
+            assert code in classes, f"no class for code {code} ({nodup.strerror(code)})"
         code += 1
-    assert len(classes) == code - 1
+    assert len(classes) == code - 1 - len(not_errors)
     assert nodup.Error.code is None
     e = nodup.UnbackedKeyError("raised by Python")  # class attributes as defaults
     assert (e.code, e.sqlstate, e.constraint) == (7, None, None)
