@@ -98,8 +98,8 @@ function echoNode() {
         await roundTrip();
         if (t >= from) n++;
       }
+      s.once('close', () => resolve(n / SECONDS));
       s.end();
-      resolve(n / SECONDS);
     });
     s.on('error', reject);
   });

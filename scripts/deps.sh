@@ -30,11 +30,13 @@ case "$profile" in
 esac
 # The Node.js binding's build and tests (bindings/node): Debian's nodejs
 # only when there is no node (nodesource's brings its own headers), and
-# libnode-dev only when node_api.h is missing.
+# libnode-dev only when node_api.h is missing; uv.h comes with either
+# (nodesource's copy, or libuv1-dev, which libnode-dev depends on).
 case "$profile" in
   test | ci)
     command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
-    [ -e /usr/include/node/node_api.h ] || pkgs+=(libnode-dev) ;;
+    [ -e /usr/include/node/node_api.h ] || pkgs+=(libnode-dev)
+    [ -e /usr/include/node/uv.h ] || [ -e /usr/include/uv.h ] || pkgs+=(libuv1-dev) ;;
 esac
 missing=()
 for p in "${pkgs[@]}"; do
