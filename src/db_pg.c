@@ -815,7 +815,7 @@ static int pg_rounds(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
     rc = pg_round_verdict(key, rc, &rd, owned);
     if (rc == NODUP_ERR_RETRY && owned) {
       key->db->retries++;
-      backoff(key->db, attempt);
+      if (attempt + 1 < PG_MAX_RETRIES) backoff(key->db, attempt);   /* none after the last */
       continue;
     }
     return rc;
@@ -917,8 +917,8 @@ static int pg_goc_step(nodup_key *key, nodup_wait *wait) {
      * the caller's) is rolled back or aborted. */
     if (rc != NODUP_OK) goc_attempt(key);
     rc = pg_round_verdict(key, rc, &k->rd, k->owned);
+    if (rc == NODUP_ERR_RETRY && k->owned) key->db->retries++;
     if (rc == NODUP_ERR_RETRY && k->owned && ++k->attempt < PG_MAX_RETRIES) {
-      key->db->retries++;
       if (!k->nonblock) {
         backoff(key->db, k->attempt - 1);
         if ((rc = pg_goc_send(key, GOC_ROUND)) != NODUP_OK) return rc;
