@@ -23,9 +23,10 @@
  * holding one the other wants (a deadlock, retried but slow).
  *
  * On PostgreSQL, in the call's own transaction, the insert is first a
- * plain one: no ON CONFLICT, whose speculative insertion cost about 40% of
- * the call (10,000 keys, half new: docs/BENCHMARKS.md), and DISTINCT ON
- * the key so a repeated key is inserted once, for its first occurrence.
+ * plain one: no ON CONFLICT, whose speculative insertion per row made the
+ * call take 1.3-1.4x as long (10,000 keys, half new: docs/BENCHMARKS.md),
+ * and DISTINCT ON the key so a repeated key is inserted once, for its
+ * first occurrence.
  * With no other writer of the batch's keys it inserts every missing key;
  * otherwise it fails as a whole, leaves nothing, and the round runs again
  * as above (db_pg.c). Inside the caller's transaction the round is always
@@ -108,12 +109,12 @@ static void lookup_sql(buf *q, const nodup_key *key, const char *input) {
  *
  * Where the engine has DISTINCT ON (PostgreSQL), a plain insert too: its
  * rounds in their own transaction try it first, since a writer of the
- * same keys is rare and ON CONFLICT's speculative insertion per row cost
- * about 40% of the call (docs/BENCHMARKS.md). A concurrent winner then
- * makes it fail as a whole (a unique violation), and the round runs again
- * with ON CONFLICT (db_pg.c). SQLite needs no such thing: its insert runs
- * under the write lock, where ON CONFLICT only meets the batch's own
- * repeats. */
+ * same keys is rare and ON CONFLICT's speculative insertion per row made
+ * the call take 1.3-1.4x as long (docs/BENCHMARKS.md). A concurrent
+ * winner then makes it fail as a whole (a unique violation), and the
+ * round runs again with ON CONFLICT (db_pg.c). SQLite needs no such
+ * thing: its insert runs under the write lock, where ON CONFLICT only
+ * meets the batch's own repeats. */
 int many_build(nodup_key *key, key_shape *s, char *const *dcols, size_t nd) {
   nodup_db *db = key->db;
   size_t n = key->ncols + nd;
