@@ -24,7 +24,7 @@
  *
  * On PostgreSQL, in the call's own transaction, the insert is first a
  * plain one: no ON CONFLICT, whose speculative insertion per row made the
- * call take 1.3-1.4x as long (10,000 keys, half new: docs/BENCHMARKS.md),
+ * call take 1.1-1.3x as long (10,000 keys, half new: docs/BENCHMARKS.md),
  * and DISTINCT ON the key so a repeated key is inserted once, for its
  * first occurrence.
  * With no other writer of the batch's keys it inserts every missing key;
@@ -110,7 +110,7 @@ static void lookup_sql(buf *q, const nodup_key *key, const char *input) {
  * Where the engine has DISTINCT ON (PostgreSQL), a plain insert too: its
  * rounds in their own transaction try it first, since a writer of the
  * same keys is rare and ON CONFLICT's speculative insertion per row made
- * the call take 1.3-1.4x as long (docs/BENCHMARKS.md). A concurrent
+ * the call take 1.1-1.3x as long (docs/BENCHMARKS.md). A concurrent
  * winner then makes it fail as a whole (a unique violation), and the
  * round runs again with ON CONFLICT (db_pg.c). SQLite needs no such
  * thing: its insert runs under the write lock, where ON CONFLICT only
