@@ -1024,10 +1024,10 @@ static int many_falls_back(const char *state) {
  * then the single key's rounds run with ON CONFLICT DO NOTHING, retried
  * there (NODUP_ERR_RETRY in the caller's transaction, which the plain
  * insert never enters: its failure would abort the caller's work). A
- * plain round that commits but leaves a row without its row (one deleted
- * between insert and lookup) makes getorcreate_many.c ask again, and the
- * next rounds use ON CONFLICT. The predicate guard raises, so `outside`
- * never holds. */
+ * plain round that commits but leaves an input row without its row (one
+ * deleted between insert and lookup) makes getorcreate_many.c ask again,
+ * and the next rounds use ON CONFLICT. The predicate guard raises, so
+ * `outside` never holds. */
 static int pg_get_or_create_many(nodup_key *key, const key_shape *s, const char *const *params,
                                  int nparams, int nlookup, const many_sink *sink) {
   pg_sink ps = {{sink->inserted, sink->found}, sink->attempt, sink->ctx};

@@ -25,12 +25,12 @@
  * On PostgreSQL, in the call's own transaction, the insert is first a
  * plain one: no ON CONFLICT, whose speculative insertion per row made the
  * call take 1.1-1.3x as long (10,000 keys, half new: docs/BENCHMARKS.md),
- * and DISTINCT ON the key so a repeated key is inserted once, for its
- * first occurrence.
- * With no other writer of the batch's keys it inserts every missing key;
- * otherwise it fails as a whole, leaves nothing, and the round runs again
- * as above (db_pg.c). Inside the caller's transaction the round is always
- * the one above: a failed statement would abort the caller's work.
+ * and DISTINCT ON the key, so a repeated key is inserted once, for its
+ * first occurrence. With no other writer of the batch's keys it inserts
+ * every missing key; otherwise it fails as a whole, leaves nothing, and
+ * the round runs again as above: one round trip more, only then
+ * (db_pg.c). Inside the caller's transaction the round is always the one
+ * above: a failed statement would abort the caller's work.
  */
 #include <stdlib.h>
 #include <string.h>
