@@ -310,20 +310,24 @@ struct blocked_many {
 static void *blocked_many_main(void *arg) {
   struct blocked_many *call = arg;
   call->rc = nodup_get_or_create_many(call->key, 3, call->vals, NULL, NULL, 0, call->out);
-  if (call->rc != NODUP_OK) snprintf(call->error, sizeof call->error, "%s", nodup_errmsg(call->db));
+  if (call->rc != NODUP_OK)
+    snprintf(call->error, sizeof call->error, "%s", nodup_errmsg(call->db));
   return NULL;
 }
 
-/* Wait until some session waits for a lock (PostgreSQL: pg_locks, read
- * live from `watcher`'s open transaction); SQLite cannot show it, so a
- * pause. */
-static void await_waiter(nodup_db *watcher) {
+/* Wait until a session waits for `winner`'s open transaction (PostgreSQL:
+ * pg_locks and pg_blocking_pids, read live, so no other suite's waits on
+ * the shared server count); SQLite cannot show it, so a pause. */
+static void await_waiter(nodup_db *winner) {
   if (!harness_is_pg()) {
     rig_sleep_ms(200);
     return;
   }
   for (int i = 0; i < 1000; i++) {
-    if (harness_count(watcher, "SELECT count(*) FROM pg_locks WHERE NOT granted", NULL) > 0)
+    if (harness_count(winner,
+                      "SELECT count(*) FROM pg_locks WHERE NOT granted"
+                      " AND pg_backend_pid() = ANY (pg_blocking_pids(pid))",
+                      NULL) > 0)
       return;
     rig_sleep_ms(10);
   }
