@@ -3,12 +3,16 @@
  * PostgreSQL and SQLite:
  *
  *  - many keys: 10,000 keys, half of them existing, through one
- *    nodup_get_or_create_many() call, through 10,000 nodup_get_or_create()
- *    calls, and through hand-written set-based SQL doing the same (one
+ *    nodup_get_or_create_many() call, through the same call held to its
+ *    ON CONFLICT round (PostgreSQL: what it ran before it tried a plain
+ *    insert first; set through the library's internal key struct, as
+ *    bench_nodup.c forces a strategy), through 10,000 nodup_get_or_create()
+ *    calls, through hand-written set-based SQL doing the same (one
  *    statement on PostgreSQL: the input unnested, an INSERT ... ON
  *    CONFLICT DO NOTHING RETURNING in a CTE, joined back for ids in input
  *    order; on SQLite the insert and the lookup over json_each in one
- *    write transaction);
+ *    write transaction), and on PostgreSQL the floor: the bare insert of
+ *    the 5,000 new keys from one array, nothing else;
  *  - update-or-create: 2,000 keys, three passes (create, the same values
  *    again, new values), through nodup_update_or_create() and through the
  *    hand-written INSERT ... ON CONFLICT DO UPDATE ... WHERE ... IS
@@ -30,6 +34,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "internal.h"
 #include "nodup.h"
 
 static int nkeys = 10000, nupsert = 2000, rounds = 5;
@@ -104,6 +109,16 @@ static double run_many(engine *e, nodup_key *key) {
   return t0;
 }
 
+/* The many-keys call with its plain insert skipped (db_pg.c's guarded
+ * rounds): the ON CONFLICT round alone. */
+static double run_many_guarded(engine *e, nodup_key *key) {
+  double t;
+  key->many_guarded = 1000;
+  t = run_many(e, key);
+  key->many_guarded = 0;
+  return t;
+}
+
 static double run_singles(engine *e, nodup_key *key) {
   nodup_result r;
   double t0 = now_ms();
@@ -121,21 +136,34 @@ static double run_singles(engine *e, nodup_key *key) {
   "LEFT JOIN ins ON ins.name = input.name LEFT JOIN bm_tags t ON t.name = input.name "   \
   "ORDER BY input.ord"
 
-static double run_hand_pg(engine *e) {
-  PGconn *c = nodup_db_handle(e->db);
-  size_t len = 2;
-  char *arr, *p;
-  for (int i = 0; i < nkeys; i++) len += strlen(names[i]) + 3;
-  double t0 = now_ms();
-  p = arr = malloc(len + 1);
-  *p++ = '{';
-  for (int i = 0; i < nkeys; i++) p += sprintf(p, "%s\"%s\"", i ? "," : "", names[i]);
-  *p++ = '}';
+/* names[first], names[first + step], ... quoted and joined by ',' between
+ * `open` and `close`: a PostgreSQL array literal or a JSON array. */
+static char *names_list(char open, char close, int first, int step) {
+  size_t len = 3;
+  char *list, *p;
+  for (int i = first; i < nkeys; i += step) len += strlen(names[i]) + 3;
+  p = list = malloc(len);
+  *p++ = open;
+  for (int i = first; i < nkeys; i += step)
+    p += sprintf(p, "%s\"%s\"", i > first ? "," : "", names[i]);
+  *p++ = close;
   *p = '\0';
+  return list;
+}
+
+/* The prepared statement `stmt` on the array of every step-th name from
+ * `first`, timed with the array's making; it must end with `status` and
+ * `rows` rows (returned or, for a command, affected). */
+static double run_pg_array(engine *e, const char *stmt, int first, int step,
+                           ExecStatusType status, int rows) {
+  PGconn *c = nodup_db_handle(e->db);
+  double t0 = now_ms();
+  char *arr = names_list('{', '}', first, step);
   const char *params[1] = {arr};
-  PGresult *res = PQexecPrepared(c, "hand_many", 1, params, NULL, NULL, 0);
-  if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != nkeys) {
-    fprintf(stderr, "hand: %s\n", PQerrorMessage(c));
+  PGresult *res = PQexecPrepared(c, stmt, 1, params, NULL, NULL, 0);
+  int got = status == PGRES_TUPLES_OK ? PQntuples(res) : atoi(PQcmdTuples(res));
+  if (PQresultStatus(res) != status || got != rows) {
+    fprintf(stderr, "%s: %s\n", stmt, PQerrorMessage(c));
     exit(1);
   }
   PQclear(res);
@@ -144,19 +172,27 @@ static double run_hand_pg(engine *e) {
   return t0;
 }
 
+static double run_hand_pg(engine *e) {
+  return run_pg_array(e, "hand_many", 0, 1, PGRES_TUPLES_OK, nkeys);
+}
+
+/* The floor (PostgreSQL): the server's bare insert of the missing keys
+ * alone, `INSERT ... SELECT FROM unnest($1)` of the odd keys with no
+ * lookup, no check and no ids back: what inserting the rows costs, which
+ * any get-or-create of these keys pays. */
+#define PG_FLOOR_INSERT "INSERT INTO bm_tags (name) SELECT unnest($1::text[])"
+
+static double run_floor_pg(engine *e) {
+  return run_pg_array(e, "floor_insert", 1, 2, PGRES_COMMAND_OK, nkeys / 2);
+}
+
 static double run_hand_sqlite(engine *e) {
   sqlite3 *h = nodup_db_handle(e->db);
   sqlite3_stmt *ins, *look;
-  size_t len = 2;
-  char *json, *p;
+  char *json;
   int rows = 0;
-  for (int i = 0; i < nkeys; i++) len += strlen(names[i]) + 3;
   double t0 = now_ms();
-  p = json = malloc(len + 1);
-  *p++ = '[';
-  for (int i = 0; i < nkeys; i++) p += sprintf(p, "%s\"%s\"", i ? "," : "", names[i]);
-  *p++ = ']';
-  *p = '\0';
+  json = names_list('[', ']', 0, 1);
   sqlite3_exec(h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   sqlite3_prepare_v2(h, "INSERT INTO bm_tags (name) SELECT value FROM json_each(?1) WHERE true "
                         "ON CONFLICT (name) DO NOTHING RETURNING id", -1, &ins, NULL);
@@ -258,32 +294,51 @@ static void pg_prepare_hand(engine *e) {
   PGresult *r1 = PQprepare(c, "hand_many", PG_HAND_MANY, 1, NULL);
   PGresult *r2 = PQprepare(c, "hand_upsert", PG_HAND_UPSERT, 2, NULL);
   PGresult *r3 = PQprepare(c, "hand_lookup", PG_HAND_LOOKUP, 1, NULL);
+  PGresult *r4 = PQprepare(c, "floor_insert", PG_FLOOR_INSERT, 1, NULL);
   if (PQresultStatus(r1) != PGRES_COMMAND_OK || PQresultStatus(r2) != PGRES_COMMAND_OK ||
-      PQresultStatus(r3) != PGRES_COMMAND_OK) {
+      PQresultStatus(r3) != PGRES_COMMAND_OK || PQresultStatus(r4) != PGRES_COMMAND_OK) {
     fprintf(stderr, "prepare: %s\n", PQerrorMessage(c));
     exit(1);
   }
   PQclear(r1);
   PQclear(r2);
   PQclear(r3);
+  PQclear(r4);
 }
 
 typedef struct result {
-  double many, singles, hand, ups, hups;
+  double many, guarded, singles, hand, floor, ups, hups;
+  /* Ratios taken round by round (median, min, max): single calls over
+   * the call, the ON CONFLICT round alone over the call, single calls
+   * over the floor. */
+  double r_singles[3], r_guarded[3], r_floor[3];
 } result;
+
+/* The median, min and max over the rounds of num[r] / den[r]. */
+static void ratios(const double *num, const double *den, int n, double out[3]) {
+  double v[64];
+  for (int r = 0; r < n; r++) v[r] = den[r] > 0 ? num[r] / den[r] : 0;
+  out[0] = median(v, n);   /* sorts v */
+  out[1] = v[0];
+  out[2] = v[n - 1];
+}
 
 static result bench_engine(engine *e) {
   static const char *const name_col[] = {"name"};
-  double t[3][64], u[2][64];
-  nodup_key *key;
+  double t[5][64], u[2][64];
+  nodup_key *key, *guarded;
   result res;
   setup(e);
   if (e->pg) pg_prepare_hand(e);
-  if (nodup_key_prepare(&key, e->db, "bm_tags", name_col, 1, NULL) != NODUP_OK)
+  /* A key handle per many-keys method, so each method's prepared
+   * statements run once a round, as one application's would: a statement
+   * run more than five times may move to a generic plan (see README). */
+  if (nodup_key_prepare(&key, e->db, "bm_tags", name_col, 1, NULL) != NODUP_OK ||
+      nodup_key_prepare(&guarded, e->db, "bm_tags", name_col, 1, NULL) != NODUP_OK)
     die("key", e->db);
   for (int r = 0; r < rounds; r++) {
-    for (int k = 0; k < 3; k++) {
-      int m = (k + r) % 3;
+    for (int k = 0; k < 5; k++) {
+      int m = (k + r) % 5;
       reset(e);
       /* BENCH_MANY_ONLY=M: method M alone (profiling); the others read 0. */
       const char *only = getenv("BENCH_MANY_ONLY");
@@ -291,7 +346,9 @@ static result bench_engine(engine *e) {
       if (only && m != atoi(only)) continue;
       if (m == 0) t[0][r] = run_many(e, key);
       else if (m == 1) t[1][r] = run_singles(e, key);
-      else t[2][r] = e->pg ? run_hand_pg(e) : run_hand_sqlite(e);
+      else if (m == 2) t[2][r] = e->pg ? run_hand_pg(e) : run_hand_sqlite(e);
+      else if (m == 3) t[3][r] = run_many_guarded(e, guarded);
+      else t[4][r] = e->pg ? run_floor_pg(e) : 0;
     }
     for (int k = 0; k < 2; k++) {
       int m = (k + r) % 2;
@@ -302,9 +359,15 @@ static result bench_engine(engine *e) {
     fprintf(stderr, "bench_many: %s round %d of %d\n", e->name, r + 1, rounds);
   }
   nodup_key_free(key);
+  nodup_key_free(guarded);
+  ratios(t[1], t[0], rounds, res.r_singles);
+  ratios(t[3], t[0], rounds, res.r_guarded);
+  ratios(t[1], t[4], rounds, res.r_floor);
+  res.floor = median(t[4], rounds);
   res.many = median(t[0], rounds);
   res.singles = median(t[1], rounds);
   res.hand = median(t[2], rounds);
+  res.guarded = median(t[3], rounds);
   res.ups = median(u[0], rounds);
   res.hups = median(u[1], rounds);
   return res;
@@ -347,12 +410,26 @@ int main(int argc, char **argv) {
   for (int i = 0; i < ne; i++) res[i] = bench_engine(&e[i]);
   printf("Medians of %d rounds (ms); ratios are speed: the other method's time over "
          "nodup's.\n\n", rounds);
-  printf("| engine | %d keys, half existing | one many-keys call | %d single calls | hand "
-         "set-based SQL | vs single calls | vs hand |\n|---|---|---|---|---|---|---|\n",
+  printf("| engine | %d keys, half existing | one many-keys call | the same, ON CONFLICT "
+         "round alone | %d single calls | hand set-based SQL | vs single calls | vs hand | "
+         "vs ON CONFLICT round alone |\n|---|---|---|---|---|---|---|---|---|\n",
          nkeys, nkeys);
   for (int i = 0; i < ne; i++)
-    printf("| %s | | %.1f | %.1f | %.1f | %.1fx | %.2fx |\n", e[i].name, res[i].many,
-           res[i].singles, res[i].hand, res[i].singles / res[i].many, res[i].hand / res[i].many);
+    printf("| %s | | %.1f | %.1f | %.1f | %.1f | %.1fx | %.2fx | %.2fx |\n", e[i].name,
+           res[i].many, res[i].guarded, res[i].singles, res[i].hand, res[i].singles / res[i].many,
+           res[i].hand / res[i].many, res[i].guarded / res[i].many);
+  printf("\nRound by round (median, min-max over the rounds); the floor is the bare INSERT ... "
+         "SELECT FROM unnest($1) of the %d new keys alone, so single calls over the floor is "
+         "the most any many-keys call could reach.\n\n"
+         "| engine | floor (ms) | single calls / the call | ON CONFLICT round alone / the call "
+         "| single calls / the floor |\n|---|---|---|---|---|\n", nkeys / 2);
+  for (int i = 0; i < ne; i++) {
+    if (!e[i].pg) continue;
+    printf("| %s | %.1f | %.1fx (%.1f-%.1f) | %.2fx (%.2f-%.2f) | %.1fx (%.1f-%.1f) |\n", e[i].name,
+           res[i].floor, res[i].r_singles[0], res[i].r_singles[1], res[i].r_singles[2],
+           res[i].r_guarded[0], res[i].r_guarded[1], res[i].r_guarded[2], res[i].r_floor[0],
+           res[i].r_floor[1], res[i].r_floor[2]);
+  }
   printf("\n| engine | %d keys x 3 passes (create, equal, update) | nodup_update_or_create | "
          "hand ON CONFLICT DO UPDATE ... WHERE IS DISTINCT FROM | vs hand |\n"
          "|---|---|---|---|---|\n", nupsert);

@@ -305,9 +305,11 @@ NODUP_EXTERN void *nodup_db_handle(nodup_db *db);
 
 /*
  * How many times calls on `db` re-ran their own transaction after a
- * serialization failure or deadlock (40001, 40P01) since it was opened:
- * the price of SERIALIZABLE or of hot keys, for monitoring and for the
- * benchmarks. 0 for NULL and on SQLite, which waits for its lock instead.
+ * serialization failure or deadlock (40001, 40P01) since it was opened,
+ * or, in nodup_get_or_create_many(), after its plain insert met another
+ * transaction's row for one of its keys (see there): the price of
+ * SERIALIZABLE or of hot keys, for monitoring and for the benchmarks. 0
+ * for NULL and on SQLite, which waits for its lock instead.
  */
 NODUP_EXTERN unsigned long long nodup_retries(const nodup_db *db);
 
@@ -610,7 +612,16 @@ NODUP_EXTERN int nodup_get_or_create_poll(nodup_key *key, nodup_result *out,
  * The insert takes the rows in key order, so batches that share keys wait
  * for each other instead of deadlocking. Transactions, retries and
  * NODUP_ERR_RETRY as nodup_get_or_create(); both statements run in one
- * transaction, so an error leaves nothing of the call.
+ * transaction, so an error leaves nothing of the call. In the call's own
+ * transaction the insert is first a plain one, without ON CONFLICT (which
+ * costs the server a speculative insertion per row): when another
+ * transaction wrote one of the keys since the call's snapshot, it fails
+ * as a whole, nothing of it stays, and the round runs again with ON
+ * CONFLICT DO NOTHING (counted by nodup_retries()), as do the key's next
+ * 16 rounds. Such a failed try draws the sequence values of the keys it
+ * would have created, as any rolled-back insert does; a key that exists
+ * draws none. Inside the caller's transaction the insert always has ON
+ * CONFLICT: a failed statement would abort the caller's work.
  *
  * SQLite: one write transaction (BEGIN IMMEDIATE, or a savepoint inside
  * the caller's transaction) with the insert and the lookup. When the

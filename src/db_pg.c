@@ -1132,12 +1132,50 @@ static int pg_many_params(size_t nrows, size_t n, const char *const *vals, char 
   return NODUP_OK;
 }
 
-/* The insert and the lookup in one round trip, in the single key's
- * rounds (retries in our own transaction, NODUP_ERR_RETRY in the
- * caller's). The predicate guard raises, so `outside` never holds. */
+/* Rounds that skip the plain insert after one met a concurrent writer: a
+ * batch that collided once is likely to again (hot keys), and each
+ * collision costs the plain round as a whole. */
+#define MANY_GUARDED_ROUNDS 16
+
+/* What makes the plain insert's round run again with ON CONFLICT: a
+ * unique or exclusion violation (a concurrent writer's row for one of the
+ * keys, or another constraint's, which the ON CONFLICT round raises again
+ * and names), a serialization failure or a deadlock (retried there). */
+static int many_falls_back(const char *state) {
+  return !strcmp(state, "23505") || !strcmp(state, "23P01") || !strcmp(state, "40001") ||
+         !strcmp(state, "40P01");
+}
+
+/* The insert and the lookup in one round trip. In our own transaction,
+ * the plain insert first (getorcreate_many.c's many_build): it either
+ * inserts every missing key or fails as a whole and leaves nothing, and
+ * then the single key's rounds run with ON CONFLICT DO NOTHING, retried
+ * there (NODUP_ERR_RETRY in the caller's transaction, which the plain
+ * insert never enters: its failure would abort the caller's work). A
+ * plain round that commits but leaves an input row without its row (one
+ * deleted between insert and lookup) makes getorcreate_many.c ask again,
+ * and the next rounds use ON CONFLICT. The predicate guard raises, so
+ * `outside` never holds. */
 static int pg_get_or_create_many(nodup_key *key, const key_shape *s, const char *const *params,
                                  int nparams, int nlookup, const many_sink *sink) {
   pg_sink ps = {{sink->inserted, sink->found}, sink->attempt, sink->ctx};
+  round_read rd;
+  int rc;
+  if (key->many_guarded || !s->plain || PQtransactionStatus(C(key->db)) != PQTRANS_IDLE) {
+    if (key->many_guarded) key->many_guarded--;
+    return pg_rounds(key, s->insert, s->lookup, params, nparams, nlookup, &ps);
+  }
+  sink->attempt(sink->ctx);
+  rc = pg_round(key->db, s->plain, s->lookup, params, nparams, nlookup, &ps, &rd);
+  if (rc == NODUP_OK) {
+    if (!sink->complete(sink->ctx)) key->many_guarded = MANY_GUARDED_ROUNDS;
+    return rc;
+  }
+  sink->attempt(sink->ctx);   /* the implicit transaction was rolled back */
+  if (!many_falls_back(rd.state)) return rc;
+  key->many_guarded = MANY_GUARDED_ROUNDS;
+  key->db->retries++;
+  nodup_clear_error(key->db);
   return pg_rounds(key, s->insert, s->lookup, params, nparams, nlookup, &ps);
 }
 
@@ -1687,7 +1725,7 @@ const struct nodup_backend nodup_pg_backend = {
     .name = "postgresql",
     .caps = BE_CAP_SCHEMAS | BE_CAP_TABLE_LOCKS | BE_CAP_ONLINE_INDEX |
             BE_CAP_NULLS_NOT_DISTINCT | BE_CAP_DEFERRABLE_FKS | BE_CAP_PARTITIONS |
-            BE_CAP_CONSTRAINTS,
+            BE_CAP_CONSTRAINTS | BE_CAP_DISTINCT_ON,
     .placeholder = '$',
     .accepts = pg_accepts,
     .predicate_guard = "(CASE WHEN (%s) THEN '1' ELSE '" PG_PREDICATE_GUARD "' END)::int",

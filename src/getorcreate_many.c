@@ -21,6 +21,16 @@
  * The insert takes its rows in key order: two batches that share keys
  * then wait on each other's keys in the same order instead of each
  * holding one the other wants (a deadlock, retried but slow).
+ *
+ * On PostgreSQL, in the call's own transaction, the insert is first a
+ * plain one: no ON CONFLICT, whose speculative insertion per row made the
+ * call take 1.1-1.3x as long (10,000 keys, half new: docs/BENCHMARKS.md),
+ * and DISTINCT ON the key, so a repeated key is inserted once, for its
+ * first occurrence. With no other writer of the batch's keys it inserts
+ * every missing key; otherwise it fails as a whole, leaves nothing, and
+ * the round runs again as above: one round trip more, only then
+ * (db_pg.c). Inside the caller's transaction the round is always the one
+ * above: a failed statement would abort the caller's work.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +58,11 @@ static void match_input(buf *q, const nodup_key *key, const char *alias) {
   if (key->where) buf_printf(q, " AND (%s)", key->where);
 }
 
+/* plain: the insert for a round that expects no other writer of its keys
+ * (see many_build): no ON CONFLICT, which costs PostgreSQL a speculative
+ * insertion per row, and each missing key's first row alone. */
 static void insert_sql(buf *q, const nodup_key *key, char *const *dcols, size_t n,
-                       const char *input) {
+                       const char *input, int plain) {
   const nodup_table_info *t = key->table;
   size_t i;
   buf_printf(q, "INSERT INTO %s (", t->qualified);
@@ -59,6 +72,14 @@ static void insert_sql(buf *q, const nodup_key *key, char *const *dcols, size_t 
     sql_ident(q, dcols[i - key->ncols]);
   }
   buf_puts(q, ") SELECT ");
+  if (plain) {
+    buf_puts(q, "DISTINCT ON (");
+    for (i = 0; i < key->ncols; i++) {
+      if (i) buf_puts(q, ", ");
+      input_term(q, &key->terms[i], i);
+    }
+    buf_puts(q, ") ");
+  }
   for (i = 0; i < n; i++) buf_printf(q, "%snodup_in.nodup_c%zu", i ? ", " : "", i + 1);
   buf_printf(q, " FROM %s WHERE NOT EXISTS (SELECT 1 FROM %s AS nodup_old WHERE ", input,
              t->qualified);
@@ -69,7 +90,8 @@ static void insert_sql(buf *q, const nodup_key *key, char *const *dcols, size_t 
     buf_puts(q, ", ");
   }
   buf_puts(q, "nodup_in.nodup_ord");
-  key_insert_tail(q, key);
+  if (plain) key_returning(q, key);
+  else key_insert_tail(q, key);
 }
 
 static void lookup_sql(buf *q, const nodup_key *key, const char *input) {
@@ -83,7 +105,16 @@ static void lookup_sql(buf *q, const nodup_key *key, const char *input) {
   match_input(q, key, "nodup_t");
 }
 
-/* The insert reads every column given, the lookup the key's alone. */
+/* The insert reads every column given, the lookup the key's alone.
+ *
+ * Where the engine has DISTINCT ON (PostgreSQL), a plain insert too: its
+ * rounds in their own transaction try it first, since a writer of the
+ * same keys is rare and ON CONFLICT's speculative insertion per row made
+ * the call take 1.1-1.3x as long (docs/BENCHMARKS.md). A concurrent
+ * winner then makes it fail as a whole (a unique violation), and the
+ * round runs again with ON CONFLICT (db_pg.c). SQLite needs no such
+ * thing: its insert runs under the write lock, where ON CONFLICT only
+ * meets the batch's own repeats. */
 int many_build(nodup_key *key, key_shape *s, char *const *dcols, size_t nd) {
   nodup_db *db = key->db;
   size_t n = key->ncols + nd;
@@ -96,9 +127,15 @@ int many_build(nodup_key *key, key_shape *s, char *const *dcols, size_t nd) {
   buf_init(&q);
   rc = db->be->many_input(db, key->table, s->pcol, n, n, &input, types, &s->nparams);
   if (rc == NODUP_OK) {
-    insert_sql(&q, key, dcols, n, buf_str(&input));
+    insert_sql(&q, key, dcols, n, buf_str(&input), 0);
     rc = q.oom || input.oom ? NODUP_ERR_NOMEM
                             : db->be->prepare(db, buf_str(&q), s->nparams, types, &s->insert);
+  }
+  if (rc == NODUP_OK && db_can(db, BE_CAP_DISTINCT_ON)) {
+    buf_reset(&q);
+    insert_sql(&q, key, dcols, n, buf_str(&input), 1);
+    rc = q.oom ? NODUP_ERR_NOMEM
+               : db->be->prepare(db, buf_str(&q), s->nparams, types, &s->plain);
   }
   buf_reset(&input);
   buf_reset(&q);

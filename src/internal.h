@@ -383,8 +383,10 @@ enum {
   BE_CAP_CONSTRAINTS = 1 << 7,    /* ADD CONSTRAINT ... UNIQUE USING INDEX */
   BE_CAP_WRITE_LOCK_FIRST = 1 << 9, /* begin_write takes the write lock up front: a
                                        write transaction never fails to serialize */
-  BE_CAP_ROWID = 1 << 10          /* a table without a declared key has an integer
+  BE_CAP_ROWID = 1 << 10,         /* a table without a declared key has an integer
                                      rowid (SQLite) */
+  BE_CAP_DISTINCT_ON = 1 << 11    /* SELECT DISTINCT ON (...): the many-keys call
+                                     builds its plain insert (getorcreate_many.c) */
 };
 
 /* A role's rights in a schema (struct nodup_backend's schema_rights). */
@@ -959,6 +961,8 @@ struct nodup_key {
   char *many_ids;
   int many_found_all;    /* the last many-keys call created nothing (SQLite
                           * then looks up first, without the write lock) */
+  int many_guarded;      /* many-keys rounds left that skip the plain insert:
+                          * one met a concurrent writer lately (db_pg.c) */
   key_call call;         /* the get-or-create under way */
 };
 
@@ -1290,6 +1294,9 @@ int key_upsert_shape_get(nodup_key *key, const char *const *vals, const char *co
 /* Append what ends every insert-if-absent of the key: " ON CONFLICT
  * (terms) [WHERE predicate] DO NOTHING RETURNING pk[, predicate guard]". */
 void key_insert_tail(buf *q, const nodup_key *key);
+/* Its " RETURNING pk[, predicate guard]" alone (the many-keys call's plain
+ * insert). */
+void key_returning(buf *q, const nodup_key *key);
 /* key_shape_get for the many-keys call (no values: its rows carry no
  * NULL key value). */
 int key_many_shape_get(nodup_key *key, const char *const *dcols, size_t nd, key_shape **out);

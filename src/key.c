@@ -529,6 +529,10 @@ static void lookup_sql(buf *q, const nodup_key *key, unsigned mask) {
 
 void key_insert_tail(buf *q, const nodup_key *key) {
   sql_on_conflict(q, key->terms, key->ncols, key->where);
+  key_returning(q, key);
+}
+
+void key_returning(buf *q, const nodup_key *key) {
   buf_puts(q, " RETURNING ");
   sql_ident_list(q, key->table->pk, key->table->npk);
   if (key->where) {

@@ -140,6 +140,7 @@
 #define key_coerce nodup__key_coerce
 #define key_insert_tail nodup__key_insert_tail
 #define key_many_shape_get nodup__key_many_shape_get
+#define key_returning nodup__key_returning
 #define key_shape_get nodup__key_shape_get
 #define key_store_id nodup__key_store_id
 #define key_terms_of nodup__key_terms_of
