@@ -431,8 +431,17 @@ void *nodup_db_handle(nodup_db *db) { return db ? db->native : NULL; }
 
 unsigned long long nodup_retries(const nodup_db *db) { return db ? db->retries : 0; }
 
+int db_idle(nodup_db *db) {
+  if (!db->waiting) return NODUP_OK;
+  return nodup_fail(db, NODUP_ERR_USAGE,
+                    "a non-blocking get-or-create is under way on this connection: "
+                    "poll it to its end first");
+}
+
 int nodup_exec(nodup_db *db, const char *sql) {
+  int rc;
   if (!db || !db->native || !sql) return NODUP_ERR_USAGE;
+  if ((rc = db_idle(db)) != NODUP_OK) return rc;
   nodup_clear_error(db);
   return db->be->exec(db, sql);
 }

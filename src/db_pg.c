@@ -271,8 +271,10 @@ static void pg_finalize(nodup_db *db, nodup_stmt *s) {
   if (!s) return;
   /* Best effort: inside an aborted transaction DEALLOCATE fails, and the
    * statement then dies with the session. */
+  /* Not while a non-blocking call's answers are on their way either: the
+   * DEALLOCATE would read them. */
   if (s->name[0] && db->native && PQstatus(C(db)) == CONNECTION_OK &&
-      PQtransactionStatus(C(db)) != PQTRANS_INERROR) {
+      PQtransactionStatus(C(db)) != PQTRANS_INERROR && !db->waiting) {
     char sql[64];
     snprintf(sql, sizeof sql, "DEALLOCATE \"%s\"", s->name);
     PQclear(PQexec(C(db), sql));
@@ -879,6 +881,30 @@ static int pg_goc_start(nodup_key *key) {
   return pg_goc_send(key, k->how == KEY_LOOKUP_FIRST ? GOC_LOOKUP : GOC_ROUND);
 }
 
+/* A call given up on (nodup_key_free): ask the server to cancel what it
+ * runs, then read and drop the answers to what was sent. A statement the
+ * cancel stops fails, and the implicit transaction with it; one that had
+ * finished stands. Nothing new is sent: after a backoff nothing is in
+ * flight, and a call blocked on another transaction's row must not wait
+ * for it (that transaction may be the caller's own, on another
+ * connection). */
+static void pg_goc_cancel(nodup_key *key) {
+  PGconn *c = C(key->db);
+  PGcancel *cancel;
+  PGresult *res;
+  char err[256];
+  if (key->call.step == GOC_BACKOFF || PQstatus(c) != CONNECTION_OK) return;
+  if ((cancel = PQgetCancel(c)) != NULL) {
+    PQcancel(cancel, err, sizeof err);
+    PQfreeCancel(cancel);
+  }
+  if (key->call.rd.pipelined) {
+    pg_pipeline_abandon(key->db);
+    return;
+  }
+  while ((res = PQgetResult(c)) != NULL) PQclear(res);
+}
+
 static int pg_goc_step(nodup_key *key, nodup_wait *wait) {
   key_call *k = &key->call;
   pg_sink sink;
@@ -891,7 +917,6 @@ static int pg_goc_step(nodup_key *key, nodup_wait *wait) {
         wait->timeout_us = left;
         return NODUP_AGAIN;
       }
-      if (left > 0) sleep_us(left);   /* goc_abandon finishing a call */
       if ((rc = pg_goc_send(key, GOC_ROUND)) != NODUP_OK) return rc;
       continue;
     }
@@ -1740,6 +1765,7 @@ const struct nodup_backend nodup_pg_backend = {
     .finalize = pg_finalize,
     .goc_start = pg_goc_start,
     .goc_step = pg_goc_step,
+    .goc_cancel = pg_goc_cancel,
     .update_or_create = pg_update_or_create,
     .row_existed = pg_row_existed,
     .many_input = pg_many_input,

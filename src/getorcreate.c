@@ -85,10 +85,7 @@ static int goc_begin(nodup_key *key, const char *const *vals, const char *const 
                : NODUP_ERR_USAGE;
   out->id = NULL;
   out->created = 0;
-  if (key->db->waiting)
-    return nodup_fail(key->db, NODUP_ERR_USAGE,
-                      "a non-blocking get-or-create is under way on this connection: "
-                      "poll it to its end first");
+  if ((rc = db_idle(key->db)) != NODUP_OK) return rc;
   nodup_clear_error(key->db);
   if (!key->backed) return goc_refuse_unbacked(key, "get-or-create");
   if ((rc = goc_check_nulls(key, vals)) != NODUP_OK) return goc_name_table(key, rc);
@@ -163,10 +160,11 @@ int nodup_get_or_create(nodup_key *key, const char *const *vals,
 }
 
 void goc_abandon(nodup_key *key) {
-  nodup_result ignored;
-  nodup_wait unused;
-  key->call.nonblock = 0;
-  goc_advance(key, NODUP_OK, &ignored, &unused);
+  key_call *k = &key->call;
+  if (key->db->be->goc_cancel) key->db->be->goc_cancel(key);
+  k->active = 0;
+  key->db->waiting = NULL;
+  goc_params_free(&k->p);
 }
 
 static int goc_nonblocking(nodup_key *key) {
@@ -229,6 +227,7 @@ int nodup_find(nodup_key *key, const char *const *vals, nodup_result *out) {
   if (!key || !out || !vals) return NODUP_ERR_USAGE;
   out->id = NULL;
   out->created = 0;
+  if ((rc = db_idle(key->db)) != NODUP_OK) return rc;
   nodup_clear_error(key->db);
   if ((rc = goc_check_nulls(key, vals)) != NODUP_OK) return goc_name_table(key, rc);
   if ((rc = key_shape_get(key, vals, NULL, 0, &s)) != NODUP_OK) return goc_name_table(key, rc);
@@ -249,6 +248,7 @@ int nodup_insert(nodup_key *key, const char *const *vals,
     return NODUP_ERR_USAGE;
   out->id = NULL;
   out->created = 0;
+  if ((rc = db_idle(key->db)) != NODUP_OK) return rc;
   nodup_clear_error(key->db);
   if ((rc = key_shape_get(key, vals, default_cols, ndefaults, &s)) != NODUP_OK)
     return goc_name_table(key, rc);

@@ -394,6 +394,7 @@ int nodup_get_or_create_many(nodup_key *key, size_t nrows, const char *const *va
       (ndefaults && (!default_cols || (nrows && !default_vals))))
     return key ? nodup_fail(key->db, NODUP_ERR_USAGE, "get_or_create_many: NULL argument")
                : NODUP_ERR_USAGE;
+  if ((rc = db_idle(key->db)) != NODUP_OK) return rc;
   nodup_clear_error(key->db);
   many_ids_free(key);
   for (i = 0; i < nrows; i++) {

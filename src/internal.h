@@ -479,6 +479,9 @@ struct nodup_backend {
    * with *wait filled. */
   int (*goc_start)(nodup_key *key);
   int (*goc_step)(nodup_key *key, nodup_wait *wait);
+  /* Abandon key->call: cancel what is in flight and read its answers,
+   * sending nothing new, so the connection is idle again. */
+  void (*goc_cancel)(nodup_key *key);
   /* The update-or-create round (upsert.c) with shape s's statements: its
    * upsert and lookup when it has an upsert, else its compare, update and
    * insert. Sets *outcome (NODUP_CREATED...) and the id in key->id;
@@ -851,6 +854,11 @@ struct nodup_db {
 };
 
 static inline int db_can(const nodup_db *db, unsigned cap) { return (db->caps & cap) != 0; }
+
+/* NODUP_ERR_USAGE, with the reason, while a non-blocking get-or-create is
+ * under way on db (its answers are still coming on the connection); the
+ * public calls that would use the connection ask first. */
+int db_idle(nodup_db *db);
 
 /* ---- prepared keys ---- */
 
@@ -1338,8 +1346,9 @@ int goc_refuse_unbacked(nodup_key *key, const char *what);
  * conflicts with a row the lookup cannot see). */
 #define KEY_MAX_ROUNDS 5
 int goc_fail_rounds(nodup_key *key, const char *what);
-/* Finish a non-blocking call under way on key, blocking, and drop its
- * outcome (nodup_key_free: its statements' results are still coming). */
+/* End a non-blocking call under way on key without finishing it (the
+ * backend's goc_cancel), for nodup_key_free: its statements' results
+ * are still coming, and the caller has given up on them. */
 void goc_abandon(nodup_key *key);
 
 /* ---- getorcreate_many.c, for key.c ---- */

@@ -387,6 +387,7 @@ static int key_open(nodup_key **out, nodup_db *db, const char *table,
   *out = NULL;
   buf_init(&arb);
   if (where && !*where) where = NULL;
+  if (db && (rc = db_idle(db)) != NODUP_OK) return rc;
   rc = load(db, table, cols, ncols, &t, &names, &idx);
   if (rc != NODUP_OK) goto done;
   if (t->npk == 0) {

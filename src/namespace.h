@@ -34,6 +34,7 @@
 #define db_fail_buf nodup__db_fail_buf
 #define db_fail_url nodup__db_fail_url
 #define db_guard_function nodup__db_guard_function
+#define db_idle nodup__db_idle
 #define db_index_find nodup__db_index_find
 #define db_looks_like_conninfo nodup__db_looks_like_conninfo
 #define db_now_ms nodup__db_now_ms

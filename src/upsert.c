@@ -61,6 +61,7 @@ int nodup_update_or_create(nodup_key *key, const char *const *vals,
   out->created = 0;
   if (outcome) *outcome = 0;
   if (!nset) return as_get_or_create(key, vals, create_cols, create_vals, ncreate, out, outcome);
+  if ((rc = db_idle(key->db)) != NODUP_OK) return rc;
   nodup_clear_error(key->db);
   if (!key->backed) return goc_refuse_unbacked(key, "update-or-create");
   if ((rc = goc_check_nulls(key, vals)) != NODUP_OK) return goc_name_table(key, rc);

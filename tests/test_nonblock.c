@@ -237,8 +237,9 @@ static void test_backoff_is_the_callers_timer(void **state) {
   assert_int_equal(harness_count(db, COUNT_TAGS, NULL), 2 - pooled);
   if (pooled) return;
 
-  /* Freed while it backs off: the key finishes the call (sleeping the
-   * rest of the backoff) and leaves the connection free for the next. */
+  /* Freed while it backs off: nothing is in flight, nothing new is sent,
+   * and the connection is free for the next call, which finds the
+   * winner's row. */
   nodup_key *spare;
   char winner[HARNESS_ID_MAX], again[HARNESS_ID_MAX];
   const char *vals[] = {"s-freed"};
@@ -304,6 +305,8 @@ static void test_one_call_at_a_time(void **state) {
   const char *a[] = {"a"}, *b[] = {"b"};
   nodup_result out, out2;
   nodup_wait w, w2;
+  nodup_key *other_key;
+  assert_nodup(db, NODUP_OK, nodup_key_prepare(&other_key, db, "tags", name_col, 1, NULL));
   assert_nodup(db, NODUP_ERR_USAGE, nodup_get_or_create_poll(key, &out, &w));
   int rc = nodup_get_or_create_start(key, a, NULL, NULL, 0, &out, &w);
   assert_int_equal(rc, NODUP_AGAIN);
@@ -311,14 +314,37 @@ static void test_one_call_at_a_time(void **state) {
                nodup_get_or_create_start(second, b, NULL, NULL, 0, &out2, &w2));
   assert_nodup(db, NODUP_ERR_USAGE, nodup_get_or_create(second, b, NULL, NULL, 0, &out2));
   assert_non_null(strstr(nodup_errmsg(db), "under way"));
+  /* Every other call that would use the connection, on this key or
+   * another, is refused too; freeing another key sends nothing. */
+  const char *set_cols[] = {"uses"}, *set_vals[] = {"3"};
+  assert_nodup(db, NODUP_ERR_USAGE,
+               nodup_update_or_create(key, a, NULL, NULL, 0, set_cols, set_vals, 1, &out2, NULL));
+  assert_nodup(db, NODUP_ERR_USAGE,
+               nodup_get_or_create_many(second, 1, b, NULL, NULL, 0, &out2));
+  assert_nodup(db, NODUP_ERR_USAGE, nodup_find(key, a, &out2));
+  assert_nodup(db, NODUP_ERR_USAGE, nodup_exec(db, "SELECT 1"));
+  assert_nodup(db, NODUP_ERR_USAGE, nodup_key_prepare(&spare, db, "tags", name_col, 1, NULL));
+  nodup_key_free(other_key);
   struct drive d = {0, 0, 0};
   assert_nodup(db, NODUP_OK, drive(key, rc, &out, &w, &d));
   assert_int_equal(out.created, 1);
   assert_int_equal(harness_count(db, COUNT_TAGS, NULL), 1);
-  /* Freed mid-call: finished, then gone. */
+  /* Freed mid-call while it waits on another transaction's row: the
+   * call is cancelled at once, not waited for (here the holder commits
+   * only after the free: waiting would never end), it leaves nothing,
+   * and the connection serves the next call, which finds the winner. */
+  nodup_db *other = harness_connect(), *watch = harness_connect();
+  nodup_key *okey = harness_key(other, "tags", name_col, 1, NULL);
+  char winner[HARNESS_ID_MAX], found[HARNESS_ID_MAX];
+  harness_exec(other, "BEGIN");
+  assert_int_equal(harness_goc(other, okey, b, NULL, NULL, 0, winner), 1);
   assert_nodup(db, NODUP_OK, nodup_key_prepare(&spare, db, "tags", name_col, 1, NULL));
   assert_int_equal(nodup_get_or_create_start(spare, b, NULL, NULL, 0, &out, &w), NODUP_AGAIN);
+  wait_blocked(watch);
   nodup_key_free(spare);
+  harness_exec(other, "COMMIT");
+  assert_int_equal(harness_goc(db, second, b, NULL, NULL, 0, found), 0);
+  assert_string_equal(found, winner);
   assert_int_equal(harness_count(db, COUNT_TAGS, NULL), 2);
   assert_nodup(db, NODUP_OK, goc_nb(second, "c", &out, &d));
   assert_int_equal(out.created, 1);
