@@ -116,6 +116,20 @@ void node_cache_free(node_cache *cache);
 typedef struct node_conn node_conn;
 typedef struct node_call node_call;
 
+/* The non-blocking path's libuv handles (conn.c): a poll watcher on our
+ * duplicate of libpq's socket, and a timer; `td` while closing at
+ * environment teardown. */
+typedef struct node_teardown node_teardown;
+typedef struct node_watch {
+  uv_poll_t handle;         /* first: libuv hands back &handle */
+  int fd;                   /* the duplicate, closed after the handle */
+  node_teardown *td;
+} node_watch;
+typedef struct node_timer {
+  uv_timer_t handle;
+  node_teardown *td;
+} node_timer;
+
 /* One row of getOrCreateMany's answer, copied off the key (whose ids last
  * only until its next many-keys call); `id` points into the same
  * allocation. */
@@ -205,9 +219,11 @@ struct node_conn {
   int nonblock;             /* 0: every call goes to the pool */
   node_call *current;       /* the call a watcher waits for */
   nodup_wait wait;          /* what it waits for */
-  uv_poll_t *poll;          /* on the connection's socket, poll_fd */
-  int poll_fd;
-  uv_timer_t *timer;        /* a retried round's backoff */
+  node_watch *poll;         /* on a duplicate of libpq's socket pg_fd */
+  int pg_fd;
+  int poll_stale;           /* pool work ran since: the socket may be new */
+  node_timer *timer;        /* a retried round's backoff */
+  napi_async_cleanup_hook_handle cleanup;  /* conn_teardown, until it runs */
 };
 
 /* Define the Connection class on `exports` and keep its constructor. */

@@ -34,9 +34,11 @@
  * once. A Connection collected without close() closes its database in
  * the finalizer (it is idle then, by the strong reference above).
  */
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #define NODE_CONN_BATCH 16
 
@@ -48,25 +50,83 @@ typedef struct node_addon {
   nodup_db *constructing;   /* handed from node_conn_wrap to the constructor */
 } node_addon;
 
-static void free_handle(uv_handle_t *handle) { free(handle); }
+/* The watchers' closes at environment teardown (conn_teardown): the
+ * cleanup hook is removed once every handle has closed, so node does not
+ * close the loop with our handles open. */
+struct node_teardown {
+  napi_async_cleanup_hook_handle hook;
+  int pending;
+};
 
-/* Close the watchers (freed by libuv once closed): when the connection
- * is closed or freed, and a poll watcher when the socket changed. */
-static void conn_close_poll(node_conn *conn) {
-  if (conn->poll != NULL)
-    uv_close((uv_handle_t *)conn->poll, free_handle);
+static void teardown_done(node_teardown *td) {
+  if (td != NULL && --td->pending == 0) {
+    napi_remove_async_cleanup_hook(td->hook);
+    free(td);
+  }
+}
+
+static void watch_closed(uv_handle_t *handle) {
+  node_watch *w = (node_watch *)handle;
+  close(w->fd);   /* our duplicate: libuv is done with it */
+  teardown_done(w->td);
+  free(w);
+}
+
+static void timer_closed(uv_handle_t *handle) {
+  node_timer *t = (node_timer *)handle;
+  teardown_done(t->td);
+  free(t);
+}
+
+/* Close the watchers (freed once libuv has closed them): when the
+ * connection is closed, freed or torn down, and the poll watcher when the
+ * socket may have changed. */
+static void conn_close_poll(node_conn *conn, node_teardown *td) {
+  if (conn->poll == NULL)
+    return;
+  conn->poll->td = td;
+  if (td != NULL)
+    td->pending++;
+  uv_close((uv_handle_t *)&conn->poll->handle, watch_closed);
   conn->poll = NULL;
 }
 
-static void conn_close_watchers(node_conn *conn) {
-  conn_close_poll(conn);
-  if (conn->timer != NULL)
-    uv_close((uv_handle_t *)conn->timer, free_handle);
+static void conn_close_watchers(node_conn *conn, node_teardown *td) {
+  conn_close_poll(conn, td);
+  if (conn->timer == NULL)
+    return;
+  conn->timer->td = td;
+  if (td != NULL)
+    td->pending++;
+  uv_close((uv_handle_t *)&conn->timer->handle, timer_closed);
   conn->timer = NULL;
 }
 
+/* The environment is going away (a Worker terminated, node exiting) while
+ * the connection may still have watchers on the loop: close them. A call
+ * waiting on one never settles; the connection itself is freed by its
+ * finalizer, or left to the process's exit when pool work is in flight. */
+static void conn_teardown(napi_async_cleanup_hook_handle hook, void *arg) {
+  node_conn *conn = arg;
+  node_teardown *td = malloc(sizeof *td);
+  conn->cleanup = NULL;   /* removed by teardown_done, not by conn_free */
+  conn->current = NULL;
+  conn->nonblock = 0;
+  if (td == NULL) {
+    conn_close_watchers(conn, NULL);
+    napi_remove_async_cleanup_hook(hook);
+    return;
+  }
+  td->hook = hook;
+  td->pending = 1;   /* this function's own hold, dropped below */
+  conn_close_watchers(conn, td);
+  teardown_done(td);
+}
+
 static void conn_free(napi_env env, node_conn *conn) {
-  conn_close_watchers(conn);
+  conn_close_watchers(conn, NULL);
+  if (conn->cleanup != NULL)
+    napi_remove_async_cleanup_hook(conn->cleanup);
   if (conn->async != NULL)
     napi_async_destroy(env, conn->async);
   node_cache_free(conn->cache);
@@ -115,7 +175,8 @@ static napi_value conn_construct(napi_env env, napi_callback_info info) {
   napi_value name;
   if (napi_get_uv_event_loop(env, &conn->loop) != napi_ok ||
       napi_create_string_utf8(env, "nodup:Connection", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_async_init(env, self, name, &conn->async) != napi_ok)
+      napi_async_init(env, self, name, &conn->async) != napi_ok ||
+      napi_add_async_cleanup_hook(env, conn_teardown, conn, &conn->cleanup) != napi_ok)
     conn->nonblock = 0;   /* the pool serves every call */
   if (napi_wrap(env, self, conn, conn_finalize, NULL, &conn->self) != napi_ok) {
     conn_free(env, conn);
@@ -189,6 +250,7 @@ static int conn_next(napi_env env, node_conn *conn);
  * failure (memory) reject what waits. */
 static void conn_start_work(napi_env env, node_conn *conn) {
   napi_value name;
+  conn->poll_stale = 1;   /* the pool may reconnect or close: conn_arm */
   napi_create_string_utf8(env, "nodup:Connection", NAPI_AUTO_LENGTH, &name);
   if (napi_create_async_work(env, NULL, name, conn_execute, conn_complete, conn, &conn->work) ==
           napi_ok &&
@@ -248,37 +310,56 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
 static void on_timer(uv_timer_t *handle) { conn_fired(handle->data); }
 
 /* Watch for what conn->wait asks: the socket readable, or the backoff's
- * timeout. 0, or a libuv error. */
+ * timeout. 0, or a libuv error.
+ *
+ * The poll watcher watches a duplicate of libpq's socket, ours to close.
+ * libuv removes a descriptor's number from epoll when a watcher on it
+ * stops or closes; libpq closes its socket when the connection breaks
+ * (inside a poll) or closes (in the pool), and the number may then be
+ * another socket's, which the removal would silence. The duplicate keeps
+ * the number ours until the watcher is closed. A watcher made before the
+ * pool last ran a call on the connection may watch a socket libpq has
+ * since replaced (a reconnect can reuse the number), so it is made anew. */
 static int conn_arm(node_conn *conn) {
   const nodup_wait *w = &conn->wait;
   int rc;
   if (w->fd >= 0) {
-    if (conn->poll != NULL && conn->poll_fd != w->fd)
-      conn_close_poll(conn);   /* the library reconnected: a new socket */
+    if (conn->poll != NULL && (conn->poll_stale || conn->pg_fd != w->fd))
+      conn_close_poll(conn, NULL);
     if (conn->poll == NULL) {
-      if ((conn->poll = malloc(sizeof *conn->poll)) == NULL)
+      node_watch *watch = malloc(sizeof *watch);
+      if (watch == NULL)
         return UV_ENOMEM;
-      if ((rc = uv_poll_init(conn->loop, conn->poll, w->fd)) != 0) {
-        free(conn->poll);
-        conn->poll = NULL;
+      watch->td = NULL;
+      if ((watch->fd = fcntl(w->fd, F_DUPFD_CLOEXEC, 0)) < 0) {
+        free(watch);
+        return UV_EBADF;
+      }
+      if ((rc = uv_poll_init(conn->loop, &watch->handle, watch->fd)) != 0) {
+        close(watch->fd);
+        free(watch);
         return rc;
       }
-      conn->poll->data = conn;
-      conn->poll_fd = w->fd;
+      watch->handle.data = conn;
+      conn->poll = watch;
+      conn->pg_fd = w->fd;
+      conn->poll_stale = 0;
     }
-    return uv_is_active((uv_handle_t *)conn->poll)
+    return uv_is_active((uv_handle_t *)&conn->poll->handle)
                ? 0
-               : uv_poll_start(conn->poll, UV_READABLE, on_readable);
+               : uv_poll_start(&conn->poll->handle, UV_READABLE, on_readable);
   }
   if (conn->poll != NULL)
-    uv_poll_stop(conn->poll);
+    uv_poll_stop(&conn->poll->handle);
   if (conn->timer == NULL) {
     if ((conn->timer = malloc(sizeof *conn->timer)) == NULL)
       return UV_ENOMEM;
-    uv_timer_init(conn->loop, conn->timer);
-    conn->timer->data = conn;
+    conn->timer->td = NULL;
+    uv_timer_init(conn->loop, &conn->timer->handle);
+    conn->timer->handle.data = conn;
   }
-  return uv_timer_start(conn->timer, on_timer, (uint64_t)(w->timeout_us + 999) / 1000, 0);
+  return uv_timer_start(&conn->timer->handle, on_timer,
+                        (uint64_t)(w->timeout_us + 999) / 1000, 0);
 }
 
 /* When libuv cannot watch (memory): finish the call here, blocking, as
@@ -335,7 +416,7 @@ static void conn_fired(node_conn *conn) {
   napi_close_callback_scope(env, cs);   /* the microtasks: the next call may start */
   napi_close_handle_scope(env, hs);
   if (!freed && conn->current == NULL && conn->poll != NULL)
-    uv_poll_stop(conn->poll);
+    uv_poll_stop(&conn->poll->handle);
 }
 
 /* --- the queue ------------------------------------------------------------- */
@@ -384,7 +465,7 @@ static int conn_next(napi_env env, node_conn *conn) {
   }
   /* Idle. */
   if (conn->db == NULL)
-    conn_close_watchers(conn);
+    conn_close_watchers(conn, NULL);
   if (conn->finalized) {
     conn_free(env, conn);
     return 1;
