@@ -191,7 +191,17 @@ static void pg_disconnect(nodup_db *db) {
   db->native = NULL;
 }
 
+/* Every statement outside a get-or-create's own steps goes through one of
+ * the functions below, and none may while a non-blocking call's answers
+ * are on their way (db_idle): the public calls ask first, these make sure
+ * for those that do not (merge, scan, enforce...). */
+#define PG_IDLE(db)                                \
+  do {                                             \
+    if ((db)->waiting) return db_idle(db);         \
+  } while (0)
+
 static int pg_exec(nodup_db *db, const char *sql) {
+  PG_IDLE(db);
   PGresult *res = PQexec(C(db), sql);
   int rc = pg_ok(res) ? NODUP_OK : pg_fail(db, res, NULL);
   PQclear(res);
@@ -200,6 +210,7 @@ static int pg_exec(nodup_db *db, const char *sql) {
 
 static int pg_changes(nodup_db *db, const char *sql, const char *const *params, int nparams,
                       long long *n) {
+  PG_IDLE(db);
   PGresult *res = PQexecParams(C(db), sql, nparams, NULL, params, NULL, NULL, 0);
   int rc = pg_ok(res) ? NODUP_OK : pg_fail(db, res, NULL);
   if (rc == NODUP_OK) *n = atoll(PQcmdTuples(res));
@@ -221,6 +232,7 @@ static int pg_rows(PGresult *res, row_fn fn, void *ctx) {
 
 static int pg_query(nodup_db *db, const char *sql, const char *const *params,
                     int nparams, row_fn fn, void *ctx) {
+  PG_IDLE(db);
   PGresult *res = PQexecParams(C(db), sql, nparams, NULL, params, NULL, NULL, 0);
   int rc = pg_ok(res) ? pg_rows(res, fn, ctx) : pg_fail(db, res, NULL);
   PQclear(res);
@@ -232,10 +244,11 @@ static int pg_query(nodup_db *db, const char *sql, const char *const *params,
  * and the text is what is kept. */
 static int pg_prepare(nodup_db *db, const char *sql, int nparams,
                       const unsigned *types, nodup_stmt **out) {
-  nodup_stmt *s = calloc(1, sizeof *s);
+  nodup_stmt *s;
   PGresult *res;
   int rc;
-  if (!s) return NODUP_ERR_NOMEM;
+  PG_IDLE(db);
+  if (!(s = calloc(1, sizeof *s))) return NODUP_ERR_NOMEM;
   s->nparams = nparams;
   if (db->pooled) {
     s->sql = nodup_strdup(sql);
@@ -261,6 +274,7 @@ static int pg_prepare(nodup_db *db, const char *sql, int nparams,
 
 static int pg_run(nodup_db *db, nodup_stmt *s, const char *const *params,
                   int nparams, row_fn fn, void *ctx) {
+  PG_IDLE(db);
   PGresult *res = pg_exec_stmt(C(db), s, nparams, params);
   int rc = pg_ok(res) ? pg_rows(res, fn, ctx) : pg_fail(db, res, NULL);
   PQclear(res);
@@ -1828,6 +1842,10 @@ static int pg_copy_begin(nodup_db *db, const nodup_table_info *t, char *const *c
   if (q.oom) {
     buf_free(&q);
     return NODUP_ERR_NOMEM;
+  }
+  if (db->waiting) {
+    buf_free(&q);
+    return db_idle(db);
   }
   res = PQexec(C(db), buf_str(&q));
   rc = PQresultStatus(res) == PGRES_COPY_IN ? NODUP_OK : pg_fail(db, res, NULL);

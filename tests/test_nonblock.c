@@ -323,6 +323,9 @@ static void test_one_call_at_a_time(void **state) {
                nodup_get_or_create_many(second, 1, b, NULL, NULL, 0, &out2));
   assert_nodup(db, NODUP_ERR_USAGE, nodup_find(key, a, &out2));
   assert_nodup(db, NODUP_ERR_USAGE, nodup_exec(db, "SELECT 1"));
+  long long groups = -1, redundant = -1;   /* a call without a key, as merge's are */
+  assert_nodup(db, NODUP_ERR_USAGE,
+               nodup_count_duplicates(db, "tags", name_col, 1, NULL, &groups, &redundant));
   assert_nodup(db, NODUP_ERR_USAGE, nodup_key_prepare(&spare, db, "tags", name_col, 1, NULL));
   nodup_key_free(other_key);
   struct drive d = {0, 0, 0};
