@@ -560,16 +560,18 @@ NODUP_EXTERN int nodup_get_or_create(nodup_key *key, const char *const *vals,
  *   // rc and res as nodup_get_or_create() would have returned them
  *
  * NODUP_AGAIN is not a failure: the call is under way. Any other return
- * ends it. Calling poll before the wait is over is harmless (it answers
- * NODUP_AGAIN again). Until the call ends, `vals` and the defaults must
- * stay valid, and no other call may run on the key's connection: those
- * that would are refused with NODUP_ERR_USAGE. nodup_key_free() on the
- * key abandons the call: it asks the server to cancel what it runs and
- * reads the answers, sending nothing new (a statement that had finished
- * stands; one the cancel stops leaves nothing). Statements are sent at start and
- * between polls with libpq's blocking sends, which wait only if the
- * socket's send buffer is full: a key's values would have to be larger
- * than that buffer.
+ * ends it, and `out` then holds what nodup_get_or_create() gives (its id
+ * borrowed from the key in the same way). Calling poll before the wait is
+ * over is harmless: it answers NODUP_AGAIN again, with what is left.
+ *
+ * Until the call ends, `vals` and the defaults must stay valid, and no
+ * other call may use the key's connection: those that would are refused
+ * with NODUP_ERR_USAGE. nodup_key_free() on the key abandons the call: it
+ * asks the server to cancel what it runs and reads the answers, sending
+ * nothing new (a statement that had finished stands; one the cancel stops
+ * leaves nothing). Statements are sent at start and between polls with
+ * libpq's blocking sends, which wait only if the socket's send buffer is
+ * full: a key's values would have to be larger than that buffer.
  *
  * SQLite has nothing to wait for but a file lock: both calls return
  * NODUP_ERR_UNSUPPORTED there (run nodup_get_or_create() in a thread).
