@@ -924,9 +924,9 @@ static int pg_goc_step(nodup_key *key, nodup_wait *wait) {
   pg_sink sink;
   int rc;
   for (;;) {
-    if (k->step == GOC_BACKOFF) {
+    if (k->step == GOC_BACKOFF) {   /* only non-blocking: blocking sleeps it below */
       long left = (long)(k->until_us - monotonic_us());
-      if (left > 0 && k->nonblock) {   /* polled before the backoff is over */
+      if (left > 0) {   /* polled before the backoff is over */
         wait->fd = -1;
         wait->timeout_us = left;
         return NODUP_AGAIN;

@@ -20,7 +20,8 @@
  * when a retried round must back off first), and the poll reads it. The
  * event loop waits for the server as a C program waits in poll(2): one
  * wake-up, where the pool costs two, and no thread at all (bench/
- * node_goc.js measures both). A key's first call goes to the pool,
+ * node_goc.js measures it, and the pool path of an earlier build side by
+ * side with NODUP_BENCH_BEFORE: docs/BENCHMARKS.md). A key's first call goes to the pool,
  * because preparing a key asks the catalog, which blocks; so does every
  * call on SQLite, where the wait is for a file lock, not a socket.
  *
@@ -81,24 +82,24 @@ static void timer_closed(uv_handle_t *handle) {
 /* Close the watchers (freed once libuv has closed them): when the
  * connection is closed, freed or torn down, and the poll watcher when the
  * socket may have changed. */
-static void conn_close_poll(node_conn *conn, node_teardown *td) {
-  if (conn->poll == NULL)
-    return;
-  conn->poll->td = td;
+static void close_handle(uv_handle_t *handle, node_teardown **slot, node_teardown *td,
+                         uv_close_cb closed) {
+  *slot = td;
   if (td != NULL)
     td->pending++;
-  uv_close((uv_handle_t *)&conn->poll->handle, watch_closed);
+  uv_close(handle, closed);
+}
+
+static void conn_close_poll(node_conn *conn, node_teardown *td) {
+  if (conn->poll != NULL)
+    close_handle((uv_handle_t *)&conn->poll->handle, &conn->poll->td, td, watch_closed);
   conn->poll = NULL;
 }
 
 static void conn_close_watchers(node_conn *conn, node_teardown *td) {
   conn_close_poll(conn, td);
-  if (conn->timer == NULL)
-    return;
-  conn->timer->td = td;
-  if (td != NULL)
-    td->pending++;
-  uv_close((uv_handle_t *)&conn->timer->handle, timer_closed);
+  if (conn->timer != NULL)
+    close_handle((uv_handle_t *)&conn->timer->handle, &conn->timer->td, td, timer_closed);
   conn->timer = NULL;
 }
 

@@ -53,37 +53,35 @@ async function blocked(url) {
   }
 }
 
-// `holder` inserts key k in a transaction it keeps open; `caller`, whose
-// key is prepared already, asks for k: its promise stays pending while
-// timers fire, then settles with the holder's row once it commits.
-async function heldCall(holder, caller, k, beforeCommit) {
-  await caller.getOrCreate('t', { k: `warm-${k}` });   // the key prepared: the fast path
-  await holder.exec('BEGIN');
-  const won = await holder.getOrCreate('t', { k });
-  assert.equal(won.created, true);
-  let settled = false;
-  const pending = caller.getOrCreate('t', { k }).finally(() => { settled = true; });
-  const ticks = await ticksFor(200);
-  assert.equal(settled, false, 'the call waits for the holder');
-  assert.ok(ticks >= 10, `timers fired ${ticks} times in 200 ms while the call waited`);
-  if (backend === 'pg') await blocked(fresh.url);
-  if (beforeCommit) await beforeCommit();
-  await holder.exec('COMMIT');
-  return { won, got: await pending };
-}
-
-const LIMIT = { timeout: 30000 };
-
-test('a call held up by another transaction leaves the event loop free', LIMIT, async () => {
+// On two new connections: `holder` inserts key k in a transaction it
+// keeps open; `caller`, whose key is prepared already, asks for k. Its
+// promise stays pending while timers fire, and once the holder commits
+// it settles with the holder's row, created = false.
+async function heldCall(k) {
   const [holder, caller] = [await nodup.connect(fresh.url), await nodup.connect(fresh.url)];
   try {
-    const { won, got } = await heldCall(holder, caller, 'held');
-    assert.deepEqual(got, { id: won.id, created: false });
+    await caller.getOrCreate('t', { k: `warm-${k}` });   // the key prepared: the fast path
+    await holder.exec('BEGIN');
+    const won = await holder.getOrCreate('t', { k });
+    assert.equal(won.created, true);
+    let settled = false;
+    const pending = caller.getOrCreate('t', { k }).finally(() => { settled = true; });
+    const ticks = await ticksFor(200);
+    assert.equal(settled, false, 'the call waits for the holder');
+    assert.ok(ticks >= 10, `timers fired ${ticks} times in 200 ms while the call waited`);
+    if (backend === 'pg') await blocked(fresh.url);
+    await holder.exec('COMMIT');
+    assert.deepEqual(await pending, { id: won.id, created: false });
   } finally {
     await holder.close();
     await caller.close();
   }
-});
+}
+
+const LIMIT = { timeout: 30000 };
+
+test('a call held up by another transaction leaves the event loop free', LIMIT,
+  () => heldCall('held'));
 
 test('calls that mix the fast path and the pool settle in the order they were made', async () => {
   const db = await nodup.connect(fresh.url);
@@ -116,14 +114,9 @@ if (backend === 'pg') {
     await admin.exec(
       `ALTER DATABASE "${dbname}" SET default_transaction_isolation = 'serializable'`);
     await admin.close();
-    // New sessions take the database's default.
-    const [holder, caller] = [await nodup.connect(fresh.url), await nodup.connect(fresh.url)];
     try {
-      const { won, got } = await heldCall(holder, caller, 'serial');
-      assert.deepEqual(got, { id: won.id, created: false });
+      await heldCall('serial');   // new sessions take the database's default
     } finally {
-      await holder.close();
-      await caller.close();
       const a = await nodup.connect(fresh.url);
       await a.exec(`ALTER DATABASE "${dbname}" RESET default_transaction_isolation`);
       await a.close();
