@@ -252,8 +252,8 @@ static int sq_bind(nodup_db *db, sqlite3_stmt *st, const char *const *params,
   return NODUP_OK;
 }
 
-/* v as decimal text into out (at least 21 bytes); returns out. */
-static const char *int_text(char *out, sqlite3_int64 v) {
+/* v as decimal text into out (at least 21 bytes); returns its length. */
+static size_t int_format(char *out, sqlite3_int64 v) {
   char tmp[21];
   size_t n = 0, i = 0;
   /* Through unsigned: -INT64_MIN overflows a signed negation. */
@@ -262,6 +262,11 @@ static const char *int_text(char *out, sqlite3_int64 v) {
   if (v < 0) out[i++] = '-';
   while (n) out[i++] = tmp[--n];
   out[i] = '\0';
+  return i;
+}
+
+static const char *int_text(char *out, sqlite3_int64 v) {
+  int_format(out, v);
   return out;
 }
 
@@ -332,25 +337,6 @@ static int sq_prepare(nodup_db *db, const char *sql, int nparams,
   if (rc != SQLITE_OK) return sq_fail(db, rc, NULL);
   *out = (nodup_stmt *)st;
   return NODUP_OK;
-}
-
-/* A lookup by the key, which a unique index makes one row at most: the
- * first step gives it, and no second step looks for another (a hit is
- * then what a hand-written SELECT stepped once costs). */
-static int sq_run_one(nodup_db *db, nodup_stmt *s, const char *const *params, int nparams,
-                      row_fn fn, void *ctx) {
-  sqlite3_stmt *st = (sqlite3_stmt *)s;
-  int rc = sq_bind(db, st, params, nparams), step;
-  if (rc == NODUP_OK) {
-    step = sqlite3_step(st);
-    if (step == SQLITE_ROW) sq_row(st, fn, ctx);
-    else if (step != SQLITE_DONE) {
-      int ext = sqlite3_extended_errcode(H(db));
-      rc = sq_fail(db, ext ? ext : step, NULL);
-    }
-  }
-  sqlite3_reset(st);
-  return rc;
 }
 
 static int sq_run(nodup_db *db, nodup_stmt *s, const char *const *params,
@@ -907,17 +893,48 @@ static int sq_write_row(nodup_key *key, nodup_stmt *write, const char *const *pa
  * got there first (we waited for its lock), the lookup again. A new row
  * outside the key's predicate is rolled back. Returns NODUP_ERR_CONFLICT
  * when neither statement yields a row; getorcreate.c explains or retries. */
+/* A get-or-create's first lookup, the whole of a hit. A unique index
+ * makes it one row at most: the first step gives it, and no second step
+ * looks for another. A key whose row's id is one integer (a rowid,
+ * mostly) has it formatted straight into key->id, the caller's answer: no
+ * row callback, no text copied out of SQLite. Any other row goes through
+ * key_store_id as elsewhere. */
+static int sq_lookup(nodup_key *key, nodup_stmt *lookup, const char *const *params) {
+  nodup_db *db = key->db;
+  sqlite3_stmt *st = (sqlite3_stmt *)lookup;
+  int rc = sq_bind(db, st, params, (int)key->ncols), step;
+  char num[21];
+  if (rc == NODUP_OK) {
+    step = sqlite3_step(st);
+    if (step == SQLITE_ROW) {
+      if (key->table->npk == 1 && sqlite3_column_count(st) == 1 &&
+          sqlite3_column_type(st, 0) == SQLITE_INTEGER) {
+        buf_putn(&key->id, num, int_format(num, sqlite3_column_int64(st, 0)));
+        key->row_flag = 0;
+        if (key->id.oom) rc = NODUP_ERR_NOMEM;
+      } else {
+        sq_row(st, key_store_id, key);
+      }
+    } else if (step != SQLITE_DONE) {
+      int ext = sqlite3_extended_errcode(H(db));
+      rc = sq_fail(db, ext ? ext : step, NULL);
+    }
+  }
+  sqlite3_reset(st);
+  return rc;
+}
+
 static int sq_get_or_create(nodup_key *key, nodup_stmt *insert,
                             nodup_stmt *lookup, const char *const *params,
                             int nparams, int *created) {
   nodup_db *db = key->db;
-  int owned = sqlite3_get_autocommit(H(db));
-  int rc;
+  int owned, rc;
 
   *created = 0;
   buf_reset(&key->id);
-  rc = sq_run_one(db, lookup, params, (int)key->ncols, key_store_id, key);
+  rc = sq_lookup(key, lookup, params);
   if (rc != NODUP_OK || key->id.len) return rc;
+  owned = sqlite3_get_autocommit(H(db));
   if ((rc = sq_write_begin(db, owned)) != NODUP_OK) return rc;
   rc = sq_write_row(key, insert, params, nparams, SQ_OUTSIDE_NEW);
   if (rc == NODUP_OK && key->id.len) {

@@ -884,6 +884,8 @@ typedef struct key_shape {
   nodup_stmt *update;
   int *pcol;             /* per parameter (key values, then defaults): its
                           * column in key->table, for value conversion */
+  int coerce;            /* some parameter's column converts its values
+                          * (SQLite: BOOL, INTEGER, REAL); 0: none does */
   /* A many-keys shape (getorcreate_many.c): insert and lookup read a
    * batch's rows from the backend's many_input, not one row's values;
    * the insert takes nparams parameters, the lookup the first nlookup. */

@@ -860,6 +860,8 @@ static int shape_add(nodup_key *key, unsigned mask, const char *sig, const char 
     /* Each parameter's column, for value conversion (key_coerce). */
     for (i = 0; i < key->ncols; i++) s->pcol[i] = key->colidx[i];
     for (i = 0; i < nd; i++) s->pcol[key->ncols + i] = table_info_column(db, key->table, canon[i]);
+    for (i = 0; key->table->vclass && i < key->ncols + nd; i++)
+      s->coerce |= s->pcol[i] >= 0 && key->table->vclass[s->pcol[i]] != VALUE_TEXT;
     rc = many ? many_build(key, s, canon, nd) : shape_build(key, s, canon, nd);
   }
   if (rc != NODUP_OK) {
@@ -967,7 +969,8 @@ int value_coerce(nodup_db *db, const nodup_table_info *t, int c, const char **v)
 int key_coerce(nodup_key *key, const key_shape *s, const char **params, size_t n) {
   size_t i;
   int rc;
-  if (!key->table->vclass || !s->pcol) return NODUP_OK;
+  /* Most keys are text: a hit then pays nothing here. */
+  if (!s->coerce) return NODUP_OK;
   for (i = 0; i < n; i++)
     if ((rc = value_coerce(key->db, key->table, s->pcol[i], &params[i])) != NODUP_OK) return rc;
   return NODUP_OK;
