@@ -13,8 +13,11 @@
 #   --only pg|sqlite
 #   --methods LIST  default nodup,noarchive,one,one-noarchive,hand,loop
 #                   (one: nodup merge --batch N, every group in one
-#                   transaction, as the hand-written SQL); with --unindexed
+#                   transaction, as the hand-written SQL; batchG: nodup
+#                   merge --batch G, batches of G groups); with --unindexed
 #                   nodup,notemp,hand (notemp: nodup merge --no-temp-index)
+#                   before-METHOD: METHOD run by the nodup binary in
+#                   $NODUP_BENCH_BEFORE (an older build), side by side
 #   --unindexed     add the unindexed child of issue 12: note, N/3 rows, a
 #                   foreign key to parent with no index on its column
 #                   (bench/merge/gen_note_*.sql); hand re-points it too
@@ -110,7 +113,11 @@ hand_sql() {
 
 # timed ENGINE METHOD TARGET: run one method, print "seconds maxrss_kib".
 timed() {
-  local engine=$1 method=$2 target=$3 conn
+  local engine=$1 method=$2 target=$3 conn nodup=$nodup
+  if [ "${method#before-}" != "$method" ]; then
+    nodup=${NODUP_BENCH_BEFORE:?merge_run.sh: a before- method needs NODUP_BENCH_BEFORE}
+    method=${method#before-}
+  fi
   local tf=$base/time.out lf=$base/method.log
   conn="host=$sock user=postgres dbname=bm"
   [ "$engine" = sqlite ] && conn=$target
@@ -121,6 +128,7 @@ timed() {
     notemp) cmd=("$nodup" merge --db "$conn" --table parent --key k --no-temp-index) ;;
     one) cmd=("$nodup" merge --db "$conn" --table parent --key k --batch "$rows") ;;
     one-noarchive) cmd=("$nodup" merge --db "$conn" --table parent --key k --batch "$rows" --no-archive) ;;
+    batch[0-9]*) cmd=("$nodup" merge --db "$conn" --table parent --key k --batch "${method#batch}") ;;
     hand)
       if [ "$engine" = pg ]; then cmd=(psql -X -q -h "$sock" -U postgres -d bm -f "$(hand_sql pg)")
       else cmd=(sh -c 'exec sqlite3 "$1" < "$2"' sh "$target" "$(hand_sql sqlite)"); fi ;;
@@ -174,12 +182,14 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
     printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 label() {
+  if [ "${1#before-}" != "$1" ]; then echo "before: $(label "${1#before-}")"; return; fi
   case "$1" in
     nodup) echo "nodup merge (batches of about 0.5 s; archive + undo log)" ;;
     noarchive) echo "nodup merge --no-archive (batches of about 0.5 s)" ;;
     notemp) echo "nodup merge --no-temp-index (batches of about 0.5 s; archive + undo log)" ;;
     one) echo "nodup merge --batch $rows (one transaction; archive + undo log)" ;;
     one-noarchive) echo "nodup merge --batch $rows --no-archive (one transaction)" ;;
+    batch[0-9]*) echo "nodup merge --batch ${1#batch} (batches of ${1#batch} groups; archive + undo log)" ;;
     hand) echo "hand-written set-based SQL, one transaction (the limit)" ;;
     loop) echo "per-group loop (6 statements + 1 transaction per group)" ;;
   esac

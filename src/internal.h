@@ -541,6 +541,10 @@ struct nodup_backend {
    * Statements prepared before are gone. */
   int (*reconnect)(nodup_db *db);
   const char *begin_write;   /* a transaction that will write: no upgrade */
+  /* Run in each transaction a merge opens for itself, after begin_write
+   * (NULL: nothing). Settings of that transaction only, so that a pooled
+   * server connection keeps none of them. */
+  const char *batch_settings;
   const char *lock_rows;     /* suffix locking a SELECT's rows, or "" */
   const char *temp_schema;   /* the connection's own schema of temporary tables, by
                                 a name that reaches nothing else */

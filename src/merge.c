@@ -190,8 +190,10 @@ static int driver_check(merge_driver *d, const char *const *cols) {
 
 /* A write transaction of the run's own (d->in_txn: rolled back on failure). */
 static int driver_begin(merge_driver *d) {
-  int rc = db_begin_write(d->c.db);
+  nodup_db *db = d->c.db;
+  int rc = db_begin_write(db);
   if (rc == NODUP_OK) d->in_txn = 1;
+  if (rc == NODUP_OK && db->be->batch_settings) rc = db->be->exec(db, db->be->batch_settings);
   return rc;
 }
 

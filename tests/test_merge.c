@@ -246,6 +246,33 @@ static void test_batches_leave_wal_as_found(void **state) {
   free(got);
 }
 
+/* PostgreSQL: a batch plans without merge joins (db_pg.c says why), as a
+ * setting of the batch's transaction only: a trigger on the re-pointed
+ * table sees it off, and the connection has it on again afterwards. */
+static void test_batches_plan_without_merge_joins(void **state) {
+  nodup_db *db = *state;
+  nodup_merge_report *r = NULL;
+  nodup_merge_options opt;
+  if (!harness_is_pg()) skip();
+  memset(&opt, 0, sizeof opt);
+  opt.batch = 1;
+  harness_exec(db, seed000);
+  harness_exec(db, "CREATE TABLE seen (v text);"
+                   "CREATE FUNCTION note_setting() RETURNS trigger LANGUAGE plpgsql AS $$"
+                   " BEGIN INSERT INTO seen VALUES (current_setting('enable_mergejoin'));"
+                   " RETURN NEW; END $$;"
+                   "CREATE TRIGGER note BEFORE UPDATE ON \"event\" FOR EACH ROW"
+                   " EXECUTE FUNCTION note_setting()");
+  harness_exec(db, "INSERT INTO \"conference\" (\"id\", \"conference_id\", \"app_id\") VALUES"
+                   " (10, 'c9', 1), (11, 'c9', 1)");
+  assert_int_equal(nodup_merge(&r, db, "conference", conf_key, 2, NULL, &opt), NODUP_OK);
+  assert_int_equal(r->batches, 2);
+  nodup_merge_free(r);
+  assert_true(harness_count(db, "SELECT count(*) FROM seen", NULL) > 0);
+  assert_int_equal(harness_count(db, "SELECT count(*) FROM seen WHERE v <> 'off'", NULL), 0);
+  expect(db, "SELECT current_setting('enable_mergejoin')", "on");
+}
+
 static void test_chinook_playlists(void **state) {
   nodup_db *db = *state;
   nodup_merge_report *r = NULL;
@@ -312,6 +339,7 @@ int main(void) {
       T(test_batches),
       T(test_timed_batches),
       T(test_batches_leave_wal_as_found),
+      T(test_batches_plan_without_merge_joins),
       T(test_chinook_playlists),
       T(test_errors),
 #undef T
