@@ -1793,16 +1793,26 @@ const struct nodup_backend nodup_pg_backend = {
     .restore_cols = pg_restore_cols,
     .reconnect = pg_reconnect,
     .begin_write = "BEGIN",
-    /* No merge joins in a batch: its mapping's losers are a narrow range
-     * of ids (batches go in the order of their newest row), so a merge
-     * join looks cheap, but it walks the index on each reference from its
-     * first entry to the batch's last loser with a heap fetch per entry.
-     * On the merge benchmark (--batch 4000) the child table's UPDATE took
-     * 2.1 s merging, 0.4 s as the nested loop on the index; batches too
-     * large for that get a hash join either way. Through pg_settings, so
-     * that a PostgreSQL-compatible engine without the setting runs on. */
-    .batch_settings = "SELECT set_config(name, 'off', true) FROM pg_settings "
-                      "WHERE name = 'enable_mergejoin'",
+    /* A batch's statements should cost what its rows cost, not what its
+     * tables' sizes cost: a plan that scans a whole table makes each batch
+     * pay for the table, and the merge quadratic. The planner's defaults
+     * pick such plans once a mapping holds a few thousand losers: with
+     * random_page_cost 4, a hash join over a scan of the 1,000,000-row
+     * parent looks cheaper than 12,000 index probes (the benchmark's
+     * --batch 4000: 300 ms per archive against a few ms), and since a
+     * batch's losers are a narrow range of ids (batches go in the order of
+     * their newest row) a merge join looks cheap too, but walks each
+     * reference's index from its first entry. So each batch's transaction
+     * prices random reads as an SSD does (1.1 seq_page_cost, or the
+     * server's own when lower) and plans no merge joins. Plans stay
+     * cost-based: a reference with no index is still scanned. Through
+     * pg_settings, so that a PostgreSQL-compatible engine without these
+     * settings runs on. */
+    .batch_settings =
+        "SELECT set_config(name, CASE name WHEN 'enable_mergejoin' THEN 'off' ELSE "
+        "CAST(least(CAST(setting AS float8), "
+        "1.1 * CAST(current_setting('seq_page_cost') AS float8)) AS text) END, true) "
+        "FROM pg_settings WHERE name IN ('enable_mergejoin', 'random_page_cost')",
     .lock_rows = " FOR UPDATE",
     .temp_schema = "pg_temp",
     .changes = pg_changes,
