@@ -888,11 +888,6 @@ static int sq_write_row(nodup_key *key, nodup_stmt *write, const char *const *pa
 
 #define SQ_OUTSIDE_NEW "the new row does not satisfy the key's predicate: nothing inserted"
 
-/* Hit: one SELECT, no lock. Miss: BEGIN IMMEDIATE (a savepoint when the
- * caller owns a transaction), insert-if-absent, and if a concurrent writer
- * got there first (we waited for its lock), the lookup again. A new row
- * outside the key's predicate is rolled back. Returns NODUP_ERR_CONFLICT
- * when neither statement yields a row; getorcreate.c explains or retries. */
 /* A get-or-create's first lookup, the whole of a hit. A unique index
  * makes it one row at most: the first step gives it, and no second step
  * looks for another. A key whose row's id is one integer (a rowid,
@@ -924,6 +919,11 @@ static int sq_lookup(nodup_key *key, nodup_stmt *lookup, const char *const *para
   return rc;
 }
 
+/* Hit: one SELECT, no lock. Miss: BEGIN IMMEDIATE (a savepoint when the
+ * caller owns a transaction), insert-if-absent, and if a concurrent writer
+ * got there first (we waited for its lock), the lookup again. A new row
+ * outside the key's predicate is rolled back. Returns NODUP_ERR_CONFLICT
+ * when neither statement yields a row; getorcreate.c explains or retries. */
 static int sq_get_or_create(nodup_key *key, nodup_stmt *insert,
                             nodup_stmt *lookup, const char *const *params,
                             int nparams, int *created) {
