@@ -1372,6 +1372,10 @@ typedef struct nodup_merge_report {
  * batch's rows locked FOR UPDATE in primary key order first): it commits
  * whole or not at all, so killing the process leaves a consistent database;
  * nodup_merge_resume() (or running the same merge again) finishes the job.
+ * On PostgreSQL a batch's transaction plans for its own rows: it sets, for
+ * itself only, random_page_cost to 1.1 x seq_page_cost (unless lower
+ * already) and enable_mergejoin off, so that no batch scans a whole table
+ * (docs/DESIGN.md).
  * With opt->dry_run everything runs in one transaction that is rolled back:
  * the report says exactly what would change.
  *
