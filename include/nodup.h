@@ -1374,8 +1374,8 @@ typedef struct nodup_merge_report {
  * nodup_merge_resume() (or running the same merge again) finishes the job.
  * On PostgreSQL a batch's transaction plans for its own rows: it sets, for
  * itself only, random_page_cost to 1.1 x seq_page_cost (unless lower
- * already) and enable_mergejoin off, so that no batch scans a whole table
- * (docs/DESIGN.md).
+ * already) and enable_mergejoin off, so that its plans follow its own
+ * rows, not the sizes of its tables (docs/DESIGN.md).
  * With opt->dry_run everything runs in one transaction that is rolled back:
  * the report says exactly what would change.
  *
