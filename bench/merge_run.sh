@@ -58,6 +58,9 @@ while [ $# -gt 0 ]; do
     *) echo "merge_run.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
+for bin in "$nodup" "$loop" ${NODUP_BENCH_BEFORE:+"$NODUP_BENCH_BEFORE"}; do
+  [ -x "$bin" ] || { echo "merge_run.sh: $bin is not an executable" >&2; exit 2; }
+done
 for tool in psql sqlite3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "merge_run.sh: needs $tool (scripts/deps.sh bench)" >&2; exit 2; }
 done
