@@ -37,6 +37,11 @@ int harness_is_pg(void) {
   return backend != NULL && strcmp(backend, "pg") == 0;
 }
 
+int harness_is_pooled(void) {
+  const char *pooler = getenv("NODUP_TEST_POOLER");
+  return pooler != NULL && *pooler != '\0';
+}
+
 const char *harness_url(void) { return current_url; }
 
 const char *harness_pick(const char *sqlite_sql, const char *pg_sql) {

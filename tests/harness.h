@@ -36,6 +36,11 @@
 /* 1 when NODUP_TEST_BACKEND is "pg". */
 int harness_is_pg(void);
 
+/* 1 when the PostgreSQL server is reached through a transaction-mode
+ * pooler (NODUP_TEST_POOLER, set by the pgbouncer suites): a session's
+ * SET or new default may land on any server connection. */
+int harness_is_pooled(void);
+
 /*
  * Create a fresh empty database and open *db on it. Returns NODUP_OK or the
  * failing call's code (after printing why). The database stays current until

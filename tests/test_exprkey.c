@@ -453,8 +453,7 @@ int main(void) {
       T(test_processes_case_race),
 #undef T
   };
-  const char *pooler = getenv("NODUP_TEST_POOLER");
-  return cmocka_run_group_tests_name(pooler && *pooler ? "exprkey_pgbouncer"
+  return cmocka_run_group_tests_name(harness_is_pooled() ? "exprkey_pgbouncer"
                                      : harness_is_pg()   ? "exprkey_pg"
                                                          : "exprkey_sqlite",
                                      tests, NULL, NULL);

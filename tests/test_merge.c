@@ -276,7 +276,7 @@ static void test_batches_plan_for_their_rows(void **state) {
          "on 4");
   /* A server's own lower price stays. Not behind a pooler: a session's SET
    * would stay on whichever server connection ran it. */
-  if (getenv("NODUP_TEST_POOLER") && *getenv("NODUP_TEST_POOLER")) return;
+  if (harness_is_pooled()) return;
   harness_exec(db, "SET random_page_cost = 1; TRUNCATE seen");
   harness_exec(db, "INSERT INTO \"conference\" (\"id\", \"conference_id\", \"app_id\") VALUES"
                    " (20, 'c7', 1), (21, 'c7', 1)");

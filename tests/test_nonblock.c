@@ -203,7 +203,7 @@ static void test_backoff_is_the_callers_timer(void **state) {
   nodup_db *other = harness_connect();
   nodup_key *okey = harness_key(other, "tags", name_col, 1, NULL);
   nodup_db *watch = harness_connect();
-  int pooled = getenv("NODUP_TEST_POOLER") != NULL;
+  int pooled = harness_is_pooled();
   if (!pooled) harness_exec(db, "SET default_transaction_isolation = 'serializable'");
   for (int inside = pooled; inside < 2; inside++) {
     char winner[HARNESS_ID_MAX];

@@ -661,7 +661,7 @@ static void race_at_level(nodup_db *db, const char *level) {
     harness_exec(db, sql);
   }
   create_people(db);
-  if (harness_is_pg() && getenv("NODUP_TEST_POOLER") == NULL) {
+  if (harness_is_pg() && !harness_is_pooled()) {
     /* A new session starts at the level (through a pooler the server
      * sessions were opened before the ALTER, and keep their default). */
     nodup_db *probe = harness_connect();

@@ -26,8 +26,6 @@
 #include "rig.h"
 #include "nodup.h"
 
-static int pooled(void) { return getenv("NODUP_TEST_POOLER") != NULL; }
-
 /* Tables (and on PostgreSQL the schema) a journal would be: none exist. */
 static void assert_no_journal(nodup_db *db) {
   assert_int_equal(harness_count(db,
@@ -277,7 +275,7 @@ static void test_journal_rights(void **state) {
   nodup_merge_report *r = NULL;
   const char *key[] = {"code"};
   char role[64], sql[1024];
-  if (!harness_is_pg() || pooled()) return;
+  if (!harness_is_pg() || harness_is_pooled()) return;
   snprintf(role, sizeof role, "nodup_app_%ld", (long)getpid());
   snprintf(sql, sizeof sql,
            "CREATE ROLE %s NOLOGIN;"
@@ -726,7 +724,7 @@ static void test_killed_run_is_interrupted(void **state) {
   /* Through a pooler the pass table outlives the process, in the
    * journal's schema. */
   if (harness_is_pg()) {
-    groups_table(db, run, "nodup", pooled() ? 1 : 0);
+    groups_table(db, run, "nodup", harness_is_pooled() ? 1 : 0);
     groups_table(db, run, "public", 0);
   }
 
