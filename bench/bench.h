@@ -172,6 +172,7 @@ typedef struct bench_options {
 typedef struct bench_cell {
   double ops[MAX_ROUNDS]; /* ops/s per round; < 0: the round failed */
   double cpu[MAX_ROUNDS]; /* CPU µs per operation; < 0: not measurable */
+  double client[MAX_ROUNDS]; /* of which the client threads' */
   int nrounds;
   long checked; /* operations whose outcome was checked */
   long wrong, errors;

@@ -275,17 +275,21 @@ static long sum_ops(bench_worker *w, int n) {
  * CPU seconds used so far by the client threads and, on PostgreSQL, by the
  * server side: each client's own backend on a direct connection, the whole
  * pool and the pooler through one (`pool`, sampled into `sample`). -1 when
- * some of it cannot be read (a remote server, no /proc).
+ * some of it cannot be read (a remote server, no /proc). `*client` gets
+ * the client threads' share, which tells a gap in the library's own work
+ * from one in the server's.
  */
 static double cpu_seconds(const bench_worker *w, const pthread_t *tid, int n,
                           const bench_engine *e, const bench_options *o,
-                          bench_pool_cpu *sample) {
+                          bench_pool_cpu *sample, double *client) {
   double total = 0;
+  *client = 0;
   for (int i = 0; i < n; i++) {
     double s = bench_cpu_thread(tid[i]);
     if (s < 0)
       return -1;
     total += s;
+    *client += s;
     if (w[i].backend_pid <= 0)
       continue;
     if ((s = bench_cpu_process(w[i].backend_pid)) < 0)
@@ -329,10 +333,11 @@ static void collect(bench_engine *e, int method, bench_worker *w, int nthreads,
 static void run_cell(bench_engine *e, int method, int nthreads, int mix,
                      const bench_options *o, bench_cell *r) {
   const bench_method *m = e->methods[method];
-  double *ops = &r->ops[r->nrounds], *cpu = &r->cpu[r->nrounds];
+  double *ops = &r->ops[r->nrounds], *cpu = &r->cpu[r->nrounds],
+         *client = &r->client[r->nrounds];
   char err[BENCH_ERRMSG] = "";
   r->nrounds++;
-  *ops = *cpu = -1;
+  *ops = *cpu = *client = -1;
   int rc = e->pg_admin ? pg_reset_table(e, o->keys, err, sizeof err)
                        : lite_reset_table(e, o->keys, err, sizeof err);
   if (rc != 0) {
@@ -376,8 +381,8 @@ static void run_cell(bench_engine *e, int method, int nthreads, int mix,
     static bench_pool_cpu pool1, pool2; /* one cell runs at a time */
     sleep_seconds(o->warmup);
     long c1 = sum_ops(w, nthreads);
-    double t1 = now_seconds(),
-           cpu1 = cpu_seconds(w, tid, nthreads, e, o, &pool1);
+    double cl1, cl2, t1 = now_seconds(),
+                     cpu1 = cpu_seconds(w, tid, nthreads, e, o, &pool1, &cl1);
     /* The warm-up belongs to the first phase: a shift cell measures
      * half its time on the workload the methods warmed up on. */
     sleep_seconds(o->seconds / 2);
@@ -385,12 +390,14 @@ static void run_cell(bench_engine *e, int method, int nthreads, int mix,
     sleep_seconds(o->seconds - o->seconds / 2);
     long c2 = sum_ops(w, nthreads);
     double t2 = now_seconds(),
-           cpu2 = cpu_seconds(w, tid, nthreads, e, o, &pool2);
+           cpu2 = cpu_seconds(w, tid, nthreads, e, o, &pool2, &cl2);
     *ops = (double)(c2 - c1) / (t2 - t1);
     if (cpu1 >= 0 && cpu2 >= 0 && e->pooled)
       cpu2 += bench_pool_cpu_delta(&pool1, &pool2);
-    if (cpu1 >= 0 && cpu2 >= 0 && c2 > c1)
+    if (cpu1 >= 0 && cpu2 >= 0 && c2 > c1) {
       *cpu = (cpu2 - cpu1) / (double)(c2 - c1) * 1e6;
+      *client = (cl2 - cl1) / (double)(c2 - c1) * 1e6;
+    }
   }
   atomic_store(&g_run.stop, 1);
   for (int i = 0; i < nthreads; i++)

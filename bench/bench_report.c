@@ -289,10 +289,13 @@ static void print_mix_table(const bench_engine *e, int engine_id, int mix,
       if (!method_shown(e, m, o))
         continue;
       double v = median(cpu ? r[m].cpu : r[m].ops, r[m].nrounds);
+      double c = cpu ? median(r[m].client, r[m].nrounds) : -1;
       if (!cpu)
         fmt_ops(v, b, sizeof b);
       else if (v < 0)
         snprintf(b, sizeof b, "—");
+      else if (engine_id != ENGINE_SQLITE && c >= 0)
+        snprintf(b, sizeof b, "%.1f (%.1f)", v, c);
       else
         snprintf(b, sizeof b, "%.1f", v);
       printf(" %s |", b);
@@ -336,10 +339,12 @@ static void print_mix(const bench_engine *e, int engine_id, int mix,
   if (has_cpu(e, engine_id, mix, o)) {
     printf("\nCPU per operation (µs, %s), and the throughput ratio that CPU "
            "alone would allow:\n\n",
-           engine_id == ENGINE_PG ? "client thread + its server backend"
+           engine_id == ENGINE_PG
+               ? "client thread + its server backend; in parentheses the "
+                 "client thread's part"
            : engine_id == ENGINE_POOLED
                ? "client threads + every server backend of the pool + the "
-                 "pooler process"
+                 "pooler process; in parentheses the client threads' part"
                : "client thread");
     print_mix_table(e, engine_id, mix, 1, o);
   }
