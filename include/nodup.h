@@ -502,7 +502,8 @@ NODUP_EXTERN int nodup_key_ddl(nodup_db *db, const char *table,
  * SELECT in a snapshot of its own; how a call sends them follows the hit
  * rate its key observed over about its last 16 calls. Mostly hits: the
  * SELECT alone (a hit costs what a plain SELECT costs; a miss then sends
- * both, one more round trip). Mostly misses: the INSERT alone (a miss
+ * the INSERT, one more round trip, and the SELECT again only if another
+ * caller created the row meanwhile). Mostly misses: the INSERT alone (a miss
  * costs one INSERT; a hit then sends the SELECT). Otherwise, and for a new
  * key: both in one pipeline, one round trip either way. Keep a key for
  * many calls (one per connection) to get the cheaper rounds.

@@ -775,12 +775,16 @@ static int own_index(const nodup_key *key, const char *cons) {
  * alone, and a miss one INSERT when the insert does; each pays a second
  * round trip for the other outcome, and the pipelined round pays both
  * statements' server time for one round trip. The thresholds sit between
- * the mixes of one bench_goc run with each round forced (docs/
- * BENCHMARKS.md, 1 client): the pipelined round won at 50/50, the lookup
- * alone at 90/10 and hits, the insert alone at 10/90 and misses. Where
- * exactly each crossover lies is not measured. */
+ * the mixes of bench_goc runs with each round forced (docs/BENCHMARKS.md):
+ * the pipelined round won at 50/50 with 1 client, the lookup alone at
+ * 90/10 and hits, the insert alone at 10/90 and misses. The insert goes
+ * alone up to 25% hits, not just 10%: the rate is an average of about 16
+ * calls, so a 10/90 workload crosses 10% on every other hit and its calls
+ * paid the pipelined lookup about half the time (a statement the server
+ * runs for nothing on a miss: 0.83× the insert alone at 4 and 16
+ * clients). Where exactly each crossover lies is not measured. */
 #define HIT_LOOKUP_FIRST (KEY_HIT_ONE * 6 / 10)
-#define HIT_INSERT_FIRST (KEY_HIT_ONE / 10)
+#define HIT_INSERT_FIRST (KEY_HIT_ONE / 4)
 
 static key_strategy pg_strategy(const nodup_key *key) {
   if (key->strategy != KEY_ADAPTIVE) return key->strategy;
@@ -862,11 +866,15 @@ static int pg_goc_rounds(nodup_key *key, nodup_stmt *insert, nodup_stmt *lookup,
  *
  * The steps, each one send and its results:
  *   GOC_LOOKUP      the lookup alone (KEY_LOOKUP_FIRST); a hit ends the
- *                   round, a miss sends GOC_ROUND with both statements
- *   GOC_ROUND       insert-if-absent, and the lookup unless KEY_INSERT_FIRST,
- *                   pipelined; a failure that a retry cures waits
+ *                   round, a miss sends GOC_ROUND
+ *   GOC_ROUND       insert-if-absent, pipelined with the lookup only for
+ *                   KEY_PIPELINED; a failure that a retry cures waits
  *                   (GOC_BACKOFF) and sends it again
  *   GOC_LOOKUP_AFTER  the lookup after an insert alone that added nothing
+ * After a lookup that missed, the insert goes alone: it creates the row
+ * unless another creator won since, and only then (a race, rare) is the
+ * lookup needed; pipelining it would cost the server a statement on every
+ * miss to save a round trip on those races.
  * A blocking call waits for each result and sleeps its backoffs; a
  * non-blocking one returns NODUP_AGAIN with what to wait for. */
 enum { GOC_LOOKUP, GOC_ROUND, GOC_LOOKUP_AFTER, GOC_BACKOFF };
@@ -881,7 +889,7 @@ static int pg_goc_send(nodup_key *key, int step) {
   if (step != GOC_ROUND)
     return pg_stmt_send(key->db, s->lookup, k->p.v, (int)key->ncols, &k->rd);
   goc_attempt(key);
-  return pg_round_send(key->db, s->insert, k->how == KEY_INSERT_FIRST ? NULL : s->lookup,
+  return pg_round_send(key->db, s->insert, k->how == KEY_PIPELINED ? s->lookup : NULL,
                        k->p.v, (int)k->p.n, (int)key->ncols, &k->rd);
 }
 
@@ -970,7 +978,7 @@ static int pg_goc_step(nodup_key *key, nodup_wait *wait) {
       return NODUP_AGAIN;
     }
     if (rc != NODUP_OK || key->id.len) return rc;
-    if (k->how != KEY_INSERT_FIRST) return NODUP_ERR_CONFLICT;
+    if (k->how == KEY_PIPELINED) return NODUP_ERR_CONFLICT;
     if ((rc = pg_goc_send(key, GOC_LOOKUP_AFTER)) != NODUP_OK) return rc;
   }
 }

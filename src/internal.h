@@ -943,7 +943,8 @@ typedef struct key_call {
 #define KEY_HIT_ONE 1024
 typedef enum key_strategy {
   KEY_ADAPTIVE,
-  KEY_LOOKUP_FIRST,   /* the lookup alone; on a miss, the insert and lookup */
+  KEY_LOOKUP_FIRST,   /* the lookup alone; on a miss, the insert alone, then the
+                         lookup again only when the insert adds nothing */
   KEY_PIPELINED,      /* the insert and the lookup in one round trip */
   KEY_INSERT_FIRST    /* the insert alone; the lookup only when it adds nothing */
 } key_strategy;
