@@ -341,10 +341,11 @@ static void print_mix(const bench_engine *e, int engine_id, int mix,
            "alone would allow:\n\n",
            engine_id == ENGINE_PG
                ? "client thread + its server backend; in parentheses the "
-                 "client thread's part"
+                 "client thread's part, its own median over the rounds"
            : engine_id == ENGINE_POOLED
                ? "client threads + every server backend of the pool + the "
-                 "pooler process; in parentheses the client threads' part"
+                 "pooler process; in parentheses the client threads' part, its "
+                 "own median over the rounds"
                : "client thread");
     print_mix_table(e, engine_id, mix, 1, o);
   }

@@ -24,13 +24,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 pairs=10 seconds=4 clients="1,4,16"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --pairs) pairs=$2; shift 2 ;;
-    --seconds) seconds=$2; shift 2 ;;
-    --clients) clients=$2; shift 2 ;;
+    --pairs) pairs=${2:?insert_forms.sh: --pairs needs a number}; shift 2 ;;
+    --seconds) seconds=${2:?insert_forms.sh: --seconds needs a number}; shift 2 ;;
+    --clients) clients=${2:?insert_forms.sh: --clients needs a list}; shift 2 ;;
     *) echo "usage: insert_forms.sh [--pairs N] [--seconds S] [--clients 1,4,16]" >&2; exit 2 ;;
   esac
 done
-command -v pgbench >/dev/null || { echo "insert_forms.sh: pgbench not found (Debian: postgresql-client)" >&2; exit 1; }
+for tool in pgbench psql python3; do
+  command -v "$tool" >/dev/null || { echo "insert_forms.sh: $tool not found (Debian: postgresql-client, python3)" >&2; exit 1; }
+done
 
 work=$(mktemp -d /tmp/nodup-forms.XXXXXX)
 chmod 755 "$work"            # as root the server runs as another account: it must get in
@@ -39,7 +41,8 @@ cleanup() {
   "$here/../scripts/pgcluster.sh" stop "$sock" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM     # stop here; the EXIT trap removes the cluster
 "$here/../scripts/pgcluster.sh" start "$sock"
 conn="host=$sock user=postgres dbname=postgres"
 psql -X -q "$conn" -c "CREATE TABLE t (id serial PRIMARY KEY, k text NOT NULL UNIQUE, v text)"
@@ -62,7 +65,13 @@ one() {
   out=$(pgbench -n -M prepared -c "$2" -j "$2" -T "$seconds" -f "$work/$1.sql" "$conn" 2>&1)
   e=$(busy)
   n=$(awk '/number of transactions actually processed/{print $6}' <<<"$out")
-  tps=$(awk '/^tps/{print $3}' <<<"$out")
+  # pgbench before 14 prints two tps lines (with and without connecting).
+  tps=$(awk '/^tps/{print $3; exit}' <<<"$out")
+  if [ -z "$n" ] || [ "$n" = 0 ]; then
+    echo "insert_forms.sh: pgbench ($1, $2 clients) failed:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
   awk -v b="$b" -v e="$e" -v n="$n" -v hz="$hz" -v tps="$tps" \
     'BEGIN{printf "%s %.2f\n", tps, (e-b)/hz*1e6/n}'
 }

@@ -779,10 +779,10 @@ static int own_index(const nodup_key *key, const char *cons) {
  * the pipelined round won at 50/50 with 1 client, the lookup alone at
  * 90/10 and hits, the insert alone at 10/90 and misses. The insert goes
  * alone up to 25% hits, not just 10%: the rate is an average of about 16
- * calls, so a 10/90 workload crosses 10% on every other hit and its calls
- * paid the pipelined lookup about half the time (a statement the server
- * runs for nothing on a miss: 0.83× the insert alone at 4 and 16
- * clients). Where exactly each crossover lies is not measured. */
+ * calls, so a 10/90 workload crossed 10% on every other hit and its calls
+ * paid the pipelined lookup about half the time, a statement the server
+ * runs for nothing on a miss (1.55 statements a call, now 1.11). Where
+ * exactly each crossover lies is not measured. */
 #define HIT_LOOKUP_FIRST (KEY_HIT_ONE * 6 / 10)
 #define HIT_INSERT_FIRST (KEY_HIT_ONE / 4)
 
@@ -953,8 +953,8 @@ static int pg_goc_step(nodup_key *key, nodup_wait *wait) {
     if (rc == NODUP_OK && key->id.p && key->id.oom) rc = NODUP_ERR_NOMEM;
     if (k->step != GOC_ROUND) {
       /* A lookup: a row ends the round; none after the lookup alone
-       * sends the insert with the lookup, after the insert alone it ends
-       * the round empty. */
+       * sends the insert (alone), after an insert that added nothing it
+       * ends the round empty. */
       if (rc != NODUP_OK || key->id.len) return rc;
       if (k->step == GOC_LOOKUP_AFTER) return NODUP_ERR_CONFLICT;
       if ((rc = pg_goc_send(key, GOC_ROUND)) != NODUP_OK) return rc;

@@ -334,9 +334,10 @@ static void test_threads_partial_key_predicate_default(void **state) {
 }
 
 /* Each PostgreSQL round, forced on every racer: the lookup alone first
- * (a miss then races in the pipelined round), the pipelined round, and
- * the insert alone (the loser then looks up on its own); plain and
- * partial keys. SQLite has one round: the same race runs there. */
+ * (a miss then races with the insert alone, and its loser looks up
+ * again), the pipelined round, and the insert alone (the loser then looks
+ * up on its own); plain and partial keys. SQLite has one round: the same
+ * race runs there. */
 static void race_with(nodup_db *db, key_strategy how) {
   create_people(db);
   create_conversations(db);
