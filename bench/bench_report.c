@@ -289,12 +289,15 @@ static void print_mix_table(const bench_engine *e, int engine_id, int mix,
       if (!method_shown(e, m, o))
         continue;
       double v = median(cpu ? r[m].cpu : r[m].ops, r[m].nrounds);
-      double c = cpu ? median(r[m].client, r[m].nrounds) : -1;
+      /* On SQLite the whole figure is the client's. */
+      double c = cpu && engine_id != ENGINE_SQLITE
+                     ? median(r[m].client, r[m].nrounds)
+                     : -1;
       if (!cpu)
         fmt_ops(v, b, sizeof b);
       else if (v < 0)
         snprintf(b, sizeof b, "—");
-      else if (engine_id != ENGINE_SQLITE && c >= 0)
+      else if (c >= 0)
         snprintf(b, sizeof b, "%.1f (%.1f)", v, c);
       else
         snprintf(b, sizeof b, "%.1f", v);

@@ -633,6 +633,36 @@ static void test_hit_rate_follows_the_workload(void **state) {
   assert_int_equal(harness_count(db, COUNT_PEOPLE, NULL), 61);
 }
 
+/* What each round sends for a miss, from the state the call leaves on the
+ * key (PostgreSQL; SQLite has one round): the last send and how many
+ * statements it carried. A lookup that missed is followed by the insert
+ * alone, not by the insert and the lookup again; the pipelined round
+ * carries both; a key at 20% hits starts with the insert alone. */
+static void test_each_round_sends_what_a_miss_needs(void **state) {
+  nodup_db *db = *state;
+  nodup_key *key;
+  char v[64], id[HARNESS_ID_MAX];
+  const char *vals[] = {v};
+  if (!harness_is_pg()) skip();
+  key = people_key(db);
+  key->strategy = KEY_LOOKUP_FIRST;
+  snprintf(v, sizeof v, "first@example.org");
+  assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, id), 1);
+  assert_int_equal(key->call.how, KEY_LOOKUP_FIRST);
+  assert_int_equal(key->call.rd.nsent, 1);
+  key->strategy = KEY_PIPELINED;
+  snprintf(v, sizeof v, "second@example.org");
+  assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, id), 1);
+  assert_int_equal(key->call.rd.nsent, 2);
+  key->strategy = KEY_ADAPTIVE;
+  key->hit_rate = KEY_HIT_ONE / 5;
+  snprintf(v, sizeof v, "third@example.org");
+  assert_int_equal(harness_goc(db, key, vals, NULL, NULL, 0, id), 1);
+  assert_int_equal(key->call.how, KEY_INSERT_FIRST);
+  assert_int_equal(key->call.rd.nsent, 1);
+  assert_int_equal(harness_count(db, COUNT_PEOPLE, NULL), 3);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
 #define T(f) cmocka_unit_test_setup_teardown(f, harness_setup, harness_teardown)
@@ -656,6 +686,7 @@ int main(void) {
       T(test_no_transaction_left_open),
       T(test_each_round_keeps_the_promises),
       T(test_hit_rate_follows_the_workload),
+      T(test_each_round_sends_what_a_miss_needs),
 #undef T
   };
   return cmocka_run_group_tests_name(harness_is_pg() ? "getorcreate_pg"
